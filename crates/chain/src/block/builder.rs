@@ -1,0 +1,364 @@
+//! The incremental block builder: open on a parent, execute transactions one by one (each is
+//! either committed or rejected without touching the block), then seal.
+
+use std::{borrow::Cow, sync::Arc};
+
+use alloy_consensus::{
+    EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, Sealed, TxEnvelope, TxReceipt,
+    proofs::{calculate_receipt_root, calculate_transaction_root, calculate_withdrawals_root},
+    transaction::Recovered,
+};
+use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_evm::{
+    EvmEnv, EvmFactory,
+    block::{BlockExecutionError, BlockExecutor, BlockValidationError},
+    eth::{
+        EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
+    },
+};
+use alloy_primitives::{Bloom, U256};
+use cobuild_primitives::ChainSpec;
+use revm::{
+    context::{BlockEnv, CfgEnv, result::ExecutionResult},
+    context_interface::block::BlobExcessGasAndPrice,
+    context_interface::result::{HaltReason, InvalidTransaction},
+    database::{State, WrapDatabaseRef, states::bundle_state::BundleRetention},
+    primitives::eip7825::TX_GAS_LIMIT_CAP,
+};
+
+use crate::{
+    block::BlockAttributes,
+    state::{HashedStateDiff, StateError, StateSnapshot},
+    store::{StoreError, StoredBlock},
+};
+
+type Db = State<WrapDatabaseRef<StateSnapshot>>;
+type Evm = <EthEvmFactory as EvmFactory>::Evm<Db, revm::inspector::NoOpInspector>;
+type Executor = EthBlockExecutor<'static, Evm, Arc<ChainSpec>, AlloyReceiptBuilder>;
+
+/// This block attempt cannot go on (the state failed to read, or a system call failed).
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// Execution failed for a reason that is not the transaction's fault.
+    #[error("block execution: {0}")]
+    Execution(#[from] BlockExecutionError),
+    /// The state root could not be computed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The parent state could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The attributes break a consensus rule for this parent.
+    #[error("invalid block attributes: {0}")]
+    Attributes(&'static str),
+}
+
+/// Why a transaction was not added to the block. The block is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxRejected {
+    /// The transaction is invalid on the current block state (nonce, funds, fees, chain id ...).
+    #[error("{0}")]
+    Invalid(InvalidTransaction),
+    /// Its gas limit exceeds what is left in the block.
+    #[error("gas limit {gas_limit} exceeds the {available} gas left in the block")]
+    BlockGasExhausted {
+        /// The transaction's gas limit.
+        gas_limit: u64,
+        /// Gas left in the block.
+        available: u64,
+    },
+    /// Its blobs exceed what is left of the block's blob gas.
+    #[error("blob gas exceeds what is left in the block")]
+    BlobGasExhausted,
+    /// The caller's acceptance check (e.g. a bundle's revert rule) refused the outcome.
+    #[error("outcome refused")]
+    Refused,
+}
+
+/// What a committed transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Gas the transaction used (after refunds).
+    pub gas_used: u64,
+    /// Whether it succeeded (did not revert or halt).
+    pub success: bool,
+}
+
+/// A sealed block with everything needed to store it.
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    /// The block, its hash and senders.
+    pub block: StoredBlock,
+    /// One receipt per transaction.
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// The state changes, hashed, with the new state root.
+    pub diff: HashedStateDiff,
+}
+
+impl ExecutedBlock {
+    /// The sealed header.
+    pub fn header(&self) -> &Header {
+        &self.block.block.header
+    }
+}
+
+/// Builds one block on a parent. CPU-bound and synchronous: run it off the async runtime.
+pub struct BlockBuilder {
+    executor: Executor,
+    parent: Arc<Sealed<Header>>,
+    snapshot: StateSnapshot,
+    attrs: BlockAttributes,
+    base_fee: u64,
+    excess_blob_gas: u64,
+    transactions: Vec<Recovered<TxEnvelope>>,
+}
+
+impl std::fmt::Debug for BlockBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockBuilder")
+            .field("parent", &self.parent.hash())
+            .field("transactions", &self.transactions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockBuilder {
+    /// Opens a block on `parent` (whose post-state is `snapshot`) and applies the fork's
+    /// pre-execution system calls (EIP-2935 and EIP-4788).
+    pub fn new(
+        spec: Arc<ChainSpec>,
+        parent: Arc<Sealed<Header>>,
+        snapshot: StateSnapshot,
+        attrs: BlockAttributes,
+    ) -> Result<Self, BlockError> {
+        if attrs.timestamp <= parent.timestamp {
+            return Err(BlockError::Attributes("timestamp not after parent"));
+        }
+        if attrs.extra_data.len() > 32 {
+            return Err(BlockError::Attributes("extra data longer than 32 bytes"));
+        }
+        if !super::attributes::gas_limit_valid(parent.gas_limit, attrs.gas_limit) {
+            return Err(BlockError::Attributes(
+                "gas limit moves too far from the parent's",
+            ));
+        }
+        let base_fee = parent
+            .next_block_base_fee(spec.base_fee_params())
+            .ok_or(BlockError::Attributes("parent has no base fee"))?;
+        let blob_params = spec.blob_params();
+        let excess_blob_gas = parent
+            .next_block_excess_blob_gas(blob_params)
+            .unwrap_or_default();
+
+        let mut cfg = CfgEnv::new_with_spec(spec.spec_id()).with_chain_id(spec.chain_id());
+        cfg.set_max_blobs_per_tx(blob_params.max_blobs_per_tx);
+        cfg.tx_gas_limit_cap = Some(TX_GAS_LIMIT_CAP);
+        let block_env = BlockEnv {
+            number: U256::from(parent.number + 1),
+            beneficiary: attrs.fee_recipient,
+            timestamp: U256::from(attrs.timestamp),
+            gas_limit: attrs.gas_limit,
+            basefee: base_fee,
+            difficulty: U256::ZERO,
+            prevrandao: Some(attrs.prev_randao),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice {
+                excess_blob_gas,
+                blob_gasprice: blob_params.calc_blob_fee(excess_blob_gas),
+            }),
+            slot_num: 0,
+        };
+        let db = State::builder()
+            .with_database(WrapDatabaseRef(snapshot.clone()))
+            .with_bundle_update()
+            .build();
+        let evm = EthEvmFactory::default().create_evm(db, EvmEnv::new(cfg, block_env));
+        let ctx = EthBlockExecutionCtx {
+            parent_hash: parent.hash(),
+            parent_beacon_block_root: Some(attrs.parent_beacon_block_root),
+            ommers: &[],
+            withdrawals: Some(Cow::Owned(attrs.withdrawals.clone())),
+            extra_data: attrs.extra_data.clone(),
+            tx_count_hint: None,
+            slot_number: None,
+        };
+        let mut executor = EthBlockExecutor::new(evm, ctx, spec, AlloyReceiptBuilder::default());
+        executor.apply_pre_execution_changes()?;
+        Ok(Self {
+            executor,
+            parent,
+            snapshot,
+            attrs,
+            base_fee,
+            excess_blob_gas,
+            transactions: Vec::new(),
+        })
+    }
+
+    /// Base fee of the block being built.
+    pub const fn base_fee(&self) -> u64 {
+        self.base_fee
+    }
+
+    /// Number of the block being built.
+    pub fn number(&self) -> u64 {
+        self.parent.number + 1
+    }
+
+    /// Gas used so far.
+    pub fn gas_used(&self) -> u64 {
+        self.executor
+            .receipts()
+            .last()
+            .map(|r| r.cumulative_gas_used())
+            .unwrap_or_default()
+    }
+
+    /// Gas still available for transactions.
+    pub fn gas_left(&self) -> u64 {
+        self.attrs.gas_limit.saturating_sub(self.gas_used())
+    }
+
+    /// Transactions committed so far.
+    pub fn transactions(&self) -> &[Recovered<TxEnvelope>] {
+        &self.transactions
+    }
+
+    /// Executes `tx` and commits it to the block.
+    ///
+    /// The outer error stops the block attempt; the inner one rejects only this transaction.
+    pub fn execute(
+        &mut self,
+        tx: Recovered<TxEnvelope>,
+    ) -> Result<Result<TxOutcome, TxRejected>, BlockError> {
+        self.execute_if(tx, |_| true)
+    }
+
+    /// Executes `tx` and commits it only if `accept` approves the outcome; otherwise the block
+    /// is left exactly as it was.
+    pub fn execute_if(
+        &mut self,
+        tx: Recovered<TxEnvelope>,
+        accept: impl FnOnce(&ExecutionResult<HaltReason>) -> bool,
+    ) -> Result<Result<TxOutcome, TxRejected>, BlockError> {
+        let output = match self
+            .executor
+            .execute_transaction_without_commit(tx.as_recovered_ref())
+        {
+            Ok(output) => output,
+            Err(err) => return rejection(err).map(Err),
+        };
+        let blob_limit = self.executor.spec.blob_params().max_blob_gas_per_block();
+        if self.executor.blob_gas_used + output.blob_gas_used > blob_limit {
+            return Ok(Err(TxRejected::BlobGasExhausted));
+        }
+        if !accept(&output.result.result) {
+            return Ok(Err(TxRejected::Refused));
+        }
+        let success = output.result.result.is_success();
+        let gas = self.executor.commit_transaction(output);
+        self.transactions.push(tx);
+        Ok(Ok(TxOutcome {
+            gas_used: gas.tx_gas_used(),
+            success,
+        }))
+    }
+
+    /// Applies the post-block changes (withdrawals, EIP-7002/7251 requests), computes the roots
+    /// and seals the block.
+    pub fn finish(self) -> Result<ExecutedBlock, BlockError> {
+        let Self {
+            executor,
+            parent,
+            snapshot,
+            attrs,
+            base_fee,
+            excess_blob_gas,
+            transactions,
+        } = self;
+        let (evm, result) = executor.finish()?;
+        let (mut db, _env) = alloy_evm::Evm::finish(evm);
+        db.merge_transitions(BundleRetention::PlainState);
+        let changes = db
+            .take_bundle()
+            .to_plain_state(revm::database::OriginalValuesKnown::Yes);
+        let diff = HashedStateDiff::new(snapshot.view(), &changes)?;
+
+        let mut logs_bloom = Bloom::ZERO;
+        for receipt in &result.receipts {
+            logs_bloom.accrue_bloom(&receipt.bloom());
+        }
+        let envelopes: Vec<TxEnvelope> = transactions.iter().map(|tx| tx.inner().clone()).collect();
+        let requests_hash = if result.requests.is_empty() {
+            EMPTY_REQUESTS_HASH
+        } else {
+            result.requests.requests_hash()
+        };
+        let header = Header {
+            parent_hash: parent.hash(),
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: attrs.fee_recipient,
+            state_root: diff.state_root,
+            transactions_root: calculate_transaction_root(&envelopes),
+            receipts_root: calculate_receipt_root(&result.receipts),
+            logs_bloom,
+            difficulty: U256::ZERO,
+            number: parent.number + 1,
+            gas_limit: attrs.gas_limit,
+            gas_used: result.gas_used,
+            timestamp: attrs.timestamp,
+            extra_data: attrs.extra_data,
+            mix_hash: attrs.prev_randao,
+            nonce: Default::default(),
+            base_fee_per_gas: Some(base_fee),
+            withdrawals_root: Some(calculate_withdrawals_root(&attrs.withdrawals)),
+            blob_gas_used: Some(result.blob_gas_used),
+            excess_blob_gas: Some(excess_blob_gas),
+            parent_beacon_block_root: Some(attrs.parent_beacon_block_root),
+            requests_hash: Some(requests_hash),
+            // Amsterdam fields: not active on this chain.
+            block_access_list_hash: None,
+            slot_number: None,
+        };
+        let hash = header.hash_slow();
+        let senders = transactions.iter().map(|tx| tx.signer()).collect();
+        let block = alloy_consensus::Block {
+            header,
+            body: alloy_consensus::BlockBody {
+                transactions: envelopes,
+                ommers: Vec::new(),
+                withdrawals: Some(attrs.withdrawals.into()),
+            },
+        };
+        Ok(ExecutedBlock {
+            block: StoredBlock {
+                hash,
+                block,
+                senders,
+            },
+            receipts: result.receipts,
+            diff,
+        })
+    }
+}
+
+/// Sorts an execution error into "this transaction is rejected" or "this attempt is over".
+fn rejection(err: BlockExecutionError) -> Result<TxRejected, BlockError> {
+    match err {
+        BlockExecutionError::Validation(BlockValidationError::InvalidTx { error, .. }) => {
+            match error.as_invalid_tx_err() {
+                Some(invalid) => Ok(TxRejected::Invalid(invalid.clone())),
+                None => Err(BlockError::Execution(BlockExecutionError::msg(error))),
+            }
+        }
+        BlockExecutionError::Validation(
+            BlockValidationError::TransactionGasLimitMoreThanAvailableBlockGas {
+                transaction_gas_limit,
+                block_available_gas,
+            },
+        ) => Ok(TxRejected::BlockGasExhausted {
+            gas_limit: transaction_gas_limit,
+            available: block_available_gas,
+        }),
+        other => Err(BlockError::Execution(other)),
+    }
+}

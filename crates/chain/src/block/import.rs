@@ -1,0 +1,178 @@
+//! Importing a block produced elsewhere: re-execute it and accept it only if every committed
+//! field matches.
+
+use std::sync::Arc;
+
+use alloy_consensus::{Block, Header, Sealed, TxEnvelope, transaction::SignerRecoverable};
+use alloy_primitives::B256;
+use cobuild_primitives::ChainSpec;
+
+use super::{BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, TxRejected};
+use crate::state::StateSnapshot;
+
+/// Why a block was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The block does not extend the current head.
+    #[error("parent {got} is not the head {expected}")]
+    UnknownParent {
+        /// The block's parent hash.
+        got: B256,
+        /// The head's hash.
+        expected: B256,
+    },
+    /// A transaction signature does not recover.
+    #[error("transaction {index}: bad signature")]
+    BadSignature {
+        /// Position in the block.
+        index: usize,
+    },
+    /// A transaction could not be included.
+    #[error("transaction {index}: {reason}")]
+    InvalidTransaction {
+        /// Position in the block.
+        index: usize,
+        /// Why it was rejected.
+        reason: TxRejected,
+    },
+    /// The header commits to something re-execution did not produce.
+    #[error("{field} mismatch: block has {got}, execution gives {expected}")]
+    Mismatch {
+        /// The header field.
+        field: &'static str,
+        /// Value in the imported block.
+        got: String,
+        /// Value re-execution computed.
+        expected: String,
+    },
+    /// The block has uncles, which no post-merge block may have.
+    #[error("block has ommers")]
+    Ommers,
+    /// Execution itself failed.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+/// Re-executes `block` on `parent` and returns it ready to store if it is valid.
+pub(crate) fn reexecute(
+    spec: Arc<ChainSpec>,
+    parent: Arc<Sealed<Header>>,
+    snapshot: StateSnapshot,
+    block: Block<TxEnvelope>,
+) -> Result<ExecutedBlock, ImportError> {
+    let header = &block.header;
+    if header.parent_hash != parent.hash() {
+        return Err(ImportError::UnknownParent {
+            got: header.parent_hash,
+            expected: parent.hash(),
+        });
+    }
+    if !block.body.ommers.is_empty() {
+        return Err(ImportError::Ommers);
+    }
+    let attrs = BlockAttributes {
+        timestamp: header.timestamp,
+        fee_recipient: header.beneficiary,
+        prev_randao: header.mix_hash,
+        gas_limit: header.gas_limit,
+        withdrawals: block
+            .body
+            .withdrawals
+            .clone()
+            .map(|w| w.into_inner())
+            .unwrap_or_default(),
+        parent_beacon_block_root: header.parent_beacon_block_root.unwrap_or_default(),
+        extra_data: header.extra_data.clone(),
+    };
+    let mut builder = BlockBuilder::new(spec, parent, snapshot, attrs)?;
+    for (index, tx) in block.body.transactions.iter().enumerate() {
+        let recovered = tx
+            .clone()
+            .try_into_recovered()
+            .map_err(|_| ImportError::BadSignature { index })?;
+        builder
+            .execute(recovered)?
+            .map_err(|reason| ImportError::InvalidTransaction { index, reason })?;
+    }
+    let executed = builder.finish()?;
+    let ours = executed.header();
+    let checks: [(&'static str, String, String); 12] = [
+        (
+            "state root",
+            header.state_root.to_string(),
+            ours.state_root.to_string(),
+        ),
+        (
+            "receipts root",
+            header.receipts_root.to_string(),
+            ours.receipts_root.to_string(),
+        ),
+        (
+            "transactions root",
+            header.transactions_root.to_string(),
+            ours.transactions_root.to_string(),
+        ),
+        (
+            "withdrawals root",
+            format!("{:?}", header.withdrawals_root),
+            format!("{:?}", ours.withdrawals_root),
+        ),
+        (
+            "gas used",
+            header.gas_used.to_string(),
+            ours.gas_used.to_string(),
+        ),
+        (
+            "logs bloom",
+            header.logs_bloom.to_string(),
+            ours.logs_bloom.to_string(),
+        ),
+        (
+            "base fee",
+            format!("{:?}", header.base_fee_per_gas),
+            format!("{:?}", ours.base_fee_per_gas),
+        ),
+        (
+            "blob gas used",
+            format!("{:?}", header.blob_gas_used),
+            format!("{:?}", ours.blob_gas_used),
+        ),
+        (
+            "excess blob gas",
+            format!("{:?}", header.excess_blob_gas),
+            format!("{:?}", ours.excess_blob_gas),
+        ),
+        (
+            "requests hash",
+            format!("{:?}", header.requests_hash),
+            format!("{:?}", ours.requests_hash),
+        ),
+        (
+            "ommers hash",
+            header.ommers_hash.to_string(),
+            ours.ommers_hash.to_string(),
+        ),
+        (
+            "difficulty",
+            header.difficulty.to_string(),
+            ours.difficulty.to_string(),
+        ),
+    ];
+    for (field, got, expected) in checks {
+        if got != expected {
+            return Err(ImportError::Mismatch {
+                field,
+                got,
+                expected,
+            });
+        }
+    }
+    if executed.block.hash != header.hash_slow() {
+        return Err(ImportError::Mismatch {
+            field: "header",
+            got: format!("{:?}", header),
+            expected: format!("{:?}", ours),
+        });
+    }
+    Ok(executed)
+}

@@ -1,0 +1,12 @@
+//! Executing transactions into a block: the environment of the next block, the incremental
+//! builder used both to produce new blocks and to re-execute imported ones, and the checks an
+//! imported block must pass.
+
+mod attributes;
+mod builder;
+mod import;
+
+pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
+pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected};
+pub use import::ImportError;
+pub(crate) use import::reexecute;

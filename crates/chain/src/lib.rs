@@ -1,0 +1,36 @@
+//! The devnet execution layer: genesis, persistent state, block execution, import and queries.
+//!
+//! # Design
+//! ```text
+//!   Genesis ──▶ Chain::open ──▶ Store (redb: blocks, receipts, indexes, head state)
+//!                   │
+//!   BlockAttributes ┴▶ BlockBuilder (alloy-evm EthBlockExecutor over a StateSnapshot)
+//!                          │ execute / execute_if, one transaction at a time
+//!                          ▼
+//!                     ExecutedBlock (sealed header, receipts, HashedStateDiff)
+//!                          │
+//!                   Chain::commit ─── one atomic write ──▶ new head
+//! ```
+//! Imported blocks go through the same builder (`Chain::import` re-executes and compares every
+//! committed header field), so producing and validating can never disagree.
+//!
+//! Execution is synchronous and CPU-bound; callers run it off their async runtime.
+
+mod block;
+mod chain;
+mod genesis;
+mod state;
+mod store;
+
+pub use block::{
+    BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError, MIN_GAS_LIMIT,
+    TxOutcome, TxRejected, next_gas_limit,
+};
+pub use chain::{Chain, ChainError};
+pub use genesis::{
+    DEV_ACCOUNT_COUNT, DEV_BALANCE, DEV_MNEMONIC, Genesis, GenesisAccount, dev_signers,
+};
+pub use state::{
+    EmptyState, EntryIter, HashedState, HashedStateDiff, StateError, StateSnapshot, StorageDiff,
+};
+pub use store::{AccountRecord, ReadView, StoreError, StoredBlock};

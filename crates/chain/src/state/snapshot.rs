@@ -1,0 +1,99 @@
+//! The head state behind revm's `DatabaseRef`.
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use revm::{
+    bytecode::Bytecode,
+    database_interface::{DBErrorMarker, DatabaseRef},
+    primitives::KECCAK_EMPTY,
+    state::AccountInfo,
+};
+
+use crate::store::{ReadView, StoreError};
+
+/// A state read failed; execution of the block attempt must stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An account names code the store does not have.
+    #[error("missing code {0}")]
+    MissingCode(B256),
+}
+
+impl DBErrorMarker for StateError {}
+
+/// The state at one block, readable by the EVM from many threads at once.
+///
+/// Clones share one underlying snapshot.
+#[derive(Debug, Clone)]
+pub struct StateSnapshot {
+    view: Arc<ReadView>,
+    number: u64,
+}
+
+impl StateSnapshot {
+    pub(crate) fn new(view: Arc<ReadView>, number: u64) -> Self {
+        Self { view, number }
+    }
+
+    /// Number of the block whose post-state this is.
+    pub const fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The store snapshot underneath, for root computation and queries.
+    pub fn view(&self) -> &ReadView {
+        &self.view
+    }
+
+    /// Storage value of `slot` at `address`.
+    pub fn storage_at(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        Ok(self
+            .view
+            .storage(&keccak256(address), &keccak256(B256::from(slot)))?)
+    }
+}
+
+impl DatabaseRef for StateSnapshot {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        let Some(record) = self.view.account(&keccak256(address))? else {
+            return Ok(None);
+        };
+        let mut info = AccountInfo::new(
+            record.balance,
+            record.nonce,
+            record.code_hash,
+            Bytecode::default(),
+        );
+        info.code = None;
+        if record.code_hash != KECCAK_EMPTY {
+            info.code = Some(self.code_by_hash_ref(record.code_hash)?);
+        }
+        Ok(Some(info))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        let raw = self
+            .view
+            .code(&code_hash)?
+            .ok_or(StateError::MissingCode(code_hash))?;
+        Ok(Bytecode::new_raw(raw))
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
+        self.storage_at(address, index)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
+        // BLOCKHASH only reaches the 256 most recent ancestors; revm enforces the window.
+        Ok(self.view.canonical_hash(number)?.unwrap_or_default())
+    }
+}

@@ -1,0 +1,380 @@
+//! Persistent storage of the chain: blocks, receipts, indexes and the current state.
+//!
+//! # Design
+//! One redb database. Each block is committed in one write transaction that holds the block,
+//! its receipts and senders, its indexes, the state changes and the new head, so a crash
+//! (`kill -9`) leaves either the whole block or none of it. Readers take a [`ReadView`], an MVCC
+//! snapshot that never sees a half-written block, while the next block is written.
+//!
+//! State is kept only for the head, keyed as the state trie keys it (`keccak(address)`,
+//! `keccak(address) ++ keccak(slot)`), so the state root is computed by streaming the tables
+//! in order; each account record caches its storage root.
+
+mod codec;
+
+pub use codec::AccountRecord;
+pub(crate) use codec::{storage_key, storage_range};
+
+use std::path::Path;
+
+use alloy_consensus::{Block, Header, ReceiptEnvelope, TxEnvelope};
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_rlp::{Decodable, Encodable};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::state::HashedStateDiff;
+
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const CANONICAL: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("canonical");
+const BLOCK_NUMBERS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("block_numbers");
+const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("headers");
+const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+const SENDERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("senders");
+const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
+const TX_LOCATIONS: TableDefinition<'_, &[u8; 32], &[u8; 12]> =
+    TableDefinition::new("tx_locations");
+const ACCOUNTS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("accounts");
+const STORAGE: TableDefinition<'_, &[u8; 64], &[u8; 32]> = TableDefinition::new("storage");
+const CODE: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("code");
+
+const HEAD_KEY: &str = "head";
+
+/// Errors of the chain store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (I/O, corruption detected by redb, lock held by another process).
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored record did not decode.
+    #[error("stored record does not decode: {0}")]
+    Decode(#[from] alloy_rlp::Error),
+    /// A stored record has an impossible shape.
+    #[error("corrupt store: {0}")]
+    Corrupt(&'static str),
+    /// A block was written on top of something other than the head.
+    #[error("block {number} does not extend the head {head}")]
+    NotOnHead {
+        /// Number of the block being written.
+        number: u64,
+        /// Current head number.
+        head: u64,
+    },
+}
+
+macro_rules! db_err {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(e: $ty) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A block as stored: the consensus block, its hash and the recovered senders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// Hash of the header.
+    pub hash: B256,
+    /// The block.
+    pub block: Block<TxEnvelope>,
+    /// Sender of each transaction, in order.
+    pub senders: Vec<Address>,
+}
+
+/// Everything one block adds to the store.
+#[derive(Debug)]
+pub(crate) struct BlockWrite<'a> {
+    /// The block with its hash and senders.
+    pub(crate) block: &'a StoredBlock,
+    /// Receipts, one per transaction.
+    pub(crate) receipts: &'a [ReceiptEnvelope],
+    /// State changes of the block, with new storage roots filled in.
+    pub(crate) diff: &'a HashedStateDiff,
+}
+
+/// The chain's database.
+#[derive(Debug)]
+pub(crate) struct Store {
+    db: redb::Database,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`. Fails if another process holds it.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = redb::Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(META)?;
+            txn.open_table(CANONICAL)?;
+            txn.open_table(BLOCK_NUMBERS)?;
+            txn.open_table(HEADERS)?;
+            txn.open_table(BLOCKS)?;
+            txn.open_table(SENDERS)?;
+            txn.open_table(RECEIPTS)?;
+            txn.open_table(TX_LOCATIONS)?;
+            txn.open_table(ACCOUNTS)?;
+            txn.open_table(STORAGE)?;
+            txn.open_table(CODE)?;
+        }
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// A consistent snapshot of everything committed so far.
+    pub(crate) fn read(&self) -> Result<ReadView, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(ReadView {
+            meta: txn.open_table(META)?,
+            canonical: txn.open_table(CANONICAL)?,
+            block_numbers: txn.open_table(BLOCK_NUMBERS)?,
+            headers: txn.open_table(HEADERS)?,
+            blocks: txn.open_table(BLOCKS)?,
+            senders: txn.open_table(SENDERS)?,
+            receipts: txn.open_table(RECEIPTS)?,
+            tx_locations: txn.open_table(TX_LOCATIONS)?,
+            accounts: txn.open_table(ACCOUNTS)?,
+            storage: txn.open_table(STORAGE)?,
+            code: txn.open_table(CODE)?,
+        })
+    }
+
+    /// Writes a block, its receipts and its state changes atomically and makes it the head.
+    ///
+    /// The block must extend the current head (or be the genesis block of an empty store).
+    pub(crate) fn write_block(&self, write: BlockWrite<'_>) -> Result<(), StoreError> {
+        let number = write.block.block.header.number;
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let head = match meta.get(HEAD_KEY)? {
+                Some(v) => Some(decode_u64(v.value())?),
+                None => None,
+            };
+            match head {
+                Some(head) if head + 1 != number => {
+                    return Err(StoreError::NotOnHead { number, head });
+                }
+                None if number != 0 => return Err(StoreError::NotOnHead { number, head: 0 }),
+                _ => {}
+            }
+            meta.insert(HEAD_KEY, number.to_be_bytes().as_slice())?;
+
+            let hash = write.block.hash.0;
+            txn.open_table(CANONICAL)?.insert(number, &hash)?;
+            txn.open_table(BLOCK_NUMBERS)?.insert(&hash, number)?;
+            let mut buf = Vec::with_capacity(1024);
+            write.block.block.header.encode(&mut buf);
+            txn.open_table(HEADERS)?.insert(number, buf.as_slice())?;
+            let mut buf = Vec::with_capacity(write.block.block.length());
+            write.block.block.encode(&mut buf);
+            txn.open_table(BLOCKS)?.insert(number, buf.as_slice())?;
+            let senders: Vec<u8> = write.block.senders.iter().flat_map(|a| a.0.0).collect();
+            txn.open_table(SENDERS)?
+                .insert(number, senders.as_slice())?;
+            let mut buf = Vec::new();
+            write.receipts.to_vec().encode(&mut buf);
+            txn.open_table(RECEIPTS)?.insert(number, buf.as_slice())?;
+            let mut locations = txn.open_table(TX_LOCATIONS)?;
+            for (i, tx) in write.block.block.body.transactions.iter().enumerate() {
+                let loc = codec::encode_tx_location(number, i as u32);
+                locations.insert(&tx.tx_hash().0, &loc)?;
+            }
+
+            let mut accounts = txn.open_table(ACCOUNTS)?;
+            let mut storage = txn.open_table(STORAGE)?;
+            for (hashed, change) in &write.diff.storage {
+                if change.wiped {
+                    let (lo, hi) = storage_range(hashed);
+                    storage.retain_in::<&[u8; 64], _>(&lo..=&hi, |_, _| false)?;
+                }
+                for (slot, value) in &change.slots {
+                    let key = storage_key(hashed, slot);
+                    if value.is_zero() {
+                        storage.remove(&key)?;
+                    } else {
+                        storage.insert(&key, &value.to_be_bytes::<32>())?;
+                    }
+                }
+            }
+            for (hashed, record) in &write.diff.accounts {
+                match record {
+                    Some(record) => {
+                        accounts.insert(&hashed.0, record.encode().as_slice())?;
+                    }
+                    None => {
+                        accounts.remove(&hashed.0)?;
+                    }
+                }
+            }
+            let mut code = txn.open_table(CODE)?;
+            for (hash, bytes) in &write.diff.contracts {
+                code.insert(&hash.0, bytes.as_ref())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("u64 length"))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// A read-only, consistent snapshot of the store.
+///
+/// Cheap to create; holds the snapshot open (and so keeps pages from being reused) while alive,
+/// so hold one per request or per block attempt, not forever.
+pub struct ReadView {
+    meta: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    canonical: redb::ReadOnlyTable<u64, &'static [u8; 32]>,
+    block_numbers: redb::ReadOnlyTable<&'static [u8; 32], u64>,
+    headers: redb::ReadOnlyTable<u64, &'static [u8]>,
+    blocks: redb::ReadOnlyTable<u64, &'static [u8]>,
+    senders: redb::ReadOnlyTable<u64, &'static [u8]>,
+    receipts: redb::ReadOnlyTable<u64, &'static [u8]>,
+    tx_locations: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8; 12]>,
+    accounts: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    storage: redb::ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
+    code: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+}
+
+impl std::fmt::Debug for ReadView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadView").finish_non_exhaustive()
+    }
+}
+
+impl ReadView {
+    /// Number of the head block, or `None` for an empty store.
+    pub fn head_number(&self) -> Result<Option<u64>, StoreError> {
+        self.meta
+            .get(HEAD_KEY)?
+            .map(|v| decode_u64(v.value()))
+            .transpose()
+    }
+
+    /// Hash of the canonical block at `number`.
+    pub fn canonical_hash(&self, number: u64) -> Result<Option<B256>, StoreError> {
+        Ok(self.canonical.get(number)?.map(|v| B256::from(*v.value())))
+    }
+
+    /// Number of the block with `hash`.
+    pub fn block_number(&self, hash: &B256) -> Result<Option<u64>, StoreError> {
+        Ok(self.block_numbers.get(&hash.0)?.map(|v| v.value()))
+    }
+
+    /// The header at `number`.
+    pub fn header(&self, number: u64) -> Result<Option<Header>, StoreError> {
+        let Some(raw) = self.headers.get(number)? else {
+            return Ok(None);
+        };
+        Ok(Some(Header::decode(&mut raw.value())?))
+    }
+
+    /// The block at `number`, with hash and senders.
+    pub fn block(&self, number: u64) -> Result<Option<StoredBlock>, StoreError> {
+        let Some(raw) = self.blocks.get(number)? else {
+            return Ok(None);
+        };
+        let block = Block::<TxEnvelope>::decode(&mut raw.value())?;
+        let hash = self
+            .canonical_hash(number)?
+            .ok_or(StoreError::Corrupt("block without hash"))?;
+        let raw_senders = self
+            .senders
+            .get(number)?
+            .ok_or(StoreError::Corrupt("no senders"))?;
+        let senders: Vec<Address> = raw_senders
+            .value()
+            .chunks_exact(20)
+            .map(Address::from_slice)
+            .collect();
+        if senders.len() != block.body.transactions.len() {
+            return Err(StoreError::Corrupt("sender count"));
+        }
+        Ok(Some(StoredBlock {
+            hash,
+            block,
+            senders,
+        }))
+    }
+
+    /// The receipts of the block at `number`.
+    pub fn receipts(&self, number: u64) -> Result<Option<Vec<ReceiptEnvelope>>, StoreError> {
+        let Some(raw) = self.receipts.get(number)? else {
+            return Ok(None);
+        };
+        Ok(Some(Vec::<ReceiptEnvelope>::decode(&mut raw.value())?))
+    }
+
+    /// Where the transaction with `hash` was included.
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>, StoreError> {
+        Ok(self
+            .tx_locations
+            .get(&hash.0)?
+            .map(|v| codec::decode_tx_location(*v.value())))
+    }
+
+    /// The account at `keccak(address) == hashed`.
+    pub fn account(&self, hashed: &B256) -> Result<Option<AccountRecord>, StoreError> {
+        self.accounts
+            .get(&hashed.0)?
+            .map(|v| AccountRecord::decode(v.value()))
+            .transpose()
+    }
+
+    /// A storage value (zero when unset).
+    pub fn storage(&self, hashed_address: &B256, hashed_slot: &B256) -> Result<U256, StoreError> {
+        let key = storage_key(hashed_address, hashed_slot);
+        Ok(self
+            .storage
+            .get(&key)?
+            .map(|v| U256::from_be_bytes(*v.value()))
+            .unwrap_or_default())
+    }
+
+    /// Contract code by its hash.
+    pub fn code(&self, hash: &B256) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .code
+            .get(&hash.0)?
+            .map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    /// Every account, in trie (hashed-key) order.
+    pub fn accounts(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(B256, AccountRecord), StoreError>> + '_, StoreError>
+    {
+        Ok(self.accounts.iter()?.map(|entry| {
+            let (k, v) = entry?;
+            Ok((B256::from(*k.value()), AccountRecord::decode(v.value())?))
+        }))
+    }
+
+    /// One account's storage, in trie (hashed-slot) order.
+    pub fn storage_slots(
+        &self,
+        hashed_address: &B256,
+    ) -> Result<impl Iterator<Item = Result<(B256, U256), StoreError>> + '_, StoreError> {
+        let (lo, hi) = storage_range(hashed_address);
+        Ok(self.storage.range::<&[u8; 64]>(&lo..=&hi)?.map(|entry| {
+            let (k, v) = entry?;
+            Ok((
+                B256::from_slice(&k.value()[32..]),
+                U256::from_be_bytes(*v.value()),
+            ))
+        }))
+    }
+}

@@ -1,0 +1,11 @@
+//! Chain specification and shared types every cobuild crate speaks.
+//!
+//! # Design
+//! The [`ChainSpec`] is the one place that says which hard forks are active, the chain id,
+//! the blob parameters and the EIP-1559 fee rules. Execution (`cobuild-chain`), validation
+//! (`cobuild-pool`) and later building and sealing all read it, so a block produced by one
+//! component is judged by the same rules everywhere.
+
+mod spec;
+
+pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
