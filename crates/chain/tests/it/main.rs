@@ -1,0 +1,192 @@
+//! Integration tests of the devnet chain: genesis, production, persistence and import.
+
+use std::sync::Arc;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use cobuild_chain::{
+    BlockAttributes, Chain, ChainError, DEV_BALANCE, Genesis, ImportError, TxRejected, dev_signers,
+};
+use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
+use revm::{context_interface::result::InvalidTransaction, database_interface::DatabaseRef};
+
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
+
+fn open(dir: &std::path::Path) -> Chain {
+    let spec = Arc::new(ChainSpec::devnet(DEVNET_CHAIN_ID));
+    Chain::open(
+        &dir.join("chain.redb"),
+        spec,
+        &Genesis::devnet(DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE),
+    )
+    .expect("chain opens")
+}
+
+fn transfer(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    value: u128,
+) -> Recovered<TxEnvelope> {
+    let tx = TxEip1559 {
+        chain_id: DEVNET_CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 3_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value: U256::from(value),
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let sig = signer
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("signing works");
+    Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
+}
+
+fn attrs(chain: &Chain) -> BlockAttributes {
+    let head = chain.head();
+    BlockAttributes {
+        timestamp: head.timestamp + 2,
+        fee_recipient: address!("0x00000000000000000000000000000000000000c0"),
+        prev_randao: B256::repeat_byte(0x42),
+        gas_limit: head.gas_limit,
+        withdrawals: Vec::new(),
+        parent_beacon_block_root: B256::repeat_byte(0x01),
+        extra_data: Bytes::from_static(b"cobuild"),
+    }
+}
+
+fn balance(chain: &Chain, who: Address) -> U256 {
+    let (_, state) = chain.head_state().expect("state");
+    state
+        .basic_ref(who)
+        .expect("read")
+        .map(|a| a.balance)
+        .unwrap_or_default()
+}
+
+#[test]
+fn test_genesis_is_deterministic_and_funds_dev_accounts() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let (ca, cb) = (open(a.path()), open(b.path()));
+    assert_eq!(ca.head().hash(), cb.head().hash());
+    assert_eq!(ca.head().number, 0);
+    for signer in dev_signers() {
+        assert_eq!(balance(&ca, signer.address()), DEV_BALANCE);
+    }
+}
+
+#[test]
+fn test_block_with_transfer_persists_across_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signers = dev_signers();
+    let to = address!("0x000000000000000000000000000000000000beef");
+    let (hash, root) = {
+        let chain = open(dir.path());
+        let mut builder = chain.builder(attrs(&chain)).expect("builder");
+        let outcome = builder
+            .execute(transfer(&signers[0], 0, to, ONE_ETH))
+            .expect("no fatal error");
+        assert_eq!(outcome.expect("included").gas_used, 21_000);
+        let block = builder.finish().expect("sealed");
+        chain.commit(&block).expect("committed");
+        assert_eq!(balance(&chain, to), U256::from(ONE_ETH));
+        (block.block.hash, block.header().state_root)
+    };
+    // Reopening is what a restart after kill -9 does: the head and the state come back.
+    let chain = open(dir.path());
+    assert_eq!(chain.head().number, 1);
+    assert_eq!(chain.head().hash(), hash);
+    assert_eq!(chain.head().state_root, root);
+    assert_eq!(balance(&chain, to), U256::from(ONE_ETH));
+    let view = chain.read().expect("view");
+    let receipts = view.receipts(1).expect("read").expect("stored");
+    assert_eq!(receipts.len(), 1);
+    assert!(receipts[0].status());
+}
+
+#[test]
+fn test_builder_rejects_stale_nonce_without_changing_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let signers = dev_signers();
+    let to = Address::repeat_byte(9);
+    let mut builder = chain.builder(attrs(&chain)).expect("builder");
+    builder
+        .execute(transfer(&signers[1], 0, to, 1))
+        .expect("no fatal")
+        .expect("included");
+    let rejected = builder
+        .execute(transfer(&signers[1], 0, to, 2))
+        .expect("no fatal");
+    assert!(matches!(
+        rejected,
+        Err(TxRejected::Invalid(InvalidTransaction::NonceTooLow { .. }))
+    ));
+    assert_eq!(builder.transactions().len(), 1);
+    assert_eq!(builder.gas_used(), 21_000);
+}
+
+#[test]
+fn test_import_accepts_valid_block_and_rejects_tampered_root() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (producer, follower) = (open(a.path()), open(b.path()));
+    let signers = dev_signers();
+    let mut builder = producer.builder(attrs(&producer)).expect("builder");
+    for (i, s) in signers.iter().take(3).enumerate() {
+        builder
+            .execute(transfer(s, 0, Address::repeat_byte(i as u8 + 1), ONE_ETH))
+            .expect("ok")
+            .expect("in");
+    }
+    let block = builder.finish().expect("sealed");
+    producer.commit(&block).expect("committed");
+
+    let mut tampered = block.block.block.clone();
+    tampered.header.state_root = B256::repeat_byte(0xee);
+    let err = follower
+        .import(tampered)
+        .expect_err("wrong root must be refused");
+    assert!(
+        matches!(
+            err,
+            ChainError::Import(ImportError::Mismatch {
+                field: "state root",
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        follower.head().number,
+        0,
+        "a refused block leaves the head alone"
+    );
+
+    let hash = follower
+        .import(block.block.block.clone())
+        .expect("valid block imports");
+    assert_eq!(hash, producer.head().hash());
+    assert_eq!(
+        balance(&follower, Address::repeat_byte(2)),
+        U256::from(ONE_ETH)
+    );
+}
+
+#[test]
+fn test_reopen_with_other_genesis_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()));
+    let spec = Arc::new(ChainSpec::devnet(DEVNET_CHAIN_ID));
+    let other = Genesis::devnet(DEFAULT_GAS_LIMIT / 2, INITIAL_BASE_FEE);
+    let err = Chain::open(&dir.path().join("chain.redb"), spec, &other).expect_err("mismatch");
+    assert!(matches!(err, ChainError::GenesisMismatch { .. }));
+}
