@@ -1,1 +1,132 @@
-fn main() {}
+//! The cobuild command-line interface.
+//!
+//! `cobuild devnet` runs an embedded Ethereum chain that produces a block every slot and serves
+//! the eth JSON-RPC API on loopback. Logs go to stderr and follow `RUST_LOG`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use alloy_primitives::Address;
+use clap::{Parser, Subcommand};
+use cobuild_chain::dev_signers;
+use cobuild_node::{Devnet, DevnetConfig};
+use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
+use eyre::WrapErr;
+
+/// cobuild: a distributed, Byzantine-fault-tolerant block builder for Ethereum.
+#[derive(Debug, Parser)]
+#[command(name = "cobuild", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local chain that produces a block every slot, with the eth JSON-RPC API.
+    ///
+    /// The genesis funds the ten standard development accounts (mnemonic "test test ... junk")
+    /// with 10,000 ETH each, as anvil does. State and blocks persist in --data-dir: stopping
+    /// (Ctrl-C, or even kill -9) and starting again continues the same chain.
+    Devnet(DevnetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DevnetArgs {
+    /// Directory for the chain database (created if missing).
+    #[arg(long, default_value = "data/devnet", env = "COBUILD_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Port of the JSON-RPC server.
+    #[arg(long, default_value_t = 8545)]
+    http_port: u16,
+    /// Address the JSON-RPC server binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    http_addr: std::net::IpAddr,
+    /// Chain id transactions must be signed for.
+    #[arg(long, default_value_t = DEVNET_CHAIN_ID)]
+    chain_id: u64,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
+    slot_ms: u64,
+    /// Block gas limit (the genesis limit; later blocks move toward it if it changes).
+    #[arg(long, default_value_t = DEFAULT_GAS_LIMIT)]
+    gas_limit: u64,
+    /// Beneficiary (coinbase) of the blocks the devnet produces.
+    #[arg(long, default_value = "0x0000000000000000000000000000000000c0b11d")]
+    fee_recipient: Address,
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Devnet(args) => runtime.block_on(devnet(args)),
+    }
+}
+
+async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
+    let config = DevnetConfig {
+        data_dir: args.data_dir.clone(),
+        http_addr: SocketAddr::new(args.http_addr, args.http_port),
+        chain_id: args.chain_id,
+        slot: Duration::from_millis(args.slot_ms),
+        gas_limit: args.gas_limit,
+        fee_recipient: args.fee_recipient,
+    };
+    let devnet = Devnet::start(config.clone())
+        .await
+        .wrap_err_with(|| format!("starting the devnet in {}", args.data_dir.display()))?;
+    let head = devnet.chain.head();
+    println!("cobuild devnet");
+    println!("  rpc        http://{}", devnet.rpc_addr);
+    println!("  chain id   {}", config.chain_id);
+    println!("  slot       {} ms", args.slot_ms);
+    println!("  head       #{} {}", head.number, head.hash());
+    println!("  data dir   {}", args.data_dir.display());
+    println!("  dev accounts (10,000 ETH each at genesis):");
+    for (i, signer) in dev_signers().iter().enumerate() {
+        println!(
+            "    ({i}) {} 0x{}",
+            signer.address(),
+            alloy_primitives::hex::encode(signer.to_bytes())
+        );
+    }
+    devnet
+        .run(shutdown_signal())
+        .await
+        .wrap_err("devnet stopped with an error")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cli.signal.ctrl_c_unavailable");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("cli.shutdown");
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! The node's JSON-RPC server: the eth API real wallets and libraries use.
+//!
+//! # Design
+//! Handlers validate, then do chain reads and EVM work on tokio's blocking pool (never on the
+//! async workers) and answer. Every failure is an [`RpcError`] mapped to a standard JSON-RPC
+//! code in one `From`. The server bounds request bodies before buffering them.
+
+mod error;
+mod eth;
+mod server;
+
+pub use error::{EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, RpcError, SERVER_ERROR};
+pub use eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
+pub use server::{RpcConfig, RpcServer, start};

@@ -1,0 +1,74 @@
+//! JSON-RPC errors: every failure maps to a standard code and a geth-like message, in one place.
+
+use alloy_primitives::Bytes;
+use cobuild_pool::PoolError;
+use jsonrpsee::types::ErrorObjectOwned;
+
+/// JSON-RPC "invalid params" (the request is malformed).
+pub const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC "internal error" (the node failed).
+pub const INTERNAL_ERROR: i32 = -32603;
+/// geth's generic server error, used for transaction and state errors clients match by message.
+pub const SERVER_ERROR: i32 = -32000;
+/// geth's code for a reverted call, with the revert data in `data`.
+pub const EXECUTION_REVERTED: i32 = 3;
+
+/// An RPC method failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The parameters are malformed (bad hex, bad RLP, bad signature ...).
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The transaction pool refused a transaction.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The call reverted.
+    #[error("execution reverted{}", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Reverted {
+        /// The decoded revert reason, if any.
+        reason: Option<String>,
+        /// The raw revert output.
+        output: Bytes,
+    },
+    /// The call halted (out of gas, invalid opcode ...) or was invalid for the state.
+    #[error("{0}")]
+    Execution(String),
+    /// State of a block other than the head was asked for.
+    #[error("historical state {0} is not available (this node keeps the head state only)")]
+    HistoricalState(String),
+    /// The block does not exist.
+    #[error("header not found")]
+    UnknownBlock,
+    /// The node failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RpcError {
+    /// An internal failure with its context.
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<RpcError> for ErrorObjectOwned {
+    fn from(err: RpcError) -> Self {
+        let message = err.to_string();
+        match err {
+            RpcError::InvalidParams(_) => {
+                ErrorObjectOwned::owned(INVALID_PARAMS, message, None::<()>)
+            }
+            RpcError::Pool(pool) if pool.is_internal() => {
+                ErrorObjectOwned::owned(INTERNAL_ERROR, message, None::<()>)
+            }
+            RpcError::Reverted { output, .. } => {
+                ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(output))
+            }
+            RpcError::Internal(_) => ErrorObjectOwned::owned(INTERNAL_ERROR, message, None::<()>),
+            RpcError::Pool(_)
+            | RpcError::Execution(_)
+            | RpcError::HistoricalState(_)
+            | RpcError::UnknownBlock => ErrorObjectOwned::owned(SERVER_ERROR, message, None::<()>),
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The eth, net and web3 namespaces.
+
+mod call;
+mod convert;
+mod fees;
+
+use std::sync::Arc;
+
+use alloy_consensus::{
+    Header, Sealed, Transaction as _, TxEnvelope, transaction::SignerRecoverable,
+};
+use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718};
+use alloy_primitives::{Address, B256, Bytes, U64, U256};
+use alloy_rpc_types_eth::{
+    Block, FeeHistory, Transaction, TransactionReceipt, TransactionRequest, state::StateOverride,
+};
+use cobuild_chain::{Chain, StateSnapshot, StoredBlock};
+use cobuild_pool::TxPool;
+use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use revm::database_interface::DatabaseRef;
+
+use crate::RpcError;
+
+/// The `eth_` methods a wallet, `cast` or an ethers provider needs.
+#[rpc(server, namespace = "eth")]
+pub trait EthApi {
+    /// The chain id.
+    #[method(name = "chainId")]
+    fn chain_id(&self) -> RpcResult<U64>;
+    /// The head block number.
+    #[method(name = "blockNumber")]
+    fn block_number(&self) -> RpcResult<U64>;
+    /// This node is never syncing.
+    #[method(name = "syncing")]
+    fn syncing(&self) -> RpcResult<bool>;
+    /// The node holds no keys.
+    #[method(name = "accounts")]
+    fn accounts(&self) -> RpcResult<Vec<Address>>;
+    /// A block by number or tag.
+    #[method(name = "getBlockByNumber")]
+    async fn block_by_number(
+        &self,
+        number: BlockNumberOrTag,
+        full: bool,
+    ) -> RpcResult<Option<Block>>;
+    /// A block by hash.
+    #[method(name = "getBlockByHash")]
+    async fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>>;
+    /// All receipts of a block.
+    #[method(name = "getBlockReceipts")]
+    async fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>>;
+    /// An account's nonce; with `pending`, counting its transactions in the pool.
+    #[method(name = "getTransactionCount")]
+    async fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
+    /// An account's balance.
+    #[method(name = "getBalance")]
+    async fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
+    /// An account's code.
+    #[method(name = "getCode")]
+    async fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes>;
+    /// A storage slot.
+    #[method(name = "getStorageAt")]
+    async fn storage_at(
+        &self,
+        address: Address,
+        slot: U256,
+        block: Option<BlockId>,
+    ) -> RpcResult<B256>;
+    /// Executes a call without creating a transaction.
+    #[method(name = "call")]
+    async fn call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> RpcResult<Bytes>;
+    /// The least gas limit with which the transaction succeeds.
+    #[method(name = "estimateGas")]
+    async fn estimate_gas(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> RpcResult<U64>;
+    /// A legacy gas price that gets a transaction into the next block.
+    #[method(name = "gasPrice")]
+    async fn gas_price(&self) -> RpcResult<U256>;
+    /// A priority fee that gets a transaction into the next block.
+    #[method(name = "maxPriorityFeePerGas")]
+    async fn max_priority_fee(&self) -> RpcResult<U256>;
+    /// Base fees, gas used ratios and reward percentiles of recent blocks.
+    #[method(name = "feeHistory")]
+    async fn fee_history(
+        &self,
+        block_count: U64,
+        newest: BlockNumberOrTag,
+        percentiles: Option<Vec<f64>>,
+    ) -> RpcResult<FeeHistory>;
+    /// A transaction's receipt, once included.
+    #[method(name = "getTransactionReceipt")]
+    async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
+    /// A transaction, included or pending.
+    #[method(name = "getTransactionByHash")]
+    async fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>>;
+    /// Submits a signed transaction to the pool.
+    #[method(name = "sendRawTransaction")]
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
+}
+
+/// The `net_` methods.
+#[rpc(server, namespace = "net")]
+pub trait NetApi {
+    /// The network id (the chain id, as a decimal string).
+    #[method(name = "version")]
+    fn version(&self) -> RpcResult<String>;
+}
+
+/// The `web3_` methods.
+#[rpc(server, namespace = "web3")]
+pub trait Web3Api {
+    /// Name and version of this node.
+    #[method(name = "clientVersion")]
+    fn client_version(&self) -> RpcResult<String>;
+}
+
+/// The eth API over a chain and its pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Eth {
+    chain: Chain,
+    pool: TxPool,
+}
+
+impl Eth {
+    /// Serves `chain` and submits transactions to `pool`.
+    pub const fn new(chain: Chain, pool: TxPool) -> Self {
+        Self { chain, pool }
+    }
+
+    /// Runs chain reads or EVM work on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, RpcError> + Send + 'static,
+    ) -> RpcResult<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(RpcError::internal)?
+            .map_err(Into::into)
+    }
+
+    /// The head's state, if `block` names the head. Only the head state is kept.
+    fn state_at(
+        &self,
+        block: Option<BlockId>,
+    ) -> Result<(Arc<Sealed<Header>>, StateSnapshot), RpcError> {
+        let (head, state) = self.chain.head_state().map_err(RpcError::internal)?;
+        let is_head = match block.unwrap_or_default() {
+            BlockId::Number(tag) => match tag {
+                BlockNumberOrTag::Latest
+                | BlockNumberOrTag::Pending
+                | BlockNumberOrTag::Safe
+                | BlockNumberOrTag::Finalized => true,
+                BlockNumberOrTag::Earliest => head.number == 0,
+                BlockNumberOrTag::Number(n) => n == head.number,
+            },
+            BlockId::Hash(hash) => hash.block_hash == head.hash(),
+        };
+        if !is_head {
+            return Err(RpcError::HistoricalState(format!(
+                "{:?}",
+                block.unwrap_or_default()
+            )));
+        }
+        Ok((head, state))
+    }
+
+    fn resolve_number(&self, tag: BlockNumberOrTag) -> u64 {
+        match tag {
+            BlockNumberOrTag::Number(n) => n,
+            BlockNumberOrTag::Earliest => 0,
+            _ => self.chain.head().number,
+        }
+    }
+
+    fn stored_block(&self, id: BlockId) -> Result<Option<StoredBlock>, RpcError> {
+        let view = self.chain.read().map_err(RpcError::internal)?;
+        let number = match id {
+            BlockId::Number(tag) => Some(self.resolve_number(tag)),
+            BlockId::Hash(hash) => view
+                .block_number(&hash.block_hash)
+                .map_err(RpcError::internal)?,
+        };
+        match number {
+            Some(n) => view.block(n).map_err(RpcError::internal),
+            None => Ok(None),
+        }
+    }
+
+    fn rpc_block(&self, id: BlockId, full: bool) -> Result<Option<Block>, RpcError> {
+        Ok(self.stored_block(id)?.map(|b| convert::block(b, full)))
+    }
+}
+
+#[jsonrpsee::core::async_trait]
+impl EthApiServer for Eth {
+    fn chain_id(&self) -> RpcResult<U64> {
+        Ok(U64::from(self.chain.spec().chain_id()))
+    }
+
+    fn block_number(&self) -> RpcResult<U64> {
+        Ok(U64::from(self.chain.head().number))
+    }
+
+    fn syncing(&self) -> RpcResult<bool> {
+        Ok(false)
+    }
+
+    fn accounts(&self) -> RpcResult<Vec<Address>> {
+        Ok(Vec::new())
+    }
+
+    async fn block_by_number(
+        &self,
+        number: BlockNumberOrTag,
+        full: bool,
+    ) -> RpcResult<Option<Block>> {
+        self.blocking(move |this| this.rpc_block(BlockId::Number(number), full))
+            .await
+    }
+
+    async fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>> {
+        self.blocking(move |this| this.rpc_block(BlockId::from(hash), full))
+            .await
+    }
+
+    async fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {
+        self.blocking(move |this| {
+            let Some(stored) = this.stored_block(block)? else {
+                return Ok(None);
+            };
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            let receipts = view
+                .receipts(stored.block.header.number)
+                .map_err(RpcError::internal)?
+                .unwrap_or_default();
+            Ok(Some(convert::receipts(&stored, receipts)))
+        })
+        .await
+    }
+
+    async fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
+        self.blocking(move |this| {
+            let (_, state) = this.state_at(block)?;
+            let nonce = state
+                .basic_ref(address)
+                .map_err(RpcError::internal)?
+                .map_or(0, |a| a.nonce);
+            let pending = matches!(block, Some(BlockId::Number(BlockNumberOrTag::Pending)));
+            Ok(U256::from(if pending {
+                this.pool.pending_nonce(address, nonce)
+            } else {
+                nonce
+            }))
+        })
+        .await
+    }
+
+    async fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
+        self.blocking(move |this| {
+            let (_, state) = this.state_at(block)?;
+            Ok(state
+                .basic_ref(address)
+                .map_err(RpcError::internal)?
+                .map_or(U256::ZERO, |a| a.balance))
+        })
+        .await
+    }
+
+    async fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes> {
+        self.blocking(move |this| {
+            let (_, state) = this.state_at(block)?;
+            let code = state
+                .basic_ref(address)
+                .map_err(RpcError::internal)?
+                .and_then(|a| a.code);
+            Ok(code.map(|c| c.original_bytes()).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn storage_at(
+        &self,
+        address: Address,
+        slot: U256,
+        block: Option<BlockId>,
+    ) -> RpcResult<B256> {
+        self.blocking(move |this| {
+            let (_, state) = this.state_at(block)?;
+            Ok(B256::from(
+                state
+                    .storage_at(address, slot)
+                    .map_err(RpcError::internal)?,
+            ))
+        })
+        .await
+    }
+
+    async fn call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> RpcResult<Bytes> {
+        self.blocking(move |this| {
+            let (head, state) = this.state_at(block)?;
+            call::call(this.chain.spec(), &head, state, request, overrides)
+        })
+        .await
+    }
+
+    async fn estimate_gas(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> RpcResult<U64> {
+        self.blocking(move |this| {
+            let (head, state) = this.state_at(block)?;
+            call::estimate_gas(this.chain.spec(), &head, state, request, overrides).map(U64::from)
+        })
+        .await
+    }
+
+    async fn gas_price(&self) -> RpcResult<U256> {
+        let head = self.chain.head();
+        let base_fee = head
+            .next_block_base_fee(self.chain.spec().base_fee_params())
+            .unwrap_or_default();
+        Ok(U256::from(u128::from(base_fee) + fees::SUGGESTED_TIP))
+    }
+
+    async fn max_priority_fee(&self) -> RpcResult<U256> {
+        Ok(U256::from(fees::SUGGESTED_TIP))
+    }
+
+    async fn fee_history(
+        &self,
+        block_count: U64,
+        newest: BlockNumberOrTag,
+        percentiles: Option<Vec<f64>>,
+    ) -> RpcResult<FeeHistory> {
+        self.blocking(move |this| {
+            let newest = this.resolve_number(newest).min(this.chain.head().number);
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            fees::fee_history(
+                this.chain.spec(),
+                &view,
+                block_count.to(),
+                newest,
+                percentiles.as_deref(),
+            )
+        })
+        .await
+    }
+
+    async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {
+        self.blocking(move |this| {
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            let Some((number, index)) = view.tx_location(&hash).map_err(RpcError::internal)? else {
+                return Ok(None);
+            };
+            let stored = view
+                .block(number)
+                .map_err(RpcError::internal)?
+                .ok_or(RpcError::UnknownBlock)?;
+            let receipts = view
+                .receipts(number)
+                .map_err(RpcError::internal)?
+                .unwrap_or_default();
+            Ok(convert::receipts(&stored, receipts)
+                .into_iter()
+                .nth(index as usize))
+        })
+        .await
+    }
+
+    async fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {
+        if let Some(pending) = self.pool.get(&hash) {
+            return Ok(Some(convert::pending_transaction(pending.tx.clone())));
+        }
+        self.blocking(move |this| {
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            let Some((number, index)) = view.tx_location(&hash).map_err(RpcError::internal)? else {
+                return Ok(None);
+            };
+            let stored = view
+                .block(number)
+                .map_err(RpcError::internal)?
+                .ok_or(RpcError::UnknownBlock)?;
+            Ok(convert::block_transactions(&stored)
+                .into_iter()
+                .nth(index as usize))
+        })
+        .await
+    }
+
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+        self.blocking(move |this| {
+            let mut slice = raw.as_ref();
+            if slice.is_empty() {
+                return Err(RpcError::InvalidParams("empty transaction data".into()));
+            }
+            let tx = TxEnvelope::decode_2718(&mut slice)
+                .map_err(|e| RpcError::InvalidParams(format!("rlp: {e}")))?;
+            if !slice.is_empty() {
+                return Err(RpcError::InvalidParams("rlp: input contains more than one value".into()));
+            }
+            let tx = tx
+                .try_into_recovered()
+                .map_err(|_| RpcError::InvalidParams("invalid transaction signature".into()))?;
+            tracing::debug!(hash = %tx.tx_hash(), nonce = tx.nonce(), "rpc.eth.send_raw_transaction");
+            Ok(this.pool.add(tx)?)
+        })
+        .await
+    }
+}
+
+impl NetApiServer for Eth {
+    fn version(&self) -> RpcResult<String> {
+        Ok(self.chain.spec().chain_id().to_string())
+    }
+}
+
+impl Web3ApiServer for Eth {
+    fn client_version(&self) -> RpcResult<String> {
+        Ok(format!("cobuild/v{}", env!("CARGO_PKG_VERSION")))
+    }
+}

@@ -1,0 +1,71 @@
+//! Starting the HTTP JSON-RPC server.
+
+use std::net::SocketAddr;
+
+use jsonrpsee::{
+    RpcModule,
+    server::{ServerBuilder, ServerConfig, ServerHandle},
+};
+
+use crate::eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
+
+/// Settings of the RPC server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Largest request body accepted, in bytes; larger ones are refused before buffering.
+    pub max_request_body: u32,
+    /// Largest response body, in bytes.
+    pub max_response_body: u32,
+    /// Most concurrent connections.
+    pub max_connections: u32,
+}
+
+impl RpcConfig {
+    /// Defaults (5 MiB requests like geth, 64 MiB responses) on `addr`.
+    pub const fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            max_request_body: 5 * 1024 * 1024,
+            max_response_body: 64 * 1024 * 1024,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RpcServer {
+    /// The address it listens on (the real port when 0 was asked for).
+    pub local_addr: SocketAddr,
+    /// Stops the server when told to.
+    pub handle: ServerHandle,
+}
+
+/// Starts serving the eth, net and web3 namespaces.
+pub async fn start(config: RpcConfig, eth: Eth) -> std::io::Result<RpcServer> {
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(config.max_request_body)
+        .max_response_body_size(config.max_response_body)
+        .max_connections(config.max_connections)
+        .http_only()
+        .build();
+    let server = ServerBuilder::with_config(server_config)
+        .build(config.addr)
+        .await?;
+    let local_addr = server.local_addr()?;
+    let mut module = RpcModule::new(());
+    module
+        .merge(EthApiServer::into_rpc(eth.clone()))
+        .map_err(std::io::Error::other)?;
+    module
+        .merge(NetApiServer::into_rpc(eth.clone()))
+        .map_err(std::io::Error::other)?;
+    module
+        .merge(Web3ApiServer::into_rpc(eth))
+        .map_err(std::io::Error::other)?;
+    let handle = server.start(module);
+    tracing::info!(%local_addr, "rpc.start");
+    Ok(RpcServer { local_addr, handle })
+}
