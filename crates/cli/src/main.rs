@@ -53,6 +53,9 @@ struct DevnetArgs {
     /// Beneficiary (coinbase) of the blocks the devnet produces.
     #[arg(long, default_value = "0x0000000000000000000000000000000000c0b11d")]
     fee_recipient: Address,
+    /// Do not deploy the demo tokens and AMM pool into the first block of a new chain.
+    #[arg(long)]
+    no_demo_contracts: bool,
 }
 
 fn main() -> eyre::Result<()> {
@@ -80,6 +83,7 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         slot: Duration::from_millis(args.slot_ms),
         gas_limit: args.gas_limit,
         fee_recipient: args.fee_recipient,
+        demo_contracts: !args.no_demo_contracts,
     };
     let devnet = Devnet::start(config.clone())
         .await
@@ -98,6 +102,12 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
             signer.address(),
             alloy_primitives::hex::encode(signer.to_bytes())
         );
+    }
+    if let Some(demo) = &devnet.demo {
+        println!("  demo contracts (deployed in block 1 by account 9):");
+        println!("    token A  {}", demo.token_a);
+        println!("    token B  {}", demo.token_b);
+        println!("    pool     {}", demo.pool);
     }
     devnet
         .run(shutdown_signal())

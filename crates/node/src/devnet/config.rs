@@ -19,4 +19,6 @@ pub struct DevnetConfig {
     pub gas_limit: u64,
     /// Beneficiary of the produced blocks.
     pub fee_recipient: Address,
+    /// Deploy the demo tokens and pool in block 1 of a new chain.
+    pub demo_contracts: bool,
 }

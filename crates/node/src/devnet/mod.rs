@@ -8,7 +8,8 @@ pub use producer::{Producer, ProducerError};
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use cobuild_chain::{Chain, ChainError, Genesis};
+use cobuild_chain::{Chain, ChainError, Genesis, dev_signers};
+use cobuild_contracts::{DemoDeployment, DemoParams};
 use cobuild_pool::{PoolConfig, TxPool};
 use cobuild_primitives::ChainSpec;
 use cobuild_rpc::{Eth, RpcConfig};
@@ -38,6 +39,9 @@ pub enum DevnetError {
     /// Block production failed.
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    /// The demo deployment was refused by the pool.
+    #[error("demo contracts: {0}")]
+    Demo(cobuild_pool::PoolError),
 }
 
 /// A running devnet.
@@ -49,6 +53,8 @@ pub struct Devnet {
     pub pool: TxPool,
     /// Where the JSON-RPC server listens.
     pub rpc_addr: SocketAddr,
+    /// The demo contracts, when enabled (deployed by the last development account, nonce 0).
+    pub demo: Option<DemoDeployment>,
     rpc: jsonrpsee::server::ServerHandle,
     producer: Producer,
 }
@@ -67,6 +73,23 @@ impl Devnet {
             .await
             .map_err(|e| DevnetError::Producer(ProducerError::Join(e.to_string())))??;
         let pool = TxPool::new(chain.clone(), PoolConfig::default());
+        let demo = config.demo_contracts.then(|| {
+            let deployer = &dev_signers()[cobuild_chain::DEV_ACCOUNT_COUNT as usize - 1];
+            let params = DemoParams {
+                chain_id: config.chain_id,
+                nonce: 0,
+                max_fee_per_gas: 100_000_000_000,
+            };
+            DemoDeployment::new(deployer, params)
+        });
+        // A new chain gets the demo state in its first block; an existing one already has it.
+        if let Some(demo) = &demo
+            && chain.head().number == 0
+        {
+            for tx in demo.transactions.clone() {
+                pool.add(tx).map_err(DevnetError::Demo)?;
+            }
+        }
         let server = cobuild_rpc::start(
             RpcConfig::new(config.http_addr),
             Eth::new(chain.clone(), pool.clone()),
@@ -81,9 +104,15 @@ impl Devnet {
             chain,
             pool,
             rpc_addr: server.local_addr,
+            demo,
             rpc: server.handle,
             producer,
         })
+    }
+
+    /// Produces one block now (outside the slot clock), for tests and tools.
+    pub async fn produce(&self) -> Result<cobuild_chain::ExecutedBlock, DevnetError> {
+        Ok(self.producer.produce().await?)
     }
 
     /// Produces a block every slot until `shutdown` resolves, then stops the RPC server.
