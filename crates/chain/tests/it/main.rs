@@ -1,4 +1,7 @@
-//! Integration tests of the devnet chain: genesis, production, persistence and import.
+//! Integration tests of the devnet chain: genesis, production, persistence, import, and
+//! cross-validation against anvil.
+
+mod anvil;
 
 use std::sync::Arc;
 

@@ -1,0 +1,207 @@
+//! End to end: the real `cobuild` binary, driven by `cast` and an ethers v6 provider.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+const DEV0_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
+
+fn tools_bin() -> PathBuf {
+    std::env::var_os("COBUILD_TOOLS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/node_modules/.bin")
+        })
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = tools_bin().join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/test.sh (npm ci --prefix tools)",
+        path.display()
+    );
+    path
+}
+
+/// A running `cobuild devnet`, killed on drop.
+struct Devnet {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Devnet {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+            .args([
+                "devnet",
+                "--http-port",
+                "0",
+                "--slot-ms",
+                "300",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cobuild starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut url = None;
+        // The banner names the bound address; reading it is the readiness event.
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("utf-8 banner");
+            if let Some(rest) = line.trim().strip_prefix("rpc") {
+                url = Some(rest.trim().to_string());
+                break;
+            }
+        }
+        Self {
+            child,
+            url: url.expect("banner prints the rpc url"),
+        }
+    }
+
+    fn cast(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(tool("cast"))
+            .args(args)
+            .args(["--rpc-url", &self.url])
+            .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1")
+            .output()
+            .expect("cast runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        self.child.wait().expect("exits")
+    }
+}
+
+#[test]
+fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+
+    // cast send, as in the README.
+    let receipt: Value = serde_json::from_str(
+        &devnet
+            .cast(&[
+                "send",
+                "--private-key",
+                DEV0_KEY,
+                DEAD,
+                "--value",
+                "1ether",
+                "--json",
+            ])
+            .expect("cast send succeeds"),
+    )
+    .expect("receipt json");
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    let tx_hash = receipt["transactionHash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    let again: Value = serde_json::from_str(
+        &devnet
+            .cast(&["receipt", &tx_hash, "--json"])
+            .expect("cast receipt"),
+    )
+    .expect("json");
+    assert_eq!(again["blockHash"], receipt["blockHash"]);
+
+    // The demo pool exists and answers calls.
+    let reserves = devnet
+        .cast(&[
+            "call",
+            "0xb19b36b1456E65E3A6D514D3F715f204BD59f431",
+            "getReserves()(uint256,uint256)",
+        ])
+        .expect("cast call");
+    assert!(
+        reserves.starts_with("100000000000000000000000"),
+        "{reserves}"
+    );
+
+    // ethers v6 JsonRpcProvider + Wallet.
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/send.mjs"))
+        .args([&devnet.url, "0x000000000000000000000000000000000000bEEF"])
+        .env("NODE_PATH", tools_bin().join("../"))
+        .current_dir(tools_bin().join("../.."))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "ethers script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ethers: Value = serde_json::from_slice(&out.stdout).expect("script prints json");
+    assert_eq!(ethers["status"], 1);
+    assert_eq!(ethers["balance"], "500000000000000000");
+
+    // Bad input is an error, not a crash.
+    let err = devnet
+        .cast(&["publish", "0x02f8"])
+        .expect_err("malformed rlp is refused");
+    assert!(err.contains("rlp"), "{err}");
+    let err = devnet
+        .cast(&["rpc", "eth_getBalance", "0xnothex", "latest"])
+        .expect_err("bad hex is refused");
+    assert!(
+        err.contains("-32602") || err.to_lowercase().contains("invalid"),
+        "{err}"
+    );
+
+    // Ctrl-C stops it cleanly; a restart continues the same chain and state.
+    let height: u64 = devnet
+        .cast(&["block-number"])
+        .expect("block number")
+        .parse()
+        .expect("number");
+    let status = devnet.interrupt();
+    assert!(status.success(), "clean exit on SIGINT: {status}");
+    let devnet = Devnet::start(dir.path());
+    let after: u64 = devnet
+        .cast(&["block-number"])
+        .expect("block number")
+        .parse()
+        .expect("number");
+    assert!(
+        after >= height,
+        "chain continues from {height}, got {after}"
+    );
+    assert_eq!(
+        devnet.cast(&["balance", DEAD]).expect("balance"),
+        "1000000000000000000"
+    );
+    let kept: Value = serde_json::from_str(
+        &devnet
+            .cast(&["receipt", &tx_hash, "--json"])
+            .expect("receipt"),
+    )
+    .expect("json");
+    assert_eq!(kept["blockHash"], receipt["blockHash"]);
+}
