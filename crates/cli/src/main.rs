@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use cobuild_chain::dev_signers;
 use cobuild_node::{Devnet, DevnetConfig};
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
+use std::io::Write;
+
 use eyre::WrapErr;
 
 /// cobuild: a distributed, Byzantine-fault-tolerant block builder for Ethereum.
@@ -89,26 +91,37 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         .await
         .wrap_err_with(|| format!("starting the devnet in {}", args.data_dir.display()))?;
     let head = devnet.chain.head();
-    println!("cobuild devnet");
-    println!("  rpc        http://{}", devnet.rpc_addr);
-    println!("  chain id   {}", config.chain_id);
-    println!("  slot       {} ms", args.slot_ms);
-    println!("  head       #{} {}", head.number, head.hash());
-    println!("  data dir   {}", args.data_dir.display());
-    println!("  dev accounts (10,000 ETH each at genesis):");
+    let mut banner = String::new();
+    let mut line = |text: String| {
+        banner.push_str(&text);
+        banner.push('\n');
+    };
+    line("cobuild devnet".into());
+    line(format!("  rpc        http://{}", devnet.rpc_addr));
+    line(format!("  chain id   {}", config.chain_id));
+    line(format!("  slot       {} ms", args.slot_ms));
+    line(format!("  head       #{} {}", head.number, head.hash()));
+    line(format!("  data dir   {}", args.data_dir.display()));
+    line("  dev accounts (10,000 ETH each at genesis):".into());
     for (i, signer) in dev_signers().iter().enumerate() {
-        println!(
+        line(format!(
             "    ({i}) {} 0x{}",
             signer.address(),
             alloy_primitives::hex::encode(signer.to_bytes())
-        );
+        ));
     }
     if let Some(demo) = &devnet.demo {
-        println!("  demo contracts (deployed in block 1 by account 9):");
-        println!("    token A  {}", demo.token_a);
-        println!("    token B  {}", demo.token_b);
-        println!("    pool     {}", demo.pool);
+        line("  demo contracts (deployed in block 1 by account 9):".into());
+        line(format!("    token A  {}", demo.token_a));
+        line(format!("    token B  {}", demo.token_b));
+        line(format!("    pool     {}", demo.pool));
     }
+    // A closed stdout (the launcher went away) must not stop the node: logs go to stderr.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
     devnet
         .run(shutdown_signal())
         .await

@@ -147,7 +147,7 @@ fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
 
     // ethers v6 JsonRpcProvider + Wallet.
     let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/send.mjs"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/send.cjs"))
         .args([&devnet.url, "0x000000000000000000000000000000000000bEEF"])
         .env("NODE_PATH", tools_bin().join("../"))
         .current_dir(tools_bin().join("../.."))
