@@ -205,3 +205,97 @@ fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
     .expect("json");
     assert_eq!(kept["blockHash"], receipt["blockHash"]);
 }
+
+/// Signs a transfer with `cast mktx` (offline fields given) and submits it; returns the error.
+fn refused(devnet: &Devnet, key: &str, extra: &[&str]) -> String {
+    let mut args = vec!["mktx", "--private-key", key, DEAD, "--value", "1wei"];
+    args.extend_from_slice(extra);
+    let raw = devnet.cast(&args).expect("cast signs the transaction");
+    devnet
+        .cast(&["publish", "--async", &raw])
+        .expect_err("the node refuses it")
+}
+
+#[test]
+fn test_devnet_refuses_bad_transactions_with_clear_errors() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let fees = [
+        "--gas-price",
+        "10gwei",
+        "--priority-gas-price",
+        "1gwei",
+        "--gas-limit",
+        "21000",
+    ];
+
+    let err = refused(
+        &devnet,
+        DEV0_KEY,
+        &[&["--chain", "1", "--nonce", "0"][..], &fees].concat(),
+    );
+    assert!(err.contains("invalid chain id"), "{err}");
+
+    devnet
+        .cast(&["send", "--private-key", DEV0_KEY, DEAD, "--value", "1wei"])
+        .expect("first send lands");
+    let err = refused(&devnet, DEV0_KEY, &[&["--nonce", "0"][..], &fees].concat());
+    assert!(err.contains("nonce too low"), "{err}");
+
+    // A key nobody funded.
+    let empty = "0x0000000000000000000000000000000000000000000000000000000000000001";
+    let err = refused(&devnet, empty, &[&["--nonce", "0"][..], &fees].concat());
+    assert!(err.contains("insufficient funds"), "{err}");
+
+    let err = refused(
+        &devnet,
+        DEV0_KEY,
+        &[
+            "--nonce",
+            "1",
+            "--gas-price",
+            "1",
+            "--priority-gas-price",
+            "0",
+            "--gas-limit",
+            "21000",
+        ],
+    );
+    assert!(err.contains("less than block base fee"), "{err}");
+
+    let err = refused(
+        &devnet,
+        DEV0_KEY,
+        &[
+            "--nonce",
+            "1",
+            "--gas-price",
+            "10gwei",
+            "--priority-gas-price",
+            "1gwei",
+            "--gas-limit",
+            "70000000",
+        ],
+    );
+    assert!(err.contains("exceeds block gas limit"), "{err}");
+
+    // A body over the limit is refused before it is buffered, and the node stays up.
+    let addr = devnet.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    let len = 6 * 1024 * 1024;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    let _ = stream.write_all(&vec![b' '; len]);
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "{}",
+        response.lines().next().unwrap_or_default()
+    );
+    devnet.cast(&["block-number"]).expect("still serving");
+}
