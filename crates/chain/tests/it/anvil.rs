@@ -8,12 +8,7 @@
 //! - the header's prevrandao and parent beacon root are copied from anvil's block into ours
 //!   (anvil picks them), so they match by construction.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-};
+use std::sync::Arc;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered};
 use alloy_eips::Encodable2718;
@@ -24,102 +19,9 @@ use alloy_sol_types::SolCall;
 use cobuild_chain::{BlockAttributes, Chain, Genesis, dev_signers};
 use cobuild_contracts::{DemoDeployment, DemoParams, IPool, IToken};
 use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
+use cobuild_test_utils::Anvil;
 use revm::database_interface::DatabaseRef;
 use serde_json::Value;
-
-fn tools_bin() -> PathBuf {
-    std::env::var_os("COBUILD_TOOLS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/node_modules/.bin")
-        })
-}
-
-fn tool(name: &str) -> PathBuf {
-    let path = tools_bin().join(name);
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/test.sh (npm ci --prefix tools)",
-        path.display()
-    );
-    path
-}
-
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Anvil {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = Command::new(tool("anvil"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--no-mining",
-                "--order",
-                "fifo",
-                "--hardfork",
-                "osaka",
-            ])
-            .args([
-                "--gas-limit",
-                &DEFAULT_GAS_LIMIT.to_string(),
-                "--chain-id",
-                &DEVNET_CHAIN_ID.to_string(),
-            ])
-            .args(["--base-fee", &INITIAL_BASE_FEE.to_string(), "--silent"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("anvil starts");
-        let anvil = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        // Ready when it answers; each failed attempt is a refused connection, not a timer.
-        for _ in 0..500 {
-            if anvil.try_cast(&["block-number"]).is_some() {
-                return anvil;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("anvil did not start on {}", anvil.url);
-    }
-
-    fn try_cast(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new(tool("cast"))
-            .args(args)
-            .args(["--rpc-url", &self.url])
-            .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1")
-            .output()
-            .expect("cast runs");
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    fn cast(&self, args: &[&str]) -> String {
-        self.try_cast(args)
-            .unwrap_or_else(|| panic!("cast {args:?} failed"))
-    }
-
-    fn rpc(&self, method: &str, params: &str) -> Value {
-        serde_json::from_str(&self.cast(&["rpc", "--raw", method, params])).expect("json")
-    }
-}
 
 fn sign(
     signer: &PrivateKeySigner,
@@ -232,7 +134,22 @@ fn test_same_transactions_same_outcome_as_anvil() {
         .expect("base fee");
 
     // Anvil, with the block environment matched: timestamp, coinbase, gas limit, base fee.
-    let anvil = Anvil::start();
+    let (gas_limit, chain_id) = (DEFAULT_GAS_LIMIT.to_string(), DEVNET_CHAIN_ID.to_string());
+    let initial_base_fee = INITIAL_BASE_FEE.to_string();
+    let process = Anvil::start(&[
+        "--no-mining",
+        "--order",
+        "fifo",
+        "--hardfork",
+        "osaka",
+        "--gas-limit",
+        &gas_limit,
+        "--chain-id",
+        &chain_id,
+        "--base-fee",
+        &initial_base_fee,
+    ]);
+    let anvil = &process.cast;
     anvil.rpc("anvil_setCoinbase", &format!("[\"{coinbase}\"]"));
     anvil.rpc("evm_setNextBlockTimestamp", &format!("[{timestamp}]"));
     anvil.rpc(
@@ -241,11 +158,11 @@ fn test_same_transactions_same_outcome_as_anvil() {
     );
     for tx in &txs {
         let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
-        anvil.cast(&["publish", "--async", &raw]);
+        anvil.ok(&["publish", "--async", &raw]);
     }
     anvil.rpc("evm_mine", "[]");
     let block: Value =
-        serde_json::from_str(&anvil.cast(&["block", "1", "--json"])).expect("block json");
+        serde_json::from_str(&anvil.ok(&["block", "1", "--json"])).expect("block json");
     assert_eq!(
         block["transactions"].as_array().expect("txs").len(),
         txs.len(),
@@ -284,7 +201,7 @@ fn test_same_transactions_same_outcome_as_anvil() {
     let mut statuses = Vec::new();
     for (tx, receipt) in txs.iter().zip(&ours.receipts) {
         let theirs: Value =
-            serde_json::from_str(&anvil.cast(&["receipt", &tx.tx_hash().to_string(), "--json"]))
+            serde_json::from_str(&anvil.ok(&["receipt", &tx.tx_hash().to_string(), "--json"]))
                 .expect("receipt");
         let gas_used = receipt.cumulative_gas_used() - previous;
         previous = receipt.cumulative_gas_used();
@@ -390,17 +307,17 @@ fn test_same_transactions_same_outcome_as_anvil() {
         let info = state.basic_ref(who).expect("read").unwrap_or_default();
         let w = who.to_string();
         assert_eq!(
-            anvil.cast(&["balance", &w]),
+            anvil.ok(&["balance", &w]),
             info.balance.to_string(),
             "balance of {w}"
         );
         assert_eq!(
-            anvil.cast(&["nonce", &w]),
+            anvil.ok(&["nonce", &w]),
             info.nonce.to_string(),
             "nonce of {w}"
         );
         let code = info.code.map(|c| c.original_bytes()).unwrap_or_default();
-        assert_eq!(anvil.cast(&["code", &w]), code.to_string(), "code of {w}");
+        assert_eq!(anvil.ok(&["code", &w]), code.to_string(), "code of {w}");
     }
     // Storage: the tokens' and pool's plain slots and every holder's token balance.
     for contract in [demo.token_a, demo.token_b, pool] {
@@ -414,7 +331,7 @@ fn test_same_transactions_same_outcome_as_anvil() {
         }
         for slot in slots {
             let theirs: B256 = anvil
-                .cast(&["storage", &contract.to_string(), &slot.to_string()])
+                .ok(&["storage", &contract.to_string(), &slot.to_string()])
                 .parse()
                 .expect("b256");
             let ours = B256::from(state.storage_at(contract, slot).expect("read"));

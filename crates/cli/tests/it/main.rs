@@ -2,37 +2,21 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
 };
 
+use cobuild_test_utils::{Cast, tools_bin};
 use serde_json::Value;
 
 const DEV0_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
 
-fn tools_bin() -> PathBuf {
-    std::env::var_os("COBUILD_TOOLS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/node_modules/.bin")
-        })
-}
-
-fn tool(name: &str) -> PathBuf {
-    let path = tools_bin().join(name);
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/test.sh (npm ci --prefix tools)",
-        path.display()
-    );
-    path
-}
-
 /// A running `cobuild devnet`, killed on drop.
 struct Devnet {
     child: Child,
     url: String,
+    cast: Cast,
 }
 
 impl Drop for Devnet {
@@ -59,33 +43,25 @@ impl Devnet {
             .spawn()
             .expect("cobuild starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut url = None;
+        let mut lines = BufReader::new(stdout).lines();
         // The banner names the bound address; reading it is the readiness event.
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("utf-8 banner");
-            if let Some(rest) = line.trim().strip_prefix("rpc") {
-                url = Some(rest.trim().to_string());
-                break;
-            }
-        }
-        Self {
-            child,
-            url: url.expect("banner prints the rpc url"),
-        }
+        let url = lines
+            .by_ref()
+            .map(|line| line.expect("utf-8 banner"))
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix("rpc")
+                    .map(|rest| rest.trim().to_string())
+            })
+            .expect("banner prints the rpc url");
+        // Keep reading so the node never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let cast = Cast { url: url.clone() };
+        Self { child, url, cast }
     }
 
     fn cast(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(tool("cast"))
-            .args(args)
-            .args(["--rpc-url", &self.url])
-            .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1")
-            .output()
-            .expect("cast runs");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
+        self.cast.run(args)
     }
 
     fn interrupt(mut self) -> std::process::ExitStatus {

@@ -14,7 +14,7 @@ use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
     Block, FeeHistory, Transaction, TransactionReceipt, TransactionRequest, state::StateOverride,
 };
-use cobuild_chain::{Chain, StateSnapshot, StoredBlock};
+use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::TxPool;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use revm::database_interface::DatabaseRef;
@@ -196,6 +196,19 @@ impl Eth {
         }
     }
 
+    /// The block that included the transaction `hash`, its position, and the view it came from.
+    fn included(&self, hash: &B256) -> Result<Option<(ReadView, StoredBlock, usize)>, RpcError> {
+        let view = self.chain.read().map_err(RpcError::internal)?;
+        let Some((number, index)) = view.tx_location(hash).map_err(RpcError::internal)? else {
+            return Ok(None);
+        };
+        let stored = view
+            .block(number)
+            .map_err(RpcError::internal)?
+            .ok_or(RpcError::UnknownBlock)?;
+        Ok(Some((view, stored, index as usize)))
+    }
+
     fn rpc_block(&self, id: BlockId, full: bool) -> Result<Option<Block>, RpcError> {
         Ok(self.stored_block(id)?.map(|b| convert::block(b, full)))
     }
@@ -365,21 +378,14 @@ impl EthApiServer for Eth {
 
     async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {
         self.blocking(move |this| {
-            let view = this.chain.read().map_err(RpcError::internal)?;
-            let Some((number, index)) = view.tx_location(&hash).map_err(RpcError::internal)? else {
+            let Some((view, stored, index)) = this.included(&hash)? else {
                 return Ok(None);
             };
-            let stored = view
-                .block(number)
-                .map_err(RpcError::internal)?
-                .ok_or(RpcError::UnknownBlock)?;
             let receipts = view
-                .receipts(number)
+                .receipts(stored.block.header.number)
                 .map_err(RpcError::internal)?
                 .unwrap_or_default();
-            Ok(convert::receipts(&stored, receipts)
-                .into_iter()
-                .nth(index as usize))
+            Ok(convert::receipts(&stored, receipts).into_iter().nth(index))
         })
         .await
     }
@@ -389,17 +395,10 @@ impl EthApiServer for Eth {
             return Ok(Some(convert::pending_transaction(pending.tx.clone())));
         }
         self.blocking(move |this| {
-            let view = this.chain.read().map_err(RpcError::internal)?;
-            let Some((number, index)) = view.tx_location(&hash).map_err(RpcError::internal)? else {
+            let Some((_, stored, index)) = this.included(&hash)? else {
                 return Ok(None);
             };
-            let stored = view
-                .block(number)
-                .map_err(RpcError::internal)?
-                .ok_or(RpcError::UnknownBlock)?;
-            Ok(convert::block_transactions(&stored)
-                .into_iter()
-                .nth(index as usize))
+            Ok(convert::block_transactions(&stored).into_iter().nth(index))
         })
         .await
     }

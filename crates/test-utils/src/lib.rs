@@ -1,0 +1,127 @@
+//! Test helpers: the pinned external clients (anvil, cast) and processes driven by them.
+//!
+//! The tools come from `tools/package.json` (installed by `scripts/test.sh`); tests find them in
+//! `COBUILD_TOOLS_BIN`, or in `tools/node_modules/.bin` of the repository.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+/// The folder holding the pinned tool binaries.
+pub fn tools_bin() -> PathBuf {
+    std::env::var_os("COBUILD_TOOLS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/node_modules/.bin")
+        })
+}
+
+/// The path of one tool.
+///
+/// # Panics
+/// If the tool is not installed, with the command that installs it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = tools_bin().join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/test.sh (npm ci --prefix tools)",
+        path.display()
+    );
+    path
+}
+
+/// `cast` pointed at one JSON-RPC endpoint.
+#[derive(Debug, Clone)]
+pub struct Cast {
+    /// The endpoint.
+    pub url: String,
+}
+
+impl Cast {
+    /// Runs `cast <args> --rpc-url <url>`: its stdout on success, its stderr on failure.
+    pub fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(tool("cast"))
+            .args(args)
+            .args(["--rpc-url", &self.url])
+            .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1")
+            .output()
+            .expect("cast runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    /// Runs `cast` and expects success.
+    ///
+    /// # Panics
+    /// If cast fails, with its error output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.run(args)
+            .unwrap_or_else(|err| panic!("cast {args:?} failed: {err}"))
+    }
+
+    /// A raw JSON-RPC call with JSON `params`.
+    pub fn rpc(&self, method: &str, params: &str) -> Value {
+        serde_json::from_str(&self.ok(&["rpc", "--raw", method, params])).expect("cast prints json")
+    }
+}
+
+/// A free loopback port (racy in theory; the OS does not reuse it at once in practice).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind loopback")
+        .port()
+}
+
+/// An anvil process on loopback, killed on drop.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    /// `cast` pointed at it.
+    pub cast: Cast,
+}
+
+impl Anvil {
+    /// Starts anvil with `args` and waits until it answers.
+    ///
+    /// # Panics
+    /// If it does not start.
+    pub fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new(tool("anvil"))
+            .args(["--port", &port.to_string(), "--silent"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("anvil starts");
+        let anvil = Self {
+            child,
+            cast: Cast {
+                url: format!("http://127.0.0.1:{port}"),
+            },
+        };
+        // Ready when it answers; each failed attempt is a refused connection.
+        for _ in 0..500 {
+            if anvil.cast.run(&["block-number"]).is_ok() {
+                return anvil;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("anvil did not start on {}", anvil.cast.url);
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
