@@ -180,6 +180,28 @@ fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
     )
     .expect("json");
     assert_eq!(kept["blockHash"], receipt["blockHash"]);
+
+    // kill -9 in the middle of its slots: the restart still has every committed block.
+    let height: u64 = devnet
+        .cast(&["block-number"])
+        .expect("block number")
+        .parse()
+        .expect("number");
+    drop(devnet); // SIGKILL
+    let devnet = Devnet::start(dir.path());
+    let after: u64 = devnet
+        .cast(&["block-number"])
+        .expect("block number")
+        .parse()
+        .expect("number");
+    assert!(
+        after >= height,
+        "chain continues from {height} after kill -9, got {after}"
+    );
+    assert_eq!(
+        devnet.cast(&["balance", DEAD]).expect("balance"),
+        "1000000000000000000"
+    );
 }
 
 /// Signs a transfer with `cast mktx` (offline fields given) and submits it; returns the error.
