@@ -5,10 +5,12 @@
 //! async workers) and answer. Every failure is an [`RpcError`] mapped to a standard JSON-RPC
 //! code in one `From`. The server bounds request bodies before buffering them.
 
+mod auth;
 mod error;
 mod eth;
 mod server;
 
+pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 pub use error::{EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, RpcError, SERVER_ERROR};
 pub use eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
 pub use server::{RpcConfig, RpcServer, start};
