@@ -6,6 +6,8 @@
 //! (`cobuild-pool`) and later building and sealing all read it, so a block produced by one
 //! component is judged by the same rules everywhere.
 
+mod order;
 mod spec;
 
+pub use order::{Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement};
 pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};

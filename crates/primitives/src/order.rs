@@ -1,0 +1,339 @@
+//! Orders: bundles as senders submit them, decoded and checked once at the edge.
+//!
+//! A [`Bundle`] is only built from an `eth_sendBundle` request that passed every structural
+//! rule, so later stages (pool, simulation, building) never re-check signatures or shapes.
+
+use alloy_consensus::{
+    TxEnvelope,
+    transaction::{Recovered, SignerRecoverable},
+};
+use alloy_eips::Decodable2718;
+use alloy_primitives::{Address, B256};
+use alloy_rpc_types_mev::EthSendBundle;
+
+/// Most transactions one bundle may hold.
+pub const MAX_BUNDLE_TXS: usize = 100;
+
+/// Why an order was refused at the edge. Every variant is the sender's fault (invalid params).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// A bundle with no transactions and no replacement uuid to cancel.
+    #[error("bundle has no transactions")]
+    Empty,
+    /// More transactions than a bundle may hold.
+    #[error("bundle has {got} transactions, at most {max} are allowed")]
+    TooManyTransactions {
+        /// Transactions in the bundle.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction does not decode.
+    #[error("transaction {index}: {reason}")]
+    BadTransaction {
+        /// Position in the bundle.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A rule names a transaction hash that is not in the bundle.
+    #[error("{field} names {hash}, which is not in the bundle")]
+    UnknownHash {
+        /// The field (`revertingTxHashes`, `droppingTxHashes`, `refundTxHashes`).
+        field: &'static str,
+        /// The hash.
+        hash: B256,
+    },
+    /// `refundPercent` outside 1..=99.
+    #[error("refundPercent must be between 1 and 99, got {0}")]
+    RefundPercent(u8),
+    /// More than one refund transaction hash.
+    #[error("refundTxHashes may name at most one transaction")]
+    RefundTxHashes,
+    /// `replacementNonce` without a `replacementUuid`.
+    #[error("replacementNonce requires replacementUuid")]
+    NonceWithoutUuid,
+    /// A field has the wrong shape.
+    #[error("{field}: {reason}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `minTimestamp` after `maxTimestamp`.
+    #[error("minTimestamp {min} is after maxTimestamp {max}")]
+    TimestampRange {
+        /// minTimestamp.
+        min: u64,
+        /// maxTimestamp.
+        max: u64,
+    },
+}
+
+/// Replacement key of a bundle: a later bundle (or cancel) with the same uuid from the same sender
+/// wins; a higher `nonce`, when given, orders replacements that arrive out of order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Replacement {
+    /// The sender-chosen uuid.
+    pub uuid: String,
+    /// Optional ordering among replacements.
+    pub nonce: Option<u64>,
+}
+
+/// The in-block refund a bundle asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refund {
+    /// Share of the bundle's value to refund, 1..=99.
+    pub percent: u8,
+    /// Who receives it (default: the signer of the first transaction).
+    pub recipient: Option<Address>,
+    /// The transaction whose value is refunded (default: the last one).
+    pub tx_hash: Option<B256>,
+}
+
+/// A checked bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// `keccak256` of the concatenated transaction hashes (Flashbots' `bundleHash`).
+    pub hash: B256,
+    /// The transactions, decoded, with their signers.
+    pub txs: Vec<Recovered<TxEnvelope>>,
+    /// The block the bundle targets.
+    pub block_number: u64,
+    /// Earliest block timestamp, if any.
+    pub min_timestamp: Option<u64>,
+    /// Latest block timestamp, if any.
+    pub max_timestamp: Option<u64>,
+    /// Transactions that may revert without voiding the bundle.
+    pub reverting: Vec<B256>,
+    /// Transactions that may be left out.
+    pub dropping: Vec<B256>,
+    /// Replacement key, if any.
+    pub replacement: Option<Replacement>,
+    /// Refund request, if any.
+    pub refund: Option<Refund>,
+}
+
+/// What an `eth_sendBundle` call asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleRequest {
+    /// Add (or replace) a bundle.
+    Send(Bundle),
+    /// Cancel the bundle with this replacement uuid (`txs: []` with a uuid).
+    Cancel(Replacement),
+}
+
+impl BundleRequest {
+    /// Checks an `eth_sendBundle` request and decodes its transactions.
+    ///
+    /// Accepts the variants real clients send: quantities as numbers or hex, `minTimestamp: 0`
+    /// and `replacementUuid: null` meaning unset, and `uuid` as an alias of `replacementUuid`.
+    pub fn from_rpc(request: EthSendBundle) -> Result<Self, OrderError> {
+        let uuid = match (request.replacement_uuid, request.extra_fields.get("uuid")) {
+            (Some(uuid), _) => Some(uuid),
+            (None, Some(serde_json::Value::String(uuid))) => Some(uuid.clone()),
+            (None, Some(serde_json::Value::Null) | None) => None,
+            (None, Some(other)) => {
+                return Err(OrderError::Field {
+                    field: "uuid",
+                    reason: format!("expected a string, got {other}"),
+                });
+            }
+        };
+        let nonce = match request.extra_fields.get("replacementNonce") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(value) => Some(quantity(value).ok_or_else(|| OrderError::Field {
+                field: "replacementNonce",
+                reason: format!("expected a quantity, got {value}"),
+            })?),
+        };
+        let replacement = match (uuid, nonce) {
+            (Some(uuid), nonce) => Some(Replacement { uuid, nonce }),
+            (None, Some(_)) => return Err(OrderError::NonceWithoutUuid),
+            (None, None) => None,
+        };
+        if request.txs.is_empty() {
+            return replacement.map(Self::Cancel).ok_or(OrderError::Empty);
+        }
+        if request.txs.len() > MAX_BUNDLE_TXS {
+            return Err(OrderError::TooManyTransactions {
+                got: request.txs.len(),
+                max: MAX_BUNDLE_TXS,
+            });
+        }
+        let mut txs = Vec::with_capacity(request.txs.len());
+        for (index, raw) in request.txs.iter().enumerate() {
+            let mut slice = raw.as_ref();
+            let tx =
+                TxEnvelope::decode_2718(&mut slice).map_err(|e| OrderError::BadTransaction {
+                    index,
+                    reason: format!("rlp: {e}"),
+                })?;
+            if !slice.is_empty() {
+                return Err(OrderError::BadTransaction {
+                    index,
+                    reason: "trailing bytes".into(),
+                });
+            }
+            let tx = tx
+                .try_into_recovered()
+                .map_err(|_| OrderError::BadTransaction {
+                    index,
+                    reason: "invalid signature".into(),
+                })?;
+            txs.push(tx);
+        }
+        let hashes: Vec<B256> = txs.iter().map(|tx| *tx.tx_hash()).collect();
+        let known = |field: &'static str, list: &[B256]| {
+            list.iter()
+                .find(|h| !hashes.contains(h))
+                .map_or(Ok(()), |hash| {
+                    Err(OrderError::UnknownHash { field, hash: *hash })
+                })
+        };
+        known("revertingTxHashes", &request.reverting_tx_hashes)?;
+        known("droppingTxHashes", &request.dropping_tx_hashes)?;
+        known("refundTxHashes", &request.refund_tx_hashes)?;
+        if request.refund_tx_hashes.len() > 1 {
+            return Err(OrderError::RefundTxHashes);
+        }
+        let refund = match request.refund_percent {
+            None | Some(0)
+                if request.refund_recipient.is_none() && request.refund_tx_hashes.is_empty() =>
+            {
+                None
+            }
+            Some(percent @ 1..=99) => Some(Refund {
+                percent,
+                recipient: request.refund_recipient,
+                tx_hash: request.refund_tx_hashes.first().copied(),
+            }),
+            Some(other) => return Err(OrderError::RefundPercent(other)),
+            None => return Err(OrderError::RefundPercent(0)),
+        };
+        // web3-flashbots sends 0 for "no bound".
+        let min_timestamp = request.min_timestamp.filter(|t| *t != 0);
+        let max_timestamp = request.max_timestamp.filter(|t| *t != 0);
+        if let (Some(min), Some(max)) = (min_timestamp, max_timestamp)
+            && min > max
+        {
+            return Err(OrderError::TimestampRange { min, max });
+        }
+        Ok(Self::Send(Bundle {
+            hash: alloy_primitives::keccak256(hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>()),
+            txs,
+            block_number: request.block_number,
+            min_timestamp,
+            max_timestamp,
+            reverting: request.reverting_tx_hashes,
+            dropping: request.dropping_tx_hashes,
+            replacement,
+            refund,
+        }))
+    }
+}
+
+/// A JSON quantity: a number or a 0x-hex string.
+fn quantity(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s
+            .strip_prefix("0x")
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .or_else(|| s.parse().ok()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::address;
+
+    fn fixture_params(method: &str) -> Vec<serde_json::Value> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/flashbots-client-requests.jsonl"
+        );
+        std::fs::read_to_string(path)
+            .expect("shared fixtures beside the repository")
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .filter(|v| v["method"] == method)
+            .map(|v| {
+                let body: serde_json::Value =
+                    serde_json::from_str(v["body"].as_str().expect("body")).expect("body json");
+                body["params"][0].clone()
+            })
+            .collect()
+    }
+
+    fn bundle(params: serde_json::Value) -> Result<BundleRequest, OrderError> {
+        BundleRequest::from_rpc(serde_json::from_value(params).expect("EthSendBundle parses"))
+    }
+
+    #[test]
+    fn test_real_client_bundles_decode() {
+        let all = fixture_params("eth_sendBundle");
+        assert!(all.len() >= 2, "fixtures from both clients");
+        for params in all {
+            let raw: EthSendBundle = serde_json::from_value(params.clone()).expect("parses");
+            let BundleRequest::Send(b) = bundle(params).expect("valid") else {
+                panic!("not a cancel")
+            };
+            assert_eq!(
+                b.hash,
+                raw.bundle_hash(),
+                "bundleHash as Flashbots computes it"
+            );
+            assert!(b.txs.iter().all(|tx| tx.signer()
+                == address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+                || tx.signer() == address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")));
+            assert_eq!(b.min_timestamp, None, "minTimestamp 0 means unset");
+        }
+    }
+
+    #[test]
+    fn test_empty_txs_with_uuid_is_a_cancel() {
+        let req = bundle(serde_json::json!({"txs": [], "blockNumber": "0x1", "uuid": "abc"}))
+            .expect("cancel");
+        assert_eq!(
+            req,
+            BundleRequest::Cancel(Replacement {
+                uuid: "abc".into(),
+                nonce: None
+            })
+        );
+        assert_eq!(
+            bundle(serde_json::json!({"txs": [], "blockNumber": 1})),
+            Err(OrderError::Empty)
+        );
+    }
+
+    #[test]
+    fn test_rules_must_name_bundle_transactions() {
+        let mut params = fixture_params("eth_sendBundle").remove(0);
+        params["revertingTxHashes"] = serde_json::json!([B256::repeat_byte(1)]);
+        assert!(matches!(
+            bundle(params.clone()),
+            Err(OrderError::UnknownHash {
+                field: "revertingTxHashes",
+                ..
+            })
+        ));
+        params["revertingTxHashes"] = serde_json::json!([]);
+        params["refundPercent"] = serde_json::json!(100);
+        assert_eq!(bundle(params.clone()), Err(OrderError::RefundPercent(100)));
+        params["refundPercent"] = serde_json::json!("0x32");
+        let BundleRequest::Send(b) = bundle(params.clone()).expect("valid") else {
+            panic!("send")
+        };
+        assert_eq!(b.refund.map(|r| r.percent), Some(50));
+        params["txs"] = serde_json::json!(["0x02f8"]);
+        assert!(matches!(
+            bundle(params),
+            Err(OrderError::BadTransaction { index: 0, .. })
+        ));
+    }
+}
