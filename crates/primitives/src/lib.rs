@@ -9,5 +9,8 @@
 mod order;
 mod spec;
 
-pub use order::{Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement};
+pub use order::{
+    Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,
+    decode_transactions,
+};
 pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};

@@ -8,7 +8,7 @@ use alloy_consensus::{
     transaction::{Recovered, SignerRecoverable},
 };
 use alloy_eips::Decodable2718;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, Bytes};
 use alloy_rpc_types_mev::EthSendBundle;
 
 /// Most transactions one bundle may hold.
@@ -162,28 +162,7 @@ impl BundleRequest {
                 max: MAX_BUNDLE_TXS,
             });
         }
-        let mut txs = Vec::with_capacity(request.txs.len());
-        for (index, raw) in request.txs.iter().enumerate() {
-            let mut slice = raw.as_ref();
-            let tx =
-                TxEnvelope::decode_2718(&mut slice).map_err(|e| OrderError::BadTransaction {
-                    index,
-                    reason: format!("rlp: {e}"),
-                })?;
-            if !slice.is_empty() {
-                return Err(OrderError::BadTransaction {
-                    index,
-                    reason: "trailing bytes".into(),
-                });
-            }
-            let tx = tx
-                .try_into_recovered()
-                .map_err(|_| OrderError::BadTransaction {
-                    index,
-                    reason: "invalid signature".into(),
-                })?;
-            txs.push(tx);
-        }
+        let txs = decode_transactions(&request.txs)?;
         let hashes: Vec<B256> = txs.iter().map(|tx| *tx.tx_hash()).collect();
         let known = |field: &'static str, list: &[B256]| {
             list.iter()
@@ -221,7 +200,7 @@ impl BundleRequest {
             return Err(OrderError::TimestampRange { min, max });
         }
         Ok(Self::Send(Bundle {
-            hash: alloy_primitives::keccak256(hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>()),
+            hash: bundle_hash(&txs),
             txs,
             block_number: request.block_number,
             min_timestamp,
@@ -232,6 +211,41 @@ impl BundleRequest {
             refund,
         }))
     }
+}
+
+/// Decodes EIP-2718 transactions and recovers their signers, refusing trailing bytes.
+pub fn decode_transactions(raw: &[Bytes]) -> Result<Vec<Recovered<TxEnvelope>>, OrderError> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let mut slice = raw.as_ref();
+            let tx =
+                TxEnvelope::decode_2718(&mut slice).map_err(|e| OrderError::BadTransaction {
+                    index,
+                    reason: format!("rlp: {e}"),
+                })?;
+            if !slice.is_empty() {
+                return Err(OrderError::BadTransaction {
+                    index,
+                    reason: "trailing bytes".into(),
+                });
+            }
+            tx.try_into_recovered()
+                .map_err(|_| OrderError::BadTransaction {
+                    index,
+                    reason: "invalid signature".into(),
+                })
+        })
+        .collect()
+}
+
+/// `keccak256` of the concatenated transaction hashes: Flashbots' `bundleHash`.
+pub fn bundle_hash(txs: &[Recovered<TxEnvelope>]) -> B256 {
+    alloy_primitives::keccak256(
+        txs.iter()
+            .flat_map(|tx| tx.tx_hash().0)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 /// A JSON quantity: a number or a 0x-hex string.

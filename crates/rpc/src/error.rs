@@ -6,6 +6,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 /// JSON-RPC "invalid params" (the request is malformed).
 pub const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC "invalid request" (here: the request lacks a valid `X-Flashbots-Signature`).
+pub const INVALID_REQUEST: i32 = -32600;
 /// JSON-RPC "internal error" (the node failed).
 pub const INTERNAL_ERROR: i32 = -32603;
 /// geth's generic server error, used for transaction and state errors clients match by message.
@@ -39,6 +41,9 @@ pub enum RpcError {
     /// The block does not exist.
     #[error("header not found")]
     UnknownBlock,
+    /// The request did not prove a sender where one is required.
+    #[error(transparent)]
+    Unauthorized(#[from] crate::auth::AuthError),
     /// The node failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +70,9 @@ impl From<RpcError> for ErrorObjectOwned {
                 ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(output))
             }
             RpcError::Internal(_) => ErrorObjectOwned::owned(INTERNAL_ERROR, message, None::<()>),
+            RpcError::Unauthorized(_) => {
+                ErrorObjectOwned::owned(INVALID_REQUEST, message, None::<()>)
+            }
             RpcError::Pool(_)
             | RpcError::Execution(_)
             | RpcError::HistoricalState(_)

@@ -6,11 +6,17 @@
 //! code in one `From`. The server bounds request bodies before buffering them.
 
 mod auth;
+mod bundle;
 mod error;
 mod eth;
+mod middleware;
 mod server;
 
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
-pub use error::{EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, RpcError, SERVER_ERROR};
+pub use bundle::{BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult};
+pub use error::{
+    EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RpcError, SERVER_ERROR,
+};
 pub use eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
+pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, Signed};
 pub use server::{RpcConfig, RpcServer, start};

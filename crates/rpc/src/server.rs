@@ -7,7 +7,11 @@ use jsonrpsee::{
     server::{ServerBuilder, ServerConfig, ServerHandle},
 };
 
-use crate::eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
+use crate::{
+    bundle::{BundleApiServer, Bundles},
+    eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer},
+    middleware::FlashbotsAuthLayer,
+};
 
 /// Settings of the RPC server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +55,9 @@ pub async fn start(config: RpcConfig, eth: Eth) -> std::io::Result<RpcServer> {
         .max_connections(config.max_connections)
         .http_only()
         .build();
+    let http = tower::ServiceBuilder::new().layer(FlashbotsAuthLayer::new(config.max_request_body));
     let server = ServerBuilder::with_config(server_config)
+        .set_http_middleware(http)
         .build(config.addr)
         .await?;
     let local_addr = server.local_addr()?;
@@ -61,6 +67,10 @@ pub async fn start(config: RpcConfig, eth: Eth) -> std::io::Result<RpcServer> {
         .map_err(std::io::Error::other)?;
     module
         .merge(NetApiServer::into_rpc(eth.clone()))
+        .map_err(std::io::Error::other)?;
+    let bundles = Bundles::new(eth.chain().clone());
+    module
+        .merge(BundleApiServer::into_rpc(bundles))
         .map_err(std::io::Error::other)?;
     module
         .merge(Web3ApiServer::into_rpc(eth))

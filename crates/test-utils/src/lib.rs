@@ -125,3 +125,55 @@ impl Drop for Anvil {
         let _ = self.child.wait();
     }
 }
+
+/// POSTs `body` to `url` (`http://host:port`) with `headers`, as a client would send it, and
+/// returns the status code and the response body.
+///
+/// # Panics
+/// If the connection fails or the reply is not HTTP.
+pub fn http_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("an HTTP status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The real client requests in `../shared/fixtures`: `(method, header, body)`.
+pub fn flashbots_fixtures() -> Vec<(String, String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/flashbots-client-requests.jsonl"
+    );
+    std::fs::read_to_string(path)
+        .expect("shared fixtures beside the repository")
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("fixture json");
+            let field = |k: &str| v[k].as_str().expect("string field").to_string();
+            (field("method"), field("header"), field("body"))
+        })
+        .collect()
+}

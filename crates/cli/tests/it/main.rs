@@ -297,3 +297,63 @@ fn test_devnet_refuses_bad_transactions_with_clear_errors() {
     );
     devnet.cast(&["block-number"]).expect("still serving");
 }
+
+#[test]
+fn test_call_bundle_from_real_clients_needs_their_signature() {
+    use cobuild_test_utils::{flashbots_fixtures, http_post};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let calls: Vec<_> = flashbots_fixtures()
+        .into_iter()
+        .filter(|(m, _, _)| m == "eth_callBundle")
+        .collect();
+    assert!(calls.len() >= 2, "fixtures from both clients");
+    // web3-flashbots names state block 2: wait until the chain has it.
+    while devnet
+        .cast(&["block-number"])
+        .expect("block number")
+        .parse::<u64>()
+        .expect("number")
+        < 2
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for (_, header, body) in &calls {
+        // Exactly the bytes and header the client sent.
+        let (status, reply) = http_post(
+            &devnet.url,
+            body.as_bytes(),
+            &[("X-Flashbots-Signature", header)],
+        );
+        assert_eq!(status, 200, "{reply}");
+        let reply: Value = serde_json::from_str(&reply).expect("json-rpc reply");
+        let result = &reply["result"];
+        assert!(result.is_object(), "{reply}");
+        let results = result["results"].as_array().expect("per-tx results");
+        assert!(!results.is_empty());
+        for r in results {
+            assert_eq!(r["gasUsed"], 21_000, "{r}");
+            assert_eq!(r["gasPrice"], "1000000000", "{r}");
+        }
+        assert!(result["coinbaseDiff"].as_str().is_some_and(|d| d != "0"));
+
+        // Unsigned, and signed over other bytes: refused with a clear error.
+        let (_, unsigned) = http_post(&devnet.url, body.as_bytes(), &[]);
+        let unsigned: Value = serde_json::from_str(&unsigned).expect("json");
+        assert_eq!(unsigned["error"]["code"], -32600, "{unsigned}");
+        assert!(
+            unsigned["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("X-Flashbots-Signature"))
+        );
+        let tampered = body.replacen("\"id\":", "\"id\": ", 1);
+        let (_, forged) = http_post(
+            &devnet.url,
+            tampered.as_bytes(),
+            &[("X-Flashbots-Signature", header)],
+        );
+        let forged: Value = serde_json::from_str(&forged).expect("json");
+        assert_eq!(forged["error"]["code"], -32600, "{forged}");
+    }
+}

@@ -136,6 +136,11 @@ impl Eth {
         Self { chain, pool }
     }
 
+    /// The chain served.
+    pub const fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
     /// Runs chain reads or EVM work on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,

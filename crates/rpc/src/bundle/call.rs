@@ -1,0 +1,194 @@
+//! `eth_callBundle`: run a bundle's transactions in order on the head state, report each one.
+
+use alloy_consensus::{Header, Sealed, Transaction as _};
+use alloy_eips::BlockNumberOrTag;
+use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_rpc_types_mev::EthCallBundle;
+use cobuild_chain::StateSnapshot;
+use cobuild_primitives::{ChainSpec, bundle_hash, decode_transactions};
+use revm::{
+    DatabaseRef,
+    context::{BlockEnv, CfgEnv, TxEnv},
+    context_interface::{block::BlobExcessGasAndPrice, result::ExecutionResult},
+    database::CacheDB,
+};
+use serde::Serialize;
+
+use crate::RpcError;
+
+/// One transaction's outcome, in the Flashbots shape (wei amounts as decimal strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallBundleTxResult {
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Priority fee per gas paid to the coinbase.
+    #[serde(serialize_with = "decimal")]
+    pub gas_price: U256,
+    /// `gas_used * gas_price`.
+    #[serde(serialize_with = "decimal")]
+    pub gas_fees: U256,
+    /// Sender.
+    pub from_address: Address,
+    /// Recipient (none for contract creation).
+    pub to_address: Option<Address>,
+    /// Change of the coinbase balance.
+    #[serde(serialize_with = "decimal")]
+    pub coinbase_diff: U256,
+    /// Coinbase gain beyond gas fees (direct payments).
+    #[serde(serialize_with = "decimal")]
+    pub eth_sent_to_coinbase: U256,
+    /// Return data, when it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Bytes>,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Revert data, when it reverted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revert: Option<Bytes>,
+}
+
+/// The whole bundle's outcome, in the Flashbots shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallBundleResponse {
+    /// `keccak256` of the concatenated transaction hashes.
+    pub bundle_hash: B256,
+    /// `coinbase_diff / total_gas_used`.
+    #[serde(serialize_with = "decimal")]
+    pub bundle_gas_price: U256,
+    /// Total change of the coinbase balance.
+    #[serde(serialize_with = "decimal")]
+    pub coinbase_diff: U256,
+    /// Total direct payments to the coinbase.
+    #[serde(serialize_with = "decimal")]
+    pub eth_sent_to_coinbase: U256,
+    /// Total priority fees.
+    #[serde(serialize_with = "decimal")]
+    pub gas_fees: U256,
+    /// Per-transaction outcomes, in order.
+    pub results: Vec<CallBundleTxResult>,
+    /// The block whose state the bundle ran on.
+    pub state_block_number: u64,
+    /// Total gas used.
+    pub total_gas_used: u64,
+}
+
+fn decimal<S: serde::Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_string())
+}
+
+/// Runs the bundle on `state` (the head's) in the environment of the block it targets.
+pub(super) fn call_bundle(
+    spec: &ChainSpec,
+    head: &Sealed<Header>,
+    state: StateSnapshot,
+    request: EthCallBundle,
+) -> Result<CallBundleResponse, RpcError> {
+    // Only the head state is kept: a past state block runs on the head, and the response's
+    // `stateBlockNumber` says which state was used. A future one does not exist yet.
+    if let BlockNumberOrTag::Number(n) = request.state_block_number
+        && n > head.number
+    {
+        return Err(RpcError::UnknownBlock);
+    }
+    let txs =
+        decode_transactions(&request.txs).map_err(|e| RpcError::InvalidParams(e.to_string()))?;
+    if txs.is_empty() {
+        return Err(RpcError::InvalidParams("bundle has no transactions".into()));
+    }
+    let base_fee = match request.base_fee {
+        Some(fee) => {
+            u64::try_from(fee).map_err(|_| RpcError::InvalidParams("baseFee too large".into()))?
+        }
+        None => head
+            .next_block_base_fee(spec.base_fee_params())
+            .unwrap_or_default(),
+    };
+    let coinbase = request.coinbase.unwrap_or(head.beneficiary);
+    let blob_params = spec.blob_params();
+    let excess_blob_gas = head
+        .next_block_excess_blob_gas(blob_params)
+        .unwrap_or_default();
+    let mut cfg = CfgEnv::new_with_spec(spec.spec_id()).with_chain_id(spec.chain_id());
+    cfg.set_max_blobs_per_tx(blob_params.max_blobs_per_tx);
+    let block = BlockEnv {
+        number: U256::from(request.block_number),
+        beneficiary: coinbase,
+        timestamp: U256::from(request.timestamp.unwrap_or(head.timestamp + 12)),
+        gas_limit: request.gas_limit.unwrap_or(head.gas_limit),
+        basefee: base_fee,
+        difficulty: U256::ZERO,
+        prevrandao: Some(head.mix_hash),
+        blob_excess_gas_and_price: Some(BlobExcessGasAndPrice {
+            excess_blob_gas,
+            blob_gasprice: blob_params.calc_blob_fee(excess_blob_gas),
+        }),
+        slot_num: 0,
+    };
+    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), EvmEnv::new(cfg, block));
+    let coinbase_balance =
+        |evm: &alloy_evm::eth::EthEvm<CacheDB<StateSnapshot>, _, _>| -> Result<U256, RpcError> {
+            Ok(evm
+                .db()
+                .basic_ref(coinbase)
+                .map_err(RpcError::internal)?
+                .map(|a| a.balance)
+                .unwrap_or_default())
+        };
+
+    let mut results = Vec::with_capacity(txs.len());
+    for tx in &txs {
+        let before = coinbase_balance(&evm)?;
+        let outcome = evm
+            .transact_commit(TxEnv::from_recovered_tx(tx.inner(), tx.signer()))
+            .map_err(|e| RpcError::Execution(format!("transaction {}: {e}", tx.tx_hash())))?;
+        let after = coinbase_balance(&evm)?;
+        let gas_used = outcome.tx_gas_used();
+        let tip = U256::from(tx.effective_tip_per_gas(base_fee).unwrap_or_default());
+        let gas_fees = tip * U256::from(gas_used);
+        let coinbase_diff = after.saturating_sub(before);
+        let (value, error, revert) = match outcome {
+            ExecutionResult::Success { output, .. } => (Some(output.into_data()), None, None),
+            ExecutionResult::Revert { output, .. } => {
+                (None, Some("execution reverted".to_string()), Some(output))
+            }
+            ExecutionResult::Halt { reason, .. } => (None, Some(format!("{reason:?}")), None),
+        };
+        results.push(CallBundleTxResult {
+            tx_hash: *tx.tx_hash(),
+            gas_used,
+            gas_price: tip,
+            gas_fees,
+            from_address: tx.signer(),
+            to_address: tx.to(),
+            coinbase_diff,
+            eth_sent_to_coinbase: coinbase_diff.saturating_sub(gas_fees),
+            value,
+            error,
+            revert,
+        });
+    }
+    let total_gas_used: u64 = results.iter().map(|r| r.gas_used).sum();
+    let sum =
+        |f: fn(&CallBundleTxResult) -> U256| results.iter().map(f).fold(U256::ZERO, |a, b| a + b);
+    let coinbase_diff = sum(|r| r.coinbase_diff);
+    Ok(CallBundleResponse {
+        bundle_hash: bundle_hash(&txs),
+        bundle_gas_price: if total_gas_used == 0 {
+            U256::ZERO
+        } else {
+            coinbase_diff / U256::from(total_gas_used)
+        },
+        coinbase_diff,
+        eth_sent_to_coinbase: sum(|r| r.eth_sent_to_coinbase),
+        gas_fees: sum(|r| r.gas_fees),
+        results,
+        state_block_number: head.number,
+        total_gas_used,
+    })
+}
