@@ -24,7 +24,7 @@ mod store;
 
 pub use block::{
     BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError, MIN_GAS_LIMIT,
-    TxOutcome, TxRejected, next_gas_limit,
+    NextBlock, TxOutcome, TxRejected, next_evm_env, next_gas_limit,
 };
 pub use chain::{Chain, ChainError};
 pub use genesis::{

@@ -266,18 +266,11 @@ mod tests {
     use alloy_primitives::address;
 
     fn fixture_params(method: &str) -> Vec<serde_json::Value> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/flashbots-client-requests.jsonl"
-        );
-        std::fs::read_to_string(path)
-            .expect("shared fixtures beside the repository")
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
-            .filter(|v| v["method"] == method)
-            .map(|v| {
-                let body: serde_json::Value =
-                    serde_json::from_str(v["body"].as_str().expect("body")).expect("body json");
+        cobuild_test_utils::flashbots_fixtures()
+            .into_iter()
+            .filter(|(m, _, _)| m == method)
+            .map(|(_, _, body)| {
+                let body: serde_json::Value = serde_json::from_str(&body).expect("body json");
                 body["params"][0].clone()
             })
             .collect()

@@ -64,18 +64,7 @@ mod tests {
 
     /// Real requests from ethers-provider-bundle, mev-share-client and web3-flashbots.
     fn fixtures() -> Vec<(String, String, String)> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/flashbots-client-requests.jsonl"
-        );
-        let text = std::fs::read_to_string(path).expect("shared fixtures beside the repository");
-        text.lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).expect("fixture json");
-                let field = |k: &str| v[k].as_str().expect("string field").to_string();
-                (field("method"), field("header"), field("body"))
-            })
-            .collect()
+        cobuild_test_utils::flashbots_fixtures()
     }
 
     const SENDER: Address = address!("0x4a62316623ad457F02cDC5D997deD67a383EC569");

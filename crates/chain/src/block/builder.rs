@@ -10,7 +10,7 @@ use alloy_consensus::{
 };
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_evm::{
-    EvmEnv, EvmFactory,
+    EvmFactory,
     block::{BlockExecutionError, BlockExecutor, BlockValidationError},
     eth::{
         EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
@@ -19,11 +19,9 @@ use alloy_evm::{
 use alloy_primitives::{Bloom, U256};
 use cobuild_primitives::ChainSpec;
 use revm::{
-    context::{BlockEnv, CfgEnv, result::ExecutionResult},
-    context_interface::block::BlobExcessGasAndPrice,
+    context::result::ExecutionResult,
     context_interface::result::{HaltReason, InvalidTransaction},
     database::{State, WrapDatabaseRef, states::bundle_state::BundleRetention},
-    primitives::eip7825::TX_GAS_LIMIT_CAP,
 };
 
 use crate::{
@@ -145,33 +143,26 @@ impl BlockBuilder {
         let base_fee = parent
             .next_block_base_fee(spec.base_fee_params())
             .ok_or(BlockError::Attributes("parent has no base fee"))?;
-        let blob_params = spec.blob_params();
         let excess_blob_gas = parent
-            .next_block_excess_blob_gas(blob_params)
+            .next_block_excess_blob_gas(spec.blob_params())
             .unwrap_or_default();
-
-        let mut cfg = CfgEnv::new_with_spec(spec.spec_id()).with_chain_id(spec.chain_id());
-        cfg.set_max_blobs_per_tx(blob_params.max_blobs_per_tx);
-        cfg.tx_gas_limit_cap = Some(TX_GAS_LIMIT_CAP);
-        let block_env = BlockEnv {
-            number: U256::from(parent.number + 1),
-            beneficiary: attrs.fee_recipient,
-            timestamp: U256::from(attrs.timestamp),
-            gas_limit: attrs.gas_limit,
-            basefee: base_fee,
-            difficulty: U256::ZERO,
-            prevrandao: Some(attrs.prev_randao),
-            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice {
-                excess_blob_gas,
-                blob_gasprice: blob_params.calc_blob_fee(excess_blob_gas),
-            }),
-            slot_num: 0,
-        };
+        let env = super::env::next_evm_env(
+            &spec,
+            &parent,
+            super::NextBlock {
+                number: parent.number + 1,
+                timestamp: attrs.timestamp,
+                beneficiary: attrs.fee_recipient,
+                gas_limit: attrs.gas_limit,
+                base_fee,
+                prev_randao: attrs.prev_randao,
+            },
+        );
         let db = State::builder()
             .with_database(WrapDatabaseRef(snapshot.clone()))
             .with_bundle_update()
             .build();
-        let evm = EthEvmFactory::default().create_evm(db, EvmEnv::new(cfg, block_env));
+        let evm = EthEvmFactory::default().create_evm(db, env);
         let ctx = EthBlockExecutionCtx {
             parent_hash: parent.hash(),
             parent_beacon_block_root: Some(attrs.parent_beacon_block_root),

@@ -4,9 +4,11 @@
 
 mod attributes;
 mod builder;
+mod env;
 mod import;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
 pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected};
+pub use env::{NextBlock, next_evm_env};
 pub use import::ImportError;
 pub(crate) use import::reexecute;

@@ -2,16 +2,13 @@
 
 use alloy_consensus::{Header, Sealed, Transaction as _};
 use alloy_eips::BlockNumberOrTag;
-use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_evm::{Evm, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_rpc_types_mev::EthCallBundle;
-use cobuild_chain::StateSnapshot;
+use cobuild_chain::{NextBlock, StateSnapshot, next_evm_env};
 use cobuild_primitives::{ChainSpec, bundle_hash, decode_transactions};
 use revm::{
-    DatabaseRef,
-    context::{BlockEnv, CfgEnv, TxEnv},
-    context_interface::{block::BlobExcessGasAndPrice, result::ExecutionResult},
-    database::CacheDB,
+    DatabaseRef, context::TxEnv, context_interface::result::ExecutionResult, database::CacheDB,
 };
 use serde::Serialize;
 
@@ -110,27 +107,19 @@ pub(super) fn call_bundle(
             .unwrap_or_default(),
     };
     let coinbase = request.coinbase.unwrap_or(head.beneficiary);
-    let blob_params = spec.blob_params();
-    let excess_blob_gas = head
-        .next_block_excess_blob_gas(blob_params)
-        .unwrap_or_default();
-    let mut cfg = CfgEnv::new_with_spec(spec.spec_id()).with_chain_id(spec.chain_id());
-    cfg.set_max_blobs_per_tx(blob_params.max_blobs_per_tx);
-    let block = BlockEnv {
-        number: U256::from(request.block_number),
-        beneficiary: coinbase,
-        timestamp: U256::from(request.timestamp.unwrap_or(head.timestamp + 12)),
-        gas_limit: request.gas_limit.unwrap_or(head.gas_limit),
-        basefee: base_fee,
-        difficulty: U256::ZERO,
-        prevrandao: Some(head.mix_hash),
-        blob_excess_gas_and_price: Some(BlobExcessGasAndPrice {
-            excess_blob_gas,
-            blob_gasprice: blob_params.calc_blob_fee(excess_blob_gas),
-        }),
-        slot_num: 0,
-    };
-    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), EvmEnv::new(cfg, block));
+    let env = next_evm_env(
+        spec,
+        head.inner(),
+        NextBlock {
+            number: request.block_number,
+            timestamp: request.timestamp.unwrap_or(head.timestamp + 12),
+            beneficiary: coinbase,
+            gas_limit: request.gas_limit.unwrap_or(head.gas_limit),
+            base_fee,
+            prev_randao: head.mix_hash,
+        },
+    );
+    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), env);
     let coinbase_balance =
         |evm: &alloy_evm::eth::EthEvm<CacheDB<StateSnapshot>, _, _>| -> Result<U256, RpcError> {
             Ok(evm
