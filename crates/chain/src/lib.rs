@@ -23,8 +23,8 @@ mod state;
 mod store;
 
 pub use block::{
-    BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError, MIN_GAS_LIMIT,
-    NextBlock, TxOutcome, TxRejected, next_evm_env, next_gas_limit,
+    BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, ExecutedBlock,
+    ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, next_evm_env, next_gas_limit,
 };
 pub use chain::{Chain, ChainError};
 pub use genesis::{

@@ -214,6 +214,11 @@ impl BlockBuilder {
         &self.transactions
     }
 
+    /// The EVM the executor runs, for read-only access to the block state so far.
+    pub(super) fn executor_evm(&self) -> &Evm {
+        self.executor.evm()
+    }
+
     /// Executes `tx` and commits it to the block.
     ///
     /// The outer error stops the block attempt; the inner one rejects only this transaction.

@@ -10,7 +10,8 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{
-    BlockAttributes, Chain, ChainError, DEV_BALANCE, Genesis, ImportError, TxRejected, dev_signers,
+    BlockAttributes, BundleRejected, Chain, ChainError, DEV_BALANCE, Genesis, ImportError,
+    TxRejected, dev_signers,
 };
 use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
 use revm::{context_interface::result::InvalidTransaction, database_interface::DatabaseRef};
@@ -192,4 +193,96 @@ fn test_reopen_with_other_genesis_fails() {
     let other = Genesis::devnet(DEFAULT_GAS_LIMIT / 2, INITIAL_BASE_FEE);
     let err = Chain::open(&dir.path().join("chain.redb"), spec, &other).expect_err("mismatch");
     assert!(matches!(err, ChainError::GenesisMismatch { .. }));
+}
+
+fn call(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    gas_limit: u64,
+) -> Recovered<TxEnvelope> {
+    let tx = TxEip1559 {
+        chain_id: DEVNET_CHAIN_ID,
+        nonce,
+        gas_limit,
+        max_fee_per_gas: 3_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let sig = signer
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("signing works");
+    Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
+}
+
+/// The EIP-4788 contract reverts on calldata that is not 32 bytes long.
+const REVERTS: Address = alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
+
+#[test]
+fn test_bundle_with_forbidden_revert_leaves_block_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let s = dev_signers();
+    let bundle = [
+        transfer(&s[3], 0, Address::repeat_byte(5), ONE_ETH),
+        call(&s[3], 1, REVERTS, 100_000),
+    ];
+    let reverting = *bundle[1].tx_hash();
+    let mut builder = chain.builder(attrs(&chain)).expect("builder");
+
+    let refused = builder
+        .execute_bundle(&bundle, |_| false, |_| false)
+        .expect("no fatal error");
+    assert_eq!(refused, Err(BundleRejected::Reverted { hash: reverting }));
+    assert!(
+        builder.transactions().is_empty(),
+        "nothing of the bundle landed"
+    );
+    assert_eq!(builder.gas_used(), 0);
+
+    let included = builder
+        .execute_bundle(&bundle, |h| *h == reverting, |_| false)
+        .expect("no fatal error");
+    let outcome = included.expect("allowed revert keeps the bundle");
+    assert_eq!(outcome.included, vec![*bundle[0].tx_hash(), reverting]);
+    assert_eq!(builder.transactions().len(), 2);
+    assert_eq!(outcome.gas_used, builder.gas_used());
+    assert!(
+        outcome.coinbase_profit > U256::ZERO,
+        "priority fees reach the coinbase"
+    );
+    let block = builder.finish().expect("sealed");
+    chain.commit(&block).expect("commit");
+    assert_eq!(
+        balance(&chain, Address::repeat_byte(5)),
+        U256::from(ONE_ETH)
+    );
+}
+
+#[test]
+fn test_bundle_drops_only_what_it_may() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let s = dev_signers();
+    // Nonce 7 cannot run now: invalid.
+    let bundle = [
+        transfer(&s[4], 7, Address::repeat_byte(6), 1),
+        transfer(&s[5], 0, Address::repeat_byte(6), 2),
+    ];
+    let invalid = *bundle[0].tx_hash();
+    let mut builder = chain.builder(attrs(&chain)).expect("builder");
+    let refused = builder
+        .execute_bundle(&bundle, |_| false, |_| false)
+        .expect("no fatal");
+    assert!(matches!(refused, Err(BundleRejected::Invalid { hash, .. }) if hash == invalid));
+    assert!(builder.transactions().is_empty());
+    let outcome = builder
+        .execute_bundle(&bundle, |_| false, |h| *h == invalid)
+        .expect("no fatal")
+        .expect("kept");
+    assert_eq!(outcome.included, vec![*bundle[1].tx_hash()]);
+    assert_eq!(builder.transactions().len(), 1);
 }

@@ -1,0 +1,163 @@
+//! Executing a bundle atomically: every transaction it keeps lands, in order, or none does.
+//!
+//! alloy-evm's executor commits each transaction into the block state as it goes, so a bundle
+//! is first dry-run on a scratch layer over the builder's current state. Only if its rules hold
+//! (no revert outside `may_revert`; invalid or reverting transactions only left out when
+//! `may_drop` allows) are the kept transactions executed for real, which, execution being
+//! deterministic, repeats the dry run exactly.
+
+use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
+use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_primitives::{B256, U256};
+use revm::{
+    DatabaseCommit, DatabaseRef,
+    context::TxEnv,
+    context_interface::result::{EVMError, InvalidTransaction},
+    database::CacheDB,
+};
+
+use super::{BlockBuilder, BlockError};
+
+/// Why a bundle was left out. The block is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleRejected {
+    /// A transaction that may not be dropped is invalid on the current state.
+    #[error("transaction {hash}: {reason}")]
+    Invalid {
+        /// The transaction.
+        hash: B256,
+        /// Why.
+        reason: InvalidTransaction,
+    },
+    /// A transaction reverted that is neither allowed to revert nor to be dropped.
+    #[error("transaction {hash} reverted")]
+    Reverted {
+        /// The transaction.
+        hash: B256,
+    },
+    /// The kept transactions do not fit in the gas left.
+    #[error("bundle needs {needed} gas, {available} left")]
+    GasExhausted {
+        /// Gas limit of the kept transactions.
+        needed: u64,
+        /// Gas left in the block.
+        available: u64,
+    },
+    /// Every transaction was dropped.
+    #[error("no transaction of the bundle can be included")]
+    Empty,
+}
+
+/// What an included bundle did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleOutcome {
+    /// Hashes of the transactions included, in order (dropped ones are missing).
+    pub included: Vec<B256>,
+    /// Gas they used.
+    pub gas_used: u64,
+    /// What the coinbase gained from them (priority fees and direct payments).
+    pub coinbase_profit: U256,
+}
+
+impl BlockBuilder {
+    /// Executes `txs` as one unit: all kept transactions are committed, in order, or none.
+    ///
+    /// The outer error stops the block attempt; the inner one leaves the bundle out.
+    pub fn execute_bundle(
+        &mut self,
+        txs: &[Recovered<TxEnvelope>],
+        may_revert: impl Fn(&B256) -> bool,
+        may_drop: impl Fn(&B256) -> bool,
+    ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
+        let (kept, coinbase_profit) = match self.dry_run(txs, &may_revert, &may_drop)? {
+            Ok(dry) => dry,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
+        let mut included = Vec::with_capacity(kept.len());
+        let mut gas_used = 0;
+        for tx in kept {
+            let hash = *tx.tx_hash();
+            match self.execute(tx.clone())? {
+                Ok(outcome) => {
+                    gas_used += outcome.gas_used;
+                    included.push(hash);
+                }
+                Err(reason) => {
+                    // The dry run saw the same state; a difference is a bug, and the block
+                    // already holds part of the bundle, so this attempt must stop.
+                    return Err(BlockError::Execution(
+                        alloy_evm::block::BlockExecutionError::msg(format!(
+                            "bundle transaction {hash} diverged from its dry run: {reason}"
+                        )),
+                    ));
+                }
+            }
+        }
+        Ok(Ok(BundleOutcome {
+            included,
+            gas_used,
+            coinbase_profit,
+        }))
+    }
+
+    /// Runs the bundle on a scratch layer; returns the transactions to keep and the coinbase gain.
+    fn dry_run<'t>(
+        &self,
+        txs: &'t [Recovered<TxEnvelope>],
+        may_revert: &impl Fn(&B256) -> bool,
+        may_drop: &impl Fn(&B256) -> bool,
+    ) -> Result<Result<(Vec<&'t Recovered<TxEnvelope>>, U256), BundleRejected>, BlockError> {
+        let evm = self.executor_evm();
+        let env = EvmEnv::new(evm.cfg_env().clone(), evm.block().clone());
+        let coinbase = env.block_env.beneficiary;
+        let mut scratch = EthEvmFactory::default().create_evm(CacheDB::new(evm.db()), env);
+        let balance = |db: &CacheDB<_>| -> Result<U256, BlockError> {
+            let info = DatabaseRef::basic_ref(db, coinbase).map_err(|e| {
+                BlockError::Execution(alloy_evm::block::BlockExecutionError::msg(e))
+            })?;
+            Ok(info.map(|a| a.balance).unwrap_or_default())
+        };
+        let before = balance(scratch.db())?;
+        let mut kept = Vec::with_capacity(txs.len());
+        let mut gas_limit = 0u64;
+        for tx in txs {
+            let hash = *tx.tx_hash();
+            match scratch.transact(TxEnv::from_recovered_tx(tx.inner(), tx.signer())) {
+                Ok(result) => {
+                    if !result.result.is_success() && !may_revert(&hash) {
+                        if may_drop(&hash) {
+                            continue;
+                        }
+                        return Ok(Err(BundleRejected::Reverted { hash }));
+                    }
+                    scratch.db_mut().commit(result.state);
+                    gas_limit += tx.inner().gas_limit();
+                    kept.push(tx);
+                }
+                Err(EVMError::Transaction(reason)) => {
+                    if may_drop(&hash) {
+                        continue;
+                    }
+                    return Ok(Err(BundleRejected::Invalid { hash, reason }));
+                }
+                Err(other) => {
+                    return Err(BlockError::Execution(
+                        alloy_evm::block::BlockExecutionError::msg(other),
+                    ));
+                }
+            }
+        }
+        if kept.is_empty() {
+            return Ok(Err(BundleRejected::Empty));
+        }
+        let available = self.gas_left();
+        if gas_limit > available {
+            return Ok(Err(BundleRejected::GasExhausted {
+                needed: gas_limit,
+                available,
+            }));
+        }
+        let after = balance(scratch.db())?;
+        Ok(Ok((kept, after.saturating_sub(before))))
+    }
+}
