@@ -59,6 +59,12 @@ pub struct BundleOutcome {
     pub coinbase_profit: U256,
 }
 
+/// What a dry run decided: the transactions to commit and what the coinbase would gain.
+struct DryRun<'t> {
+    kept: Vec<&'t Recovered<TxEnvelope>>,
+    coinbase_profit: U256,
+}
+
 impl BlockBuilder {
     /// Executes `txs` as one unit: all kept transactions are committed, in order, or none.
     ///
@@ -69,7 +75,10 @@ impl BlockBuilder {
         may_revert: impl Fn(&B256) -> bool,
         may_drop: impl Fn(&B256) -> bool,
     ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
-        let (kept, coinbase_profit) = match self.dry_run(txs, &may_revert, &may_drop)? {
+        let DryRun {
+            kept,
+            coinbase_profit,
+        } = match self.dry_run(txs, &may_revert, &may_drop)? {
             Ok(dry) => dry,
             Err(rejected) => return Ok(Err(rejected)),
         };
@@ -106,7 +115,7 @@ impl BlockBuilder {
         txs: &'t [Recovered<TxEnvelope>],
         may_revert: &impl Fn(&B256) -> bool,
         may_drop: &impl Fn(&B256) -> bool,
-    ) -> Result<Result<(Vec<&'t Recovered<TxEnvelope>>, U256), BundleRejected>, BlockError> {
+    ) -> Result<Result<DryRun<'t>, BundleRejected>, BlockError> {
         let evm = self.executor_evm();
         let env = EvmEnv::new(evm.cfg_env().clone(), evm.block().clone());
         let coinbase = env.block_env.beneficiary;
@@ -158,6 +167,9 @@ impl BlockBuilder {
             }));
         }
         let after = balance(scratch.db())?;
-        Ok(Ok((kept, after.saturating_sub(before))))
+        Ok(Ok(DryRun {
+            kept,
+            coinbase_profit: after.saturating_sub(before),
+        }))
     }
 }
