@@ -84,6 +84,20 @@ pub enum PoolError {
     /// The pool (or the sender's share of it) is full.
     #[error("txpool is full")]
     Full,
+    /// The bundle's uuid was cancelled (possibly before the bundle arrived).
+    #[error("bundle was cancelled")]
+    BundleCancelled,
+    /// A replacement with a lower `replacementNonce` than the bundle it would replace.
+    #[error("replacement is older than the bundle it would replace")]
+    ReplacementStale,
+    /// The bundle targets a block that is already sealed.
+    #[error("bundle targets block {block}, the head is already {head}")]
+    BundleExpired {
+        /// Target block.
+        block: u64,
+        /// Head.
+        head: u64,
+    },
     /// The state could not be read; not the sender's fault.
     #[error("state unavailable: {0}")]
     State(String),

@@ -14,9 +14,11 @@
 //! expect (geth's wording).
 
 mod best;
+mod bundles;
 mod error;
 mod pool;
 
 pub use best::BestTransactions;
+pub use bundles::{BundlePool, PooledBundle};
 pub use error::PoolError;
 pub use pool::{PoolConfig, PooledTx, TxPool};

@@ -1,5 +1,7 @@
 //! The pool against a real devnet chain: admission rules, ordering and clean-up.
 
+mod bundles;
+
 use std::sync::Arc;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered};

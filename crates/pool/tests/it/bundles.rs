@@ -1,0 +1,108 @@
+//! The bundle pool's replacement, cancellation and expiry rules.
+
+use alloy_primitives::{Address, B256};
+use cobuild_pool::{BundlePool, PoolError};
+use cobuild_primitives::{Bundle, Replacement};
+
+fn bundle(tag: u8, block: u64, uuid: Option<&str>, nonce: Option<u64>) -> Bundle {
+    Bundle {
+        hash: B256::repeat_byte(tag),
+        txs: Vec::new(),
+        block_number: block,
+        min_timestamp: None,
+        max_timestamp: None,
+        reverting: Vec::new(),
+        dropping: Vec::new(),
+        replacement: uuid.map(|u| Replacement {
+            uuid: u.into(),
+            nonce,
+        }),
+        refund: None,
+    }
+}
+
+const ALICE: Address = Address::repeat_byte(0xa1);
+const BOB: Address = Address::repeat_byte(0xb0);
+
+fn cancel(uuid: &str, nonce: Option<u64>) -> Replacement {
+    Replacement {
+        uuid: uuid.into(),
+        nonce,
+    }
+}
+
+#[test]
+fn test_replacement_by_uuid_keeps_only_the_latest() {
+    let pool = BundlePool::new(100);
+    pool.add(ALICE, bundle(1, 5, Some("u"), None)).expect("add");
+    pool.add(ALICE, bundle(2, 5, Some("u"), None))
+        .expect("replace");
+    assert!(!pool.contains(&B256::repeat_byte(1)) && pool.contains(&B256::repeat_byte(2)));
+    // The same uuid from another sender is another key.
+    pool.add(BOB, bundle(3, 5, Some("u"), None))
+        .expect("bob's own");
+    assert_eq!(pool.len(), 2);
+}
+
+#[test]
+fn test_cancel_before_bundle_still_wins() {
+    let pool = BundlePool::new(100);
+    pool.cancel(ALICE, cancel("u", None));
+    assert_eq!(
+        pool.add(ALICE, bundle(1, 5, Some("u"), None)),
+        Err(PoolError::BundleCancelled)
+    );
+    assert!(pool.is_empty());
+    // Bob's cancel does not touch Alice's bundle.
+    pool.add(ALICE, bundle(2, 5, Some("v"), None)).expect("add");
+    pool.cancel(BOB, cancel("v", None));
+    assert!(pool.contains(&B256::repeat_byte(2)));
+    pool.cancel(ALICE, cancel("v", None));
+    assert!(!pool.contains(&B256::repeat_byte(2)));
+}
+
+#[test]
+fn test_replacement_nonce_orders_out_of_order_arrivals() {
+    let pool = BundlePool::new(100);
+    pool.add(ALICE, bundle(2, 5, Some("u"), Some(2)))
+        .expect("add");
+    assert_eq!(
+        pool.add(ALICE, bundle(1, 5, Some("u"), Some(1))),
+        Err(PoolError::ReplacementStale)
+    );
+    // A cancel older than the live replacement does not remove it; a newer one does.
+    pool.cancel(ALICE, cancel("u", Some(1)));
+    assert!(pool.contains(&B256::repeat_byte(2)));
+    pool.cancel(ALICE, cancel("u", Some(3)));
+    assert!(pool.is_empty());
+    // A bundle newer than the cancel may come back.
+    pool.add(ALICE, bundle(4, 5, Some("u"), Some(4)))
+        .expect("newer than the cancel");
+}
+
+#[test]
+fn test_target_block_and_expiry() {
+    let pool = BundlePool::new(100);
+    pool.add(ALICE, bundle(1, 5, None, None)).expect("add");
+    pool.add(ALICE, bundle(2, 6, None, None)).expect("add");
+    let for_five: Vec<B256> = pool.for_block(5, 0).iter().map(|b| b.bundle.hash).collect();
+    assert_eq!(for_five, vec![B256::repeat_byte(1)]);
+    pool.on_block(5);
+    assert_eq!(pool.len(), 1, "the bundle for block 5 expired with it");
+    assert!(matches!(
+        pool.add(ALICE, bundle(3, 5, None, None)),
+        Err(PoolError::BundleExpired { .. })
+    ));
+}
+
+#[test]
+fn test_full_pool_refuses_new_bundles() {
+    let pool = BundlePool::new(1);
+    pool.add(ALICE, bundle(1, 5, Some("u"), None)).expect("add");
+    assert_eq!(
+        pool.add(BOB, bundle(2, 5, None, None)),
+        Err(PoolError::Full)
+    );
+    pool.add(ALICE, bundle(3, 5, Some("u"), None))
+        .expect("a replacement needs no room");
+}
