@@ -157,6 +157,11 @@ impl BundlePool {
         out
     }
 
+    /// Removes a bundle (it was included, so it cannot run again).
+    pub fn remove(&self, hash: &B256) {
+        self.state.lock().by_hash.remove(hash);
+    }
+
     /// Whether a bundle is in the pool.
     pub fn contains(&self, hash: &B256) -> bool {
         self.state.lock().by_hash.contains_key(hash)

@@ -47,8 +47,8 @@ pub struct RpcServer {
     pub handle: ServerHandle,
 }
 
-/// Starts serving the eth, net and web3 namespaces.
-pub async fn start(config: RpcConfig, eth: Eth) -> std::io::Result<RpcServer> {
+/// Starts serving the eth, net and web3 namespaces and the Flashbots bundle methods.
+pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Result<RpcServer> {
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_request_body)
         .max_response_body_size(config.max_response_body)
@@ -68,7 +68,6 @@ pub async fn start(config: RpcConfig, eth: Eth) -> std::io::Result<RpcServer> {
     module
         .merge(NetApiServer::into_rpc(eth.clone()))
         .map_err(std::io::Error::other)?;
-    let bundles = Bundles::new(eth.chain().clone());
     module
         .merge(BundleApiServer::into_rpc(bundles))
         .map_err(std::io::Error::other)?;

@@ -357,3 +357,134 @@ fn test_call_bundle_from_real_clients_needs_their_signature() {
         assert_eq!(forged["error"]["code"], -32600, "{forged}");
     }
 }
+
+/// A Flashbots-style JSON-RPC call: the body signed as ethers-provider-bundle signs it.
+fn flashbots_call(
+    url: &str,
+    auth: &alloy_signer_local::PrivateKeySigner,
+    method: &str,
+    params: Value,
+) -> Value {
+    use alloy_signer::SignerSync;
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": [params]})
+        .to_string();
+    let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
+    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
+    let header = format!("{}:{}", auth.address(), signature);
+    let (_, reply) =
+        cobuild_test_utils::http_post(url, body.as_bytes(), &[("X-Flashbots-Signature", &header)]);
+    serde_json::from_str(&reply).expect("json-rpc reply")
+}
+
+#[test]
+fn test_bundles_land_atomically_and_cancels_win() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let auth =
+        alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(7))
+            .expect("key");
+    let keys = [
+        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a", // dev 2
+        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6", // dev 3
+        "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a", // dev 4
+    ];
+    let mktx = |key: &str, to: &str, gas: &str| {
+        devnet
+            .cast(&[
+                "mktx",
+                "--private-key",
+                key,
+                to,
+                "--nonce",
+                "0",
+                "--gas-limit",
+                gas,
+                "--gas-price",
+                "10gwei",
+                "--priority-gas-price",
+                "2gwei",
+            ])
+            .expect("cast mktx")
+    };
+    let hash_of = |raw: &str| {
+        let bytes = alloy_primitives::hex::decode(raw).expect("hex");
+        format!("{:#x}", alloy_primitives::keccak256(bytes))
+    };
+    let head: u64 = devnet
+        .cast(&["block-number"])
+        .expect("block number")
+        .parse()
+        .expect("n");
+    let target = head + 3;
+    let target_hex = format!("{target:#x}");
+
+    // A plain bundle: lands in its target block.
+    let plain = mktx(keys[0], DEAD, "21000");
+    let reply = flashbots_call(
+        &devnet.url,
+        &auth,
+        "eth_sendBundle",
+        serde_json::json!({"txs": [plain], "blockNumber": target_hex}),
+    );
+    assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
+
+    // Sent, then cancelled by uuid: never lands.
+    let cancelled = mktx(keys[1], DEAD, "21000");
+    let reply = flashbots_call(
+        &devnet.url,
+        &auth,
+        "eth_sendBundle",
+        serde_json::json!({"txs": [cancelled], "blockNumber": target_hex, "replacementUuid": "cancel-me"}),
+    );
+    assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
+    let reply = flashbots_call(
+        &devnet.url,
+        &auth,
+        "eth_cancelBundle",
+        serde_json::json!({"replacementUuid": "cancel-me"}),
+    );
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    // A transaction that reverts without being allowed to: never lands.
+    let reverting = mktx(
+        keys[2],
+        "0x000F3df6D732807Ef1319fB7B8bB8522d0Beac02",
+        "100000",
+    );
+    let reply = flashbots_call(
+        &devnet.url,
+        &auth,
+        "eth_sendBundle",
+        serde_json::json!({"txs": [reverting], "blockNumber": target_hex}),
+    );
+    assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
+
+    // Unsigned: refused.
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendBundle", "params": [{"txs": [plain], "blockNumber": target_hex}]}).to_string();
+    let (_, unsigned) = cobuild_test_utils::http_post(&devnet.url, body.as_bytes(), &[]);
+    let unsigned: Value = serde_json::from_str(&unsigned).expect("json");
+    assert_eq!(unsigned["error"]["code"], -32600, "{unsigned}");
+
+    while devnet
+        .cast(&["block-number"])
+        .expect("n")
+        .parse::<u64>()
+        .expect("n")
+        <= target
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let landed: Value = serde_json::from_str(
+        &devnet
+            .cast(&["receipt", &hash_of(&plain), "--json"])
+            .expect("plain bundle landed"),
+    )
+    .expect("json");
+    assert_eq!(landed["blockNumber"], target_hex, "in the target block");
+    for never in [&cancelled, &reverting] {
+        let receipt = devnet
+            .cast(&["rpc", "eth_getTransactionReceipt", &hash_of(never)])
+            .expect("rpc");
+        assert_eq!(receipt, "null", "{never} must not land");
+    }
+}

@@ -10,9 +10,12 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use cobuild_chain::{Chain, ChainError, Genesis, dev_signers};
 use cobuild_contracts::{DemoDeployment, DemoParams};
-use cobuild_pool::{PoolConfig, TxPool};
+use cobuild_pool::{BundlePool, PoolConfig, TxPool};
 use cobuild_primitives::ChainSpec;
-use cobuild_rpc::{Eth, RpcConfig};
+use cobuild_rpc::{Bundles, Eth, RpcConfig};
+
+/// Most bundles the devnet holds at once.
+const MAX_BUNDLES: usize = 10_000;
 
 /// Why the devnet could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -90,16 +93,18 @@ impl Devnet {
                 pool.add(tx).map_err(DevnetError::Demo)?;
             }
         }
+        let bundles = BundlePool::new(MAX_BUNDLES);
         let server = cobuild_rpc::start(
             RpcConfig::new(config.http_addr),
             Eth::new(chain.clone(), pool.clone()),
+            Bundles::new(chain.clone(), bundles.clone()),
         )
         .await
         .map_err(|source| DevnetError::Rpc {
             addr: config.http_addr,
             source,
         })?;
-        let producer = Producer::new(chain.clone(), pool.clone(), config.clone());
+        let producer = Producer::new(chain.clone(), pool.clone(), bundles, config.clone());
         Ok(Self {
             chain,
             pool,

@@ -8,11 +8,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use alloy_consensus::Transaction as _;
 use alloy_primitives::{Bytes, keccak256};
 use cobuild_chain::{
     BlockAttributes, Chain, ChainError, ExecutedBlock, TxRejected, next_gas_limit,
 };
-use cobuild_pool::TxPool;
+use cobuild_pool::{BundlePool, TxPool};
 use tokio::time::MissedTickBehavior;
 
 use super::DevnetConfig;
@@ -33,15 +34,22 @@ pub enum ProducerError {
 pub struct Producer {
     chain: Chain,
     pool: TxPool,
+    bundles: BundlePool,
     config: DevnetConfig,
 }
 
 impl Producer {
-    /// A producer for `chain` taking transactions from `pool`.
-    pub const fn new(chain: Chain, pool: TxPool, config: DevnetConfig) -> Self {
+    /// A producer for `chain` taking bundles from `bundles` and transactions from `pool`.
+    pub const fn new(
+        chain: Chain,
+        pool: TxPool,
+        bundles: BundlePool,
+        config: DevnetConfig,
+    ) -> Self {
         Self {
             chain,
             pool,
+            bundles,
             config,
         }
     }
@@ -70,8 +78,9 @@ impl Producer {
     pub async fn produce(&self) -> Result<ExecutedBlock, ProducerError> {
         let chain = self.chain.clone();
         let pool = self.pool.clone();
+        let bundles = self.bundles.clone();
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || produce_block(&chain, &pool, &config))
+        tokio::task::spawn_blocking(move || produce_block(&chain, &pool, &bundles, &config))
             .await
             .map_err(|e| ProducerError::Join(e.to_string()))?
     }
@@ -80,6 +89,7 @@ impl Producer {
 fn produce_block(
     chain: &Chain,
     pool: &TxPool,
+    bundles: &BundlePool,
     config: &DevnetConfig,
 ) -> Result<ExecutedBlock, ProducerError> {
     let started = Instant::now();
@@ -99,7 +109,41 @@ fn produce_block(
         parent_beacon_block_root: keccak256(seed),
         extra_data: Bytes::from_static(b"cobuild devnet"),
     };
+    let timestamp = attrs.timestamp;
     let mut builder = chain.builder(attrs)?;
+    let number = builder.number();
+    // Bundles first, each all-or-nothing, the best paying (by priority fee bid) first.
+    let mut candidates = bundles.for_block(number, timestamp);
+    let base_fee = builder.base_fee();
+    candidates.sort_by_cached_key(|b| {
+        std::cmp::Reverse(
+            b.bundle
+                .txs
+                .iter()
+                .map(|tx| {
+                    tx.effective_tip_per_gas(base_fee).unwrap_or_default()
+                        * u128::from(tx.gas_limit())
+                })
+                .sum::<u128>(),
+        )
+    });
+    for candidate in candidates {
+        let b = &candidate.bundle;
+        let outcome = builder
+            .execute_bundle(
+                &b.txs,
+                |h| b.reverting.contains(h),
+                |h| b.dropping.contains(h),
+            )
+            .map_err(ChainError::from)?;
+        match outcome {
+            Ok(included) => {
+                tracing::info!(bundle = %b.hash, txs = included.included.len(), profit = %included.coinbase_profit, "devnet.bundle.included");
+                bundles.remove(&b.hash);
+            }
+            Err(reason) => tracing::debug!(bundle = %b.hash, %reason, "devnet.bundle.skipped"),
+        }
+    }
     let mut best = pool.best(builder.base_fee());
     let mut skipped = 0usize;
     while let Some(pooled) = best.next() {
@@ -134,6 +178,7 @@ fn produce_block(
     chain.commit(&block)?;
     let (_, state) = chain.head_state()?;
     pool.on_block(&state);
+    bundles.on_block(block.header().number);
     tracing::info!(
         number = block.header().number,
         hash = %block.block.hash,

@@ -5,8 +5,10 @@ mod call;
 pub use call::{CallBundleResponse, CallBundleTxResult};
 
 use alloy_primitives::Address;
-use alloy_rpc_types_mev::EthCallBundle;
+use alloy_rpc_types_mev::{EthBundleHash, EthCallBundle, EthCancelBundle, EthSendBundle};
 use cobuild_chain::Chain;
+use cobuild_pool::BundlePool;
+use cobuild_primitives::{BundleRequest, Replacement};
 use jsonrpsee::{Extensions, core::RpcResult, proc_macros::rpc};
 
 use crate::{RpcError, auth::AuthError, middleware::Signed};
@@ -14,6 +16,14 @@ use crate::{RpcError, auth::AuthError, middleware::Signed};
 /// Bundle methods of the Flashbots API, beside the eth namespace on the same URL.
 #[rpc(server, namespace = "eth")]
 pub trait BundleApi {
+    /// Submits a bundle (or, with no transactions and a uuid, cancels one).
+    #[method(name = "sendBundle", with_extensions)]
+    async fn send_bundle(&self, request: EthSendBundle) -> RpcResult<Option<EthBundleHash>>;
+
+    /// Cancels the sender's bundle with this replacement uuid, now or when it arrives.
+    #[method(name = "cancelBundle", with_extensions)]
+    async fn cancel_bundle(&self, request: EthCancelBundle) -> RpcResult<Option<()>>;
+
     /// Simulates a bundle on the head state as the next block would run it.
     #[method(name = "callBundle", with_extensions)]
     async fn call_bundle(&self, request: EthCallBundle) -> RpcResult<CallBundleResponse>;
@@ -23,12 +33,13 @@ pub trait BundleApi {
 #[derive(Debug, Clone)]
 pub struct Bundles {
     chain: Chain,
+    pool: BundlePool,
 }
 
 impl Bundles {
-    /// Serves bundle methods against `chain`.
-    pub const fn new(chain: Chain) -> Self {
-        Self { chain }
+    /// Serves bundle methods against `chain`, keeping submitted bundles in `pool`.
+    pub const fn new(chain: Chain, pool: BundlePool) -> Self {
+        Self { chain, pool }
     }
 }
 
@@ -43,6 +54,46 @@ fn sender(ext: &Extensions) -> Result<Address, RpcError> {
 
 #[jsonrpsee::core::async_trait]
 impl BundleApiServer for Bundles {
+    async fn send_bundle(
+        &self,
+        ext: &Extensions,
+        request: EthSendBundle,
+    ) -> RpcResult<Option<EthBundleHash>> {
+        let from = sender(ext)?;
+        // Decoding and signature recovery are CPU work: off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || BundleRequest::from_rpc(request))
+            .await
+            .map_err(RpcError::internal)?
+            .map_err(|e| RpcError::InvalidParams(e.to_string()))?;
+        match parsed {
+            BundleRequest::Send(bundle) => {
+                let hash = self.pool.add(from, bundle).map_err(RpcError::from)?;
+                tracing::debug!(%from, %hash, "rpc.bundle.send");
+                Ok(Some(EthBundleHash { bundle_hash: hash }))
+            }
+            BundleRequest::Cancel(replacement) => {
+                self.pool.cancel(from, replacement);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn cancel_bundle(
+        &self,
+        ext: &Extensions,
+        request: EthCancelBundle,
+    ) -> RpcResult<Option<()>> {
+        let from = sender(ext)?;
+        self.pool.cancel(
+            from,
+            Replacement {
+                uuid: request.replacement_uuid,
+                nonce: None,
+            },
+        );
+        Ok(None)
+    }
+
     async fn call_bundle(
         &self,
         ext: &Extensions,
