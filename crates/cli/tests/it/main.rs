@@ -488,3 +488,29 @@ fn test_bundles_land_atomically_and_cancels_win() {
         assert_eq!(receipt, "null", "{never} must not land");
     }
 }
+
+#[test]
+fn test_ethers_provider_bundle_sends_simulates_and_lands_a_bundle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let recipient = "0x00000000000000000000000000000000000B0B00";
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bundle.cjs"))
+        .args([&devnet.url, recipient])
+        .env("NODE_PATH", tools_bin().join("../"))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "bundle script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("script prints json");
+    assert_eq!(report["included"], true, "{report}");
+    assert_eq!(report["simulatedGas"], 21_000, "{report}");
+    // The chain agrees: the recipient got the value in the target block.
+    assert_eq!(
+        devnet.cast(&["balance", recipient]).expect("balance"),
+        "12345"
+    );
+}
