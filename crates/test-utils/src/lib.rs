@@ -177,3 +177,17 @@ pub fn flashbots_fixtures() -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The Python of the test tools' virtualenv (`tools/.venv`, with PyPI `flashbots` pinned).
+///
+/// # Panics
+/// If the virtualenv is missing, with the command that makes it.
+pub fn venv_python() -> PathBuf {
+    let path = tools_bin().join("../../.venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/test.sh (makes tools/.venv)",
+        path.display()
+    );
+    path
+}

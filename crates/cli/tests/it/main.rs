@@ -514,3 +514,31 @@ fn test_ethers_provider_bundle_sends_simulates_and_lands_a_bundle() {
         "12345"
     );
 }
+
+#[test]
+fn test_web3_flashbots_simulates_and_lands_a_bundle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let recipient = "0x00000000000000000000000000000000000b0b01";
+    let out = Command::new(cobuild_test_utils::venv_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bundle.py"))
+        .args([&devnet.url, recipient])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "web3-flashbots script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("script prints json");
+    assert_eq!(report["status"], 1, "{report}");
+    assert_eq!(
+        report["block"], report["target"],
+        "landed in its target block: {report}"
+    );
+    assert_eq!(report["simulatedGas"], 21_000, "{report}");
+    assert_eq!(
+        devnet.cast(&["balance", recipient]).expect("balance"),
+        "54321"
+    );
+}
