@@ -78,6 +78,18 @@ fn attrs(chain: &Chain) -> BlockAttributes {
     }
 }
 
+/// Opens a block on `chain` and executes every transaction of the workload.
+fn execute_all(chain: &Chain, txs: &[Recovered<TxEnvelope>]) -> cobuild_chain::BlockBuilder {
+    let mut builder = chain.builder(attrs(chain)).expect("builder");
+    for tx in txs {
+        builder
+            .execute(tx.clone())
+            .expect("no fatal")
+            .expect("included");
+    }
+    builder
+}
+
 fn bench(c: &mut Criterion) {
     let w = workload();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -85,26 +97,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("chain::produce");
     group.sample_size(10);
     group.bench_function(format!("execute/txs={TXS}"), |b| {
-        b.iter(|| {
-            let mut builder = chain.builder(attrs(&chain)).expect("builder");
-            for tx in &w.txs {
-                builder
-                    .execute(tx.clone())
-                    .expect("no fatal")
-                    .expect("included");
-            }
-            builder
-        })
+        b.iter(|| execute_all(&chain, &w.txs))
     });
     group.bench_function(format!("execute_seal/txs={TXS}"), |b| {
         b.iter(|| {
-            let mut builder = chain.builder(attrs(&chain)).expect("builder");
-            for tx in &w.txs {
-                builder
-                    .execute(tx.clone())
-                    .expect("no fatal")
-                    .expect("included");
-            }
+            let builder = execute_all(&chain, &w.txs);
             builder.finish().expect("sealed")
         })
     });
@@ -116,13 +113,7 @@ fn bench(c: &mut Criterion) {
                 (dir, chain)
             },
             |(dir, chain)| {
-                let mut builder = chain.builder(attrs(&chain)).expect("builder");
-                for tx in &w.txs {
-                    builder
-                        .execute(tx.clone())
-                        .expect("no fatal")
-                        .expect("included");
-                }
+                let builder = execute_all(&chain, &w.txs);
                 chain
                     .commit(&builder.finish().expect("sealed"))
                     .expect("commit");

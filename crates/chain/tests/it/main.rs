@@ -28,13 +28,8 @@ fn open(dir: &std::path::Path) -> Chain {
     .expect("chain opens")
 }
 
-fn transfer(
-    signer: &PrivateKeySigner,
-    nonce: u64,
-    to: Address,
-    value: u128,
-) -> Recovered<TxEnvelope> {
-    let tx = TxEip1559 {
+fn unsigned_transfer(nonce: u64, to: Address, value: u128) -> TxEip1559 {
+    TxEip1559 {
         chain_id: DEVNET_CHAIN_ID,
         nonce,
         gas_limit: 21_000,
@@ -44,11 +39,23 @@ fn transfer(
         value: U256::from(value),
         access_list: Default::default(),
         input: Bytes::new(),
-    };
+    }
+}
+
+fn signed(signer: &PrivateKeySigner, tx: TxEip1559) -> Recovered<TxEnvelope> {
     let sig = signer
         .sign_hash_sync(&tx.signature_hash())
         .expect("signing works");
     Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
+}
+
+fn transfer(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    value: u128,
+) -> Recovered<TxEnvelope> {
+    signed(signer, unsigned_transfer(nonce, to, value))
 }
 
 fn attrs(chain: &Chain) -> BlockAttributes {
@@ -201,21 +208,14 @@ fn call(
     to: Address,
     gas_limit: u64,
 ) -> Recovered<TxEnvelope> {
-    let tx = TxEip1559 {
-        chain_id: DEVNET_CHAIN_ID,
-        nonce,
-        gas_limit,
-        max_fee_per_gas: 3_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value: U256::ZERO,
-        access_list: Default::default(),
-        input: Bytes::new(),
-    };
-    let sig = signer
-        .sign_hash_sync(&tx.signature_hash())
-        .expect("signing works");
-    Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
+    signed(
+        signer,
+        TxEip1559 {
+            gas_limit,
+            value: U256::ZERO,
+            ..unsigned_transfer(nonce, to, 0)
+        },
+    )
 }
 
 /// The EIP-4788 contract reverts on calldata that is not 32 bytes long.

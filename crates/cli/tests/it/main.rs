@@ -64,6 +64,13 @@ impl Devnet {
         self.cast.run(args)
     }
 
+    fn head(&self) -> u64 {
+        self.cast(&["block-number"])
+            .expect("block number")
+            .parse()
+            .expect("a number")
+    }
+
     fn interrupt(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
@@ -122,19 +129,13 @@ fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
     );
 
     // ethers v6 JsonRpcProvider + Wallet.
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/send.cjs"))
-        .args([&devnet.url, "0x000000000000000000000000000000000000bEEF"])
-        .env("NODE_PATH", tools_bin().join("../"))
-        .current_dir(tools_bin().join("../.."))
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "ethers script: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let ethers = run_client(
+        Command::new("node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/send.cjs"))
+            .args([&devnet.url, "0x000000000000000000000000000000000000bEEF"])
+            .env("NODE_PATH", tools_bin().join("../"))
+            .current_dir(tools_bin().join("../..")),
     );
-    let ethers: Value = serde_json::from_slice(&out.stdout).expect("script prints json");
     assert_eq!(ethers["status"], 1);
     assert_eq!(ethers["balance"], "500000000000000000");
 
@@ -152,27 +153,10 @@ fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
     );
 
     // Ctrl-C stops it cleanly; a restart continues the same chain and state.
-    let height: u64 = devnet
-        .cast(&["block-number"])
-        .expect("block number")
-        .parse()
-        .expect("number");
-    let status = devnet.interrupt();
-    assert!(status.success(), "clean exit on SIGINT: {status}");
-    let devnet = Devnet::start(dir.path());
-    let after: u64 = devnet
-        .cast(&["block-number"])
-        .expect("block number")
-        .parse()
-        .expect("number");
-    assert!(
-        after >= height,
-        "chain continues from {height}, got {after}"
-    );
-    assert_eq!(
-        devnet.cast(&["balance", DEAD]).expect("balance"),
-        "1000000000000000000"
-    );
+    let devnet = restart_keeps_chain(dir.path(), devnet, |d| {
+        let status = d.interrupt();
+        assert!(status.success(), "clean exit on SIGINT: {status}");
+    });
     let kept: Value = serde_json::from_str(
         &devnet
             .cast(&["receipt", &tx_hash, "--json"])
@@ -182,26 +166,36 @@ fn test_devnet_serves_cast_and_ethers_and_survives_restart() {
     assert_eq!(kept["blockHash"], receipt["blockHash"]);
 
     // kill -9 in the middle of its slots: the restart still has every committed block.
-    let height: u64 = devnet
-        .cast(&["block-number"])
-        .expect("block number")
-        .parse()
-        .expect("number");
-    drop(devnet); // SIGKILL
-    let devnet = Devnet::start(dir.path());
-    let after: u64 = devnet
-        .cast(&["block-number"])
-        .expect("block number")
-        .parse()
-        .expect("number");
+    restart_keeps_chain(dir.path(), devnet, drop);
+}
+
+/// Stops `devnet` with `stop`, starts it again on the same data, and checks the chain and the
+/// 1 ETH sent to `DEAD` survived.
+fn restart_keeps_chain(dir: &Path, devnet: Devnet, stop: impl FnOnce(Devnet)) -> Devnet {
+    let height = devnet.head();
+    stop(devnet);
+    let devnet = Devnet::start(dir);
+    let after = devnet.head();
     assert!(
         after >= height,
-        "chain continues from {height} after kill -9, got {after}"
+        "chain continues from {height}, got {after}"
     );
     assert_eq!(
         devnet.cast(&["balance", DEAD]).expect("balance"),
         "1000000000000000000"
     );
+    devnet
+}
+
+/// Runs a client script and returns the JSON report it prints.
+fn run_client(command: &mut Command) -> Value {
+    let out = command.output().expect("the client runs");
+    assert!(
+        out.status.success(),
+        "client script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints json")
 }
 
 /// Signs a transfer with `cast mktx` (offline fields given) and submits it; returns the error.
@@ -310,13 +304,7 @@ fn test_call_bundle_from_real_clients_needs_their_signature() {
         .collect();
     assert!(calls.len() >= 2, "fixtures from both clients");
     // web3-flashbots names state block 2: wait until the chain has it.
-    while devnet
-        .cast(&["block-number"])
-        .expect("block number")
-        .parse::<u64>()
-        .expect("number")
-        < 2
-    {
+    while devnet.head() < 2 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     for (_, header, body) in &calls {
@@ -410,11 +398,7 @@ fn test_bundles_land_atomically_and_cancels_win() {
         let bytes = alloy_primitives::hex::decode(raw).expect("hex");
         format!("{:#x}", alloy_primitives::keccak256(bytes))
     };
-    let head: u64 = devnet
-        .cast(&["block-number"])
-        .expect("block number")
-        .parse()
-        .expect("n");
+    let head = devnet.head();
     let target = head + 3;
     let target_hex = format!("{target:#x}");
 
@@ -465,13 +449,7 @@ fn test_bundles_land_atomically_and_cancels_win() {
     let unsigned: Value = serde_json::from_str(&unsigned).expect("json");
     assert_eq!(unsigned["error"]["code"], -32600, "{unsigned}");
 
-    while devnet
-        .cast(&["block-number"])
-        .expect("n")
-        .parse::<u64>()
-        .expect("n")
-        <= target
-    {
+    while devnet.head() <= target {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let landed: Value = serde_json::from_str(
@@ -494,18 +472,12 @@ fn test_ethers_provider_bundle_sends_simulates_and_lands_a_bundle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let devnet = Devnet::start(dir.path());
     let recipient = "0x00000000000000000000000000000000000B0B00";
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bundle.cjs"))
-        .args([&devnet.url, recipient])
-        .env("NODE_PATH", tools_bin().join("../"))
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "bundle script: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = run_client(
+        Command::new("node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bundle.cjs"))
+            .args([&devnet.url, recipient])
+            .env("NODE_PATH", tools_bin().join("../")),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("script prints json");
     assert_eq!(report["included"], true, "{report}");
     assert_eq!(report["simulatedGas"], 21_000, "{report}");
     // The chain agrees: the recipient got the value in the target block.
@@ -520,17 +492,11 @@ fn test_web3_flashbots_simulates_and_lands_a_bundle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let devnet = Devnet::start(dir.path());
     let recipient = "0x00000000000000000000000000000000000b0b01";
-    let out = Command::new(cobuild_test_utils::venv_python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bundle.py"))
-        .args([&devnet.url, recipient])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "web3-flashbots script: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = run_client(
+        Command::new(cobuild_test_utils::venv_python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bundle.py"))
+            .args([&devnet.url, recipient]),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("script prints json");
     assert_eq!(report["status"], 1, "{report}");
     assert_eq!(
         report["block"], report["target"],
