@@ -58,6 +58,12 @@ struct DevnetArgs {
     /// Do not deploy the demo tokens and AMM pool into the first block of a new chain.
     #[arg(long)]
     no_demo_contracts: bool,
+    /// Bundle-method calls per second one signing sender may make on average.
+    #[arg(long, default_value_t = 1000)]
+    bundle_rate: u32,
+    /// Bundle-method calls one signing sender may make in a burst.
+    #[arg(long, default_value_t = 2000)]
+    bundle_burst: u32,
 }
 
 fn main() -> eyre::Result<()> {
@@ -86,6 +92,8 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         gas_limit: args.gas_limit,
         fee_recipient: args.fee_recipient,
         demo_contracts: !args.no_demo_contracts,
+        bundle_rate: args.bundle_rate,
+        bundle_burst: args.bundle_burst,
     };
     let devnet = Devnet::start(config.clone())
         .await

@@ -8,6 +8,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC "invalid request" (here: the request lacks a valid `X-Flashbots-Signature`).
 pub const INVALID_REQUEST: i32 = -32600;
+/// EIP-1474 "limit exceeded".
+pub const LIMIT_EXCEEDED: i32 = -32005;
 /// JSON-RPC "internal error" (the node failed).
 pub const INTERNAL_ERROR: i32 = -32603;
 /// geth's generic server error, used for transaction and state errors clients match by message.
@@ -44,6 +46,12 @@ pub enum RpcError {
     /// The request did not prove a sender where one is required.
     #[error(transparent)]
     Unauthorized(#[from] crate::auth::AuthError),
+    /// The sender spent its request budget.
+    #[error("rate limit exceeded: retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// When one more request will be allowed.
+        retry_after_ms: u64,
+    },
     /// The node failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +78,9 @@ impl From<RpcError> for ErrorObjectOwned {
                 ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(output))
             }
             RpcError::Internal(_) => ErrorObjectOwned::owned(INTERNAL_ERROR, message, None::<()>),
+            RpcError::RateLimited { .. } => {
+                ErrorObjectOwned::owned(LIMIT_EXCEEDED, message, None::<()>)
+            }
             RpcError::Unauthorized(_) => {
                 ErrorObjectOwned::owned(INVALID_REQUEST, message, None::<()>)
             }

@@ -13,9 +13,10 @@ mod middleware;
 mod server;
 
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
-pub use bundle::{BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult};
+pub use bundle::{BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult, SenderLimiter};
 pub use error::{
-    EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RpcError, SERVER_ERROR,
+    EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, LIMIT_EXCEEDED, RpcError,
+    SERVER_ERROR,
 };
 pub use eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
 pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, Signed};

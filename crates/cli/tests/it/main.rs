@@ -28,6 +28,10 @@ impl Drop for Devnet {
 
 impl Devnet {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cobuild"))
             .args([
                 "devnet",
@@ -38,6 +42,7 @@ impl Devnet {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -507,4 +512,26 @@ fn test_web3_flashbots_simulates_and_lands_a_bundle() {
         devnet.cast(&["balance", recipient]).expect("balance"),
         "54321"
     );
+}
+
+#[test]
+fn test_a_sender_over_its_budget_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start_with(dir.path(), &["--bundle-rate", "1", "--bundle-burst", "2"]);
+    let auth =
+        alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(9))
+            .expect("key");
+    let other =
+        alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(8))
+            .expect("key");
+    let cancel = serde_json::json!({"replacementUuid": "nothing"});
+    for _ in 0..2 {
+        let reply = flashbots_call(&devnet.url, &auth, "eth_cancelBundle", cancel.clone());
+        assert!(reply.get("error").is_none(), "{reply}");
+    }
+    let refused = flashbots_call(&devnet.url, &auth, "eth_cancelBundle", cancel.clone());
+    assert_eq!(refused["error"]["code"], -32005, "{refused}");
+    // Another sender keeps its own budget.
+    let reply = flashbots_call(&devnet.url, &other, "eth_cancelBundle", cancel);
+    assert!(reply.get("error").is_none(), "{reply}");
 }

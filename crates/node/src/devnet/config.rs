@@ -21,4 +21,8 @@ pub struct DevnetConfig {
     pub fee_recipient: Address,
     /// Deploy the demo tokens and pool in block 1 of a new chain.
     pub demo_contracts: bool,
+    /// Bundle-method calls per second allowed to one sender, on average.
+    pub bundle_rate: u32,
+    /// Bundle-method calls one sender may make in a burst.
+    pub bundle_burst: u32,
 }

@@ -97,7 +97,12 @@ impl Devnet {
         let server = cobuild_rpc::start(
             RpcConfig::new(config.http_addr),
             Eth::new(chain.clone(), pool.clone()),
-            Bundles::new(chain.clone(), bundles.clone()),
+            Bundles::new(
+                chain.clone(),
+                bundles.clone(),
+                config.bundle_rate,
+                config.bundle_burst,
+            ),
         )
         .await
         .map_err(|source| DevnetError::Rpc {

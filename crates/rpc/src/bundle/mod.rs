@@ -1,8 +1,10 @@
 //! The Flashbots orderflow methods. They need a sender proven by `X-Flashbots-Signature`.
 
 mod call;
+mod limit;
 
 pub use call::{CallBundleResponse, CallBundleTxResult};
+pub use limit::SenderLimiter;
 
 use alloy_primitives::Address;
 use alloy_rpc_types_mev::{EthBundleHash, EthCallBundle, EthCancelBundle, EthSendBundle};
@@ -34,12 +36,25 @@ pub trait BundleApi {
 pub struct Bundles {
     chain: Chain,
     pool: BundlePool,
+    limiter: std::sync::Arc<SenderLimiter>,
 }
 
 impl Bundles {
-    /// Serves bundle methods against `chain`, keeping submitted bundles in `pool`.
-    pub const fn new(chain: Chain, pool: BundlePool) -> Self {
-        Self { chain, pool }
+    /// Serves bundle methods against `chain`, keeping submitted bundles in `pool`; each sender
+    /// may make `per_second` calls per second on average, in bursts of up to `burst`.
+    pub fn new(chain: Chain, pool: BundlePool, per_second: u32, burst: u32) -> Self {
+        Self {
+            chain,
+            pool,
+            limiter: std::sync::Arc::new(SenderLimiter::new(per_second, burst)),
+        }
+    }
+
+    /// The sender the request proved, within its request budget.
+    fn admit(&self, ext: &Extensions) -> Result<Address, RpcError> {
+        let from = sender(ext)?;
+        self.limiter.check(from)?;
+        Ok(from)
     }
 }
 
@@ -59,7 +74,7 @@ impl BundleApiServer for Bundles {
         ext: &Extensions,
         request: EthSendBundle,
     ) -> RpcResult<Option<EthBundleHash>> {
-        let from = sender(ext)?;
+        let from = self.admit(ext)?;
         // Decoding and signature recovery are CPU work: off the async workers.
         let parsed = tokio::task::spawn_blocking(move || BundleRequest::from_rpc(request))
             .await
@@ -83,7 +98,7 @@ impl BundleApiServer for Bundles {
         ext: &Extensions,
         request: EthCancelBundle,
     ) -> RpcResult<Option<()>> {
-        let from = sender(ext)?;
+        let from = self.admit(ext)?;
         self.pool.cancel(
             from,
             Replacement {
@@ -99,7 +114,7 @@ impl BundleApiServer for Bundles {
         ext: &Extensions,
         request: EthCallBundle,
     ) -> RpcResult<CallBundleResponse> {
-        let from = sender(ext)?;
+        let from = self.admit(ext)?;
         let chain = self.chain.clone();
         tracing::debug!(%from, txs = request.txs.len(), "rpc.bundle.call");
         tokio::task::spawn_blocking(move || {

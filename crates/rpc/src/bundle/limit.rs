@@ -1,0 +1,90 @@
+//! A per-sender request budget for the bundle methods: one spamming sender is answered with an
+//! error at once (never queued), and others are unaffected.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::Address;
+use parking_lot::Mutex;
+
+use crate::RpcError;
+
+/// How many senders are tracked before idle (full) buckets are forgotten.
+const MAX_TRACKED: usize = 100_000;
+
+/// Token buckets keyed by the sender proven by `X-Flashbots-Signature`.
+#[derive(Debug)]
+pub struct SenderLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Address, (f64, Instant)>>,
+}
+
+impl SenderLimiter {
+    /// Allows `per_second` requests per sender on average, and bursts of up to `burst`.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one request from `sender`'s budget, or says it is spent.
+    pub fn check(&self, sender: Address) -> Result<(), RpcError> {
+        self.check_at(sender, Instant::now())
+    }
+
+    fn check_at(&self, sender: Address, now: Instant) -> Result<(), RpcError> {
+        let mut buckets = self.buckets.lock();
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&sender) {
+            // Forget senders whose bucket has refilled: they lose nothing by being forgotten.
+            let (rate, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + rate * now.duration_since(*at).as_secs_f64() < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(sender).or_insert((self.burst, now));
+        let refilled =
+            (*tokens + self.per_second * now.duration_since(*at).as_secs_f64()).min(self.burst);
+        if refilled < 1.0 {
+            let wait =
+                Duration::from_secs_f64((1.0 - refilled) / self.per_second.max(f64::MIN_POSITIVE));
+            return Err(RpcError::RateLimited {
+                retry_after_ms: wait.as_millis() as u64,
+            });
+        }
+        *tokens = refilled - 1.0;
+        *at = now;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_burst_then_refill_per_sender() {
+        let limiter = SenderLimiter::new(2, 3);
+        let (alice, bob) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            limiter.check_at(alice, t0).expect("within the burst");
+        }
+        assert!(matches!(
+            limiter.check_at(alice, t0),
+            Err(RpcError::RateLimited { .. })
+        ));
+        // Another sender has its own budget.
+        limiter
+            .check_at(bob, t0)
+            .expect("bob is not limited by alice");
+        // Half a second at 2/s refills one request.
+        let later = t0 + Duration::from_millis(500);
+        limiter.check_at(alice, later).expect("refilled");
+        assert!(limiter.check_at(alice, later).is_err());
+    }
+}
