@@ -180,7 +180,7 @@ impl Store {
             txn.open_table(SENDERS)?
                 .insert(number, senders.as_slice())?;
             let mut buf = Vec::new();
-            write.receipts.to_vec().encode(&mut buf);
+            alloy_rlp::encode_list::<ReceiptEnvelope, _>(write.receipts, &mut buf);
             txn.open_table(RECEIPTS)?.insert(number, buf.as_slice())?;
             let mut locations = txn.open_table(TX_LOCATIONS)?;
             for (i, tx) in write.block.block.body.transactions.iter().enumerate() {

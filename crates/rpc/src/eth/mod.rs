@@ -17,7 +17,7 @@ use alloy_rpc_types_eth::{
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::TxPool;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
-use revm::database_interface::DatabaseRef;
+use revm::{database_interface::DatabaseRef, state::AccountInfo};
 
 use crate::RpcError;
 
@@ -187,8 +187,7 @@ impl Eth {
         }
     }
 
-    fn stored_block(&self, id: BlockId) -> Result<Option<StoredBlock>, RpcError> {
-        let view = self.chain.read().map_err(RpcError::internal)?;
+    fn stored_block(&self, view: &ReadView, id: BlockId) -> Result<Option<StoredBlock>, RpcError> {
         let number = match id {
             BlockId::Number(tag) => Some(self.resolve_number(tag)),
             BlockId::Hash(hash) => view
@@ -214,8 +213,21 @@ impl Eth {
         Ok(Some((view, stored, index as usize)))
     }
 
+    /// An account at `block` (only the head is kept), or `None` if it does not exist.
+    fn account(
+        &self,
+        address: Address,
+        block: Option<BlockId>,
+    ) -> Result<Option<AccountInfo>, RpcError> {
+        let (_, state) = self.state_at(block)?;
+        state.basic_ref(address).map_err(RpcError::internal)
+    }
+
     fn rpc_block(&self, id: BlockId, full: bool) -> Result<Option<Block>, RpcError> {
-        Ok(self.stored_block(id)?.map(|b| convert::block(b, full)))
+        let view = self.chain.read().map_err(RpcError::internal)?;
+        Ok(self
+            .stored_block(&view, id)?
+            .map(|b| convert::block(b, full)))
     }
 }
 
@@ -253,10 +265,10 @@ impl EthApiServer for Eth {
 
     async fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {
         self.blocking(move |this| {
-            let Some(stored) = this.stored_block(block)? else {
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            let Some(stored) = this.stored_block(&view, block)? else {
                 return Ok(None);
             };
-            let view = this.chain.read().map_err(RpcError::internal)?;
             let receipts = view
                 .receipts(stored.block.header.number)
                 .map_err(RpcError::internal)?
@@ -268,11 +280,7 @@ impl EthApiServer for Eth {
 
     async fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
         self.blocking(move |this| {
-            let (_, state) = this.state_at(block)?;
-            let nonce = state
-                .basic_ref(address)
-                .map_err(RpcError::internal)?
-                .map_or(0, |a| a.nonce);
+            let nonce = this.account(address, block)?.map_or(0, |a| a.nonce);
             let pending = matches!(block, Some(BlockId::Number(BlockNumberOrTag::Pending)));
             Ok(U256::from(if pending {
                 this.pool.pending_nonce(address, nonce)
@@ -285,10 +293,8 @@ impl EthApiServer for Eth {
 
     async fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
         self.blocking(move |this| {
-            let (_, state) = this.state_at(block)?;
-            Ok(state
-                .basic_ref(address)
-                .map_err(RpcError::internal)?
+            Ok(this
+                .account(address, block)?
                 .map_or(U256::ZERO, |a| a.balance))
         })
         .await
@@ -296,11 +302,7 @@ impl EthApiServer for Eth {
 
     async fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes> {
         self.blocking(move |this| {
-            let (_, state) = this.state_at(block)?;
-            let code = state
-                .basic_ref(address)
-                .map_err(RpcError::internal)?
-                .and_then(|a| a.code);
+            let code = this.account(address, block)?.and_then(|a| a.code);
             Ok(code.map(|c| c.original_bytes()).unwrap_or_default())
         })
         .await
