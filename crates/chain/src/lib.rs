@@ -21,10 +21,13 @@ mod chain;
 mod genesis;
 mod state;
 mod store;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 pub use block::{
     BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, ExecutedBlock,
-    ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, next_evm_env, next_gas_limit,
+    ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, TxTrial, next_evm_env,
+    next_gas_limit,
 };
 pub use chain::{Chain, ChainError};
 pub use genesis::{

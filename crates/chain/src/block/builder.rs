@@ -16,12 +16,14 @@ use alloy_evm::{
         EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
     },
 };
-use alloy_primitives::{Bloom, U256};
+use alloy_primitives::{Address, Bloom, U256};
 use cobuild_primitives::ChainSpec;
 use revm::{
     context::result::ExecutionResult,
     context_interface::result::{HaltReason, InvalidTransaction},
     database::{State, WrapDatabaseRef, states::bundle_state::BundleRetention},
+    database_interface::DatabaseRef,
+    state::AccountInfo,
 };
 
 use crate::{
@@ -73,6 +75,16 @@ pub enum TxRejected {
     Refused,
 }
 
+/// What a transaction would do if committed, shown to an acceptance check before the block
+/// changes.
+#[derive(Debug)]
+pub struct TxTrial<'a> {
+    /// The execution result (success, revert or halt, with gas and logs).
+    pub result: &'a ExecutionResult<HaltReason>,
+    /// What the block's coinbase would gain: priority fees plus direct payments.
+    pub coinbase_profit: U256,
+}
+
 /// What a committed transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxOutcome {
@@ -80,6 +92,8 @@ pub struct TxOutcome {
     pub gas_used: u64,
     /// Whether it succeeded (did not revert or halt).
     pub success: bool,
+    /// What the coinbase gained from it.
+    pub coinbase_profit: U256,
 }
 
 /// A sealed block with everything needed to store it.
@@ -219,6 +233,22 @@ impl BlockBuilder {
         self.executor.evm()
     }
 
+    /// The block's coinbase (fee recipient).
+    pub const fn coinbase(&self) -> Address {
+        self.attrs.fee_recipient
+    }
+
+    /// An account as the block state so far has it.
+    pub fn account(&self, address: Address) -> Result<Option<AccountInfo>, BlockError> {
+        DatabaseRef::basic_ref(alloy_evm::Evm::db(self.executor.evm()), address)
+            .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
+    }
+
+    /// An account's balance as the block state so far has it.
+    pub fn balance(&self, address: Address) -> Result<U256, BlockError> {
+        Ok(self.account(address)?.map(|a| a.balance).unwrap_or_default())
+    }
+
     /// Executes `tx` and commits it to the block.
     ///
     /// The outer error stops the block attempt; the inner one rejects only this transaction.
@@ -234,8 +264,10 @@ impl BlockBuilder {
     pub fn execute_if(
         &mut self,
         tx: Recovered<TxEnvelope>,
-        accept: impl FnOnce(&ExecutionResult<HaltReason>) -> bool,
+        accept: impl FnOnce(&TxTrial<'_>) -> bool,
     ) -> Result<Result<TxOutcome, TxRejected>, BlockError> {
+        let coinbase = self.coinbase();
+        let before = self.balance(coinbase)?;
         let output = match self
             .executor
             .execute_transaction_without_commit(tx.as_recovered_ref())
@@ -247,7 +279,17 @@ impl BlockBuilder {
         if self.executor.blob_gas_used + output.blob_gas_used > blob_limit {
             return Ok(Err(TxRejected::BlobGasExhausted));
         }
-        if !accept(&output.result.result) {
+        let after = output
+            .result
+            .state
+            .get(&coinbase)
+            .map_or(before, |account| account.info.balance);
+        let trial = TxTrial {
+            result: &output.result.result,
+            coinbase_profit: after.saturating_sub(before),
+        };
+        let coinbase_profit = trial.coinbase_profit;
+        if !accept(&trial) {
             return Ok(Err(TxRejected::Refused));
         }
         let success = output.result.result.is_success();
@@ -256,6 +298,7 @@ impl BlockBuilder {
         Ok(Ok(TxOutcome {
             gas_used: gas.tx_gas_used(),
             success,
+            coinbase_profit,
         }))
     }
 

@@ -46,6 +46,9 @@ pub enum BundleRejected {
     /// Every transaction was dropped.
     #[error("no transaction of the bundle can be included")]
     Empty,
+    /// The caller's acceptance check refused what the bundle would pay.
+    #[error("outcome refused")]
+    Refused,
 }
 
 /// What an included bundle did.
@@ -75,6 +78,18 @@ impl BlockBuilder {
         may_revert: impl Fn(&B256) -> bool,
         may_drop: impl Fn(&B256) -> bool,
     ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
+        self.execute_bundle_if(txs, may_revert, may_drop, |_| true)
+    }
+
+    /// As [`Self::execute_bundle`], but commits only if `accept` approves what the coinbase
+    /// would gain; otherwise the block is left exactly as it was.
+    pub fn execute_bundle_if(
+        &mut self,
+        txs: &[Recovered<TxEnvelope>],
+        may_revert: impl Fn(&B256) -> bool,
+        may_drop: impl Fn(&B256) -> bool,
+        accept: impl FnOnce(U256) -> bool,
+    ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
         let DryRun {
             kept,
             coinbase_profit,
@@ -82,6 +97,9 @@ impl BlockBuilder {
             Ok(dry) => dry,
             Err(rejected) => return Ok(Err(rejected)),
         };
+        if !accept(coinbase_profit) {
+            return Ok(Err(BundleRejected::Refused));
+        }
         let mut included = Vec::with_capacity(kept.len());
         let mut gas_used = 0;
         for tx in kept {

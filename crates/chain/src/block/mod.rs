@@ -9,7 +9,7 @@ mod env;
 mod import;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
-pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected};
+pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected, TxTrial};
 pub use bundle::{BundleOutcome, BundleRejected};
 pub use env::{NextBlock, next_evm_env};
 pub use import::ImportError;
