@@ -6,9 +6,11 @@
 //! (`cobuild-pool`) and later building and sealing all read it, so a block produced by one
 //! component is judged by the same rules everywhere.
 
+mod mev;
 mod order;
 mod spec;
 
+pub use mev::{MAX_INCLUSION_RANGE, parse_mev_bundle, referenced_transactions};
 pub use order::{
     Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,
     decode_transactions,

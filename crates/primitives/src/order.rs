@@ -69,6 +69,22 @@ pub enum OrderError {
         /// maxTimestamp.
         max: u64,
     },
+    /// A `{hash}` body names a transaction this node does not hold (or may not share).
+    #[error("unknown transaction {0}: a {{hash}} body must name a pending transaction")]
+    UnknownTransaction(B256),
+    /// A bundle nested inside a nested bundle.
+    #[error("bundles may be nested one level deep only")]
+    NestedTooDeep,
+    /// An inclusion range that is empty or too long.
+    #[error("inclusion range {block}..={max_block} is invalid: {reason}")]
+    InclusionRange {
+        /// First block.
+        block: u64,
+        /// Last block.
+        max_block: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 /// Replacement key of a bundle: a later bundle (or cancel) with the same uuid from the same sender
@@ -99,8 +115,11 @@ pub struct Bundle {
     pub hash: B256,
     /// The transactions, decoded, with their signers.
     pub txs: Vec<Recovered<TxEnvelope>>,
-    /// The block the bundle targets.
+    /// The block the bundle targets (the first one, when it has a range).
     pub block_number: u64,
+    /// The last block the bundle may land in (`mev_sendBundle`'s `inclusion.maxBlock`); `None`
+    /// means only `block_number`.
+    pub max_block: Option<u64>,
     /// Earliest block timestamp, if any.
     pub min_timestamp: Option<u64>,
     /// Latest block timestamp, if any.
@@ -115,8 +134,24 @@ pub struct Bundle {
     pub refund: Option<Refund>,
 }
 
+impl Bundle {
+    /// The last block the bundle may land in.
+    pub fn last_block(&self) -> u64 {
+        self.max_block.unwrap_or(self.block_number)
+    }
+
+    /// Whether a block `number` is in the bundle's inclusion range (`block_number` 0: any block).
+    pub fn targets(&self, number: u64) -> bool {
+        self.block_number == 0 || (self.block_number..=self.last_block()).contains(&number)
+    }
+}
+
 /// What an `eth_sendBundle` call asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived request value; callers move the bundle out by value"
+)]
 pub enum BundleRequest {
     /// Add (or replace) a bundle.
     Send(Bundle),
@@ -203,6 +238,7 @@ impl BundleRequest {
             hash: bundle_hash(&txs),
             txs,
             block_number: request.block_number,
+            max_block: None,
             min_timestamp,
             max_timestamp,
             reverting: request.reverting_tx_hashes,
