@@ -1,7 +1,7 @@
 //! The pool itself: admission, per-sender queues and removal on new blocks.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -16,12 +16,13 @@ use revm::{
     database_interface::DatabaseRef, primitives::eip7825::TX_GAS_LIMIT_CAP,
 };
 
-use crate::{BestTransactions, PoolError};
+use crate::{BestTransactions, OrderLimit, PoolError, limit::tx_value};
 
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Most transactions held at once.
+    /// Most transactions held at once by a pool made with [`TxPool::new`]; a pool made with
+    /// [`TxPool::with_limit`] is bounded by its shared [`OrderLimit`] instead.
     pub max_transactions: usize,
     /// Most transactions held for one sender.
     pub max_per_sender: usize,
@@ -49,6 +50,21 @@ pub struct PooledTx {
     pub hash: B256,
     /// The signed transaction with its recovered sender.
     pub tx: Recovered<TxEnvelope>,
+    /// Set when it came through `eth_sendPrivateTransaction`: never shown to other senders.
+    pub private: Option<PrivateTx>,
+}
+
+/// What makes a pooled transaction private.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivateTx {
+    /// The sender proven by `X-Flashbots-Signature` who submitted it (the only one who may
+    /// cancel it or see it).
+    pub owner: Address,
+    /// The last block it may land in; it leaves the pool once that block is sealed.
+    pub max_block: u64,
+    /// The owner's privacy hints share its hash, so other senders' MEV-Share bundles may
+    /// reference it by hash.
+    pub hash_shared: bool,
 }
 
 impl PooledTx {
@@ -70,9 +86,10 @@ pub struct TxPool {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     chain: Chain,
     config: PoolConfig,
+    limit: OrderLimit,
     state: Mutex<PoolState>,
 }
 
@@ -80,24 +97,150 @@ struct Inner {
 struct PoolState {
     by_hash: HashMap<B256, Arc<PooledTx>>,
     by_sender: HashMap<Address, BTreeMap<u64, Arc<PooledTx>>>,
+    /// Every sender's highest nonce by value at `tails_base_fee`: the eviction candidates.
+    tails: BTreeSet<(u128, B256, Address)>,
+    tails_base_fee: u64,
+}
+
+impl PoolState {
+    fn tail_key(&self, sender: Address) -> Option<(u128, B256, Address)> {
+        let (_, tx) = self.by_sender.get(&sender)?.last_key_value()?;
+        Some((tx_value(&tx.tx, self.tails_base_fee), tx.hash, sender))
+    }
+
+    /// Runs `f` on `sender`'s queue, keeping the tail index and the empty-queue rule.
+    fn with_sender<R>(&mut self, sender: Address, f: impl FnOnce(&mut Self) -> R) -> R {
+        if let Some(key) = self.tail_key(sender) {
+            self.tails.remove(&key);
+        }
+        let out = f(self);
+        if self.by_sender.get(&sender).is_some_and(BTreeMap::is_empty) {
+            self.by_sender.remove(&sender);
+        }
+        if let Some(key) = self.tail_key(sender) {
+            self.tails.insert(key);
+        }
+        out
+    }
+
+    /// Inserts `pooled`, replacing the transaction with its sender and nonce, if any.
+    fn insert(&mut self, pooled: Arc<PooledTx>) {
+        let sender = pooled.sender();
+        self.with_sender(sender, |s| {
+            if let Some(old) = s
+                .by_sender
+                .entry(sender)
+                .or_default()
+                .insert(pooled.nonce(), pooled.clone())
+            {
+                s.by_hash.remove(&old.hash);
+            }
+            s.by_hash.insert(pooled.hash, pooled);
+        });
+    }
+
+    /// Removes one transaction (its later nonces stay).
+    fn remove(&mut self, hash: &B256) -> Option<Arc<PooledTx>> {
+        let tx = self.by_hash.get(hash)?.clone();
+        self.with_sender(tx.sender(), |s| {
+            s.by_hash.remove(hash);
+            if let Some(queue) = s.by_sender.get_mut(&tx.sender()) {
+                queue.remove(&tx.nonce());
+            }
+        });
+        Some(tx)
+    }
+
+    /// The least valuable highest nonce at `base_fee`, other than `sender`'s.
+    fn worst(&mut self, base_fee: u64, sender: Option<Address>) -> Option<(u128, B256)> {
+        if base_fee != self.tails_base_fee {
+            self.tails_base_fee = base_fee;
+            let senders: Vec<Address> = self.by_sender.keys().copied().collect();
+            self.tails = senders
+                .into_iter()
+                .filter_map(|s| self.tail_key(s))
+                .collect();
+        }
+        self.tails
+            .iter()
+            .find(|(_, _, s)| Some(*s) != sender)
+            .map(|(value, hash, _)| (*value, *hash))
+    }
+}
+
+impl Inner {
+    /// The next block's base fee.
+    pub(crate) fn next_base_fee(&self) -> u64 {
+        self.chain
+            .head()
+            .next_block_base_fee(self.chain.spec().base_fee_params())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().by_hash.len()
+    }
+
+    pub(crate) fn worst(&self, base_fee: u64, sender: Option<Address>) -> Option<(u128, B256)> {
+        self.state.lock().worst(base_fee, sender)
+    }
+
+    /// Evicts `hash` if it is still its sender's highest nonce (so no gap opens).
+    pub(crate) fn evict(&self, hash: &B256) -> bool {
+        let mut state = self.state.lock();
+        let is_tail = state.by_hash.get(hash).is_some_and(|tx| {
+            state
+                .by_sender
+                .get(&tx.sender())
+                .and_then(|q| q.last_key_value())
+                .is_some_and(|(_, last)| last.hash == *hash)
+        });
+        is_tail && state.remove(hash).is_some()
+    }
 }
 
 impl TxPool {
-    /// An empty pool validating against `chain`'s head.
+    /// An empty pool validating against `chain`'s head, holding at most
+    /// `config.max_transactions`.
     pub fn new(chain: Chain, config: PoolConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                chain,
-                config,
-                state: Mutex::new(PoolState::default()),
-            }),
-        }
+        Self::with_limit(chain, config, &OrderLimit::new(config.max_transactions))
+    }
+
+    /// An empty pool validating against `chain`'s head, bounded together with the other pool
+    /// that shares `limit` (`config.max_transactions` is not used).
+    pub fn with_limit(chain: Chain, config: PoolConfig, limit: &OrderLimit) -> Self {
+        let inner = Arc::new(Inner {
+            chain,
+            config,
+            limit: limit.clone(),
+            state: Mutex::new(PoolState::default()),
+        });
+        limit.register_txs(&inner);
+        Self { inner }
     }
 
     /// Validates `tx` against the head state and adds it. Returns its hash.
     ///
     /// Reads the state before taking the pool lock, so a slow read never blocks other senders.
     pub fn add(&self, tx: Recovered<TxEnvelope>) -> Result<B256, PoolError> {
+        self.insert(tx, None)
+    }
+
+    /// Adds a private transaction (`eth_sendPrivateTransaction`): validated like [`Self::add`],
+    /// kept until `private.max_block` is sealed, and never shown to anyone but its owner.
+    pub fn add_private(
+        &self,
+        tx: Recovered<TxEnvelope>,
+        private: PrivateTx,
+    ) -> Result<B256, PoolError> {
+        self.insert(tx, Some(private))
+    }
+
+    fn insert(
+        &self,
+        tx: Recovered<TxEnvelope>,
+        private: Option<PrivateTx>,
+    ) -> Result<B256, PoolError> {
         let hash = *tx.tx_hash();
         if self.inner.state.lock().by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
@@ -113,20 +256,32 @@ impl TxPool {
             .unwrap_or_default();
         self.validate(&tx, &state, base_fee, head.gas_limit)?;
 
-        let pooled = Arc::new(PooledTx { hash, tx });
+        let pooled = Arc::new(PooledTx { hash, tx, private });
+        let sender = pooled.sender();
+        let _admission = self.inner.limit.admission();
+        // Only removals can happen between the check and the insert (admissions wait for the
+        // lock above), so a place found or made here is still there below.
+        let needs_room = self.check(&self.inner.state.lock(), &pooled)?;
+        if needs_room {
+            self.inner
+                .limit
+                .make_room(tx_value(&pooled.tx, base_fee), Some(sender))?;
+        }
         let mut pool = self.inner.state.lock();
-        if pool.by_hash.contains_key(&hash) {
+        self.check(&pool, &pooled)?;
+        let nonce = pooled.nonce();
+        pool.insert(pooled);
+        tracing::debug!(%hash, %sender, nonce, private = private.is_some(), "pool.add");
+        Ok(hash)
+    }
+
+    /// Whether `pooled` may be added, and whether it needs a new place (it replaces nothing).
+    fn check(&self, pool: &PoolState, pooled: &PooledTx) -> Result<bool, PoolError> {
+        if pool.by_hash.contains_key(&pooled.hash) {
             return Err(PoolError::AlreadyKnown);
         }
-        let sender = pooled.sender();
-        let nonce = pooled.nonce();
-        let queue_len = pool.by_sender.get(&sender).map_or(0, BTreeMap::len);
-        let replaced = pool
-            .by_sender
-            .get(&sender)
-            .and_then(|q| q.get(&nonce))
-            .cloned();
-        match &replaced {
+        let queue = pool.by_sender.get(&pooled.sender());
+        match queue.and_then(|q| q.get(&pooled.nonce())) {
             Some(old) => {
                 let bump = 100 + self.inner.config.price_bump_percent;
                 let old_fee = old.tx.max_fee_per_gas();
@@ -136,25 +291,13 @@ impl TxPool {
                 if new_fee * 100 < old_fee * bump || new_tip * 100 < old_tip * bump {
                     return Err(PoolError::ReplacementUnderpriced);
                 }
+                Ok(false)
             }
-            None => {
-                if pool.by_hash.len() >= self.inner.config.max_transactions
-                    || queue_len >= self.inner.config.max_per_sender
-                {
-                    return Err(PoolError::Full);
-                }
+            None if queue.map_or(0, BTreeMap::len) >= self.inner.config.max_per_sender => {
+                Err(PoolError::Full)
             }
+            None => Ok(true),
         }
-        if let Some(old) = replaced {
-            pool.by_hash.remove(&old.hash);
-        }
-        pool.by_hash.insert(hash, pooled.clone());
-        pool.by_sender
-            .entry(sender)
-            .or_default()
-            .insert(nonce, pooled);
-        tracing::debug!(%hash, %sender, nonce, "pool.add");
-        Ok(hash)
     }
 
     fn validate(
@@ -232,14 +375,38 @@ impl TxPool {
         Ok(())
     }
 
-    /// A pending transaction by hash.
+    /// A pending transaction by hash, private ones included (for the node's own use; answer
+    /// senders through [`Self::visible`]).
     pub fn get(&self, hash: &B256) -> Option<Arc<PooledTx>> {
         self.inner.state.lock().by_hash.get(hash).cloned()
     }
 
+    /// A pending transaction as `viewer` may see it: public ones to anyone; private ones only
+    /// to their owner, or to any proven sender when the owner's hints share the hash. An
+    /// anonymous viewer (`None`) sees public transactions only.
+    pub fn visible(&self, hash: &B256, viewer: Option<Address>) -> Option<Arc<PooledTx>> {
+        self.get(hash).filter(|tx| match (&tx.private, viewer) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(p), Some(viewer)) => p.owner == viewer || p.hash_shared,
+        })
+    }
+
+    /// Removes `owner`'s private transaction `hash`. Returns whether it did: `false` when there
+    /// is none, it is public, or another sender submitted it. Its sender's later nonces stay.
+    pub fn cancel_private(&self, owner: Address, hash: &B256) -> bool {
+        let mut pool = self.inner.state.lock();
+        let owned = pool
+            .by_hash
+            .get(hash)
+            .and_then(|tx| tx.private)
+            .is_some_and(|p| p.owner == owner);
+        owned && pool.remove(hash).is_some()
+    }
+
     /// Number of transactions held.
     pub fn len(&self) -> usize {
-        self.inner.state.lock().by_hash.len()
+        self.inner.len()
     }
 
     /// Whether the pool is empty.
@@ -247,13 +414,13 @@ impl TxPool {
         self.len() == 0
     }
 
-    /// The nonce `sender`'s next transaction should use, counting pending ones that follow the
-    /// account nonce without a gap.
+    /// The nonce `sender`'s next transaction should use, counting pending public transactions
+    /// that follow the account nonce without a gap (a private one is never revealed, even here).
     pub fn pending_nonce(&self, sender: Address, account_nonce: u64) -> u64 {
         let pool = self.inner.state.lock();
         let mut next = account_nonce;
         if let Some(queue) = pool.by_sender.get(&sender) {
-            while queue.contains_key(&next) {
+            while queue.get(&next).is_some_and(|tx| tx.private.is_none()) {
                 next += 1;
             }
         }
@@ -273,38 +440,58 @@ impl TxPool {
         BestTransactions::new(queues, base_fee)
     }
 
-    /// Drops what a new head makes stale: included transactions and nonces now used.
+    /// Drops what a new head makes stale: included transactions, nonces now used, and private
+    /// transactions whose last block is sealed (the head is read from the pool's chain).
     pub fn on_block(&self, state: &StateSnapshot) {
+        let head = self.inner.chain.head().number;
         let mut pool = self.inner.state.lock();
-        let PoolState { by_hash, by_sender } = &mut *pool;
-        by_sender.retain(|sender, queue| {
+        let senders: Vec<Address> = pool.by_sender.keys().copied().collect();
+        for sender in senders {
             let nonce = state
-                .basic_ref(*sender)
+                .basic_ref(sender)
                 .ok()
                 .flatten()
                 .map_or(0, |a| a.nonce);
-            while let Some(entry) = queue.first_entry() {
-                if *entry.key() >= nonce {
-                    break;
+            pool.with_sender(sender, |s| {
+                let PoolState {
+                    by_hash, by_sender, ..
+                } = s;
+                if let Some(queue) = by_sender.get_mut(&sender) {
+                    while let Some(entry) = queue.first_entry() {
+                        if *entry.key() >= nonce {
+                            break;
+                        }
+                        by_hash.remove(&entry.remove().hash);
+                    }
                 }
-                by_hash.remove(&entry.remove().hash);
-            }
-            !queue.is_empty()
-        });
+            });
+        }
+        let expired: Vec<B256> = pool
+            .by_hash
+            .values()
+            .filter(|tx| tx.private.is_some_and(|p| p.max_block <= head))
+            .map(|tx| tx.hash)
+            .collect();
+        for hash in expired {
+            pool.remove(&hash);
+            tracing::debug!(%hash, head, "pool.private.expired");
+        }
     }
 
     /// Removes a transaction that can never be included (and every later nonce of its sender,
     /// which now has a gap).
     pub fn remove_invalid(&self, tx: &PooledTx) {
         let mut pool = self.inner.state.lock();
-        let PoolState { by_hash, by_sender } = &mut *pool;
-        if let Some(queue) = by_sender.get_mut(&tx.sender()) {
-            for (_, removed) in queue.split_off(&tx.nonce()) {
-                by_hash.remove(&removed.hash);
+        let sender = tx.sender();
+        pool.with_sender(sender, |s| {
+            let PoolState {
+                by_hash, by_sender, ..
+            } = s;
+            if let Some(queue) = by_sender.get_mut(&sender) {
+                for (_, removed) in queue.split_off(&tx.nonce()) {
+                    by_hash.remove(&removed.hash);
+                }
             }
-            if queue.is_empty() {
-                by_sender.remove(&tx.sender());
-            }
-        }
+        });
     }
 }

@@ -9,6 +9,7 @@ fn bundle(tag: u8, block: u64, uuid: Option<&str>, nonce: Option<u64>) -> Bundle
         hash: B256::repeat_byte(tag),
         txs: Vec::new(),
         block_number: block,
+        max_block: None,
         min_timestamp: None,
         max_timestamp: None,
         reverting: Vec::new(),
@@ -105,4 +106,43 @@ fn test_full_pool_refuses_new_bundles() {
     );
     pool.add(ALICE, bundle(3, 5, Some("u"), None))
         .expect("a replacement needs no room");
+}
+
+#[test]
+fn test_inclusion_range_holds_until_its_last_block() {
+    let pool = BundlePool::new(100);
+    let ranged = Bundle {
+        max_block: Some(7),
+        ..bundle(1, 5, None, None)
+    };
+    pool.add(ALICE, ranged).expect("add");
+    let hashes =
+        |n: u64| -> Vec<B256> { pool.for_block(n, 0).iter().map(|b| b.bundle.hash).collect() };
+    assert!(hashes(4).is_empty(), "not before its first block");
+    assert_eq!(hashes(5), vec![B256::repeat_byte(1)]);
+    assert_eq!(hashes(7), vec![B256::repeat_byte(1)]);
+    assert!(hashes(8).is_empty());
+    pool.on_block(6);
+    assert_eq!(pool.len(), 1, "still valid for block 7");
+    pool.on_block(7);
+    assert!(pool.is_empty(), "expired after its last block");
+    // A range that ended is refused; one that still has a block left is taken.
+    assert!(matches!(
+        pool.add(
+            ALICE,
+            Bundle {
+                max_block: Some(7),
+                ..bundle(2, 5, None, None)
+            }
+        ),
+        Err(PoolError::BundleExpired { block: 7, head: 7 })
+    ));
+    pool.add(
+        ALICE,
+        Bundle {
+            max_block: Some(8),
+            ..bundle(3, 5, None, None)
+        },
+    )
+    .expect("block 8 is still ahead");
 }

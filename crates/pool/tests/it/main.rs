@@ -1,6 +1,8 @@
 //! The pool against a real devnet chain: admission rules, ordering and clean-up.
 
 mod bundles;
+mod limit;
+mod private;
 
 use std::sync::Arc;
 
@@ -48,6 +50,25 @@ fn sign(t: TxEip1559, signer: &PrivateKeySigner) -> Recovered<TxEnvelope> {
 
 fn tx(signer: &PrivateKeySigner, nonce: u64, tip_gwei: u128) -> Recovered<TxEnvelope> {
     sign(fields(nonce, tip_gwei), signer)
+}
+
+/// Seals and commits an empty block on `chain`.
+fn seal_empty(chain: &Chain) {
+    let head = chain.head();
+    let builder = chain
+        .builder(BlockAttributes {
+            timestamp: head.timestamp + 1,
+            fee_recipient: Address::ZERO,
+            prev_randao: B256::ZERO,
+            gas_limit: head.gas_limit,
+            withdrawals: Vec::new(),
+            parent_beacon_block_root: B256::ZERO,
+            extra_data: Bytes::new(),
+        })
+        .expect("builder");
+    chain
+        .commit(&builder.finish().expect("seal"))
+        .expect("commit");
 }
 
 #[test]
