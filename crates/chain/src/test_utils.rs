@@ -31,7 +31,14 @@ pub fn devnet_chain(dir: &Path) -> Chain {
 
 /// An EIP-1559 transaction on the devnet: `value` wei to `to` with `data`, a 100 gwei fee cap
 /// and `tip` wei of priority fee per gas.
-pub fn tx(nonce: u64, to: TxKind, value: U256, data: Bytes, gas_limit: u64, tip: u128) -> TxEip1559 {
+pub fn tx(
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    data: Bytes,
+    gas_limit: u64,
+    tip: u128,
+) -> TxEip1559 {
     TxEip1559 {
         chain_id: DEVNET_CHAIN_ID,
         nonce,
@@ -47,7 +54,14 @@ pub fn tx(nonce: u64, to: TxKind, value: U256, data: Bytes, gas_limit: u64, tip:
 
 /// A plain transfer of `value` wei to `to` with a priority fee of `tip` wei per gas.
 pub fn transfer(nonce: u64, to: Address, value: u128, tip: u128) -> TxEip1559 {
-    tx(nonce, TxKind::Call(to), U256::from(value), Bytes::new(), 21_000, tip)
+    tx(
+        nonce,
+        TxKind::Call(to),
+        U256::from(value),
+        Bytes::new(),
+        21_000,
+        tip,
+    )
 }
 
 /// Signs `tx` with `signer`.

@@ -246,7 +246,10 @@ impl BlockBuilder {
 
     /// An account's balance as the block state so far has it.
     pub fn balance(&self, address: Address) -> Result<U256, BlockError> {
-        Ok(self.account(address)?.map(|a| a.balance).unwrap_or_default())
+        Ok(self
+            .account(address)?
+            .map(|a| a.balance)
+            .unwrap_or_default())
     }
 
     /// Executes `tx` and commits it to the block.

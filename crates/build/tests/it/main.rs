@@ -1,0 +1,305 @@
+//! Integration tests of the building algorithms on a devnet chain: ordering, nonce chains,
+//! conflicting bundles, refunds, the proposer payment, and blocks that re-import.
+
+use std::sync::Arc;
+
+use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
+use alloy_eips::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_rpc_types_mev::EthSendBundle;
+use alloy_signer_local::PrivateKeySigner;
+use cobuild_build::{
+    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, Payout, build_best,
+};
+use cobuild_chain::{
+    Chain, dev_signers,
+    test_utils::{ETHER, GWEI, devnet_chain, next_attrs, sign, transfer, tx},
+};
+use cobuild_pool::{PooledBundle, PooledTx};
+use cobuild_primitives::BundleRequest;
+use cobuild_sim::{SimulatedOrder, Simulator};
+use revm::database_interface::DatabaseRef;
+
+const PROPOSER: Address = Address::repeat_byte(0xfe);
+
+fn coinbase_key() -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&B256::repeat_byte(0x42)).expect("valid key")
+}
+
+fn context(chain: &Chain) -> BuildContext {
+    let coinbase = coinbase_key();
+    let (parent, state) = chain.head_state().expect("state");
+    BuildContext {
+        spec: chain.spec().clone(),
+        parent,
+        state,
+        attrs: next_attrs(chain, coinbase.address()),
+        payout: Payout {
+            coinbase,
+            proposer_fee_recipient: PROPOSER,
+            bid_percent: 100,
+        },
+    }
+}
+
+fn pooled(tx: Recovered<TxEnvelope>) -> Arc<PooledTx> {
+    Arc::new(PooledTx {
+        hash: *tx.tx_hash(),
+        tx,
+        private: None,
+    })
+}
+
+fn bundle(txs: &[Recovered<TxEnvelope>], refund_percent: Option<u8>) -> Arc<PooledBundle> {
+    let request = EthSendBundle {
+        txs: txs
+            .iter()
+            .map(|t| Bytes::from(t.inner().encoded_2718()))
+            .collect(),
+        block_number: 1,
+        refund_percent,
+        ..Default::default()
+    };
+    let BundleRequest::Send(bundle) = BundleRequest::from_rpc(request).expect("valid bundle")
+    else {
+        panic!("not a cancel")
+    };
+    Arc::new(PooledBundle {
+        sender: Address::repeat_byte(0x5e),
+        bundle,
+    })
+}
+
+fn simulate(
+    ctx: &BuildContext,
+    txs: &[Arc<PooledTx>],
+    bundles: &[Arc<PooledBundle>],
+) -> Vec<Arc<SimulatedOrder>> {
+    let round = Simulator::new(0)
+        .expect("simulator")
+        .simulate(ctx.parent.hash(), &ctx.state, &ctx.evm_env(), txs, bundles)
+        .expect("simulates");
+    assert_eq!(round.rejected, 0, "every test order is valid on the head");
+    round.orders
+}
+
+fn hashes(built: &BuiltBlock) -> Vec<B256> {
+    built
+        .block
+        .block
+        .block
+        .body
+        .transactions
+        .iter()
+        .map(|t| *t.tx_hash())
+        .collect()
+}
+
+fn balance(chain: &Chain, who: Address) -> U256 {
+    let (_, state) = chain.head_state().expect("state");
+    state
+        .basic_ref(who)
+        .expect("read")
+        .map(|a| a.balance)
+        .unwrap_or_default()
+}
+
+/// The block's last transaction must pay the proposer exactly the bid (invariant "honest value").
+fn assert_pays_bid(built: &BuiltBlock) {
+    let last = built
+        .block
+        .block
+        .block
+        .body
+        .transactions
+        .last()
+        .expect("a payment");
+    assert_eq!(last.to(), Some(PROPOSER));
+    assert_eq!(last.value(), built.value);
+    assert_eq!(
+        built.block.block.senders.last(),
+        Some(&coinbase_key().address())
+    );
+}
+
+#[test]
+fn test_greedy_orders_by_profit_per_gas_and_pays_the_proposer_the_bid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let s = dev_signers();
+    let to = Address::repeat_byte(0x77);
+    let low = pooled(sign(&s[1], transfer(0, to, ETHER, GWEI)));
+    let high = pooled(sign(&s[2], transfer(0, to, ETHER, 5 * GWEI)));
+    let paying = bundle(
+        &[sign(
+            &s[3],
+            transfer(0, ctx.attrs.fee_recipient, ETHER / 10, 0),
+        )],
+        None,
+    );
+    let orders = simulate(
+        &ctx,
+        &[low.clone(), high.clone()],
+        std::slice::from_ref(&paying),
+    );
+    let built = Greedy.build(&ctx, &orders).expect("builds");
+
+    let block_txs = hashes(&built);
+    assert_eq!(block_txs.len(), 4);
+    assert_eq!(
+        &block_txs[..3],
+        &[*paying.bundle.txs[0].tx_hash(), high.hash, low.hash]
+    );
+    let base_fee = built.block.header().base_fee_per_gas.expect("base fee");
+    let profit = U256::from(ETHER / 10 + 21_000 * 5 * GWEI + 21_000 * GWEI);
+    assert_eq!(built.profit, profit);
+    assert_eq!(built.value, profit - U256::from(21_000 * base_fee));
+    assert_pays_bid(&built);
+
+    // The sealed block is valid: it re-executes to the same roots, and the proposer is paid.
+    chain
+        .import(built.block.block.block.clone())
+        .expect("block re-imports");
+    assert_eq!(balance(&chain, PROPOSER), built.value);
+}
+
+#[test]
+fn test_greedy_keeps_nonce_order_when_later_nonces_pay_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let alice = &dev_signers()[1];
+    let to = Address::repeat_byte(0x66);
+    let txs: Vec<_> = (0..3)
+        .map(|n| {
+            pooled(sign(
+                alice,
+                transfer(n, to, ETHER, GWEI * (1 + 10 * n as u128)),
+            ))
+        })
+        .collect();
+    let orders = simulate(&ctx, &txs, &[]);
+    let built = Greedy.build(&ctx, &orders).expect("builds");
+    let want: Vec<B256> = txs.iter().map(|t| t.hash).collect();
+    assert_eq!(&hashes(&built)[..3], &want[..], "all three, in nonce order");
+    chain
+        .import(built.block.block.block.clone())
+        .expect("block re-imports");
+}
+
+#[test]
+fn test_conflict_search_takes_the_richer_of_two_conflicting_bundles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let s = dev_signers();
+    let coinbase = ctx.attrs.fee_recipient;
+    // Both bundles spend the same nonce of signer 1, so at most one can land. The cheap one pays
+    // more per gas; the rich one pays five times as much in total but burns gas on calldata.
+    let cheap = bundle(&[sign(&s[1], transfer(0, coinbase, ETHER / 10, 0))], None);
+    let heavy = tx(
+        0,
+        TxKind::Call(Address::repeat_byte(0x11)),
+        U256::ZERO,
+        Bytes::from(vec![1u8; 4000]),
+        250_000,
+        0,
+    );
+    let rich = bundle(
+        &[
+            sign(&s[1], transfer(0, coinbase, ETHER / 2, 0)),
+            sign(&s[2], heavy),
+        ],
+        None,
+    );
+    let orders = simulate(&ctx, &[], &[cheap.clone(), rich.clone()]);
+    let greedy = Greedy.build(&ctx, &orders).expect("greedy builds");
+    let search = ConflictSearch::default()
+        .build(&ctx, &orders)
+        .expect("search builds");
+    assert_eq!(
+        greedy.orders,
+        vec![cheap.bundle.hash],
+        "greedy takes the best per gas"
+    );
+    assert_eq!(
+        search.orders,
+        vec![rich.bundle.hash],
+        "the search takes the richer bundle"
+    );
+    assert!(search.value > greedy.value * U256::from(4));
+
+    let best = build_best(&ctx, &orders, &[&Greedy, &ConflictSearch::default()]).expect("builds");
+    assert_eq!(best.algorithm, "conflict-search");
+    assert_eq!(best.value, search.value);
+    assert_pays_bid(&best);
+    chain
+        .import(best.block.block.block.clone())
+        .expect("block re-imports");
+    assert_eq!(balance(&chain, PROPOSER), best.value);
+}
+
+#[test]
+fn test_refund_percent_is_paid_to_the_sender_in_the_same_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let searcher = &dev_signers()[4];
+    let refunded = bundle(
+        &[sign(
+            searcher,
+            transfer(0, ctx.attrs.fee_recipient, ETHER, 0),
+        )],
+        Some(40),
+    );
+    let orders = simulate(&ctx, &[], std::slice::from_ref(&refunded));
+    let built = Greedy.build(&ctx, &orders).expect("builds");
+    let txs = &built.block.block.block.body.transactions;
+    assert_eq!(txs.len(), 3, "bundle, refund, payment");
+    let base_fee = built.block.header().base_fee_per_gas.expect("base fee");
+    let refund = &txs[1];
+    assert_eq!(refund.to(), Some(searcher.address()));
+    assert_eq!(
+        refund.value(),
+        U256::from(ETHER * 40 / 100 - 21_000 * u128::from(base_fee)),
+        "40% of the bundle's payment, less the refund's own gas"
+    );
+    assert_eq!(built.profit, U256::from(ETHER * 60 / 100));
+    assert_pays_bid(&built);
+    chain
+        .import(built.block.block.block.clone())
+        .expect("block re-imports");
+}
+
+#[test]
+fn test_an_order_invalidated_by_an_earlier_one_is_left_out_of_a_valid_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let alice = &dev_signers()[5];
+    let to = Address::repeat_byte(0x44);
+    // The same nonce twice: the public tx pays more per gas and goes first; the bundle then fails
+    // on its real (not simulated) state and must leave no trace.
+    let public = pooled(sign(alice, transfer(0, to, ETHER, 50 * GWEI)));
+    let stale = bundle(&[sign(alice, transfer(0, to, 2 * ETHER, GWEI))], None);
+    let orders = simulate(&ctx, std::slice::from_ref(&public), &[stale]);
+    for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {
+        let built = algorithm.build(&ctx, &orders).expect("builds");
+        assert_eq!(built.orders, vec![public.hash], "{}", algorithm.name());
+    }
+    let built = Greedy.build(&ctx, &orders).expect("builds");
+    chain
+        .import(built.block.block.block.clone())
+        .expect("block re-imports");
+}
+
+#[test]
+fn test_empty_pool_builds_an_empty_block_without_a_payment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let built = Greedy.build(&ctx, &[]).expect("builds");
+    assert_eq!(built.value, U256::ZERO);
+    assert!(built.block.block.block.body.transactions.is_empty());
+}
