@@ -177,10 +177,24 @@ impl Chain {
 
     /// Re-executes a block produced elsewhere on the head, and stores it if it is valid.
     pub fn import(&self, block: Block<TxEnvelope>) -> Result<B256, ChainError> {
-        let (head, state) = self.head_state()?;
-        let executed = block::reexecute(self.inner.spec.clone(), head, state, block)?;
+        let executed = self.reexecute(block)?;
         self.commit(&executed)?;
         Ok(executed.block.hash)
+    }
+
+    /// Re-executes a block produced elsewhere on the current head and returns it, ready for
+    /// [`Chain::commit`], if every header field matches; nothing is stored.
+    ///
+    /// A relay uses this to judge a bid before it decides whether to commit it. The result
+    /// commits only while the head it was executed on is still the head.
+    pub fn reexecute(&self, block: Block<TxEnvelope>) -> Result<ExecutedBlock, ChainError> {
+        let (head, state) = self.head_state()?;
+        Ok(block::reexecute(
+            self.inner.spec.clone(),
+            head,
+            state,
+            block,
+        )?)
     }
 }
 

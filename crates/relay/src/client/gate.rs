@@ -1,0 +1,203 @@
+//! Which bids may leave: strictly better than the last one sent for their `(slot, parent)`,
+//! and within the per-second cap. Pure state over instants the caller passes in, so it is
+//! tested without a clock.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{B256, U256};
+
+/// How many slots back the last-sent values are remembered.
+const SLOTS_KEPT: u64 = 2;
+
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// The decision on one bid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Send it; `previous` is the value it replaced, to give back if the send fails.
+    Go { previous: Option<U256> },
+    /// A bid worth at least as much was already sent for this slot and parent.
+    NotImproved { last_sent: U256 },
+    /// The per-second cap is reached.
+    RateLimited,
+}
+
+/// The bids sent so far.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    per_second: usize,
+    sent: VecDeque<Instant>,
+    last: HashMap<(u64, B256), U256>,
+    newest_slot: u64,
+}
+
+impl Gate {
+    pub(crate) fn new(per_second: u32) -> Self {
+        Self {
+            per_second: per_second as usize,
+            sent: VecDeque::new(),
+            last: HashMap::new(),
+            newest_slot: 0,
+        }
+    }
+
+    /// Decides on a bid worth `value` for `(slot, parent)` at `now`, and records it if it goes.
+    pub(crate) fn admit(&mut self, now: Instant, slot: u64, parent: B256, value: U256) -> Admit {
+        let previous = self.last.get(&(slot, parent)).copied();
+        if let Some(last_sent) = previous.filter(|last| value <= *last) {
+            return Admit::NotImproved { last_sent };
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= WINDOW)
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() >= self.per_second {
+            return Admit::RateLimited;
+        }
+        self.sent.push_back(now);
+        self.last.insert((slot, parent), value);
+        if slot > self.newest_slot {
+            self.newest_slot = slot;
+            let oldest = slot.saturating_sub(SLOTS_KEPT);
+            self.last.retain(|(s, _), _| *s >= oldest);
+        }
+        Admit::Go { previous }
+    }
+
+    /// A bid admitted with `previous` failed to reach the relay: forget its value, unless a
+    /// later bid for the same key replaced it meanwhile.
+    pub(crate) fn give_back(
+        &mut self,
+        slot: u64,
+        parent: B256,
+        value: U256,
+        previous: Option<U256>,
+    ) {
+        let key = (slot, parent);
+        if self.last.get(&key) == Some(&value) {
+            match previous {
+                Some(previous) => self.last.insert(key, previous),
+                None => self.last.remove(&key),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: u64) -> U256 {
+        U256::from(x)
+    }
+
+    #[test]
+    fn test_only_strictly_better_bids_go() {
+        let mut gate = Gate::new(100);
+        let now = Instant::now();
+        let parent = B256::repeat_byte(1);
+        assert_eq!(
+            gate.admit(now, 5, parent, v(10)),
+            Admit::Go { previous: None }
+        );
+        assert_eq!(
+            gate.admit(now, 5, parent, v(10)),
+            Admit::NotImproved { last_sent: v(10) }
+        );
+        assert_eq!(
+            gate.admit(now, 5, parent, v(9)),
+            Admit::NotImproved { last_sent: v(10) }
+        );
+        assert_eq!(
+            gate.admit(now, 5, parent, v(11)),
+            Admit::Go {
+                previous: Some(v(10))
+            }
+        );
+        // Another parent or another slot is another auction.
+        assert_eq!(
+            gate.admit(now, 5, B256::repeat_byte(2), v(1)),
+            Admit::Go { previous: None }
+        );
+        assert_eq!(
+            gate.admit(now, 6, parent, v(1)),
+            Admit::Go { previous: None }
+        );
+    }
+
+    #[test]
+    fn test_cap_holds_within_a_second_and_frees_after() {
+        let mut gate = Gate::new(2);
+        let start = Instant::now();
+        let parent = B256::ZERO;
+        assert!(matches!(
+            gate.admit(start, 1, parent, v(1)),
+            Admit::Go { .. }
+        ));
+        let later = start + Duration::from_millis(600);
+        assert!(matches!(
+            gate.admit(later, 1, parent, v(2)),
+            Admit::Go { .. }
+        ));
+        assert_eq!(
+            gate.admit(later, 1, parent, v(3)),
+            Admit::RateLimited,
+            "two in the last second"
+        );
+        // A refused bid is not recorded: the same value may go once there is room.
+        let after_first = start + Duration::from_millis(1000);
+        assert!(matches!(
+            gate.admit(after_first, 1, parent, v(3)),
+            Admit::Go { .. }
+        ));
+        assert_eq!(gate.admit(after_first, 1, parent, v(4)), Admit::RateLimited);
+        let after_second = later + Duration::from_millis(1000);
+        assert!(matches!(
+            gate.admit(after_second, 1, parent, v(4)),
+            Admit::Go { .. }
+        ));
+    }
+
+    #[test]
+    fn test_failed_send_gives_its_value_back() {
+        let mut gate = Gate::new(100);
+        let now = Instant::now();
+        let parent = B256::ZERO;
+        assert!(matches!(gate.admit(now, 1, parent, v(5)), Admit::Go { .. }));
+        let Admit::Go { previous } = gate.admit(now, 1, parent, v(7)) else {
+            panic!("7 improves on 5");
+        };
+        gate.give_back(1, parent, v(7), previous);
+        assert_eq!(
+            gate.admit(now, 1, parent, v(6)),
+            Admit::Go {
+                previous: Some(v(5))
+            }
+        );
+        // A give-back after a newer bid replaced the value changes nothing.
+        gate.give_back(1, parent, v(5), None);
+        assert_eq!(
+            gate.admit(now, 1, parent, v(6)),
+            Admit::NotImproved { last_sent: v(6) }
+        );
+    }
+
+    #[test]
+    fn test_old_slots_are_forgotten() {
+        let mut gate = Gate::new(100);
+        let now = Instant::now();
+        for slot in 1..=10 {
+            assert!(matches!(
+                gate.admit(now, slot, B256::ZERO, v(1)),
+                Admit::Go { .. }
+            ));
+        }
+        assert!(gate.last.len() <= (SLOTS_KEPT + 1) as usize);
+    }
+}

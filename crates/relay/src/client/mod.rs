@@ -1,0 +1,22 @@
+//! The builder's side of the relay API: submit signed bids to `POST /relay/v1/builder/blocks`
+//! and read proposer duties from `GET /relay/v1/builder/validators`, over plain HTTP.
+//!
+//! # Design
+//! A bid leaves only if it is worth strictly more than the last one sent for the same
+//! `(slot, parent hash)` and the per-second cap has room; otherwise [`RelayClient::submit`]
+//! answers with a [`SubmitOutcome`] saying why it stayed home, without touching the network.
+//! Both rules are checked and recorded in one step, so concurrent callers cannot overshoot.
+//! A request that fails gives its value back (a later bid of the same value may go), but keeps
+//! its place in the per-second window: the relay saw a request either way.
+//!
+//! Every reply that is not a success becomes a [`RelayError`] in one function,
+//! [`RelayError::from_reply`].
+
+mod config;
+mod error;
+mod gate;
+mod relay;
+
+pub use config::Config;
+pub use error::RelayError;
+pub use relay::{BLOCKS_PATH, ProposerDuty, RelayClient, SubmitOutcome, VALIDATORS_PATH};

@@ -1,0 +1,273 @@
+//! The relay client: the gate in front, one plain-HTTP request behind it.
+
+use std::{sync::Arc, time::Duration};
+
+use alloy_primitives::Address;
+use alloy_rpc_types_beacon::{
+    BlsPublicKey, BlsSignature,
+    relay::{SubmitBlockRequest, Validator},
+};
+use http::{Method, Request, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use parking_lot::Mutex;
+
+use super::{
+    config::Config,
+    error::RelayError,
+    gate::{Admit, Gate},
+};
+use crate::{Clock, SystemClock, wei};
+
+/// The submission endpoint.
+pub const BLOCKS_PATH: &str = "/relay/v1/builder/blocks";
+/// The proposer duties endpoint.
+pub const VALIDATORS_PATH: &str = "/relay/v1/builder/validators";
+
+/// Longest reply body read (a duties list for two epochs is far smaller).
+const MAX_REPLY_BYTES: usize = 4 << 20;
+
+/// What happened to a bid handed to [`RelayClient::submit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SubmitOutcome {
+    /// The relay accepted it.
+    Sent,
+    /// Not sent: a bid worth at least as much was already sent for this slot and parent.
+    NotImproved {
+        /// The value of that bid.
+        last_sent: alloy_primitives::U256,
+    },
+    /// Not sent: the per-second cap is reached.
+    RateLimited,
+}
+
+/// One proposer duty from the relay's validators endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposerDuty {
+    /// The slot the validator proposes in.
+    pub slot: u64,
+    /// Its validator index.
+    pub validator_index: u64,
+    /// Its BLS public key (the bid's `proposer_pubkey`).
+    pub pubkey: BlsPublicKey,
+    /// Where it wants to be paid.
+    pub fee_recipient: Address,
+    /// The gas limit it registered.
+    pub gas_limit: u64,
+    /// Its signature of the registration, for callers that verify it
+    /// ([`verify_registration`](crate::bid::verify_registration)).
+    pub signature: BlsSignature,
+    /// The registration's timestamp.
+    pub timestamp: u64,
+}
+
+impl From<Validator> for ProposerDuty {
+    fn from(v: Validator) -> Self {
+        let message = v.entry.message;
+        Self {
+            slot: v.slot,
+            validator_index: v.validator_index,
+            pubkey: message.pubkey,
+            fee_recipient: message.fee_recipient,
+            gas_limit: message.gas_limit,
+            signature: v.entry.signature,
+            timestamp: message.timestamp,
+        }
+    }
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A client of one relay's builder API. Cheap to clone; clones share the gate, so the cap and
+/// the improvement rule hold across all of them.
+#[derive(Clone)]
+pub struct RelayClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    blocks: Uri,
+    validators: Uri,
+    timeout: Duration,
+    http: HttpClient,
+    gate: Mutex<Gate>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RelayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayClient")
+            .field("url", &self.inner.url)
+            .field("gate", &*self.inner.gate.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelayClient {
+    /// A client for the relay `config` names, on the system clock.
+    ///
+    /// Fails if the URL is not a plain `http://` URL. Requests need a tokio runtime.
+    pub fn new(config: Config) -> Result<Self, RelayError> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A client whose per-second cap reads `clock`.
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RelayError> {
+        let base = config.url.trim_end_matches('/');
+        let uri = |path: &str| {
+            let uri: Uri =
+                format!("{base}{path}")
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| RelayError::InvalidUrl {
+                        url: config.url.clone(),
+                        reason: e.to_string(),
+                    })?;
+            if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+                return Err(RelayError::InvalidUrl {
+                    url: config.url.clone(),
+                    reason: "only http:// is supported".to_owned(),
+                });
+            }
+            Ok(uri)
+        };
+        let blocks = uri(BLOCKS_PATH)?;
+        let validators = uri(VALIDATORS_PATH)?;
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: config.url.clone(),
+                blocks,
+                validators,
+                timeout: config.timeout,
+                http,
+                gate: Mutex::new(Gate::new(config.max_submissions_per_second.get())),
+                clock,
+            }),
+        })
+    }
+
+    /// Sends `request` if it is worth strictly more than the last bid sent for its slot and
+    /// parent and the per-second cap has room; otherwise answers why it was not sent.
+    ///
+    /// `Err` means it was sent and did not succeed: the relay refused it
+    /// ([`RelayError::Refused`]) or could not be reached.
+    pub async fn submit(&self, request: &SubmitBlockRequest) -> Result<SubmitOutcome, RelayError> {
+        let trace = request.bid_trace();
+        let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
+        let now = self.inner.clock.now();
+        let previous = match self.inner.gate.lock().admit(now, slot, parent, value) {
+            Admit::Go { previous } => previous,
+            Admit::NotImproved { last_sent } => {
+                tracing::debug!(
+                    slot,
+                    value = wei(value),
+                    last_sent = wei(last_sent),
+                    "relay.client.not_improved"
+                );
+                return Ok(SubmitOutcome::NotImproved { last_sent });
+            }
+            Admit::RateLimited => {
+                tracing::debug!(slot, value = wei(value), "relay.client.rate_limited");
+                return Ok(SubmitOutcome::RateLimited);
+            }
+        };
+        // Encoded only once admitted: most bids a builder makes do not improve and stay home.
+        let result = match serde_json::to_vec(request) {
+            Ok(body) => {
+                self.request(Method::POST, self.inner.blocks.clone(), Some(body))
+                    .await
+            }
+            Err(err) => Err(RelayError::Encode(err)),
+        };
+        match result {
+            Ok(_) => {
+                tracing::debug!(slot, value = wei(value), block_hash = %trace.block_hash, "relay.client.sent");
+                Ok(SubmitOutcome::Sent)
+            }
+            Err(err) => {
+                self.inner
+                    .gate
+                    .lock()
+                    .give_back(slot, parent, value, previous);
+                tracing::debug!(slot, value = wei(value), error = %err, "relay.client.failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// The base URL this client talks to.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The proposer duties the relay knows of (`GET /relay/v1/builder/validators`).
+    pub async fn proposer_duties(&self) -> Result<Vec<ProposerDuty>, RelayError> {
+        let body = self
+            .request(Method::GET, self.inner.validators.clone(), None)
+            .await?;
+        let validators: Vec<Validator> =
+            serde_json::from_slice(&body).map_err(RelayError::Decode)?;
+        Ok(validators.into_iter().map(ProposerDuty::from).collect())
+    }
+
+    /// One request; a success status gives the body, anything else a [`RelayError`].
+    async fn request(
+        &self,
+        method: Method,
+        uri: Uri,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, RelayError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("method, a parsed uri and static headers make a valid request");
+        let exchange = async {
+            let response = self.inner.http.request(request).await?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_REPLY_BYTES)
+                .collect()
+                .await
+                .map_err(RelayError::Body)?
+                .to_bytes();
+            Ok::<_, RelayError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.inner.timeout, exchange)
+            .await
+            .map_err(|_| RelayError::Timeout)??;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(RelayError::from_reply(status, &body))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_only_plain_http_urls_are_accepted() {
+        assert!(RelayClient::new(Config::new("http://127.0.0.1:1/")).is_ok());
+        assert!(matches!(
+            RelayClient::new(Config::new("https://relay.example")),
+            Err(RelayError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            RelayClient::new(Config::new("not a url")),
+            Err(RelayError::InvalidUrl { .. })
+        ));
+    }
+}

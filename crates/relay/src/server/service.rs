@@ -1,0 +1,281 @@
+//! The relay handle: owns the configuration, the verifier and the bid board, runs a submission
+//! through the checks, and gives the devnet the slot's winner.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use alloy_primitives::B256;
+use alloy_rpc_types_beacon::{
+    BlsPublicKey, BlsSignature,
+    relay::{
+        BidTrace, SignedBidSubmissionV5, Validator, ValidatorRegistration,
+        ValidatorRegistrationMessage,
+    },
+};
+use cobuild_chain::ExecutedBlock;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use super::{
+    config::Config,
+    handlers,
+    state::{BidBoard, Closed, Offer, SlotContext},
+    validate::{SubmissionError, check_bid, check_payment},
+};
+use crate::{
+    BlockVerifier,
+    bid::{builder_domain, sign_registration, submission_block},
+    wei,
+};
+
+/// The best valid bid of a slot, ready to commit.
+#[derive(Debug, Clone)]
+pub struct WinningBid {
+    /// The signed bid trace; its `value` is the verified proposer payment.
+    pub trace: BidTrace,
+    /// The re-executed block, for [`Chain::commit`](cobuild_chain::Chain::commit).
+    pub executed: ExecutedBlock,
+}
+
+/// Counts of submissions since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Submissions answered 200.
+    pub accepted: u64,
+    /// Submissions answered with an error.
+    pub rejected: u64,
+}
+
+/// The devnet relay and proposer. Cheap to clone; clones share one board.
+#[derive(Debug)]
+pub struct RelayServer<V> {
+    shared: Arc<Shared<V>>,
+}
+
+impl<V> Clone for RelayServer<V> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared<V> {
+    config: Config,
+    domain: B256,
+    builders: HashSet<BlsPublicKey>,
+    registration: BlsSignature,
+    verifier: Arc<V>,
+    board: Mutex<BidBoard<WinningBid>>,
+    validations: Semaphore,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl<V: BlockVerifier> RelayServer<V> {
+    /// A relay with `config` that verifies blocks with `verifier`. No slot is open yet.
+    pub fn new(config: Config, verifier: V) -> Self {
+        let domain = builder_domain(config.genesis_fork_version);
+        let registration =
+            sign_registration(&config.proposer, &registration_message(&config), domain);
+        Self {
+            shared: Arc::new(Shared {
+                domain,
+                builders: config.builders.iter().copied().collect(),
+                registration,
+                verifier: Arc::new(verifier),
+                board: Mutex::new(BidBoard::default()),
+                validations: Semaphore::new(config.max_concurrent_validations.max(1)),
+                accepted: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                config,
+            }),
+        }
+    }
+
+    /// The HTTP routes of the relay, for callers that serve them themselves.
+    pub fn router(&self) -> axum::Router {
+        handlers::router(self.shared.clone())
+    }
+
+    /// Serves the builder API on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Opens `ctx.slot` for bids on `ctx.parent_hash`, closing the slot before it; that slot's
+    /// best bid, if nobody took it, is dropped.
+    pub fn open_slot(&self, ctx: SlotContext) {
+        if let Some((value, dropped)) = self.shared.board.lock().open(ctx) {
+            tracing::info!(
+                slot = dropped.trace.slot,
+                value = wei(value),
+                "relay.slot.dropped_untaken"
+            );
+        }
+        tracing::debug!(slot = ctx.slot, parent = %ctx.parent_hash, "relay.slot.open");
+    }
+
+    /// The proposer's side at the end of `slot`: closes it and takes its best valid bid.
+    /// Returns `None` if no valid bid came, or `slot` is not the open slot.
+    ///
+    /// The devnet commits the winner with `chain.commit(&winner.executed)`.
+    pub fn take_best(&self, slot: u64) -> Option<WinningBid> {
+        let taken = self.shared.board.lock().take(slot);
+        match &taken {
+            Some((value, bid)) => tracing::info!(
+                slot,
+                value = wei(*value),
+                number = bid.executed.header().number,
+                block_hash = %bid.trace.block_hash,
+                builder = %bid.trace.builder_pubkey,
+                txs = bid.executed.block.block.body.transactions.len(),
+                "relay.slot.winner"
+            ),
+            None => tracing::info!(slot, "relay.slot.no_bid"),
+        }
+        taken.map(|(_, bid)| bid)
+    }
+
+    /// The proposer duties the validators endpoint serves: the upcoming slot and the one
+    /// after it, both proposed by the configured proposer. Empty before the first slot opens.
+    pub fn duties(&self) -> Vec<Validator> {
+        self.shared.duties()
+    }
+
+    /// The proposer's BLS public key.
+    pub fn proposer_pubkey(&self) -> BlsPublicKey {
+        self.shared.config.proposer.public_key()
+    }
+
+    /// The builder signing domain the relay verifies bids under.
+    pub fn domain(&self) -> B256 {
+        self.shared.domain
+    }
+
+    /// Submissions accepted and rejected so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            accepted: self.shared.accepted.load(Ordering::Relaxed),
+            rejected: self.shared.rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn registration_message(config: &Config) -> ValidatorRegistrationMessage {
+    ValidatorRegistrationMessage {
+        fee_recipient: config.proposer_fee_recipient,
+        gas_limit: config.gas_limit,
+        timestamp: config.registration_timestamp,
+        pubkey: config.proposer.public_key(),
+    }
+}
+
+impl<V: BlockVerifier> Shared<V> {
+    pub(crate) const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn duties(&self) -> Vec<Validator> {
+        let Some(first) = self.board.lock().upcoming_slot() else {
+            return Vec::new();
+        };
+        let message = registration_message(&self.config);
+        (first..=first + 1)
+            .map(|slot| Validator {
+                slot,
+                validator_index: 0,
+                entry: ValidatorRegistration {
+                    message: message.clone(),
+                    signature: self.registration,
+                },
+            })
+            .collect()
+    }
+
+    /// Runs one JSON submission through every check and offers it to the board.
+    pub(crate) async fn submit(&self, body: &[u8]) -> Result<(), SubmissionError> {
+        let result = self.check(body).await;
+        let counter = match &result {
+            Ok(_) => &self.accepted,
+            Err(_) => &self.rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn check(&self, body: &[u8]) -> Result<(), SubmissionError> {
+        let submission: SignedBidSubmissionV5 =
+            serde_json::from_slice(body).map_err(SubmissionError::Malformed)?;
+        let ctx = self
+            .board
+            .lock()
+            .context()
+            .ok_or(SubmissionError::NoOpenSlot)?;
+        check_bid(&self.config, &self.builders, self.domain, &ctx, &submission)?;
+        let block = submission_block(&submission, ctx.parent_beacon_block_root)?;
+        let trace = submission.message;
+        // The block holds the transactions now; free the payload's copy before waiting.
+        drop(submission.execution_payload);
+
+        let _turn = self
+            .validations
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let verifier = self.verifier.clone();
+        let executed = tokio::task::spawn_blocking(move || verifier.verify(block))
+            .await
+            .map_err(|join| SubmissionError::Internal(Box::new(join)))?
+            .map_err(|err| {
+                if V::is_invalid_block(&err) {
+                    SubmissionError::InvalidBlock(Box::new(err))
+                } else {
+                    SubmissionError::Internal(Box::new(err))
+                }
+            })?;
+        check_payment(&executed, &trace)?;
+
+        let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
+        let builder = trace.builder_pubkey;
+        let block_hash = trace.block_hash;
+        let offer = self
+            .board
+            .lock()
+            .offer(slot, parent, value, WinningBid { trace, executed });
+        match offer {
+            Ok(Offer::Best) => tracing::info!(
+                slot,
+                value = wei(value),
+                block_hash = %block_hash,
+                builder = %builder,
+                best = true,
+                "relay.bid.accepted"
+            ),
+            Ok(Offer::Outbid { best }) => tracing::info!(
+                slot,
+                value = wei(value),
+                best_value = wei(best),
+                block_hash = %block_hash,
+                builder = %builder,
+                best = false,
+                "relay.bid.accepted"
+            ),
+            Err(Closed) => return Err(SubmissionError::SlotClosed(slot)),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! The bid board: which slot is open for bids, on which parent, and its best bid so far.
+//! Plain state under the caller's lock; generic over what a bid carries, so it is tested
+//! without blocks.
+
+use alloy_primitives::{B256, U256};
+
+/// The slot bids are accepted for, as the devnet's clock decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotContext {
+    /// The slot.
+    pub slot: u64,
+    /// The head the block must build on.
+    pub parent_hash: B256,
+    /// The block timestamp of the slot.
+    pub timestamp: u64,
+    /// The parent beacon block root of the slot (EIP-4788); the payload does not carry it.
+    pub parent_beacon_block_root: B256,
+}
+
+/// What became of a valid bid offered to the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// It is the best bid of the slot now.
+    Best,
+    /// A bid worth at least as much came first.
+    Outbid {
+        /// The best value.
+        best: U256,
+    },
+}
+
+/// The bid was valid, but its slot closed (or moved to another parent) while it was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+/// One open slot at a time and its best bid.
+#[derive(Debug)]
+pub(crate) struct BidBoard<T> {
+    open: Option<SlotContext>,
+    best: Option<(U256, T)>,
+    last_closed: Option<u64>,
+}
+
+impl<T> Default for BidBoard<T> {
+    fn default() -> Self {
+        Self {
+            open: None,
+            best: None,
+            last_closed: None,
+        }
+    }
+}
+
+impl<T> BidBoard<T> {
+    /// Opens `ctx` for bids; a previous slot's best bid that nobody took is dropped and
+    /// returned.
+    pub(crate) fn open(&mut self, ctx: SlotContext) -> Option<(U256, T)> {
+        if let Some(previous) = self.open.replace(ctx) {
+            self.last_closed = Some(previous.slot);
+        }
+        self.best.take()
+    }
+
+    /// The open slot.
+    pub(crate) const fn context(&self) -> Option<SlotContext> {
+        self.open
+    }
+
+    /// The slot whose proposer the relay advertises first: the open one, else the one after
+    /// the last closed one.
+    pub(crate) fn upcoming_slot(&self) -> Option<u64> {
+        match (self.open, self.last_closed) {
+            (Some(ctx), _) => Some(ctx.slot),
+            (None, Some(closed)) => Some(closed + 1),
+            (None, None) => None,
+        }
+    }
+
+    /// Offers a valid bid for `slot` on `parent`; it becomes the best only if it is worth
+    /// strictly more than the best so far (the first of equal bids wins).
+    pub(crate) fn offer(
+        &mut self,
+        slot: u64,
+        parent: B256,
+        value: U256,
+        bid: T,
+    ) -> Result<Offer, Closed> {
+        match self.open {
+            Some(ctx) if ctx.slot == slot && ctx.parent_hash == parent => {}
+            _ => return Err(Closed),
+        }
+        match &self.best {
+            Some((best, _)) if *best >= value => Ok(Offer::Outbid { best: *best }),
+            _ => {
+                self.best = Some((value, bid));
+                Ok(Offer::Best)
+            }
+        }
+    }
+
+    /// Closes `slot` and takes its best bid. Returns `None`, and leaves the board alone, if
+    /// `slot` is not the open slot.
+    pub(crate) fn take(&mut self, slot: u64) -> Option<(U256, T)> {
+        if self.open.is_none_or(|ctx| ctx.slot != slot) {
+            return None;
+        }
+        self.open = None;
+        self.last_closed = Some(slot);
+        self.best.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(slot: u64) -> SlotContext {
+        SlotContext {
+            slot,
+            parent_hash: B256::repeat_byte(slot as u8),
+            timestamp: slot * 2,
+            parent_beacon_block_root: B256::ZERO,
+        }
+    }
+
+    #[test]
+    fn test_keeps_highest_bid_first_of_equals() {
+        let mut board = BidBoard::default();
+        board.open(ctx(1));
+        let parent = ctx(1).parent_hash;
+        assert_eq!(board.offer(1, parent, U256::from(5), "a"), Ok(Offer::Best));
+        assert_eq!(
+            board.offer(1, parent, U256::from(5), "b"),
+            Ok(Offer::Outbid {
+                best: U256::from(5)
+            })
+        );
+        assert_eq!(
+            board.offer(1, parent, U256::from(3), "c"),
+            Ok(Offer::Outbid {
+                best: U256::from(5)
+            })
+        );
+        assert_eq!(board.offer(1, parent, U256::from(8), "d"), Ok(Offer::Best));
+        assert_eq!(board.take(1), Some((U256::from(8), "d")));
+    }
+
+    #[test]
+    fn test_take_closes_the_slot() {
+        let mut board = BidBoard::default();
+        assert_eq!(board.upcoming_slot(), None);
+        board.open(ctx(1));
+        assert_eq!(board.take(2), None, "not the open slot");
+        let parent = ctx(1).parent_hash;
+        assert_eq!(board.offer(1, parent, U256::from(1), ()), Ok(Offer::Best));
+        assert_eq!(board.take(1), Some((U256::from(1), ())));
+        assert_eq!(board.take(1), None, "taken once");
+        assert_eq!(board.offer(1, parent, U256::from(2), ()), Err(Closed));
+        assert_eq!(board.context(), None);
+        assert_eq!(board.upcoming_slot(), Some(2));
+    }
+
+    #[test]
+    fn test_other_slot_or_parent_is_closed() {
+        let mut board = BidBoard::default();
+        board.open(ctx(1));
+        assert_eq!(
+            board.offer(2, ctx(1).parent_hash, U256::from(1), ()),
+            Err(Closed)
+        );
+        assert_eq!(
+            board.offer(1, B256::repeat_byte(0xee), U256::from(1), ()),
+            Err(Closed)
+        );
+        assert_eq!(
+            board.offer(1, ctx(1).parent_hash, U256::from(1), ()),
+            Ok(Offer::Best)
+        );
+        // Opening the next slot drops the untaken bid.
+        assert_eq!(board.open(ctx(2)), Some((U256::from(1), ())));
+        assert_eq!(board.upcoming_slot(), Some(2));
+        assert_eq!(board.take(2), None);
+    }
+}

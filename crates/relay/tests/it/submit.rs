@@ -1,0 +1,302 @@
+//! The devnet relay's judgement: valid bids are kept (the best per slot), every invalid one is
+//! answered 400 and never wins.
+
+use alloy_primitives::{B256, U256};
+use alloy_rpc_types_engine::ExecutionPayloadV3;
+use cobuild_relay::{
+    RejectReason, SubmitBlockRequest,
+    bid::{BuilderKey, builder_domain, sign_bid, verify_registration},
+    client::{RelayError, SubmitOutcome},
+};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+use crate::{Devnet, FEE_RECIPIENT, GWEI, SINK, fulu, transfer};
+
+async fn refused(devnet: &Devnet, submission: cobuild_relay::SignedBidSubmissionV5) -> RelayError {
+    // A fresh client per bid, so the client's own gate never holds one back.
+    devnet
+        .client()
+        .submit(&SubmitBlockRequest::Fulu(submission))
+        .await
+        .expect_err("the relay must refuse this bid")
+}
+
+#[tokio::test]
+async fn test_valid_bid_is_accepted_and_taken_as_best() {
+    let devnet = Devnet::start().await;
+    let executed = devnet.paying_block(GWEI);
+    let bid = devnet.bid(&executed);
+    assert_eq!(
+        bid.bid_trace().value,
+        U256::from(GWEI),
+        "value is the payment"
+    );
+
+    let outcome = devnet.client().submit(&bid).await.expect("accepted");
+    assert_eq!(outcome, SubmitOutcome::Sent);
+
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("a winner");
+    assert_eq!(winner.trace.block_hash, executed.block.hash);
+    assert_eq!(winner.trace.value, U256::from(GWEI));
+    assert_eq!(winner.trace.builder_pubkey, devnet.builder.public_key());
+    assert_eq!(winner.executed.block.hash, executed.block.hash);
+    assert!(
+        devnet.relay.take_best(devnet.ctx.slot).is_none(),
+        "taken once"
+    );
+
+    // The proposer's side: the winner commits and becomes the head.
+    devnet.chain.commit(&winner.executed).expect("commits");
+    assert_eq!(devnet.chain.head().hash(), executed.block.hash);
+    assert_eq!(devnet.relay.stats().accepted, 1);
+}
+
+#[tokio::test]
+async fn test_higher_bid_replaces_lower_and_lower_does_not() {
+    let devnet = Devnet::start().await;
+    let low = devnet.paying_block(GWEI);
+    let high = devnet.paying_block(3 * GWEI);
+    let middle = devnet.paying_block(2 * GWEI);
+    let client = devnet.client();
+    assert_eq!(
+        client.submit(&devnet.bid(&low)).await.expect("low"),
+        SubmitOutcome::Sent
+    );
+    assert_eq!(
+        client.submit(&devnet.bid(&high)).await.expect("high"),
+        SubmitOutcome::Sent
+    );
+    // A valid bid below the best is accepted (200) but does not replace it; this client
+    // would not send it, so another builder process (another client) does.
+    let other = devnet.client();
+    assert_eq!(
+        other.submit(&devnet.bid(&middle)).await.expect("middle"),
+        SubmitOutcome::Sent
+    );
+
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("a winner");
+    assert_eq!(winner.trace.block_hash, high.block.hash);
+    assert_eq!(winner.trace.value, U256::from(3 * GWEI));
+    assert_eq!(devnet.relay.stats().accepted, 3);
+}
+
+#[tokio::test]
+async fn test_invalid_bids_are_refused_and_never_win() {
+    let devnet = Devnet::start().await;
+    // A valid bid first, so "never wins" is tested against a real alternative.
+    let honest = devnet.paying_block(GWEI);
+    assert_eq!(
+        devnet
+            .client()
+            .submit(&devnet.bid(&honest))
+            .await
+            .expect("honest bid accepted"),
+        SubmitOutcome::Sent
+    );
+
+    // Bad signature: signed under another domain (mainnet's).
+    let executed = devnet.paying_block(10 * GWEI);
+    let mut bad_sig = fulu(devnet.bid(&executed));
+    bad_sig.signature = sign_bid(&devnet.builder, &bad_sig.message, builder_domain([0; 4]));
+    let err = refused(&devnet, bad_sig).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::BadSignature),
+        "{err}"
+    );
+
+    // A value changed after signing is a bad signature too.
+    let mut resigned_not = fulu(devnet.bid(&executed));
+    resigned_not.message.value = U256::from(11 * GWEI);
+    let err = refused(&devnet, resigned_not).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::BadSignature),
+        "{err}"
+    );
+
+    // A correctly signed bid from a key that is not on the allow-list.
+    let stranger = BuilderKey::from_seed(b"not an allowed builder");
+    let unknown = devnet.raw_bid(&executed, U256::from(10 * GWEI), &stranger);
+    let err = refused(&devnet, unknown).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::UnknownBuilder),
+        "{err}"
+    );
+
+    // Claims more than the block pays (signed properly: only execution can tell).
+    let inflated = devnet.raw_bid(&executed, U256::from(10 * GWEI + 1), &devnet.builder);
+    let err = refused(&devnet, inflated).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::ValueMismatch),
+        "{err}"
+    );
+
+    // The last transaction pays the proposer, but not from the coinbase.
+    let not_coinbase =
+        devnet.block_with_last(transfer(&devnet.signers[2], 0, FEE_RECIPIENT, 20 * GWEI));
+    let err = refused(
+        &devnet,
+        devnet.raw_bid(&not_coinbase, U256::from(20 * GWEI), &devnet.builder),
+    )
+    .await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::ValueMismatch),
+        "{err}"
+    );
+
+    // The last transaction pays someone else.
+    let elsewhere = devnet.block_with_last(transfer(devnet.coinbase(), 0, SINK, 20 * GWEI));
+    let err = refused(
+        &devnet,
+        devnet.raw_bid(&elsewhere, U256::from(20 * GWEI), &devnet.builder),
+    )
+    .await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::ValueMismatch),
+        "{err}"
+    );
+
+    // Tampered state root, with the header hash and the signature made consistent again:
+    // only re-execution catches it.
+    let mut block = executed.block.block.clone();
+    block.header.state_root = B256::repeat_byte(0xee);
+    let hash = block.header.hash_slow();
+    let mut tampered = devnet.raw_bid(&executed, U256::from(10 * GWEI), &devnet.builder);
+    tampered.execution_payload = ExecutionPayloadV3::from_block_unchecked(hash, &block);
+    tampered.message.block_hash = hash;
+    tampered.signature = sign_bid(&devnet.builder, &tampered.message, devnet.relay.domain());
+    let err = refused(&devnet, tampered).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::InvalidBlock),
+        "{err}"
+    );
+
+    // Tampered state root with the old hash: the payload is not the block it claims.
+    let mut lying = devnet.raw_bid(&executed, U256::from(10 * GWEI), &devnet.builder);
+    lying
+        .execution_payload
+        .payload_inner
+        .payload_inner
+        .state_root = B256::repeat_byte(0xee);
+    let err = refused(&devnet, lying).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::InvalidPayload),
+        "{err}"
+    );
+
+    // Wrong slot and wrong parent.
+    let mut late = devnet.raw_bid(&executed, U256::from(10 * GWEI), &devnet.builder);
+    late.message.slot += 1;
+    late.signature = sign_bid(&devnet.builder, &late.message, devnet.relay.domain());
+    let err = refused(&devnet, late).await;
+    assert_eq!(err.reject_reason(), Some(RejectReason::WrongSlot), "{err}");
+
+    assert_eq!(devnet.relay.stats().accepted, 1);
+    assert_eq!(devnet.relay.stats().rejected, 9);
+    let winner = devnet
+        .relay
+        .take_best(devnet.ctx.slot)
+        .expect("the honest bid");
+    assert_eq!(winner.trace.block_hash, honest.block.hash);
+    assert_eq!(winner.trace.value, U256::from(GWEI));
+}
+
+#[tokio::test]
+async fn test_refusals_are_400_with_code_and_message() {
+    let devnet = Devnet::start().await;
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("{}/relay/v1/builder/blocks", devnet.url))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"message\": 1}")))
+        .expect("request");
+    let response = http.request(request).await.expect("reply");
+    assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(json["code"], 400);
+    assert!(
+        json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed")),
+        "{json}"
+    );
+    assert_eq!(json["reason"], "malformed");
+}
+
+#[tokio::test]
+async fn test_next_slot_takes_bids_on_the_new_head_only() {
+    let mut devnet = Devnet::start().await;
+    let first = devnet.paying_block(GWEI);
+    let stale = devnet.bid(&first);
+    assert_eq!(
+        devnet.client().submit(&stale).await.expect("accepted"),
+        SubmitOutcome::Sent
+    );
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("winner");
+    devnet.chain.commit(&winner.executed).expect("commit");
+    assert!(devnet.relay.take_best(devnet.ctx.slot).is_none());
+
+    devnet.open_next_slot();
+    // The old bid again: wrong slot now.
+    let err = devnet.client().submit(&stale).await.expect_err("stale");
+    assert_eq!(err.reject_reason(), Some(RejectReason::WrongSlot), "{err}");
+    // A bid on the old parent, re-signed for the new slot: wrong parent.
+    let mut old_parent = devnet.raw_bid(&first, U256::from(GWEI), &devnet.builder);
+    old_parent.message.slot = devnet.ctx.slot;
+    old_parent.signature = sign_bid(&devnet.builder, &old_parent.message, devnet.relay.domain());
+    let err = refused(&devnet, old_parent).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::WrongParent),
+        "{err}"
+    );
+
+    let second = devnet.paying_block(2 * GWEI);
+    assert_eq!(
+        devnet
+            .client()
+            .submit(&devnet.bid(&second))
+            .await
+            .expect("accepted"),
+        SubmitOutcome::Sent
+    );
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("winner");
+    devnet.chain.commit(&winner.executed).expect("commit");
+    assert_eq!(devnet.chain.head().number, 2);
+}
+
+#[tokio::test]
+async fn test_validators_endpoint_gives_signed_duties() {
+    let devnet = Devnet::start().await;
+    let duties = devnet.client().proposer_duties().await.expect("duties");
+    assert_eq!(duties.len(), 2);
+    assert_eq!(duties[0].slot, devnet.ctx.slot);
+    assert_eq!(duties[1].slot, devnet.ctx.slot + 1);
+    for duty in &duties {
+        assert_eq!(duty.pubkey, devnet.relay.proposer_pubkey());
+        assert_eq!(duty.fee_recipient, FEE_RECIPIENT);
+        assert_eq!(duty.gas_limit, cobuild_primitives::DEFAULT_GAS_LIMIT);
+        let message = alloy_rpc_types_beacon::relay::ValidatorRegistrationMessage {
+            fee_recipient: duty.fee_recipient,
+            gas_limit: duty.gas_limit,
+            timestamp: duty.timestamp,
+            pubkey: duty.pubkey,
+        };
+        verify_registration(&message, &duty.signature, devnet.relay.domain())
+            .expect("the proposer signed its registration");
+    }
+}
