@@ -5,10 +5,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use clap::{Parser, Subcommand};
 use cobuild_chain::dev_signers;
-use cobuild_node::{Devnet, DevnetConfig};
+use cobuild_node::{Devnet, DevnetConfig, devnet::default_builder_key};
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
 use std::io::Write;
 
@@ -64,6 +64,30 @@ struct DevnetArgs {
     /// Bundle-method calls one signing sender may make in a burst.
     #[arg(long, default_value_t = 2000)]
     bundle_burst: u32,
+    /// Orderflow-method calls (bundles, private transactions) per second one peer IP may make
+    /// on average, whoever signs them.
+    #[arg(long, default_value_t = 5000)]
+    ip_rate: u32,
+    /// Orderflow-method calls one peer IP may make in a burst.
+    #[arg(long, default_value_t = 10000)]
+    ip_burst: u32,
+    /// Most orders (transactions plus bundles) held; when full, a more valuable order evicts
+    /// the least valuable one, others are refused with "txpool is full".
+    #[arg(long, default_value_t = 20000)]
+    max_orders: usize,
+    /// Secret key (hex) of the builder's coinbase, which pays refunds and the proposer
+    /// [default: a fixed devnet key]
+    #[arg(long, env = "COBUILD_BUILDER_KEY", hide_env_values = true)]
+    builder_key: Option<B256>,
+    /// Share of a block's profit the builder bids to the proposer, in percent.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
+    bid_percent: u8,
+    /// Port of the local relay's builder API (0: any free port; printed at start).
+    #[arg(long, default_value_t = 0)]
+    relay_port: u16,
+    /// Most bids the builder submits to the relay per second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    max_bids_per_second: u32,
 }
 
 fn main() -> eyre::Result<()> {
@@ -94,6 +118,13 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         demo_contracts: !args.no_demo_contracts,
         bundle_rate: args.bundle_rate,
         bundle_burst: args.bundle_burst,
+        ip_rate: args.ip_rate,
+        ip_burst: args.ip_burst,
+        max_orders: args.max_orders,
+        builder_key: args.builder_key.unwrap_or_else(default_builder_key),
+        bid_percent: args.bid_percent,
+        relay_port: args.relay_port,
+        max_bids_per_second: args.max_bids_per_second,
     };
     let devnet = Devnet::start(config.clone())
         .await
@@ -106,6 +137,11 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
     };
     line("cobuild devnet".into());
     line(format!("  rpc        http://{}", devnet.rpc_addr));
+    line(format!(
+        "  relay      http://{} (builder API)",
+        devnet.relay_addr
+    ));
+    line(format!("  builder    coinbase {}", devnet.builder_coinbase));
     line(format!("  chain id   {}", config.chain_id));
     line(format!("  slot       {} ms", args.slot_ms));
     line(format!("  head       #{} {}", head.number, head.hash()));

@@ -2,13 +2,21 @@
 //!
 //! # Design
 //! ```text
-//!   RPC (eth_sendRawTransaction) ──▶ TxPool ──▶ Producer (each slot) ──▶ Chain::commit
-//!        ▲                                         │ BlockBuilder off the async runtime
-//!        └──────────── reads (blocks, state) ◀─────┘
+//!  senders ──HTTP──▶ RPC ──▶ TxPool / BundlePool
+//!                                 │
+//!           chain ──head──▶ builder::Builder (each slot: Simulator rounds, Greedy +
+//!                                 │             ConflictSearch, best block on a watch)
+//!                                 ▼
+//!                          builder::Bidder ──builder API──▶ relay (devnet: local relay)
+//!                                                               │ verifies, keeps the best
+//!  devnet::Producer (proposer, slot clock) ◀── take_best ───────┘
+//!        └─▶ Chain::commit (the winner, or a local block when no bid came)
 //! ```
-//! [`devnet::Devnet`] runs the embedded chain with its own block producer. The producer only
-//! looks at shutdown between slots, so a block that is being sealed is always committed.
+//! [`devnet::Devnet`] runs the embedded chain with the builder, the local relay and the proposer
+//! in one process. Building stops a little before each slot ends; the proposer commits between
+//! slots, so a block being committed is always committed.
 
+pub mod builder;
 pub mod devnet;
 
 pub use devnet::{Devnet, DevnetConfig, DevnetError};

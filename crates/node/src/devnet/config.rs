@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256, keccak256};
 
 /// Settings of a devnet node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,4 +25,24 @@ pub struct DevnetConfig {
     pub bundle_rate: u32,
     /// Bundle-method calls one sender may make in a burst.
     pub bundle_burst: u32,
+    /// Orderflow-method calls per second allowed to one peer IP, on average.
+    pub ip_rate: u32,
+    /// Orderflow-method calls one peer IP may make in a burst.
+    pub ip_burst: u32,
+    /// Most orders (transactions plus bundles) the pools hold; when full, a more valuable order
+    /// evicts the least valuable one.
+    pub max_orders: usize,
+    /// Secret key of the builder's coinbase (it pays refunds and the proposer).
+    pub builder_key: B256,
+    /// Share of a block's profit the builder bids, in percent (1..=100).
+    pub bid_percent: u8,
+    /// Port of the local relay's builder API on the RPC address (0: any free port).
+    pub relay_port: u16,
+    /// Most bids the builder submits per second.
+    pub max_bids_per_second: u32,
+}
+
+/// The devnet builder's default coinbase key: fixed, so restarts keep the same coinbase.
+pub fn default_builder_key() -> B256 {
+    keccak256(b"cobuild devnet builder coinbase")
 }

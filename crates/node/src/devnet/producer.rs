@@ -1,7 +1,13 @@
-//! The devnet's block producer: every slot, the pool's best transactions into a block.
+//! The devnet's proposer: a slot clock that opens each slot on the local relay, lets the builder
+//! build (its bidder submits over the builder API), and at the slot's end commits the relay's
+//! best verified bid, or builds its own block from the pools when no bid came (as a proposer
+//! falls back to its local execution client when MEV-Boost has no bid).
 //!
-//! This is the stand-in for the builder until the building engine exists: a greedy
-//! priority-fee ordering with nonce order kept per sender.
+//! ```text
+//!  slot start ──▶ relay.open_slot ──▶ Builder::run_slot (rounds until the cut-off)
+//!                                         └─▶ Bidder ──POST /relay/v1/builder/blocks──▶ relay
+//!  slot end   ──▶ relay.take_best: commit the winner, or a local block ──▶ pools follow
+//! ```
 
 use std::{
     future::Future,
@@ -14,9 +20,10 @@ use cobuild_chain::{
     BlockAttributes, Chain, ChainError, ExecutedBlock, TxRejected, next_gas_limit,
 };
 use cobuild_pool::{BundlePool, TxPool};
-use tokio::time::MissedTickBehavior;
+use cobuild_relay::{RelayServer, server::SlotContext};
 
 use super::DevnetConfig;
+use crate::builder::{Bid, Builder, BuilderError, SlotJob};
 
 /// Block production failed; the devnet stops.
 #[derive(Debug, thiserror::Error)]
@@ -24,91 +31,165 @@ pub enum ProducerError {
     /// The chain failed to build or store a block.
     #[error("block production: {0}")]
     Chain(#[from] ChainError),
+    /// The builder failed.
+    #[error(transparent)]
+    Builder(#[from] BuilderError),
     /// The production task died.
     #[error("production task: {0}")]
     Join(String),
 }
 
-/// Produces one block per slot.
+/// Commits one block per slot: the builder's best bid, or a local block.
 #[derive(Debug)]
 pub struct Producer {
     chain: Chain,
     pool: TxPool,
     bundles: BundlePool,
+    builder: Builder,
+    relay: RelayServer<Chain>,
     config: DevnetConfig,
 }
 
 impl Producer {
-    /// A producer for `chain` taking bundles from `bundles` and transactions from `pool`.
+    /// A proposer for `chain`, taking bids from `builder` and, for local blocks, bundles from
+    /// `bundles` and transactions from `pool`.
     pub const fn new(
         chain: Chain,
         pool: TxPool,
         bundles: BundlePool,
+        builder: Builder,
+        relay: RelayServer<Chain>,
         config: DevnetConfig,
     ) -> Self {
         Self {
             chain,
             pool,
             bundles,
+            builder,
+            relay,
             config,
         }
     }
 
-    /// Produces a block at every slot tick until `shutdown` resolves.
+    /// Runs slots until `shutdown` resolves. Shutdown is seen while building and between slots;
+    /// a block being committed is always committed.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), ProducerError> {
-        let mut ticker = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.config.slot,
-            self.config.slot,
-        );
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         tokio::pin!(shutdown);
         loop {
+            let slot_end = Instant::now() + self.config.slot;
+            let job = self.slot_job(slot_end)?;
+            // Building stops a little before the slot ends, so sealing never delays the block.
+            let cutoff = slot_end - (self.config.slot / 10).min(Duration::from_millis(250));
+            let best = tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                best = self.builder.run_slot(job.clone(), cutoff) => best?,
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(()),
-                _ = ticker.tick() => {
-                    // Awaited to the end: shutdown waits for the block being sealed.
-                    self.produce().await?;
-                }
+                () = tokio::time::sleep_until(slot_end.into()) => {}
             }
+            self.propose(job, best).await?;
         }
     }
 
-    /// Builds, seals and commits one block now.
-    pub async fn produce(&self) -> Result<ExecutedBlock, ProducerError> {
+    /// What the builder builds for the slot ending at `slot_end`.
+    fn slot_job(&self, slot_end: Instant) -> Result<SlotJob, ProducerError> {
+        let (head, state) = self.chain.head_state()?;
+        let end_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            + slot_end.saturating_duration_since(Instant::now());
+        let attrs = attributes(&self.chain, &self.config, end_unix.as_secs());
+        self.relay.open_slot(SlotContext {
+            slot: head.number + 1,
+            parent_hash: head.hash(),
+            timestamp: attrs.timestamp,
+            parent_beacon_block_root: attrs.parent_beacon_block_root,
+        });
+        Ok(SlotJob {
+            slot: head.number + 1,
+            parent: head,
+            state,
+            attrs,
+            proposer_fee_recipient: self.config.fee_recipient,
+        })
+    }
+
+    /// Commits the relay's best verified bid if it builds on the head, else a local block; then
+    /// the pools follow the new head.
+    async fn propose(
+        &self,
+        job: SlotJob,
+        ours: Option<Bid>,
+    ) -> Result<ExecutedBlock, ProducerError> {
         let chain = self.chain.clone();
         let pool = self.pool.clone();
         let bundles = self.bundles.clone();
-        let config = self.config.clone();
-        tokio::task::spawn_blocking(move || produce_block(&chain, &pool, &bundles, &config))
-            .await
-            .map_err(|e| ProducerError::Join(e.to_string()))?
+        let winner = self.relay.take_best(job.slot);
+        let result = tokio::task::spawn_blocking(move || {
+            let block = match winner {
+                Some(winner) if winner.executed.header().parent_hash == chain.head().hash() => {
+                    chain.commit(&winner.executed)?;
+                    // Our bundles in it cannot run again; other builders' are left to expire.
+                    if let Some(ours) =
+                        ours.filter(|b| b.block.block.block.hash == winner.trace.block_hash)
+                    {
+                        for id in &ours.block.orders {
+                            bundles.remove(id);
+                        }
+                    }
+                    tracing::info!(
+                        slot = job.slot,
+                        number = winner.executed.header().number,
+                        value = %winner.trace.value,
+                        builder = %winner.trace.builder_pubkey,
+                        txs = winner.executed.block.block.body.transactions.len(),
+                        "devnet.proposer.bid_won"
+                    );
+                    winner.executed
+                }
+                _ => produce_block(&chain, &pool, &bundles, job.attrs)?,
+            };
+            let (_, state) = chain.head_state()?;
+            pool.on_block(&state);
+            bundles.on_block(block.header().number);
+            Ok::<_, ProducerError>(block)
+        })
+        .await
+        .map_err(|e| ProducerError::Join(e.to_string()))?;
+        self.builder.end_slot();
+        result
     }
 }
 
-fn produce_block(
-    chain: &Chain,
-    pool: &TxPool,
-    bundles: &BundlePool,
-    config: &DevnetConfig,
-) -> Result<ExecutedBlock, ProducerError> {
-    let started = Instant::now();
+/// The next block's attributes: devnet randomness and beacon root derived from the parent, so
+/// replays are deterministic; the proposer's fee recipient (the builder replaces it with its
+/// coinbase).
+fn attributes(chain: &Chain, config: &DevnetConfig, timestamp: u64) -> BlockAttributes {
     let head = chain.head();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    // Devnet randomness and beacon root: derived from the parent so replays are deterministic.
     let seed = keccak256(head.hash());
-    let attrs = BlockAttributes {
-        timestamp: now.max(head.timestamp + 1),
+    BlockAttributes {
+        timestamp: timestamp.max(head.timestamp + 1),
         fee_recipient: config.fee_recipient,
         prev_randao: seed,
         gas_limit: next_gas_limit(head.gas_limit, config.gas_limit),
         withdrawals: Vec::new(),
         parent_beacon_block_root: keccak256(seed),
         extra_data: Bytes::from_static(b"cobuild devnet"),
-    };
+    }
+}
+
+/// The proposer's own block: bundles first (each all-or-nothing, best priority-fee bid first),
+/// then pool transactions by effective tip.
+fn produce_block(
+    chain: &Chain,
+    pool: &TxPool,
+    bundles: &BundlePool,
+    attrs: BlockAttributes,
+) -> Result<ExecutedBlock, ProducerError> {
+    let started = Instant::now();
     let timestamp = attrs.timestamp;
     let mut builder = chain.builder(attrs)?;
     let number = builder.number();
@@ -176,9 +257,6 @@ fn produce_block(
     }
     let block = builder.finish().map_err(ChainError::from)?;
     chain.commit(&block)?;
-    let (_, state) = chain.head_state()?;
-    pool.on_block(&state);
-    bundles.on_block(block.header().number);
     tracing::info!(
         number = block.header().number,
         hash = %block.block.hash,
@@ -186,7 +264,7 @@ fn produce_block(
         skipped,
         gas_used = block.header().gas_used,
         elapsed_us = started.elapsed().as_micros() as u64,
-        "devnet.block"
+        "devnet.proposer.local_block"
     );
     Ok(block)
 }

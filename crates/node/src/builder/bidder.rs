@@ -1,0 +1,123 @@
+//! The bidder: follows the builder's best block and submits it to a relay over the builder API,
+//! BLS-signed, whenever it improved (the relay client enforces the improvement rule and the
+//! per-second cap).
+//!
+//! It watches a `watch` channel, so when submissions are slower than building it skips straight
+//! to the latest best instead of queueing stale blocks.
+
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256};
+use cobuild_relay::{
+    BlsPublicKey, BuilderKey, RelayClient,
+    bid::{BidParams, BuildError as SubmissionBuildError, build_submission},
+    client::{RelayError, SubmitOutcome},
+};
+use tokio::sync::watch;
+
+use super::Bid;
+
+/// A bid could not be submitted (the builder goes on; the next best is tried).
+#[derive(Debug, thiserror::Error)]
+pub enum BidError {
+    /// The relay refused the bid or could not be reached.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// The block could not be turned into a submission.
+    #[error(transparent)]
+    Submission(#[from] SubmissionBuildError),
+    /// The relay lists no proposer for the slot.
+    #[error("the relay lists no proposer for slot {0}")]
+    NoDuty(u64),
+    /// The signing task died.
+    #[error("signing task: {0}")]
+    Join(String),
+}
+
+/// Submits the builder's best blocks to one relay.
+#[derive(Debug)]
+pub struct Bidder {
+    client: RelayClient,
+    key: BuilderKey,
+    domain: B256,
+    proposer_fee_recipient: Address,
+    duties: Vec<(u64, BlsPublicKey)>,
+}
+
+impl Bidder {
+    /// A bidder signing with `key` over `domain`, paying `proposer_fee_recipient`.
+    pub const fn new(
+        client: RelayClient,
+        key: BuilderKey,
+        domain: B256,
+        proposer_fee_recipient: Address,
+    ) -> Self {
+        Self {
+            client,
+            key,
+            domain,
+            proposer_fee_recipient,
+            duties: Vec::new(),
+        }
+    }
+
+    /// Submits every new best until the channel closes.
+    pub async fn run(mut self, mut best: watch::Receiver<Option<Bid>>) {
+        while best.changed().await.is_ok() {
+            let Some(bid) = best.borrow_and_update().clone() else {
+                continue;
+            };
+            if let Err(e) = self.submit(&bid).await {
+                tracing::warn!(slot = bid.slot, error = %e, "bidder.submit_failed");
+            }
+        }
+    }
+
+    async fn submit(&mut self, bid: &Bid) -> Result<(), BidError> {
+        let proposer_pubkey = self.proposer(bid.slot).await?;
+        let params = BidParams {
+            slot: bid.slot,
+            proposer_pubkey,
+            proposer_fee_recipient: self.proposer_fee_recipient,
+            domain: self.domain,
+        };
+        let block = bid.block.clone();
+        let key = self.key.clone();
+        // Payload conversion and the BLS signature are CPU work.
+        let request =
+            tokio::task::spawn_blocking(move || build_submission(&block.block, &params, &key))
+                .await
+                .map_err(|e| BidError::Join(e.to_string()))??;
+        loop {
+            match self.client.submit(&request).await? {
+                SubmitOutcome::Sent => {
+                    tracing::info!(
+                        slot = bid.slot,
+                        value = %bid.block.value,
+                        latency_us = bid.round_started.elapsed().as_micros() as u64,
+                        "bidder.sent"
+                    );
+                    return Ok(());
+                }
+                SubmitOutcome::NotImproved { .. } => return Ok(()),
+                // The cap is per second: try the same best again shortly rather than lose it.
+                SubmitOutcome::RateLimited => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// The proposer of `slot`, from the relay's validators endpoint (fetched again when the
+    /// slot is not among the duties known).
+    async fn proposer(&mut self, slot: u64) -> Result<BlsPublicKey, BidError> {
+        if let Some((_, key)) = self.duties.iter().find(|(s, _)| *s == slot) {
+            return Ok(*key);
+        }
+        let duties = self.client.proposer_duties().await?;
+        self.duties = duties.iter().map(|d| (d.slot, d.pubkey)).collect();
+        self.duties
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, key)| *key)
+            .ok_or(BidError::NoDuty(slot))
+    }
+}

@@ -1,0 +1,10 @@
+//! The node's block builder: simulation and building rounds through each slot, publishing the
+//! best block for the bidder.
+
+mod bidder;
+mod config;
+mod engine;
+
+pub use bidder::{BidError, Bidder};
+pub use config::BuilderConfig;
+pub use engine::{Bid, Builder, BuilderError, SlotJob};
