@@ -13,11 +13,14 @@ mod middleware;
 mod server;
 
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
-pub use bundle::{BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult, SenderLimiter};
+pub use bundle::{
+    BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult, DEFAULT_PRIVATE_TX_BLOCKS,
+    IpLimiter, MevApiServer, OrderflowLimits, RateLimiter, SenderLimiter,
+};
 pub use error::{
     EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, LIMIT_EXCEEDED, RpcError,
     SERVER_ERROR,
 };
 pub use eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
-pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, Signed};
+pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService, Signed};
 pub use server::{RpcConfig, RpcServer, start};

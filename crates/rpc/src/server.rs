@@ -2,15 +2,19 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use jsonrpsee::{
-    RpcModule,
-    server::{ServerBuilder, ServerConfig, ServerHandle},
+    Methods, RpcModule,
+    server::{
+        ServerBuilder, ServerConfig, ServerHandle, serve_with_graceful_shutdown, stop_channel,
+    },
 };
 
 use crate::{
-    bundle::{BundleApiServer, Bundles},
+    bundle::{BundleApiServer, Bundles, MevApiServer},
     eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer},
-    middleware::FlashbotsAuthLayer,
+    middleware::{FlashbotsAuthLayer, PeerAddrService},
 };
 
 /// Settings of the RPC server.
@@ -47,7 +51,12 @@ pub struct RpcServer {
     pub handle: ServerHandle,
 }
 
-/// Starts serving the eth, net and web3 namespaces and the Flashbots bundle methods.
+/// Starts serving the eth, net and web3 namespaces and the Flashbots/MEV-Share orderflow
+/// methods.
+///
+/// Connections are accepted here rather than by jsonrpsee's `Server::start`, which does not
+/// hand the remote address to the HTTP middleware: each connection's jsonrpsee service is
+/// wrapped so every request carries its [`PeerAddr`](crate::PeerAddr).
 pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Result<RpcServer> {
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_request_body)
@@ -56,11 +65,11 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
         .http_only()
         .build();
     let http = tower::ServiceBuilder::new().layer(FlashbotsAuthLayer::new(config.max_request_body));
-    let server = ServerBuilder::with_config(server_config)
+    let services = ServerBuilder::with_config(server_config)
         .set_http_middleware(http)
-        .build(config.addr)
-        .await?;
-    let local_addr = server.local_addr()?;
+        .to_service_builder();
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let local_addr = listener.local_addr()?;
     let mut module = RpcModule::new(());
     module
         .merge(EthApiServer::into_rpc(eth.clone()))
@@ -69,12 +78,44 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
         .merge(NetApiServer::into_rpc(eth.clone()))
         .map_err(std::io::Error::other)?;
     module
-        .merge(BundleApiServer::into_rpc(bundles))
+        .merge(BundleApiServer::into_rpc(bundles.clone()))
+        .map_err(std::io::Error::other)?;
+    module
+        .merge(MevApiServer::into_rpc(bundles))
         .map_err(std::io::Error::other)?;
     module
         .merge(Web3ApiServer::into_rpc(eth))
         .map_err(std::io::Error::other)?;
-    let handle = server.start(module);
+    let methods = Methods::from(module);
+    let (stop, handle) = stop_channel();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stop.clone().shutdown() => break,
+            };
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::debug!(%error, "rpc.accept.failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            if let Err(error) = socket.set_nodelay(true) {
+                tracing::debug!(%error, "rpc.accept.nodelay");
+            }
+            let service =
+                PeerAddrService::new(services.clone().build(methods.clone(), stop.clone()), peer);
+            let stopped = stop.clone().shutdown();
+            tokio::spawn(async move {
+                if let Err(error) = serve_with_graceful_shutdown(socket, service, stopped).await {
+                    tracing::debug!(%error, %peer, "rpc.connection.closed");
+                }
+            });
+        }
+    });
     tracing::info!(%local_addr, "rpc.start");
     Ok(RpcServer { local_addr, handle })
 }

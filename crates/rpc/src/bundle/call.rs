@@ -1,6 +1,6 @@
 //! `eth_callBundle`: run a bundle's transactions in order on the head state, report each one.
 
-use alloy_consensus::{Header, Sealed, Transaction as _};
+use alloy_consensus::{Header, Sealed, Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::BlockNumberOrTag;
 use alloy_evm::{Evm, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, U256};
@@ -79,6 +79,64 @@ fn decimal<S: serde::Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S
     serializer.serialize_str(&value.to_string())
 }
 
+/// One transaction of a bundle run: what it did to the coinbase and its EVM result.
+pub(super) struct TxRun {
+    /// The transaction's hash.
+    pub(super) hash: B256,
+    /// Sender.
+    pub(super) from: Address,
+    /// Recipient.
+    pub(super) to: Option<Address>,
+    /// Priority fee per gas paid to the coinbase.
+    pub(super) tip: U256,
+    /// Change of the coinbase balance.
+    pub(super) coinbase_diff: U256,
+    /// The EVM outcome (logs, output, revert data, gas used).
+    pub(super) result: ExecutionResult,
+}
+
+/// Runs `txs` in order on `state` in the block environment `next`, each on the state the one
+/// before left. Stops at the first transaction the EVM refuses (nonce, funds, fees ...): its
+/// hash and reason come back beside the runs before it.
+pub(super) fn run_bundle(
+    spec: &ChainSpec,
+    head: &Sealed<Header>,
+    state: StateSnapshot,
+    txs: &[Recovered<TxEnvelope>],
+    next: NextBlock,
+) -> Result<(Vec<TxRun>, Option<String>), RpcError> {
+    let (coinbase, base_fee) = (next.beneficiary, next.base_fee);
+    let env = next_evm_env(spec, head.inner(), next);
+    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), env);
+    let coinbase_balance =
+        |evm: &alloy_evm::eth::EthEvm<CacheDB<StateSnapshot>, _, _>| -> Result<U256, RpcError> {
+            Ok(evm
+                .db()
+                .basic_ref(coinbase)
+                .map_err(RpcError::internal)?
+                .map(|a| a.balance)
+                .unwrap_or_default())
+        };
+    let mut runs = Vec::with_capacity(txs.len());
+    for tx in txs {
+        let before = coinbase_balance(&evm)?;
+        let result = match evm.transact_commit(TxEnv::from_recovered_tx(tx.inner(), tx.signer())) {
+            Ok(result) => result,
+            Err(e) => return Ok((runs, Some(format!("transaction {}: {e}", tx.tx_hash())))),
+        };
+        let after = coinbase_balance(&evm)?;
+        runs.push(TxRun {
+            hash: *tx.tx_hash(),
+            from: tx.signer(),
+            to: tx.to(),
+            tip: U256::from(tx.effective_tip_per_gas(base_fee).unwrap_or_default()),
+            coinbase_diff: after.saturating_sub(before),
+            result,
+        });
+    }
+    Ok((runs, None))
+}
+
 /// Runs the bundle on `state` (the head's) in the environment of the block it targets.
 pub(super) fn call_bundle(
     spec: &ChainSpec,
@@ -106,62 +164,45 @@ pub(super) fn call_bundle(
             .next_block_base_fee(spec.base_fee_params())
             .unwrap_or_default(),
     };
-    let coinbase = request.coinbase.unwrap_or(head.beneficiary);
-    let env = next_evm_env(
-        spec,
-        head.inner(),
-        NextBlock {
-            number: request.block_number,
-            timestamp: request.timestamp.unwrap_or(head.timestamp + 12),
-            beneficiary: coinbase,
-            gas_limit: request.gas_limit.unwrap_or(head.gas_limit),
-            base_fee,
-            prev_randao: head.mix_hash,
-        },
-    );
-    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), env);
-    let coinbase_balance =
-        |evm: &alloy_evm::eth::EthEvm<CacheDB<StateSnapshot>, _, _>| -> Result<U256, RpcError> {
-            Ok(evm
-                .db()
-                .basic_ref(coinbase)
-                .map_err(RpcError::internal)?
-                .map(|a| a.balance)
-                .unwrap_or_default())
-        };
-
-    let mut results = Vec::with_capacity(txs.len());
-    for tx in &txs {
-        let before = coinbase_balance(&evm)?;
-        let outcome = evm
-            .transact_commit(TxEnv::from_recovered_tx(tx.inner(), tx.signer()))
-            .map_err(|e| RpcError::Execution(format!("transaction {}: {e}", tx.tx_hash())))?;
-        let after = coinbase_balance(&evm)?;
-        let gas_used = outcome.tx_gas_used();
-        let tip = U256::from(tx.effective_tip_per_gas(base_fee).unwrap_or_default());
-        let gas_fees = tip * U256::from(gas_used);
-        let coinbase_diff = after.saturating_sub(before);
-        let (value, error, revert) = match outcome {
-            ExecutionResult::Success { output, .. } => (Some(output.into_data()), None, None),
-            ExecutionResult::Revert { output, .. } => {
-                (None, Some("execution reverted".to_string()), Some(output))
-            }
-            ExecutionResult::Halt { reason, .. } => (None, Some(format!("{reason:?}")), None),
-        };
-        results.push(CallBundleTxResult {
-            tx_hash: *tx.tx_hash(),
-            gas_used,
-            gas_price: tip,
-            gas_fees,
-            from_address: tx.signer(),
-            to_address: tx.to(),
-            coinbase_diff,
-            eth_sent_to_coinbase: coinbase_diff.saturating_sub(gas_fees),
-            value,
-            error,
-            revert,
-        });
+    let next = NextBlock {
+        number: request.block_number,
+        timestamp: request.timestamp.unwrap_or(head.timestamp + 12),
+        beneficiary: request.coinbase.unwrap_or(head.beneficiary),
+        gas_limit: request.gas_limit.unwrap_or(head.gas_limit),
+        base_fee,
+        prev_randao: head.mix_hash,
+    };
+    let (runs, refused) = run_bundle(spec, head, state, &txs, next)?;
+    if let Some(reason) = refused {
+        return Err(RpcError::Execution(reason));
     }
+    let results: Vec<CallBundleTxResult> = runs
+        .into_iter()
+        .map(|run| {
+            let gas_used = run.result.tx_gas_used();
+            let gas_fees = run.tip * U256::from(gas_used);
+            let (value, error, revert) = match run.result {
+                ExecutionResult::Success { output, .. } => (Some(output.into_data()), None, None),
+                ExecutionResult::Revert { output, .. } => {
+                    (None, Some("execution reverted".to_string()), Some(output))
+                }
+                ExecutionResult::Halt { reason, .. } => (None, Some(format!("{reason:?}")), None),
+            };
+            CallBundleTxResult {
+                tx_hash: run.hash,
+                gas_used,
+                gas_price: run.tip,
+                gas_fees,
+                from_address: run.from,
+                to_address: run.to,
+                coinbase_diff: run.coinbase_diff,
+                eth_sent_to_coinbase: run.coinbase_diff.saturating_sub(gas_fees),
+                value,
+                error,
+                revert,
+            }
+        })
+        .collect();
     let total_gas_used: u64 = results.iter().map(|r| r.gas_used).sum();
     let sum =
         |f: fn(&CallBundleTxResult) -> U256| results.iter().map(f).fold(U256::ZERO, |a, b| a + b);

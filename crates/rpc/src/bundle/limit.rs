@@ -1,8 +1,10 @@
-//! A per-sender request budget for the bundle methods: one spamming sender is answered with an
-//! error at once (never queued), and others are unaffected.
+//! Request budgets for the signed (orderflow) methods, per sender and per peer IP: one spammer
+//! is answered with an error at once (never queued), and others are unaffected.
 
 use std::{
     collections::HashMap,
+    hash::Hash,
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
@@ -11,19 +13,25 @@ use parking_lot::Mutex;
 
 use crate::RpcError;
 
-/// How many senders are tracked before idle (full) buckets are forgotten.
+/// How many keys are tracked before idle (full) buckets are forgotten.
 const MAX_TRACKED: usize = 100_000;
 
-/// Token buckets keyed by the sender proven by `X-Flashbots-Signature`.
+/// Token buckets keyed by `K`: a sender, a peer IP.
 #[derive(Debug)]
-pub struct SenderLimiter {
+pub struct RateLimiter<K> {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<Address, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl SenderLimiter {
-    /// Allows `per_second` requests per sender on average, and bursts of up to `burst`.
+/// Budgets keyed by the sender proven by `X-Flashbots-Signature`.
+pub type SenderLimiter = RateLimiter<Address>;
+
+/// Budgets keyed by the IP address of the connection a request came on.
+pub type IpLimiter = RateLimiter<IpAddr>;
+
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
+    /// Allows `per_second` requests per key on average, and bursts of up to `burst`.
     pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
             per_second: f64::from(per_second),
@@ -32,12 +40,12 @@ impl SenderLimiter {
         }
     }
 
-    /// Takes one request from `sender`'s budget, or says it is spent.
-    pub fn check(&self, sender: Address) -> Result<(), RpcError> {
-        self.check_at(sender, Instant::now())
+    /// Takes one request from `key`'s budget, or says it is spent.
+    pub fn check(&self, key: K) -> Result<(), RpcError> {
+        self.check_at(key, Instant::now())
     }
 
-    fn check_at(&self, sender: Address, now: Instant) -> Result<(), RpcError> {
+    fn check_at(&self, sender: K, now: Instant) -> Result<(), RpcError> {
         let mut buckets = self.buckets.lock();
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&sender) {
             // Forget senders whose bucket has refilled: they lose nothing by being forgotten.
@@ -68,7 +76,7 @@ mod tests {
 
     #[test]
     fn test_burst_then_refill_per_sender() {
-        let limiter = SenderLimiter::new(2, 3);
+        let limiter: SenderLimiter = RateLimiter::new(2, 3);
         let (alice, bob) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let t0 = Instant::now();
         for _ in 0..3 {

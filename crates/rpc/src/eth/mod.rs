@@ -7,7 +7,8 @@ mod fees;
 use std::sync::Arc;
 
 use alloy_consensus::{
-    Header, Sealed, Transaction as _, TxEnvelope, transaction::SignerRecoverable,
+    Header, Sealed, Transaction as _, TxEnvelope,
+    transaction::{Recovered, SignerRecoverable},
 };
 use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
@@ -398,7 +399,8 @@ impl EthApiServer for Eth {
     }
 
     async fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {
-        if let Some(pending) = self.pool.get(&hash) {
+        // An unsigned query sees public pending transactions only: never a private one.
+        if let Some(pending) = self.pool.visible(&hash, None) {
             return Ok(Some(convert::pending_transaction(pending.tx.clone())));
         }
         self.blocking(move |this| {
@@ -412,23 +414,29 @@ impl EthApiServer for Eth {
 
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
         self.blocking(move |this| {
-            let mut slice = raw.as_ref();
-            if slice.is_empty() {
-                return Err(RpcError::InvalidParams("empty transaction data".into()));
-            }
-            let tx = TxEnvelope::decode_2718(&mut slice)
-                .map_err(|e| RpcError::InvalidParams(format!("rlp: {e}")))?;
-            if !slice.is_empty() {
-                return Err(RpcError::InvalidParams("rlp: input contains more than one value".into()));
-            }
-            let tx = tx
-                .try_into_recovered()
-                .map_err(|_| RpcError::InvalidParams("invalid transaction signature".into()))?;
+            let tx = decode_raw_transaction(&raw)?;
             tracing::debug!(hash = %tx.tx_hash(), nonce = tx.nonce(), "rpc.eth.send_raw_transaction");
             Ok(this.pool.add(tx)?)
         })
         .await
     }
+}
+
+/// Decodes one signed EIP-2718 transaction and recovers its sender, with geth's messages.
+pub(crate) fn decode_raw_transaction(raw: &[u8]) -> Result<Recovered<TxEnvelope>, RpcError> {
+    let mut slice = raw;
+    if slice.is_empty() {
+        return Err(RpcError::InvalidParams("empty transaction data".into()));
+    }
+    let tx = TxEnvelope::decode_2718(&mut slice)
+        .map_err(|e| RpcError::InvalidParams(format!("rlp: {e}")))?;
+    if !slice.is_empty() {
+        return Err(RpcError::InvalidParams(
+            "rlp: input contains more than one value".into(),
+        ));
+    }
+    tx.try_into_recovered()
+        .map_err(|_| RpcError::InvalidParams("invalid transaction signature".into()))
 }
 
 impl NetApiServer for Eth {
