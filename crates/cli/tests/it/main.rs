@@ -535,3 +535,222 @@ fn test_a_sender_over_its_budget_is_refused_at_once() {
     let reply = flashbots_call(&devnet.url, &other, "eth_cancelBundle", cancel);
     assert!(reply.get("error").is_none(), "{reply}");
 }
+
+#[test]
+fn test_ethers_provider_bundle_private_transactions_land_and_cancelled_ones_never_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let recipient = "0x00000000000000000000000000000000000b0b02";
+    let report = run_client(
+        Command::new("node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/private.cjs"))
+            .args([&devnet.url, recipient])
+            .env("NODE_PATH", tools_bin().join("../")),
+    );
+    assert_eq!(report["included"], true, "{report}");
+    assert_eq!(report["status"], 1, "{report}");
+    assert!(
+        report["block"].as_u64() <= report["maxBlock"].as_u64(),
+        "landed by its maxBlockNumber: {report}"
+    );
+    assert_eq!(report["hiddenWhilePending"], true, "{report}");
+    assert_eq!(report["cancelledLanded"], false, "{report}");
+    // The chain agrees: 777 from the private transaction, 1 from the public filler, never 888.
+    assert_eq!(
+        devnet.cast(&["balance", recipient]).expect("balance"),
+        "778"
+    );
+}
+
+#[test]
+fn test_mev_share_bundle_backruns_a_private_transaction_and_lands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let alice = alloy_signer_local::PrivateKeySigner::from_bytes(
+        &alloy_primitives::B256::repeat_byte(0xa1),
+    )
+    .expect("key");
+    let bob = alloy_signer_local::PrivateKeySigner::from_bytes(
+        &alloy_primitives::B256::repeat_byte(0xb0),
+    )
+    .expect("key");
+    let dev3 = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+    let dev4 = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+    let mktx = |key: &str, nonce: &str, value: &str| {
+        devnet
+            .cast(&[
+                "mktx",
+                "--private-key",
+                key,
+                DEAD,
+                "--value",
+                value,
+                "--nonce",
+                nonce,
+                "--gas-limit",
+                "21000",
+                "--gas-price",
+                "10gwei",
+                "--priority-gas-price",
+                "2gwei",
+            ])
+            .expect("cast mktx")
+    };
+    let hash_of = |raw: &str| {
+        let bytes = alloy_primitives::hex::decode(raw).expect("hex");
+        format!("{:#x}", alloy_primitives::keccak256(bytes))
+    };
+    // Alice's private transaction one nonce ahead: it cannot land on its own.
+    let first = mktx(dev3, "0", "1");
+    let user = mktx(dev3, "1", "2");
+    let reply = flashbots_call(
+        &devnet.url,
+        &alice,
+        "eth_sendPrivateTransaction",
+        serde_json::json!({"tx": user}),
+    );
+    assert_eq!(reply["result"], hash_of(&user), "{reply}");
+    let hidden = devnet
+        .cast(&["rpc", "eth_getTransactionByHash", &hash_of(&user)])
+        .expect("rpc");
+    assert_eq!(hidden, "null", "a pending private transaction is not shown");
+    let by_bob = flashbots_call(
+        &devnet.url,
+        &bob,
+        "eth_cancelPrivateTransaction",
+        serde_json::json!({"txHash": hash_of(&user)}),
+    );
+    assert_eq!(
+        by_bob["result"], false,
+        "only its owner cancels it: {by_bob}"
+    );
+
+    // Bob cannot reference it; Alice backruns it with a MEV-Share bundle over a block range.
+    let backrun = mktx(dev4, "0", "3");
+    let head = devnet.head();
+    let bundle = serde_json::json!({
+        "version": "v0.1",
+        "inclusion": {"block": format!("{:#x}", head + 2), "maxBlock": format!("{:#x}", head + 8)},
+        "body": [{"tx": first}, {"hash": hash_of(&user)}, {"tx": backrun, "canRevert": false}],
+        "validity": {"refund": [], "refundConfig": []},
+    });
+    let refused = flashbots_call(&devnet.url, &bob, "mev_sendBundle", bundle.clone());
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let reply = flashbots_call(&devnet.url, &alice, "mev_sendBundle", bundle);
+    assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
+
+    while devnet.head() < head + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let receipt = |raw: &str| -> Value {
+        let mut tries = 0;
+        loop {
+            if let Ok(json) = devnet.cast(&["receipt", &hash_of(raw), "--json", "--async"])
+                && let Ok(value) = serde_json::from_str::<Value>(&json)
+                && value["blockNumber"].is_string()
+            {
+                return value;
+            }
+            tries += 1;
+            assert!(
+                devnet.head() <= head + 9 && tries < 200,
+                "{raw} did not land by block {}",
+                head + 8
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let landed: Vec<Value> = [&first, &user, &backrun]
+        .iter()
+        .map(|raw| receipt(raw))
+        .collect();
+    let block = landed[0]["blockNumber"]
+        .as_str()
+        .expect("block")
+        .to_string();
+    let number = u64::from_str_radix(block.trim_start_matches("0x"), 16).expect("hex");
+    assert!(
+        (head + 2..=head + 8).contains(&number),
+        "in the inclusion range: {number}"
+    );
+    let index = |r: &Value| {
+        u64::from_str_radix(
+            r["transactionIndex"]
+                .as_str()
+                .expect("index")
+                .trim_start_matches("0x"),
+            16,
+        )
+        .expect("hex")
+    };
+    for (i, r) in landed.iter().enumerate() {
+        assert_eq!(r["blockNumber"].as_str(), Some(block.as_str()), "one block");
+        assert_eq!(
+            index(r),
+            index(&landed[0]) + i as u64,
+            "contiguous, in order"
+        );
+        assert_eq!(r["status"], "0x1");
+    }
+}
+
+#[test]
+fn test_a_peer_over_its_ip_budget_is_refused_at_once_and_full_pools_refuse_cheap_orders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start_with(
+        dir.path(),
+        &[
+            "--ip-rate",
+            "1",
+            "--ip-burst",
+            "2",
+            "--max-orders",
+            "1",
+            "--no-demo-contracts",
+        ],
+    );
+    // Every sender from this address shares one budget.
+    let cancel = serde_json::json!({"replacementUuid": "nothing"});
+    for byte in [1u8, 2] {
+        let auth = alloy_signer_local::PrivateKeySigner::from_bytes(
+            &alloy_primitives::B256::repeat_byte(byte),
+        )
+        .expect("key");
+        let reply = flashbots_call(&devnet.url, &auth, "eth_cancelBundle", cancel.clone());
+        assert!(reply.get("error").is_none(), "{reply}");
+    }
+    let third =
+        alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(3))
+            .expect("key");
+    let refused = flashbots_call(&devnet.url, &third, "eth_cancelBundle", cancel);
+    assert_eq!(refused["error"]["code"], -32005, "{refused}");
+
+    // One order at most: nonce-gapped transactions stay pending, so the pool stays full.
+    let dev1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let dev2 = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+    let gapped = |key: &str, tip: &str| {
+        let raw = devnet
+            .cast(&[
+                "mktx",
+                "--private-key",
+                key,
+                DEAD,
+                "--value",
+                "1",
+                "--nonce",
+                "5",
+                "--gas-limit",
+                "21000",
+                "--gas-price",
+                "10gwei",
+                "--priority-gas-price",
+                tip,
+            ])
+            .expect("cast mktx");
+        devnet.cast(&["publish", "--async", &raw])
+    };
+    gapped(dev1, "1gwei").expect("the first order fits");
+    let err = gapped(dev2, "1gwei").expect_err("not worth more than what is held");
+    assert!(err.contains("txpool is full"), "{err}");
+    gapped(dev2, "3gwei").expect("a more valuable order evicts the cheaper one");
+}
