@@ -473,6 +473,100 @@ fn test_bundles_land_atomically_and_cancels_win() {
 }
 
 #[test]
+fn test_higher_value_conflicting_bundle_wins_through_the_builder_and_relay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let auth =
+        alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(7))
+            .expect("key");
+    let dev5 = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+    // The same nonce of the same account: at most one of the two can ever land.
+    let mktx = |to: &str, tip: &str| {
+        devnet
+            .cast(&[
+                "mktx",
+                "--private-key",
+                dev5,
+                to,
+                "--nonce",
+                "0",
+                "--gas-limit",
+                "21000",
+                "--gas-price",
+                "50gwei",
+                "--priority-gas-price",
+                tip,
+            ])
+            .expect("cast mktx")
+    };
+    let hash_of = |raw: &str| {
+        let bytes = alloy_primitives::hex::decode(raw).expect("hex");
+        format!("{:#x}", alloy_primitives::keccak256(bytes))
+    };
+    let low = mktx(DEAD, "2gwei");
+    let high = mktx("0x000000000000000000000000000000000000bEEF", "30gwei");
+    let target = devnet.head() + 2;
+    let target_hex = format!("{target:#x}");
+    for raw in [&low, &high] {
+        let reply = flashbots_call(
+            &devnet.url,
+            &auth,
+            "eth_sendBundle",
+            serde_json::json!({"txs": [raw], "blockNumber": target_hex}),
+        );
+        assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
+    }
+    while devnet.head() <= target {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let landed: Value = serde_json::from_str(
+        &devnet
+            .cast(&["receipt", &hash_of(&high), "--json"])
+            .expect("the higher-paying bundle landed"),
+    )
+    .expect("json");
+    assert_eq!(landed["blockNumber"], target_hex);
+    let lost = devnet
+        .cast(&["rpc", "eth_getTransactionReceipt", &hash_of(&low)])
+        .expect("rpc");
+    assert_eq!(
+        lost, "null",
+        "the lower-paying conflicting bundle never lands"
+    );
+
+    // The block came from the builder through the relay: its coinbase is the builder's, and its
+    // last transaction pays the proposer's fee recipient.
+    let block: Value = serde_json::from_str(
+        &devnet
+            .cast(&["block", &target.to_string(), "--json"])
+            .expect("block"),
+    )
+    .expect("json");
+    let fee_recipient = "0x0000000000000000000000000000000000c0b11d";
+    assert_ne!(
+        block["miner"].as_str().map(str::to_lowercase).as_deref(),
+        Some(fee_recipient)
+    );
+    let last = block["transactions"]
+        .as_array()
+        .and_then(|txs| txs.last())
+        .and_then(Value::as_str)
+        .expect("a payment transaction");
+    let payment: Value =
+        serde_json::from_str(&devnet.cast(&["tx", last, "--json"]).expect("tx")).expect("json");
+    assert_eq!(
+        payment["to"].as_str().map(str::to_lowercase).as_deref(),
+        Some(fee_recipient)
+    );
+    assert_eq!(
+        payment["from"], block["miner"],
+        "paid by the block's coinbase"
+    );
+    let paid = payment["value"].as_str().expect("value");
+    assert_ne!(paid, "0x0", "the bid pays the proposer");
+}
+
+#[test]
 fn test_ethers_provider_bundle_sends_simulates_and_lands_a_bundle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let devnet = Devnet::start(dir.path());
