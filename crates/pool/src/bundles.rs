@@ -183,7 +183,9 @@ impl BundlePool {
             );
         }
         state.put(Arc::new(PooledBundle { sender, bundle }));
+        drop(state);
         tracing::debug!(%hash, %sender, "pool.bundle.add");
+        self.limit.changed();
         Ok(hash)
     }
 
@@ -207,6 +209,8 @@ impl BundlePool {
                 at_block,
             },
         );
+        drop(state);
+        self.limit.changed();
     }
 
     /// The bundles a block `number` at `timestamp` may include: those whose inclusion range

@@ -28,5 +28,5 @@ mod pool;
 pub use best::BestTransactions;
 pub use bundles::{BundlePool, PooledBundle};
 pub use error::PoolError;
-pub use limit::{OrderLimit, bundle_value, tx_value};
+pub use limit::{ChangeListener, OrderLimit, bundle_value, tx_value};
 pub use pool::{PoolConfig, PooledTx, PrivateTx, TxPool};

@@ -51,12 +51,25 @@ pub struct OrderLimit {
     shared: Arc<Shared>,
 }
 
+/// Told that the orders changed (one was added, replaced or cancelled); must be quick and must
+/// not call back into the pools (it runs on the caller's thread, with no pool lock held).
+pub type ChangeListener = Arc<dyn Fn() + Send + Sync>;
+
 #[derive(Debug)]
 struct Shared {
     max: usize,
     admission: Mutex<()>,
     txs: Mutex<Weak<pool::Inner>>,
     bundles: Mutex<Weak<Mutex<bundles::State>>>,
+    listener: Mutex<Option<Listener>>,
+}
+
+struct Listener(ChangeListener);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeListener")
+    }
 }
 
 /// The least valuable order held, the eviction candidate.
@@ -75,7 +88,23 @@ impl OrderLimit {
                 admission: Mutex::new(()),
                 txs: Mutex::new(Weak::new()),
                 bundles: Mutex::new(Weak::new()),
+                listener: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Calls `listener` after every change of the orders either pool holds through its senders
+    /// (add, replacement, cancellation), so a builder can react at once instead of polling.
+    /// Replaces an earlier listener.
+    pub fn on_change(&self, listener: ChangeListener) {
+        *self.shared.listener.lock() = Some(Listener(listener));
+    }
+
+    /// Tells the listener that the orders changed. Call with no pool lock held.
+    pub(crate) fn changed(&self) {
+        let listener = self.shared.listener.lock().as_ref().map(|l| l.0.clone());
+        if let Some(listener) = listener {
+            listener();
         }
     }
 

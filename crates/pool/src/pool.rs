@@ -271,7 +271,10 @@ impl TxPool {
         self.check(&pool, &pooled)?;
         let nonce = pooled.nonce();
         pool.insert(pooled);
+        drop(pool);
+        drop(_admission);
         tracing::debug!(%hash, %sender, nonce, private = private.is_some(), "pool.add");
+        self.inner.limit.changed();
         Ok(hash)
     }
 
@@ -401,7 +404,12 @@ impl TxPool {
             .get(hash)
             .and_then(|tx| tx.private)
             .is_some_and(|p| p.owner == owner);
-        owned && pool.remove(hash).is_some()
+        let removed = owned && pool.remove(hash).is_some();
+        drop(pool);
+        if removed {
+            self.inner.limit.changed();
+        }
+        removed
     }
 
     /// Number of transactions held.

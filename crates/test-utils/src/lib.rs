@@ -132,11 +132,30 @@ impl Drop for Anvil {
 /// # Panics
 /// If the connection fails or the reply is not HTTP.
 pub fn http_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
+    http_request("POST", url, "/", body, headers)
+}
+
+/// GETs `path` (with its query) from `url` (`http://host:port`); returns the status code and
+/// the response body.
+///
+/// # Panics
+/// If the connection fails or the reply is not HTTP.
+pub fn http_get(url: &str, path: &str) -> (u16, String) {
+    http_request("GET", url, path, &[], &[])
+}
+
+fn http_request(
+    method: &str,
+    url: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     let mut head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (name, value) in headers {

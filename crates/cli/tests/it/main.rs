@@ -16,6 +16,8 @@ const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
 struct Devnet {
     child: Child,
     url: String,
+    /// The local relay's builder API.
+    relay: String,
     cast: Cast,
 }
 
@@ -32,15 +34,16 @@ impl Devnet {
     }
 
     fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        // Short slots keep the tests quick, unless a test asks for its own.
+        let slot: &[&str] = if extra.contains(&"--slot-ms") {
+            &[]
+        } else {
+            &["--slot-ms", "300"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_cobuild"))
-            .args([
-                "devnet",
-                "--http-port",
-                "0",
-                "--slot-ms",
-                "300",
-                "--data-dir",
-            ])
+            .args(["devnet", "--http-port", "0"])
+            .args(slot)
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
@@ -59,10 +62,25 @@ impl Devnet {
                     .map(|rest| rest.trim().to_string())
             })
             .expect("banner prints the rpc url");
+        let relay = lines
+            .by_ref()
+            .map(|line| line.expect("utf-8 banner"))
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix("relay")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
+            })
+            .expect("banner prints the relay url");
         // Keep reading so the node never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let cast = Cast { url: url.clone() };
-        Self { child, url, cast }
+        Self {
+            child,
+            url,
+            relay,
+            cast,
+        }
     }
 
     fn cast(&self, args: &[&str]) -> Result<String, String> {
@@ -564,6 +582,91 @@ fn test_higher_value_conflicting_bundle_wins_through_the_builder_and_relay() {
     );
     let paid = payment["value"].as_str().expect("value");
     assert_ne!(paid, "0x0", "the bid pays the proposer");
+}
+
+#[test]
+fn test_bundle_cancelled_after_it_was_bid_never_lands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Long slots, so the cancel surely falls inside the slot the bundle was bid in.
+    let devnet = Devnet::start_with(dir.path(), &["--slot-ms", "3000"]);
+    let auth =
+        alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(7))
+            .expect("key");
+    let dev6 = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
+    let raw = devnet
+        .cast(&[
+            "mktx",
+            "--private-key",
+            dev6,
+            DEAD,
+            "--nonce",
+            "0",
+            "--gas-limit",
+            "21000",
+            "--gas-price",
+            "50gwei",
+            "--priority-gas-price",
+            "5gwei",
+        ])
+        .expect("cast mktx");
+    let hash = format!(
+        "{:#x}",
+        alloy_primitives::keccak256(alloy_primitives::hex::decode(&raw).expect("hex"))
+    );
+    // Right after a new head the next slot has just opened.
+    let start = devnet.head();
+    while devnet.head() == start {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let target = devnet.head() + 1;
+    let reply = flashbots_call(
+        &devnet.url,
+        &auth,
+        "eth_sendBundle",
+        serde_json::json!({"txs": [raw], "blockNumber": format!("{target:#x}"), "replacementUuid": "bid-then-cancel"}),
+    );
+    assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
+    // The builder bids it: the relay's data API shows a paying bid for the target slot.
+    let received = |slot: u64| -> Vec<Value> {
+        let (status, body) = cobuild_test_utils::http_get(
+            &devnet.relay,
+            &format!("/relay/v1/data/bidtraces/builder_blocks_received?slot={slot}"),
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("json list")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while received(target).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bid for slot {target}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(devnet.head() + 1, target, "still inside the slot");
+    let reply = flashbots_call(
+        &devnet.url,
+        &auth,
+        "eth_cancelBundle",
+        serde_json::json!({"replacementUuid": "bid-then-cancel"}),
+    );
+    assert!(reply.get("error").is_none(), "{reply}");
+    while devnet.head() < target {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let receipt = devnet
+        .cast(&["rpc", "eth_getTransactionReceipt", &hash])
+        .expect("rpc");
+    assert_eq!(
+        receipt, "null",
+        "a bundle cancelled before the slot ended must not land"
+    );
+    // The builder withdrew its bid with a cancellation the relay honoured.
+    let bids = received(target);
+    assert!(
+        bids.iter().any(|b| b["cancellation"] == true),
+        "a withdrawal was sent: {bids:?}"
+    );
 }
 
 #[test]

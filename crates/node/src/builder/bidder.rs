@@ -89,12 +89,20 @@ impl Bidder {
                 .await
                 .map_err(|e| BidError::Join(e.to_string()))??;
         loop {
-            match self.client.submit(&request).await? {
+            let outcome = if bid.withdraws {
+                // The earlier bid holds a cancelled order: replace it even though this is worth
+                // less.
+                self.client.withdraw_and_submit(&request).await?
+            } else {
+                self.client.submit(&request).await?
+            };
+            match outcome {
                 SubmitOutcome::Sent => {
                     tracing::info!(
                         slot = bid.slot,
                         value = %bid.block.value,
                         latency_us = bid.round_started.elapsed().as_micros() as u64,
+                        withdraws = bid.withdraws,
                         "bidder.sent"
                     );
                     return Ok(());

@@ -14,6 +14,7 @@ pub struct BuilderConfig {
     pub bid_percent: u8,
     /// Simulation threads (0: on the building thread).
     pub sim_threads: usize,
-    /// Least time between two build rounds of one slot; a round with no new order is skipped.
+    /// Least time between the starts of two build rounds of one slot; rounds start when the
+    /// pools change, and a round whose runnable orders did not change is skipped.
     pub round_interval: Duration,
 }

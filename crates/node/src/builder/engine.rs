@@ -1,14 +1,17 @@
 //! The builder's slot loop: while a slot is open, simulate what arrived, build with every
 //! algorithm, and publish each block that beats the slot's best so far.
 //!
-//! Rounds run on tokio's blocking pool (simulation and building are CPU-bound); the loop itself
-//! only waits. The best block is published on a `watch` channel, so a slow bidder always sees the
-//! latest best and never holds up building.
+//! A round starts as soon as the pools change (their change listener wakes the loop), at most
+//! once per `round_interval`. Rounds run on tokio's blocking pool (simulation and building are
+//! CPU-bound); the loop itself only waits. The best block is published on a `watch` channel, so
+//! a slow bidder always sees the latest best and never holds up building.
+//!
+//! Cancellation: when an order in the published best is cancelled (or replaced), the next
+//! round's block replaces it whatever its value, marked as a withdrawal, so the bidder can
+//! replace the bid at the relay; a block built before a cancel is checked again before it is
+//! published, so no block with a cancelled order is published after the cancel was answered.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{Address, U256};
@@ -16,10 +19,10 @@ use cobuild_build::{
     Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, Payout, build_best,
 };
 use cobuild_chain::{BlockAttributes, Chain, ChainError, StateSnapshot};
-use cobuild_pool::{BundlePool, TxPool};
-use cobuild_sim::{SimError, Simulator};
+use cobuild_pool::{BundlePool, OrderLimit, TxPool};
+use cobuild_sim::{SimError, SimulatedOrder, Simulator};
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::BuilderConfig;
 
@@ -67,6 +70,9 @@ pub struct Bid {
     pub block: Arc<BuiltBlock>,
     /// When the round that built it started: orders that arrived before are in it (if valid).
     pub round_started: Instant,
+    /// It replaces a published best that held an order cancelled since: the bidder must send
+    /// it even though it is worth less.
+    pub withdraws: bool,
 }
 
 /// A node's block builder. Cheap to clone.
@@ -78,16 +84,22 @@ pub struct Builder {
     config: BuilderConfig,
     sim: Arc<Mutex<Simulator>>,
     best: Arc<watch::Sender<Option<Bid>>>,
+    changed: Arc<Notify>,
 }
 
 impl Builder {
-    /// A builder over the node's chain and pools.
+    /// A builder over the node's chain and pools; `limit` is the pools' shared bound, whose
+    /// change listener it takes over to start rounds as orders arrive.
     pub fn new(
         chain: Chain,
         pool: TxPool,
         bundles: BundlePool,
+        limit: &OrderLimit,
         config: BuilderConfig,
     ) -> Result<Self, BuilderError> {
+        let changed = Arc::new(Notify::new());
+        let notify = changed.clone();
+        limit.on_change(Arc::new(move || notify.notify_one()));
         let sim =
             Simulator::new(config.sim_threads).map_err(|e| BuilderError::Threads(e.to_string()))?;
         Ok(Self {
@@ -97,6 +109,7 @@ impl Builder {
             config,
             sim: Arc::new(Mutex::new(sim)),
             best: Arc::new(watch::channel(None).0),
+            changed,
         })
     }
 
@@ -130,44 +143,79 @@ impl Builder {
             },
         });
         let mut best: Option<Bid> = None;
-        let mut first = true;
+        let mut last_orders: Option<OrderSet> = None;
         while Instant::now() < deadline {
             let started = Instant::now();
             let this = self.clone();
             let round_ctx = ctx.clone();
-            let built = tokio::task::spawn_blocking(move || this.round(&round_ctx, first))
-                .await
-                .map_err(|e| BuilderError::Join(e.to_string()))??;
-            first = false;
-            if let Some(block) = built
-                && block.value > best.as_ref().map_or(U256::ZERO, |b| b.block.value)
-            {
-                tracing::info!(
-                    slot = job.slot,
-                    number = block.block.header().number,
-                    value = %block.value,
-                    orders = block.orders.len(),
-                    algorithm = block.algorithm,
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "builder.best"
-                );
-                let bid = Bid {
-                    slot: job.slot,
-                    block: Arc::new(block),
-                    round_started: started,
-                };
-                self.best.send_replace(Some(bid.clone()));
-                best = Some(bid);
+            let previous = last_orders.clone();
+            let (orders, built) =
+                tokio::task::spawn_blocking(move || this.round(&round_ctx, previous.as_ref()))
+                    .await
+                    .map_err(|e| BuilderError::Join(e.to_string()))??;
+            last_orders = Some(orders);
+            if let Some(block) = built {
+                self.offer(&job, &mut best, block, started);
             }
-            let next = (started + self.config.round_interval).min(deadline);
-            tokio::time::sleep_until(next.into()).await;
+            // Wait for the pools to change, but start no sooner than one interval after this
+            // round started, and never past the deadline.
+            let earliest = (started + self.config.round_interval).min(deadline);
+            tokio::select! {
+                () = self.changed.notified() => {}
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            tokio::time::sleep_until(earliest.into()).await;
         }
         Ok(best)
     }
 
-    /// One round: simulate what is new, and build if anything is (or if this is the first
-    /// round of the slot).
-    fn round(&self, ctx: &BuildContext, first: bool) -> Result<Option<BuiltBlock>, BuilderError> {
+    /// Publishes `block` if it beats the slot's best, or if the best holds an order that is no
+    /// longer in the pools (cancelled or replaced) — unless `block` itself holds one.
+    fn offer(&self, job: &SlotJob, best: &mut Option<Bid>, block: BuiltBlock, started: Instant) {
+        if !self.all_live(&block) {
+            tracing::debug!(slot = job.slot, "builder.discarded_cancelled");
+            return;
+        }
+        let stale = best.as_ref().is_some_and(|b| !self.all_live(&b.block));
+        let improves = block.value > best.as_ref().map_or(U256::ZERO, |b| b.block.value);
+        if !(improves || stale) {
+            return;
+        }
+        tracing::info!(
+            slot = job.slot,
+            number = block.block.header().number,
+            value = %block.value,
+            orders = block.orders.len(),
+            algorithm = block.algorithm,
+            withdraws = stale,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "builder.best"
+        );
+        let bid = Bid {
+            slot: job.slot,
+            block: Arc::new(block),
+            round_started: started,
+            withdraws: stale,
+        };
+        self.best.send_replace(Some(bid.clone()));
+        *best = Some(bid);
+    }
+
+    /// Whether every order in `block` is still in the pools (not cancelled or replaced).
+    fn all_live(&self, block: &BuiltBlock) -> bool {
+        block
+            .orders
+            .iter()
+            .all(|id| self.bundles.contains(id) || self.pool.get(id).is_some())
+    }
+
+    /// One round: simulate what is new, and build if the set of runnable orders changed since
+    /// `previous` (or on the slot's first round).
+    fn round(
+        &self,
+        ctx: &BuildContext,
+        previous: Option<&OrderSet>,
+    ) -> Result<(OrderSet, Option<BuiltBlock>), BuilderError> {
         let base_fee = ctx
             .parent
             .next_block_base_fee(ctx.spec.base_fee_params())
@@ -183,20 +231,29 @@ impl Builder {
             &txs,
             &bundles,
         )?;
-        if round.simulated == 0 && !first {
-            return Ok(None);
+        let orders = OrderSet::of(&round.orders);
+        if previous == Some(&orders) {
+            return Ok((orders, None));
         }
         let algorithms: [&dyn Algorithm; 2] = [&Greedy, &ConflictSearch::default()];
-        Ok(Some(build_best(ctx, &round.orders, &algorithms)?))
+        let built = build_best(ctx, &round.orders, &algorithms)?;
+        Ok((orders, Some(built)))
     }
 
     /// Forgets the published best (the slot is over).
     pub fn end_slot(&self) {
         self.best.send_replace(None);
     }
+}
 
-    /// How long a round may take at most before the deadline: the interval.
-    pub const fn round_interval(&self) -> Duration {
-        self.config.round_interval
+/// Which orders a round could run (ids, sorted): a round whose set equals the previous one's
+/// would build the same block, so it is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OrderSet(Vec<alloy_primitives::B256>);
+
+impl OrderSet {
+    fn of(orders: &[Arc<SimulatedOrder>]) -> Self {
+        // The simulator returns orders sorted by id.
+        Self(orders.iter().map(|o| o.order.id()).collect())
     }
 }

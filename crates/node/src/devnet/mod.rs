@@ -137,11 +137,15 @@ impl Devnet {
             chain.clone(),
             pool.clone(),
             bundles.clone(),
+            &limit,
             BuilderConfig {
                 coinbase,
                 bid_percent: config.bid_percent,
                 sim_threads: 2,
-                round_interval: (config.slot / 20).max(std::time::Duration::from_millis(50)),
+                round_interval: (config.slot / 100).clamp(
+                    std::time::Duration::from_millis(10),
+                    std::time::Duration::from_millis(100),
+                ),
             },
         )?;
 

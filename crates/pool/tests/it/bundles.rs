@@ -146,3 +146,31 @@ fn test_inclusion_range_holds_until_its_last_block() {
     )
     .expect("block 8 is still ahead");
 }
+
+#[test]
+fn test_listener_hears_every_add_and_cancel() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let limit = cobuild_pool::OrderLimit::new(100);
+    let pool = BundlePool::with_limit(&limit);
+    let heard = Arc::new(AtomicUsize::new(0));
+    let counter = heard.clone();
+    limit.on_change(Arc::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    pool.add(ALICE, bundle(1, 5, Some("u"), None)).expect("add");
+    assert_eq!(heard.load(Ordering::SeqCst), 1);
+    pool.add(ALICE, bundle(2, 5, Some("u"), None))
+        .expect("replace");
+    assert_eq!(heard.load(Ordering::SeqCst), 2, "a replacement is a change");
+    pool.cancel(ALICE, cancel("u", None));
+    assert_eq!(heard.load(Ordering::SeqCst), 3, "a cancel is a change");
+    assert!(pool.add(ALICE, bundle(3, 5, Some("u"), None)).is_err());
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        3,
+        "a refused bundle changes nothing"
+    );
+}

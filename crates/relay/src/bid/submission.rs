@@ -146,13 +146,19 @@ pub fn proposer_payment(
 }
 
 /// Builds the signed Fulu submission of `executed`, worth what its last transaction pays
-/// `params.proposer_fee_recipient`.
+/// `params.proposer_fee_recipient`; a block whose last transaction is not sent by its coinbase
+/// (or that has none) pays nothing and is a zero bid (a builder withdrawing a richer bid whose
+/// orders were cancelled may have nothing better to offer).
 pub fn build_submission(
     executed: &ExecutedBlock,
     params: &BidParams,
     key: &BuilderKey,
 ) -> Result<SubmitBlockRequest, BuildError> {
-    let value = proposer_payment(executed, params.proposer_fee_recipient)?;
+    let value = match proposer_payment(executed, params.proposer_fee_recipient) {
+        Ok(value) => value,
+        Err(PaymentError::NoTransactions | PaymentError::NotFromCoinbase { .. }) => U256::ZERO,
+        Err(other) => return Err(other.into()),
+    };
     let block = &executed.block.block;
     let header = &block.header;
     let requests_hash = header.requests_hash.unwrap_or(EMPTY_REQUESTS_HASH);

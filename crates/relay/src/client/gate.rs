@@ -45,9 +45,18 @@ impl Gate {
     }
 
     /// Decides on a bid worth `value` for `(slot, parent)` at `now`, and records it if it goes.
-    pub(crate) fn admit(&mut self, now: Instant, slot: u64, parent: B256, value: U256) -> Admit {
+    /// A `withdrawal` (a bid replacing one whose orders were cancelled) skips the improvement
+    /// rule, not the cap.
+    pub(crate) fn admit(
+        &mut self,
+        now: Instant,
+        slot: u64,
+        parent: B256,
+        value: U256,
+        withdrawal: bool,
+    ) -> Admit {
         let previous = self.last.get(&(slot, parent)).copied();
-        if let Some(last_sent) = previous.filter(|last| value <= *last) {
+        if let Some(last_sent) = previous.filter(|last| value <= *last && !withdrawal) {
             return Admit::NotImproved { last_sent };
         }
         while self
@@ -103,30 +112,30 @@ mod tests {
         let now = Instant::now();
         let parent = B256::repeat_byte(1);
         assert_eq!(
-            gate.admit(now, 5, parent, v(10)),
+            gate.admit(now, 5, parent, v(10), false),
             Admit::Go { previous: None }
         );
         assert_eq!(
-            gate.admit(now, 5, parent, v(10)),
+            gate.admit(now, 5, parent, v(10), false),
             Admit::NotImproved { last_sent: v(10) }
         );
         assert_eq!(
-            gate.admit(now, 5, parent, v(9)),
+            gate.admit(now, 5, parent, v(9), false),
             Admit::NotImproved { last_sent: v(10) }
         );
         assert_eq!(
-            gate.admit(now, 5, parent, v(11)),
+            gate.admit(now, 5, parent, v(11), false),
             Admit::Go {
                 previous: Some(v(10))
             }
         );
         // Another parent or another slot is another auction.
         assert_eq!(
-            gate.admit(now, 5, B256::repeat_byte(2), v(1)),
+            gate.admit(now, 5, B256::repeat_byte(2), v(1), false),
             Admit::Go { previous: None }
         );
         assert_eq!(
-            gate.admit(now, 6, parent, v(1)),
+            gate.admit(now, 6, parent, v(1), false),
             Admit::Go { previous: None }
         );
     }
@@ -137,29 +146,32 @@ mod tests {
         let start = Instant::now();
         let parent = B256::ZERO;
         assert!(matches!(
-            gate.admit(start, 1, parent, v(1)),
+            gate.admit(start, 1, parent, v(1), false),
             Admit::Go { .. }
         ));
         let later = start + Duration::from_millis(600);
         assert!(matches!(
-            gate.admit(later, 1, parent, v(2)),
+            gate.admit(later, 1, parent, v(2), false),
             Admit::Go { .. }
         ));
         assert_eq!(
-            gate.admit(later, 1, parent, v(3)),
+            gate.admit(later, 1, parent, v(3), false),
             Admit::RateLimited,
             "two in the last second"
         );
         // A refused bid is not recorded: the same value may go once there is room.
         let after_first = start + Duration::from_millis(1000);
         assert!(matches!(
-            gate.admit(after_first, 1, parent, v(3)),
+            gate.admit(after_first, 1, parent, v(3), false),
             Admit::Go { .. }
         ));
-        assert_eq!(gate.admit(after_first, 1, parent, v(4)), Admit::RateLimited);
+        assert_eq!(
+            gate.admit(after_first, 1, parent, v(4), false),
+            Admit::RateLimited
+        );
         let after_second = later + Duration::from_millis(1000);
         assert!(matches!(
-            gate.admit(after_second, 1, parent, v(4)),
+            gate.admit(after_second, 1, parent, v(4), false),
             Admit::Go { .. }
         ));
     }
@@ -169,13 +181,16 @@ mod tests {
         let mut gate = Gate::new(100);
         let now = Instant::now();
         let parent = B256::ZERO;
-        assert!(matches!(gate.admit(now, 1, parent, v(5)), Admit::Go { .. }));
-        let Admit::Go { previous } = gate.admit(now, 1, parent, v(7)) else {
+        assert!(matches!(
+            gate.admit(now, 1, parent, v(5), false),
+            Admit::Go { .. }
+        ));
+        let Admit::Go { previous } = gate.admit(now, 1, parent, v(7), false) else {
             panic!("7 improves on 5");
         };
         gate.give_back(1, parent, v(7), previous);
         assert_eq!(
-            gate.admit(now, 1, parent, v(6)),
+            gate.admit(now, 1, parent, v(6), false),
             Admit::Go {
                 previous: Some(v(5))
             }
@@ -183,7 +198,7 @@ mod tests {
         // A give-back after a newer bid replaced the value changes nothing.
         gate.give_back(1, parent, v(5), None);
         assert_eq!(
-            gate.admit(now, 1, parent, v(6)),
+            gate.admit(now, 1, parent, v(6), false),
             Admit::NotImproved { last_sent: v(6) }
         );
     }
@@ -194,10 +209,34 @@ mod tests {
         let now = Instant::now();
         for slot in 1..=10 {
             assert!(matches!(
-                gate.admit(now, slot, B256::ZERO, v(1)),
+                gate.admit(now, slot, B256::ZERO, v(1), false),
                 Admit::Go { .. }
             ));
         }
         assert!(gate.last.len() <= (SLOTS_KEPT + 1) as usize);
+    }
+
+    #[test]
+    fn test_withdrawal_skips_the_improvement_rule_not_the_cap() {
+        let mut gate = Gate::new(2);
+        let now = Instant::now();
+        let parent = B256::repeat_byte(1);
+        let v = |x: u64| U256::from(x);
+        assert_eq!(
+            gate.admit(now, 5, parent, v(10), false),
+            Admit::Go { previous: None }
+        );
+        assert_eq!(
+            gate.admit(now, 5, parent, v(4), true),
+            Admit::Go {
+                previous: Some(v(10))
+            },
+            "a withdrawal goes out although worth less"
+        );
+        assert_eq!(
+            gate.admit(now, 5, parent, v(5), false),
+            Admit::RateLimited,
+            "and it counts against the cap"
+        );
     }
 }

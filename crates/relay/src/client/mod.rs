@@ -19,4 +19,6 @@ mod relay;
 
 pub use config::Config;
 pub use error::RelayError;
-pub use relay::{BLOCKS_PATH, ProposerDuty, RelayClient, SubmitOutcome, VALIDATORS_PATH};
+pub use relay::{
+    BLOCKS_PATH, ProposerDuty, RECEIVED_PATH, RelayClient, SubmitOutcome, VALIDATORS_PATH,
+};

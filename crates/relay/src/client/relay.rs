@@ -27,6 +27,8 @@ use crate::{Clock, SystemClock, wei};
 pub const BLOCKS_PATH: &str = "/relay/v1/builder/blocks";
 /// The proposer duties endpoint.
 pub const VALIDATORS_PATH: &str = "/relay/v1/builder/validators";
+/// Path of the relay data API's accepted bids (`?slot=N` for one slot).
+pub const RECEIVED_PATH: &str = "/relay/v1/data/bidtraces/builder_blocks_received";
 
 /// Longest reply body read (a duties list for two epochs is far smaller).
 const MAX_REPLY_BYTES: usize = 4 << 20;
@@ -93,6 +95,8 @@ pub struct RelayClient {
 struct Inner {
     url: String,
     blocks: Uri,
+    /// The blocks endpoint with `cancellations=1`.
+    blocks_cancel: Uri,
     validators: Uri,
     timeout: Duration,
     http: HttpClient,
@@ -137,12 +141,14 @@ impl RelayClient {
             Ok(uri)
         };
         let blocks = uri(BLOCKS_PATH)?;
+        let blocks_cancel = uri(&format!("{BLOCKS_PATH}?cancellations=1"))?;
         let validators = uri(VALIDATORS_PATH)?;
         let http = Client::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
                 blocks,
+                blocks_cancel,
                 validators,
                 timeout: config.timeout,
                 http,
@@ -158,10 +164,33 @@ impl RelayClient {
     /// `Err` means it was sent and did not succeed: the relay refused it
     /// ([`RelayError::Refused`]) or could not be reached.
     pub async fn submit(&self, request: &SubmitBlockRequest) -> Result<SubmitOutcome, RelayError> {
+        self.send(request, false).await
+    }
+
+    /// Sends `request` to replace this builder's earlier bid for the slot even though it is
+    /// worth less (the builder-specs `cancellations=1` option): for a block rebuilt because an
+    /// order in the earlier one was cancelled. The per-second cap still applies.
+    pub async fn withdraw_and_submit(
+        &self,
+        request: &SubmitBlockRequest,
+    ) -> Result<SubmitOutcome, RelayError> {
+        self.send(request, true).await
+    }
+
+    async fn send(
+        &self,
+        request: &SubmitBlockRequest,
+        withdrawal: bool,
+    ) -> Result<SubmitOutcome, RelayError> {
         let trace = request.bid_trace();
         let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
         let now = self.inner.clock.now();
-        let previous = match self.inner.gate.lock().admit(now, slot, parent, value) {
+        let previous = match self
+            .inner
+            .gate
+            .lock()
+            .admit(now, slot, parent, value, withdrawal)
+        {
             Admit::Go { previous } => previous,
             Admit::NotImproved { last_sent } => {
                 tracing::debug!(
@@ -180,8 +209,12 @@ impl RelayClient {
         // Encoded only once admitted: most bids a builder makes do not improve and stay home.
         let result = match serde_json::to_vec(request) {
             Ok(body) => {
-                self.request(Method::POST, self.inner.blocks.clone(), Some(body))
-                    .await
+                let uri = if withdrawal {
+                    self.inner.blocks_cancel.clone()
+                } else {
+                    self.inner.blocks.clone()
+                };
+                self.request(Method::POST, uri, Some(body)).await
             }
             Err(err) => Err(RelayError::Encode(err)),
         };

@@ -1,6 +1,7 @@
 //! The relay handle: owns the configuration, the verifier and the bid board, runs a submission
 //! through the checks, and gives the devnet the slot's winner.
 
+use std::collections::VecDeque;
 use std::{
     collections::HashSet,
     future::Future,
@@ -43,6 +44,30 @@ pub struct WinningBid {
     pub executed: ExecutedBlock,
 }
 
+/// How many accepted bids the data endpoint remembers.
+const RECEIVED_KEPT: usize = 1024;
+
+/// An accepted bid as the relay data API lists it
+/// (`/relay/v1/data/bidtraces/builder_blocks_received`): the bid trace plus what the relay
+/// learnt checking it. Numbers are decimal strings, as relays serve them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReceivedBid {
+    /// The signed bid trace.
+    #[serde(flatten)]
+    pub trace: BidTrace,
+    /// The block's number.
+    #[serde(with = "alloy_serde::displayfromstr")]
+    pub block_number: u64,
+    /// Transactions in the block.
+    #[serde(with = "alloy_serde::displayfromstr")]
+    pub num_tx: u64,
+    /// When it was accepted, in milliseconds since the Unix epoch.
+    #[serde(with = "alloy_serde::displayfromstr")]
+    pub timestamp_ms: u64,
+    /// Whether it was sent as a cancellation (replacing the builder's earlier bid).
+    pub cancellation: bool,
+}
+
 /// Counts of submissions since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -73,9 +98,10 @@ pub(crate) struct Shared<V> {
     builders: HashSet<BlsPublicKey>,
     registration: BlsSignature,
     verifier: Arc<V>,
-    board: Mutex<BidBoard<WinningBid>>,
+    board: Mutex<BidBoard<BlsPublicKey, WinningBid>>,
     validations: Semaphore,
     accepted: AtomicU64,
+    received: Mutex<VecDeque<ReceivedBid>>,
     rejected: AtomicU64,
 }
 
@@ -94,6 +120,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 board: Mutex::new(BidBoard::default()),
                 validations: Semaphore::new(config.max_concurrent_validations.max(1)),
                 accepted: AtomicU64::new(0),
+                received: Mutex::new(VecDeque::new()),
                 rejected: AtomicU64::new(0),
                 config,
             }),
@@ -206,9 +233,24 @@ impl<V: BlockVerifier> Shared<V> {
             .collect()
     }
 
-    /// Runs one JSON submission through every check and offers it to the board.
-    pub(crate) async fn submit(&self, body: &[u8]) -> Result<(), SubmissionError> {
-        let result = self.check(body).await;
+    /// Accepted bids of `slot` (every slot when `None`), oldest first.
+    pub(crate) fn received(&self, slot: Option<u64>) -> Vec<ReceivedBid> {
+        self.received
+            .lock()
+            .iter()
+            .filter(|bid| slot.is_none_or(|s| bid.trace.slot == s))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs one JSON submission through every check and offers it to the board; with
+    /// `cancellation`, it replaces the builder's earlier bid even if worth less.
+    pub(crate) async fn submit(
+        &self,
+        body: &[u8],
+        cancellation: bool,
+    ) -> Result<(), SubmissionError> {
+        let result = self.check(body, cancellation).await;
         let counter = match &result {
             Ok(_) => &self.accepted,
             Err(_) => &self.rejected,
@@ -217,7 +259,7 @@ impl<V: BlockVerifier> Shared<V> {
         result
     }
 
-    async fn check(&self, body: &[u8]) -> Result<(), SubmissionError> {
+    async fn check(&self, body: &[u8], cancellation: bool) -> Result<(), SubmissionError> {
         let submission: SignedBidSubmissionV5 =
             serde_json::from_slice(body).map_err(SubmissionError::Malformed)?;
         let ctx = self
@@ -252,10 +294,23 @@ impl<V: BlockVerifier> Shared<V> {
         let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
         let builder = trace.builder_pubkey;
         let block_hash = trace.block_hash;
-        let offer = self
-            .board
-            .lock()
-            .offer(slot, parent, value, WinningBid { trace, executed });
+        let record = ReceivedBid {
+            trace: trace.clone(),
+            block_number: executed.header().number,
+            num_tx: executed.block.block.body.transactions.len() as u64,
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            cancellation,
+        };
+        let offer = self.board.lock().offer(
+            slot,
+            parent,
+            builder,
+            value,
+            WinningBid { trace, executed },
+            cancellation,
+        );
         match offer {
             Ok(Offer::Best) => tracing::info!(
                 slot,
@@ -276,6 +331,11 @@ impl<V: BlockVerifier> Shared<V> {
             ),
             Err(Closed) => return Err(SubmissionError::SlotClosed(slot)),
         }
+        let mut received = self.received.lock();
+        if received.len() == RECEIVED_KEPT {
+            received.pop_front();
+        }
+        received.push_back(record);
         Ok(())
     }
 }

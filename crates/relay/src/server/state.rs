@@ -2,6 +2,8 @@
 //! Plain state under the caller's lock; generic over what a bid carries, so it is tested
 //! without blocks.
 
+use std::{collections::HashMap, hash::Hash};
+
 use alloy_primitives::{B256, U256};
 
 /// The slot bids are accepted for, as the devnet's clock decided it.
@@ -33,32 +35,39 @@ pub(crate) enum Offer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
-/// One open slot at a time and its best bid.
+/// One open slot at a time and each builder's latest bid in it; the best is the most valuable
+/// of those (the first of equal ones).
+///
+/// A builder's later bid replaces its earlier one only if worth more, unless it is sent as a
+/// cancellation (the builder-specs `cancellations` option): then it replaces it whatever its
+/// value, so a builder can withdraw a block whose orders were cancelled.
 #[derive(Debug)]
-pub(crate) struct BidBoard<T> {
+pub(crate) struct BidBoard<K, T> {
     open: Option<SlotContext>,
-    best: Option<(U256, T)>,
+    bids: HashMap<K, (U256, u64, T)>,
+    arrivals: u64,
     last_closed: Option<u64>,
 }
 
-impl<T> Default for BidBoard<T> {
+impl<K, T> Default for BidBoard<K, T> {
     fn default() -> Self {
         Self {
             open: None,
-            best: None,
+            bids: HashMap::new(),
+            arrivals: 0,
             last_closed: None,
         }
     }
 }
 
-impl<T> BidBoard<T> {
+impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
     /// Opens `ctx` for bids; a previous slot's best bid that nobody took is dropped and
     /// returned.
     pub(crate) fn open(&mut self, ctx: SlotContext) -> Option<(U256, T)> {
         if let Some(previous) = self.open.replace(ctx) {
             self.last_closed = Some(previous.slot);
         }
-        self.best.take()
+        self.take_best()
     }
 
     /// The open slot.
@@ -76,25 +85,52 @@ impl<T> BidBoard<T> {
         }
     }
 
-    /// Offers a valid bid for `slot` on `parent`; it becomes the best only if it is worth
-    /// strictly more than the best so far (the first of equal bids wins).
+    fn best(&self) -> Option<(&K, U256)> {
+        self.bids
+            .iter()
+            .max_by_key(|(_, (value, arrival, _))| (*value, std::cmp::Reverse(*arrival)))
+            .map(|(builder, (value, ..))| (builder, *value))
+    }
+
+    fn take_best(&mut self) -> Option<(U256, T)> {
+        let builder = *self.best()?.0;
+        let best = self
+            .bids
+            .remove(&builder)
+            .map(|(value, _, bid)| (value, bid));
+        self.bids.clear();
+        best
+    }
+
+    /// Offers `builder`'s valid bid for `slot` on `parent` (a `cancellation` replaces the
+    /// builder's earlier bid even when worth less).
     pub(crate) fn offer(
         &mut self,
         slot: u64,
         parent: B256,
+        builder: K,
         value: U256,
         bid: T,
+        cancellation: bool,
     ) -> Result<Offer, Closed> {
         match self.open {
             Some(ctx) if ctx.slot == slot && ctx.parent_hash == parent => {}
             _ => return Err(Closed),
         }
-        match &self.best {
-            Some((best, _)) if *best >= value => Ok(Offer::Outbid { best: *best }),
-            _ => {
-                self.best = Some((value, bid));
+        let replaces = match self.bids.get(&builder) {
+            Some((own, ..)) => cancellation || value > *own,
+            None => true,
+        };
+        if replaces {
+            self.arrivals += 1;
+            self.bids.insert(builder, (value, self.arrivals, bid));
+        }
+        match self.best() {
+            Some((best_builder, best)) if replaces && *best_builder == builder && best == value => {
                 Ok(Offer::Best)
             }
+            Some((_, best)) => Ok(Offer::Outbid { best }),
+            None => Ok(Offer::Best),
         }
     }
 
@@ -106,7 +142,7 @@ impl<T> BidBoard<T> {
         }
         self.open = None;
         self.last_closed = Some(slot);
-        self.best.take()
+        self.take_best()
     }
 }
 
@@ -128,20 +164,26 @@ mod tests {
         let mut board = BidBoard::default();
         board.open(ctx(1));
         let parent = ctx(1).parent_hash;
-        assert_eq!(board.offer(1, parent, U256::from(5), "a"), Ok(Offer::Best));
         assert_eq!(
-            board.offer(1, parent, U256::from(5), "b"),
+            board.offer(1, parent, 'x', U256::from(5), "a", false),
+            Ok(Offer::Best)
+        );
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(5), "b", false),
             Ok(Offer::Outbid {
                 best: U256::from(5)
             })
         );
         assert_eq!(
-            board.offer(1, parent, U256::from(3), "c"),
+            board.offer(1, parent, 'x', U256::from(3), "c", false),
             Ok(Offer::Outbid {
                 best: U256::from(5)
             })
         );
-        assert_eq!(board.offer(1, parent, U256::from(8), "d"), Ok(Offer::Best));
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(8), "d", false),
+            Ok(Offer::Best)
+        );
         assert_eq!(board.take(1), Some((U256::from(8), "d")));
     }
 
@@ -152,10 +194,16 @@ mod tests {
         board.open(ctx(1));
         assert_eq!(board.take(2), None, "not the open slot");
         let parent = ctx(1).parent_hash;
-        assert_eq!(board.offer(1, parent, U256::from(1), ()), Ok(Offer::Best));
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(1), (), false),
+            Ok(Offer::Best)
+        );
         assert_eq!(board.take(1), Some((U256::from(1), ())));
         assert_eq!(board.take(1), None, "taken once");
-        assert_eq!(board.offer(1, parent, U256::from(2), ()), Err(Closed));
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(2), (), false),
+            Err(Closed)
+        );
         assert_eq!(board.context(), None);
         assert_eq!(board.upcoming_slot(), Some(2));
     }
@@ -165,20 +213,52 @@ mod tests {
         let mut board = BidBoard::default();
         board.open(ctx(1));
         assert_eq!(
-            board.offer(2, ctx(1).parent_hash, U256::from(1), ()),
+            board.offer(2, ctx(1).parent_hash, 'x', U256::from(1), (), false),
             Err(Closed)
         );
         assert_eq!(
-            board.offer(1, B256::repeat_byte(0xee), U256::from(1), ()),
+            board.offer(1, B256::repeat_byte(0xee), 'x', U256::from(1), (), false),
             Err(Closed)
         );
         assert_eq!(
-            board.offer(1, ctx(1).parent_hash, U256::from(1), ()),
+            board.offer(1, ctx(1).parent_hash, 'x', U256::from(1), (), false),
             Ok(Offer::Best)
         );
         // Opening the next slot drops the untaken bid.
         assert_eq!(board.open(ctx(2)), Some((U256::from(1), ())));
         assert_eq!(board.upcoming_slot(), Some(2));
         assert_eq!(board.take(2), None);
+    }
+
+    #[test]
+    fn test_each_builder_keeps_its_latest_and_a_cancellation_may_lower_it() {
+        let mut board = BidBoard::default();
+        board.open(ctx(1));
+        let parent = ctx(1).parent_hash;
+        assert_eq!(
+            board.offer(1, parent, 'a', U256::from(9), "a9", false),
+            Ok(Offer::Best)
+        );
+        assert_eq!(
+            board.offer(1, parent, 'b', U256::from(7), "b7", false),
+            Ok(Offer::Outbid {
+                best: U256::from(9)
+            })
+        );
+        // Without cancellation a lower bid does not replace the builder's own.
+        assert_eq!(
+            board.offer(1, parent, 'a', U256::from(2), "a2", false),
+            Ok(Offer::Outbid {
+                best: U256::from(9)
+            })
+        );
+        // With it, builder a withdraws its 9 and b's 7 becomes the best.
+        assert_eq!(
+            board.offer(1, parent, 'a', U256::from(2), "a2", true),
+            Ok(Offer::Outbid {
+                best: U256::from(7)
+            })
+        );
+        assert_eq!(board.take(1), Some((U256::from(7), "b7")));
     }
 }

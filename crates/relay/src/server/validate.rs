@@ -216,6 +216,10 @@ pub(crate) fn check_payment(
     executed: &ExecutedBlock,
     trace: &BidTrace,
 ) -> Result<(), SubmissionError> {
+    // A zero bid promises nothing, so it is honest whatever its last transaction does.
+    if trace.value.is_zero() {
+        return Ok(());
+    }
     let payment = proposer_payment(executed, trace.proposer_fee_recipient)?;
     if payment != trace.value {
         return Err(SubmissionError::ValueMismatch {

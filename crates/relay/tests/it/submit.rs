@@ -83,6 +83,36 @@ async fn test_higher_bid_replaces_lower_and_lower_does_not() {
 }
 
 #[tokio::test]
+async fn test_a_withdrawal_replaces_the_builders_higher_bid() {
+    let devnet = Devnet::start().await;
+    let high = devnet.paying_block(3 * GWEI);
+    let low = devnet.paying_block(GWEI);
+    let client = devnet.client();
+    assert_eq!(
+        client.submit(&devnet.bid(&high)).await.expect("high"),
+        SubmitOutcome::Sent
+    );
+    assert!(
+        matches!(
+            client.submit(&devnet.bid(&low)).await.expect("not sent"),
+            SubmitOutcome::NotImproved { .. }
+        ),
+        "a plain lower bid stays home"
+    );
+    // The builder's high block held an order that was cancelled: it withdraws it with a lower
+    // bid sent as a cancellation, and the relay must not keep the high one.
+    assert_eq!(
+        client
+            .withdraw_and_submit(&devnet.bid(&low))
+            .await
+            .expect("withdrawal"),
+        SubmitOutcome::Sent
+    );
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("a winner");
+    assert_eq!(winner.trace.block_hash, low.block.hash);
+}
+
+#[tokio::test]
 async fn test_invalid_bids_are_refused_and_never_win() {
     let devnet = Devnet::start().await;
     // A valid bid first, so "never wins" is tested against a real alternative.
