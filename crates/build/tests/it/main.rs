@@ -1,5 +1,8 @@
 //! Integration tests of the building algorithms on a devnet chain: ordering, nonce chains,
-//! conflicting bundles, refunds, the proposer payment, and blocks that re-import.
+//! conflicting bundles, refunds, the proposer payment, and blocks that re-import (and replay on
+//! anvil).
+
+mod anvil;
 
 use std::sync::Arc;
 
