@@ -6,7 +6,7 @@
 //! genesis differs in the system contracts), and prevrandao/beacon root (anvil picks its own;
 //! no transaction here reads them).
 
-use alloy_consensus::{Transaction as _, TxReceipt};
+use alloy_consensus::Transaction as _;
 use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, B256, U256};
 use cobuild_build::{Algorithm, Greedy};
