@@ -12,6 +12,36 @@ use serde_json::Value;
 const DEV0_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
 
+/// What `Devnet::signed_tx` signs.
+#[derive(Clone, Copy)]
+struct TxSpec<'a> {
+    to: &'a str,
+    value: &'a str,
+    nonce: u64,
+    gas: u64,
+    max_fee: &'a str,
+    tip: &'a str,
+}
+
+impl Default for TxSpec<'_> {
+    fn default() -> Self {
+        Self {
+            to: DEAD,
+            value: "0",
+            nonce: 0,
+            gas: 21_000,
+            max_fee: "10gwei",
+            tip: "2gwei",
+        }
+    }
+}
+
+/// The hash of a raw transaction.
+fn tx_hash(raw: &str) -> String {
+    let bytes = alloy_primitives::hex::decode(raw).expect("hex");
+    format!("{:#x}", alloy_primitives::keccak256(bytes))
+}
+
 /// A running `cobuild devnet`, killed on drop.
 struct Devnet {
     child: Child,
@@ -81,6 +111,28 @@ impl Devnet {
             relay,
             cast,
         }
+    }
+
+    /// A signed EIP-1559 transaction as raw hex, made by `cast mktx` (not sent).
+    fn signed_tx(&self, key: &str, tx: TxSpec<'_>) -> String {
+        let (nonce, gas) = (tx.nonce.to_string(), tx.gas.to_string());
+        self.cast(&[
+            "mktx",
+            "--private-key",
+            key,
+            tx.to,
+            "--value",
+            tx.value,
+            "--nonce",
+            &nonce,
+            "--gas-limit",
+            &gas,
+            "--gas-price",
+            tx.max_fee,
+            "--priority-gas-price",
+            tx.tip,
+        ])
+        .expect("cast mktx")
     }
 
     fn cast(&self, args: &[&str]) -> Result<String, String> {
@@ -399,34 +451,22 @@ fn test_bundles_land_atomically_and_cancels_win() {
         "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6", // dev 3
         "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a", // dev 4
     ];
-    let mktx = |key: &str, to: &str, gas: &str| {
-        devnet
-            .cast(&[
-                "mktx",
-                "--private-key",
-                key,
+    let mktx = |key: &str, to: &str, gas: u64| {
+        devnet.signed_tx(
+            key,
+            TxSpec {
                 to,
-                "--nonce",
-                "0",
-                "--gas-limit",
                 gas,
-                "--gas-price",
-                "10gwei",
-                "--priority-gas-price",
-                "2gwei",
-            ])
-            .expect("cast mktx")
-    };
-    let hash_of = |raw: &str| {
-        let bytes = alloy_primitives::hex::decode(raw).expect("hex");
-        format!("{:#x}", alloy_primitives::keccak256(bytes))
+                ..TxSpec::default()
+            },
+        )
     };
     let head = devnet.head();
     let target = head + 3;
     let target_hex = format!("{target:#x}");
 
     // A plain bundle: lands in its target block.
-    let plain = mktx(keys[0], DEAD, "21000");
+    let plain = mktx(keys[0], DEAD, 21_000);
     let reply = flashbots_call(
         &devnet.url,
         &auth,
@@ -436,7 +476,7 @@ fn test_bundles_land_atomically_and_cancels_win() {
     assert!(reply["result"]["bundleHash"].is_string(), "{reply}");
 
     // Sent, then cancelled by uuid: never lands.
-    let cancelled = mktx(keys[1], DEAD, "21000");
+    let cancelled = mktx(keys[1], DEAD, 21_000);
     let reply = flashbots_call(
         &devnet.url,
         &auth,
@@ -456,7 +496,7 @@ fn test_bundles_land_atomically_and_cancels_win() {
     let reverting = mktx(
         keys[2],
         "0x000F3df6D732807Ef1319fB7B8bB8522d0Beac02",
-        "100000",
+        100_000,
     );
     let reply = flashbots_call(
         &devnet.url,
@@ -477,14 +517,14 @@ fn test_bundles_land_atomically_and_cancels_win() {
     }
     let landed: Value = serde_json::from_str(
         &devnet
-            .cast(&["receipt", &hash_of(&plain), "--json"])
+            .cast(&["receipt", &tx_hash(&plain), "--json"])
             .expect("plain bundle landed"),
     )
     .expect("json");
     assert_eq!(landed["blockNumber"], target_hex, "in the target block");
     for never in [&cancelled, &reverting] {
         let receipt = devnet
-            .cast(&["rpc", "eth_getTransactionReceipt", &hash_of(never)])
+            .cast(&["rpc", "eth_getTransactionReceipt", &tx_hash(never)])
             .expect("rpc");
         assert_eq!(receipt, "null", "{never} must not land");
     }
@@ -500,26 +540,15 @@ fn test_higher_value_conflicting_bundle_wins_through_the_builder_and_relay() {
     let dev5 = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
     // The same nonce of the same account: at most one of the two can ever land.
     let mktx = |to: &str, tip: &str| {
-        devnet
-            .cast(&[
-                "mktx",
-                "--private-key",
-                dev5,
+        devnet.signed_tx(
+            dev5,
+            TxSpec {
                 to,
-                "--nonce",
-                "0",
-                "--gas-limit",
-                "21000",
-                "--gas-price",
-                "50gwei",
-                "--priority-gas-price",
+                max_fee: "50gwei",
                 tip,
-            ])
-            .expect("cast mktx")
-    };
-    let hash_of = |raw: &str| {
-        let bytes = alloy_primitives::hex::decode(raw).expect("hex");
-        format!("{:#x}", alloy_primitives::keccak256(bytes))
+                ..TxSpec::default()
+            },
+        )
     };
     let low = mktx(DEAD, "2gwei");
     let high = mktx("0x000000000000000000000000000000000000bEEF", "30gwei");
@@ -539,13 +568,13 @@ fn test_higher_value_conflicting_bundle_wins_through_the_builder_and_relay() {
     }
     let landed: Value = serde_json::from_str(
         &devnet
-            .cast(&["receipt", &hash_of(&high), "--json"])
+            .cast(&["receipt", &tx_hash(&high), "--json"])
             .expect("the higher-paying bundle landed"),
     )
     .expect("json");
     assert_eq!(landed["blockNumber"], target_hex);
     let lost = devnet
-        .cast(&["rpc", "eth_getTransactionReceipt", &hash_of(&low)])
+        .cast(&["rpc", "eth_getTransactionReceipt", &tx_hash(&low)])
         .expect("rpc");
     assert_eq!(
         lost, "null",
@@ -593,26 +622,15 @@ fn test_bundle_cancelled_after_it_was_bid_never_lands() {
         alloy_signer_local::PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(7))
             .expect("key");
     let dev6 = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
-    let raw = devnet
-        .cast(&[
-            "mktx",
-            "--private-key",
-            dev6,
-            DEAD,
-            "--nonce",
-            "0",
-            "--gas-limit",
-            "21000",
-            "--gas-price",
-            "50gwei",
-            "--priority-gas-price",
-            "5gwei",
-        ])
-        .expect("cast mktx");
-    let hash = format!(
-        "{:#x}",
-        alloy_primitives::keccak256(alloy_primitives::hex::decode(&raw).expect("hex"))
+    let raw = devnet.signed_tx(
+        dev6,
+        TxSpec {
+            max_fee: "50gwei",
+            tip: "5gwei",
+            ..TxSpec::default()
+        },
     );
+    let hash = tx_hash(&raw);
     // Right after a new head the next slot has just opened.
     let start = devnet.head();
     while devnet.head() == start {
@@ -773,49 +791,35 @@ fn test_mev_share_bundle_backruns_a_private_transaction_and_lands() {
     .expect("key");
     let dev3 = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
     let dev4 = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
-    let mktx = |key: &str, nonce: &str, value: &str| {
-        devnet
-            .cast(&[
-                "mktx",
-                "--private-key",
-                key,
-                DEAD,
-                "--value",
+    let mktx = |key: &str, nonce: u64, value: &str| {
+        devnet.signed_tx(
+            key,
+            TxSpec {
                 value,
-                "--nonce",
                 nonce,
-                "--gas-limit",
-                "21000",
-                "--gas-price",
-                "10gwei",
-                "--priority-gas-price",
-                "2gwei",
-            ])
-            .expect("cast mktx")
-    };
-    let hash_of = |raw: &str| {
-        let bytes = alloy_primitives::hex::decode(raw).expect("hex");
-        format!("{:#x}", alloy_primitives::keccak256(bytes))
+                ..TxSpec::default()
+            },
+        )
     };
     // Alice's private transaction one nonce ahead: it cannot land on its own.
-    let first = mktx(dev3, "0", "1");
-    let user = mktx(dev3, "1", "2");
+    let first = mktx(dev3, 0, "1");
+    let user = mktx(dev3, 1, "2");
     let reply = flashbots_call(
         &devnet.url,
         &alice,
         "eth_sendPrivateTransaction",
         serde_json::json!({"tx": user}),
     );
-    assert_eq!(reply["result"], hash_of(&user), "{reply}");
+    assert_eq!(reply["result"], tx_hash(&user), "{reply}");
     let hidden = devnet
-        .cast(&["rpc", "eth_getTransactionByHash", &hash_of(&user)])
+        .cast(&["rpc", "eth_getTransactionByHash", &tx_hash(&user)])
         .expect("rpc");
     assert_eq!(hidden, "null", "a pending private transaction is not shown");
     let by_bob = flashbots_call(
         &devnet.url,
         &bob,
         "eth_cancelPrivateTransaction",
-        serde_json::json!({"txHash": hash_of(&user)}),
+        serde_json::json!({"txHash": tx_hash(&user)}),
     );
     assert_eq!(
         by_bob["result"], false,
@@ -823,12 +827,12 @@ fn test_mev_share_bundle_backruns_a_private_transaction_and_lands() {
     );
 
     // Bob cannot reference it; Alice backruns it with a MEV-Share bundle over a block range.
-    let backrun = mktx(dev4, "0", "3");
+    let backrun = mktx(dev4, 0, "3");
     let head = devnet.head();
     let bundle = serde_json::json!({
         "version": "v0.1",
         "inclusion": {"block": format!("{:#x}", head + 2), "maxBlock": format!("{:#x}", head + 8)},
-        "body": [{"tx": first}, {"hash": hash_of(&user)}, {"tx": backrun, "canRevert": false}],
+        "body": [{"tx": first}, {"hash": tx_hash(&user)}, {"tx": backrun, "canRevert": false}],
         "validity": {"refund": [], "refundConfig": []},
     });
     let refused = flashbots_call(&devnet.url, &bob, "mev_sendBundle", bundle.clone());
@@ -842,7 +846,7 @@ fn test_mev_share_bundle_backruns_a_private_transaction_and_lands() {
     let receipt = |raw: &str| -> Value {
         let mut tries = 0;
         loop {
-            if let Ok(json) = devnet.cast(&["receipt", &hash_of(raw), "--json", "--async"])
+            if let Ok(json) = devnet.cast(&["receipt", &tx_hash(raw), "--json", "--async"])
                 && let Ok(value) = serde_json::from_str::<Value>(&json)
                 && value["blockNumber"].is_string()
             {
@@ -926,24 +930,15 @@ fn test_a_peer_over_its_ip_budget_is_refused_at_once_and_full_pools_refuse_cheap
     let dev1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
     let dev2 = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
     let gapped = |key: &str, tip: &str| {
-        let raw = devnet
-            .cast(&[
-                "mktx",
-                "--private-key",
-                key,
-                DEAD,
-                "--value",
-                "1",
-                "--nonce",
-                "5",
-                "--gas-limit",
-                "21000",
-                "--gas-price",
-                "10gwei",
-                "--priority-gas-price",
+        let raw = devnet.signed_tx(
+            key,
+            TxSpec {
+                value: "1",
+                nonce: 5,
                 tip,
-            ])
-            .expect("cast mktx");
+                ..TxSpec::default()
+            },
+        );
         devnet.cast(&["publish", "--async", &raw])
     };
     gapped(dev1, "1gwei").expect("the first order fits");
