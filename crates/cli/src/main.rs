@@ -86,7 +86,7 @@ struct DevnetArgs {
     #[arg(long, default_value_t = 0)]
     relay_port: u16,
     /// Most bids the builder submits to the relay per second.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     max_bids_per_second: u32,
 }
 
