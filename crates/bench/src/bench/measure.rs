@@ -1,0 +1,203 @@
+//! The measured operations, shared by the `cobuild-bench` binary and the criterion harness:
+//! [`sim_orders`], [`build_block`], [`prepare_seal`] + [`seal_block`], and the latency summary.
+//!
+//! Sealing is not separable through the builder's public API ([`Algorithm::build`] always
+//! seals), so it is measured on its own by replaying the built block's transactions into a fresh
+//! [`BlockBuilder`] (untimed) and timing [`BlockBuilder::finish`]: post-block system calls,
+//! state root, receipts and transactions roots, header hash.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy_consensus::transaction::Recovered;
+use cobuild_build::{
+    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, build_best,
+};
+use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock};
+use cobuild_sim::{SimError, SimRound, SimulatedOrder, Simulator};
+
+use crate::{BenchError, Workload};
+
+/// A building algorithm to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    /// [`Greedy`] alone, on the caller's thread.
+    Greedy,
+    /// [`ConflictSearch`] (default bounds) alone, on the caller's thread.
+    ConflictSearch,
+    /// [`build_best`] over both, one scoped thread each.
+    Best,
+}
+
+impl Algo {
+    /// Every variant, in table order.
+    pub const ALL: [Self; 3] = [Self::Greedy, Self::ConflictSearch, Self::Best];
+
+    /// The name in tables and benchmark ids.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Greedy => "greedy",
+            Self::ConflictSearch => "conflict-search",
+            Self::Best => "build_best",
+        }
+    }
+}
+
+/// Simulates the whole pool of `workload` on `ctx`'s parent with `sim`. Give it a fresh
+/// [`Simulator`] for every measurement: a simulator remembers results per parent.
+pub fn sim_orders(
+    workload: &Workload,
+    ctx: &BuildContext,
+    sim: &mut Simulator,
+) -> Result<SimRound, SimError> {
+    sim.simulate(
+        ctx.parent.hash(),
+        &ctx.state,
+        &ctx.evm_env(),
+        &workload.txs,
+        &workload.bundles,
+    )
+}
+
+/// Builds and seals one block from simulated `orders` with `algo`.
+pub fn build_block(
+    ctx: &BuildContext,
+    orders: &[Arc<SimulatedOrder>],
+    algo: Algo,
+) -> Result<BuiltBlock, BuildError> {
+    match algo {
+        Algo::Greedy => Greedy.build(ctx, orders),
+        Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders),
+        Algo::Best => build_best(ctx, orders, &[&Greedy, &ConflictSearch::default()]),
+    }
+}
+
+/// Opens a block on `ctx` and executes every transaction of `built` into it, ready for
+/// [`seal_block`]. Every transaction must execute as it did when `built` was made.
+pub fn prepare_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<BlockBuilder, BenchError> {
+    let mut builder = BlockBuilder::new(
+        ctx.spec.clone(),
+        ctx.parent.clone(),
+        ctx.state.clone(),
+        ctx.attrs.clone(),
+    )?;
+    let block = &built.block.block;
+    for (tx, signer) in block.block.body.transactions.iter().zip(&block.senders) {
+        if let Err(reason) = builder.execute(Recovered::new_unchecked(tx.clone(), *signer))? {
+            return Err(BenchError::Replay(format!(
+                "transaction {} of the {} block: {reason}",
+                tx.tx_hash(),
+                built.algorithm
+            )));
+        }
+    }
+    Ok(builder)
+}
+
+/// Seals a filled block: the part of building a block that [`seal_block`] isolates.
+pub fn seal_block(builder: BlockBuilder) -> Result<ExecutedBlock, BlockError> {
+    builder.finish()
+}
+
+/// Latency percentiles of a set of samples (nearest rank).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Number of samples.
+    pub samples: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile (the maximum below 100 samples).
+    pub p99: Duration,
+    /// Fastest.
+    pub min: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// Summarises `samples` (all zero when empty).
+    pub fn from_samples(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let rank = |p: usize| {
+            let n = samples.len();
+            if n == 0 {
+                return Duration::ZERO;
+            }
+            samples[(p * n).div_ceil(100).clamp(1, n) - 1]
+        };
+        Self {
+            samples: samples.len(),
+            p50: rank(50),
+            p99: rank(99),
+            min: samples.first().copied().unwrap_or_default(),
+            max: samples.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// How many repetitions a measurement runs: `warmup` untimed, then `reps` timed, or fewer once
+/// `budget` (counted from the first warm-up) is spent; always at least one timed.
+#[derive(Debug)]
+pub(crate) struct Sampler {
+    warmup: usize,
+    reps: usize,
+    budget: Duration,
+    started: Instant,
+    runs: usize,
+}
+
+impl Sampler {
+    pub(crate) fn new(warmup: usize, reps: usize, budget: Duration) -> Self {
+        Self {
+            warmup,
+            reps: reps.max(1),
+            budget,
+            started: Instant::now(),
+            runs: 0,
+        }
+    }
+
+    /// `Some(timed)` for another repetition, `None` when done.
+    pub(crate) fn next_run(&mut self) -> Option<bool> {
+        let run = self.runs;
+        self.runs += 1;
+        if run < self.warmup {
+            return Some(false);
+        }
+        let timed = run - self.warmup;
+        if timed >= self.reps || (timed >= 1 && self.started.elapsed() > self.budget) {
+            return None;
+        }
+        Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_sampler_warms_up_then_stops_at_reps_or_budget() {
+        let mut s = Sampler::new(1, 3, Duration::from_secs(3600));
+        let runs: Vec<_> = std::iter::from_fn(|| s.next_run()).collect();
+        assert_eq!(runs, vec![false, true, true, true]);
+        let mut s = Sampler::new(0, 100, Duration::ZERO);
+        let runs: Vec<_> = std::iter::from_fn(|| s.next_run()).collect();
+        assert_eq!(runs, vec![true], "a spent budget still gives one sample");
+    }
+
+    #[test]
+    fn test_nearest_rank_percentiles() {
+        let ms = |v: u64| Duration::from_millis(v);
+        let l = Latency::from_samples((1..=100).rev().map(ms).collect());
+        assert_eq!(
+            (l.p50, l.p99, l.min, l.max),
+            (ms(50), ms(99), ms(1), ms(100))
+        );
+        let l = Latency::from_samples(vec![ms(3), ms(1), ms(2)]);
+        assert_eq!((l.p50, l.p99), (ms(2), ms(3)));
+        assert_eq!(Latency::from_samples(Vec::new()).p50, Duration::ZERO);
+    }
+}

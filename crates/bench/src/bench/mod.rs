@@ -1,0 +1,33 @@
+//! The benchmarks: simulation throughput, build and seal latency, block value, the anvil
+//! baseline on the same pending transactions, and order intake, as named functions shared by
+//! the `cobuild-bench` binary and the criterion harness.
+//!
+//! # Design
+//! ```text
+//!  BenchConfig ─▶ run ─┬─ per pool size: Workload::generate ─▶ run_pool
+//!                      │     sim_orders     (threads 1, 2)        ─▶ SimFigure
+//!                      │     build_block    (greedy, conflict-search, build_best) ─▶ BuildFigure
+//!                      │     prepare_seal + seal_block (finish alone)            ─▶ SealFigure
+//!                      │     anvil: same txs, evm_mine                           ─▶ AnvilFigure
+//!                      └─ intake: signed eth_sendBundle over HTTP vs signature checks
+//!                                       ─▶ Report (Display: the table)
+//! ```
+//! Every figure that has a baseline is reported beside it from the same run, so the ratio
+//! holds on whatever machine runs it. Every loop is bounded in count, and the request loops in
+//! time too.
+
+mod anvil;
+mod config;
+mod http;
+mod intake;
+mod measure;
+mod report;
+mod run;
+
+pub use anvil::{AnvilConfig, AnvilError, AnvilFigure};
+pub use config::{BenchConfig, IntakeConfig};
+pub use http::HttpError;
+pub use intake::{IntakeError, IntakeFigure, intake};
+pub use measure::{Algo, Latency, build_block, prepare_seal, seal_block, sim_orders};
+pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
+pub use run::{run, run_pool};

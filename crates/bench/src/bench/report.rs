@@ -1,0 +1,352 @@
+//! The figures of a run, printable as the table the `cobuild-bench` binary shows.
+
+use std::{fmt, time::Duration};
+
+use alloy_primitives::{B256, U256};
+use cobuild_build::BuiltBlock;
+
+use super::{anvil::AnvilFigure, intake::IntakeFigure, measure::Latency};
+use crate::Mix;
+
+/// Simulation of the whole pool with a number of threads.
+#[derive(Debug, Clone)]
+pub struct SimFigure {
+    /// Simulator worker threads.
+    pub threads: usize,
+    /// Latency of one `Simulator::simulate` over the whole pool, fresh cache.
+    pub latency: Latency,
+    /// Orders simulated per second at the median.
+    pub orders_per_sec: f64,
+}
+
+/// One building algorithm on the simulated pool.
+#[derive(Debug, Clone)]
+pub struct BuildFigure {
+    /// The algorithm (`greedy`, `conflict-search`, `build_best`).
+    pub algorithm: &'static str,
+    /// Latency of one build, seal included.
+    pub latency: Latency,
+    /// The bid: what the block pays the proposer.
+    pub value: U256,
+    /// What the coinbase gained before paying the proposer.
+    pub profit: U256,
+    /// Transactions in the block (refunds and the payment included).
+    pub txs: usize,
+    /// Orders included.
+    pub orders: usize,
+    /// Gas used by the block.
+    pub gas_used: u64,
+    /// Whether the chain re-executes the block to the same header.
+    pub reexecutes: bool,
+}
+
+/// Sealing alone.
+#[derive(Debug, Clone)]
+pub struct SealFigure {
+    /// The algorithm that built the sealed block (build_best's choice).
+    pub algorithm: &'static str,
+    /// Latency of `BlockBuilder::finish`.
+    pub latency: Latency,
+    /// Latency of executing the block's transactions into a fresh builder (the fill part of a
+    /// replay, for reference).
+    pub execute: Latency,
+    /// Transactions in the block.
+    pub txs: usize,
+}
+
+/// Everything measured on one pool.
+#[derive(Debug, Clone)]
+pub struct PoolReport {
+    /// Orders in the pool.
+    pub orders: usize,
+    /// Pending transactions (outside bundles).
+    pub txs: usize,
+    /// Pending bundles.
+    pub bundles: usize,
+    /// Raw transactions a bundle-less client receives (bundles flattened).
+    pub raw_txs: usize,
+    /// The mix of kinds.
+    pub mix: Mix,
+    /// Digest of the pool's order ids (the same seed gives the same digest).
+    pub fingerprint: B256,
+    /// Setup blocks before the measured one.
+    pub setup_blocks: usize,
+    /// Base fee of the measured block.
+    pub base_fee: u64,
+    /// Orders the simulator kept.
+    pub valid: usize,
+    /// Orders it rejected.
+    pub rejected: usize,
+    /// Simulation per thread count.
+    pub sim: Vec<SimFigure>,
+    /// Building per algorithm.
+    pub builds: Vec<BuildFigure>,
+    /// Sealing alone.
+    pub seal: SealFigure,
+    /// The anvil baseline, if run.
+    pub anvil: Option<AnvilFigure>,
+    /// The blocks built (one per algorithm, in `builds` order), for checks.
+    pub blocks: Vec<BuiltBlock>,
+}
+
+impl PoolReport {
+    /// Build-and-seal p50 of `algorithm` over anvil's `evm_mine` p50 (below 1: faster).
+    pub fn ratio_vs_anvil(&self, algorithm: &str) -> Option<f64> {
+        let anvil = self.anvil.as_ref()?;
+        let build = self.builds.iter().find(|b| b.algorithm == algorithm)?;
+        ratio(build.latency.p50, anvil.latency.p50)
+    }
+}
+
+/// All figures of a run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Seed of the workloads.
+    pub seed: u64,
+    /// Gas limit of the blocks.
+    pub gas_limit: u64,
+    /// Timed repetitions per measurement.
+    pub reps: usize,
+    /// Untimed warm-up runs per measurement.
+    pub warmup: usize,
+    /// Time after which a measurement stops repeating.
+    pub budget: Duration,
+    /// One report per pool size.
+    pub pools: Vec<PoolReport>,
+    /// The intake benchmark, if run.
+    pub intake: Option<IntakeFigure>,
+}
+
+fn ratio(a: Duration, b: Duration) -> Option<f64> {
+    (!b.is_zero()).then(|| a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// A duration in milliseconds with two decimals.
+struct Ms(Duration);
+
+impl fmt::Display for Ms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = format!("{:.2} ms", self.0.as_secs_f64() * 1e3);
+        f.pad(&text)
+    }
+}
+
+/// An amount of wei in ETH with six decimals.
+struct Eth(U256);
+
+impl fmt::Display for Eth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micro = self.0 / U256::from(1_000_000_000_000u64);
+        let micro: u128 = micro.saturating_to();
+        let text = format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000);
+        f.pad(&text)
+    }
+}
+
+/// A rate with thousands separators.
+struct Rate(f64);
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = format!("{:.0}", self.0.max(0.0));
+        let mut text = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                text.push(',');
+            }
+            text.push(c);
+        }
+        f.pad(&text)
+    }
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
+}
+
+impl fmt::Display for PoolReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "== pool of {} orders: {} txs + {} bundles ({} raw txs), fingerprint {} ==",
+            self.orders, self.txs, self.bundles, self.raw_txs, self.fingerprint
+        )?;
+        writeln!(f, "mix: {}", self.mix)?;
+        writeln!(
+            f,
+            "chain: {} setup blocks; measured block base fee {} wei; simulation keeps {} orders, rejects {} (arb-void: {})",
+            self.setup_blocks,
+            self.base_fee,
+            self.valid,
+            self.rejected,
+            self.mix.count(crate::OrderKind::ArbitrageVoid)
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "simulation (Simulator::simulate over the whole pool, fresh cache)"
+        )?;
+        writeln!(
+            f,
+            "  {:<8} {:>5} {:>10} {:>10} {:>12}",
+            "threads", "runs", "p50", "p99", "orders/s"
+        )?;
+        for s in &self.sim {
+            writeln!(
+                f,
+                "  {:<8} {:>5} {:>10} {:>10} {:>12}",
+                s.threads,
+                s.latency.samples,
+                Ms(s.latency.p50),
+                Ms(s.latency.p99),
+                Rate(s.orders_per_sec)
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "build + seal (Algorithm::build / build_best on the simulated orders)"
+        )?;
+        writeln!(
+            f,
+            "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>11} {:>12} {:>12} {:>8} {:>9}",
+            "algorithm",
+            "runs",
+            "p50",
+            "p99",
+            "txs",
+            "orders",
+            "gas used",
+            "value ETH",
+            "profit ETH",
+            "reimport",
+            "vs anvil"
+        )?;
+        for b in &self.builds {
+            writeln!(
+                f,
+                "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>11} {:>12} {:>12} {:>8} {:>9}",
+                b.algorithm,
+                b.latency.samples,
+                Ms(b.latency.p50),
+                Ms(b.latency.p99),
+                b.txs,
+                b.orders,
+                b.gas_used,
+                Eth(b.value),
+                Eth(b.profit),
+                if b.reexecutes { "ok" } else { "FAILED" },
+                ratio_text(self.ratio_vs_anvil(b.algorithm))
+            )?;
+        }
+        writeln!(
+            f,
+            "  (vs anvil: build+seal p50 / anvil evm_mine p50 for the same pending txs; below 1 is faster)"
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "seal alone (BlockBuilder::finish on the block build_best chose, by {}, {} txs, replayed untimed): p50 {}, p99 {} over {} runs; replay execution p50 {}",
+            self.seal.algorithm,
+            self.seal.txs,
+            Ms(self.seal.latency.p50),
+            Ms(self.seal.latency.p99),
+            self.seal.latency.samples,
+            Ms(self.seal.execute.p50)
+        )?;
+        match &self.anvil {
+            Some(a) => writeln!(
+                f,
+                "anvil evm_mine ({}; --no-mining --order fifo; same pending txs, bundles flattened): p50 {}, p99 {} over {} runs; block {} txs, {} gas, coinbase gain {} ETH (bundles not atomic)",
+                a.version,
+                Ms(a.latency.p50),
+                Ms(a.latency.p99),
+                a.latency.samples,
+                a.txs,
+                a.gas_used,
+                Eth(a.coinbase_gain)
+            ),
+            None => writeln!(f, "anvil baseline: not run"),
+        }
+    }
+}
+
+impl fmt::Display for IntakeFigure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "== intake: signed eth_sendBundle over HTTP/1.1 keep-alive, in-process node RPC server =="
+        )?;
+        writeln!(
+            f,
+            "  {} requests on {} connections in {}: {} req/s (accepted {}, errors {}{})",
+            self.sent,
+            self.connections,
+            Ms(self.elapsed),
+            Rate(self.requests_per_sec),
+            self.accepted,
+            self.errors,
+            if self.timed_out {
+                ", stopped at the deadline"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "  request latency p50 {}, p99 {}",
+            Ms(self.latency.p50),
+            Ms(self.latency.p99)
+        )?;
+        writeln!(
+            f,
+            "  baseline: verify_flashbots_signature alone on one thread, same requests: {} /s",
+            Rate(self.verify_per_sec)
+        )?;
+        writeln!(
+            f,
+            "  ratio intake / signature checks: {:.2}",
+            self.requests_per_sec / self.verify_per_sec.max(f64::MIN_POSITIVE)
+        )
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "cobuild-bench: seed {}, gas limit {}, up to {} timed runs after {} warm-up (fewer past {} s per measurement); p99 is the max below 100 runs",
+            self.seed,
+            self.gas_limit,
+            self.reps,
+            self.warmup,
+            self.budget.as_secs()
+        )?;
+        for pool in &self.pools {
+            writeln!(f)?;
+            write!(f, "{pool}")?;
+        }
+        if let Some(intake) = &self.intake {
+            writeln!(f)?;
+            write!(f, "{intake}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_number_formats() {
+        assert_eq!(
+            Eth(U256::from(1_234_567_000_000_000_000u128)).to_string(),
+            "1.234567"
+        );
+        assert_eq!(Eth(U256::from(5u64)).to_string(), "0.000000");
+        assert_eq!(Rate(1_234_567.4).to_string(), "1,234,567");
+        assert_eq!(Rate(999.0).to_string(), "999");
+        assert_eq!(Ms(Duration::from_micros(12_346)).to_string(), "12.35 ms");
+    }
+}

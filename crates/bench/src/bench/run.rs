@@ -1,0 +1,212 @@
+//! A run: per pool size, generate the workload, measure simulation, building and sealing, then
+//! the anvil baseline on the same pending transactions; then intake.
+
+use std::time::Instant;
+
+use cobuild_sim::Simulator;
+
+use super::{
+    BenchConfig, anvil, intake,
+    measure::{Algo, Latency, Sampler, build_block, prepare_seal, seal_block, sim_orders},
+    report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
+};
+use crate::{BenchError, Workload, WorkloadConfig};
+
+fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)
+}
+
+/// Runs every measurement `config` asks for and returns the figures.
+///
+/// Synchronous and long (minutes in release at the default sizes): call it from a plain
+/// thread, not from inside an async runtime (it starts its own for anvil and the RPC server).
+pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    let mut pools = Vec::with_capacity(config.pools.len());
+    for &orders in &config.pools {
+        let mut workload_config = WorkloadConfig::new(orders, config.seed);
+        workload_config.gas_limit = config.gas_limit;
+        let started = Instant::now();
+        let workload = Workload::generate(workload_config)?;
+        tracing::info!(
+            orders,
+            setup_blocks = workload.setup_blocks.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "bench.workload.generated"
+        );
+        pools.push(run_pool(&workload, config)?);
+    }
+    let intake = match &config.intake {
+        Some(intake_config) => Some(intake::intake(intake_config)?),
+        None => None,
+    };
+    Ok(Report {
+        seed: config.seed,
+        gas_limit: config.gas_limit,
+        reps: config.reps,
+        warmup: config.warmup,
+        budget: config.budget,
+        pools,
+        intake,
+    })
+}
+
+/// Measures one workload: simulation per thread count, every algorithm, sealing, and (when
+/// configured) the anvil baseline. The chain is left untouched: every built block is checked
+/// with `Chain::reexecute`, none is committed.
+pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport, BenchError> {
+    let ctx = workload.context()?;
+    let reps = config.reps.max(1);
+    let orders = workload.orders();
+
+    // Simulation: a fresh simulator each time (it caches per parent); only `simulate` is timed.
+    let mut sim = Vec::new();
+    let mut round = None;
+    for &threads in &config.sim_threads {
+        let mut samples = Vec::with_capacity(reps);
+        let mut sampler = Sampler::new(config.warmup, reps, config.budget);
+        while let Some(timed) = sampler.next_run() {
+            let mut simulator =
+                Simulator::new(threads).map_err(|e| BenchError::Threads(e.to_string()))?;
+            let start = Instant::now();
+            let result = sim_orders(workload, &ctx, &mut simulator)?;
+            let elapsed = start.elapsed();
+            if timed {
+                samples.push(elapsed);
+            }
+            round = Some(result);
+        }
+        let latency = Latency::from_samples(samples);
+        tracing::info!(
+            orders,
+            threads,
+            p50_us = latency.p50.as_micros() as u64,
+            "bench.sim"
+        );
+        sim.push(SimFigure {
+            threads,
+            latency,
+            orders_per_sec: orders as f64 / latency.p50.as_secs_f64().max(f64::MIN_POSITIVE),
+        });
+    }
+    let round = match round {
+        Some(round) => round,
+        None => sim_orders(
+            workload,
+            &ctx,
+            &mut Simulator::new(0).map_err(|e| BenchError::Threads(e.to_string()))?,
+        )?,
+    };
+
+    // Building, seal included.
+    let mut builds = Vec::new();
+    let mut blocks = Vec::new();
+    for algo in Algo::ALL {
+        let mut samples = Vec::with_capacity(reps);
+        let mut sampler = Sampler::new(config.warmup, reps, config.budget);
+        let mut last = None;
+        while let Some(timed) = sampler.next_run() {
+            let start = Instant::now();
+            let built = build_block(&ctx, &round.orders, algo)?;
+            if timed {
+                samples.push(start.elapsed());
+            }
+            last = Some(built);
+        }
+        let latency = Latency::from_samples(samples);
+        let built = last.expect("the sampler runs at least once");
+        let reexecutes = workload
+            .chain
+            .reexecute(built.block.block.block.clone())
+            .is_ok_and(|executed| executed.block.hash == built.block.block.hash);
+        tracing::info!(
+            orders,
+            algorithm = algo.name(),
+            p50_us = latency.p50.as_micros() as u64,
+            "bench.build"
+        );
+        builds.push(BuildFigure {
+            algorithm: algo.name(),
+            latency,
+            value: built.value,
+            profit: built.profit,
+            txs: built.block.block.block.body.transactions.len(),
+            orders: built.orders.len(),
+            gas_used: built.block.header().gas_used,
+            reexecutes,
+        });
+        blocks.push(built);
+    }
+
+    // Sealing alone, on the block build_best chose.
+    let best = blocks
+        .last()
+        .expect("Algo::ALL is not empty and ends with build_best");
+    let mut seal_samples = Vec::with_capacity(reps);
+    let mut execute_samples = Vec::with_capacity(reps);
+    let mut sampler = Sampler::new(config.warmup, reps, config.budget);
+    while let Some(timed) = sampler.next_run() {
+        let start = Instant::now();
+        let builder = prepare_seal(&ctx, best)?;
+        let executed_in = start.elapsed();
+        let start = Instant::now();
+        let sealed = seal_block(builder)?;
+        let sealed_in = start.elapsed();
+        if sealed.block.hash != best.block.block.hash {
+            return Err(BenchError::Replay(format!(
+                "resealing the {} block gave {}, not {}",
+                best.algorithm, sealed.block.hash, best.block.block.hash
+            )));
+        }
+        if timed {
+            seal_samples.push(sealed_in);
+            execute_samples.push(executed_in);
+        }
+    }
+    let seal = SealFigure {
+        algorithm: best.algorithm,
+        latency: Latency::from_samples(seal_samples),
+        execute: Latency::from_samples(execute_samples),
+        txs: best.block.block.block.body.transactions.len(),
+    };
+
+    let base_fee = ctx.evm_env().block_env.basefee;
+    let anvil = match &config.anvil {
+        Some(anvil_config) => {
+            let figure = runtime()?.block_on(anvil::baseline(
+                workload,
+                base_fee,
+                ctx.attrs.fee_recipient,
+                anvil_config,
+            ))?;
+            tracing::info!(
+                orders,
+                p50_us = figure.latency.p50.as_micros() as u64,
+                "bench.anvil"
+            );
+            Some(figure)
+        }
+        None => None,
+    };
+
+    Ok(PoolReport {
+        orders,
+        txs: workload.txs.len(),
+        bundles: workload.bundles.len(),
+        raw_txs: workload.canonical.len(),
+        mix: workload.mix.clone(),
+        fingerprint: workload.fingerprint(),
+        setup_blocks: workload.setup_blocks.len(),
+        base_fee,
+        valid: round.orders.len(),
+        rejected: round.rejected,
+        sim,
+        builds,
+        seal,
+        anvil,
+        blocks,
+    })
+}

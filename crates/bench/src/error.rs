@@ -1,0 +1,42 @@
+//! Why a benchmark run failed.
+
+use cobuild_build::BuildError;
+use cobuild_chain::{BlockError, ChainError};
+use cobuild_sim::SimError;
+
+use crate::{WorkloadError, bench::AnvilError, bench::IntakeError};
+
+/// A benchmark run failed (not a slow figure: a broken measurement).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The workload could not be generated.
+    #[error("workload: {0}")]
+    Workload(#[from] WorkloadError),
+    /// Simulation failed to read state.
+    #[error("simulation: {0}")]
+    Sim(#[from] SimError),
+    /// A block attempt failed.
+    #[error("build: {0}")]
+    Build(#[from] BuildError),
+    /// Sealing failed.
+    #[error("seal: {0}")]
+    Block(#[from] BlockError),
+    /// The chain refused a built block.
+    #[error("re-executing a built block: {0}")]
+    Chain(#[from] ChainError),
+    /// Replaying a built block for the seal measurement did not give the same block.
+    #[error("replay: {0}")]
+    Replay(String),
+    /// The simulator's thread pool could not start.
+    #[error("simulator threads: {0}")]
+    Threads(String),
+    /// The async runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The anvil baseline failed.
+    #[error("anvil baseline: {0}")]
+    Anvil(#[from] AnvilError),
+    /// The intake benchmark failed.
+    #[error("intake: {0}")]
+    Intake(#[from] IntakeError),
+}

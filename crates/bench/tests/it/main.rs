@@ -1,0 +1,228 @@
+//! Integration tests of the workload generator and the benchmark run: determinism, the mix,
+//! simulation outcomes, real conflicts on the pool, an end-to-end run against anvil whose blocks
+//! re-import, and signed-bundle intake.
+
+use std::{collections::HashSet, time::Duration};
+
+use alloy_sol_types::SolCall;
+use cobuild_bench::{
+    AnvilConfig, BenchConfig, IntakeConfig, OrderKind, Workload, WorkloadConfig,
+    bench::{Algo, intake, sim_orders},
+    run_pool,
+};
+use cobuild_build::conflict_groups;
+use cobuild_contracts::IPool;
+use cobuild_sim::{Order, SimRejected, SimRound, SimulatedOrder, Simulator, simulate_order};
+use revm::database::CacheDB;
+
+fn workload(orders: usize, seed: u64) -> Workload {
+    Workload::generate(WorkloadConfig::new(orders, seed)).expect("workload generates")
+}
+
+fn simulate(w: &Workload) -> SimRound {
+    let ctx = w.context().expect("context");
+    sim_orders(w, &ctx, &mut Simulator::new(0).expect("simulator")).expect("simulates")
+}
+
+#[test]
+fn test_same_seed_same_transactions_other_seed_others() {
+    let a = workload(120, 7);
+    let b = workload(120, 7);
+    let c = workload(120, 8);
+    assert_eq!(
+        a.canonical, b.canonical,
+        "same seed, same signed transactions"
+    );
+    assert_eq!(a.order_kinds(), b.order_kinds());
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_eq!(
+        a.chain.head().hash(),
+        b.chain.head().hash(),
+        "same setup blocks"
+    );
+    assert_ne!(a.fingerprint(), c.fingerprint());
+    let a_hashes: HashSet<_> = a.order_kinds().iter().map(|(id, _)| *id).collect();
+    assert!(
+        c.order_kinds().iter().all(|(id, _)| !a_hashes.contains(id)),
+        "another seed shares no order"
+    );
+}
+
+#[test]
+fn test_mix_has_every_kind_many_senders_and_several_nonces() {
+    let w = workload(200, 1);
+    assert_eq!(w.orders(), 200);
+    for kind in OrderKind::ALL {
+        let listed = w.order_kinds().iter().filter(|(_, k)| *k == kind).count();
+        assert!(listed > 0, "no {kind}");
+        assert_eq!(listed, w.mix.count(kind), "{kind}");
+    }
+    assert_eq!(w.bundles.len(), w.mix.bundles());
+    assert_eq!(w.txs.len() + w.bundles.len(), 200);
+    let senders: HashSet<_> = w.txs.iter().map(|t| t.sender()).collect();
+    assert!(senders.len() >= 30, "many senders: {}", senders.len());
+    assert!(
+        senders.len() * 2 < w.txs.len(),
+        "several nonces per sender on average"
+    );
+    let coinbase = w.context().expect("context").attrs.fee_recipient;
+    for bundle in &w.bundles {
+        let txs = &bundle.bundle.txs;
+        assert_eq!(txs.len(), 2, "swap, then the bid");
+        let bid = &txs[1];
+        assert_eq!(
+            alloy_consensus::Transaction::to(bid.inner()),
+            Some(coinbase),
+            "the bid pays the coinbase"
+        );
+        let may_revert = w.kind(&bundle.bundle.hash) == Some(OrderKind::ArbitrageMayRevert);
+        assert_eq!(!bundle.bundle.reverting.is_empty(), may_revert);
+    }
+    let raw: usize = w.txs.len() + w.bundles.iter().map(|b| b.bundle.txs.len()).sum::<usize>();
+    assert_eq!(
+        w.canonical.len(),
+        raw,
+        "bundles flattened into the canonical list"
+    );
+}
+
+#[test]
+fn test_pool_simulates_with_the_expected_share_of_valid_orders() {
+    let w = workload(200, 3);
+    let round = simulate(&w);
+    assert_eq!(round.orders.len(), w.mix.valid_on_head());
+    assert_eq!(round.rejected, w.mix.count(OrderKind::ArbitrageVoid));
+    for order in &round.orders {
+        let kind = w.kind(&order.order.id()).expect("a generated order");
+        assert_ne!(kind, OrderKind::ArbitrageVoid, "void bundles are rejected");
+        assert!(order.outcome.gas_used > 0);
+        if kind.is_bundle() {
+            assert!(
+                !order.outcome.coinbase_profit.is_zero(),
+                "a bundle pays its bid"
+            );
+        }
+    }
+}
+
+#[test]
+fn test_arbitrage_bundles_share_a_conflict_group_with_swaps_and_exclude_each_other() {
+    let w = workload(200, 4);
+    let round = simulate(&w);
+    let groups = conflict_groups(&round.orders);
+    let group_of = |i: usize| {
+        groups
+            .iter()
+            .position(|g| g.contains(&i))
+            .expect("every order is in a group")
+    };
+    let bundles: Vec<usize> = (0..round.orders.len())
+        .filter(|&i| matches!(round.orders[i].order, Order::Bundle(_)))
+        .collect();
+    assert!(bundles.len() >= 2);
+    let group = group_of(bundles[0]);
+    for &i in &bundles {
+        assert_eq!(group_of(i), group, "arbitrage bundles conflict on the pool");
+    }
+    let swap = (0..round.orders.len())
+        .find(|&i| w.kind(&round.orders[i].order.id()) == Some(OrderKind::Swap))
+        .expect("a swap");
+    assert_eq!(group_of(swap), group, "swaps conflict with the arbitrage");
+    assert!(
+        groups.len() > 1,
+        "plain transfers of other senders stay apart"
+    );
+
+    // And they really exclude each other: after one arbitrage, another in the same direction
+    // reverts and its bundle is void.
+    let ctx = w.context().expect("context");
+    let env = ctx.evm_env();
+    let token_in = |order: &SimulatedOrder| {
+        let swap = &order.order.txs()[0];
+        IPool::swapCall::abi_decode(alloy_consensus::Transaction::input(swap.inner()))
+            .expect("a swap")
+            .tokenIn
+    };
+    let arbs: Vec<&SimulatedOrder> = round
+        .orders
+        .iter()
+        .filter(|o| w.kind(&o.order.id()) == Some(OrderKind::Arbitrage))
+        .map(|o| o.as_ref())
+        .collect();
+    let (first, second) = arbs
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            arbs[i + 1..]
+                .iter()
+                .find(|b| token_in(b) == token_in(a))
+                .map(|b| (*a, *b))
+        })
+        .expect("two arbitrages in the same direction");
+    let mut db = CacheDB::new(&ctx.state);
+    let landed = simulate_order(&mut db, &env, &first.order).expect("state reads");
+    assert!(landed.is_ok(), "the first arbitrage lands: {landed:?}");
+    assert!(matches!(
+        simulate_order(&mut db, &env, &second.order).expect("state reads"),
+        Err(SimRejected::Reverted { .. })
+    ));
+}
+
+#[test]
+fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
+    let w = workload(100, 5);
+    let config = BenchConfig {
+        pools: Vec::new(),
+        reps: 1,
+        warmup: 0,
+        sim_threads: vec![1],
+        anvil: Some(AnvilConfig {
+            path: AnvilConfig::default_path(),
+            reps: 1,
+        }),
+        intake: None,
+        ..BenchConfig::default()
+    };
+    let report = run_pool(&w, &config).expect("bench runs");
+    assert_eq!(report.orders, 100);
+    assert_eq!(report.builds.len(), Algo::ALL.len());
+    for build in &report.builds {
+        assert!(
+            !build.value.is_zero(),
+            "{} block is worth something",
+            build.algorithm
+        );
+        assert!(build.reexecutes, "{} block re-executes", build.algorithm);
+        assert!(build.latency.p50 > Duration::ZERO);
+    }
+    let anvil = report.anvil.as_ref().expect("anvil baseline ran");
+    assert!(
+        anvil.txs > 0 && anvil.gas_used > 0,
+        "anvil mined the pending txs"
+    );
+    assert!(anvil.version.contains("1.7.1"), "{}", anvil.version);
+    assert!(report.ratio_vs_anvil("build_best").is_some());
+    let table = report.to_string();
+    assert!(table.contains("anvil evm_mine") && table.contains("conflict-search"));
+
+    // Every block stands on its own on the chain: import the best one.
+    let best = report.blocks.last().expect("build_best block");
+    w.chain
+        .import(best.block.block.block.clone())
+        .expect("the best block re-imports");
+    assert_eq!(w.chain.head().hash(), best.block.block.hash);
+}
+
+#[test]
+fn test_intake_accepts_every_signed_bundle() {
+    let figure = intake(&IntakeConfig {
+        requests: 300,
+        connections: 4,
+        signers: 8,
+        timeout: Duration::from_secs(30),
+    })
+    .expect("intake runs");
+    assert_eq!(figure.sent, 300);
+    assert_eq!(figure.accepted, 300, "errors: {}", figure.errors);
+    assert!(figure.requests_per_sec > 0.0 && figure.verify_per_sec > 0.0);
+}
