@@ -26,7 +26,6 @@ pub(crate) struct Assembler<'c> {
     ctx: &'c BuildContext,
     builder: BlockBuilder,
     start_balance: U256,
-    coinbase_nonce: u64,
     /// Gas kept back for the proposer payment.
     reserved: u64,
     orders: Vec<B256>,
@@ -47,7 +46,6 @@ impl<'c> Assembler<'c> {
             ctx,
             builder,
             start_balance: account.balance,
-            coinbase_nonce: account.nonce,
             reserved,
             orders: Vec::new(),
         })
@@ -77,92 +75,119 @@ impl<'c> Assembler<'c> {
         }
     }
 
-    /// Executes `order` and commits it if its rules hold and `accept` approves its real profit
-    /// (net of the refund it is owed); pays its refund in the same step.
+    /// Executes `order` and commits it if its rules hold, it fits in the gas left (counting
+    /// its refund) and `accept` approves its real profit (net of the refund it is owed); pays its
+    /// refund in the same step.
     pub(crate) fn commit(
         &mut self,
         order: &SimulatedOrder,
         accept: impl FnOnce(U256) -> bool,
     ) -> Result<Result<U256, Skip>, BuildError> {
-        let refund_gas = if order.order.refund().is_some() {
-            TRANSFER_GAS
-        } else {
-            0
+        let coinbase = self.builder.coinbase();
+        // The coinbase's own transactions would race its refund and payment nonces.
+        if order.order.txs().iter().any(|tx| tx.signer() == coinbase) {
+            return Ok(Err(Skip::Invalid));
+        }
+        let refund = order.order.refund().map(|refund| {
+            let recipient = refund
+                .recipient
+                .or_else(|| order.order.first_signer())
+                .unwrap_or_default();
+            (refund.percent, recipient)
+        });
+        let refund_gas = match refund {
+            Some((_, recipient)) => payment_gas(&self.builder, recipient)?,
+            None => 0,
         };
-        if order.outcome.gas_used + refund_gas > self.gas_left() {
+        // The executor only checks gas limits against the whole block; the budget keeps the
+        // payment's gas free whatever the order really uses.
+        let budget = self.gas_left();
+        if order.outcome.gas_used + refund_gas > budget {
             return Ok(Err(Skip::NoGas));
         }
-        let percent = order.order.refund().map_or(0, |r| r.percent);
+        let percent = refund.map_or(0, |(percent, _)| percent);
         let net = |profit: U256| profit - profit * U256::from(percent) / U256::from(100);
         let mut seen = U256::ZERO;
-        let judge = |profit: U256| {
+        let mut over_budget = false;
+        let judge = |gas_used: u64, profit: U256| {
+            if gas_used + refund_gas > budget {
+                over_budget = true;
+                return false;
+            }
             seen = net(profit);
             accept(seen)
         };
-        let profit = match &order.order {
-            Order::Tx(tx) => {
-                match self
-                    .builder
-                    .execute_if(tx.tx.clone(), |trial| judge(trial.coinbase_profit))?
-                {
-                    Ok(outcome) => outcome.coinbase_profit,
-                    Err(TxRejected::Refused) => return Ok(Err(Skip::Refused { profit: seen })),
-                    Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
-                    Err(_) => return Ok(Err(Skip::Invalid)),
-                }
+        let refused = |over_budget: bool, profit: U256| {
+            if over_budget {
+                Skip::NoGas
+            } else {
+                Skip::Refused { profit }
             }
+        };
+        let profit = match &order.order {
+            Order::Tx(tx) => match self.builder.execute_if(tx.tx.clone(), |trial| {
+                judge(trial.result.tx_gas_used(), trial.coinbase_profit)
+            })? {
+                Ok(outcome) => outcome.coinbase_profit,
+                Err(TxRejected::Refused) => return Ok(Err(refused(over_budget, seen))),
+                Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
+                Err(_) => return Ok(Err(Skip::Invalid)),
+            },
             Order::Bundle(bundle) => {
                 let b = &bundle.bundle;
                 match self.builder.execute_bundle_if(
                     &b.txs,
                     |h| b.reverting.contains(h),
                     |h| b.dropping.contains(h),
-                    judge,
+                    |trial| judge(trial.gas_used, trial.coinbase_profit),
                 )? {
                     Ok(outcome) => outcome.coinbase_profit,
                     Err(BundleRejected::Refused) => {
-                        return Ok(Err(Skip::Refused { profit: seen }));
+                        return Ok(Err(refused(over_budget, seen)));
                     }
                     Err(BundleRejected::GasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
                     Err(_) => return Ok(Err(Skip::Invalid)),
                 }
             }
         };
-        if let Some(refund) = order.order.refund() {
-            let owed = profit * U256::from(refund.percent) / U256::from(100);
-            let recipient = refund
-                .recipient
-                .or_else(|| order.order.first_signer())
-                .unwrap_or_default();
-            self.pay(recipient, owed, TRANSFER_GAS)?;
+        if let Some((percent, recipient)) = refund {
+            let owed = profit * U256::from(percent) / U256::from(100);
+            self.pay(recipient, owed, refund_gas)?;
         }
         self.orders.push(order.order.id());
         Ok(Ok(net(profit)))
     }
 
-    /// Sends `total` (gas included) from the coinbase to `to`; nothing when the gas would eat it.
+    /// Sends `total` (gas included) from the coinbase to `to` and returns what arrived: nothing
+    /// when the gas would eat it, or when the transfer fails (a contract that refuses the
+    /// value). A failed transfer is the recipient's problem, not the block's: it is logged and
+    /// the block goes on.
     fn pay(&mut self, to: Address, total: U256, gas_limit: u64) -> Result<U256, BuildError> {
         let cost = U256::from(gas_limit) * U256::from(self.builder.base_fee());
         if total <= cost {
             return Ok(U256::ZERO);
         }
         let value = total - cost;
+        let coinbase = self.builder.coinbase();
         let tx = payout::transfer(
             &self.ctx.payout.coinbase,
             self.ctx.spec.chain_id(),
-            self.coinbase_nonce,
+            self.nonce(coinbase)?,
             self.builder.base_fee(),
             gas_limit,
             to,
             value,
         )?;
         match self.builder.execute(tx)? {
-            Ok(outcome) if outcome.success => {
-                self.coinbase_nonce += 1;
-                Ok(value)
+            Ok(outcome) if outcome.success => Ok(value),
+            Ok(_) => {
+                tracing::warn!(%to, %value, "build.payment.reverted");
+                Ok(U256::ZERO)
             }
-            Ok(_) => Err(BuildError::Payout(format!("payment to {to} reverted"))),
-            Err(reason) => Err(BuildError::Payout(format!("payment to {to}: {reason}"))),
+            Err(reason) => {
+                tracing::warn!(%to, %value, %reason, "build.payment.rejected");
+                Ok(U256::ZERO)
+            }
         }
     }
 

@@ -142,7 +142,7 @@ pub fn expected_profit(order: &SimulatedOrder) -> U256 {
 }
 
 /// Runs every algorithm (in parallel, one scoped thread each) and returns the block with the
-/// highest bid value, ties going to the earlier algorithm.
+/// highest bid value, ties going to the earlier algorithm; fails only if every algorithm did.
 pub fn build_best(
     ctx: &BuildContext,
     orders: &[Arc<SimulatedOrder>],
@@ -164,8 +164,17 @@ pub fn build_best(
             .collect()
     });
     let mut best: Option<BuiltBlock> = None;
+    let mut failure = None;
     for result in results {
-        let built = result?;
+        // One algorithm failing (a bug, or an order it handles badly) must not cost the block.
+        let built = match result {
+            Ok(built) => built,
+            Err(e) => {
+                tracing::error!(error = %e, "build.algorithm_failed");
+                failure.get_or_insert(e);
+                continue;
+            }
+        };
         tracing::debug!(
             algorithm = built.algorithm,
             value = %built.value,
@@ -176,5 +185,9 @@ pub fn build_best(
             best = Some(built);
         }
     }
-    best.ok_or(BuildError::NoAlgorithm)
+    match (best, failure) {
+        (Some(best), _) => Ok(best),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(BuildError::NoAlgorithm),
+    }
 }

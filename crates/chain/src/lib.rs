@@ -25,9 +25,9 @@ mod store;
 pub mod test_utils;
 
 pub use block::{
-    BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, ExecutedBlock,
-    ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, TxTrial, next_evm_env,
-    next_gas_limit,
+    BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, BundleTrial,
+    ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, TxTrial,
+    next_evm_env, next_gas_limit,
 };
 pub use chain::{Chain, ChainError};
 pub use genesis::{

@@ -14,8 +14,9 @@ use std::{
     sync::Arc,
 };
 
+use alloy_consensus::Transaction as _;
 use alloy_evm::EvmEnv;
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 use cobuild_chain::StateSnapshot;
 use cobuild_sim::{SimRejected, SimulatedOrder, StateKey, simulate_order};
 use revm::{context_interface::result::InvalidTransaction, database::CacheDB};
@@ -159,7 +160,11 @@ impl ConflictSearch {
         });
         candidates.push(by_profit);
         candidates.push(by_score);
-        if group.len() <= self.max_exhaustive {
+        // Orderings only matter where bundles compete: a group of plain transactions (often one
+        // sender's nonce chain) is served by the two orderings above, which keeps a round's cost
+        // linear in the pool.
+        let has_bundle = group.iter().any(|&i| orders[i].order.is_bundle());
+        if has_bundle && group.len() <= self.max_exhaustive {
             permutations(group, &mut candidates);
         }
         let mut best: Option<Plan> = None;
@@ -174,7 +179,7 @@ impl ConflictSearch {
         for candidate in candidates {
             consider(evaluate(state, env, orders, &candidate)?);
         }
-        if group.len() <= self.max_best_next {
+        if has_bundle && group.len() <= self.max_best_next {
             consider(best_next(state, env, orders, group)?);
         }
         Ok(best.unwrap_or(Plan {
@@ -185,8 +190,9 @@ impl ConflictSearch {
     }
 }
 
-/// Runs `sequence` on a scratch copy of the parent state, leaving out orders that fail, and
-/// retrying an order whose nonce came too early after each later success.
+/// Runs `sequence` on a scratch copy of the parent state, leaving out orders that fail; an
+/// order whose nonce came too early waits for the transaction that precedes it and runs right
+/// after it.
 fn evaluate(
     state: &StateSnapshot,
     env: &EvmEnv,
@@ -199,49 +205,69 @@ fn evaluate(
         profit: U256::ZERO,
         gas: 0,
     };
-    let mut early: Vec<usize> = Vec::new();
+    let mut early = Early::default();
     for &i in sequence {
-        if run(&mut db, env, orders, i, &mut plan, &mut early)? {
-            // A success may have made room for orders whose nonce came too early; those still
-            // too early go back to `early`.
-            for j in std::mem::take(&mut early) {
-                run(&mut db, env, orders, j, &mut plan, &mut early)?;
-            }
-        }
+        run(&mut db, env, orders, i, &mut plan, &mut early)?;
     }
     Ok(plan)
 }
 
-/// Runs one order of a sequence; true if it was kept.
+/// Orders waiting for a nonce: keyed by the (sender, nonce) their too-early transaction needs
+/// to run first, so a success wakes exactly the orders it unblocks.
+#[derive(Default)]
+struct Early(HashMap<(Address, u64), Vec<usize>>);
+
+/// Runs one order of a sequence, then (if it was kept) the orders waiting on its nonces;
+/// true if it was kept.
 fn run(
     db: &mut CacheDB<&StateSnapshot>,
     env: &EvmEnv,
     orders: &[Arc<SimulatedOrder>],
     i: usize,
     plan: &mut Plan,
-    early: &mut Vec<usize>,
+    early: &mut Early,
 ) -> Result<bool, BuildError> {
-    let order = &orders[i];
-    match simulate_order(db, env, &order.order)? {
-        Ok(outcome) => {
-            let kept = SimulatedOrder {
-                order: order.order.clone(),
-                outcome,
-            };
-            plan.profit += expected_profit(&kept);
-            plan.gas += kept.outcome.gas_used;
-            plan.sequence.push(i);
-            Ok(true)
+    let mut ready = vec![i];
+    let mut first = true;
+    let mut kept_first = false;
+    while let Some(i) = ready.pop() {
+        let order = &orders[i];
+        let kept = match simulate_order(db, env, &order.order)? {
+            Ok(outcome) => {
+                let kept = SimulatedOrder {
+                    order: order.order.clone(),
+                    outcome,
+                };
+                plan.profit += expected_profit(&kept);
+                plan.gas += kept.outcome.gas_used;
+                plan.sequence.push(i);
+                for tx in order.order.txs() {
+                    if let Some(next) = tx.nonce().checked_add(1)
+                        && let Some(waiting) = early.0.remove(&(tx.signer(), next))
+                    {
+                        ready.extend(waiting);
+                    }
+                }
+                true
+            }
+            Err(SimRejected::Invalid {
+                hash,
+                reason: InvalidTransaction::NonceTooHigh { tx: nonce, .. },
+            }) => {
+                // Park it until the sender's nonce reaches the too-early transaction's.
+                if let Some(tx) = order.order.txs().iter().find(|tx| *tx.tx_hash() == hash) {
+                    early.0.entry((tx.signer(), nonce)).or_default().push(i);
+                }
+                false
+            }
+            Err(_) => false,
+        };
+        if first {
+            kept_first = kept;
+            first = false;
         }
-        Err(SimRejected::Invalid {
-            reason: InvalidTransaction::NonceTooHigh { .. },
-            ..
-        }) => {
-            early.push(i);
-            Ok(false)
-        }
-        Err(_) => Ok(false),
     }
+    Ok(kept_first)
 }
 
 /// Builds a sequence by repeatedly running every remaining order on the state so far and taking
@@ -277,8 +303,7 @@ fn best_next(
         }
         let Some((_, i)) = pick else { break };
         remaining.remove(&i);
-        let mut early = Vec::new();
-        run(&mut db, env, orders, i, &mut plan, &mut early)?;
+        run(&mut db, env, orders, i, &mut plan, &mut Early::default())?;
     }
     Ok(plan)
 }

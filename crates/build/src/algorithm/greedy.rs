@@ -74,7 +74,10 @@ impl Algorithm for Greedy {
             match block.commit(order, |profit| profit >= floor)? {
                 Ok(_) => {
                     for tx in order.order.txs() {
-                        if let Some(ready) = waiting.remove(&(tx.signer(), tx.nonce() + 1)) {
+                        let Some(next) = tx.nonce().checked_add(1) else {
+                            continue;
+                        };
+                        if let Some(ready) = waiting.remove(&(tx.signer(), next)) {
                             for j in ready {
                                 let o = &orders[j];
                                 heap.push((

@@ -54,6 +54,14 @@ fn pooled(tx: Recovered<TxEnvelope>) -> Arc<PooledTx> {
 }
 
 fn bundle(txs: &[Recovered<TxEnvelope>], refund_percent: Option<u8>) -> Arc<PooledBundle> {
+    bundle_refunding(txs, refund_percent, None)
+}
+
+fn bundle_refunding(
+    txs: &[Recovered<TxEnvelope>],
+    refund_percent: Option<u8>,
+    refund_recipient: Option<Address>,
+) -> Arc<PooledBundle> {
     let request = EthSendBundle {
         txs: txs
             .iter()
@@ -61,6 +69,7 @@ fn bundle(txs: &[Recovered<TxEnvelope>], refund_percent: Option<u8>) -> Arc<Pool
             .collect(),
         block_number: 1,
         refund_percent,
+        refund_recipient,
         ..Default::default()
     };
     let BundleRequest::Send(bundle) = BundleRequest::from_rpc(request).expect("valid bundle")
@@ -273,6 +282,77 @@ fn test_refund_percent_is_paid_to_the_sender_in_the_same_block() {
     chain
         .import(built.block.block.block.clone())
         .expect("block re-imports");
+}
+
+#[test]
+fn test_a_refund_the_recipient_refuses_costs_the_refund_not_the_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let searcher = &dev_signers()[4];
+    // The EIP-4788 contract reverts on any call but the system's: a refund to it must fail.
+    let refusing = alloy_primitives::address!("0x000F3df6D732807Ef1319fB7B8bB8522d0Beac02");
+    let order = bundle_refunding(
+        &[sign(
+            searcher,
+            transfer(0, ctx.attrs.fee_recipient, ETHER, 0),
+        )],
+        Some(40),
+        Some(refusing),
+    );
+    let orders = simulate(&ctx, &[], std::slice::from_ref(&order));
+    let built = build_best(&ctx, &orders, &[&Greedy, &ConflictSearch::default()])
+        .expect("the block is built all the same");
+    assert_eq!(built.orders, vec![order.bundle.hash]);
+    let txs = &built.block.block.block.body.transactions;
+    assert_eq!(txs[1].to(), Some(refusing), "the refund was attempted");
+    assert!(
+        !built.block.receipts[1].status(),
+        "and refused by the recipient"
+    );
+    assert_pays_bid(&built);
+    chain
+        .import(built.block.block.block.clone())
+        .expect("block re-imports");
+}
+
+#[test]
+fn test_a_coinbase_transaction_from_outside_is_never_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    // Someone holding the coinbase key sends from it: it would take the nonce the refunds and
+    // the payment need.
+    let from_coinbase = pooled(sign(&coinbase_key(), transfer(0, PROPOSER, 0, GWEI)));
+    let paying = bundle(
+        &[sign(
+            &dev_signers()[1],
+            transfer(0, ctx.attrs.fee_recipient, ETHER, 0),
+        )],
+        None,
+    );
+    let mut orders = simulate(&ctx, &[], std::slice::from_ref(&paying));
+    // The coinbase has nothing at the head, so simulation alone would drop its transaction; once
+    // the bundle paid it, the transaction could run. Offer it as if simulated.
+    orders.push(Arc::new(SimulatedOrder {
+        order: cobuild_sim::Order::Tx(from_coinbase.clone()),
+        outcome: cobuild_sim::SimOutcome {
+            gas_used: 21_000,
+            coinbase_profit: U256::ZERO,
+            kept: vec![from_coinbase.hash],
+            access: Default::default(),
+        },
+    }));
+    for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {
+        let built = algorithm.build(&ctx, &orders).expect("builds");
+        assert_eq!(
+            built.orders,
+            vec![paying.bundle.hash],
+            "{}",
+            algorithm.name()
+        );
+        assert_pays_bid(&built);
+    }
 }
 
 #[test]

@@ -223,6 +223,15 @@ impl BlockBuilder {
         self.attrs.gas_limit.saturating_sub(self.gas_used())
     }
 
+    /// Blob gas still available.
+    pub fn blob_gas_left(&self) -> u64 {
+        self.executor
+            .spec
+            .blob_params()
+            .max_blob_gas_per_block()
+            .saturating_sub(self.executor.blob_gas_used)
+    }
+
     /// Transactions committed so far.
     pub fn transactions(&self) -> &[Recovered<TxEnvelope>] {
         &self.transactions

@@ -46,6 +46,9 @@ pub enum BundleRejected {
     /// Every transaction was dropped.
     #[error("no transaction of the bundle can be included")]
     Empty,
+    /// The kept transactions' blobs do not fit in the blob gas left.
+    #[error("bundle blobs exceed the blob gas left in the block")]
+    BlobGasExhausted,
     /// The caller's acceptance check refused what the bundle would pay.
     #[error("outcome refused")]
     Refused,
@@ -62,10 +65,19 @@ pub struct BundleOutcome {
     pub coinbase_profit: U256,
 }
 
-/// What a dry run decided: the transactions to commit and what the coinbase would gain.
+/// What a bundle would do if committed, shown to an acceptance check before the block changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleTrial {
+    /// What the coinbase would gain: priority fees plus direct payments.
+    pub coinbase_profit: U256,
+    /// Gas the kept transactions would use.
+    pub gas_used: u64,
+}
+
+/// What a dry run decided: the transactions to commit and what they would do.
 struct DryRun<'t> {
     kept: Vec<&'t Recovered<TxEnvelope>>,
-    coinbase_profit: U256,
+    trial: BundleTrial,
 }
 
 impl BlockBuilder {
@@ -81,23 +93,21 @@ impl BlockBuilder {
         self.execute_bundle_if(txs, may_revert, may_drop, |_| true)
     }
 
-    /// As [`Self::execute_bundle`], but commits only if `accept` approves what the coinbase
-    /// would gain; otherwise the block is left exactly as it was.
+    /// As [`Self::execute_bundle`], but commits only if `accept` approves what the bundle
+    /// would do (gas, coinbase gain); otherwise the block is left exactly as it was.
     pub fn execute_bundle_if(
         &mut self,
         txs: &[Recovered<TxEnvelope>],
         may_revert: impl Fn(&B256) -> bool,
         may_drop: impl Fn(&B256) -> bool,
-        accept: impl FnOnce(U256) -> bool,
+        accept: impl FnOnce(&BundleTrial) -> bool,
     ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
-        let DryRun {
-            kept,
-            coinbase_profit,
-        } = match self.dry_run(txs, &may_revert, &may_drop)? {
+        let DryRun { kept, trial } = match self.dry_run(txs, &may_revert, &may_drop)? {
             Ok(dry) => dry,
             Err(rejected) => return Ok(Err(rejected)),
         };
-        if !accept(coinbase_profit) {
+        let coinbase_profit = trial.coinbase_profit;
+        if !accept(&trial) {
             return Ok(Err(BundleRejected::Refused));
         }
         let mut included = Vec::with_capacity(kept.len());
@@ -147,6 +157,8 @@ impl BlockBuilder {
         let before = balance(scratch.db())?;
         let mut kept = Vec::with_capacity(txs.len());
         let mut gas_limit = 0u64;
+        let mut gas_used = 0u64;
+        let mut blob_gas = 0u64;
         for tx in txs {
             let hash = *tx.tx_hash();
             match scratch.transact(TxEnv::from_recovered_tx(tx.inner(), tx.signer())) {
@@ -159,6 +171,8 @@ impl BlockBuilder {
                     }
                     scratch.db_mut().commit(result.state);
                     gas_limit += tx.inner().gas_limit();
+                    gas_used += result.result.tx_gas_used();
+                    blob_gas += tx.inner().blob_gas_used().unwrap_or_default();
                     kept.push(tx);
                 }
                 Err(EVMError::Transaction(reason)) => {
@@ -184,10 +198,17 @@ impl BlockBuilder {
                 available,
             }));
         }
+        // The real pass checks blob gas per transaction; refusing here keeps it from diverging.
+        if blob_gas > self.blob_gas_left() {
+            return Ok(Err(BundleRejected::BlobGasExhausted));
+        }
         let after = balance(scratch.db())?;
         Ok(Ok(DryRun {
             kept,
-            coinbase_profit: after.saturating_sub(before),
+            trial: BundleTrial {
+                coinbase_profit: after.saturating_sub(before),
+                gas_used,
+            },
         }))
     }
 }

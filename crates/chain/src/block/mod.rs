@@ -10,7 +10,7 @@ mod import;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
 pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected, TxTrial};
-pub use bundle::{BundleOutcome, BundleRejected};
+pub use bundle::{BundleOutcome, BundleRejected, BundleTrial};
 pub use env::{NextBlock, next_evm_env};
 pub use import::ImportError;
 pub(crate) use import::reexecute;
