@@ -266,6 +266,14 @@ pub fn decode_transactions(raw: &[Bytes]) -> Result<Vec<Recovered<TxEnvelope>>, 
                     reason: "trailing bytes".into(),
                 });
             }
+            // No sidecar path yet (the pool refuses them too); a blob transaction here could
+            // only fail in the block.
+            if tx.is_eip4844() {
+                return Err(OrderError::BadTransaction {
+                    index,
+                    reason: "blob transactions are not supported by this node".into(),
+                });
+            }
             tx.try_into_recovered()
                 .map_err(|_| OrderError::BadTransaction {
                     index,
@@ -314,6 +322,33 @@ mod tests {
 
     fn bundle(params: serde_json::Value) -> Result<BundleRequest, OrderError> {
         BundleRequest::from_rpc(serde_json::from_value(params).expect("EthSendBundle parses"))
+    }
+
+    #[test]
+    fn test_blob_transactions_are_refused_in_bundles() {
+        use alloy_consensus::{SignableTransaction, TxEip4844};
+        use alloy_eips::Encodable2718;
+        use alloy_signer::SignerSync;
+        let signer =
+            alloy_signer_local::PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).expect("key");
+        let tx = TxEip4844 {
+            chain_id: 31337,
+            gas_limit: 21_000,
+            max_fee_per_gas: 10_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            to: Address::repeat_byte(1),
+            blob_versioned_hashes: vec![B256::with_last_byte(1)],
+            max_fee_per_blob_gas: 1_000_000_000,
+            ..Default::default()
+        };
+        let signature = signer.sign_hash_sync(&tx.signature_hash()).expect("signs");
+        let envelope = TxEnvelope::from(tx.into_signed(signature));
+        let raw = Bytes::from(envelope.encoded_2718());
+        let err = decode_transactions(&[raw]).expect_err("refused");
+        assert!(
+            matches!(&err, OrderError::BadTransaction { index: 0, reason } if reason.contains("blob")),
+            "{err}"
+        );
     }
 
     #[test]
