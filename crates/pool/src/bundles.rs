@@ -65,6 +65,20 @@ impl State {
         Some(bundle)
     }
 
+    /// Removes every bundle that carries transaction `tx`; returns how many.
+    pub(crate) fn take_carrying(&mut self, tx: &B256) -> usize {
+        let carrying: Vec<B256> = self
+            .by_hash
+            .values()
+            .filter(|b| b.bundle.txs.iter().any(|t| t.tx_hash() == tx))
+            .map(|b| b.bundle.hash)
+            .collect();
+        for hash in &carrying {
+            self.take(hash);
+        }
+        carrying.len()
+    }
+
     /// The least valuable bundle at `base_fee`.
     pub(crate) fn worst(&mut self, base_fee: u64) -> Option<(u128, B256)> {
         if base_fee != self.values_base_fee {

@@ -100,6 +100,13 @@ impl OrderLimit {
         *self.shared.listener.lock() = Some(Listener(listener));
     }
 
+    /// Removes the bundles that carry transaction `tx` (a cancelled private transaction a
+    /// MEV-Share bundle took in by hash must not land through the bundle). Call with no pool
+    /// lock held.
+    pub(crate) fn drop_bundles_carrying(&self, tx: &B256) -> usize {
+        self.bundles().map_or(0, |b| b.lock().take_carrying(tx))
+    }
+
     /// Tells the listener that the orders changed. Call with no pool lock held.
     pub(crate) fn changed(&self) {
         let listener = self.shared.listener.lock().as_ref().map(|l| l.0.clone());

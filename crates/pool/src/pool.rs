@@ -407,6 +407,8 @@ impl TxPool {
         let removed = owned && pool.remove(hash).is_some();
         drop(pool);
         if removed {
+            let bundles = self.inner.limit.drop_bundles_carrying(hash);
+            tracing::debug!(%hash, bundles, "pool.private.cancelled");
             self.inner.limit.changed();
         }
         removed

@@ -97,3 +97,45 @@ fn test_private_tx_leaves_the_pool_after_its_max_block() {
     pool.on_block(&state);
     assert!(pool.is_empty());
 }
+
+#[test]
+fn test_cancelling_a_private_tx_drops_the_bundles_that_carry_it() {
+    use cobuild_pool::{BundlePool, OrderLimit, TxPool};
+    use cobuild_primitives::Bundle;
+    let (_dir, chain, _) = setup(PoolConfig::default());
+    let limit = OrderLimit::new(100);
+    let pool = TxPool::with_limit(chain, PoolConfig::default(), &limit);
+    let bundles = BundlePool::with_limit(&limit);
+    let s = dev_signers();
+    let user = tx(&s[0], 0, 2);
+    let hash = pool
+        .add_private(user.clone(), private(10, true))
+        .expect("add");
+    // A MEV-Share backrun took the private transaction in by hash.
+    let backrun = tx(&s[1], 0, 3);
+    let carrying = Bundle {
+        hash: alloy_primitives::B256::repeat_byte(0xbb),
+        txs: vec![user, backrun.clone()],
+        block_number: 1,
+        max_block: None,
+        min_timestamp: None,
+        max_timestamp: None,
+        reverting: Vec::new(),
+        dropping: Vec::new(),
+        replacement: None,
+        refund: None,
+    };
+    let other = Bundle {
+        hash: alloy_primitives::B256::repeat_byte(0xcc),
+        txs: vec![backrun],
+        ..carrying.clone()
+    };
+    bundles.add(OTHER, carrying).expect("add");
+    bundles.add(OTHER, other).expect("add");
+    assert!(pool.cancel_private(OWNER, &hash));
+    assert!(
+        !bundles.contains(&alloy_primitives::B256::repeat_byte(0xbb)),
+        "the cancelled transaction cannot land through a bundle"
+    );
+    assert!(bundles.contains(&alloy_primitives::B256::repeat_byte(0xcc)));
+}
