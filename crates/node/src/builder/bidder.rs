@@ -17,6 +17,11 @@ use tokio::sync::watch;
 
 use super::Bid;
 
+/// Sends of one best that may fail before the bidder waits for the next best.
+const MAX_RETRIES: u32 = 3;
+/// Pause before sending again after the cap held a bid back or a send failed.
+const RETRY_AFTER: Duration = Duration::from_millis(50);
+
 /// A bid could not be submitted (the builder goes on; the next best is tried).
 #[derive(Debug, thiserror::Error)]
 pub enum BidError {
@@ -61,19 +66,35 @@ impl Bidder {
         }
     }
 
-    /// Submits every new best until the channel closes.
+    /// Submits every new best until the channel closes. A bid the cap held back, or that failed
+    /// to reach the relay, is retried with whatever is the best by then.
     pub async fn run(mut self, mut best: watch::Receiver<Option<Bid>>) {
         while best.changed().await.is_ok() {
-            let Some(bid) = best.borrow_and_update().clone() else {
-                continue;
-            };
-            if let Err(e) = self.submit(&bid).await {
-                tracing::warn!(slot = bid.slot, error = %e, "bidder.submit_failed");
+            let mut failures = 0;
+            loop {
+                let Some(bid) = best.borrow_and_update().clone() else {
+                    break;
+                };
+                match self.submit(&bid).await {
+                    Ok(SubmitOutcome::Sent | SubmitOutcome::NotImproved { .. }) => break,
+                    Ok(SubmitOutcome::RateLimited) => {}
+                    Err(e) => {
+                        tracing::warn!(slot = bid.slot, error = %e, "bidder.submit_failed");
+                        failures += 1;
+                        if failures == MAX_RETRIES {
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(RETRY_AFTER).await;
             }
         }
     }
 
-    async fn submit(&mut self, bid: &Bid) -> Result<(), BidError> {
+    /// Signs and sends one bid. Every bid goes as a builder-specs cancellation: the builder
+    /// only publishes improvements, or a lower block that withdraws one holding a cancelled
+    /// order, so its latest bid is always the one the relay should keep.
+    async fn submit(&mut self, bid: &Bid) -> Result<SubmitOutcome, BidError> {
         let proposer_pubkey = self.proposer(bid.slot).await?;
         let params = BidParams {
             slot: bid.slot,
@@ -88,30 +109,17 @@ impl Bidder {
             tokio::task::spawn_blocking(move || build_submission(&block.block, &params, &key))
                 .await
                 .map_err(|e| BidError::Join(e.to_string()))??;
-        loop {
-            let outcome = if bid.withdraws {
-                // The earlier bid holds a cancelled order: replace it even though this is worth
-                // less.
-                self.client.withdraw_and_submit(&request).await?
-            } else {
-                self.client.submit(&request).await?
-            };
-            match outcome {
-                SubmitOutcome::Sent => {
-                    tracing::info!(
-                        slot = bid.slot,
-                        value = %bid.block.value,
-                        latency_us = bid.round_started.elapsed().as_micros() as u64,
-                        withdraws = bid.withdraws,
-                        "bidder.sent"
-                    );
-                    return Ok(());
-                }
-                SubmitOutcome::NotImproved { .. } => return Ok(()),
-                // The cap is per second: try the same best again shortly rather than lose it.
-                SubmitOutcome::RateLimited => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
+        let outcome = self.client.submit_replacing(&request).await?;
+        if outcome == SubmitOutcome::Sent {
+            tracing::info!(
+                slot = bid.slot,
+                value = %bid.block.value,
+                latency_us = bid.round_started.elapsed().as_micros() as u64,
+                withdraws = bid.withdraws,
+                "bidder.sent"
+            );
         }
+        Ok(outcome)
     }
 
     /// The proposer of `slot`, from the relay's validators endpoint (fetched again when the

@@ -149,13 +149,21 @@ impl Builder {
             let this = self.clone();
             let round_ctx = ctx.clone();
             let previous = last_orders.clone();
-            let (orders, built) =
+            let round =
                 tokio::task::spawn_blocking(move || this.round(&round_ctx, previous.as_ref()))
                     .await
-                    .map_err(|e| BuilderError::Join(e.to_string()))??;
-            last_orders = Some(orders);
-            if let Some(block) = built {
-                self.offer(&job, &mut best, block, started);
+                    .map_err(|e| BuilderError::Join(e.to_string()))
+                    .and_then(|round| round);
+            match round {
+                Ok((orders, built)) => {
+                    last_orders = Some(orders);
+                    if let Some(block) = built {
+                        self.offer(&job, &mut best, block, started);
+                    }
+                }
+                // A failed round costs this round only: the slot goes on, and the proposer
+                // falls back to its own block if no bid comes.
+                Err(e) => tracing::error!(slot = job.slot, error = %e, "builder.round_failed"),
             }
             // Wait for the pools to change, but start no sooner than one interval after this
             // round started, and never past the deadline.

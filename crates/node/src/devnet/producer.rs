@@ -78,8 +78,9 @@ impl Producer {
         loop {
             let slot_end = Instant::now() + self.config.slot;
             let job = self.slot_job(slot_end)?;
-            // Building stops a little before the slot ends, so sealing never delays the block.
-            let cutoff = slot_end - (self.config.slot / 10).min(Duration::from_millis(250));
+            // Building stops just before the slot ends, so a round never delays the block; a
+            // cancel acknowledged up to then is still withdrawn from the bid.
+            let cutoff = slot_end - (self.config.slot / 20).min(Duration::from_millis(50));
             let best = tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(()),
@@ -202,10 +203,11 @@ fn produce_block(
                 .txs
                 .iter()
                 .map(|tx| {
-                    tx.effective_tip_per_gas(base_fee).unwrap_or_default()
-                        * u128::from(tx.gas_limit())
+                    tx.effective_tip_per_gas(base_fee)
+                        .unwrap_or_default()
+                        .saturating_mul(u128::from(tx.gas_limit()))
                 })
-                .sum::<u128>(),
+                .fold(0u128, u128::saturating_add),
         )
     });
     for candidate in candidates {

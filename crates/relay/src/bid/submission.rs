@@ -146,19 +146,15 @@ pub fn proposer_payment(
 }
 
 /// Builds the signed Fulu submission of `executed`, worth what its last transaction pays
-/// `params.proposer_fee_recipient`; a block whose last transaction is not sent by its coinbase
-/// (or that has none) pays nothing and is a zero bid (a builder withdrawing a richer bid whose
-/// orders were cancelled may have nothing better to offer).
+/// `params.proposer_fee_recipient`; a block whose last transaction is no such payment pays
+/// nothing and is a zero bid (a builder withdrawing a richer bid whose orders were cancelled
+/// may have nothing better to offer), which is honest whatever the block holds.
 pub fn build_submission(
     executed: &ExecutedBlock,
     params: &BidParams,
     key: &BuilderKey,
 ) -> Result<SubmitBlockRequest, BuildError> {
-    let value = match proposer_payment(executed, params.proposer_fee_recipient) {
-        Ok(value) => value,
-        Err(PaymentError::NoTransactions | PaymentError::NotFromCoinbase { .. }) => U256::ZERO,
-        Err(other) => return Err(other.into()),
-    };
+    let value = proposer_payment(executed, params.proposer_fee_recipient).unwrap_or(U256::ZERO);
     let block = &executed.block.block;
     let header = &block.header;
     let requests_hash = header.requests_hash.unwrap_or(EMPTY_REQUESTS_HASH);

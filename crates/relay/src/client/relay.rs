@@ -167,10 +167,11 @@ impl RelayClient {
         self.send(request, false).await
     }
 
-    /// Sends `request` to replace this builder's earlier bid for the slot even though it is
-    /// worth less (the builder-specs `cancellations=1` option): for a block rebuilt because an
-    /// order in the earlier one was cancelled. The per-second cap still applies.
-    pub async fn withdraw_and_submit(
+    /// Sends `request` to replace this builder's earlier bid for the slot whatever its value
+    /// (the builder-specs `cancellations=1` option), e.g. a block rebuilt because an order in the
+    /// earlier one was cancelled. The per-second cap still applies; the improvement rule is the
+    /// caller's.
+    pub async fn submit_replacing(
         &self,
         request: &SubmitBlockRequest,
     ) -> Result<SubmitOutcome, RelayError> {

@@ -61,6 +61,9 @@ pub struct ReceivedBid {
     /// Transactions in the block.
     #[serde(with = "alloy_serde::displayfromstr")]
     pub num_tx: u64,
+    /// When it was accepted, in seconds since the Unix epoch.
+    #[serde(with = "alloy_serde::displayfromstr")]
+    pub timestamp: u64,
     /// When it was accepted, in milliseconds since the Unix epoch.
     #[serde(with = "alloy_serde::displayfromstr")]
     pub timestamp_ms: u64,
@@ -294,13 +297,15 @@ impl<V: BlockVerifier> Shared<V> {
         let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
         let builder = trace.builder_pubkey;
         let block_hash = trace.block_hash;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let record = ReceivedBid {
             trace: trace.clone(),
             block_number: executed.header().number,
             num_tx: executed.block.block.body.transactions.len() as u64,
-            timestamp_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            timestamp: now_ms / 1000,
+            timestamp_ms: now_ms,
             cancellation,
         };
         let offer = self.board.lock().offer(

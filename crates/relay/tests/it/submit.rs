@@ -103,7 +103,7 @@ async fn test_a_withdrawal_replaces_the_builders_higher_bid() {
     // bid sent as a cancellation, and the relay must not keep the high one.
     assert_eq!(
         client
-            .withdraw_and_submit(&devnet.bid(&low))
+            .submit_replacing(&devnet.bid(&low))
             .await
             .expect("withdrawal"),
         SubmitOutcome::Sent
