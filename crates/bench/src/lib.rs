@@ -21,11 +21,13 @@
 //! ```
 
 pub mod bench;
+mod cli;
 mod error;
 mod rng;
 pub mod workload;
 
 pub use bench::{AnvilConfig, BenchConfig, IntakeConfig, PoolReport, Report, run, run_pool};
+pub use cli::BenchArgs;
 pub use error::BenchError;
 pub use rng::Rng;
 pub use workload::{Mix, MixShares, OrderKind, Workload, WorkloadConfig, WorkloadError};

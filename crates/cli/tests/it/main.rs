@@ -946,3 +946,48 @@ fn test_a_peer_over_its_ip_budget_is_refused_at_once_and_full_pools_refuse_cheap
     assert!(err.contains("txpool is full"), "{err}");
     gapped(dev2, "3gwei").expect("a more valuable order evicts the cheaper one");
 }
+
+#[test]
+fn test_bench_prints_figures_beside_the_anvil_baseline() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+        .args([
+            "bench",
+            "--orders",
+            "60",
+            "--reps",
+            "2",
+            "--anvil-reps",
+            "2",
+            "--sim-threads",
+            "1",
+            "--intake-requests",
+            "50",
+            "--intake-connections",
+            "2",
+        ])
+        .env("COBUILD_TOOLS_BIN", cobuild_test_utils::tools_bin())
+        .arg("--anvil")
+        .arg(cobuild_test_utils::tool("anvil"))
+        .output()
+        .expect("cobuild bench runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "pool of 60 orders",
+        "greedy",
+        "conflict-search",
+        "build_best",
+        "anvil evm_mine",
+        "vs anvil",
+        "req/s",
+    ] {
+        assert!(
+            table.contains(expected),
+            "missing {expected:?} in:\n{table}"
+        );
+    }
+}

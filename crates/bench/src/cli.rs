@@ -1,0 +1,77 @@
+//! The benchmark's flags, parsed by clap in `cobuild bench` and in the `cobuild-bench` binary.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::{AnvilConfig, BenchConfig, IntakeConfig};
+
+/// The benchmark's command-line flags, shared by `cobuild bench` and `cobuild-bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Seed of the workloads.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pool sizes to measure, in orders.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 5_000])]
+    pub orders: Vec<usize>,
+    /// Timed repetitions of each simulation, build and seal measurement.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub reps: u64,
+    /// Untimed runs before each measurement.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Seconds after which a measurement stops repeating (keeping at least one timed run).
+    #[arg(long, default_value_t = 30)]
+    pub budget_secs: u64,
+    /// Simulator thread counts to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
+    pub sim_threads: Vec<usize>,
+    /// Block gas limit.
+    #[arg(long, default_value_t = cobuild_primitives::DEFAULT_GAS_LIMIT)]
+    pub gas_limit: u64,
+    /// The anvil binary [default: tools/node_modules/.bin/anvil of the repository].
+    #[arg(long)]
+    pub anvil: Option<PathBuf>,
+    /// Timed `evm_mine` repetitions per pool.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub anvil_reps: u64,
+    /// Skip the anvil baseline.
+    #[arg(long)]
+    pub no_anvil: bool,
+    /// Signed `eth_sendBundle` requests for the intake benchmark (the node holds 10,000).
+    #[arg(long, default_value_t = 8_000)]
+    pub intake_requests: usize,
+    /// Concurrent connections of the intake benchmark.
+    #[arg(long, default_value_t = 8)]
+    pub intake_connections: usize,
+    /// Deadline of the intake benchmark, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub intake_timeout_secs: u64,
+    /// Skip the intake benchmark.
+    #[arg(long)]
+    pub no_intake: bool,
+}
+
+impl BenchArgs {
+    /// The run these flags ask for.
+    pub fn into_config(self) -> BenchConfig {
+        BenchConfig {
+            seed: self.seed,
+            pools: self.orders,
+            gas_limit: self.gas_limit,
+            reps: self.reps as usize,
+            warmup: self.warmup,
+            budget: Duration::from_secs(self.budget_secs),
+            sim_threads: self.sim_threads,
+            anvil: (!self.no_anvil).then(|| AnvilConfig {
+                path: self.anvil.unwrap_or_else(AnvilConfig::default_path),
+                reps: self.anvil_reps as usize,
+            }),
+            intake: (!self.no_intake).then(|| IntakeConfig {
+                requests: self.intake_requests,
+                connections: self.intake_connections,
+                timeout: Duration::from_secs(self.intake_timeout_secs),
+                ..IntakeConfig::default()
+            }),
+        }
+    }
+}
