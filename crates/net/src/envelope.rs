@@ -1,0 +1,245 @@
+//! Envelopes: an accepted order as one member relays it to the others, bound to its origin, its
+//! place in the origin's sequence and its receive time by the origin's ed25519 signature.
+//!
+//! The order itself travels as the sender sent it: a raw signed transaction, or the raw JSON-RPC
+//! body with its `X-Flashbots-Signature` header. So a receiver checks the sender's own signature
+//! too, and a Byzantine member can neither forge an order nor re-attribute it to another
+//! sender; the origin's signature stops it from altering or re-attributing another member's.
+
+use crate::MemberId;
+use alloy_primitives::{Bytes, keccak256};
+use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
+use commonware_codec::{Copying, DecodeExt, Encode as _};
+use commonware_cryptography::{Signer as _, Verifier as _, ed25519};
+
+/// Domain separation of envelope signatures: they can never be taken for another message.
+pub const NAMESPACE: &[u8] = b"cobuild.envelope.v1";
+
+/// Largest encoded envelope accepted (the RPC's own body limit plus headroom).
+pub const MAX_ENVELOPE_BYTES: usize = 6 * 1024 * 1024;
+
+/// What the order is, which says how `payload` and `auth` are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum OrderKind {
+    /// `eth_sendRawTransaction`: `payload` is the EIP-2718 transaction, `auth` empty.
+    RawTransaction = 0,
+    /// `eth_sendBundle`: `payload` is the JSON-RPC body, `auth` its `X-Flashbots-Signature`.
+    SendBundle = 1,
+    /// `eth_cancelBundle` (or `eth_sendBundle` with empty `txs`): body and header.
+    CancelBundle = 2,
+    /// `eth_sendPrivateTransaction`: body and header.
+    SendPrivateTransaction = 3,
+    /// `eth_cancelPrivateTransaction`: body and header.
+    CancelPrivateTransaction = 4,
+    /// `mev_sendBundle`: body and header.
+    MevSendBundle = 5,
+}
+
+impl TryFrom<u8> for OrderKind {
+    type Error = EnvelopeError;
+
+    fn try_from(value: u8) -> Result<Self, Self::Error> {
+        Ok(match value {
+            0 => Self::RawTransaction,
+            1 => Self::SendBundle,
+            2 => Self::CancelBundle,
+            3 => Self::SendPrivateTransaction,
+            4 => Self::CancelPrivateTransaction,
+            5 => Self::MevSendBundle,
+            other => return Err(EnvelopeError::UnknownKind(other)),
+        })
+    }
+}
+
+/// An envelope that cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The bytes are not an envelope.
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    /// Larger than any envelope may be.
+    #[error("envelope of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// An order kind this node does not know.
+    #[error("unknown order kind {0}")]
+    UnknownKind(u8),
+    /// The origin's signature does not verify with the origin's registered key.
+    #[error("signature of origin {origin} does not verify")]
+    BadSignature {
+        /// The claimed origin.
+        origin: MemberId,
+    },
+    /// The sequence numbers start at 1.
+    #[error("sequence number 0 is never used")]
+    ZeroSequence,
+}
+
+/// What the origin signs.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct EnvelopeBody {
+    /// The member that accepted the order from its sender.
+    pub origin: MemberId,
+    /// Its place in the origin's sequence, from 1, without gaps.
+    pub seq: u64,
+    /// When the origin accepted it, in milliseconds since the Unix epoch.
+    pub received_at_ms: u64,
+    /// [`OrderKind`] as a byte.
+    pub kind: u8,
+    /// The order as the sender sent it.
+    pub payload: Bytes,
+    /// The sender's `X-Flashbots-Signature` header, empty for raw transactions.
+    pub auth: Bytes,
+}
+
+impl EnvelopeBody {
+    /// The order kind.
+    pub fn order_kind(&self) -> Result<OrderKind, EnvelopeError> {
+        OrderKind::try_from(self.kind)
+    }
+
+    fn signing_bytes(&self) -> Vec<u8> {
+        alloy_rlp::encode(self)
+    }
+}
+
+/// A signed envelope.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Envelope {
+    /// What was signed.
+    pub body: EnvelopeBody,
+    /// The origin's ed25519 signature over the RLP of `body`, under [`NAMESPACE`].
+    pub signature: Bytes,
+}
+
+impl Envelope {
+    /// Signs `body` as its origin.
+    pub fn sign(body: EnvelopeBody, key: &ed25519::PrivateKey) -> Self {
+        let signature = key.sign(NAMESPACE, &body.signing_bytes());
+        Self {
+            body,
+            signature: Bytes::from(signature.encode().to_vec()),
+        }
+    }
+
+    /// Checks the signature against the origin's registered node key.
+    pub fn verify(&self, origin_key: &ed25519::PublicKey) -> Result<(), EnvelopeError> {
+        let bad = EnvelopeError::BadSignature {
+            origin: self.body.origin,
+        };
+        let signature = ed25519::Signature::decode(Copying(self.signature.as_ref()))
+            .map_err(|_| bad.clone())?;
+        if origin_key.verify(NAMESPACE, &self.body.signing_bytes(), &signature) {
+            Ok(())
+        } else {
+            Err(bad)
+        }
+    }
+
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        alloy_rlp::encode(self)
+    }
+
+    /// Reads the wire form, bounded in size, checking shape only (not the signature).
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(EnvelopeError::TooLarge(bytes.len()));
+        }
+        let mut slice = bytes;
+        let envelope =
+            Self::decode_rlp(&mut slice).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if !slice.is_empty() {
+            return Err(EnvelopeError::Malformed("trailing bytes".into()));
+        }
+        envelope.body.order_kind()?;
+        if envelope.body.seq == 0 {
+            return Err(EnvelopeError::ZeroSequence);
+        }
+        Ok(envelope)
+    }
+
+    fn decode_rlp(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        <Self as Decodable>::decode(buf)
+    }
+
+    /// A digest of the whole envelope, to tell two envelopes with the same place apart.
+    pub fn digest(&self) -> alloy_primitives::B256 {
+        let mut out = Vec::with_capacity(self.length());
+        Encodable::encode(self, &mut out);
+        keccak256(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use commonware_cryptography::Signer;
+
+    use super::*;
+
+    fn body(seq: u64) -> EnvelopeBody {
+        EnvelopeBody {
+            origin: 3,
+            seq,
+            received_at_ms: 1_800_000_000_000,
+            kind: OrderKind::SendBundle as u8,
+            payload: Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"eth_sendBundle"}"#),
+            auth: Bytes::from_static(b"0xabc:0xdef"),
+        }
+    }
+
+    #[test]
+    fn test_signed_envelope_roundtrips_and_verifies() {
+        let key = ed25519::PrivateKey::from_seed(1);
+        let envelope = Envelope::sign(body(7), &key);
+        let decoded = Envelope::decode(&envelope.encode()).expect("decodes");
+        assert_eq!(decoded, envelope);
+        decoded.verify(&key.public_key()).expect("verifies");
+    }
+
+    #[test]
+    fn test_altered_or_reattributed_envelope_fails() {
+        let key = ed25519::PrivateKey::from_seed(1);
+        let other = ed25519::PrivateKey::from_seed(2);
+        let envelope = Envelope::sign(body(7), &key);
+        let mut altered = envelope.clone();
+        altered.body.payload = Bytes::from_static(b"{}");
+        assert!(
+            altered.verify(&key.public_key()).is_err(),
+            "payload changed"
+        );
+        let mut moved = envelope.clone();
+        moved.body.seq = 8;
+        assert!(moved.verify(&key.public_key()).is_err(), "sequence changed");
+        let mut reattributed = envelope.clone();
+        reattributed.body.origin = 4;
+        assert!(reattributed.verify(&key.public_key()).is_err());
+        assert!(
+            envelope.verify(&other.public_key()).is_err(),
+            "another member's key"
+        );
+    }
+
+    #[test]
+    fn test_garbage_is_refused_without_panicking() {
+        for bytes in [&b""[..], &[0xc0][..], &[0xff; 40][..]] {
+            assert!(Envelope::decode(bytes).is_err());
+        }
+        let key = ed25519::PrivateKey::from_seed(1);
+        let mut unknown = body(1);
+        unknown.kind = 99;
+        let envelope = Envelope::sign(unknown, &key);
+        assert_eq!(
+            Envelope::decode(&envelope.encode()),
+            Err(EnvelopeError::UnknownKind(99))
+        );
+        let zero = Envelope::sign(body(0), &key);
+        assert_eq!(
+            Envelope::decode(&zero.encode()),
+            Err(EnvelopeError::ZeroSequence)
+        );
+        let mut trailing = Envelope::sign(body(1), &key).encode();
+        trailing.push(0);
+        assert!(Envelope::decode(&trailing).is_err());
+    }
+}

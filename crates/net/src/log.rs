@@ -1,0 +1,250 @@
+//! The durable envelope log: this member's own orders, numbered and signed as they are accepted,
+//! and every other member's as they arrive, with each origin's contiguous prefix.
+//!
+//! One redb database. An own append is one write transaction (next number, signed envelope,
+//! prefix) committed durably before it returns, so an order acknowledged to its sender survives
+//! `kill -9`. Received envelopes are checked for a different envelope at the same place
+//! (equivocation) before they are stored.
+
+use std::path::Path;
+
+use crate::MemberId;
+use alloy_primitives::Bytes;
+use commonware_cryptography::ed25519;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::{Envelope, EnvelopeBody, EnvelopeError, OrderKind};
+
+/// Envelopes by (origin, seq).
+const ENVELOPES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("envelopes");
+/// Per origin: the highest seq with every seq from 1 to it present.
+const CONTIGUOUS: TableDefinition<'_, u32, u64> = TableDefinition::new("contiguous");
+
+/// The log failed; the envelope was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The database failed (I/O, corruption, lock held by another process).
+    #[error("envelope log: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored envelope does not decode.
+    #[error("stored envelope ({origin}, {seq}): {source}")]
+    Corrupt {
+        /// Origin.
+        origin: MemberId,
+        /// Sequence number.
+        seq: u64,
+        /// Why.
+        source: EnvelopeError,
+    },
+}
+
+macro_rules! db_err {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for LogError {
+            fn from(e: $ty) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What inserting a received envelope did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insert {
+    /// Stored; `contiguous` is its origin's prefix now.
+    New {
+        /// The origin's contiguous prefix after the insert.
+        contiguous: u64,
+    },
+    /// The same envelope was already stored.
+    Duplicate,
+    /// The origin signed a different envelope for the same place: proof it equivocated. The
+    /// first one stays.
+    Equivocation {
+        /// The envelope stored first.
+        existing: Box<Envelope>,
+    },
+}
+
+/// This member's envelope log.
+#[derive(Debug)]
+pub struct Log {
+    db: redb::Database,
+    origin: MemberId,
+    key: ed25519::PrivateKey,
+}
+
+impl Log {
+    /// Opens (or creates) the log at `path` for member `origin`, which signs with `key`.
+    pub fn open(path: &Path, origin: MemberId, key: ed25519::PrivateKey) -> Result<Self, LogError> {
+        let db = redb::Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(ENVELOPES)?;
+        tx.open_table(CONTIGUOUS)?;
+        tx.commit()?;
+        Ok(Self { db, origin, key })
+    }
+
+    /// This member's id.
+    pub const fn origin(&self) -> MemberId {
+        self.origin
+    }
+
+    /// Numbers, signs and durably stores an order this member accepted; only then may the
+    /// sender be told it was accepted.
+    pub fn append_own(
+        &self,
+        kind: OrderKind,
+        payload: Bytes,
+        auth: Bytes,
+        received_at_ms: u64,
+    ) -> Result<Envelope, LogError> {
+        let tx = self.db.begin_write()?;
+        let envelope = {
+            let mut prefix = tx.open_table(CONTIGUOUS)?;
+            let seq = prefix.get(self.origin)?.map_or(0, |v| v.value()) + 1;
+            let envelope = Envelope::sign(
+                EnvelopeBody {
+                    origin: self.origin,
+                    seq,
+                    received_at_ms,
+                    kind: kind as u8,
+                    payload,
+                    auth,
+                },
+                &self.key,
+            );
+            tx.open_table(ENVELOPES)?
+                .insert((self.origin, seq), envelope.encode().as_slice())?;
+            prefix.insert(self.origin, seq)?;
+            envelope
+        };
+        tx.commit()?;
+        Ok(envelope)
+    }
+
+    /// Stores an envelope received from another member. The caller has verified its origin's
+    /// signature; the log checks it is not a second envelope for the same place.
+    pub fn insert(&self, envelope: &Envelope) -> Result<Insert, LogError> {
+        let (origin, seq) = (envelope.body.origin, envelope.body.seq);
+        let tx = self.db.begin_write()?;
+        let result = {
+            let mut envelopes = tx.open_table(ENVELOPES)?;
+            let existing = envelopes
+                .get((origin, seq))?
+                .map(|v| decode(origin, seq, v.value()))
+                .transpose()?;
+            match existing {
+                Some(existing) if existing == *envelope => Insert::Duplicate,
+                Some(existing) => Insert::Equivocation {
+                    existing: Box::new(existing),
+                },
+                None => {
+                    envelopes.insert((origin, seq), envelope.encode().as_slice())?;
+                    let mut prefix = tx.open_table(CONTIGUOUS)?;
+                    let mut contiguous = prefix.get(origin)?.map_or(0, |v| v.value());
+                    while envelopes.get((origin, contiguous + 1))?.is_some() {
+                        contiguous += 1;
+                    }
+                    prefix.insert(origin, contiguous)?;
+                    Insert::New { contiguous }
+                }
+            }
+        };
+        if matches!(result, Insert::New { .. }) {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(result)
+    }
+
+    /// The envelope at (origin, seq), if stored.
+    pub fn get(&self, origin: MemberId, seq: u64) -> Result<Option<Envelope>, LogError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENVELOPES)?;
+        table
+            .get((origin, seq))?
+            .map(|v| decode(origin, seq, v.value()))
+            .transpose()
+    }
+
+    /// Up to `max` stored envelopes of `origin` from `from` on, in order (what a member that
+    /// misses them is sent).
+    pub fn range(
+        &self,
+        origin: MemberId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, LogError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENVELOPES)?;
+        let mut out = Vec::new();
+        for entry in table.range((origin, from)..=(origin, u64::MAX))?.take(max) {
+            let (key, value) = entry?;
+            let (_, seq) = key.value();
+            out.push(decode(origin, seq, value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The highest seq of `origin` with every earlier one stored (0: none).
+    pub fn contiguous(&self, origin: MemberId) -> Result<u64, LogError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(CONTIGUOUS)?;
+        Ok(table.get(origin)?.map_or(0, |v| v.value()))
+    }
+
+    /// Up to `max` seqs of `origin` after its contiguous prefix and up to `known_high` (the
+    /// highest seq some member is known to have) that are not stored: what to fetch.
+    pub fn missing(
+        &self,
+        origin: MemberId,
+        known_high: u64,
+        max: usize,
+    ) -> Result<Vec<u64>, LogError> {
+        let from = self.contiguous(origin)? + 1;
+        if from > known_high {
+            return Ok(Vec::new());
+        }
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENVELOPES)?;
+        let mut present = table
+            .range((origin, from)..=(origin, known_high))?
+            .map(|entry| entry.map(|(key, _)| key.value().1))
+            .peekable();
+        let mut out = Vec::new();
+        for seq in from..=known_high {
+            if out.len() == max {
+                break;
+            }
+            match present.peek() {
+                Some(Ok(next)) if *next == seq => {
+                    present.next();
+                }
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = present.next() {
+                        return Err(e.into());
+                    }
+                }
+                _ => out.push(seq),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode(origin: MemberId, seq: u64, bytes: &[u8]) -> Result<Envelope, LogError> {
+    Envelope::decode(bytes).map_err(|source| LogError::Corrupt {
+        origin,
+        seq,
+        source,
+    })
+}
