@@ -51,7 +51,7 @@ async fn submit<V: BlockVerifier>(
             );
         }
     };
-    match shared.submit(&body, cancellation).await {
+    match shared.submit(body, cancellation).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => {
             tracing::info!(reason = ?err.reason(), error = %err, "relay.bid.rejected");

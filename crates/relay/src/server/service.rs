@@ -249,11 +249,11 @@ impl<V: BlockVerifier> Shared<V> {
     /// Runs one JSON submission through every check and offers it to the board; with
     /// `cancellation`, it replaces the builder's earlier bid even if worth less.
     pub(crate) async fn submit(
-        &self,
-        body: &[u8],
+        self: Arc<Self>,
+        body: axum::body::Bytes,
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
-        let result = self.check(body, cancellation).await;
+        let result = self.clone().check(body, cancellation).await;
         let counter = match &result {
             Ok(_) => &self.accepted,
             Err(_) => &self.rejected,
@@ -262,19 +262,28 @@ impl<V: BlockVerifier> Shared<V> {
         result
     }
 
-    async fn check(&self, body: &[u8], cancellation: bool) -> Result<(), SubmissionError> {
-        let submission: SignedBidSubmissionV5 =
-            serde_json::from_slice(body).map_err(SubmissionError::Malformed)?;
+    async fn check(
+        self: Arc<Self>,
+        body: axum::body::Bytes,
+        cancellation: bool,
+    ) -> Result<(), SubmissionError> {
         let ctx = self
             .board
             .lock()
             .context()
             .ok_or(SubmissionError::NoOpenSlot)?;
-        check_bid(&self.config, &self.builders, self.domain, &ctx, &submission)?;
-        let block = submission_block(&submission, ctx.parent_beacon_block_root)?;
-        let trace = submission.message;
-        // The block holds the transactions now; free the payload's copy before waiting.
-        drop(submission.execution_payload);
+        // Parsing up to the body limit, the BLS check and decoding the payload are CPU work:
+        // off the async workers.
+        let this = self.clone();
+        let (block, trace) = tokio::task::spawn_blocking(move || {
+            let submission: SignedBidSubmissionV5 =
+                serde_json::from_slice(&body).map_err(SubmissionError::Malformed)?;
+            check_bid(&this.config, &this.builders, this.domain, &ctx, &submission)?;
+            let block = submission_block(&submission, ctx.parent_beacon_block_root)?;
+            Ok::<_, SubmissionError>((block, submission.message))
+        })
+        .await
+        .map_err(|join| SubmissionError::Internal(Box::new(join)))??;
 
         let _turn = self
             .validations
