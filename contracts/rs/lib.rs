@@ -9,7 +9,8 @@ mod demo;
 
 pub use demo::{DemoDeployment, DemoParams};
 
-use alloy_primitives::Bytes;
+use alloy_primitives::{Address, Bytes};
+use alloy_sol_types::SolValue;
 
 alloy_sol_types::sol! {
     /// The ERC-20 in `contracts/src/Token.sol`.
@@ -32,6 +33,45 @@ alloy_sol_types::sol! {
         function quote(address tokenIn, uint256 amountIn) external view returns (uint256);
         function addLiquidity(uint256 amount0, uint256 amount1) external returns (uint256);
         function swap(address tokenIn, uint256 amountIn, uint256 minAmountOut) external returns (uint256);
+    }
+
+    /// The member registry in `contracts/src/Registry.sol`: an owner, set at construction
+    /// (transferable), adds, removes and updates members; node keys are unique among current
+    /// members and BLS keys are 48 bytes.
+    #[derive(Debug, PartialEq, Eq)]
+    interface IRegistry {
+        /// A member as `member(id)` and `members()` return it.
+        struct Member {
+            uint32 id;
+            string addr;
+            bytes32 nodeKey;
+            bytes blsKey;
+            bytes32 attestation;
+            bool active;
+        }
+
+        function owner() external view returns (address);
+        function transferOwnership(address newOwner) external;
+        function addMember(string addr, bytes32 nodeKey, bytes blsKey, bytes32 attestation) external returns (uint32 id);
+        function removeMember(uint32 id) external;
+        function updateMember(uint32 id, string addr, bytes32 nodeKey, bytes blsKey, bytes32 attestation) external;
+        function memberCount() external view returns (uint32);
+        function nextId() external view returns (uint32);
+        function member(uint32 id) external view returns (Member memory);
+        function members() external view returns (Member[] memory list);
+
+        event MemberAdded(uint32 indexed id, bytes32 nodeKey);
+        event MemberRemoved(uint32 indexed id);
+        event MemberUpdated(uint32 indexed id, bytes32 nodeKey);
+        event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+        error NotOwner(address caller);
+        error UnknownMember(uint32 id);
+        error DuplicateNodeKey(bytes32 nodeKey);
+        error ZeroNodeKey();
+        error InvalidBlsKey(uint256 length);
+        error EmptyAddress();
+        error ZeroOwner();
     }
 }
 
@@ -56,6 +96,19 @@ pub fn pool_creation_code() -> Bytes {
     creation_code(include_str!("../artifacts/Pool.json"))
 }
 
+/// Creation code of `Registry(initialOwner)`, without constructor arguments.
+pub fn registry_creation_code() -> Bytes {
+    creation_code(include_str!("../artifacts/Registry.json"))
+}
+
+/// Creation code of `Registry(initialOwner)` with its argument: the input of the deployment
+/// transaction.
+pub fn registry_deploy_code(initial_owner: Address) -> Bytes {
+    let mut code = registry_creation_code().to_vec();
+    code.extend((initial_owner,).abi_encode_params());
+    code.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +117,31 @@ mod tests {
     fn test_artifacts_embed_creation_code() {
         assert!(token_creation_code().len() > 100);
         assert!(pool_creation_code().len() > 100);
+        assert!(registry_creation_code().len() > 100);
+    }
+
+    /// The hand-written `IRegistry` binding matches the compiled ABI: every function, event and
+    /// error it declares exists in the artifact with the same selector.
+    #[test]
+    fn test_registry_binding_matches_artifact() {
+        let artifact: serde_json::Value =
+            serde_json::from_str(include_str!("../artifacts/Registry.json")).expect("json");
+        let abi: alloy_json_abi::JsonAbi =
+            serde_json::from_value(artifact["abi"].clone()).expect("abi");
+        let functions: Vec<[u8; 4]> = abi.functions().map(|f| f.selector().0).collect();
+        let errors: Vec<[u8; 4]> = abi.errors().map(|e| e.selector().0).collect();
+        let events: Vec<[u8; 32]> = abi.events().map(|e| e.selector().0).collect();
+        for selector in IRegistry::IRegistryCalls::SELECTORS {
+            assert!(functions.contains(selector), "function {selector:?}");
+        }
+        for selector in IRegistry::IRegistryErrors::SELECTORS {
+            assert!(errors.contains(selector), "error {selector:?}");
+        }
+        for selector in IRegistry::IRegistryEvents::SELECTORS {
+            assert!(events.contains(selector), "event {selector:?}");
+        }
+        assert_eq!(functions.len(), IRegistry::IRegistryCalls::SELECTORS.len());
+        assert_eq!(errors.len(), IRegistry::IRegistryErrors::SELECTORS.len());
+        assert_eq!(events.len(), IRegistry::IRegistryEvents::SELECTORS.len());
     }
 }
