@@ -9,9 +9,24 @@
 //! ```
 //! Both sources answer the same question the same way; nodes re-read membership while running,
 //! so an added member is connected and a removed one is refused without restarts.
+//!
+//! A member's own secret keys ([`NodeKeys`]: ed25519 node key, BLS builder key, coinbase key)
+//! live in a 0600 key file; their public parts are what the registry lists for it.
+//!
+//! # Example
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let keys = cobuild_registry::NodeKeys::generate()?;
+//! keys.write(&dir.path().join("node.key"))?;
+//! println!("node key {}", keys.public().node_key);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod atomic;
+mod keys;
 mod member;
 
+pub use keys::{KEY_FILE_MODE, KeyFileError, NodeKeys, PublicKeys};
 pub use member::{Member, MemberId};
 
 /// A member list could not be read.
