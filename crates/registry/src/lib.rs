@@ -15,19 +15,27 @@
 //!
 //! # Example
 //! ```
+//! use cobuild_registry::{FileRegistry, NodeKeys, Registry};
+//!
 //! let dir = tempfile::tempdir()?;
-//! let keys = cobuild_registry::NodeKeys::generate()?;
+//! let keys = NodeKeys::generate()?;
 //! keys.write(&dir.path().join("node.key"))?;
-//! println!("node key {}", keys.public().node_key);
+//! let registry = FileRegistry::open_or_create(dir.path().join("members.toml"))?;
+//! registry.add(keys.public().member(0, "127.0.0.1:7000".into(), None))?;
+//! assert_eq!(registry.members()?[0].node_key, keys.public().node_key);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod atomic;
+mod file;
 mod keys;
 mod member;
+mod validate;
 
+pub use file::FileRegistry;
 pub use keys::{KEY_FILE_MODE, KeyFileError, NodeKeys, PublicKeys};
 pub use member::{Member, MemberId};
+pub use validate::{BLS_KEY_LEN, validate_member, validate_members};
 
 /// A member list could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,9 @@ pub enum RegistryError {
     /// The source holds something that is not a valid member list.
     #[error("invalid registry: {0}")]
     Invalid(String),
+    /// No member has this id (removing or updating one).
+    #[error("no member with id {0}")]
+    UnknownMember(MemberId),
 }
 
 /// A source of the current member list.
