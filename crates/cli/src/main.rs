@@ -1,7 +1,10 @@
 //! The cobuild command-line interface.
 //!
 //! `cobuild devnet` runs an embedded Ethereum chain that produces a block every slot and serves
-//! the eth JSON-RPC API on loopback. Logs go to stderr and follow `RUST_LOG`.
+//! the eth JSON-RPC API on loopback. `cobuild keys` and `cobuild registry` manage a member's
+//! key file and the member registry. Logs go to stderr and follow `RUST_LOG`.
+
+mod members;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -37,6 +40,12 @@ enum Command {
     /// Prints p50/p99 latencies, throughput and block values per algorithm, each beside the
     /// baseline measured in the same run.
     Bench(BenchArgs),
+    /// A member node's key file: create one, or print its public parts.
+    #[command(subcommand)]
+    Keys(members::KeysCommand),
+    /// The member registry: add, remove and list members.
+    #[command(subcommand)]
+    Registry(members::RegistryCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,6 +112,7 @@ fn main() -> eyre::Result<()> {
     let default_filter = match cli.command {
         Command::Devnet(_) => "info",
         Command::Bench(_) => "warn,cobuild_bench=info",
+        Command::Keys(_) | Command::Registry(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -121,6 +131,14 @@ fn main() -> eyre::Result<()> {
             let report =
                 cobuild_bench::run(&args.into_config()).wrap_err("benchmark run failed")?;
             print!("{report}");
+            Ok(())
+        }
+        Command::Keys(command) => {
+            print!("{}", members::keys(command)?);
+            Ok(())
+        }
+        Command::Registry(command) => {
+            print!("{}", members::registry(command)?);
             Ok(())
         }
     }

@@ -991,3 +991,151 @@ fn test_bench_prints_figures_beside_the_anvil_baseline() {
         );
     }
 }
+
+/// Runs `cobuild` with `args` to completion.
+fn cobuild(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cobuild"))
+        .args(args)
+        .output()
+        .expect("cobuild runs")
+}
+
+/// Stdout of a run that must succeed.
+fn cobuild_ok(args: &[&str]) -> String {
+    let out = cobuild(args);
+    assert!(
+        out.status.success(),
+        "cobuild {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Stderr of a run that must fail.
+fn cobuild_err(args: &[&str]) -> String {
+    let out = cobuild(args);
+    assert!(!out.status.success(), "cobuild {args:?} succeeded");
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+/// The value printed after `label` in `cobuild keys` output.
+fn printed(output: &str, label: &str) -> String {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .map(|rest| rest.trim().to_string())
+        .unwrap_or_else(|| panic!("no {label:?} in {output}"))
+}
+
+#[test]
+fn test_keys_new_then_show_prints_the_same_public_keys_and_no_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("node.key");
+    let key_path = key_file.to_str().expect("utf-8 path");
+    let created = cobuild_ok(&["keys", "new", "--out", key_path]);
+    let shown = cobuild_ok(&["keys", "show", "--key-file", key_path]);
+    for label in ["node key", "bls key", "coinbase"] {
+        assert_eq!(printed(&created, label), printed(&shown, label), "{label}");
+    }
+    assert_eq!(printed(&shown, "node key").len(), 66, "{shown}");
+    assert_eq!(printed(&shown, "bls key").len(), 98, "{shown}");
+
+    // The secrets are in the file, and in no output.
+    let text = std::fs::read_to_string(&key_file).expect("key file");
+    let secrets: Vec<String> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            line.split_once('=')
+                .map(|(_, v)| v.trim().trim_matches('"'))
+        })
+        .map(|hex| hex.trim_start_matches("0x").to_lowercase())
+        .collect();
+    assert_eq!(secrets.len(), 3, "{text}");
+    for secret in &secrets {
+        assert_eq!(secret.len(), 64);
+        for output in [&created, &shown] {
+            assert!(!output.to_lowercase().contains(secret.as_str()), "{output}");
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Keys are never overwritten by accident; --force replaces them.
+    let err = cobuild_err(&["keys", "new", "--out", key_path]);
+    assert!(err.contains("already exists"), "{err}");
+    let replaced = cobuild_ok(&["keys", "new", "--out", key_path, "--force"]);
+    assert_ne!(
+        printed(&replaced, "node key"),
+        printed(&created, "node key")
+    );
+}
+
+#[test]
+fn test_registry_add_list_remove_with_key_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_string();
+    let (a, b, registry) = (path("a.key"), path("b.key"), path("members.toml"));
+    let node_a = printed(&cobuild_ok(&["keys", "new", "--out", &a]), "node key");
+    let node_b = printed(&cobuild_ok(&["keys", "new", "--out", &b]), "node key");
+
+    let add = |key: &str, address: &str| {
+        let args = [
+            "registry",
+            "add",
+            "--file",
+            &registry,
+            "--key-file",
+            key,
+            "--address",
+            address,
+        ];
+        cobuild(&args)
+    };
+    let first = add(&a, "127.0.0.1:7000");
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("added member 0"));
+    let second = add(&b, "127.0.0.1:7001");
+    assert!(second.status.success(), "{second:?}");
+    assert!(String::from_utf8_lossy(&second.stdout).contains("added member 1"));
+
+    let list = cobuild_ok(&["registry", "list", "--file", &registry]);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert!(list.starts_with("ID"), "{list}");
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(
+        rows[0].starts_with('0') && rows[0].contains("127.0.0.1:7000"),
+        "{list}"
+    );
+    assert!(rows[0].contains(&node_a), "{list}");
+    assert!(
+        rows[1].starts_with('1') && rows[1].contains(&node_b),
+        "{list}"
+    );
+
+    // The same key file twice: refused, and the registry is unchanged.
+    let again = add(&a, "127.0.0.1:7002");
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already registered as member 0"), "{err}");
+
+    cobuild_ok(&["registry", "remove", "--file", &registry, "--id", "0"]);
+    let list = cobuild_ok(&["registry", "list", "--file", &registry]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(&node_b) && !list.contains(&node_a), "{list}");
+
+    let err = cobuild_err(&["registry", "remove", "--file", &registry, "--id", "0"]);
+    assert!(err.contains("no member with id 0"), "{err}");
+    let err = cobuild_err(&["registry", "list", "--file", &path("missing.toml")]);
+    assert!(err.contains("missing.toml"), "{err}");
+    let err = cobuild_err(&["registry", "list"]);
+    assert!(err.contains("--file"), "{err}");
+}
