@@ -27,6 +27,7 @@
 //! ```
 
 mod atomic;
+pub mod contract;
 mod file;
 mod keys;
 mod member;
