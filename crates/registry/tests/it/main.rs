@@ -1,6 +1,8 @@
 //! Integration: key files and the file registry through the public API only, as the CLI and a
 //! running node use them.
 
+mod contract;
+
 use std::{path::Path, sync::Arc, time::Duration};
 
 use cobuild_registry::{FileRegistry, KeyFileError, Member, NodeKeys, Registry, RegistryError};
