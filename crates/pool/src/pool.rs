@@ -68,6 +68,15 @@ pub struct PrivateTx {
 }
 
 impl PooledTx {
+    /// A public transaction (any path but `eth_sendPrivateTransaction`), keyed by its hash.
+    pub fn public(tx: Recovered<TxEnvelope>) -> Self {
+        Self {
+            hash: *tx.tx_hash(),
+            tx,
+            private: None,
+        }
+    }
+
     /// The sender.
     pub fn sender(&self) -> Address {
         self.tx.signer()

@@ -237,14 +237,7 @@ mod tests {
     use super::*;
 
     fn fixture(method: &str) -> Vec<serde_json::Value> {
-        cobuild_test_utils::flashbots_fixtures()
-            .into_iter()
-            .filter(|(m, _, _)| m == method)
-            .map(|(_, _, body)| {
-                let body: serde_json::Value = serde_json::from_str(&body).expect("body json");
-                body["params"][0].clone()
-            })
-            .collect()
+        cobuild_test_utils::flashbots_fixture_params(method)
     }
 
     /// The signed transaction inside the mev-share-client fixture.

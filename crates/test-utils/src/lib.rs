@@ -180,6 +180,21 @@ fn http_request(
     (status, body)
 }
 
+/// The first params object of every fixture request of `method`, as the client sent it.
+///
+/// # Panics
+/// If a fixture body is not JSON.
+pub fn flashbots_fixture_params(method: &str) -> Vec<Value> {
+    flashbots_fixtures()
+        .into_iter()
+        .filter(|(m, _, _)| m == method)
+        .map(|(_, _, body)| {
+            let body: Value = serde_json::from_str(&body).expect("body json");
+            body["params"][0].clone()
+        })
+        .collect()
+}
+
 /// The real client requests in `../shared/fixtures`: `(method, header, body)`.
 pub fn flashbots_fixtures() -> Vec<(String, String, String)> {
     let path = concat!(

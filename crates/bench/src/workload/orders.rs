@@ -259,11 +259,7 @@ pub(crate) fn generate(
 fn push_tx(out: &mut Orders, kind: OrderKind, tx: Recovered<TxEnvelope>) {
     out.canonical.push(encode(&tx));
     out.kinds.push((*tx.tx_hash(), kind));
-    out.txs.push(Arc::new(PooledTx {
-        hash: *tx.tx_hash(),
-        tx,
-        private: None,
-    }));
+    out.txs.push(Arc::new(PooledTx::public(tx)));
 }
 
 fn encode(tx: &Recovered<TxEnvelope>) -> Bytes {

@@ -46,11 +46,7 @@ fn context(chain: &Chain) -> BuildContext {
 }
 
 fn pooled(tx: Recovered<TxEnvelope>) -> Arc<PooledTx> {
-    Arc::new(PooledTx {
-        hash: *tx.tx_hash(),
-        tx,
-        private: None,
-    })
+    Arc::new(PooledTx::public(tx))
 }
 
 fn bundle(txs: &[Recovered<TxEnvelope>], refund_percent: Option<u8>) -> Arc<PooledBundle> {

@@ -39,11 +39,7 @@ fn env(chain: &Chain) -> EvmEnv {
 }
 
 fn pooled(tx: alloy_consensus::transaction::Recovered<TxEnvelope>) -> Arc<PooledTx> {
-    Arc::new(PooledTx {
-        hash: *tx.tx_hash(),
-        tx,
-        private: None,
-    })
+    Arc::new(PooledTx::public(tx))
 }
 
 fn bundle(
