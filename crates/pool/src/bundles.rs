@@ -11,7 +11,8 @@ use std::{
 };
 
 use alloy_primitives::{Address, B256};
-use cobuild_primitives::{Bundle, Replacement};
+use alloy_rpc_types_mev::EthSendBundle;
+use cobuild_primitives::{Bundle, BundleRequest, OrderError, Replacement};
 use parking_lot::Mutex;
 
 use crate::{OrderLimit, PoolError, limit::bundle_value};
@@ -26,6 +27,20 @@ pub struct PooledBundle {
     pub sender: Address,
     /// The bundle.
     pub bundle: Bundle,
+}
+
+impl PooledBundle {
+    /// The bundle `sender`'s `eth_sendBundle` request asks for, checked and decoded; `None` when
+    /// the request is a cancel (no transactions, a uuid).
+    pub fn from_request(
+        sender: Address,
+        request: EthSendBundle,
+    ) -> Result<Option<Self>, OrderError> {
+        Ok(match BundleRequest::from_rpc(request)? {
+            BundleRequest::Send(bundle) => Some(Self { sender, bundle }),
+            BundleRequest::Cancel(_) => None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,6 @@ use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolCall;
 use cobuild_contracts::{IPool, IToken};
 use cobuild_pool::{PooledBundle, PooledTx};
-use cobuild_primitives::BundleRequest;
 
 use super::{
     Mix, OrderKind, WorkloadConfig, WorkloadError,
@@ -316,13 +315,9 @@ fn arbitrage(
         reverting_tx_hashes,
         ..Default::default()
     };
-    match BundleRequest::from_rpc(request)? {
-        BundleRequest::Send(bundle) => Ok(Arc::new(PooledBundle {
-            sender: searcher.address(),
-            bundle,
-        })),
-        BundleRequest::Cancel(_) => Err(WorkloadError::Setup(
-            "a bundle with transactions decoded as a cancel".into(),
-        )),
-    }
+    PooledBundle::from_request(searcher.address(), request)?
+        .map(Arc::new)
+        .ok_or_else(|| {
+            WorkloadError::Setup("a bundle with transactions decoded as a cancel".into())
+        })
 }

@@ -19,7 +19,6 @@ use cobuild_chain::{
     test_utils::{ETHER, GWEI, devnet_chain, next_attrs, sign, transfer, tx},
 };
 use cobuild_pool::{PooledBundle, PooledTx};
-use cobuild_primitives::BundleRequest;
 use cobuild_sim::{SimulatedOrder, Simulator};
 use revm::database_interface::DatabaseRef;
 
@@ -68,14 +67,10 @@ fn bundle_refunding(
         refund_recipient,
         ..Default::default()
     };
-    let BundleRequest::Send(bundle) = BundleRequest::from_rpc(request).expect("valid bundle")
-    else {
-        panic!("not a cancel")
-    };
-    Arc::new(PooledBundle {
-        sender: Address::repeat_byte(0x5e),
-        bundle,
-    })
+    let bundle = PooledBundle::from_request(Address::repeat_byte(0x5e), request)
+        .expect("valid bundle")
+        .expect("not a cancel");
+    Arc::new(bundle)
 }
 
 fn simulate(

@@ -14,7 +14,7 @@ use cobuild_chain::{
     test_utils::{ETHER, GWEI, devnet_chain, sign, transfer, tx},
 };
 use cobuild_pool::{PooledBundle, PooledTx};
-use cobuild_primitives::{BundleRequest, INITIAL_BASE_FEE};
+use cobuild_primitives::INITIAL_BASE_FEE;
 use cobuild_sim::{Order, SimRejected, Simulator, StateKey, simulate_order};
 use revm::database::CacheDB;
 
@@ -55,14 +55,10 @@ fn bundle(
         reverting_tx_hashes: reverting.to_vec(),
         ..Default::default()
     };
-    let BundleRequest::Send(bundle) = BundleRequest::from_rpc(request).expect("valid bundle")
-    else {
-        panic!("not a cancel")
-    };
-    Arc::new(PooledBundle {
-        sender: Address::repeat_byte(0x5e),
-        bundle,
-    })
+    let bundle = PooledBundle::from_request(Address::repeat_byte(0x5e), request)
+        .expect("valid bundle")
+        .expect("not a cancel");
+    Arc::new(bundle)
 }
 
 /// Init code that reverts at once (PUSH1 0 PUSH1 0 REVERT).
