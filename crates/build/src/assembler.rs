@@ -8,6 +8,7 @@ use cobuild_sim::{Order, SimulatedOrder};
 use crate::{
     BuildContext, BuildError, BuiltBlock,
     payout::{self, CONTRACT_PAYMENT_GAS, TRANSFER_GAS},
+    share,
 };
 
 /// Why an order was left out of this block. The block is unchanged.
@@ -106,7 +107,7 @@ impl<'c> Assembler<'c> {
             return Ok(Err(Skip::NoGas));
         }
         let percent = refund.map_or(0, |(percent, _)| percent);
-        let net = |profit: U256| profit - profit * U256::from(percent) / U256::from(100);
+        let net = |profit: U256| profit - share(profit, percent);
         let mut seen = U256::ZERO;
         let mut over_budget = false;
         let judge = |gas_used: u64, profit: U256| {
@@ -151,7 +152,7 @@ impl<'c> Assembler<'c> {
             }
         };
         if let Some((percent, recipient)) = refund {
-            let owed = profit * U256::from(percent) / U256::from(100);
+            let owed = share(profit, percent);
             self.pay(recipient, owed, refund_gas)?;
         }
         self.orders.push(order.order.id());
@@ -198,10 +199,13 @@ impl<'c> Assembler<'c> {
             .builder
             .balance(coinbase)?
             .saturating_sub(self.start_balance);
-        let share = profit * U256::from(self.ctx.payout.bid_percent.min(100)) / U256::from(100);
         let gas = self.reserved;
         self.reserved = 0;
-        let value = self.pay(self.ctx.payout.proposer_fee_recipient, share, gas)?;
+        let value = self.pay(
+            self.ctx.payout.proposer_fee_recipient,
+            share(profit, self.ctx.payout.bid_percent.min(100)),
+            gas,
+        )?;
         let block = self.builder.finish()?;
         Ok(BuiltBlock {
             block,

@@ -137,8 +137,12 @@ pub trait Algorithm: Send + Sync {
 /// The profit a builder can expect to keep from an order, net of the refund it asks for.
 pub fn expected_profit(order: &SimulatedOrder) -> U256 {
     let profit = order.outcome.coinbase_profit;
-    let percent = order.order.refund().map_or(0, |r| r.percent);
-    profit - profit * U256::from(percent) / U256::from(100)
+    profit - share(profit, order.order.refund().map_or(0, |r| r.percent))
+}
+
+/// `percent` of `amount`, rounded down: refunds and the proposer's share.
+pub(crate) fn share(amount: U256, percent: u8) -> U256 {
+    amount * U256::from(percent) / U256::from(100)
 }
 
 /// Runs every algorithm (in parallel, one scoped thread each) and returns the block with the

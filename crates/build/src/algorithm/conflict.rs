@@ -86,6 +86,7 @@ pub fn conflict_groups(orders: &[Arc<SimulatedOrder>]) -> Vec<Vec<usize>> {
 }
 
 /// The best sequence found for a group and what it is expected to pay.
+#[derive(Default)]
 struct Plan {
     sequence: Vec<usize>,
     profit: U256,
@@ -182,11 +183,7 @@ impl ConflictSearch {
         if has_bundle && group.len() <= self.max_best_next {
             consider(best_next(state, env, orders, group)?);
         }
-        Ok(best.unwrap_or(Plan {
-            sequence: Vec::new(),
-            profit: U256::ZERO,
-            gas: 0,
-        }))
+        Ok(best.unwrap_or_default())
     }
 }
 
@@ -279,11 +276,7 @@ fn best_next(
     group: &[usize],
 ) -> Result<Plan, BuildError> {
     let mut db = CacheDB::new(state);
-    let mut plan = Plan {
-        sequence: Vec::new(),
-        profit: U256::ZERO,
-        gas: 0,
-    };
+    let mut plan = Plan::default();
     let mut remaining: HashSet<usize> = group.iter().copied().collect();
     loop {
         let mut pick: Option<(U256, usize)> = None;
