@@ -7,7 +7,7 @@
 //! sender; the origin's signature stops it from altering or re-attributing another member's.
 
 use crate::MemberId;
-use alloy_primitives::{Bytes, keccak256};
+use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use commonware_codec::{Copying, DecodeExt, Encode as _};
 use commonware_cryptography::{Signer as _, Verifier as _, ed25519};
@@ -98,8 +98,74 @@ impl EnvelopeBody {
         OrderKind::try_from(self.kind)
     }
 
+    /// What the signature covers: the place and a digest of the order, so a member can prove
+    /// an envelope exists (in a status) without sending the order itself.
+    pub fn head(&self) -> Head {
+        Head {
+            origin: self.origin,
+            seq: self.seq,
+            received_at_ms: self.received_at_ms,
+            kind: self.kind,
+            order: {
+                let mut out = Vec::with_capacity(self.payload.len() + self.auth.len() + 16);
+                alloy_rlp::encode_list::<&[u8], [u8]>(&[&self.payload, &self.auth], &mut out);
+                keccak256(out)
+            },
+        }
+    }
+}
+
+/// The signed part of an envelope: its place, receive time, kind and order digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Head {
+    /// The origin.
+    pub origin: MemberId,
+    /// The origin's sequence number.
+    pub seq: u64,
+    /// Receive time at the origin, in milliseconds since the Unix epoch.
+    pub received_at_ms: u64,
+    /// The order kind byte.
+    pub kind: u8,
+    /// keccak256 of the RLP list `[payload, auth]`.
+    pub order: B256,
+}
+
+impl Head {
     fn signing_bytes(&self) -> Vec<u8> {
         alloy_rlp::encode(self)
+    }
+}
+
+/// A head with its origin's signature: proof that the origin numbered an envelope `seq`, which
+/// a member announces so the others know what to fetch.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct SignedHead {
+    /// What was signed.
+    pub head: Head,
+    /// The origin's signature over the RLP of `head`, under [`NAMESPACE`].
+    pub signature: Bytes,
+}
+
+impl SignedHead {
+    /// Checks the signature against the origin's registered node key.
+    pub fn verify(&self, origin_key: &ed25519::PublicKey) -> Result<(), EnvelopeError> {
+        verify_head(&self.head, &self.signature, origin_key)
+    }
+}
+
+fn verify_head(
+    head: &Head,
+    signature: &[u8],
+    origin_key: &ed25519::PublicKey,
+) -> Result<(), EnvelopeError> {
+    let bad = EnvelopeError::BadSignature {
+        origin: head.origin,
+    };
+    let signature = ed25519::Signature::decode(Copying(signature)).map_err(|_| bad.clone())?;
+    if origin_key.verify(NAMESPACE, &head.signing_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(bad)
     }
 }
 
@@ -108,14 +174,14 @@ impl EnvelopeBody {
 pub struct Envelope {
     /// What was signed.
     pub body: EnvelopeBody,
-    /// The origin's ed25519 signature over the RLP of `body`, under [`NAMESPACE`].
+    /// The origin's ed25519 signature over the RLP of the body's [`Head`], under [`NAMESPACE`].
     pub signature: Bytes,
 }
 
 impl Envelope {
     /// Signs `body` as its origin.
     pub fn sign(body: EnvelopeBody, key: &ed25519::PrivateKey) -> Self {
-        let signature = key.sign(NAMESPACE, &body.signing_bytes());
+        let signature = key.sign(NAMESPACE, &body.head().signing_bytes());
         Self {
             body,
             signature: Bytes::from(signature.encode().to_vec()),
@@ -124,15 +190,14 @@ impl Envelope {
 
     /// Checks the signature against the origin's registered node key.
     pub fn verify(&self, origin_key: &ed25519::PublicKey) -> Result<(), EnvelopeError> {
-        let bad = EnvelopeError::BadSignature {
-            origin: self.body.origin,
-        };
-        let signature = ed25519::Signature::decode(Copying(self.signature.as_ref()))
-            .map_err(|_| bad.clone())?;
-        if origin_key.verify(NAMESPACE, &self.body.signing_bytes(), &signature) {
-            Ok(())
-        } else {
-            Err(bad)
+        verify_head(&self.body.head(), &self.signature, origin_key)
+    }
+
+    /// The signed head, to announce that this envelope exists.
+    pub fn signed_head(&self) -> SignedHead {
+        SignedHead {
+            head: self.body.head(),
+            signature: self.signature.clone(),
         }
     }
 
@@ -152,11 +217,17 @@ impl Envelope {
         if !slice.is_empty() {
             return Err(EnvelopeError::Malformed("trailing bytes".into()));
         }
-        envelope.body.order_kind()?;
-        if envelope.body.seq == 0 {
+        envelope.check()?;
+        Ok(envelope)
+    }
+
+    /// Checks what decoding alone does not: a known kind and a seq from 1.
+    pub fn check(&self) -> Result<(), EnvelopeError> {
+        self.body.order_kind()?;
+        if self.body.seq == 0 {
             return Err(EnvelopeError::ZeroSequence);
         }
-        Ok(envelope)
+        Ok(())
     }
 
     fn decode_rlp(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {

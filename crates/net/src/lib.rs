@@ -15,14 +15,17 @@
 //! An acknowledged order is in its origin's log before the sender hears back, so it survives
 //! the origin's crash; every receiver can tell from the contiguous prefix what it still misses.
 
+pub mod engine;
 mod envelope;
 mod log;
+pub mod wire;
 
 /// A member's id, as the registry numbers members (the same as `cobuild_registry::MemberId`;
 /// this crate does not read the registry yet).
 pub type MemberId = u32;
 
 pub use envelope::{
-    Envelope, EnvelopeBody, EnvelopeError, MAX_ENVELOPE_BYTES, NAMESPACE, OrderKind,
+    Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, OrderKind,
+    SignedHead,
 };
-pub use log::{Insert, Log, LogError};
+pub use log::{Insert, Log, LogError, OriginSummary};

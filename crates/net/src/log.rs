@@ -19,6 +19,8 @@ use crate::{Envelope, EnvelopeBody, EnvelopeError, OrderKind};
 const ENVELOPES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("envelopes");
 /// Per origin: the highest seq with every seq from 1 to it present.
 const CONTIGUOUS: TableDefinition<'_, u32, u64> = TableDefinition::new("contiguous");
+/// Per origin: the highest seq stored.
+const HIGH: TableDefinition<'_, u32, u64> = TableDefinition::new("high");
 
 /// The log failed; the envelope was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +54,8 @@ db_err!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 /// What inserting a received envelope did.
@@ -73,6 +76,17 @@ pub enum Insert {
     },
 }
 
+/// What a log holds of one origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginSummary {
+    /// The origin.
+    pub origin: MemberId,
+    /// Every seq up to this one is stored.
+    pub contiguous: u64,
+    /// The signed head of the highest stored envelope.
+    pub high: Option<crate::SignedHead>,
+}
+
 /// This member's envelope log.
 #[derive(Debug)]
 pub struct Log {
@@ -84,10 +98,26 @@ pub struct Log {
 impl Log {
     /// Opens (or creates) the log at `path` for member `origin`, which signs with `key`.
     pub fn open(path: &Path, origin: MemberId, key: ed25519::PrivateKey) -> Result<Self, LogError> {
-        let db = redb::Database::create(path)?;
+        Self::with_db(redb::Database::create(path)?, origin, key)
+    }
+
+    /// A log kept in memory only: for simulations, where a "crash" stops the node's tasks but
+    /// keeps what it committed, as the file would.
+    pub fn in_memory(origin: MemberId, key: ed25519::PrivateKey) -> Result<Self, LogError> {
+        let db =
+            redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::with_db(db, origin, key)
+    }
+
+    fn with_db(
+        db: redb::Database,
+        origin: MemberId,
+        key: ed25519::PrivateKey,
+    ) -> Result<Self, LogError> {
         let tx = db.begin_write()?;
         tx.open_table(ENVELOPES)?;
         tx.open_table(CONTIGUOUS)?;
+        tx.open_table(HIGH)?;
         tx.commit()?;
         Ok(Self { db, origin, key })
     }
@@ -124,6 +154,7 @@ impl Log {
             tx.open_table(ENVELOPES)?
                 .insert((self.origin, seq), envelope.encode().as_slice())?;
             prefix.insert(self.origin, seq)?;
+            tx.open_table(HIGH)?.insert(self.origin, seq)?;
             envelope
         };
         tx.commit()?;
@@ -132,9 +163,13 @@ impl Log {
 
     /// Stores an envelope received from another member. The caller has verified its origin's
     /// signature; the log checks it is not a second envelope for the same place.
+    ///
+    /// Not made durable on its own (the next own append makes it so): a received envelope lost
+    /// in a crash is fetched again, and the log stays consistent either way.
     pub fn insert(&self, envelope: &Envelope) -> Result<Insert, LogError> {
         let (origin, seq) = (envelope.body.origin, envelope.body.seq);
-        let tx = self.db.begin_write()?;
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
         let result = {
             let mut envelopes = tx.open_table(ENVELOPES)?;
             let existing = envelopes
@@ -154,6 +189,9 @@ impl Log {
                         contiguous += 1;
                     }
                     prefix.insert(origin, contiguous)?;
+                    let mut high = tx.open_table(HIGH)?;
+                    let top = high.get(origin)?.map_or(0, |v| v.value()).max(seq);
+                    high.insert(origin, top)?;
                     Insert::New { contiguous }
                 }
             }
@@ -200,6 +238,48 @@ impl Log {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(CONTIGUOUS)?;
         Ok(table.get(origin)?.map_or(0, |v| v.value()))
+    }
+
+    /// Every origin with something stored: its contiguous prefix and the signed head of its
+    /// highest stored envelope (what this member announces in its status).
+    pub fn summary(&self) -> Result<Vec<OriginSummary>, LogError> {
+        let tx = self.db.begin_read()?;
+        let high = tx.open_table(HIGH)?;
+        let prefix = tx.open_table(CONTIGUOUS)?;
+        let envelopes = tx.open_table(ENVELOPES)?;
+        let mut out = Vec::new();
+        for entry in high.iter()? {
+            let (origin, top) = entry?;
+            let (origin, top) = (origin.value(), top.value());
+            let contiguous = prefix.get(origin)?.map_or(0, |v| v.value());
+            let head = envelopes
+                .get((origin, top))?
+                .map(|v| decode(origin, top, v.value()))
+                .transpose()?
+                .map(|e| e.signed_head());
+            out.push(OriginSummary {
+                origin,
+                contiguous,
+                high: head,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every stored envelope, by origin and seq (to refill the pools after a
+    /// restart). Stops at the first error `f` returns.
+    pub fn for_each<E: From<LogError>>(
+        &self,
+        mut f: impl FnMut(Envelope) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tx = self.db.begin_read().map_err(LogError::from)?;
+        let table = tx.open_table(ENVELOPES).map_err(LogError::from)?;
+        for entry in table.iter().map_err(LogError::from)? {
+            let (key, value) = entry.map_err(LogError::from)?;
+            let (origin, seq) = key.value();
+            f(decode(origin, seq, value.value())?)?;
+        }
+        Ok(())
     }
 
     /// Up to `max` seqs of `origin` after its contiguous prefix and up to `known_high` (the

@@ -1,0 +1,468 @@
+//! The replication actor: pushes this member's envelopes, takes in the others', and pulls what
+//! is missing.
+//!
+//! One task, one loop over four sources: commands from the node (envelopes to send, member
+//! changes), the push channel (new envelopes, forwarded once on first valid sight), the sync
+//! channel (statuses, pulls and their answers) and a ticker. Every tick it announces what it
+//! holds (contiguous prefix and the signed head of the highest envelope per origin) and pulls,
+//! per origin, the first missing range from a member that claims to hold it. Nothing waits for
+//! an acknowledgement: a lost push, pull or answer is simply asked for again on a later tick, so
+//! an envelope any correct member holds reaches every correct member once links heal.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use commonware_cryptography::ed25519;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::{Clock, Handle, Spawner};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::{
+    Config, Mailbox, Peer,
+    ingress::{Command, Counters, OriginProgress, PeerProgress, View},
+};
+use crate::{
+    Envelope, Insert, Log, LogError, MemberId,
+    wire::{Message, Progress, Pull, Status},
+};
+
+/// The replication engine of one member.
+pub struct Engine<E> {
+    context: E,
+    config: Config,
+    log: Arc<Log>,
+    deliver: mpsc::Sender<Envelope>,
+    commands: mpsc::Receiver<Command>,
+    view: Arc<Mutex<View>>,
+    members: BTreeMap<MemberId, ed25519::PublicKey>,
+    by_key: HashMap<ed25519::PublicKey, MemberId>,
+    origins: BTreeMap<MemberId, OriginProgress>,
+    peers: BTreeMap<MemberId, PeerProgress>,
+    counters: Counters,
+    tick: u64,
+}
+
+impl<E> std::fmt::Debug for Engine<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("me", &self.config.me)
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Clock + Spawner> Engine<E> {
+    /// An engine for the member whose log is `log`; envelopes of other members go to `deliver`
+    /// the first time they are stored (own envelopes do not: the node has them already).
+    pub fn new(
+        context: E,
+        config: Config,
+        log: Arc<Log>,
+        deliver: mpsc::Sender<Envelope>,
+    ) -> Result<(Self, Mailbox), LogError> {
+        let (tx, commands) = mpsc::channel(config.mailbox_size.max(1));
+        let view = Arc::new(Mutex::new(View::default()));
+        let mut origins = BTreeMap::new();
+        for summary in log.summary()? {
+            origins.insert(
+                summary.origin,
+                OriginProgress {
+                    contiguous: summary.contiguous,
+                    known_high: summary.high.map_or(0, |h| h.head.seq),
+                },
+            );
+        }
+        let mut engine = Self {
+            context,
+            log,
+            deliver,
+            commands,
+            view: view.clone(),
+            members: BTreeMap::new(),
+            by_key: HashMap::new(),
+            origins,
+            peers: BTreeMap::new(),
+            counters: Counters::default(),
+            tick: 0,
+            config,
+        };
+        engine.set_members(engine.config.members.clone());
+        engine.publish();
+        Ok((engine, Mailbox::new(tx, view)))
+    }
+
+    /// Runs the engine on the push and sync channels until the network or the node goes away.
+    pub fn start<S, R>(self, push: (S, R), sync: (S, R)) -> Handle<()>
+    where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        R: Receiver<PublicKey = ed25519::PublicKey>,
+    {
+        let context = self.context.child("replication");
+        context.spawn(move |context| {
+            let mut engine = self;
+            engine.context = context;
+            engine.run(push, sync)
+        })
+    }
+
+    async fn run<S, R>(mut self, push: (S, R), sync: (S, R))
+    where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        R: Receiver<PublicKey = ed25519::PublicKey>,
+    {
+        let (mut push_tx, mut push_rx) = push;
+        let (mut sync_tx, mut sync_rx) = sync;
+        let mut next_tick = self.context.current();
+        loop {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(Command::Broadcast(envelope)) => {
+                        self.broadcast(&mut push_tx, envelope);
+                    }
+                    Some(Command::Members(members)) => self.set_members(members),
+                    None => return,
+                },
+                received = push_rx.recv() => match received {
+                    Ok((peer, bytes)) => {
+                        self.on_message(&peer, bytes.as_ref(), true, &mut push_tx, &mut sync_tx).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "net.push.closed");
+                        return;
+                    }
+                },
+                received = sync_rx.recv() => match received {
+                    Ok((peer, bytes)) => {
+                        self.on_message(&peer, bytes.as_ref(), false, &mut push_tx, &mut sync_tx).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "net.sync.closed");
+                        return;
+                    }
+                },
+                () = self.context.sleep_until(next_tick) => {
+                    self.on_tick(&mut sync_tx);
+                    next_tick = self.context.current() + self.config.status_interval;
+                }
+            }
+            self.publish();
+        }
+    }
+
+    fn set_members(&mut self, members: Vec<Peer>) {
+        self.members = members.iter().map(|p| (p.id, p.key.clone())).collect();
+        self.by_key = members.into_iter().map(|p| (p.key, p.id)).collect();
+        self.peers.retain(|id, _| self.members.contains_key(id));
+    }
+
+    /// Sends this member's new envelope (and any queued behind it) to every member.
+    fn broadcast<S: Sender<PublicKey = ed25519::PublicKey>>(
+        &mut self,
+        sender: &mut S,
+        first: Envelope,
+    ) {
+        let mut batch = vec![first];
+        let mut bytes = Message::envelope_size(&batch[0]);
+        while bytes < self.config.max_message_bytes / 2 {
+            match self.commands.try_recv() {
+                Ok(Command::Broadcast(envelope)) => {
+                    bytes += Message::envelope_size(&envelope);
+                    batch.push(envelope);
+                }
+                Ok(Command::Members(members)) => self.set_members(members),
+                Err(_) => break,
+            }
+        }
+        let own = self.origins.entry(self.config.me).or_default();
+        for envelope in &batch {
+            own.contiguous = own.contiguous.max(envelope.body.seq);
+            own.known_high = own.known_high.max(envelope.body.seq);
+        }
+        self.send_envelopes(sender, Recipients::All, batch);
+    }
+
+    /// Sends envelopes in messages no larger than the limit.
+    fn send_envelopes<S: Sender<PublicKey = ed25519::PublicKey>>(
+        &self,
+        sender: &mut S,
+        recipients: Recipients<ed25519::PublicKey>,
+        envelopes: Vec<Envelope>,
+    ) {
+        let limit = self.config.max_message_bytes;
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for envelope in envelopes {
+            let size = Message::envelope_size(&envelope);
+            if !batch.is_empty() && bytes + size > limit {
+                let full = std::mem::take(&mut batch);
+                sender.send(recipients.clone(), Message::Envelopes(full).encode(), false);
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(envelope);
+        }
+        if !batch.is_empty() {
+            sender.send(recipients, Message::Envelopes(batch).encode(), false);
+        }
+    }
+
+    async fn on_message<S: Sender<PublicKey = ed25519::PublicKey>>(
+        &mut self,
+        peer: &ed25519::PublicKey,
+        bytes: &[u8],
+        pushed: bool,
+        push_tx: &mut S,
+        sync_tx: &mut S,
+    ) {
+        // Links only come up between members, but a member removed a moment ago may still talk.
+        let Some(&peer_id) = self.by_key.get(peer) else {
+            return;
+        };
+        let now = millis(self.context.current());
+        self.peers.entry(peer_id).or_default().last_heard_ms = now;
+        let message = match Message::decode(bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                self.counters.malformed += 1;
+                tracing::debug!(peer = peer_id, error = %e, "net.message.malformed");
+                return;
+            }
+        };
+        match message {
+            Message::Envelopes(envelopes) => {
+                let fresh = self.take_in(envelopes);
+                if fresh.is_empty() {
+                    return;
+                }
+                if pushed && self.config.forward {
+                    let others: Vec<_> = self
+                        .members
+                        .iter()
+                        .filter(|(id, _)| **id != self.config.me && **id != peer_id)
+                        .map(|(_, key)| key.clone())
+                        .collect();
+                    if !others.is_empty() {
+                        self.send_envelopes(push_tx, Recipients::Some(others), fresh.clone());
+                    }
+                }
+                for envelope in fresh {
+                    // Waiting here is the back-pressure: a slow node slows its intake from the
+                    // network, and what the channel then drops is pulled again later.
+                    if self.deliver.send(envelope).await.is_err() {
+                        tracing::debug!("net.deliver.closed");
+                    }
+                }
+            }
+            Message::Status(status) => self.on_status(peer_id, status),
+            Message::Pull(pull) => self.on_pull(peer.clone(), pull, sync_tx),
+        }
+    }
+
+    /// Checks and stores envelopes; returns the ones stored for the first time.
+    fn take_in(&mut self, envelopes: Vec<Envelope>) -> Vec<Envelope> {
+        let mut fresh = Vec::new();
+        for envelope in envelopes {
+            let origin = envelope.body.origin;
+            if envelope.check().is_err() {
+                self.counters.malformed += 1;
+                continue;
+            }
+            if origin == self.config.me {
+                // Our own log is the authority on our envelopes.
+                continue;
+            }
+            let Some(key) = self.members.get(&origin) else {
+                self.counters.unknown_origins += 1;
+                continue;
+            };
+            if envelope.verify(key).is_err() {
+                self.counters.bad_signatures += 1;
+                tracing::warn!(
+                    origin,
+                    seq = envelope.body.seq,
+                    "net.envelope.bad_signature"
+                );
+                continue;
+            }
+            match self.log.insert(&envelope) {
+                Ok(Insert::New { contiguous }) => {
+                    let progress = self.origins.entry(origin).or_default();
+                    progress.contiguous = contiguous;
+                    progress.known_high = progress.known_high.max(envelope.body.seq);
+                    self.counters.delivered += 1;
+                    fresh.push(envelope);
+                }
+                Ok(Insert::Duplicate) => self.counters.duplicates += 1,
+                Ok(Insert::Equivocation { .. }) => {
+                    self.counters.equivocations += 1;
+                    tracing::warn!(origin, seq = envelope.body.seq, "net.envelope.equivocation");
+                }
+                Err(e) => tracing::error!(origin, error = %e, "net.log.insert_failed"),
+            }
+        }
+        fresh
+    }
+
+    fn on_status(&mut self, peer_id: MemberId, status: Status) {
+        let claims = &mut self.peers.entry(peer_id).or_default().contiguous;
+        for Progress { origin, contiguous } in status.progress {
+            if self.members.contains_key(&origin) {
+                claims.insert(origin, contiguous);
+            }
+        }
+        for head in status.heads {
+            let origin = head.head.origin;
+            if origin == self.config.me {
+                continue;
+            }
+            let Some(key) = self.members.get(&origin) else {
+                continue;
+            };
+            let progress = self.origins.entry(origin).or_default();
+            // Only a signed head moves the known high: a member cannot make the others chase
+            // envelopes that were never numbered.
+            if head.head.seq > progress.known_high && head.verify(key).is_ok() {
+                progress.known_high = head.head.seq;
+            }
+        }
+    }
+
+    fn on_pull<S: Sender<PublicKey = ed25519::PublicKey>>(
+        &mut self,
+        peer: ed25519::PublicKey,
+        pull: Pull,
+        sync_tx: &mut S,
+    ) {
+        if pull.to < pull.from || pull.from == 0 {
+            return;
+        }
+        let count = (pull.to - pull.from + 1).min(self.config.max_pull);
+        let envelopes = match self.log.range(pull.origin, pull.from, count as usize) {
+            Ok(envelopes) => envelopes,
+            Err(e) => {
+                tracing::error!(error = %e, "net.log.range_failed");
+                return;
+            }
+        };
+        let envelopes: Vec<_> = envelopes
+            .into_iter()
+            .filter(|e| e.body.seq <= pull.to)
+            .collect();
+        if envelopes.is_empty() {
+            return;
+        }
+        self.counters.pulled_served += envelopes.len() as u64;
+        self.send_envelopes(sync_tx, Recipients::One(peer), envelopes);
+    }
+
+    /// Announces what this member holds and pulls the first missing range of each origin.
+    fn on_tick<S: Sender<PublicKey = ed25519::PublicKey>>(&mut self, sync_tx: &mut S) {
+        self.tick += 1;
+        let summary = match self.log.summary() {
+            Ok(summary) => summary,
+            Err(e) => {
+                tracing::error!(error = %e, "net.log.summary_failed");
+                return;
+            }
+        };
+        let status = Status {
+            progress: summary
+                .iter()
+                .map(|s| Progress {
+                    origin: s.origin,
+                    contiguous: s.contiguous,
+                })
+                .collect(),
+            heads: summary.into_iter().filter_map(|s| s.high).collect(),
+        };
+        sync_tx.send(Recipients::All, Message::Status(status).encode(), false);
+
+        let wanting: Vec<(MemberId, OriginProgress)> = self
+            .origins
+            .iter()
+            .filter(|(origin, p)| {
+                **origin != self.config.me
+                    && p.known_high > p.contiguous
+                    && self.members.contains_key(origin)
+            })
+            .map(|(o, p)| (*o, *p))
+            .collect();
+        for (origin, progress) in wanting {
+            let missing =
+                match self
+                    .log
+                    .missing(origin, progress.known_high, self.config.max_pull as usize)
+                {
+                    Ok(missing) => missing,
+                    Err(e) => {
+                        tracing::error!(error = %e, "net.log.missing_failed");
+                        continue;
+                    }
+                };
+            let (Some(&from), Some(&to)) = (missing.first(), missing.last()) else {
+                continue;
+            };
+            let Some(peer) = self.pull_target(origin, from) else {
+                continue;
+            };
+            self.counters.pulls_sent += 1;
+            sync_tx.send(
+                Recipients::One(peer),
+                Message::Pull(Pull { origin, from, to }).encode(),
+                false,
+            );
+        }
+    }
+
+    /// A member to pull `origin`'s envelope `from` from: one that claims to hold it, else any
+    /// other member; rotated per tick so a member that lies about what it holds costs one tick.
+    fn pull_target(&self, origin: MemberId, from: u64) -> Option<ed25519::PublicKey> {
+        let others: Vec<MemberId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|id| *id != self.config.me)
+            .collect();
+        let holders: Vec<MemberId> = others
+            .iter()
+            .copied()
+            .filter(|id| {
+                *id == origin
+                    || self
+                        .peers
+                        .get(id)
+                        .and_then(|p| p.contiguous.get(&origin))
+                        .is_some_and(|c| *c >= from)
+            })
+            .collect();
+        let pool = if holders.is_empty() {
+            &others
+        } else {
+            &holders
+        };
+        if pool.is_empty() {
+            return None;
+        }
+        let pick = pool[(self.tick as usize + origin as usize) % pool.len()];
+        self.members.get(&pick).cloned()
+    }
+
+    /// Copies the engine's progress where the node can read it.
+    fn publish(&self) {
+        let mut view = self.view.lock();
+        view.origins.clone_from(&self.origins);
+        view.peers.clone_from(&self.peers);
+        view.counters = self.counters;
+    }
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}

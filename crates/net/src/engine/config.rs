@@ -1,0 +1,52 @@
+//! Replication engine settings.
+
+use std::time::Duration;
+
+use commonware_cryptography::ed25519;
+
+use crate::MemberId;
+
+/// A member as the engine knows it: its id and the key its envelopes and links are signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Registry id.
+    pub id: MemberId,
+    /// Node key (ed25519).
+    pub key: ed25519::PublicKey,
+}
+
+/// Settings of the replication engine.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This member's id.
+    pub me: MemberId,
+    /// The current members (this one included).
+    pub members: Vec<Peer>,
+    /// How often the status (what this member holds) goes to every member, and missing
+    /// envelopes are pulled. A lost push is healed within about two intervals.
+    pub status_interval: Duration,
+    /// Most envelopes asked for in one pull (and served in one answer).
+    pub max_pull: u64,
+    /// Most bytes of envelopes in one message (below the channel's message size limit).
+    pub max_message_bytes: usize,
+    /// Re-send every envelope to the other members on first valid sight, so an envelope that
+    /// reached one member reaches the rest without waiting for a pull.
+    pub forward: bool,
+    /// Commands queued to the engine before `broadcast` waits.
+    pub mailbox_size: usize,
+}
+
+impl Config {
+    /// Settings for member `me` of `members`, with defaults fit for a LAN or loopback.
+    pub fn new(me: MemberId, members: Vec<Peer>) -> Self {
+        Self {
+            me,
+            members,
+            status_interval: Duration::from_millis(100),
+            max_pull: 512,
+            max_message_bytes: 4 * 1024 * 1024,
+            forward: true,
+            mailbox_size: 4096,
+        }
+    }
+}

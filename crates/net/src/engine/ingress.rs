@@ -1,0 +1,114 @@
+//! How the rest of the node talks to the engine: hand it envelopes to send, change the member
+//! set, and read its progress.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::Peer;
+use crate::{Envelope, MemberId};
+
+/// A command for the engine.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send an envelope this member appended to its log.
+    Broadcast(Envelope),
+    /// The member set changed.
+    Members(Vec<Peer>),
+}
+
+/// Replication progress of one origin at this member.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OriginProgress {
+    /// Every envelope up to this seq is held.
+    pub contiguous: u64,
+    /// The highest seq some member proved exists.
+    pub known_high: u64,
+}
+
+impl OriginProgress {
+    /// Envelopes known to exist and not held yet.
+    pub const fn missing(&self) -> u64 {
+        self.known_high.saturating_sub(self.contiguous)
+    }
+}
+
+/// What one peer last told this member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerProgress {
+    /// When its last message arrived (engine clock, milliseconds since the Unix epoch).
+    pub last_heard_ms: u64,
+    /// Its contiguous prefix per origin, from its last status.
+    pub contiguous: BTreeMap<MemberId, u64>,
+}
+
+/// Counters of what the engine saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Envelopes stored for the first time and handed to the node.
+    pub delivered: u64,
+    /// Envelopes already held.
+    pub duplicates: u64,
+    /// Envelopes whose origin signature did not verify (forged or altered).
+    pub bad_signatures: u64,
+    /// Envelopes from origins that are not members.
+    pub unknown_origins: u64,
+    /// Second envelopes for a place already taken: the origin equivocated.
+    pub equivocations: u64,
+    /// Messages that did not decode.
+    pub malformed: u64,
+    /// Pulls sent.
+    pub pulls_sent: u64,
+    /// Envelopes sent in answer to pulls.
+    pub pulled_served: u64,
+}
+
+/// The engine's state as the node may read it.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    pub(crate) origins: BTreeMap<MemberId, OriginProgress>,
+    pub(crate) peers: BTreeMap<MemberId, PeerProgress>,
+    pub(crate) counters: Counters,
+}
+
+/// A handle to a running engine. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    tx: mpsc::Sender<Command>,
+    view: Arc<Mutex<View>>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, view: Arc<Mutex<View>>) -> Self {
+        Self { tx, view }
+    }
+
+    /// Sends an envelope this member appended to its log to every member. Waits while the
+    /// engine's queue is full (back-pressure on intake); the envelope is durable already, so
+    /// one that is never sent (the engine stopped) is still pulled by the others later.
+    pub async fn broadcast(&self, envelope: Envelope) {
+        // A stopped engine is not an error for the caller: the log has the envelope.
+        let _ = self.tx.send(Command::Broadcast(envelope)).await;
+    }
+
+    /// Replaces the member set: envelopes from removed members are refused from now on.
+    pub async fn set_members(&self, members: Vec<Peer>) {
+        let _ = self.tx.send(Command::Members(members)).await;
+    }
+
+    /// Replication progress per origin.
+    pub fn origins(&self) -> BTreeMap<MemberId, OriginProgress> {
+        self.view.lock().origins.clone()
+    }
+
+    /// What each peer last announced.
+    pub fn peers(&self) -> BTreeMap<MemberId, PeerProgress> {
+        self.view.lock().peers.clone()
+    }
+
+    /// What the engine counted.
+    pub fn counters(&self) -> Counters {
+        self.view.lock().counters
+    }
+}
