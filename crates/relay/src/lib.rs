@@ -14,6 +14,7 @@
 //!      │   last bid for (slot, parent), and           ▼
 //!      │   under the per-second cap)              best bid per slot ──take_best(slot)──▶ Chain::commit
 //!  client::RelayClient::proposer_duties ◀──GET── /relay/v1/builder/validators
+//!  events::subscribe ◀──SSE── /eth/v1/events      ◀── RelayServer::announce (each slot)
 //! ```
 //! The BLS signature is over the SSZ `hash_tree_root` of the [`BidTrace`] with the builder domain
 //! (`DOMAIN_APPLICATION_BUILDER`, the genesis fork version and a zero validators root), exactly
@@ -36,6 +37,7 @@
 
 pub mod bid;
 pub mod client;
+pub mod events;
 mod reply;
 pub mod server;
 

@@ -21,6 +21,6 @@ pub use error::{
     EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, LIMIT_EXCEEDED, RpcError,
     SERVER_ERROR,
 };
-pub use eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer};
+pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer};
 pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService, Signed};
 pub use server::{RpcConfig, RpcServer, start};

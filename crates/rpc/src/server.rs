@@ -13,7 +13,7 @@ use jsonrpsee::{
 
 use crate::{
     bundle::{BundleApiServer, Bundles, MevApiServer},
-    eth::{Eth, EthApiServer, NetApiServer, Web3ApiServer},
+    eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer},
     middleware::{FlashbotsAuthLayer, PeerAddrService},
 };
 
@@ -51,7 +51,7 @@ pub struct RpcServer {
     pub handle: ServerHandle,
 }
 
-/// Starts serving the eth, net and web3 namespaces and the Flashbots/MEV-Share orderflow
+/// Starts serving the eth, net, web3 and debug (raw blocks) namespaces and the Flashbots/MEV-Share orderflow
 /// methods.
 ///
 /// Connections are accepted here rather than by jsonrpsee's `Server::start`, which does not
@@ -82,6 +82,9 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
         .map_err(std::io::Error::other)?;
     module
         .merge(MevApiServer::into_rpc(bundles))
+        .map_err(std::io::Error::other)?;
+    module
+        .merge(DebugApiServer::into_rpc(eth.clone()))
         .map_err(std::io::Error::other)?;
     module
         .merge(Web3ApiServer::into_rpc(eth))

@@ -1,4 +1,4 @@
-//! The HTTP surface: two routes, JSON in and out, and every failure as `{code, message,
+//! The HTTP surface: the builder API, the data API and the slot event stream, JSON in and out, and every failure as `{code, message,
 //! reason}` with its status. The handlers only parse and answer; the checks live in
 //! [`Shared::submit`](super::service).
 
@@ -13,10 +13,11 @@ use axum::{
     routing::{get, post},
 };
 
-use super::service::Shared;
+use super::{events, service::Shared};
 use crate::{
     BlockVerifier,
     client::{BLOCKS_PATH, RECEIVED_PATH, VALIDATORS_PATH},
+    events::EVENTS_PATH,
     reply::{ErrorReply, RejectReason},
 };
 
@@ -26,6 +27,7 @@ pub(crate) fn router<V: BlockVerifier>(shared: Arc<Shared<V>>) -> Router {
         .route(BLOCKS_PATH, post(submit::<V>))
         .route(VALIDATORS_PATH, get(validators::<V>))
         .route(RECEIVED_PATH, get(received::<V>))
+        .route(EVENTS_PATH, get(events::events::<V>))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -84,7 +86,7 @@ async fn validators<V: BlockVerifier>(State(shared): State<Arc<Shared<V>>>) -> R
     Json(shared.duties()).into_response()
 }
 
-fn error_reply(status: StatusCode, reason: RejectReason, message: String) -> Response {
+pub(super) fn error_reply(status: StatusCode, reason: RejectReason, message: String) -> Response {
     let body = ErrorReply {
         code: status.as_u16(),
         message,

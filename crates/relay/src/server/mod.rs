@@ -14,10 +14,16 @@
 //! Every check runs on every submission, so `200` always means "valid", and a bid the relay
 //! answered `400` can never be returned by [`RelayServer::take_best`].
 //!
+//! The proposer also announces each slot it opens ([`RelayServer::announce`]) on the Beacon
+//! API `payload_attributes` stream the relay serves, so builders in other processes know what
+//! to build (see [`crate::events`]).
+//!
 //! Files: `config.rs` (settings), `state.rs` (the bid board), `validate.rs` (the checks and
-//! their error), `handlers.rs` (HTTP), `service.rs` (the handle that ties them together).
+//! their error), `handlers.rs` (HTTP), `events.rs` (the event stream), `service.rs` (the
+//! handle that ties them together).
 
 mod config;
+mod events;
 mod handlers;
 mod service;
 mod state;

@@ -14,6 +14,7 @@ use std::{
 use alloy_primitives::B256;
 use alloy_rpc_types_beacon::{
     BlsPublicKey, BlsSignature,
+    events::PayloadAttributesEvent,
     relay::{
         BidTrace, SignedBidSubmissionV5, Validator, ValidatorRegistration,
         ValidatorRegistrationMessage,
@@ -21,10 +22,11 @@ use alloy_rpc_types_beacon::{
 };
 use cobuild_chain::ExecutedBlock;
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use super::{
     config::Config,
+    events::{Announcement, Announcements},
     handlers,
     state::{BidBoard, Closed, Offer, SlotContext},
     validate::{SubmissionError, check_bid, check_payment},
@@ -106,6 +108,7 @@ pub(crate) struct Shared<V> {
     accepted: AtomicU64,
     received: Mutex<VecDeque<ReceivedBid>>,
     rejected: AtomicU64,
+    announcements: watch::Sender<Announcements>,
 }
 
 impl<V: BlockVerifier> RelayServer<V> {
@@ -125,6 +128,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 accepted: AtomicU64::new(0),
                 received: Mutex::new(VecDeque::new()),
                 rejected: AtomicU64::new(0),
+                announcements: watch::channel(Announcements::default()).0,
                 config,
             }),
         }
@@ -135,15 +139,34 @@ impl<V: BlockVerifier> RelayServer<V> {
         handlers::router(self.shared.clone())
     }
 
-    /// Serves the builder API on `listener` until `shutdown` completes.
+    /// Serves the builder API and the slot event stream on `listener` until `shutdown`
+    /// completes.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        // Event streams never end by themselves: end them first, or the graceful shutdown
+        // would wait for every subscriber to hang up.
+        let shutdown = async move {
+            shutdown.await;
+            shared.announcements.send_modify(|a| a.closed = true);
+        };
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
+    }
+
+    /// Announces the slot just opened to the `payload_attributes` stream: `event` describes the
+    /// block the relay will accept, and bids are taken until `bids_until`. Subscribers get it
+    /// at once, and later subscribers get it first, until the next announcement.
+    pub fn announce(&self, event: PayloadAttributesEvent, bids_until: std::time::Instant) {
+        let slot = event.data.proposal_slot;
+        self.shared.announcements.send_modify(|a| {
+            a.current = Some(Announcement { event, bids_until });
+        });
+        tracing::debug!(slot, "relay.slot.announced");
     }
 
     /// Opens `ctx.slot` for bids on `ctx.parent_hash`, closing the slot before it; that slot's
@@ -217,6 +240,11 @@ fn registration_message(config: &Config) -> ValidatorRegistrationMessage {
 impl<V: BlockVerifier> Shared<V> {
     pub(crate) const fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Follows the slot announcements.
+    pub(crate) fn announcements(&self) -> watch::Receiver<Announcements> {
+        self.announcements.subscribe()
     }
 
     pub(crate) fn duties(&self) -> Vec<Validator> {

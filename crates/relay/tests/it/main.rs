@@ -1,6 +1,7 @@
 //! Integration tests of the relay: a real devnet `Chain` in a tempdir behind the devnet relay
 //! on 127.0.0.1, driven by the real `RelayClient`.
 
+mod events;
 mod gate;
 mod submit;
 

@@ -2,6 +2,7 @@
 
 mod call;
 mod convert;
+mod debug;
 mod fees;
 
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use revm::{database_interface::DatabaseRef, state::AccountInfo};
 
 use crate::RpcError;
+
+pub use debug::DebugApiServer;
 
 /// The `eth_` methods a wallet, `cast` or an ethers provider needs.
 #[rpc(server, namespace = "eth")]

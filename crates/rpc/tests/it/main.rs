@@ -179,3 +179,57 @@ fn test_ip_budget_is_shared_by_every_sender_of_one_peer() {
     let reply = node.call(None, "eth_blockNumber", json!([]));
     assert_eq!(reply["result"], "0x0", "{reply}");
 }
+
+#[test]
+fn test_raw_block_imports_into_another_replica_and_unknown_blocks_are_errors() {
+    let node = Node::start(OrderflowLimits::default());
+    let raw = raw_tx(0, 0, Address::repeat_byte(0xbe), 21_000, 2);
+    let reply = node.call(None, "eth_sendRawTransaction", json!([raw]));
+    assert!(reply.get("error").is_none(), "{reply}");
+    // A block with the transaction, built from the pool as a producer would.
+    let head = node.chain.head();
+    let mut builder = node
+        .chain
+        .builder(BlockAttributes {
+            timestamp: head.timestamp + 1,
+            fee_recipient: Address::ZERO,
+            prev_randao: B256::ZERO,
+            gas_limit: head.gas_limit,
+            withdrawals: Vec::new(),
+            parent_beacon_block_root: B256::ZERO,
+            extra_data: Bytes::new(),
+        })
+        .expect("builder");
+    let pooled = node.txs.best(builder.base_fee()).next().expect("pooled");
+    builder
+        .execute(pooled.tx.clone())
+        .expect("executes")
+        .expect("included");
+    node.chain
+        .commit(&builder.finish().expect("seal"))
+        .expect("commit");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replica = Chain::open(
+        &dir.path().join("r.redb"),
+        Arc::new(ChainSpec::devnet(DEVNET_CHAIN_ID)),
+        &Genesis::devnet(DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE),
+    )
+    .expect("replica");
+    for id in [json!("0x1"), json!("latest")] {
+        let reply = node.call(None, "debug_getRawBlock", json!([id]));
+        let hex = reply["result"].as_str().expect("raw block hex");
+        let bytes = alloy_primitives::hex::decode(hex).expect("hex");
+        let block: alloy_consensus::Block<TxEnvelope> =
+            alloy_rlp::Decodable::decode(&mut bytes.as_slice()).expect("rlp block");
+        assert_eq!(block.body.transactions.len(), 1);
+        if replica.head().number == 0 {
+            assert_eq!(
+                replica.import(block).expect("imports"),
+                node.chain.head().hash()
+            );
+        }
+    }
+    let missing = node.call(None, "debug_getRawBlock", json!(["0x9"]));
+    assert_eq!(error_code(&missing), -32000, "{missing}");
+}

@@ -1,0 +1,104 @@
+//! The `payload_attributes` stream: what the proposer announces reaches subscribers, a late
+//! subscriber gets the open slot first, other topics are refused, and shutdown ends streams.
+
+use std::{
+    io::{Read, Write},
+    time::{Duration, Instant},
+};
+
+use cobuild_relay::events::{SubscribeConfig, payload_event, subscribe};
+use tokio::sync::oneshot;
+
+use super::Devnet;
+
+/// Waits for the next announcement on `rx` (bounded, so a broken stream fails the test).
+async fn next_slot(
+    rx: &mut tokio::sync::watch::Receiver<Option<cobuild_relay::events::ReceivedSlot>>,
+) -> cobuild_relay::events::ReceivedSlot {
+    tokio::time::timeout(Duration::from_secs(10), rx.changed())
+        .await
+        .expect("an announcement within 10 s")
+        .expect("the subscription task runs");
+    rx.borrow_and_update().clone().expect("an announcement")
+}
+
+fn announce(devnet: &Devnet, slot: u64, window: Duration) -> Instant {
+    let head = devnet.chain.head();
+    let until = Instant::now() + window;
+    devnet.relay.announce(
+        payload_event(
+            slot,
+            head.number,
+            head.hash(),
+            &devnet.attrs(),
+            head.gas_limit,
+        ),
+        until,
+    );
+    until
+}
+
+#[tokio::test]
+async fn test_subscribers_get_the_open_slot_first_then_each_new_one() {
+    let devnet = Devnet::start().await;
+    let mut early = subscribe(SubscribeConfig::new(&devnet.url)).expect("subscribes");
+    let until = announce(&devnet, 1, Duration::from_secs(3));
+    let got = next_slot(&mut early).await;
+    assert_eq!(got.event.slot(), 1);
+    assert_eq!(got.event.parent_hash(), devnet.chain.head().hash());
+    assert_eq!(
+        got.event
+            .block_attributes(devnet.chain.head().gas_limit, devnet.attrs().extra_data),
+        devnet.attrs()
+    );
+    // The window is measured when the message leaves: never past the relay's own deadline.
+    assert!(got.deadline() <= until + Duration::from_millis(50));
+    assert!(got.deadline() > until - Duration::from_secs(1));
+
+    announce(&devnet, 2, Duration::from_secs(3));
+    assert_eq!(next_slot(&mut early).await.event.slot(), 2);
+    let mut late = subscribe(SubscribeConfig::new(&devnet.url)).expect("subscribes");
+    assert_eq!(next_slot(&mut late).await.event.slot(), 2);
+}
+
+#[tokio::test]
+async fn test_other_topics_are_refused() {
+    let devnet = Devnet::start().await;
+    let addr = devnet.url.trim_start_matches("http://").to_owned();
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+        stream
+            .write_all(
+                b"GET /eth/v1/events?topics=head HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .expect("writes");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("reads");
+        reply
+    })
+    .await
+    .expect("joins");
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+}
+
+#[tokio::test]
+async fn test_shutdown_ends_open_streams() {
+    let devnet = Devnet::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(devnet.relay.clone().serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut rx = subscribe(SubscribeConfig::new(&url)).expect("subscribes");
+    announce(&devnet, 1, Duration::from_secs(3));
+    next_slot(&mut rx).await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops although a subscriber is connected")
+        .expect("joins")
+        .expect("serves cleanly");
+}
