@@ -18,6 +18,7 @@
 pub mod engine;
 mod envelope;
 mod log;
+mod transport;
 pub mod wire;
 
 /// A member's id, as the registry numbers members (the same as `cobuild_registry::MemberId`;
@@ -29,3 +30,4 @@ pub use envelope::{
     SignedHead,
 };
 pub use log::{Insert, Log, LogError, OriginSummary};
+pub use transport::{NetMember, P2P_NAMESPACE, Replication, TransportConfig, TransportError};
