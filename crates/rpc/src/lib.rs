@@ -10,6 +10,7 @@ mod bundle;
 mod error;
 mod eth;
 mod middleware;
+mod replicate;
 mod server;
 
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
@@ -23,4 +24,5 @@ pub use error::{
 };
 pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer};
 pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService, Signed};
+pub use replicate::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture, SignedBody};
 pub use server::{RpcConfig, RpcServer, start};

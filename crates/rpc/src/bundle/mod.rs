@@ -28,7 +28,11 @@ use crate::{
     auth::AuthError,
     eth::decode_raw_transaction,
     middleware::{PeerAddr, Signed},
+    replicate::{
+        AcceptedOrder, Hook, Replicate, SignedBody, calls, method, replicate, signer,
+    },
 };
+use cobuild_net::OrderKind;
 
 /// How many blocks a private transaction without `maxBlockNumber` is kept for (Flashbots' 25).
 pub const DEFAULT_PRIVATE_TX_BLOCKS: u64 = 25;
@@ -111,6 +115,7 @@ pub struct Bundles {
     pool: BundlePool,
     senders: Arc<SenderLimiter>,
     ips: Arc<IpLimiter>,
+    replication: Hook,
 }
 
 impl Bundles {
@@ -123,7 +128,147 @@ impl Bundles {
             pool,
             senders: Arc::new(RateLimiter::new(limits.sender_rate, limits.sender_burst)),
             ips: Arc::new(RateLimiter::new(limits.ip_rate, limits.ip_burst)),
+            replication: None,
         }
+    }
+
+    /// Hands every accepted order (and cancellation) to `hook` before answering.
+    #[must_use]
+    pub fn with_replication(mut self, hook: Arc<dyn Replicate>) -> Self {
+        self.replication = Some(hook);
+        self
+    }
+
+    /// Replicates what a signed request did, as it was signed.
+    async fn replicate(&self, ext: &Extensions, kind: OrderKind) -> Result<(), RpcError> {
+        if self.replication.is_none() {
+            return Ok(());
+        }
+        let Some(signed) = ext.get::<SignedBody>() else {
+            return Err(RpcError::internal("signed body missing"));
+        };
+        replicate(
+            &self.replication,
+            AcceptedOrder {
+                kind,
+                payload: signed.body.clone(),
+                auth: signed.header.clone(),
+            },
+        )
+        .await
+    }
+
+    /// Applies an order another member accepted: checks its sender's signature and runs every
+    /// call of its kind in the body as this node's RPC would, without budgets (the accepting
+    /// member spent them) and without replicating it again.
+    pub async fn apply_replicated(
+        &self,
+        kind: OrderKind,
+        payload: &[u8],
+        auth: &[u8],
+    ) -> Result<(), RpcError> {
+        let from = signer(payload, auth)?;
+        for params in calls(payload, method(kind))? {
+            let bad = |e: serde_json::Error| RpcError::InvalidParams(e.to_string());
+            match kind {
+                OrderKind::SendBundle => {
+                    self.send_bundle_as(from, serde_json::from_value(params).map_err(bad)?)
+                        .await?;
+                }
+                OrderKind::CancelBundle => {
+                    self.cancel_bundle_as(from, serde_json::from_value(params).map_err(bad)?);
+                }
+                OrderKind::SendPrivateTransaction => {
+                    self.send_private_as(from, serde_json::from_value(params).map_err(bad)?)
+                        .await?;
+                }
+                OrderKind::CancelPrivateTransaction => {
+                    let request: EthCancelPrivateTransaction =
+                        serde_json::from_value(params).map_err(bad)?;
+                    self.txs.cancel_private(from, &request.tx_hash);
+                }
+                OrderKind::MevSendBundle => {
+                    let (_, bundle) = self.mev_bundle(from, params).await?;
+                    self.pool.add(from, bundle).map_err(RpcError::from)?;
+                }
+                OrderKind::RawTransaction => {
+                    return Err(RpcError::InvalidParams(
+                        "a raw transaction is not a signed call".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_bundle_as(
+        &self,
+        from: Address,
+        request: EthSendBundle,
+    ) -> Result<Option<EthBundleHash>, RpcError> {
+        // Decoding and signature recovery are CPU work: off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || BundleRequest::from_rpc(request))
+            .await
+            .map_err(RpcError::internal)?
+            .map_err(invalid)?;
+        match parsed {
+            BundleRequest::Send(bundle) => {
+                let hash = self.pool.add(from, bundle).map_err(RpcError::from)?;
+                tracing::debug!(%from, %hash, "rpc.bundle.send");
+                Ok(Some(EthBundleHash { bundle_hash: hash }))
+            }
+            BundleRequest::Cancel(replacement) => {
+                self.pool.cancel(from, replacement);
+                Ok(None)
+            }
+        }
+    }
+
+    fn cancel_bundle_as(&self, from: Address, request: EthCancelBundle) {
+        self.pool.cancel(
+            from,
+            Replacement {
+                uuid: request.replacement_uuid,
+                nonce: None,
+            },
+        );
+    }
+
+    async fn send_private_as(
+        &self,
+        owner: Address,
+        request: EthSendPrivateTransaction,
+    ) -> Result<B256, RpcError> {
+        let (chain, txs) = (self.chain.clone(), self.txs.clone());
+        // Decoding, signature recovery and the state read are blocking work.
+        tokio::task::spawn_blocking(move || {
+            let tx = decode_raw_transaction(&request.tx)?;
+            let head = chain.head().number;
+            let max_block = request
+                .max_block_number
+                .unwrap_or(head + DEFAULT_PRIVATE_TX_BLOCKS);
+            if max_block <= head {
+                return Err(RpcError::InvalidParams(format!(
+                    "maxBlockNumber {max_block} is not after the head {head}"
+                )));
+            }
+            let hash_shared = request
+                .preferences
+                .privacy
+                .as_ref()
+                .and_then(|p| p.hints.as_ref())
+                .is_some_and(|hints| hints.has_hash());
+            let private = PrivateTx {
+                owner,
+                max_block,
+                hash_shared,
+            };
+            let hash = txs.add_private(tx, private)?;
+            tracing::debug!(%owner, %hash, max_block, "rpc.private.send");
+            Ok(hash)
+        })
+        .await
+        .map_err(RpcError::internal)?
     }
 
     /// The sender the request proved, within its peer IP's and its own request budgets.
@@ -180,22 +325,15 @@ impl BundleApiServer for Bundles {
         request: EthSendBundle,
     ) -> RpcResult<Option<EthBundleHash>> {
         let from = self.admit(ext)?;
-        // Decoding and signature recovery are CPU work: off the async workers.
-        let parsed = tokio::task::spawn_blocking(move || BundleRequest::from_rpc(request))
-            .await
-            .map_err(RpcError::internal)?
-            .map_err(invalid)?;
-        match parsed {
-            BundleRequest::Send(bundle) => {
-                let hash = self.pool.add(from, bundle).map_err(RpcError::from)?;
-                tracing::debug!(%from, %hash, "rpc.bundle.send");
-                Ok(Some(EthBundleHash { bundle_hash: hash }))
-            }
-            BundleRequest::Cancel(replacement) => {
-                self.pool.cancel(from, replacement);
-                Ok(None)
-            }
-        }
+        let cancel = request.txs.is_empty();
+        let answer = self.send_bundle_as(from, request).await?;
+        let kind = if cancel {
+            OrderKind::CancelBundle
+        } else {
+            OrderKind::SendBundle
+        };
+        self.replicate(ext, kind).await?;
+        Ok(answer)
     }
 
     async fn cancel_bundle(
@@ -204,13 +342,8 @@ impl BundleApiServer for Bundles {
         request: EthCancelBundle,
     ) -> RpcResult<Option<()>> {
         let from = self.admit(ext)?;
-        self.pool.cancel(
-            from,
-            Replacement {
-                uuid: request.replacement_uuid,
-                nonce: None,
-            },
-        );
+        self.cancel_bundle_as(from, request);
+        self.replicate(ext, OrderKind::CancelBundle).await?;
         Ok(None)
     }
 
@@ -237,37 +370,10 @@ impl BundleApiServer for Bundles {
         request: EthSendPrivateTransaction,
     ) -> RpcResult<B256> {
         let owner = self.admit(ext)?;
-        let (chain, txs) = (self.chain.clone(), self.txs.clone());
-        // Decoding, signature recovery and the state read are blocking work.
-        tokio::task::spawn_blocking(move || {
-            let tx = decode_raw_transaction(&request.tx)?;
-            let head = chain.head().number;
-            let max_block = request
-                .max_block_number
-                .unwrap_or(head + DEFAULT_PRIVATE_TX_BLOCKS);
-            if max_block <= head {
-                return Err(RpcError::InvalidParams(format!(
-                    "maxBlockNumber {max_block} is not after the head {head}"
-                )));
-            }
-            let hash_shared = request
-                .preferences
-                .privacy
-                .as_ref()
-                .and_then(|p| p.hints.as_ref())
-                .is_some_and(|hints| hints.has_hash());
-            let private = PrivateTx {
-                owner,
-                max_block,
-                hash_shared,
-            };
-            let hash = txs.add_private(tx, private)?;
-            tracing::debug!(%owner, %hash, max_block, "rpc.private.send");
-            Ok(hash)
-        })
-        .await
-        .map_err(RpcError::internal)?
-        .map_err(Into::into)
+        let hash = self.send_private_as(owner, request).await?;
+        self.replicate(ext, OrderKind::SendPrivateTransaction)
+            .await?;
+        Ok(hash)
     }
 
     async fn cancel_private_transaction(
@@ -278,6 +384,8 @@ impl BundleApiServer for Bundles {
         let owner = self.admit(ext)?;
         let cancelled = self.txs.cancel_private(owner, &request.tx_hash);
         tracing::debug!(%owner, hash = %request.tx_hash, cancelled, "rpc.private.cancel");
+        self.replicate(ext, OrderKind::CancelPrivateTransaction)
+            .await?;
         Ok(cancelled)
     }
 }
@@ -293,6 +401,7 @@ impl MevApiServer for Bundles {
         let (_, bundle) = self.mev_bundle(from, request).await?;
         let hash = self.pool.add(from, bundle).map_err(RpcError::from)?;
         tracing::debug!(%from, %hash, "rpc.mev.send_bundle");
+        self.replicate(ext, OrderKind::MevSendBundle).await?;
         Ok(EthBundleHash { bundle_hash: hash })
     }
 

@@ -132,12 +132,30 @@ pub trait Web3Api {
 pub struct Eth {
     chain: Chain,
     pool: TxPool,
+    replication: crate::replicate::Hook,
 }
 
 impl Eth {
     /// Serves `chain` and submits transactions to `pool`.
     pub const fn new(chain: Chain, pool: TxPool) -> Self {
-        Self { chain, pool }
+        Self {
+            chain,
+            pool,
+            replication: None,
+        }
+    }
+
+    /// Hands every accepted raw transaction to `hook` before answering.
+    #[must_use]
+    pub fn with_replication(mut self, hook: std::sync::Arc<dyn crate::Replicate>) -> Self {
+        self.replication = Some(hook);
+        self
+    }
+
+    /// Adds a raw transaction another member accepted (its signature is checked on decode).
+    pub fn apply_replicated(&self, raw: &[u8]) -> Result<B256, RpcError> {
+        let tx = decode_raw_transaction(raw)?;
+        Ok(self.pool.add(tx)?)
     }
 
     /// The chain served.
@@ -416,12 +434,24 @@ impl EthApiServer for Eth {
     }
 
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
-        self.blocking(move |this| {
-            let tx = decode_raw_transaction(&raw)?;
-            tracing::debug!(hash = %tx.tx_hash(), nonce = tx.nonce(), "rpc.eth.send_raw_transaction");
-            Ok(this.pool.add(tx)?)
-        })
-        .await
+        let payload = raw.clone();
+        let hash = self
+            .blocking(move |this| {
+                let tx = decode_raw_transaction(&raw)?;
+                tracing::debug!(hash = %tx.tx_hash(), nonce = tx.nonce(), "rpc.eth.send_raw_transaction");
+                Ok(this.pool.add(tx)?)
+            })
+            .await?;
+        crate::replicate::replicate(
+            &self.replication,
+            crate::AcceptedOrder {
+                kind: cobuild_net::OrderKind::RawTransaction,
+                payload,
+                auth: Bytes::new(),
+            },
+        )
+        .await?;
+        Ok(hash)
     }
 }
 
