@@ -178,7 +178,9 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         "  relay      http://{} (builder API)",
         devnet.relay_addr
     ));
-    line(format!("  builder    coinbase {}", devnet.builder_coinbase));
+    if let Some(coinbase) = devnet.builder_coinbase {
+        line(format!("  builder    coinbase {coinbase}"));
+    }
     line(format!("  chain id   {}", config.chain_id));
     line(format!("  slot       {} ms", args.slot_ms));
     line(format!("  head       #{} {}", head.number, head.hash()));

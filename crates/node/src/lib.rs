@@ -16,7 +16,12 @@
 //! in one process. Building stops a little before each slot ends; the proposer commits between
 //! slots, so a block being committed is always committed.
 
+pub mod bidding;
 pub mod builder;
+pub mod chain;
 pub mod devnet;
+pub mod member;
+pub mod orderflow;
 
 pub use devnet::{Devnet, DevnetConfig, DevnetError};
+pub use orderflow::{Orderflow, OrderflowConfig};

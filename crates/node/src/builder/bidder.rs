@@ -11,7 +11,7 @@ use alloy_primitives::{Address, B256};
 use cobuild_relay::{
     BlsPublicKey, BuilderKey, RelayClient,
     bid::{BidParams, BuildError as SubmissionBuildError, build_submission},
-    client::{RelayError, SubmitOutcome},
+    client::{ProposerDuty, RelayError, SubmitOutcome},
 };
 use tokio::sync::watch;
 
@@ -45,23 +45,17 @@ pub struct Bidder {
     client: RelayClient,
     key: BuilderKey,
     domain: B256,
-    proposer_fee_recipient: Address,
-    duties: Vec<(u64, BlsPublicKey)>,
+    duties: Vec<ProposerDuty>,
 }
 
 impl Bidder {
-    /// A bidder signing with `key` over `domain`, paying `proposer_fee_recipient`.
-    pub const fn new(
-        client: RelayClient,
-        key: BuilderKey,
-        domain: B256,
-        proposer_fee_recipient: Address,
-    ) -> Self {
+    /// A bidder signing with `key` over `domain`; each bid names the proposer and the fee
+    /// recipient the relay's validators endpoint lists for its slot.
+    pub const fn new(client: RelayClient, key: BuilderKey, domain: B256) -> Self {
         Self {
             client,
             key,
             domain,
-            proposer_fee_recipient,
             duties: Vec::new(),
         }
     }
@@ -95,11 +89,11 @@ impl Bidder {
     /// only publishes improvements, or a lower block that withdraws one holding a cancelled
     /// order, so its latest bid is always the one the relay should keep.
     async fn submit(&mut self, bid: &Bid) -> Result<SubmitOutcome, BidError> {
-        let proposer_pubkey = self.proposer(bid.slot).await?;
+        let (proposer_pubkey, proposer_fee_recipient) = self.proposer(bid.slot).await?;
         let params = BidParams {
             slot: bid.slot,
             proposer_pubkey,
-            proposer_fee_recipient: self.proposer_fee_recipient,
+            proposer_fee_recipient,
             domain: self.domain,
         };
         let block = bid.block.clone();
@@ -122,18 +116,19 @@ impl Bidder {
         Ok(outcome)
     }
 
-    /// The proposer of `slot`, from the relay's validators endpoint (fetched again when the
-    /// slot is not among the duties known).
-    async fn proposer(&mut self, slot: u64) -> Result<BlsPublicKey, BidError> {
-        if let Some((_, key)) = self.duties.iter().find(|(s, _)| *s == slot) {
-            return Ok(*key);
+    /// The proposer of `slot` and its fee recipient, from the relay's validators endpoint
+    /// (fetched again when the slot is not among the duties known).
+    async fn proposer(&mut self, slot: u64) -> Result<(BlsPublicKey, Address), BidError> {
+        let known = |duties: &[ProposerDuty]| {
+            duties
+                .iter()
+                .find(|d| d.slot == slot)
+                .map(|d| (d.pubkey, d.fee_recipient))
+        };
+        if let Some(duty) = known(&self.duties) {
+            return Ok(duty);
         }
-        let duties = self.client.proposer_duties().await?;
-        self.duties = duties.iter().map(|d| (d.slot, d.pubkey)).collect();
-        self.duties
-            .iter()
-            .find(|(s, _)| *s == slot)
-            .map(|(_, key)| *key)
-            .ok_or(BidError::NoDuty(slot))
+        self.duties = self.client.proposer_duties().await?;
+        known(&self.duties).ok_or(BidError::NoDuty(slot))
     }
 }

@@ -3,6 +3,9 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy_primitives::{Address, B256, keccak256};
+use cobuild_rpc::OrderflowLimits;
+
+use crate::orderflow::OrderflowConfig;
 
 /// Settings of a devnet node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +43,22 @@ pub struct DevnetConfig {
     pub relay_port: u16,
     /// Most bids the builder submits per second.
     pub max_bids_per_second: u32,
+}
+
+impl DevnetConfig {
+    /// The settings of the devnet's order intake.
+    pub const fn orderflow(&self) -> OrderflowConfig {
+        OrderflowConfig {
+            http_addr: self.http_addr,
+            limits: OrderflowLimits {
+                sender_rate: self.bundle_rate,
+                sender_burst: self.bundle_burst,
+                ip_rate: self.ip_rate,
+                ip_burst: self.ip_burst,
+            },
+            max_orders: self.max_orders,
+        }
+    }
 }
 
 /// The devnet builder's default coinbase key: fixed, so restarts keep the same coinbase.

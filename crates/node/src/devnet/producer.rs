@@ -1,11 +1,13 @@
-//! The devnet's proposer: a slot clock that opens each slot on the local relay, lets the builder
-//! build (its bidder submits over the builder API), and at the slot's end commits the relay's
-//! best verified bid, or builds its own block from the pools when no bid came (as a proposer
-//! falls back to its local execution client when MEV-Boost has no bid).
+//! The devnet's proposer: a slot clock that opens each slot on the local relay and announces
+//! it on the relay's `payload_attributes` stream, lets the builders build (the devnet's own, or
+//! member nodes in other processes; bidders submit over the builder API), and at the slot's end
+//! commits the relay's best verified bid, or builds its own block from the pools when no bid
+//! came (as a proposer falls back to its local execution client when MEV-Boost has no bid).
 //!
 //! ```text
-//!  slot start ──▶ relay.open_slot ──▶ Builder::run_slot (rounds until the cut-off)
-//!                                         └─▶ Bidder ──POST /relay/v1/builder/blocks──▶ relay
+//!  slot start ──▶ relay.open_slot + relay.announce ──▶ members (SSE)
+//!             ──▶ own Builder::run_slot (rounds until the cut-off), if the devnet builds
+//!                     └─▶ Bidder ──POST /relay/v1/builder/blocks──▶ relay
 //!  slot end   ──▶ relay.take_best: commit the winner, or a local block ──▶ pools follow
 //! ```
 
@@ -20,10 +22,13 @@ use cobuild_chain::{
     BlockAttributes, Chain, ChainError, ExecutedBlock, TxRejected, next_gas_limit,
 };
 use cobuild_pool::{BundlePool, TxPool};
-use cobuild_relay::{RelayServer, server::SlotContext};
+use cobuild_relay::{RelayServer, events::payload_event, server::SlotContext};
 
 use super::DevnetConfig;
-use crate::builder::{Bid, Builder, BuilderError, SlotJob};
+use crate::{
+    builder::{Bid, Builder, BuilderError, SlotJob},
+    orderflow::Orderflow,
+};
 
 /// Block production failed; the devnet stops.
 #[derive(Debug, thiserror::Error)]
@@ -43,28 +48,25 @@ pub enum ProducerError {
 #[derive(Debug)]
 pub struct Producer {
     chain: Chain,
-    pool: TxPool,
-    bundles: BundlePool,
-    builder: Builder,
+    orderflow: Orderflow,
+    builder: Option<Builder>,
     relay: RelayServer<Chain>,
     config: DevnetConfig,
 }
 
 impl Producer {
-    /// A proposer for `chain`, taking bids from `builder` and, for local blocks, bundles from
-    /// `bundles` and transactions from `pool`.
+    /// A proposer for `chain`, taking the relay's best bid (from `builder`, the devnet's own,
+    /// and whoever else the relay accepts) and, for local blocks, orders from `orderflow`.
     pub const fn new(
         chain: Chain,
-        pool: TxPool,
-        bundles: BundlePool,
-        builder: Builder,
+        orderflow: Orderflow,
+        builder: Option<Builder>,
         relay: RelayServer<Chain>,
         config: DevnetConfig,
     ) -> Self {
         Self {
             chain,
-            pool,
-            bundles,
+            orderflow,
             builder,
             relay,
             config,
@@ -81,10 +83,13 @@ impl Producer {
             // Building stops just before the slot ends, so a round never delays the block; a
             // cancel acknowledged up to then is still withdrawn from the bid.
             let cutoff = slot_end - (self.config.slot / 20).min(Duration::from_millis(50));
-            let best = tokio::select! {
-                biased;
-                () = &mut shutdown => return Ok(()),
-                best = self.builder.run_slot(job.clone(), cutoff) => best?,
+            let best = match &self.builder {
+                Some(builder) => tokio::select! {
+                    biased;
+                    () = &mut shutdown => return Ok(()),
+                    best = builder.run_slot(job.clone(), cutoff) => best?,
+                },
+                None => None,
             };
             tokio::select! {
                 biased;
@@ -103,12 +108,23 @@ impl Producer {
             .unwrap_or(Duration::ZERO)
             + slot_end.saturating_duration_since(Instant::now());
         let attrs = attributes(&self.chain, &self.config, end_unix.as_secs());
+        let slot = head.number + 1;
         self.relay.open_slot(SlotContext {
-            slot: head.number + 1,
+            slot,
             parent_hash: head.hash(),
             timestamp: attrs.timestamp,
             parent_beacon_block_root: attrs.parent_beacon_block_root,
         });
+        self.relay.announce(
+            payload_event(
+                slot,
+                head.number,
+                head.hash(),
+                &attrs,
+                self.config.gas_limit,
+            ),
+            slot_end,
+        );
         Ok(SlotJob {
             slot: head.number + 1,
             parent: head,
@@ -126,20 +142,19 @@ impl Producer {
         ours: Option<Bid>,
     ) -> Result<ExecutedBlock, ProducerError> {
         let chain = self.chain.clone();
-        let pool = self.pool.clone();
-        let bundles = self.bundles.clone();
+        let orderflow = self.orderflow.clone();
         let winner = self.relay.take_best(job.slot);
         let result = tokio::task::spawn_blocking(move || {
+            let mut landed: &[alloy_primitives::B256] = &[];
             let block = match winner {
                 Some(winner) if winner.executed.header().parent_hash == chain.head().hash() => {
                     chain.commit(&winner.executed)?;
                     // Our bundles in it cannot run again; other builders' are left to expire.
-                    if let Some(ours) =
-                        ours.filter(|b| b.block.block.block.hash == winner.trace.block_hash)
+                    if let Some(ours) = ours
+                        .as_ref()
+                        .filter(|b| b.block.block.block.hash == winner.trace.block_hash)
                     {
-                        for id in &ours.block.orders {
-                            bundles.remove(id);
-                        }
+                        landed = &ours.block.orders;
                     }
                     tracing::info!(
                         slot = job.slot,
@@ -151,16 +166,17 @@ impl Producer {
                     );
                     winner.executed
                 }
-                _ => produce_block(&chain, &pool, &bundles, job.attrs)?,
+                _ => produce_block(&chain, &orderflow.pool, &orderflow.bundles, job.attrs)?,
             };
             let (_, state) = chain.head_state()?;
-            pool.on_block(&state);
-            bundles.on_block(block.header().number);
+            orderflow.on_head(&state, block.header().number, landed);
             Ok::<_, ProducerError>(block)
         })
         .await
         .map_err(|e| ProducerError::Join(e.to_string()))?;
-        self.builder.end_slot();
+        if let Some(builder) = &self.builder {
+            builder.end_slot();
+        }
         result
     }
 }

@@ -1,0 +1,72 @@
+//! A node's builder and the bidder that sends its best blocks to a relay: the part of a node
+//! that competes for blocks, set up the same way in the single-process devnet and in a member
+//! node.
+
+use std::{num::NonZeroU32, time::Duration};
+
+use alloy_primitives::B256;
+use alloy_signer_local::PrivateKeySigner;
+use cobuild_chain::Chain;
+use cobuild_relay::{BuilderKey, RelayClient, client::RelayError};
+
+use crate::{
+    builder::{Bidder, Builder, BuilderConfig, BuilderError},
+    orderflow::Orderflow,
+};
+
+/// Who builds and where its bids go.
+#[derive(Debug, Clone)]
+pub struct BiddingConfig {
+    /// Key of the coinbase of built blocks (pays refunds and the proposer).
+    pub coinbase: PrivateKeySigner,
+    /// The BLS key bids are signed with.
+    pub bls: BuilderKey,
+    /// Base URL of the relay's builder API.
+    pub relay_url: String,
+    /// The builder signing domain of the relay's chain.
+    pub domain: B256,
+    /// Share of a block's profit bid to the proposer, in percent (1..=100).
+    pub bid_percent: u8,
+    /// Most bids submitted per second.
+    pub max_bids_per_second: u32,
+    /// Least time between the starts of two build rounds of a slot.
+    pub round_interval: Duration,
+}
+
+/// The builder or its relay client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BiddingError {
+    /// The builder could not start.
+    #[error(transparent)]
+    Builder(#[from] BuilderError),
+    /// The relay client could not be set up.
+    #[error("relay client: {0}")]
+    RelayClient(#[from] RelayError),
+}
+
+/// Starts a builder over `chain` and `orderflow`'s pools, and a bidder task submitting its
+/// best block of each slot to the relay. Slots are run by the caller ([`Builder::run_slot`]).
+pub fn start_bidding(
+    chain: &Chain,
+    orderflow: &Orderflow,
+    config: BiddingConfig,
+) -> Result<Builder, BiddingError> {
+    let builder = Builder::new(
+        chain.clone(),
+        orderflow.pool.clone(),
+        orderflow.bundles.clone(),
+        &orderflow.limit,
+        BuilderConfig {
+            coinbase: config.coinbase,
+            bid_percent: config.bid_percent,
+            sim_threads: 2,
+            round_interval: config.round_interval,
+        },
+    )?;
+    let mut client_config = cobuild_relay::client::Config::new(config.relay_url);
+    client_config.max_submissions_per_second =
+        NonZeroU32::new(config.max_bids_per_second).unwrap_or(NonZeroU32::MIN);
+    let bidder = Bidder::new(RelayClient::new(client_config)?, config.bls, config.domain);
+    tokio::spawn(bidder.run(builder.subscribe()));
+    Ok(builder)
+}

@@ -1,0 +1,36 @@
+//! Member node settings.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use cobuild_registry::MemberId;
+
+use crate::orderflow::OrderflowConfig;
+
+/// Settings of a member node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// The node's own directory: its chain replica lives here.
+    pub data_dir: PathBuf,
+    /// The node's key file (node, BLS builder and coinbase keys).
+    pub key_file: PathBuf,
+    /// The registry file listing the members.
+    pub registry: PathBuf,
+    /// This node's member id; `None`: the member whose node key is the key file's.
+    pub member_id: Option<MemberId>,
+    /// Where the P2P transport listens; `None`: the address the registry lists for the member.
+    pub p2p_addr: Option<SocketAddr>,
+    /// JSON-RPC URL of the hub whose chain the node follows (`http://host:port`).
+    pub hub_rpc: String,
+    /// Base URL of the hub's relay: the builder API and the `payload_attributes` stream.
+    pub relay_url: String,
+    /// The node's order intake (RPC address, budgets, pool bound).
+    pub orderflow: OrderflowConfig,
+    /// Share of a block's profit bid to the proposer, in percent (1..=100).
+    pub bid_percent: u8,
+    /// Most bids submitted per second.
+    pub max_bids_per_second: u32,
+    /// How often the node asks the hub for its head besides the slot announcements.
+    pub poll_interval: Duration,
+    /// How long starting waits for the hub to answer, and each later hub request may take.
+    pub hub_timeout: Duration,
+}

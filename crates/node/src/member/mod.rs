@@ -1,0 +1,296 @@
+//! A member node: its own chain replica following the hub's chain, its own pools and
+//! orderflow RPC, and its own builder bidding to the hub's relay with the member's BLS key.
+//!
+//! # Design
+//! ```text
+//!  senders ──HTTP──▶ Orderflow (RPC + pools) ──▶ Builder ──▶ Bidder ──bids──▶ hub relay
+//!                          ▲                        ▲                             │
+//!                          │ pools follow           │ SlotJob                      │ SSE
+//!  hub RPC ──debug_getRawBlock──▶ Follower ──▶ Chain (replica) ◀── slots::Slots ◀──┘
+//!           (on each announcement, and polled)                    payload_attributes
+//! ```
+//! The node builds exactly the block the hub's relay accepts: parent, timestamp, randomness,
+//! beacon root, withdrawals and gas limit come from the announcement; fee recipient is the
+//! node's coinbase, which pays the proposer in the block. Its blocks carry
+//! `cobuild node <id>` as extra data.
+//!
+//! Starting checks the key file against the registry entry (node and BLS keys must match) and
+//! the replica's genesis against the hub's, so a node never bids for another chain. A node
+//! killed and restarted reopens its replica and catches up from the hub.
+
+mod config;
+mod follow;
+mod hub;
+mod slots;
+
+pub use config::MemberConfig;
+pub use follow::{BlockSource, FollowError, Follower};
+pub use hub::{HubClient, HubError};
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{Address, B256, Bytes};
+use cobuild_chain::Chain;
+use cobuild_registry::{
+    FileRegistry, KeyFileError, Member, MemberId, NodeKeys, Registry, RegistryError,
+};
+use cobuild_relay::{
+    bid::{DEVNET_GENESIS_FORK_VERSION, builder_domain},
+    events::{ReceivedSlot, SubscribeConfig, SubscribeError, subscribe},
+};
+use tokio::sync::watch;
+
+use crate::{
+    bidding::{BiddingConfig, BiddingError, start_bidding},
+    builder::Builder,
+    chain::{OpenError, open_chain},
+    orderflow::{Orderflow, RpcStartError},
+};
+
+/// Pause between attempts to reach the hub while starting.
+const HUB_RETRY: Duration = Duration::from_millis(200);
+/// Least time between two build rounds: rounds start when orders arrive, so this only caps a
+/// flood.
+const ROUND_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Why a member node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// The key file could not be read.
+    #[error(transparent)]
+    Keys(#[from] KeyFileError),
+    /// The registry could not be read.
+    #[error("registry {path}: {source}")]
+    Registry {
+        /// The registry file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
+    /// The registry lists no member with this id, or none with the key file's node key.
+    #[error("the registry lists no member {0}")]
+    NotListed(String),
+    /// The registry lists other keys for the member than the key file holds.
+    #[error("member {id}: the registry lists another {key} than the key file's")]
+    KeyMismatch {
+        /// The member.
+        id: MemberId,
+        /// Which key differs.
+        key: &'static str,
+    },
+    /// The registry's address for the member is not `ip:port` and none was given.
+    #[error("member {id}: registry address {address:?} is not ip:port (pass the p2p port)")]
+    Address {
+        /// The member.
+        id: MemberId,
+        /// The address listed.
+        address: String,
+    },
+    /// The hub did not answer.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// The replica holds, or would hold, another chain than the hub's.
+    #[error("the replica's genesis {ours} is not the hub's {hub}")]
+    GenesisMismatch {
+        /// Ours.
+        ours: B256,
+        /// The hub's.
+        hub: B256,
+    },
+    /// The replica could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The RPC server could not start.
+    #[error(transparent)]
+    Rpc(#[from] RpcStartError),
+    /// The builder could not start.
+    #[error(transparent)]
+    Bidding(#[from] BiddingError),
+    /// The relay URL cannot be subscribed to.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+}
+
+/// A running member node.
+#[derive(Debug)]
+pub struct MemberNode {
+    /// The node's registry entry.
+    pub member: Member,
+    /// Its chain replica.
+    pub chain: Chain,
+    /// Its pools and RPC server.
+    pub orderflow: Orderflow,
+    /// Where its P2P transport is to listen.
+    pub p2p_addr: SocketAddr,
+    /// The coinbase of its blocks.
+    pub coinbase: Address,
+    builder: Builder,
+    follower: Arc<Follower<HubClient>>,
+    slots: watch::Receiver<Option<ReceivedSlot>>,
+    poll_interval: Duration,
+}
+
+impl MemberNode {
+    /// Checks the keys against the registry, reaches the hub, opens the replica, and starts the
+    /// RPC server, the builder and its bidder, and the slot subscription.
+    pub async fn start(config: MemberConfig) -> Result<Self, MemberError> {
+        let keys = NodeKeys::read(&config.key_file)?;
+        let member = own_entry(&config, &keys)?;
+        let p2p_addr = match config.p2p_addr {
+            Some(addr) => addr,
+            None => member.address.parse().map_err(|_| MemberError::Address {
+                id: member.id,
+                address: member.address.clone(),
+            })?,
+        };
+        let hub = HubClient::connect(&config.hub_rpc, config.hub_timeout).await?;
+        let (chain_id, genesis) = wait_for_hub(&hub, config.hub_timeout).await?;
+        let chain = open_chain(&config.data_dir, chain_id, genesis.header.gas_limit)
+            .await
+            .map_err(|e| match e {
+                OpenError::Chain(cobuild_chain::ChainError::GenesisMismatch { stored, .. }) => {
+                    MemberError::GenesisMismatch {
+                        ours: stored,
+                        hub: genesis.header.hash_slow(),
+                    }
+                }
+                other => other.into(),
+            })?;
+        let ours = chain
+            .read()
+            .ok()
+            .and_then(|view| view.canonical_hash(0).ok().flatten())
+            .unwrap_or_default();
+        let hub_genesis = genesis.header.hash_slow();
+        if ours != hub_genesis {
+            return Err(MemberError::GenesisMismatch {
+                ours,
+                hub: hub_genesis,
+            });
+        }
+        let orderflow = Orderflow::start(&chain, &config.orderflow).await?;
+        let builder = start_bidding(
+            &chain,
+            &orderflow,
+            BiddingConfig {
+                coinbase: keys.coinbase().clone(),
+                bls: keys.builder().clone(),
+                relay_url: config.relay_url.clone(),
+                domain: builder_domain(DEVNET_GENESIS_FORK_VERSION),
+                bid_percent: config.bid_percent,
+                max_bids_per_second: config.max_bids_per_second,
+                round_interval: ROUND_INTERVAL,
+            },
+        )?;
+        let slots = subscribe(SubscribeConfig::new(&config.relay_url))?;
+        let follower = Arc::new(Follower::new(chain.clone(), orderflow.clone(), hub));
+        tracing::info!(
+            id = member.id,
+            rpc = %orderflow.rpc_addr,
+            %p2p_addr,
+            coinbase = %builder.coinbase(),
+            head = chain.head().number,
+            "member.start"
+        );
+        Ok(Self {
+            member,
+            coinbase: builder.coinbase(),
+            chain,
+            orderflow,
+            p2p_addr,
+            builder,
+            follower,
+            slots,
+            poll_interval: config.poll_interval,
+        })
+    }
+
+    /// Follows the hub and builds for every slot until `shutdown` resolves, then stops the RPC
+    /// server.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let slots = slots::Slots {
+            chain: &self.chain,
+            builder: &self.builder,
+            follower: &self.follower,
+            extra_data: extra_data(self.member.id),
+        };
+        // Both loops are safe to drop at any await: an import under way finishes on its
+        // blocking thread.
+        tokio::select! {
+            () = shutdown => {}
+            () = self.follower.run(self.poll_interval) => {}
+            () = slots.run(self.slots.clone()) => {
+                tracing::error!("member.slots.ended");
+            }
+        }
+        self.builder.end_slot();
+        self.orderflow.stop().await;
+        tracing::info!(head = self.chain.head().number, "member.stopped");
+    }
+}
+
+/// The extra data of member `id`'s blocks.
+pub fn extra_data(id: MemberId) -> Bytes {
+    Bytes::from(format!("cobuild node {id}").into_bytes())
+}
+
+/// The registry entry of this node, checked against its keys.
+fn own_entry(config: &MemberConfig, keys: &NodeKeys) -> Result<Member, MemberError> {
+    let registry_err = |source| MemberError::Registry {
+        path: config.registry.clone(),
+        source,
+    };
+    let members = FileRegistry::open(&config.registry)
+        .and_then(|r| r.members())
+        .map_err(registry_err)?;
+    let public = keys.public();
+    let member = match config.member_id {
+        Some(id) => members
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| MemberError::NotListed(format!("with id {id}")))?,
+        None => members
+            .into_iter()
+            .find(|m| m.node_key == public.node_key)
+            .ok_or_else(|| MemberError::NotListed(format!("with node key {}", public.node_key)))?,
+    };
+    if member.node_key != public.node_key {
+        return Err(MemberError::KeyMismatch {
+            id: member.id,
+            key: "node key",
+        });
+    }
+    if member.bls_key != public.bls_key {
+        return Err(MemberError::KeyMismatch {
+            id: member.id,
+            key: "BLS key",
+        });
+    }
+    Ok(member)
+}
+
+/// The hub's chain id and genesis block, asked until the hub answers or `timeout` passed (the
+/// hub may still be starting).
+async fn wait_for_hub(
+    hub: &HubClient,
+    timeout: Duration,
+) -> Result<(u64, alloy_consensus::Block<alloy_consensus::TxEnvelope>), HubError> {
+    let give_up = Instant::now() + timeout;
+    loop {
+        let answer = async { Ok::<_, HubError>((hub.chain_id().await?, hub.raw_block(0).await?)) };
+        match answer.await {
+            Ok(answer) => return Ok(answer),
+            Err(error) if Instant::now() < give_up => {
+                tracing::info!(%error, "member.hub.waiting");
+                tokio::time::sleep(HUB_RETRY).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}

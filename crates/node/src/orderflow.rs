@@ -1,0 +1,100 @@
+//! A node's order intake: the pools (transactions and bundles under one order bound) and the
+//! JSON-RPC server that fills them, built in one place for every kind of node.
+//!
+//! ```text
+//!  senders ──HTTP──▶ RPC (Eth: eth_sendRawTransaction, Bundles: eth_sendBundle, mev_*, ...)
+//!                      │ accepted
+//!                      ▼
+//!               TxPool + BundlePool (OrderLimit: one bound, one change listener)
+//!                      ▲
+//!  new head ── Orderflow::on_head (drop what landed or expired)
+//! ```
+//! Both the single-process devnet and a member node get their pools here, so a hook that must
+//! see every accepted order (replication to the other members) has one place to go.
+
+use std::net::SocketAddr;
+
+use alloy_primitives::B256;
+use cobuild_chain::{Chain, StateSnapshot};
+use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
+use cobuild_rpc::{Bundles, Eth, OrderflowLimits, RpcConfig};
+
+/// Settings of a node's order intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderflowConfig {
+    /// Address of the JSON-RPC server (port 0: any free port).
+    pub http_addr: SocketAddr,
+    /// Per-sender and per-IP budgets of the orderflow methods.
+    pub limits: OrderflowLimits,
+    /// Most orders (transactions plus bundles) the pools hold; when full, a more valuable order
+    /// evicts the least valuable one.
+    pub max_orders: usize,
+}
+
+/// The RPC server could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("rpc server on {addr}: {source}")]
+pub struct RpcStartError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// Why it failed.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A node's pools and the RPC server over them. Cheap to clone; clones share both.
+#[derive(Debug, Clone)]
+pub struct Orderflow {
+    /// The bound both pools share; its change listener wakes the builder.
+    pub limit: OrderLimit,
+    /// Pending transactions (public and private).
+    pub pool: TxPool,
+    /// Pending bundles.
+    pub bundles: BundlePool,
+    /// Where the JSON-RPC server listens (the real port when 0 was asked for).
+    pub rpc_addr: SocketAddr,
+    rpc: jsonrpsee::server::ServerHandle,
+}
+
+impl Orderflow {
+    /// Creates the pools over `chain` and starts the RPC server on them.
+    pub async fn start(chain: &Chain, config: &OrderflowConfig) -> Result<Self, RpcStartError> {
+        let limit = OrderLimit::new(config.max_orders);
+        let pool = TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit);
+        let bundles = BundlePool::with_limit(&limit);
+        let server = cobuild_rpc::start(
+            RpcConfig::new(config.http_addr),
+            Eth::new(chain.clone(), pool.clone()),
+            Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits),
+        )
+        .await
+        .map_err(|source| RpcStartError {
+            addr: config.http_addr,
+            source,
+        })?;
+        Ok(Self {
+            limit,
+            pool,
+            bundles,
+            rpc_addr: server.local_addr,
+            rpc: server.handle,
+        })
+    }
+
+    /// The pools follow a new head `number` with post-state `state`: transactions that landed
+    /// or became invalid leave, bundles for past blocks expire, and `landed` (this node's
+    /// bundles the block carries, when its bid won) go at once, since they cannot run again.
+    pub fn on_head(&self, state: &StateSnapshot, number: u64, landed: &[B256]) {
+        for id in landed {
+            self.bundles.remove(id);
+        }
+        self.pool.on_block(state);
+        self.bundles.on_block(number);
+    }
+
+    /// Stops the RPC server and waits until it stopped.
+    pub async fn stop(&self) {
+        let _ = self.rpc.stop();
+        self.rpc.clone().stopped().await;
+    }
+}
