@@ -5,6 +5,7 @@
 //! async workers) and answer. Every failure is an [`RpcError`] mapped to a standard JSON-RPC
 //! code in one `From`. The server bounds request bodies before buffering them.
 
+mod admin;
 mod auth;
 mod bundle;
 mod error;
@@ -13,6 +14,10 @@ mod middleware;
 mod replicate;
 mod server;
 
+pub use admin::{
+    AdminApiServer, AdminServer, AdminSource, BidStatus, MemberStatus, NodeStatus, OriginStatus,
+    start_admin,
+};
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 pub use bundle::{
     BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult, DEFAULT_PRIVATE_TX_BLOCKS,

@@ -28,9 +28,7 @@ use crate::{
     auth::AuthError,
     eth::decode_raw_transaction,
     middleware::{PeerAddr, Signed},
-    replicate::{
-        AcceptedOrder, Hook, Replicate, SignedBody, calls, method, replicate, signer,
-    },
+    replicate::{AcceptedOrder, Hook, Replicate, SignedBody, calls, method, replicate, signer},
 };
 use cobuild_net::OrderKind;
 

@@ -1,0 +1,285 @@
+//! The operator's admin API: the node's replication and building state, and the order hashes
+//! it holds for a block, so operators and tests can compare nodes.
+//!
+//! It runs on its own listener (loopback by default) and every request must carry
+//! `Authorization: Bearer <token>`, the token a node writes to its data directory on start, as
+//! an execution client guards its engine API with a shared secret.
+
+use std::{fmt::Debug, net::SocketAddr, sync::Arc};
+
+use alloy_primitives::{B256, U256};
+use jsonrpsee::{
+    RpcModule,
+    core::RpcResult,
+    proc_macros::rpc,
+    server::{HttpRequest, HttpResponse, ServerBuilder, ServerHandle},
+};
+use serde::{Deserialize, Serialize};
+
+/// One member as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Registry id.
+    pub id: u32,
+    /// Its P2P address.
+    pub address: String,
+    /// This node itself.
+    pub me: bool,
+    /// Milliseconds since its last message (`None`: never heard from).
+    pub last_heard_ms_ago: Option<u64>,
+}
+
+/// Replication of one origin's orders at this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginStatus {
+    /// The origin member.
+    pub origin: u32,
+    /// Every envelope up to this seq is held.
+    pub contiguous: u64,
+    /// The highest seq some member proved exists.
+    pub known_high: u64,
+    /// Known to exist, not held yet: the replication lag in orders.
+    pub missing: u64,
+}
+
+/// A bid this node sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BidStatus {
+    /// The slot (block number).
+    pub slot: u64,
+    /// The block's hash.
+    pub block_hash: B256,
+    /// The bid value in wei.
+    pub value: U256,
+    /// Orders in it.
+    pub orders: usize,
+}
+
+/// What a node reports to its operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// This node's member id.
+    pub member: Option<u32>,
+    /// Its chain head.
+    pub head: u64,
+    /// Members and their links.
+    pub members: Vec<MemberStatus>,
+    /// Per-origin replication progress.
+    pub origins: Vec<OriginStatus>,
+    /// Pending transactions held.
+    pub pool_txs: usize,
+    /// Pending bundles held.
+    pub pool_bundles: usize,
+    /// Envelopes refused for a bad origin signature (forged or altered).
+    pub refused_envelopes: u64,
+    /// The last bids, newest first.
+    pub bids: Vec<BidStatus>,
+}
+
+/// Where the admin API gets its answers (the node).
+pub trait AdminSource: Send + Sync + Debug + 'static {
+    /// The node's current state.
+    fn status(&self) -> NodeStatus;
+    /// Hashes of the orders (transactions and bundles) held that are valid for block `number`,
+    /// sorted.
+    fn order_hashes(&self, number: u64) -> Vec<B256>;
+}
+
+/// The admin methods.
+#[rpc(server, namespace = "cobuild")]
+pub trait AdminApi {
+    /// The node's members, links, replication lag, pool and last bids.
+    #[method(name = "status")]
+    async fn status(&self) -> RpcResult<NodeStatus>;
+    /// The sorted hashes of the orders the node holds for block `number`.
+    #[method(name = "orderHashes")]
+    async fn order_hashes(&self, number: u64) -> RpcResult<Vec<B256>>;
+}
+
+#[derive(Debug, Clone)]
+struct Admin(Arc<dyn AdminSource>);
+
+#[jsonrpsee::core::async_trait]
+impl AdminApiServer for Admin {
+    async fn status(&self) -> RpcResult<NodeStatus> {
+        let source = self.0.clone();
+        tokio::task::spawn_blocking(move || source.status())
+            .await
+            .map_err(|e| crate::RpcError::internal(e.to_string()).into())
+    }
+
+    async fn order_hashes(&self, number: u64) -> RpcResult<Vec<B256>> {
+        let source = self.0.clone();
+        tokio::task::spawn_blocking(move || source.order_hashes(number))
+            .await
+            .map_err(|e| crate::RpcError::internal(e.to_string()).into())
+    }
+}
+
+/// A running admin server.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// Where it listens.
+    pub local_addr: SocketAddr,
+    /// Stops it.
+    pub handle: ServerHandle,
+}
+
+/// Starts the admin API on `addr`, answering only requests with `Authorization: Bearer
+/// <token>`.
+pub async fn start_admin(
+    addr: SocketAddr,
+    token: String,
+    source: Arc<dyn AdminSource>,
+) -> std::io::Result<AdminServer> {
+    let middleware = tower::ServiceBuilder::new().layer(BearerLayer(Arc::new(token)));
+    let server = ServerBuilder::with_config(
+        jsonrpsee::server::ServerConfig::builder()
+            .http_only()
+            .build(),
+    )
+    .set_http_middleware(middleware)
+    .build(addr)
+    .await?;
+    let local_addr = server.local_addr()?;
+    let mut module = RpcModule::new(());
+    module
+        .merge(AdminApiServer::into_rpc(Admin(source)))
+        .map_err(std::io::Error::other)?;
+    Ok(AdminServer {
+        local_addr,
+        handle: server.start(module),
+    })
+}
+
+#[derive(Debug, Clone)]
+struct BearerLayer(Arc<String>);
+
+impl<S> tower::Layer<S> for BearerLayer {
+    type Service = Bearer<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Bearer {
+            inner,
+            token: self.0.clone(),
+        }
+    }
+}
+
+/// Refuses requests without the admin token (HTTP 401) before they reach the methods.
+#[derive(Debug, Clone)]
+pub(crate) struct Bearer<S> {
+    inner: S,
+    token: Arc<String>,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S> tower::Service<HttpRequest> for Bearer<S>
+where
+    S: tower::Service<HttpRequest, Response = HttpResponse> + Send,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<HttpResponse, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let presented = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(presented.as_bytes(), self.token.as_bytes()) {
+            let response = http::Response::builder()
+                .status(http::StatusCode::UNAUTHORIZED)
+                .body(jsonrpsee::server::HttpBody::from("admin token required"))
+                .unwrap_or_default();
+            return Box::pin(async move { Ok(response) });
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+/// Compares without leaking where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl AdminSource for Fixed {
+        fn status(&self) -> NodeStatus {
+            NodeStatus {
+                member: Some(2),
+                head: 7,
+                ..NodeStatus::default()
+            }
+        }
+
+        fn order_hashes(&self, number: u64) -> Vec<B256> {
+            vec![B256::with_last_byte(number as u8)]
+        }
+    }
+
+    async fn call(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, String) {
+        let url = format!("http://{addr}");
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let body = body.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut headers = vec![("content-type", "application/json")];
+            if let Some(auth) = &auth {
+                headers.push(("authorization", auth.as_str()));
+            }
+            cobuild_test_utils::http_post(&url, body.as_bytes(), &headers)
+        })
+        .await
+        .expect("request ran")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_admin_answers_only_with_the_token() {
+        let server = start_admin(
+            "127.0.0.1:0".parse().expect("addr"),
+            "s3cret".into(),
+            Arc::new(Fixed),
+        )
+        .await
+        .expect("starts");
+        let status = r#"{"jsonrpc":"2.0","id":1,"method":"cobuild_status","params":[]}"#;
+        let (code, body) = call(server.local_addr, Some("s3cret"), status).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains(r#""member":2"#) && body.contains(r#""head":7"#),
+            "{body}"
+        );
+        let hashes = r#"{"jsonrpc":"2.0","id":1,"method":"cobuild_orderHashes","params":[5]}"#;
+        let (_, body) = call(server.local_addr, Some("s3cret"), hashes).await;
+        assert!(
+            body.contains(&format!("{}", B256::with_last_byte(5))),
+            "{body}"
+        );
+        for token in [None, Some("wrong"), Some("s3cre")] {
+            let (code, _) = call(server.local_addr, token, status).await;
+            assert_eq!(code, 401, "token {token:?}");
+        }
+    }
+}
