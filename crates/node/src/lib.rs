@@ -22,6 +22,7 @@ pub mod chain;
 pub mod devnet;
 pub mod member;
 pub mod orderflow;
+pub mod replication;
 
 pub use devnet::{Devnet, DevnetConfig, DevnetError};
 pub use orderflow::{Orderflow, OrderflowConfig};
