@@ -12,12 +12,12 @@
 //! Both the single-process devnet and a member node get their pools here, so a hook that must
 //! see every accepted order (replication to the other members) has one place to go.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use alloy_primitives::B256;
 use cobuild_chain::{Chain, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
-use cobuild_rpc::{Bundles, Eth, OrderflowLimits, RpcConfig};
+use cobuild_rpc::{Bundles, Eth, OrderflowLimits, Replicate, RpcConfig};
 
 /// Settings of a node's order intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,19 +59,31 @@ pub struct Orderflow {
 impl Orderflow {
     /// Creates the pools over `chain` and starts the RPC server on them.
     pub async fn start(chain: &Chain, config: &OrderflowConfig) -> Result<Self, RpcStartError> {
+        Self::start_replicated(chain, config, None).await
+    }
+
+    /// Like [`Orderflow::start`], with every accepted order handed to `replication` (made
+    /// durable and sent to the members) before the sender gets its answer.
+    pub async fn start_replicated(
+        chain: &Chain,
+        config: &OrderflowConfig,
+        replication: Option<Arc<dyn Replicate>>,
+    ) -> Result<Self, RpcStartError> {
         let limit = OrderLimit::new(config.max_orders);
         let pool = TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit);
         let bundles = BundlePool::with_limit(&limit);
-        let server = cobuild_rpc::start(
-            RpcConfig::new(config.http_addr),
-            Eth::new(chain.clone(), pool.clone()),
-            Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits),
-        )
-        .await
-        .map_err(|source| RpcStartError {
-            addr: config.http_addr,
-            source,
-        })?;
+        let mut eth = Eth::new(chain.clone(), pool.clone());
+        let mut api = Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits);
+        if let Some(hook) = replication {
+            eth = eth.with_replication(hook.clone());
+            api = api.with_replication(hook);
+        }
+        let server = cobuild_rpc::start(RpcConfig::new(config.http_addr), eth, api)
+            .await
+            .map_err(|source| RpcStartError {
+                addr: config.http_addr,
+                source,
+            })?;
         Ok(Self {
             limit,
             pool,
@@ -90,6 +102,20 @@ impl Orderflow {
         }
         self.pool.on_block(state);
         self.bundles.on_block(number);
+    }
+
+    /// The RPC's order handlers over these pools, without budgets' memory or replication: for
+    /// orders other members accepted.
+    pub fn replicated_intake(&self, chain: &Chain, limits: OrderflowLimits) -> (Eth, Bundles) {
+        (
+            Eth::new(chain.clone(), self.pool.clone()),
+            Bundles::new(
+                chain.clone(),
+                self.pool.clone(),
+                self.bundles.clone(),
+                limits,
+            ),
+        )
     }
 
     /// Stops the RPC server and waits until it stopped.

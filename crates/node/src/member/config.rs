@@ -33,4 +33,7 @@ pub struct MemberConfig {
     pub poll_interval: Duration,
     /// How long starting waits for the hub to answer, and each later hub request may take.
     pub hub_timeout: Duration,
+    /// Where the admin API listens (port 0: any free port); its bearer token is written to
+    /// `admin.token` in the data directory.
+    pub admin_addr: SocketAddr,
 }

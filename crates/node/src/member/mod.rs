@@ -18,11 +18,13 @@
 //! the replica's genesis against the hub's, so a node never bids for another chain. A node
 //! killed and restarted reopens its replica and catches up from the hub.
 
+mod admin;
 mod config;
 mod follow;
 mod hub;
 mod slots;
 
+pub use admin::MemberAdmin;
 pub use config::MemberConfig;
 pub use follow::{BlockSource, FollowError, Follower};
 pub use hub::{HubClient, HubError};
@@ -50,6 +52,7 @@ use crate::{
     builder::Builder,
     chain::{OpenError, open_chain},
     orderflow::{Orderflow, RpcStartError},
+    replication::{NodeReplication, ReplicationConfig, ReplicationError},
 };
 
 /// Pause between attempts to reach the hub while starting.
@@ -115,6 +118,12 @@ pub enum MemberError {
     /// The relay URL cannot be subscribed to.
     #[error(transparent)]
     Subscribe(#[from] SubscribeError),
+    /// Replication to the other members could not start.
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
+    /// The admin API could not start.
+    #[error("admin api: {0}")]
+    Admin(std::io::Error),
 }
 
 /// A running member node.
@@ -130,6 +139,14 @@ pub struct MemberNode {
     pub p2p_addr: SocketAddr,
     /// The coinbase of its blocks.
     pub coinbase: Address,
+    /// Its order replication (log, transport).
+    pub replication: NodeReplication,
+    /// Where its admin API listens.
+    pub admin_addr: SocketAddr,
+    admin: MemberAdmin,
+    admin_handle: jsonrpsee::server::ServerHandle,
+    registry: Arc<FileRegistry>,
+    limits: cobuild_rpc::OrderflowLimits,
     builder: Builder,
     follower: Arc<Follower<HubClient>>,
     slots: watch::Receiver<Option<ReceivedSlot>>,
@@ -174,7 +191,26 @@ impl MemberNode {
                 hub: hub_genesis,
             });
         }
-        let orderflow = Orderflow::start(&chain, &config.orderflow).await?;
+        let registry = Arc::new(FileRegistry::open(&config.registry).map_err(|source| {
+            MemberError::Registry {
+                path: config.registry.clone(),
+                source,
+            }
+        })?);
+        let replication = NodeReplication::start(
+            &ReplicationConfig {
+                data_dir: config.data_dir.clone(),
+                me: member.id,
+                key: keys.node().clone(),
+                listen: Some(p2p_addr),
+                status_interval: Duration::from_millis(100),
+                registry_interval: Duration::from_secs(1),
+            },
+            registry.as_ref(),
+        )?;
+        let orderflow =
+            Orderflow::start_replicated(&chain, &config.orderflow, Some(replication.hook()))
+                .await?;
         let builder = start_bidding(
             &chain,
             &orderflow,
@@ -198,8 +234,27 @@ impl MemberNode {
             head = chain.head().number,
             "member.start"
         );
+        let admin = MemberAdmin {
+            me: member.id,
+            chain: chain.clone(),
+            orderflow: orderflow.clone(),
+            replication: replication.clone(),
+            registry: registry.clone(),
+            bids: Arc::default(),
+        };
+        let token = admin_token(&config.data_dir).map_err(MemberError::Admin)?;
+        let admin_server =
+            cobuild_rpc::start_admin(config.admin_addr, token, Arc::new(admin.clone()))
+                .await
+                .map_err(MemberError::Admin)?;
         Ok(Self {
             member,
+            replication,
+            admin_addr: admin_server.local_addr,
+            admin,
+            admin_handle: admin_server.handle,
+            registry,
+            limits: config.orderflow.limits,
             coinbase: builder.coinbase(),
             chain,
             orderflow,
@@ -222,17 +277,46 @@ impl MemberNode {
         };
         // Both loops are safe to drop at any await: an import under way finishes on its
         // blocking thread.
+        let (eth, bundles) = self.orderflow.replicated_intake(&self.chain, self.limits);
         tokio::select! {
             () = shutdown => {}
             () = self.follower.run(self.poll_interval) => {}
+            () = self.replication.run_intake(eth, bundles) => {
+                tracing::error!("member.replication.ended");
+            }
+            () = self.replication.follow_registry(self.registry.clone() as Arc<dyn Registry>, Duration::from_secs(1)) => {}
+            () = self.admin.record_bids(self.builder.subscribe()) => {}
             () = slots.run(self.slots.clone()) => {
                 tracing::error!("member.slots.ended");
             }
         }
         self.builder.end_slot();
+        let _ = self.admin_handle.stop();
         self.orderflow.stop().await;
         tracing::info!(head = self.chain.head().number, "member.stopped");
     }
+}
+
+/// The admin API's bearer token: read from `admin.token` in the data directory, or made there
+/// (random, readable by the owner only) on first start.
+fn admin_token(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("admin.token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
+    let token = alloy_primitives::hex::encode(secret);
+    std::fs::create_dir_all(data_dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+    Ok(token)
 }
 
 /// The extra data of member `id`'s blocks.

@@ -1,0 +1,122 @@
+//! What a member node tells its operator over the admin API: members and links, per-origin
+//! replication lag, pools and the last bids.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use alloy_primitives::B256;
+use cobuild_chain::Chain;
+use cobuild_registry::{FileRegistry, MemberId, Registry};
+use cobuild_rpc::{AdminSource, BidStatus, MemberStatus, NodeStatus, OriginStatus};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::{builder::Bid, orderflow::Orderflow, replication::NodeReplication};
+
+/// Bids remembered for the status.
+const LAST_BIDS: usize = 8;
+
+/// The admin API's view of a member node.
+#[derive(Debug, Clone)]
+pub struct MemberAdmin {
+    pub(crate) me: MemberId,
+    pub(crate) chain: Chain,
+    pub(crate) orderflow: Orderflow,
+    pub(crate) replication: NodeReplication,
+    pub(crate) registry: Arc<FileRegistry>,
+    pub(crate) bids: Arc<Mutex<VecDeque<BidStatus>>>,
+}
+
+impl MemberAdmin {
+    /// Remembers every new best block the builder publishes (newest first), until the builder
+    /// goes away.
+    pub async fn record_bids(&self, mut best: watch::Receiver<Option<Bid>>) {
+        while best.changed().await.is_ok() {
+            let Some(bid) = best.borrow_and_update().clone() else {
+                continue;
+            };
+            let mut bids = self.bids.lock();
+            bids.push_front(BidStatus {
+                slot: bid.slot,
+                block_hash: bid.block.block.block.hash,
+                value: bid.block.value,
+                orders: bid.block.orders.len(),
+            });
+            bids.truncate(LAST_BIDS);
+        }
+    }
+}
+
+impl AdminSource for MemberAdmin {
+    fn status(&self) -> NodeStatus {
+        let now = now_ms();
+        let peers = self.replication.replication.mailbox.peers();
+        let members = self
+            .registry
+            .members()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| MemberStatus {
+                id: m.id,
+                address: m.address,
+                me: m.id == self.me,
+                last_heard_ms_ago: peers
+                    .get(&m.id)
+                    .filter(|p| p.last_heard_ms > 0)
+                    .map(|p| now.saturating_sub(p.last_heard_ms)),
+            })
+            .collect();
+        let origins = self
+            .replication
+            .replication
+            .mailbox
+            .origins()
+            .into_iter()
+            .map(|(origin, p)| OriginStatus {
+                origin,
+                contiguous: p.contiguous,
+                known_high: p.known_high,
+                missing: p.missing(),
+            })
+            .collect();
+        NodeStatus {
+            member: Some(self.me),
+            head: self.chain.head().number,
+            members,
+            origins,
+            pool_txs: self.orderflow.pool.len(),
+            pool_bundles: self.orderflow.bundles.len(),
+            refused_envelopes: self
+                .replication
+                .replication
+                .mailbox
+                .counters()
+                .bad_signatures,
+            bids: self.bids.lock().iter().cloned().collect(),
+        }
+    }
+
+    fn order_hashes(&self, number: u64) -> Vec<B256> {
+        let mut hashes: Vec<B256> = self.orderflow.pool.best(0).map(|tx| tx.hash).collect();
+        hashes.extend(
+            self.orderflow
+                .bundles
+                .for_block(number, now_ms() / 1000)
+                .iter()
+                .map(|b| b.bundle.hash),
+        );
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
