@@ -3,6 +3,7 @@
 
 mod mev;
 mod private;
+mod replicate;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -32,6 +33,11 @@ struct Node {
 
 impl Node {
     fn start(limits: OrderflowLimits) -> Self {
+        Self::start_with(limits, None)
+    }
+
+    /// A node whose RPC hands every accepted order to `hook` before answering.
+    fn start_with(limits: OrderflowLimits, hook: Option<Arc<dyn cobuild_rpc::Replicate>>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = Chain::open(
             &dir.path().join("c.redb"),
@@ -47,11 +53,17 @@ impl Node {
             .enable_all()
             .build()
             .expect("runtime");
+        let mut eth = Eth::new(chain.clone(), txs.clone());
+        let mut api = Bundles::new(chain.clone(), txs.clone(), bundles.clone(), limits);
+        if let Some(hook) = hook {
+            eth = eth.with_replication(hook.clone());
+            api = api.with_replication(hook);
+        }
         let server = runtime
             .block_on(cobuild_rpc::start(
                 RpcConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
-                Eth::new(chain.clone(), txs.clone()),
-                Bundles::new(chain.clone(), txs.clone(), bundles.clone(), limits),
+                eth,
+                api,
             ))
             .expect("server starts");
         Self {
