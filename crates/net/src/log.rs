@@ -136,29 +136,45 @@ impl Log {
         auth: Bytes,
         received_at_ms: u64,
     ) -> Result<Envelope, LogError> {
+        let mut out = self.append_own_batch(vec![(kind, payload, auth, received_at_ms)])?;
+        out.pop()
+            .ok_or_else(|| LogError::Db(redb::Error::Corrupted("empty batch".into())))
+    }
+
+    /// [`Log::append_own`] for several orders in one durable commit (group commit: one disk
+    /// flush for every order that arrived while the previous one was being written). Seqs are
+    /// given in the batch's order.
+    pub fn append_own_batch(
+        &self,
+        orders: Vec<(OrderKind, Bytes, Bytes, u64)>,
+    ) -> Result<Vec<Envelope>, LogError> {
         let tx = self.db.begin_write()?;
-        let envelope = {
+        let mut out = Vec::with_capacity(orders.len());
+        {
             let mut prefix = tx.open_table(CONTIGUOUS)?;
-            let seq = prefix.get(self.origin)?.map_or(0, |v| v.value()) + 1;
-            let envelope = Envelope::sign(
-                EnvelopeBody {
-                    origin: self.origin,
-                    seq,
-                    received_at_ms,
-                    kind: kind as u8,
-                    payload,
-                    auth,
-                },
-                &self.key,
-            );
-            tx.open_table(ENVELOPES)?
-                .insert((self.origin, seq), envelope.encode().as_slice())?;
+            let mut envelopes = tx.open_table(ENVELOPES)?;
+            let mut seq = prefix.get(self.origin)?.map_or(0, |v| v.value());
+            for (kind, payload, auth, received_at_ms) in orders {
+                seq += 1;
+                let envelope = Envelope::sign(
+                    EnvelopeBody {
+                        origin: self.origin,
+                        seq,
+                        received_at_ms,
+                        kind: kind as u8,
+                        payload,
+                        auth,
+                    },
+                    &self.key,
+                );
+                envelopes.insert((self.origin, seq), envelope.encode().as_slice())?;
+                out.push(envelope);
+            }
             prefix.insert(self.origin, seq)?;
             tx.open_table(HIGH)?.insert(self.origin, seq)?;
-            envelope
-        };
+        }
         tx.commit()?;
-        Ok(envelope)
+        Ok(out)
     }
 
     /// Stores an envelope received from another member. The caller has verified its origin's

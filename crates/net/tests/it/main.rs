@@ -48,6 +48,29 @@ fn test_own_numbering_is_durable_across_reopen() {
         .append_own(OrderKind::RawTransaction, raw(3), Bytes::new(), 12)
         .expect("append");
     assert_eq!(third.body.seq, 3, "numbering continues, never reuses a seq");
+    // A group commit numbers its orders in order after the last one, all durable together.
+    let batch = log
+        .append_own_batch(vec![
+            (OrderKind::RawTransaction, raw(4), Bytes::new(), 13),
+            (
+                OrderKind::CancelBundle,
+                raw(5),
+                Bytes::from_static(b"h"),
+                14,
+            ),
+        ])
+        .expect("batch");
+    assert_eq!(
+        batch.iter().map(|e| e.body.seq).collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+    drop(log);
+    let log = Log::open(&path, 0, key.clone()).expect("reopens");
+    assert_eq!(log.contiguous(0).expect("prefix"), 5);
+    assert_eq!(log.get(0, 5).expect("read").as_ref(), batch.last());
+    let summary = log.summary().expect("summary");
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0].high.as_ref().map(|h| h.head.seq), Some(5));
 }
 
 #[test]
