@@ -110,8 +110,7 @@ impl Replication {
                         handshake,
                         P2P_NAMESPACE,
                         config.listen,
-                        NonZeroUsize::new(config.members.len().max(1) + 8)
-                            .unwrap_or(NonZeroUsize::MIN),
+                        NonZeroUsize::new(config.members.len() + 4).unwrap_or(NonZeroUsize::MIN),
                         max_message.min(lookup::max_size::<
                             Cups<
                                 Sake<ed25519::PrivateKey>,
@@ -121,10 +120,14 @@ impl Replication {
                         NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
                     );
                     p2p.peer_connection_cooldown = Duration::from_millis(500);
+                    p2p.tracked_peer_sets = NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN);
                     let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
                     oracle.track(0, initial);
-                    let push = network.register(PUSH, Quota::per_second(NZU32!(100_000)));
-                    let sync = network.register(SYNC, Quota::per_second(NZU32!(2_000)));
+                    // Messages per second from one peer. Channel buffers are sized from these
+                    // (one burst per possible peer), so they are kept near what a member sends:
+                    // pushes are batched, syncs are a status per tick plus pulls and answers.
+                    let push = network.register(PUSH, Quota::per_second(NZU32!(5_000)));
+                    let sync = network.register(SYNC, Quota::per_second(NZU32!(500)));
                     network.start();
                     let mut engine_config = engine::Config::new(config.me, peers(&config.members));
                     engine_config.status_interval = config.status_interval;
