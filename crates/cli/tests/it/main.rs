@@ -1,5 +1,7 @@
 //! End to end: the real `cobuild` binary, driven by `cast` and an ethers v6 provider.
 
+mod nodes;
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -8,6 +10,7 @@ use std::{
 
 use cobuild_test_utils::{Cast, tools_bin};
 use serde_json::Value;
+
 
 const DEV0_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
@@ -64,6 +67,11 @@ impl Devnet {
     }
 
     fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(data_dir, extra, Stdio::null())
+    }
+
+    /// Starts with `extra` flags, the devnet's log going to `stderr`.
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Self {
         // Short slots keep the tests quick, unless a test asks for its own.
         let slot: &[&str] = if extra.contains(&"--slot-ms") {
             &[]
@@ -77,7 +85,7 @@ impl Devnet {
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("cobuild starts");
         let stdout = child.stdout.take().expect("piped stdout");

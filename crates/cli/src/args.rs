@@ -1,0 +1,95 @@
+//! Flags both `cobuild devnet` and `cobuild node` take: the order intake and the bidding.
+
+use std::{ffi::OsString, net::SocketAddr};
+
+use cobuild_node::OrderflowConfig;
+use cobuild_rpc::OrderflowLimits;
+
+/// Where the JSON-RPC server listens and how much orderflow it takes.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct OrderflowArgs {
+    /// Port of the JSON-RPC server.
+    #[arg(long, default_value_t = 8545)]
+    pub(crate) http_port: u16,
+    /// Address the JSON-RPC server binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) http_addr: std::net::IpAddr,
+    /// Bundle-method calls per second one signing sender may make on average.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) bundle_rate: u32,
+    /// Bundle-method calls one signing sender may make in a burst.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) bundle_burst: u32,
+    /// Orderflow-method calls (bundles, private transactions) per second one peer IP may make
+    /// on average, whoever signs them.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) ip_rate: u32,
+    /// Orderflow-method calls one peer IP may make in a burst.
+    #[arg(long, default_value_t = 10000)]
+    pub(crate) ip_burst: u32,
+    /// Most orders (transactions plus bundles) held; when full, a more valuable order evicts
+    /// the least valuable one, others are refused with "txpool is full".
+    #[arg(long, default_value_t = 20000)]
+    pub(crate) max_orders: usize,
+}
+
+impl OrderflowArgs {
+    /// The node's order intake settings.
+    pub(crate) const fn config(&self) -> OrderflowConfig {
+        OrderflowConfig {
+            http_addr: SocketAddr::new(self.http_addr, self.http_port),
+            limits: OrderflowLimits {
+                sender_rate: self.bundle_rate,
+                sender_burst: self.bundle_burst,
+                ip_rate: self.ip_rate,
+                ip_burst: self.ip_burst,
+            },
+            max_orders: self.max_orders,
+        }
+    }
+
+    /// The flags that give these settings.
+    pub(crate) fn to_argv(&self) -> Vec<OsString> {
+        flags(&[
+            ("--http-port", self.http_port.to_string()),
+            ("--http-addr", self.http_addr.to_string()),
+            ("--bundle-rate", self.bundle_rate.to_string()),
+            ("--bundle-burst", self.bundle_burst.to_string()),
+            ("--ip-rate", self.ip_rate.to_string()),
+            ("--ip-burst", self.ip_burst.to_string()),
+            ("--max-orders", self.max_orders.to_string()),
+        ])
+    }
+}
+
+/// How a builder bids.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct BidArgs {
+    /// Share of a block's profit the builder bids to the proposer, in percent.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) bid_percent: u8,
+    /// Most bids the builder submits to the relay per second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_bids_per_second: u32,
+}
+
+impl BidArgs {
+    /// The flags that give these settings.
+    pub(crate) fn to_argv(&self) -> Vec<OsString> {
+        flags(&[
+            ("--bid-percent", self.bid_percent.to_string()),
+            (
+                "--max-bids-per-second",
+                self.max_bids_per_second.to_string(),
+            ),
+        ])
+    }
+}
+
+/// `--flag value` pairs as arguments.
+pub(crate) fn flags(pairs: &[(&str, String)]) -> Vec<OsString> {
+    pairs
+        .iter()
+        .flat_map(|(flag, value)| [OsString::from(flag), OsString::from(value)])
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! `cobuild devnet --nodes N`: this process is the hub (the embedded chain, the relay that
+//! takes the N members' bids, the proposer and the eth RPC), and each member node runs as its
+//! own `cobuild node` process.
+//!
+//! ```text
+//!  hub (this process)                              node-<i> (child process, own data dir)
+//!  ──────────────────                              ─────────────────────────────────────
+//!  layout::prepare: keys, registry.toml, ports
+//!  Devnet::start_hub(members' BLS keys)
+//!  Supervisor::spawn(cobuild node ...) ──────────▶ MemberNode: replica follows the hub RPC,
+//!  wait for each node's RPC port                    builds per payload_attributes event,
+//!  endpoints.json, banner                           bids to the hub relay
+//!  Devnet::run (proposer) until Ctrl-C/SIGTERM,
+//!    after Supervisor::stop: SIGTERM, then SIGKILL
+//! ```
+//! A node that dies is logged, not restarted: `endpoints.json` records each node's full
+//! command line, so it can be restarted by hand and catches up from the hub.
+
+mod endpoints;
+mod layout;
+mod supervise;
+
+use std::{
+    ffi::OsString,
+    net::SocketAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use cobuild_node::{Devnet, member::extra_data};
+use cobuild_relay::{
+    BlsPublicKey,
+    events::{EVENTS_PATH, PAYLOAD_ATTRIBUTES_TOPIC},
+};
+use eyre::WrapErr;
+
+use self::{
+    endpoints::{Endpoints, Hub, Node, dial},
+    layout::{NodePlan, Ports},
+    supervise::Supervisor,
+};
+use crate::{args::OrderflowArgs, devnet::DevnetArgs, node::NodeArgs};
+
+/// How long the hub waits for a new node's RPC server before it prints the banner anyway.
+const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the hub and `count` member nodes until Ctrl-C or SIGTERM.
+pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
+    let data_dir = std::path::absolute(&args.data_dir)
+        .wrap_err_with(|| format!("resolving {}", args.data_dir.display()))?;
+    let previous = Endpoints::read(&data_dir);
+    let host = dial(SocketAddr::new(args.orderflow.http_addr, 0)).ip();
+    let ports = Ports {
+        host,
+        hub_rpc: args.orderflow.http_port,
+    };
+    let (registry, plans) = layout::prepare(&data_dir, count, ports, previous.as_ref())?;
+    let builders = plans
+        .iter()
+        .map(|p| BlsPublicKey::try_from(p.public.bls_key.as_ref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| eyre::eyre!("a BLS key in {} is not 48 bytes", registry.display()))?;
+    let mut config = args.config();
+    config.data_dir = data_dir.clone();
+    let devnet = Devnet::start_hub(config, builders)
+        .await
+        .wrap_err_with(|| format!("starting the devnet hub in {}", data_dir.display()))?;
+    let hub = Hub {
+        rpc: format!("http://{}", dial(devnet.rpc_addr)),
+        relay: format!("http://{}", dial(devnet.relay_addr)),
+        events: format!(
+            "http://{}{EVENTS_PATH}?topics={PAYLOAD_ATTRIBUTES_TOPIC}",
+            dial(devnet.relay_addr)
+        ),
+        pid: std::process::id(),
+        data_dir: data_dir.clone(),
+    };
+
+    let program = std::env::current_exe().wrap_err("finding the cobuild binary")?;
+    let mut supervisor = Supervisor::new();
+    let mut nodes = Vec::new();
+    for plan in &plans {
+        let node_args = node_args(&args, plan, &registry, &hub);
+        let argv = node_args.to_argv();
+        // Spawned here, on the thread that runs this future: see `Supervisor::spawn`.
+        let pid = supervisor.spawn(plan.id, &program, &argv, &plan.log())?;
+        nodes.push(node_endpoints(plan, &program, &argv, pid, host)?);
+    }
+    let started = Instant::now();
+    for (plan, node) in plans.iter().zip(&nodes) {
+        let addr = SocketAddr::new(host, plan.rpc_port);
+        if !wait_for_port(addr, started + NODE_READY_TIMEOUT).await {
+            tracing::warn!(id = plan.id, %addr, log = %node.log.display(), "cli.devnet.node_not_ready");
+        }
+    }
+    let endpoints = Endpoints {
+        hub,
+        registry: registry.clone(),
+        nodes,
+    };
+    let file = endpoints.write(&data_dir)?;
+    let mut extra = vec![
+        format!("  endpoints  {}", file.display()),
+        format!("  registry   {}", registry.display()),
+    ];
+    for node in &endpoints.nodes {
+        extra.push(format!(
+            "  node {:<5} rpc {}  p2p {}  coinbase {}  log {}",
+            node.id,
+            node.rpc,
+            node.p2p,
+            node.coinbase,
+            node.log.display()
+        ));
+    }
+    crate::devnet::print_banner(&crate::devnet::banner(&devnet, &args, &extra));
+    // The nodes stop first, while the hub still serves them, so they never see it vanish.
+    let stop = async move {
+        crate::shutdown_signal().await;
+        supervisor.stop().await;
+    };
+    devnet.run(stop).await.wrap_err("devnet stopped with an error")
+}
+
+/// The command line of node `plan`: the hub's orderflow and bidding settings on the node's
+/// own port.
+fn node_args(args: &DevnetArgs, plan: &NodePlan, registry: &Path, hub: &Hub) -> NodeArgs {
+    NodeArgs {
+        data_dir: plan.dir.clone(),
+        key_file: Some(plan.key_file.clone()),
+        registry: registry.to_owned(),
+        member_id: Some(plan.id),
+        hub_rpc: hub.rpc.clone(),
+        relay_url: hub.relay.clone(),
+        p2p_port: Some(plan.p2p_port),
+        // Any free port, logged by the node; its token is in the node's data dir.
+        admin_port: 0,
+        // Slots are announced as they open; polling is only the fallback.
+        poll_ms: 1000,
+        orderflow: OrderflowArgs {
+            http_port: plan.rpc_port,
+            ..args.orderflow.clone()
+        },
+        bid: args.bid.clone(),
+    }
+}
+
+fn node_endpoints(
+    plan: &NodePlan,
+    program: &Path,
+    argv: &[OsString],
+    pid: u32,
+    host: std::net::IpAddr,
+) -> eyre::Result<Node> {
+    let utf8 = |arg: &std::ffi::OsStr| {
+        arg.to_str().map(str::to_owned).ok_or_else(|| {
+            eyre::eyre!("{arg:?} is not UTF-8: endpoints.json cannot record the node's command")
+        })
+    };
+    let argv = std::iter::once(program.as_os_str())
+        .chain(argv.iter().map(OsString::as_os_str))
+        .map(utf8)
+        .collect::<eyre::Result<Vec<_>>>()?;
+    Ok(Node {
+        id: plan.id,
+        rpc: format!("http://{}", SocketAddr::new(host, plan.rpc_port)),
+        p2p: SocketAddr::new(host, plan.p2p_port).to_string(),
+        data_dir: plan.dir.clone(),
+        key_file: plan.key_file.clone(),
+        log: plan.log(),
+        pid: Some(pid),
+        coinbase: plan.public.coinbase,
+        bls_key: plan.public.bls_key.clone(),
+        extra_data: String::from_utf8_lossy(&extra_data(plan.id)).into_owned(),
+        argv,
+    })
+}
+
+/// Whether something accepts connections on `addr` before `deadline` (polled: a child's
+/// readiness has no event the hub could wait for).
+async fn wait_for_port(addr: SocketAddr, deadline: Instant) -> bool {
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

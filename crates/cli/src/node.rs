@@ -1,0 +1,184 @@
+//! `cobuild node`: one member node against a hub (a `cobuild devnet` or any chain that serves
+//! `debug_getRawBlock` and a relay with the `payload_attributes` stream). `cobuild devnet
+//! --nodes N` starts its nodes with exactly these flags, rendered by [`NodeArgs::to_argv`].
+
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
+
+use cobuild_node::member::{MemberConfig, MemberNode};
+use cobuild_registry::MemberId;
+use eyre::WrapErr;
+
+use crate::args::{BidArgs, OrderflowArgs, flags};
+
+/// The key file's name in a node's data directory, unless `--key-file` says otherwise.
+pub(crate) const KEY_FILE: &str = "node.key";
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct NodeArgs {
+    /// The node's own directory: its chain replica (created if missing).
+    #[arg(long, default_value = "data/node", env = "COBUILD_DATA_DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// The node's key file (`cobuild keys new`) [default: <data-dir>/node.key].
+    #[arg(long)]
+    pub(crate) key_file: Option<PathBuf>,
+    /// The registry file listing the members (`cobuild registry add`).
+    #[arg(long)]
+    pub(crate) registry: PathBuf,
+    /// This node's member id [default: the member whose node key is in the key file].
+    #[arg(long)]
+    pub(crate) member_id: Option<MemberId>,
+    /// JSON-RPC URL of the hub whose chain the node follows.
+    #[arg(long)]
+    pub(crate) hub_rpc: String,
+    /// Base URL of the hub's relay (builder API and payload_attributes events).
+    #[arg(long)]
+    pub(crate) relay_url: String,
+    /// Port of the P2P transport, on --http-addr [default: the port the registry lists].
+    #[arg(long)]
+    pub(crate) p2p_port: Option<u16>,
+    /// Port of the admin API (cobuild_status, cobuild_orderHashes) on 127.0.0.1, behind the
+    /// bearer token in <data-dir>/admin.token (0: any free port, logged at start).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) admin_port: u16,
+    /// Milliseconds between asking the hub for its head (besides each slot announcement).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub(crate) poll_ms: u64,
+    #[command(flatten)]
+    pub(crate) orderflow: OrderflowArgs,
+    #[command(flatten)]
+    pub(crate) bid: BidArgs,
+}
+
+impl NodeArgs {
+    /// The key file in use.
+    pub(crate) fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(KEY_FILE))
+    }
+
+    /// The arguments after the program name that give exactly these settings (every flag
+    /// spelled out, so a recorded command line does not depend on later defaults).
+    pub(crate) fn to_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![
+            "node".into(),
+            "--data-dir".into(),
+            self.data_dir.clone().into(),
+            "--key-file".into(),
+            self.key_file().into(),
+            "--registry".into(),
+            self.registry.clone().into(),
+        ];
+        let mut pairs = vec![
+            ("--hub-rpc", self.hub_rpc.clone()),
+            ("--relay-url", self.relay_url.clone()),
+            ("--poll-ms", self.poll_ms.to_string()),
+            ("--admin-port", self.admin_port.to_string()),
+        ];
+        if let Some(id) = self.member_id {
+            pairs.push(("--member-id", id.to_string()));
+        }
+        if let Some(port) = self.p2p_port {
+            pairs.push(("--p2p-port", port.to_string()));
+        }
+        argv.extend(flags(&pairs));
+        argv.extend(self.orderflow.to_argv());
+        argv.extend(self.bid.to_argv());
+        argv
+    }
+
+    fn config(&self) -> MemberConfig {
+        MemberConfig {
+            data_dir: self.data_dir.clone(),
+            key_file: self.key_file(),
+            registry: self.registry.clone(),
+            member_id: self.member_id,
+            p2p_addr: self
+                .p2p_port
+                .map(|port| SocketAddr::new(self.orderflow.http_addr, port)),
+            hub_rpc: self.hub_rpc.clone(),
+            relay_url: self.relay_url.clone(),
+            orderflow: self.orderflow.config(),
+            bid_percent: self.bid.bid_percent,
+            max_bids_per_second: self.bid.max_bids_per_second,
+            poll_interval: Duration::from_millis(self.poll_ms),
+            hub_timeout: Duration::from_secs(30),
+            admin_addr: SocketAddr::new(
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                self.admin_port,
+            ),
+        }
+    }
+}
+
+/// Runs a member node until Ctrl-C or SIGTERM.
+pub(crate) async fn run(args: NodeArgs) -> eyre::Result<()> {
+    let node = MemberNode::start(args.config())
+        .await
+        .wrap_err_with(|| format!("starting the node in {}", args.data_dir.display()))?;
+    tracing::info!(
+        id = node.member.id,
+        rpc = %node.orderflow.rpc_addr,
+        "cli.node.ready"
+    );
+    node.run(crate::shutdown_signal()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn parse(argv: &[OsString]) -> NodeArgs {
+        let cli = Cli::try_parse_from(
+            std::iter::once(OsString::from("cobuild")).chain(argv.iter().cloned()),
+        )
+        .expect("the rendered command line parses");
+        match cli.command {
+            Command::Node(args) => args,
+            other => panic!("expected the node command, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_rendered_command_line_parses_back_to_the_same_settings() {
+        let minimal = parse(
+            &[
+                "node",
+                "--registry",
+                "/r/registry.toml",
+                "--hub-rpc",
+                "http://127.0.0.1:8545",
+                "--relay-url",
+                "http://127.0.0.1:9000",
+            ]
+            .map(OsString::from),
+        );
+        let mut full = minimal.clone();
+        full.data_dir = PathBuf::from("/d/node 0");
+        full.member_id = Some(3);
+        full.p2p_port = Some(30_303);
+        full.orderflow.http_port = 0;
+        full.orderflow.max_orders = 7;
+        full.bid.bid_percent = 90;
+        for args in [minimal, full] {
+            let argv = args.to_argv();
+            let back = parse(&argv);
+            // The key file default is spelled out, so it survives a different data dir default.
+            assert_eq!(back.key_file, Some(args.key_file()));
+            assert_eq!(
+                NodeArgs {
+                    key_file: None,
+                    ..back
+                },
+                NodeArgs {
+                    key_file: None,
+                    ..args
+                }
+            );
+        }
+    }
+}
