@@ -116,12 +116,23 @@ async fn start(
     member: &mut Member,
     peers: &[Peer],
 ) {
+    start_with(context, oracle, member, peers, |_| {}).await;
+}
+
+async fn start_with(
+    context: &deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    member: &mut Member,
+    peers: &[Peer],
+    tune: impl FnOnce(&mut Config),
+) {
     let control = oracle.control(key(member.id).public_key());
     let push = control.register(PUSH, quota()).await.expect("push channel");
     let sync = control.register(SYNC, quota()).await.expect("sync channel");
     let (tx, mut rx) = mpsc::channel(1024);
     let mut config = Config::new(member.id, peers.to_vec());
     config.max_message_bytes = 1024 * 1024;
+    tune(&mut config);
     let (engine, mailbox) = Engine::new(
         context.child("member").with_attribute("id", member.id),
         config,
@@ -589,4 +600,138 @@ fn test_a_seed_replays_exactly() {
         other,
         "different seeds gave the same run: the seed is not used"
     );
+}
+
+#[test]
+fn test_a_flooding_member_is_slowed_without_starving_the_others() {
+    const RATE: u32 = 2_000;
+    let config = deterministic::Config::default()
+        .with_seed(7)
+        .with_timeout(Some(Duration::from_secs(600)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let honest = 3;
+        let flooder: MemberId = honest;
+        let ids: Vec<MemberId> = (0..=honest).collect();
+        let keys: Vec<_> = ids.iter().map(|id| key(*id).public_key()).collect();
+        let peers: Vec<Peer> = ids
+            .iter()
+            .map(|id| Peer {
+                id: *id,
+                key: key(*id).public_key(),
+            })
+            .collect();
+        let (network, oracle) = simulated::Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: 2 * 1024 * 1024,
+                max_peers_per_set: NZUsize!(16),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            keys.clone(),
+        )
+        .await;
+        network.start();
+        set_links(&oracle, &keys, &BTreeSet::new(), 0.0).await;
+        let mut members: Vec<Member> = (0..honest)
+            .map(|id| Member {
+                id,
+                log: Arc::new(Log::in_memory(id, key(id)).expect("log")),
+                engine: None,
+                acked: Vec::new(),
+                delivered: Arc::default(),
+                refused_before: 0,
+            })
+            .collect();
+        for member in &mut members {
+            start_with(&context, &oracle, member, &peers, |c| {
+                c.max_origin_rate = RATE
+            })
+            .await;
+        }
+        // The flooder: valid envelopes of its own, 20 times the rate, for 2 s.
+        let flood = context.child("flooder").spawn({
+            let oracle = oracle.clone();
+            move |context| async move {
+                let me = key(flooder);
+                let control = oracle.control(me.public_key());
+                let (mut push, _rx) = control.register(PUSH, quota()).await.expect("push");
+                let (_sync, _srx) = control.register(SYNC, quota()).await.expect("sync");
+                let mut seq = 0u64;
+                for _ in 0..200 {
+                    let batch: Vec<Envelope> = (0..200)
+                        .map(|_| {
+                            seq += 1;
+                            Envelope::sign(
+                                EnvelopeBody {
+                                    origin: flooder,
+                                    seq,
+                                    received_at_ms: 1,
+                                    kind: OrderKind::RawTransaction as u8,
+                                    payload: Bytes::from(seq.to_be_bytes().to_vec()),
+                                    auth: Bytes::new(),
+                                },
+                                &me,
+                            )
+                        })
+                        .collect();
+                    push.send(Recipients::All, Message::Envelopes(batch).encode(), false);
+                    context.sleep(Duration::from_millis(10)).await;
+                }
+            }
+        });
+        // Honest orders during the flood reach everyone within a status tick or two.
+        let mut worst = Duration::ZERO;
+        for i in 0..40u64 {
+            let at = (i % u64::from(honest)) as usize;
+            let envelope = members[at]
+                .log
+                .append_own(
+                    OrderKind::RawTransaction,
+                    Bytes::from(i.to_be_bytes().to_vec()),
+                    Bytes::new(),
+                    1,
+                )
+                .expect("append");
+            if let Some((_, _, mailbox)) = &members[at].engine {
+                mailbox.broadcast(envelope.clone()).await;
+            }
+            let sent = context.current();
+            loop {
+                let everywhere = members.iter().all(|m| {
+                    m.log
+                        .get(envelope.body.origin, envelope.body.seq)
+                        .ok()
+                        .flatten()
+                        .is_some()
+                });
+                if everywhere {
+                    break;
+                }
+                context.sleep(Duration::from_millis(1)).await;
+            }
+            worst = worst.max(context.current().duration_since(sent).unwrap_or_default());
+            context.sleep(Duration::from_millis(40)).await;
+        }
+        flood.await.expect("flood ran");
+        assert!(
+            worst < Duration::from_millis(300),
+            "an honest order took {worst:?} to reach every member during the flood"
+        );
+        for member in &members {
+            let counters = member.engine.as_ref().expect("running").2.counters();
+            assert!(
+                counters.throttled > 0,
+                "member {} never throttled",
+                member.id
+            );
+            let held = member.log.contiguous(flooder).expect("read");
+            // 40,000 offered over ~2 s; at most a burst plus the rate per second was taken.
+            assert!(
+                held < 40_000 && held <= u64::from(RATE) * 4,
+                "member {} took {held} of the flooder's envelopes",
+                member.id
+            );
+        }
+    });
 }

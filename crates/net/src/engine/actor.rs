@@ -44,6 +44,8 @@ pub struct Engine<E> {
     peers: BTreeMap<MemberId, PeerProgress>,
     counters: Counters,
     tick: u64,
+    /// Per origin: tokens left and when they were last refilled.
+    budgets: HashMap<MemberId, (f64, SystemTime)>,
 }
 
 impl<E> std::fmt::Debug for Engine<E> {
@@ -88,6 +90,7 @@ impl<E: Clock + Spawner> Engine<E> {
             peers: BTreeMap::new(),
             counters: Counters::default(),
             tick: 0,
+            budgets: HashMap::new(),
             config,
         };
         engine.set_members(engine.config.members.clone());
@@ -276,6 +279,10 @@ impl<E: Clock + Spawner> Engine<E> {
                 // Our own log is the authority on our envelopes.
                 continue;
             }
+            if !self.within_budget(origin) {
+                self.counters.throttled += 1;
+                continue;
+            }
             let Some(key) = self.members.get(&origin) else {
                 self.counters.unknown_origins += 1;
                 continue;
@@ -306,6 +313,23 @@ impl<E: Clock + Spawner> Engine<E> {
             }
         }
         fresh
+    }
+
+    /// Spends one of `origin`'s tokens if it has one (a token bucket refilled at
+    /// `max_origin_rate` per second).
+    fn within_budget(&mut self, origin: MemberId) -> bool {
+        let rate = f64::from(self.config.max_origin_rate.max(1));
+        let now = self.context.current();
+        let (tokens, last) = self.budgets.entry(origin).or_insert((rate, now));
+        let elapsed = now.duration_since(*last).unwrap_or_default().as_secs_f64();
+        *tokens = (*tokens + elapsed * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     fn on_status(&mut self, peer_id: MemberId, status: Status) {

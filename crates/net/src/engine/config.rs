@@ -34,6 +34,10 @@ pub struct Config {
     pub forward: bool,
     /// Commands queued to the engine before `broadcast` waits.
     pub mailbox_size: usize,
+    /// Most new envelopes of one origin taken in per second (the burst is as large). More are
+    /// left untouched (not verified, not stored) and pulled later, so a member that floods the
+    /// network is slowed to this rate without costing the others theirs.
+    pub max_origin_rate: u32,
 }
 
 impl Config {
@@ -47,6 +51,7 @@ impl Config {
             max_message_bytes: 4 * 1024 * 1024,
             forward: true,
             mailbox_size: 4096,
+            max_origin_rate: 20_000,
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Counters {
     pub equivocations: u64,
     /// Messages that did not decode.
     pub malformed: u64,
+    /// Envelopes left for later because their origin was over its rate.
+    pub throttled: u64,
     /// Pulls sent.
     pub pulls_sent: u64,
     /// Envelopes sent in answer to pulls.
