@@ -106,3 +106,33 @@ async fn test_members_replicate_and_a_late_member_catches_up() {
         "the removed member's envelope was stored"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_member_added_while_running_is_connected_and_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all: Vec<NetMember> = (0..3)
+        .map(|id| NetMember {
+            id,
+            key: key(id).public_key(),
+            addr: free_addr(),
+        })
+        .collect();
+    let first_two = all[..2].to_vec();
+    let mut a = start(0, &first_two, dir.path());
+    let mut b = start(1, &first_two, dir.path());
+    let before = accept(&a, b"before the new member").await;
+    assert_eq!(next(&mut b).await, before);
+
+    // The registry gains member 2: the running members take it in, no restart.
+    a.replication.set_members(all.clone()).await;
+    b.replication.set_members(all.clone()).await;
+    let mut c = start(2, &all, dir.path());
+    assert_eq!(next(&mut c).await, before, "history reaches the new member");
+    let from_c = accept(&c, b"from the new member").await;
+    assert_eq!(
+        next(&mut a).await,
+        from_c,
+        "the new member's orders are taken"
+    );
+    assert_eq!(next(&mut b).await, from_c);
+}
