@@ -2,7 +2,7 @@
 //!
 //! # Design
 //! ```text
-//!  senders ──HTTP──▶ RPC ──▶ TxPool / BundlePool
+//!  senders ──HTTP──▶ orderflow::Orderflow (RPC ──▶ TxPool / BundlePool)
 //!                                 │
 //!           chain ──head──▶ builder::Builder (each slot: Simulator rounds, Greedy +
 //!                                 │             ConflictSearch, best block on a watch)
@@ -15,6 +15,12 @@
 //! [`devnet::Devnet`] runs the embedded chain with the builder, the local relay and the proposer
 //! in one process. Building stops a little before each slot ends; the proposer commits between
 //! slots, so a block being committed is always committed.
+//!
+//! As a hub ([`devnet::Devnet::start_hub`]) the devnet builds nothing: [`member::MemberNode`]s in
+//! other processes follow its chain (`debug_getRawBlock` + import), build for each slot it
+//! announces on the relay's `payload_attributes` stream, and bid to its relay. Both kinds of
+//! node get their pools and RPC from [`orderflow::Orderflow`] and their builder and bidder from
+//! [`bidding::start_bidding`].
 
 pub mod bidding;
 pub mod builder;

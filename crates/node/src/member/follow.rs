@@ -169,13 +169,14 @@ impl<S: BlockSource> Follower<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::{net::SocketAddr, sync::Arc};
+    use std::net::SocketAddr;
 
-    use alloy_consensus::{SignableTransaction, TxEip1559, transaction::Recovered};
-    use alloy_primitives::{Address, Bytes, TxKind, U256};
-    use alloy_signer::SignerSync;
-    use cobuild_chain::{BlockAttributes, Genesis, dev_signers};
-    use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
+    use alloy_consensus::transaction::Recovered;
+    use alloy_primitives::Address;
+    use cobuild_chain::{
+        dev_signers,
+        test_utils::{GWEI, devnet_chain, next_attrs, sign, transfer},
+    };
     use cobuild_rpc::OrderflowLimits;
 
     use super::*;
@@ -197,45 +198,25 @@ mod tests {
         }
     }
 
+    /// A devnet chain in its own folder under `dir`.
     fn chain(dir: &tempfile::TempDir, name: &str) -> Chain {
-        Chain::open(
-            &dir.path().join(name),
-            Arc::new(ChainSpec::devnet(DEVNET_CHAIN_ID)),
-            &Genesis::devnet(DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE),
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(&path).expect("folder");
+        devnet_chain(&path)
+    }
+
+    fn payment(nonce: u64) -> Recovered<TxEnvelope> {
+        sign(
+            &dev_signers()[0],
+            transfer(nonce, Address::repeat_byte(0xbe), 1, GWEI),
         )
-        .expect("chain opens")
     }
 
-    fn transfer(nonce: u64) -> Recovered<TxEnvelope> {
-        let signer = &dev_signers()[0];
-        let tx = TxEip1559 {
-            chain_id: DEVNET_CHAIN_ID,
-            nonce,
-            gas_limit: 21_000,
-            max_fee_per_gas: 10_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            to: TxKind::Call(Address::repeat_byte(0xbe)),
-            value: U256::from(1),
-            access_list: Default::default(),
-            input: Bytes::new(),
-        };
-        let sig = signer.sign_hash_sync(&tx.signature_hash()).expect("signs");
-        Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
-    }
-
-    /// Commits a block on `chain` holding `txs`, with `extra` as extra data.
-    fn commit(chain: &Chain, txs: &[Recovered<TxEnvelope>], extra: &'static [u8]) {
-        let head = chain.head();
+    /// Commits a block on `chain` holding `txs`, paying `coinbase` (blocks on different
+    /// coinbases differ).
+    fn commit(chain: &Chain, txs: &[Recovered<TxEnvelope>], coinbase: u8) {
         let mut builder = chain
-            .builder(BlockAttributes {
-                timestamp: head.timestamp + 1,
-                fee_recipient: Address::ZERO,
-                prev_randao: B256::ZERO,
-                gas_limit: head.gas_limit,
-                withdrawals: Vec::new(),
-                parent_beacon_block_root: B256::ZERO,
-                extra_data: Bytes::from_static(extra),
-            })
+            .builder(next_attrs(chain, Address::repeat_byte(coinbase)))
             .expect("builder");
         for tx in txs {
             builder
@@ -260,13 +241,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_replica_imports_the_hubs_blocks_and_its_pool_follows() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let hub = chain(&dir, "hub.redb");
-        let replica = chain(&dir, "replica.redb");
+        let hub = chain(&dir, "hub");
+        let replica = chain(&dir, "replica");
         let orderflow = orderflow(&replica).await;
-        let tx = orderflow.pool.add(transfer(0)).expect("pooled");
-        commit(&hub, &[transfer(0)], b"a");
-        commit(&hub, &[], b"b");
-        commit(&hub, &[transfer(1)], b"c");
+        let tx = orderflow.pool.add(payment(0)).expect("pooled");
+        commit(&hub, &[payment(0)], 1);
+        commit(&hub, &[], 1);
+        commit(&hub, &[payment(1)], 1);
         let follower = Follower::new(replica.clone(), orderflow.clone(), LocalHub(hub.clone()));
 
         assert_eq!(follower.sync_to(1).await.expect("syncs"), 1);
@@ -284,11 +265,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_a_replica_on_another_chain_fails_to_import_and_keeps_its_head() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let hub = chain(&dir, "hub.redb");
-        let replica = chain(&dir, "replica.redb");
-        commit(&hub, &[], b"hub");
-        commit(&hub, &[], b"hub");
-        commit(&replica, &[], b"other");
+        let hub = chain(&dir, "hub");
+        let replica = chain(&dir, "replica");
+        commit(&hub, &[], 1);
+        commit(&hub, &[], 1);
+        commit(&replica, &[], 2);
         let head = replica.head().hash();
         let orderflow = orderflow(&replica).await;
         let follower = Follower::new(replica.clone(), orderflow.clone(), LocalHub(hub));
