@@ -10,6 +10,7 @@ mod cluster;
 mod devnet;
 mod members;
 mod node;
+mod status;
 
 use clap::{Parser, Subcommand};
 use cobuild_bench::BenchArgs;
@@ -48,6 +49,9 @@ pub(crate) enum Command {
     /// The member registry: add, remove and list members.
     #[command(subcommand)]
     Registry(members::RegistryCommand),
+    /// What each node reports: members and links, replication lag per origin, pool sizes and
+    /// the last bids (every node of `cobuild devnet --nodes N`, or one with --node).
+    Status(status::StatusArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -56,7 +60,7 @@ fn main() -> eyre::Result<()> {
     let default_filter = match cli.command {
         Command::Devnet(_) | Command::Node(_) => "info",
         Command::Bench(_) => "warn,cobuild_bench=info",
-        Command::Keys(_) | Command::Registry(_) => "warn",
+        Command::Keys(_) | Command::Registry(_) | Command::Status(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -87,6 +91,10 @@ fn main() -> eyre::Result<()> {
         }
         Command::Registry(command) => {
             print!("{}", members::registry(command)?);
+            Ok(())
+        }
+        Command::Status(args) => {
+            print!("{}", status::status(&args)?);
             Ok(())
         }
     }

@@ -49,6 +49,9 @@ pub(crate) struct Node {
     pub(crate) rpc: String,
     /// Where its P2P transport listens.
     pub(crate) p2p: String,
+    /// Its admin API (`cobuild status`), behind the token in `<data_dir>/admin.token`.
+    #[serde(default)]
+    pub(crate) admin: String,
     /// Its data directory.
     pub(crate) data_dir: PathBuf,
     /// Its key file.
@@ -138,6 +141,7 @@ mod tests {
                 id: 0,
                 rpc: "http://127.0.0.1:8546".into(),
                 p2p: "127.0.0.1:30303".into(),
+                admin: "http://127.0.0.1:8600".into(),
                 data_dir: "/d/node-0".into(),
                 key_file: "/d/node-0/node.key".into(),
                 log: "/d/node-0/node.log".into(),

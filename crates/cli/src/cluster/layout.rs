@@ -38,6 +38,8 @@ pub(crate) struct NodePlan {
     pub(crate) rpc_port: u16,
     /// Port of its P2P transport.
     pub(crate) p2p_port: u16,
+    /// Port of its admin API (on loopback).
+    pub(crate) admin_port: u16,
 }
 
 impl NodePlan {
@@ -109,6 +111,13 @@ pub(crate) fn prepare(
                 .ok_or_else(|| eyre::eyre!("no RPC port above {} for node {id}", ports.hub_rpc))?,
             None => free_port(ports.host)?,
         };
+        let admin_port = match previous
+            .and_then(|p| p.node(id))
+            .and_then(|n| port_of(&n.admin))
+        {
+            Some(port) => port,
+            None => free_port(std::net::Ipv4Addr::LOCALHOST.into())?,
+        };
         let member = public.member(id, format!("{}:{p2p_port}", ports.host), None);
         match entry {
             Some(listed) if *listed == member => {}
@@ -126,6 +135,7 @@ pub(crate) fn prepare(
             public,
             rpc_port,
             p2p_port,
+            admin_port,
         });
     }
     Ok((registry_path, plans))
@@ -178,6 +188,7 @@ mod tests {
                     id: p.id,
                     rpc: format!("http://127.0.0.1:{}", p.rpc_port),
                     p2p: String::new(),
+                    admin: format!("http://127.0.0.1:{}", p.admin_port),
                     data_dir: p.dir.clone(),
                     key_file: p.key_file.clone(),
                     log: p.log(),

@@ -105,10 +105,11 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
     ];
     for node in &endpoints.nodes {
         extra.push(format!(
-            "  node {:<5} rpc {}  p2p {}  coinbase {}  log {}",
+            "  node {:<5} rpc {}  p2p {}  admin {}  coinbase {}  log {}",
             node.id,
             node.rpc,
             node.p2p,
+            node.admin,
             node.coinbase,
             node.log.display()
         ));
@@ -119,7 +120,10 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
         crate::shutdown_signal().await;
         supervisor.stop().await;
     };
-    devnet.run(stop).await.wrap_err("devnet stopped with an error")
+    devnet
+        .run(stop)
+        .await
+        .wrap_err("devnet stopped with an error")
 }
 
 /// The command line of node `plan`: the hub's orderflow and bidding settings on the node's
@@ -133,8 +137,8 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, registry: &Path, hub: &Hub) -> 
         hub_rpc: hub.rpc.clone(),
         relay_url: hub.relay.clone(),
         p2p_port: Some(plan.p2p_port),
-        // Any free port, logged by the node; its token is in the node's data dir.
-        admin_port: 0,
+        // Its token is in the node's data dir.
+        admin_port: plan.admin_port,
         // Slots are announced as they open; polling is only the fallback.
         poll_ms: 1000,
         orderflow: OrderflowArgs {
@@ -165,6 +169,7 @@ fn node_endpoints(
         id: plan.id,
         rpc: format!("http://{}", SocketAddr::new(host, plan.rpc_port)),
         p2p: SocketAddr::new(host, plan.p2p_port).to_string(),
+        admin: format!("http://127.0.0.1:{}", plan.admin_port),
         data_dir: plan.dir.clone(),
         key_file: plan.key_file.clone(),
         log: plan.log(),

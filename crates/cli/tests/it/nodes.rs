@@ -1,6 +1,8 @@
-//! `cobuild devnet --nodes 2`: member nodes in their own processes build and bid to the hub's
-//! relay; a node killed with SIGKILL leaves the other bidding, and restarted from the command
-//! line recorded in endpoints.json it catches up with the hub.
+//! `cobuild devnet --nodes 4`: member nodes in their own processes replicate every order to each
+//! other and build and bid to the hub's relay. A bundle sent to one node lands through another's
+//! bid after the first is killed; orders sent to every node while one is killed with SIGKILL
+//! and restarted from the command line recorded in endpoints.json all land, and every node ends
+//! with the same orders.
 
 use std::{
     fs::File,
@@ -8,13 +10,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cobuild_test_utils::{Cast, http_get};
-use serde_json::Value;
+use cobuild_test_utils::{Cast, http_get, http_post, tools_bin};
+use serde_json::{Value, json};
 
-use super::{DEAD, Devnet, TxSpec};
+use super::{Devnet, TxSpec, run_client};
 
-/// Dev account 1: the tests' sender here (account 0 is left to the other tests' habits).
-const DEV1_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// Dev accounts 2, 3, 4 and 6: each sends to one node, so its nonces stay in order there.
+const SENDERS: [&str; 4] = [
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+];
 
 /// A process killed on drop.
 struct Killed(Child);
@@ -42,24 +49,91 @@ fn head(cast: &Cast) -> Option<u64> {
     cast.run(&["block-number"]).ok()?.parse().ok()
 }
 
-/// Sends a transfer from dev account 1 with `nonce` to `node`, and returns the hub block that
-/// included it (as `cast block --json` prints it).
-fn lands_via(hub: &Devnet, node: &Cast, nonce: u64) -> Value {
-    let raw = hub.signed_tx(
-        DEV1_KEY,
-        TxSpec {
-            nonce,
-            ..TxSpec::default()
-        },
-    );
-    node.ok(&["publish", &raw]);
-    let hash = super::tx_hash(&raw);
+/// The running devnet's view of one node, from endpoints.json.
+struct Member<'a>(&'a Value);
+
+impl Member<'_> {
+    fn cast(&self) -> Cast {
+        Cast {
+            url: self.0["rpc"].as_str().expect("rpc url").to_owned(),
+        }
+    }
+
+    fn field(&self, name: &str) -> &str {
+        self.0[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("node has no {name}"))
+    }
+
+    /// A call to the node's admin API with its token.
+    fn admin(&self, method: &str, params: Value) -> Option<Value> {
+        let token = std::fs::read_to_string(
+            std::path::Path::new(self.field("data_dir")).join("admin.token"),
+        )
+        .ok()?;
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let auth = format!("Bearer {}", token.trim());
+        let (status, reply) = http_post(
+            self.field("admin"),
+            body.to_string().as_bytes(),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+        );
+        if status != 200 {
+            return None;
+        }
+        serde_json::from_str::<Value>(&reply)
+            .ok()?
+            .get("result")
+            .cloned()
+    }
+
+    fn kill(&self) {
+        let pid = self.0["pid"].as_u64().expect("pid").to_string();
+        let killed = Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+    }
+
+    /// Starts the node again from its recorded command line (its log appended).
+    fn restart(&self) -> Killed {
+        let argv: Vec<&str> = self.0["argv"]
+            .as_array()
+            .expect("argv")
+            .iter()
+            .map(|a| a.as_str().expect("utf-8 argument"))
+            .collect();
+        let log = File::options()
+            .append(true)
+            .open(self.field("log"))
+            .expect("node log");
+        let child = Killed(
+            Command::new(argv[0])
+                .args(&argv[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("the node restarts"),
+        );
+        eventually("the restarted node's RPC", Duration::from_secs(60), || {
+            head(&self.cast())
+        });
+        child
+    }
+}
+
+/// The block (as `cast block --json` prints it) that included `hash` on the hub.
+fn landed(hub: &Devnet, hash: &str) -> Value {
     let number = eventually(
-        "the transaction to land on the hub",
+        "the order to land on the hub",
         Duration::from_secs(60),
         || {
             let receipt: Value =
-                serde_json::from_str(&hub.cast(&["receipt", &hash, "--json"]).ok()?).ok()?;
+                serde_json::from_str(&hub.cast(&["receipt", hash, "--json"]).ok()?).ok()?;
             receipt["blockNumber"].as_str().map(str::to_owned)
         },
     );
@@ -67,12 +141,12 @@ fn lands_via(hub: &Devnet, node: &Cast, nonce: u64) -> Value {
 }
 
 #[test]
-fn test_two_node_devnet_bids_through_members_and_a_killed_node_catches_up() {
+fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = File::create(dir.path().join("hub.log")).expect("hub log");
     let hub = Devnet::spawn(
         dir.path(),
-        &["--nodes", "2", "--slot-ms", "500", "--no-demo-contracts"],
+        &["--nodes", "4", "--slot-ms", "500", "--no-demo-contracts"],
         Stdio::from(log),
     );
     // The banner comes after endpoints.json is written.
@@ -81,77 +155,118 @@ fn test_two_node_devnet_bids_through_members_and_a_killed_node_catches_up() {
     )
     .expect("json");
     assert_eq!(endpoints["hub"]["rpc"], hub.url.as_str());
-    assert_eq!(endpoints["hub"]["relay"], hub.relay.as_str());
-    let node = |i: usize| &endpoints["nodes"][i];
-    let cast = |i: usize| Cast {
-        url: node(i)["rpc"].as_str().expect("rpc url").to_owned(),
-    };
+    let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
+    let coinbases: Vec<String> = nodes
+        .iter()
+        .map(|n| n.field("coinbase").to_lowercase())
+        .collect();
 
-    // Node 0 alone gets the transaction (no replication yet): only its bid can carry it.
-    let block = lands_via(&hub, &cast(0), 0);
-    let coinbase0 = node(0)["coinbase"]
-        .as_str()
-        .expect("coinbase")
-        .to_lowercase();
-    assert_eq!(
-        block["miner"].as_str().map(str::to_lowercase),
-        Some(coinbase0.clone())
+    // A bundle sent to node 0 with ethers-provider-bundle reaches the other members ...
+    let recipient = "0x0000000000000000000000000000000000000777";
+    let target = hub.head() + 4;
+    let (first, last) = (target.to_string(), (target + 6).to_string());
+    let sent = run_client(
+        Command::new("node")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/send_bundle.cjs"))
+            .args([nodes[0].field("rpc"), recipient, &first, &last])
+            .env("NODE_PATH", tools_bin().join("../")),
     );
-    let extra = format!("0x{}", alloy_primitives::hex::encode(b"cobuild node 0"));
-    assert_eq!(block["extraData"], extra.as_str());
+    let bundle = sent["hashes"][0]["bundleHash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    eventually(
+        "node 2 to hold node 0's bundle",
+        Duration::from_secs(20),
+        || {
+            let held = nodes[2].admin("cobuild_orderHashes", json!([target]))?;
+            held.as_array()?
+                .iter()
+                .any(|h| h.as_str() == Some(bundle.as_str()))
+                .then_some(())
+        },
+    );
+    // ... so with node 0 killed it still lands, through another member's bid.
+    nodes[0].kill();
+    let tx = super::tx_hash(sent["signed"][0].as_str().expect("signed tx"));
+    let block = landed(&hub, &tx);
+    let miner = block["miner"].as_str().expect("miner").to_lowercase();
+    assert_ne!(miner, coinbases[0], "node 0 is dead: it cannot have bid");
+    assert!(coinbases.contains(&miner), "a member built it: {miner}");
     let (status, received) = http_get(
         &hub.relay,
         "/relay/v1/data/bidtraces/builder_blocks_received",
     );
     assert_eq!(status, 200, "{received}");
-    let received: Value = serde_json::from_str(&received).expect("json");
-    let bls0 = node(0)["bls_key"].as_str().expect("bls key");
     assert!(
-        received
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|bid| bid["block_hash"] == block["hash"] && bid["builder_pubkey"] == bls0),
-        "the relay took node 0's bid for the block: {received}"
+        received.contains(block["hash"].as_str().expect("hash")),
+        "the relay took the bid"
     );
+    let mut restarted = vec![nodes[0].restart()];
 
-    // kill -9 node 1: node 0 keeps bidding and winning.
-    let pid = node(1)["pid"].as_u64().expect("pid").to_string();
-    let killed = Command::new("kill")
-        .args(["-9", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let block = lands_via(&hub, &cast(0), 1);
-    assert_eq!(
-        block["miner"].as_str().map(str::to_lowercase),
-        Some(coinbase0)
-    );
+    // Orders to every member while node 1 is killed right after acknowledging one, and
+    // restarted later: every acknowledged order lands.
+    let mut nonces = [0u64; 4];
+    let mut acked = Vec::new();
+    for round in 0..6 {
+        if round == 4 {
+            restarted.push(nodes[1].restart());
+        }
+        for (i, key) in SENDERS.iter().enumerate() {
+            if i == 1 && (round == 2 || round == 3) {
+                continue;
+            }
+            let raw = hub.signed_tx(
+                key,
+                TxSpec {
+                    nonce: nonces[i],
+                    ..TxSpec::default()
+                },
+            );
+            nodes[i].cast().ok(&["publish", &raw]);
+            acked.push(super::tx_hash(&raw));
+            nonces[i] += 1;
+            if i == 1 && round == 1 {
+                // Acknowledged, perhaps not yet sent to anyone: the log keeps it.
+                nodes[1].kill();
+            }
+        }
+    }
+    for hash in &acked {
+        landed(&hub, hash);
+    }
 
-    // Restarted from its recorded command line, node 1 reopens its replica and catches up.
-    let argv: Vec<&str> = node(1)["argv"]
-        .as_array()
-        .expect("argv")
-        .iter()
-        .map(|a| a.as_str().expect("utf-8 argument"))
-        .collect();
-    let log = File::options()
-        .append(true)
-        .open(node(1)["log"].as_str().expect("log path"))
-        .expect("node log");
-    let _restarted = Killed(
-        Command::new(argv[0])
-            .args(&argv[1..])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("node 1 restarts"),
-    );
-    let target = hub.head();
+    // Every member ends with the same orders: each origin's log complete everywhere.
+    let progress = |node: &Member<'_>| -> Option<Vec<(u64, u64)>> {
+        let status = node.admin("cobuild_status", json!([]))?;
+        let origins = status["origins"].as_array()?;
+        let all_held = origins.iter().all(|o| o["missing"] == 0);
+        all_held.then(|| {
+            origins
+                .iter()
+                .map(|o| {
+                    (
+                        o["origin"].as_u64().unwrap_or(u64::MAX),
+                        o["contiguous"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+    };
     eventually(
-        "node 1 to reach the hub's head",
-        Duration::from_secs(60),
-        || head(&cast(1)).filter(|h| *h >= target),
+        "every member to hold the same orders",
+        Duration::from_secs(30),
+        || {
+            let all: Vec<_> = nodes.iter().map(progress).collect::<Option<Vec<_>>>()?;
+            let same = all.windows(2).all(|w| w[0] == w[1]);
+            (same && all[0].len() == 4).then_some(())
+        },
     );
-    let _ = DEAD;
+    let printed = super::cobuild_ok(&["status", "--data-dir", dir.path().to_str().expect("utf-8")]);
+    for id in 0..4 {
+        assert!(printed.contains(&format!("node {id} (")), "{printed}");
+    }
+    assert!(!printed.contains("unreachable"), "{printed}");
+    assert!(printed.contains("missing 0"), "{printed}");
+    drop(restarted);
 }
