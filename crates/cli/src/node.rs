@@ -4,7 +4,7 @@
 
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
-use cobuild_node::member::{MemberConfig, MemberNode};
+use cobuild_node::member::{MemberConfig, MemberNode, RegistrySource};
 use cobuild_registry::MemberId;
 use eyre::WrapErr;
 
@@ -21,9 +21,20 @@ pub(crate) struct NodeArgs {
     /// The node's key file (`cobuild keys new`) [default: <data-dir>/node.key].
     #[arg(long)]
     pub(crate) key_file: Option<PathBuf>,
-    /// The registry file listing the members (`cobuild registry add`).
+    /// The registry file listing the members (`cobuild registry add --file`).
+    #[arg(
+        long,
+        required_unless_present = "registry_contract",
+        conflicts_with = "registry_contract"
+    )]
+    pub(crate) registry: Option<PathBuf>,
+    /// The registry contract listing the members (`cobuild registry deploy`), read over
+    /// --registry-rpc.
     #[arg(long)]
-    pub(crate) registry: PathBuf,
+    pub(crate) registry_contract: Option<alloy_primitives::Address>,
+    /// JSON-RPC URL the registry contract is read through [default: --hub-rpc].
+    #[arg(long, requires = "registry_contract")]
+    pub(crate) registry_rpc: Option<String>,
     /// This node's member id [default: the member whose node key is in the key file].
     #[arg(long)]
     pub(crate) member_id: Option<MemberId>,
@@ -66,9 +77,10 @@ impl NodeArgs {
             self.data_dir.clone().into(),
             "--key-file".into(),
             self.key_file().into(),
-            "--registry".into(),
-            self.registry.clone().into(),
         ];
+        if let Some(file) = &self.registry {
+            argv.extend(["--registry".into(), file.clone().into()]);
+        }
         let mut pairs = vec![
             ("--hub-rpc", self.hub_rpc.clone()),
             ("--relay-url", self.relay_url.clone()),
@@ -77,6 +89,12 @@ impl NodeArgs {
         ];
         if let Some(id) = self.member_id {
             pairs.push(("--member-id", id.to_string()));
+        }
+        if let Some(contract) = self.registry_contract {
+            pairs.push(("--registry-contract", contract.to_string()));
+        }
+        if let Some(rpc) = &self.registry_rpc {
+            pairs.push(("--registry-rpc", rpc.clone()));
         }
         if let Some(port) = self.p2p_port {
             pairs.push(("--p2p-port", port.to_string()));
@@ -91,7 +109,18 @@ impl NodeArgs {
         MemberConfig {
             data_dir: self.data_dir.clone(),
             key_file: self.key_file(),
-            registry: self.registry.clone(),
+            registry: match (&self.registry, self.registry_contract) {
+                (_, Some(address)) => RegistrySource::Contract {
+                    rpc_url: self
+                        .registry_rpc
+                        .clone()
+                        .unwrap_or_else(|| self.hub_rpc.clone()),
+                    address,
+                },
+                // clap requires one of the two.
+                (Some(file), None) => RegistrySource::File(file.clone()),
+                (None, None) => RegistrySource::File(PathBuf::from("registry.toml")),
+            },
             member_id: self.member_id,
             p2p_addr: self
                 .p2p_port
@@ -164,7 +193,11 @@ mod tests {
         full.orderflow.http_port = 0;
         full.orderflow.max_orders = 7;
         full.bid.bid_percent = 90;
-        for args in [minimal, full] {
+        let mut contract = full.clone();
+        contract.registry = None;
+        contract.registry_contract = Some(alloy_primitives::Address::repeat_byte(7));
+        contract.registry_rpc = Some("http://127.0.0.1:1".into());
+        for args in [minimal, full, contract] {
             let argv = args.to_argv();
             let back = parse(&argv);
             // The key file default is spelled out, so it survives a different data dir default.

@@ -56,7 +56,7 @@ pub enum RegistryError {
 ///
 /// `members` answers the list as the source has it now: implementations re-read their source
 /// (or a cache they keep fresh), so callers poll it to follow changes.
-pub trait Registry: Send + Sync {
+pub trait Registry: Send + Sync + std::fmt::Debug {
     /// The current members, sorted by id, ids unique.
     fn members(&self) -> Result<Vec<Member>, RegistryError>;
 }

@@ -21,6 +21,9 @@ pub(crate) struct Endpoints {
     pub(crate) hub: Hub,
     /// The registry file listing the nodes.
     pub(crate) registry: PathBuf,
+    /// The registry contract on the hub's chain that the nodes follow.
+    #[serde(default)]
+    pub(crate) registry_contract: Option<alloy_primitives::Address>,
     /// The member nodes, by id.
     pub(crate) nodes: Vec<Node>,
 }
@@ -137,6 +140,7 @@ mod tests {
                 data_dir: "/d".into(),
             },
             registry: "/d/registry.toml".into(),
+            registry_contract: Some(Address::repeat_byte(9)),
             nodes: vec![Node {
                 id: 0,
                 rpc: "http://127.0.0.1:8546".into(),

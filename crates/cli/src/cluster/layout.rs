@@ -182,6 +182,7 @@ mod tests {
                 data_dir: dir.path().to_owned(),
             },
             registry: registry.clone(),
+            registry_contract: None,
             nodes: first
                 .iter()
                 .map(|p| super::super::endpoints::Node {

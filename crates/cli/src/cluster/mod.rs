@@ -16,6 +16,7 @@
 //! A node that dies is logged, not restarted: `endpoints.json` records each node's full
 //! command line, so it can be restarted by hand and catches up from the hub.
 
+mod contract;
 mod endpoints;
 mod layout;
 mod supervise;
@@ -27,6 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy_primitives::Address;
 use cobuild_node::{Devnet, member::extra_data};
 use cobuild_relay::{
     BlsPublicKey,
@@ -78,61 +80,90 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
 
     let program = std::env::current_exe().wrap_err("finding the cobuild binary")?;
     let mut supervisor = Supervisor::new();
-    let mut nodes = Vec::new();
-    for plan in &plans {
-        let node_args = node_args(&args, plan, &registry, &hub);
-        let argv = node_args.to_argv();
-        // Spawned here, on the thread that runs this future: see `Supervisor::spawn`.
-        let pid = supervisor.spawn(plan.id, &program, &argv, &plan.log())?;
-        nodes.push(node_endpoints(plan, &program, &argv, pid, host)?);
-    }
-    let started = Instant::now();
-    for (plan, node) in plans.iter().zip(&nodes) {
-        let addr = SocketAddr::new(host, plan.rpc_port);
-        if !wait_for_port(addr, started + NODE_READY_TIMEOUT).await {
-            tracing::warn!(id = plan.id, %addr, log = %node.log.display(), "cli.devnet.node_not_ready");
+    // The banner is rendered now (the devnet moves into its run below) with a slot for the
+    // node lines, which exist only once the nodes run.
+    let template = crate::devnet::banner(&devnet, &args, &[NODES_SLOT.to_owned()]);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // The hub produces blocks while the nodes are set up: deploying the registry needs them.
+    let run = devnet.run(async move {
+        let _ = stop_rx.await;
+    });
+    tokio::pin!(run);
+    let setup = async {
+        let contract = contract::ensure(&hub.rpc, &data_dir, &plans, host).await?;
+        let mut nodes = Vec::new();
+        for plan in &plans {
+            let node_args = node_args(&args, plan, contract, &hub);
+            let argv = node_args.to_argv();
+            // Spawned here, on the thread that runs this future: see `Supervisor::spawn`.
+            let pid = supervisor.spawn(plan.id, &program, &argv, &plan.log())?;
+            nodes.push(node_endpoints(plan, &program, &argv, pid, host)?);
         }
-    }
-    let endpoints = Endpoints {
-        hub,
-        registry: registry.clone(),
-        nodes,
+        let started = Instant::now();
+        for (plan, node) in plans.iter().zip(&nodes) {
+            let addr = SocketAddr::new(host, plan.rpc_port);
+            if !wait_for_port(addr, started + NODE_READY_TIMEOUT).await {
+                tracing::warn!(id = plan.id, %addr, log = %node.log.display(), "cli.devnet.node_not_ready");
+            }
+        }
+        let endpoints = Endpoints {
+            hub: hub.clone(),
+            registry: registry.clone(),
+            registry_contract: Some(contract),
+            nodes,
+        };
+        let file = endpoints.write(&data_dir)?;
+        let mut extra = vec![
+            format!("  endpoints  {}", file.display()),
+            format!(
+                "  registry   contract {contract} (owner: dev account {}), members also in {}",
+                contract::OWNER_ACCOUNT,
+                registry.display()
+            ),
+        ];
+        for node in &endpoints.nodes {
+            extra.push(format!(
+                "  node {:<5} rpc {}  p2p {}  admin {}  coinbase {}  log {}",
+                node.id,
+                node.rpc,
+                node.p2p,
+                node.admin,
+                node.coinbase,
+                node.log.display()
+            ));
+        }
+        let mut lines = extra.join("\n");
+        lines.push('\n');
+        crate::devnet::print_banner(&template.replace(&format!("{NODES_SLOT}\n"), &lines));
+        Ok::<_, eyre::Report>(())
     };
-    let file = endpoints.write(&data_dir)?;
-    let mut extra = vec![
-        format!("  endpoints  {}", file.display()),
-        format!("  registry   {}", registry.display()),
-    ];
-    for node in &endpoints.nodes {
-        extra.push(format!(
-            "  node {:<5} rpc {}  p2p {}  admin {}  coinbase {}  log {}",
-            node.id,
-            node.rpc,
-            node.p2p,
-            node.admin,
-            node.coinbase,
-            node.log.display()
-        ));
+    tokio::select! {
+        result = &mut run => return result.wrap_err("devnet stopped while starting its nodes"),
+        done = setup => done?,
     }
-    crate::devnet::print_banner(&crate::devnet::banner(&devnet, &args, &extra));
+    tokio::select! {
+        result = &mut run => return result.wrap_err("devnet stopped with an error"),
+        () = crate::shutdown_signal() => {}
+    }
     // The nodes stop first, while the hub still serves them, so they never see it vanish.
-    let stop = async move {
-        crate::shutdown_signal().await;
-        supervisor.stop().await;
-    };
-    devnet
-        .run(stop)
-        .await
-        .wrap_err("devnet stopped with an error")
+    supervisor.stop().await;
+    let _ = stop_tx.send(());
+    run.await.wrap_err("devnet stopped with an error")
 }
+
+/// Where the node lines go in the banner.
+const NODES_SLOT: &str = "\u{0}nodes";
 
 /// The command line of node `plan`: the hub's orderflow and bidding settings on the node's
 /// own port.
-fn node_args(args: &DevnetArgs, plan: &NodePlan, registry: &Path, hub: &Hub) -> NodeArgs {
+fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -> NodeArgs {
     NodeArgs {
         data_dir: plan.dir.clone(),
         key_file: Some(plan.key_file.clone()),
-        registry: registry.to_owned(),
+        // The nodes follow the registry contract on the hub's chain.
+        registry: None,
+        registry_contract: Some(contract),
+        registry_rpc: Some(hub.rpc.clone()),
         member_id: Some(plan.id),
         hub_rpc: hub.rpc.clone(),
         relay_url: hub.relay.clone(),

@@ -9,7 +9,7 @@ use std::{
 
 use alloy_primitives::B256;
 use cobuild_chain::Chain;
-use cobuild_registry::{FileRegistry, MemberId, Registry};
+use cobuild_registry::{MemberId, Registry};
 use cobuild_rpc::{AdminSource, BidStatus, MemberStatus, NodeStatus, OriginStatus};
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -26,7 +26,7 @@ pub struct MemberAdmin {
     pub(crate) chain: Chain,
     pub(crate) orderflow: Orderflow,
     pub(crate) replication: NodeReplication,
-    pub(crate) registry: Arc<FileRegistry>,
+    pub(crate) registry: Arc<dyn Registry>,
     pub(crate) bids: Arc<Mutex<VecDeque<BidStatus>>>,
 }
 

@@ -13,8 +13,8 @@ pub struct MemberConfig {
     pub data_dir: PathBuf,
     /// The node's key file (node, BLS builder and coinbase keys).
     pub key_file: PathBuf,
-    /// The registry file listing the members.
-    pub registry: PathBuf,
+    /// Where the members are listed.
+    pub registry: RegistrySource,
     /// This node's member id; `None`: the member whose node key is the key file's.
     pub member_id: Option<MemberId>,
     /// Where the P2P transport listens; `None`: the address the registry lists for the member.
@@ -36,4 +36,27 @@ pub struct MemberConfig {
     /// Where the admin API listens (port 0: any free port); its bearer token is written to
     /// `admin.token` in the data directory.
     pub admin_addr: SocketAddr,
+}
+
+/// Where a node reads the member list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrySource {
+    /// A TOML registry file (re-read when it changes).
+    File(PathBuf),
+    /// The registry contract at `address`, read over `rpc_url` (re-read every few seconds).
+    Contract {
+        /// JSON-RPC URL of a node of the chain the contract is on.
+        rpc_url: String,
+        /// The contract.
+        address: alloy_primitives::Address,
+    },
+}
+
+impl std::fmt::Display for RegistrySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Contract { rpc_url, address } => write!(f, "contract {address} on {rpc_url}"),
+        }
+    }
 }

@@ -25,7 +25,7 @@ mod hub;
 mod slots;
 
 pub use admin::MemberAdmin;
-pub use config::MemberConfig;
+pub use config::{MemberConfig, RegistrySource};
 pub use follow::{BlockSource, FollowError, Follower};
 pub use hub::{HubClient, HubError};
 
@@ -39,6 +39,7 @@ use std::{
 use alloy_primitives::{Address, B256, Bytes};
 use cobuild_chain::Chain;
 use cobuild_registry::{
+    contract::{ContractConfig, ContractRegistry},
     FileRegistry, KeyFileError, Member, MemberId, NodeKeys, Registry, RegistryError,
 };
 use cobuild_relay::{
@@ -68,10 +69,10 @@ pub enum MemberError {
     #[error(transparent)]
     Keys(#[from] KeyFileError),
     /// The registry could not be read.
-    #[error("registry {path}: {source}")]
+    #[error("registry {source_of}: {source}")]
     Registry {
-        /// The registry file.
-        path: std::path::PathBuf,
+        /// Where it was read.
+        source_of: String,
         /// Why.
         #[source]
         source: RegistryError,
@@ -145,7 +146,7 @@ pub struct MemberNode {
     pub admin_addr: SocketAddr,
     admin: MemberAdmin,
     admin_handle: jsonrpsee::server::ServerHandle,
-    registry: Arc<FileRegistry>,
+    registry: Arc<dyn Registry>,
     limits: cobuild_rpc::OrderflowLimits,
     builder: Builder,
     follower: Arc<Follower<HubClient>>,
@@ -158,7 +159,8 @@ impl MemberNode {
     /// RPC server, the builder and its bidder, and the slot subscription.
     pub async fn start(config: MemberConfig) -> Result<Self, MemberError> {
         let keys = NodeKeys::read(&config.key_file)?;
-        let member = own_entry(&config, &keys)?;
+        let registry = open_registry(&config.registry).await?;
+        let member = own_entry(&config, registry.as_ref(), &keys)?;
         let p2p_addr = match config.p2p_addr {
             Some(addr) => addr,
             None => member.address.parse().map_err(|_| MemberError::Address {
@@ -191,12 +193,6 @@ impl MemberNode {
                 hub: hub_genesis,
             });
         }
-        let registry = Arc::new(FileRegistry::open(&config.registry).map_err(|source| {
-            MemberError::Registry {
-                path: config.registry.clone(),
-                source,
-            }
-        })?);
         let replication = NodeReplication::start(
             &ReplicationConfig {
                 data_dir: config.data_dir.clone(),
@@ -284,7 +280,7 @@ impl MemberNode {
             () = self.replication.run_intake(eth, bundles) => {
                 tracing::error!("member.replication.ended");
             }
-            () = self.replication.follow_registry(self.registry.clone() as Arc<dyn Registry>, Duration::from_secs(1)) => {}
+            () = self.replication.follow_registry(self.registry.clone(), Duration::from_secs(1)) => {}
             () = self.admin.record_bids(self.builder.subscribe()) => {}
             () = slots.run(self.slots.clone()) => {
                 tracing::error!("member.slots.ended");
@@ -324,15 +320,37 @@ pub fn extra_data(id: MemberId) -> Bytes {
     Bytes::from(format!("cobuild node {id}").into_bytes())
 }
 
-/// The registry entry of this node, checked against its keys.
-fn own_entry(config: &MemberConfig, keys: &NodeKeys) -> Result<Member, MemberError> {
-    let registry_err = |source| MemberError::Registry {
-        path: config.registry.clone(),
-        source,
+/// Opens the member list the node follows.
+async fn open_registry(source: &RegistrySource) -> Result<Arc<dyn Registry>, MemberError> {
+    let failed = |e: String| MemberError::Registry {
+        source_of: source.to_string(),
+        source: RegistryError::Source(e),
     };
-    let members = FileRegistry::open(&config.registry)
-        .and_then(|r| r.members())
-        .map_err(registry_err)?;
+    Ok(match source {
+        RegistrySource::File(path) => Arc::new(
+            FileRegistry::open(path).map_err(|source| MemberError::Registry {
+                source_of: path.display().to_string(),
+                source,
+            })?,
+        ),
+        RegistrySource::Contract { rpc_url, address } => Arc::new(
+            ContractRegistry::connect(ContractConfig::new(rpc_url.clone(), *address))
+                .await
+                .map_err(|e| failed(e.to_string()))?,
+        ),
+    })
+}
+
+/// The registry entry of this node, checked against its keys.
+fn own_entry(
+    config: &MemberConfig,
+    registry: &dyn Registry,
+    keys: &NodeKeys,
+) -> Result<Member, MemberError> {
+    let members = registry.members().map_err(|source| MemberError::Registry {
+        source_of: config.registry.to_string(),
+        source,
+    })?;
     let public = keys.public();
     let member = match config.member_id {
         Some(id) => members
