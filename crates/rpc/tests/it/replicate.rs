@@ -96,6 +96,17 @@ fn test_accepted_orders_reach_the_hook_before_the_answer_and_apply_on_another_me
     assert_eq!(cancel.kind, OrderKind::CancelBundle);
     apply(&other, &cancel).expect("applies");
     assert_eq!(other.bundles.len(), 0, "the cancel removed the bundle");
+
+    // On a third member the cancel arrives first: the bundle that follows never enters.
+    let third = Node::start(OrderflowLimits::default());
+    apply(&third, &cancel).expect("applies");
+    let late = apply(&third, &orders[0]).expect_err("a cancelled bundle is refused");
+    assert!(late.to_string().contains("cancel"), "{late}");
+    assert_eq!(
+        third.bundles.len(),
+        0,
+        "a cancel wins whatever the arrival order"
+    );
 }
 
 #[test]
