@@ -186,6 +186,41 @@ async fn set_links(
     }
 }
 
+/// The simulated network of members `ids`, started, with a link between every two of them:
+/// their keys, their engine peers and the oracle that changes links.
+async fn network(
+    context: &deterministic::Context,
+    ids: &[MemberId],
+    loss: f64,
+) -> (
+    Vec<ed25519::PublicKey>,
+    Vec<Peer>,
+    Oracle<ed25519::PublicKey, deterministic::Context>,
+) {
+    let keys: Vec<_> = ids.iter().map(|id| key(*id).public_key()).collect();
+    let peers: Vec<Peer> = ids
+        .iter()
+        .map(|id| Peer {
+            id: *id,
+            key: key(*id).public_key(),
+        })
+        .collect();
+    let (network, oracle) = simulated::Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: 2 * 1024 * 1024,
+            max_peers_per_set: NZUsize!(16),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        keys.clone(),
+    )
+    .await;
+    network.start();
+    set_links(&oracle, &keys, &BTreeSet::new(), loss).await;
+    (keys, peers, oracle)
+}
+
 /// The Byzantine member: it holds a valid key and links, and abuses them.
 async fn byzantine(
     context: deterministic::Context,
@@ -324,28 +359,8 @@ fn run(seed: u64, scenario: Scenario) -> (String, usize) {
         let ids: Vec<MemberId> = (0..n as MemberId)
             .chain(scenario.byzantine.then_some(byz_id))
             .collect();
-        let keys: Vec<_> = ids.iter().map(|id| key(*id).public_key()).collect();
-        let peers: Vec<Peer> = ids
-            .iter()
-            .map(|id| Peer {
-                id: *id,
-                key: key(*id).public_key(),
-            })
-            .collect();
-        let (network, oracle) = simulated::Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: 2 * 1024 * 1024,
-                max_peers_per_set: NZUsize!(16),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            keys.clone(),
-        )
-        .await;
-        network.start();
+        let (keys, peers, oracle) = network(&context, &ids, scenario.loss).await;
         let mut cut = BTreeSet::new();
-        set_links(&oracle, &keys, &cut, scenario.loss).await;
 
         let mut members: Vec<Member> = (0..n as MemberId)
             .map(|id| Member {
@@ -612,27 +627,7 @@ fn test_a_flooding_member_is_slowed_without_starving_the_others() {
         let honest = 3;
         let flooder: MemberId = honest;
         let ids: Vec<MemberId> = (0..=honest).collect();
-        let keys: Vec<_> = ids.iter().map(|id| key(*id).public_key()).collect();
-        let peers: Vec<Peer> = ids
-            .iter()
-            .map(|id| Peer {
-                id: *id,
-                key: key(*id).public_key(),
-            })
-            .collect();
-        let (network, oracle) = simulated::Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: 2 * 1024 * 1024,
-                max_peers_per_set: NZUsize!(16),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            keys.clone(),
-        )
-        .await;
-        network.start();
-        set_links(&oracle, &keys, &BTreeSet::new(), 0.0).await;
+        let (_, peers, oracle) = network(&context, &ids, 0.0).await;
         let mut members: Vec<Member> = (0..honest)
             .map(|id| Member {
                 id,
