@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::{AnvilConfig, BenchConfig, IntakeConfig};
+use crate::{AnvilConfig, BenchConfig, IntakeConfig, ReplicationConfig};
 
 /// The benchmark's command-line flags, shared by `cobuild bench` and `cobuild-bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,11 +49,59 @@ pub struct BenchArgs {
     /// Skip the intake benchmark.
     #[arg(long)]
     pub no_intake: bool,
+    /// Run only the replication benchmark: members on loopback, latency at a fixed rate,
+    /// sustained throughput, and intake with replication on vs off (about 25 s).
+    #[arg(long, conflicts_with = "no_replication")]
+    pub replication: bool,
+    /// Skip the replication benchmark.
+    #[arg(long)]
+    pub no_replication: bool,
+    /// Members of the replication benchmark.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(2..=64))]
+    pub replication_members: u64,
+    /// Orders per second offered to the members (spread evenly) in the fixed-rate phase.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication_rate: u32,
+    /// Seconds of the fixed-rate phase.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub replication_secs: u64,
+    /// Seconds of the as-fast-as-possible phase.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub replication_flood_secs: u64,
+    /// Seconds of each intake run with replication off and on (same requests and connections
+    /// as --intake-requests and --intake-connections); 0 skips them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub replication_intake_secs: u64,
 }
 
 impl BenchArgs {
     /// The run these flags ask for.
     pub fn into_config(self) -> BenchConfig {
+        let replication = (!self.no_replication).then(|| ReplicationConfig {
+            members: self.replication_members as usize,
+            rate: self.replication_rate,
+            duration: Duration::from_secs(self.replication_secs),
+            flood_duration: Duration::from_secs(self.replication_flood_secs),
+            seed: self.seed,
+            intake: (self.replication_intake_secs > 0).then(|| IntakeConfig {
+                requests: self.intake_requests,
+                connections: self.intake_connections,
+                timeout: Duration::from_secs(self.replication_intake_secs),
+                ..IntakeConfig::default()
+            }),
+            ..ReplicationConfig::default()
+        });
+        if self.replication {
+            // Only the replication benchmark.
+            return BenchConfig {
+                seed: self.seed,
+                pools: Vec::new(),
+                anvil: None,
+                intake: None,
+                replication,
+                ..BenchConfig::default()
+            };
+        }
         BenchConfig {
             seed: self.seed,
             pools: self.orders,
@@ -72,6 +120,7 @@ impl BenchArgs {
                 timeout: Duration::from_secs(self.intake_timeout_secs),
                 ..IntakeConfig::default()
             }),
+            replication,
         }
     }
 }

@@ -4,7 +4,10 @@ use cobuild_build::BuildError;
 use cobuild_chain::{BlockError, ChainError};
 use cobuild_sim::SimError;
 
-use crate::{WorkloadError, bench::AnvilError, bench::IntakeError};
+use crate::{
+    WorkloadError,
+    bench::{AnvilError, IntakeError, ReplicationBenchError},
+};
 
 /// A benchmark run failed (not a slow figure: a broken measurement).
 #[derive(Debug, thiserror::Error)]
@@ -39,4 +42,13 @@ pub enum BenchError {
     /// The intake benchmark failed.
     #[error("intake: {0}")]
     Intake(#[from] IntakeError),
+    /// The replication benchmark failed (boxed: its error is large and rare).
+    #[error("replication: {0}")]
+    Replication(Box<ReplicationBenchError>),
+}
+
+impl From<ReplicationBenchError> for BenchError {
+    fn from(error: ReplicationBenchError) -> Self {
+        Self::Replication(Box::new(error))
+    }
 }

@@ -8,6 +8,7 @@
 //!                            canonical raw txs (bundles flattened) for baselines
 //!  bench ──── sim_orders / build_block / prepare_seal + seal_block (criterion and the binary)
 //!             anvil baseline (same txs, evm_mine), intake (signed eth_sendBundle over HTTP)
+//!             replication (members on loopback: latency, throughput, intake on vs off)
 //!             ─▶ Report (Display prints the table)
 //! ```
 //!
@@ -26,7 +27,10 @@ mod error;
 mod rng;
 pub mod workload;
 
-pub use bench::{AnvilConfig, BenchConfig, IntakeConfig, PoolReport, Report, run, run_pool};
+pub use bench::{
+    AnvilConfig, BenchConfig, IntakeConfig, PoolReport, ReplicationConfig, ReplicationFigure,
+    Report, replication, run, run_pool,
+};
 pub use cli::BenchArgs;
 pub use error::BenchError;
 pub use rng::Rng;

@@ -6,7 +6,8 @@ use clap::Parser;
 use cobuild_bench::{BenchArgs, run};
 use eyre::WrapErr;
 
-/// Simulation, build and seal benchmarks against anvil, and order intake.
+/// Simulation, build and seal benchmarks against anvil, order intake, and replication among
+/// members on loopback.
 #[derive(Debug, Parser)]
 #[command(name = "cobuild-bench", version, about, long_about = None)]
 struct Cli {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cobuild_primitives::DEFAULT_GAS_LIMIT;
 
-use super::anvil::AnvilConfig;
+use super::{anvil::AnvilConfig, replication::ReplicationConfig};
 
 /// Settings of the intake benchmark (signed `eth_sendBundle` over HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +52,14 @@ pub struct BenchConfig {
     pub anvil: Option<AnvilConfig>,
     /// The intake benchmark; `None` skips it.
     pub intake: Option<IntakeConfig>,
+    /// The replication benchmark; `None` skips it.
+    pub replication: Option<ReplicationConfig>,
 }
 
 impl Default for BenchConfig {
     /// Pools of 1,000 and 5,000 orders at 60M gas, 20 repetitions (30 s at most per
-    /// measurement), 1 and 2 simulation threads, anvil (10 repetitions) and intake included.
+    /// measurement), 1 and 2 simulation threads, anvil (10 repetitions), intake and
+    /// replication included.
     fn default() -> Self {
         Self {
             seed: 1,
@@ -71,6 +74,7 @@ impl Default for BenchConfig {
                 reps: 10,
             }),
             intake: Some(IntakeConfig::default()),
+            replication: Some(ReplicationConfig::default()),
         }
     }
 }

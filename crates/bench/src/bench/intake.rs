@@ -102,13 +102,16 @@ pub struct IntakeFigure {
 }
 
 /// One prepared request.
-struct Signed {
-    body: HttpBytes,
-    header: String,
+#[derive(Debug)]
+pub(crate) struct Signed {
+    /// The JSON-RPC body.
+    pub(crate) body: HttpBytes,
+    /// Its `X-Flashbots-Signature` header.
+    pub(crate) header: String,
 }
 
 /// `count` distinct one-transaction bundles for block 1, signed by `signers` rotating keys.
-fn prepare(count: usize, signers: usize) -> Result<Vec<Signed>, IntakeError> {
+pub(crate) fn prepare(count: usize, signers: usize) -> Result<Vec<Signed>, IntakeError> {
     let keys: Vec<_> = (0..signers.max(1))
         .map(|i| account_key("intake", i))
         .collect();

@@ -9,7 +9,9 @@
 //!                      │     build_block    (greedy, conflict-search, build_best) ─▶ BuildFigure
 //!                      │     prepare_seal + seal_block (finish alone)            ─▶ SealFigure
 //!                      │     anvil: same txs, evm_mine                           ─▶ AnvilFigure
-//!                      └─ intake: signed eth_sendBundle over HTTP vs signature checks
+//!                      ├─ intake: signed eth_sendBundle over HTTP vs signature checks
+//!                      └─ replication: 4 members on loopback, latency at a fixed rate,
+//!                         throughput, intake with replication on vs off
 //!                                       ─▶ Report (Display: the table)
 //! ```
 //! Every figure that has a baseline is reported beside it from the same run, so the ratio
@@ -21,6 +23,7 @@ mod config;
 mod http;
 mod intake;
 mod measure;
+mod replication;
 mod report;
 mod run;
 
@@ -29,5 +32,9 @@ pub use config::{BenchConfig, IntakeConfig};
 pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, intake};
 pub use measure::{Algo, Latency, build_block, prepare_seal, seal_block, sim_orders};
+pub use replication::{
+    Baseline, IntakeComparison, IntakeRun, Machine, PhaseFigure, ReplicationBenchError,
+    ReplicationConfig, ReplicationFigure, replication,
+};
 pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
 pub use run::{run, run_pool};

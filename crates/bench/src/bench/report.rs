@@ -5,7 +5,9 @@ use std::{fmt, time::Duration};
 use alloy_primitives::{B256, U256};
 use cobuild_build::BuiltBlock;
 
-use super::{anvil::AnvilFigure, intake::IntakeFigure, measure::Latency};
+use super::{
+    anvil::AnvilFigure, intake::IntakeFigure, measure::Latency, replication::ReplicationFigure,
+};
 use crate::Mix;
 
 /// Simulation of the whole pool with a number of threads.
@@ -115,6 +117,8 @@ pub struct Report {
     pub pools: Vec<PoolReport>,
     /// The intake benchmark, if run.
     pub intake: Option<IntakeFigure>,
+    /// The replication benchmark, if run.
+    pub replication: Option<ReplicationFigure>,
 }
 
 fn ratio(a: Duration, b: Duration) -> Option<f64> {
@@ -122,7 +126,7 @@ fn ratio(a: Duration, b: Duration) -> Option<f64> {
 }
 
 /// A duration in milliseconds with two decimals.
-struct Ms(Duration);
+pub(crate) struct Ms(pub(crate) Duration);
 
 impl fmt::Display for Ms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,7 +148,7 @@ impl fmt::Display for Eth {
 }
 
 /// A rate with thousands separators.
-struct Rate(f64);
+pub(crate) struct Rate(pub(crate) f64);
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -329,6 +333,10 @@ impl fmt::Display for Report {
         if let Some(intake) = &self.intake {
             writeln!(f)?;
             write!(f, "{intake}")?;
+        }
+        if let Some(replication) = &self.replication {
+            writeln!(f)?;
+            write!(f, "{replication}")?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! A run: per pool size, generate the workload, measure simulation, building and sealing, then
-//! the anvil baseline on the same pending transactions; then intake.
+//! the anvil baseline on the same pending transactions; then intake, then replication.
 
 use std::time::Instant;
 
@@ -8,6 +8,7 @@ use cobuild_sim::Simulator;
 use super::{
     BenchConfig, anvil, intake,
     measure::{Algo, Latency, Sampler, build_block, prepare_seal, seal_block, sim_orders},
+    replication,
     report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
 };
 use crate::{BenchError, Workload, WorkloadConfig};
@@ -43,6 +44,10 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         Some(intake_config) => Some(intake::intake(intake_config)?),
         None => None,
     };
+    let replication = match &config.replication {
+        Some(replication_config) => Some(replication::replication(replication_config)?),
+        None => None,
+    };
     Ok(Report {
         seed: config.seed,
         gas_limit: config.gas_limit,
@@ -51,6 +56,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         budget: config.budget,
         pools,
         intake,
+        replication,
     })
 }
 

@@ -1,14 +1,14 @@
 //! Integration tests of the workload generator and the benchmark run: determinism, the mix,
 //! simulation outcomes, real conflicts on the pool, an end-to-end run against anvil whose blocks
-//! re-import, and signed-bundle intake.
+//! re-import, signed-bundle intake, and replication among members on loopback.
 
 use std::{collections::HashSet, time::Duration};
 
 use alloy_sol_types::SolCall;
 use cobuild_bench::{
-    AnvilConfig, BenchConfig, IntakeConfig, OrderKind, Workload, WorkloadConfig,
+    AnvilConfig, BenchConfig, IntakeConfig, OrderKind, ReplicationConfig, Workload, WorkloadConfig,
     bench::{Algo, intake, sim_orders},
-    run_pool,
+    replication, run_pool,
 };
 use cobuild_build::conflict_groups;
 use cobuild_contracts::IPool;
@@ -225,4 +225,57 @@ fn test_intake_accepts_every_signed_bundle() {
     assert_eq!(figure.sent, 300);
     assert_eq!(figure.accepted, 300, "errors: {}", figure.errors);
     assert!(figure.requests_per_sec > 0.0 && figure.verify_per_sec > 0.0);
+}
+
+#[test]
+fn test_replication_reaches_every_member_with_and_without_load() {
+    // Tracing to the test's output, to see where a slow run spends its time.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("cobuild_bench=info")
+        .try_init();
+    let figure = replication(&ReplicationConfig {
+        members: 4,
+        rate: 200,
+        duration: Duration::from_millis(500),
+        flood_duration: Duration::from_millis(500),
+        flood_in_flight: 2,
+        payload_orders: 20,
+        commit_reps: 20,
+        intake: Some(IntakeConfig {
+            requests: 100,
+            connections: 4,
+            signers: 8,
+            timeout: Duration::from_millis(500),
+        }),
+        ..ReplicationConfig::default()
+    })
+    .expect("replication bench runs");
+    assert_eq!(figure.at_rate.offered, 100, "25 per member");
+    for (name, phase) in [("rate", &figure.at_rate), ("flood", &figure.flood)] {
+        assert!(phase.offered > 0, "{name}: nothing offered");
+        assert_eq!(phase.lost, 0, "{name}: lost orders");
+        assert_eq!(phase.replicated, phase.offered, "{name}");
+        assert_eq!(phase.duplicates, 0, "{name}: delivered twice");
+        assert_eq!(phase.latency.samples, phase.replicated, "{name}");
+        assert!(phase.latency.p50 >= phase.network.p50, "{name}");
+        assert!(phase.replicated_per_sec > 0.0, "{name}");
+    }
+    let intake = figure.intake.as_ref().expect("intake ran");
+    assert_eq!(intake.off.errors, 0);
+    assert_eq!(intake.on.errors, 0);
+    assert!(intake.off.accepted > 0 && intake.on.accepted > 0);
+    assert_eq!(
+        intake.replicated.offered, intake.on.accepted,
+        "every accepted order went through the hook"
+    );
+    assert_eq!(intake.replicated.lost, 0, "accepted orders lost");
+    assert!(intake.ratio() > 0.0);
+    assert_eq!(figure.strays, 0);
+    assert!(figure.baseline.commit.samples > 0);
+    assert!(figure.baseline.receive_duplicate.samples > 0);
+    assert!(figure.baseline.receive_ceiling(4).is_some());
+    let table = figure.to_string();
+    println!("{table}");
+    assert!(table.contains("== replication: 4 members") && table.contains("ratio on / off"));
 }

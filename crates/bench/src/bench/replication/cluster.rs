@@ -1,0 +1,229 @@
+//! The members: each a durable envelope log in the run's folder and the production transport
+//! (commonware's authenticated `lookup` network and the replication engine) on loopback, with
+//! a task per member recording what the engine hands it. An order enters as `cobuild-node`'s RPC
+//! hook enters it: handed to the member's committer thread, which writes every order waiting at
+//! that moment in one durable commit (`Log::append_own_batch`, group commit), then
+//! `Mailbox::broadcast`.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy_primitives::Bytes;
+use cobuild_net::{
+    Envelope, Log, MemberId, NetMember, OrderKind as NetOrderKind, Replication, TransportConfig,
+    engine::Mailbox,
+};
+use cobuild_rpc::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture};
+use commonware_cryptography::{Signer as _, ed25519};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    ReplicationBenchError,
+    tracker::{Phase, Tracker},
+};
+
+/// Envelopes a member's engine may queue for the node before it waits (as the node sets it).
+const DELIVERY_QUEUE: usize = 4096;
+
+/// Most orders in one group commit (as the node sets it).
+const MAX_GROUP: usize = 512;
+
+/// An order waiting for its member's group commit.
+#[derive(Debug)]
+struct Pending {
+    kind: NetOrderKind,
+    payload: Bytes,
+    auth: Bytes,
+    received_at_ms: u64,
+    reply: oneshot::Sender<Result<Envelope, String>>,
+}
+
+/// One member as the benchmark drives it.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) id: MemberId,
+    pub(crate) mailbox: Mailbox,
+    /// To the committer thread; dropping it ends the thread.
+    commits: mpsc::Sender<Pending>,
+    /// Kept for its lifetime: dropping it stops the transport's runtime.
+    _replication: Replication,
+}
+
+/// Starts the thread that makes `log`'s own orders durable in groups: every order waiting
+/// when a commit begins goes into it, as `cobuild-node`'s hook does, so under load one disk
+/// flush acknowledges many orders.
+fn committer(id: MemberId, log: Arc<Log>) -> std::io::Result<mpsc::Sender<Pending>> {
+    let (commits, mut pending) = mpsc::channel::<Pending>(4 * MAX_GROUP);
+    std::thread::Builder::new()
+        .name(format!("bench-log-{id}"))
+        .spawn(move || {
+            while let Some(first) = pending.blocking_recv() {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match pending.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (orders, replies): (Vec<_>, Vec<_>) = group
+                    .into_iter()
+                    .map(|p| ((p.kind, p.payload, p.auth, p.received_at_ms), p.reply))
+                    .unzip();
+                match log.append_own_batch(orders) {
+                    Ok(envelopes) => {
+                        for (reply, envelope) in replies.into_iter().zip(envelopes) {
+                            // The offer may have been dropped with its phase; nothing to tell.
+                            let _ = reply.send(Ok(envelope));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(commits)
+}
+
+/// The node key of member `id`: seeded (`from_seed` is for tests), as the benchmark's members
+/// are throwaway and their logs are deleted with the run.
+fn key(id: MemberId) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(0xc0b0_0000 + u64::from(id))
+}
+
+/// `n` distinct free loopback ports: all bound at once so none is handed out twice, then
+/// released for the transports to bind.
+fn free_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners.iter().map(TcpListener::local_addr).collect()
+}
+
+/// Starts `n` members with their logs in `dir`; what each engine delivers is recorded in
+/// `tracker` by a task on `runtime`.
+pub(crate) fn start(
+    dir: &Path,
+    n: usize,
+    status_interval: Duration,
+    tracker: &Arc<Tracker>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Vec<Arc<Member>>, ReplicationBenchError> {
+    let addrs = free_addrs(n)?;
+    let members: Vec<NetMember> = addrs
+        .iter()
+        .enumerate()
+        .map(|(id, addr)| NetMember {
+            id: id as MemberId,
+            key: key(id as MemberId).public_key(),
+            addr: *addr,
+        })
+        .collect();
+    let mut started = Vec::with_capacity(n);
+    for member in &members {
+        let id = member.id;
+        let log = Arc::new(Log::open(
+            &dir.join(format!("member-{id}.redb")),
+            id,
+            key(id),
+        )?);
+        let (tx, mut delivered) = mpsc::channel(DELIVERY_QUEUE);
+        let replication = Replication::start(
+            TransportConfig {
+                me: id,
+                key: key(id),
+                listen: member.addr,
+                members: members.clone(),
+                status_interval,
+            },
+            log.clone(),
+            tx,
+        )?;
+        let tracker = tracker.clone();
+        runtime.spawn(async move {
+            while let Some(envelope) = delivered.recv().await {
+                tracker.delivered(id, envelope.body.origin, envelope.body.seq, Instant::now());
+            }
+        });
+        started.push(Arc::new(Member {
+            id,
+            mailbox: replication.mailbox.clone(),
+            commits: committer(id, log)?,
+            _replication: replication,
+        }));
+    }
+    Ok(started)
+}
+
+/// Milliseconds since the Unix epoch (the envelope's receive time).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+/// Accepts one order at `member` as the node does: durable (group) commit, then broadcast.
+/// Recorded in `tracker` between the two, so every delivery has a start to count from.
+pub(crate) async fn offer(
+    member: &Member,
+    tracker: &Tracker,
+    phase: Phase,
+    kind: NetOrderKind,
+    payload: Bytes,
+    auth: Bytes,
+) -> Result<(), ReplicationBenchError> {
+    let stopped =
+        || ReplicationBenchError::Task(format!("member {}'s committer stopped", member.id));
+    let (reply, committed) = oneshot::channel();
+    let start = Instant::now();
+    member
+        .commits
+        .send(Pending {
+            kind,
+            payload,
+            auth,
+            received_at_ms: now_ms(),
+            reply,
+        })
+        .await
+        .map_err(|_| stopped())?;
+    let envelope = committed
+        .await
+        .map_err(|_| stopped())?
+        .map_err(ReplicationBenchError::Commit)?;
+    let appended = Instant::now();
+    tracker.offered(member.id, envelope.body.seq, phase, start, appended);
+    member.mailbox.broadcast(envelope).await;
+    Ok(())
+}
+
+/// The RPC's replication hook on one member, recording in the tracker as it goes.
+#[derive(Debug)]
+pub(crate) struct Hook {
+    pub(crate) member: Arc<Member>,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl Replicate for Hook {
+    fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_> {
+        Box::pin(async move {
+            offer(
+                &self.member,
+                &self.tracker,
+                Phase::Intake,
+                order.kind,
+                order.payload,
+                order.auth,
+            )
+            .await
+            .map_err(|e| ReplicateError(e.to_string()))
+        })
+    }
+}
