@@ -11,7 +11,6 @@ use std::{
 use cobuild_test_utils::{Cast, tools_bin};
 use serde_json::Value;
 
-
 const DEV0_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
 
@@ -1146,4 +1145,138 @@ fn test_registry_add_list_remove_with_key_files() {
     assert!(err.contains("missing.toml"), "{err}");
     let err = cobuild_err(&["registry", "list"]);
     assert!(err.contains("--file"), "{err}");
+}
+
+#[test]
+fn test_registry_contract_deploy_add_list_remove_and_refusals() {
+    // Development accounts 8 (the owner, as in `devnet --nodes`) and 7 (not the owner).
+    const OWNER_KEY: &str = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
+    const OTHER_KEY: &str = "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(&dir.path().join("devnet"));
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_string();
+    let (a, b, c) = (path("a.key"), path("b.key"), path("c.key"));
+    let node_a = printed(&cobuild_ok(&["keys", "new", "--out", &a]), "node key");
+    let node_b = printed(&cobuild_ok(&["keys", "new", "--out", &b]), "node key");
+    cobuild_ok(&["keys", "new", "--out", &c]);
+
+    let deployed = cobuild_ok(&[
+        "registry",
+        "deploy",
+        "--rpc-url",
+        &devnet.url,
+        "--owner-key",
+        OWNER_KEY,
+    ]);
+    let contract = deployed.trim().to_string();
+    assert!(
+        contract.starts_with("0x") && contract.len() == 42,
+        "{deployed}"
+    );
+    let source = ["--rpc-url", devnet.url.as_str(), "--contract", &contract];
+    let add = |key: &str, address: &str, extra: &[&str]| {
+        let mut args = vec!["registry", "add", "--key-file", key, "--address", address];
+        args.extend(source);
+        args.extend(extra);
+        cobuild(&args)
+    };
+    let list = || {
+        let mut args = vec!["registry", "list"];
+        args.extend(source);
+        cobuild_ok(&args)
+    };
+
+    assert_eq!(list(), "no members\n");
+    let first = add(&a, "127.0.0.1:7000", &["--owner-key", OWNER_KEY]);
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("added member 0"));
+    let second = add(&b, "127.0.0.1:7001", &["--owner-key", OWNER_KEY]);
+    assert!(second.status.success(), "{second:?}");
+    assert!(String::from_utf8_lossy(&second.stdout).contains("added member 1"));
+
+    let listed = list();
+    let rows: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        rows[0].starts_with('0') && rows[0].contains("127.0.0.1:7000"),
+        "{listed}"
+    );
+    assert!(rows[0].contains(&node_a), "{listed}");
+    assert!(
+        rows[1].starts_with('1') && rows[1].contains(&node_b),
+        "{listed}"
+    );
+
+    let mut remove = vec!["registry", "remove", "--id", "0", "--owner-key", OWNER_KEY];
+    remove.extend(source);
+    let removed = cobuild_ok(&remove);
+    assert!(
+        removed.contains("removed member 0") && removed.contains(&node_a),
+        "{removed}"
+    );
+    let listed = list();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains(&node_b) && !listed.contains(&node_a),
+        "{listed}"
+    );
+
+    // Refusals carry the contract's reason and change nothing.
+    let not_owner = add(&c, "127.0.0.1:7002", &["--owner-key", OTHER_KEY]);
+    assert!(!not_owner.status.success(), "{not_owner:?}");
+    let err = String::from_utf8_lossy(&not_owner.stderr);
+    assert!(err.contains("is not its owner"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let err = cobuild_err(&remove);
+    assert!(err.contains("no current member with id 0"), "{err}");
+    let duplicate = add(&b, "127.0.0.1:7003", &["--owner-key", OWNER_KEY]);
+    assert!(!duplicate.status.success(), "{duplicate:?}");
+    let err = String::from_utf8_lossy(&duplicate.stderr);
+    assert!(err.contains("is already registered"), "{err}");
+    // The contract numbers members itself; an explicit id is refused before anything is sent.
+    let with_id = add(
+        &c,
+        "127.0.0.1:7002",
+        &["--owner-key", OWNER_KEY, "--id", "5"],
+    );
+    assert!(!with_id.status.success(), "{with_id:?}");
+    let err = String::from_utf8_lossy(&with_id.stderr);
+    assert!(err.contains("assigns member ids itself"), "{err}");
+    // A change without the owner's key is refused before connecting; its value is never echoed.
+    let no_key = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+        .args([
+            "registry",
+            "add",
+            "--key-file",
+            &c,
+            "--address",
+            "127.0.0.1:7002",
+        ])
+        .args(source)
+        .env_remove("COBUILD_REGISTRY_OWNER_KEY")
+        .output()
+        .expect("cobuild runs");
+    assert!(!no_key.status.success(), "{no_key:?}");
+    let err = String::from_utf8_lossy(&no_key.stderr);
+    assert!(err.contains("--owner-key"), "{err}");
+    let bad_key = add(&c, "127.0.0.1:7002", &["--owner-key", "0xsecretbutnothex"]);
+    let err = String::from_utf8_lossy(&bad_key.stderr);
+    assert!(
+        !bad_key.status.success() && !err.contains("secretbutnothex"),
+        "{err}"
+    );
+    assert_eq!(list().lines().count(), 2);
+
+    // --file and the contract flags are one-of.
+    let err = cobuild_err(&[
+        "registry",
+        "list",
+        "--file",
+        &path("members.toml"),
+        "--rpc-url",
+        &devnet.url,
+        "--contract",
+        &contract,
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
 }
