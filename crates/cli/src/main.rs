@@ -46,7 +46,8 @@ pub(crate) enum Command {
     /// A member node's key file: create one, or print its public parts.
     #[command(subcommand)]
     Keys(members::KeysCommand),
-    /// The member registry: add, remove and list members.
+    /// The member registry (a TOML file or the registry contract): deploy, add, remove and list
+    /// members.
     #[command(subcommand)]
     Registry(members::RegistryCommand),
     /// What each node reports: members and links, replication lag per origin, pool sizes and

@@ -29,5 +29,5 @@ pub use envelope::{
     Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, OrderKind,
     SignedHead,
 };
-pub use log::{Insert, Log, LogError, OriginSummary};
+pub use log::{Held, Insert, Log, LogError, OriginSummary};
 pub use transport::{NetMember, P2P_NAMESPACE, Replication, TransportConfig, TransportError};

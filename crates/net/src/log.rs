@@ -76,6 +76,17 @@ pub enum Insert {
     },
 }
 
+/// What the log holds at an envelope's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Nothing yet.
+    Absent,
+    /// This very envelope.
+    Same,
+    /// Another envelope: if this one is validly signed, its origin equivocated.
+    Other,
+}
+
 /// What a log holds of one origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginSummary {
@@ -218,6 +229,68 @@ impl Log {
             tx.abort()?;
         }
         Ok(result)
+    }
+
+    /// For each envelope, what the log holds at its place: the same envelope, another one, or
+    /// nothing. One read for a whole message, so copies already held (most of what members
+    /// forward) are recognised without checking their signatures again.
+    pub fn held(&self, envelopes: &[Envelope]) -> Result<Vec<Held>, LogError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENVELOPES)?;
+        envelopes
+            .iter()
+            .map(|e| {
+                Ok(match table.get((e.body.origin, e.body.seq))? {
+                    None => Held::Absent,
+                    Some(stored) if stored.value() == e.encode().as_slice() => Held::Same,
+                    Some(_) => Held::Other,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Log::insert`] for several envelopes in one (non-durable) write.
+    pub fn insert_batch(&self, envelopes: &[Envelope]) -> Result<Vec<Insert>, LogError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
+        let mut results = Vec::with_capacity(envelopes.len());
+        let mut changed = false;
+        {
+            let mut table = tx.open_table(ENVELOPES)?;
+            let mut prefix = tx.open_table(CONTIGUOUS)?;
+            let mut high = tx.open_table(HIGH)?;
+            for envelope in envelopes {
+                let (origin, seq) = (envelope.body.origin, envelope.body.seq);
+                let existing = table
+                    .get((origin, seq))?
+                    .map(|v| decode(origin, seq, v.value()))
+                    .transpose()?;
+                results.push(match existing {
+                    Some(existing) if existing == *envelope => Insert::Duplicate,
+                    Some(existing) => Insert::Equivocation {
+                        existing: Box::new(existing),
+                    },
+                    None => {
+                        table.insert((origin, seq), envelope.encode().as_slice())?;
+                        let mut contiguous = prefix.get(origin)?.map_or(0, |v| v.value());
+                        while table.get((origin, contiguous + 1))?.is_some() {
+                            contiguous += 1;
+                        }
+                        prefix.insert(origin, contiguous)?;
+                        let top = high.get(origin)?.map_or(0, |v| v.value()).max(seq);
+                        high.insert(origin, top)?;
+                        changed = true;
+                        Insert::New { contiguous }
+                    }
+                });
+            }
+        }
+        if changed {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(results)
     }
 
     /// The envelope at (origin, seq), if stored.

@@ -26,7 +26,7 @@ use super::{
     ingress::{Command, Counters, OriginProgress, PeerProgress, View},
 };
 use crate::{
-    Envelope, Insert, Log, LogError, MemberId,
+    Envelope, Held, Insert, Log, LogError, MemberId,
     wire::{Message, Progress, Pull, Status},
 };
 
@@ -267,49 +267,81 @@ impl<E: Clock + Spawner> Engine<E> {
     }
 
     /// Checks and stores envelopes; returns the ones stored for the first time.
+    ///
+    /// Cheapest checks first: shape and membership, then one log read that recognises copies
+    /// already held (forwards make most arrivals copies) without their signatures, then the
+    /// origin's budget and the signature for the rest, then one write for all that are new.
     fn take_in(&mut self, envelopes: Vec<Envelope>) -> Vec<Envelope> {
-        let mut fresh = Vec::new();
+        let mut candidates = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let origin = envelope.body.origin;
             if envelope.check().is_err() {
                 self.counters.malformed += 1;
-                continue;
-            }
-            if origin == self.config.me {
+            } else if origin == self.config.me {
                 // Our own log is the authority on our envelopes.
+            } else if !self.members.contains_key(&origin) {
+                self.counters.unknown_origins += 1;
+            } else {
+                candidates.push(envelope);
+            }
+        }
+        let held = match self.log.held(&candidates) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!(error = %e, "net.log.read_failed");
+                return Vec::new();
+            }
+        };
+        let mut verified = Vec::with_capacity(candidates.len());
+        for (envelope, held) in candidates.into_iter().zip(held) {
+            let (origin, seq) = (envelope.body.origin, envelope.body.seq);
+            if held == Held::Same {
+                self.counters.duplicates += 1;
                 continue;
             }
             if !self.within_budget(origin) {
                 self.counters.throttled += 1;
                 continue;
             }
-            let Some(key) = self.members.get(&origin) else {
-                self.counters.unknown_origins += 1;
-                continue;
-            };
-            if envelope.verify(key).is_err() {
+            let valid = self
+                .members
+                .get(&origin)
+                .is_some_and(|key| envelope.verify(key).is_ok());
+            if !valid {
                 self.counters.bad_signatures += 1;
-                tracing::warn!(
-                    origin,
-                    seq = envelope.body.seq,
-                    "net.envelope.bad_signature"
-                );
+                tracing::warn!(origin, seq, "net.envelope.bad_signature");
                 continue;
             }
-            match self.log.insert(&envelope) {
-                Ok(Insert::New { contiguous }) => {
-                    let progress = self.origins.entry(origin).or_default();
+            if held == Held::Other {
+                self.counters.equivocations += 1;
+                tracing::warn!(origin, seq, "net.envelope.equivocation");
+                continue;
+            }
+            verified.push(envelope);
+        }
+        if verified.is_empty() {
+            return Vec::new();
+        }
+        let results = match self.log.insert_batch(&verified) {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!(error = %e, "net.log.insert_failed");
+                return Vec::new();
+            }
+        };
+        let mut fresh = Vec::new();
+        for (envelope, result) in verified.into_iter().zip(results) {
+            match result {
+                Insert::New { contiguous } => {
+                    let progress = self.origins.entry(envelope.body.origin).or_default();
                     progress.contiguous = contiguous;
                     progress.known_high = progress.known_high.max(envelope.body.seq);
                     self.counters.delivered += 1;
                     fresh.push(envelope);
                 }
-                Ok(Insert::Duplicate) => self.counters.duplicates += 1,
-                Ok(Insert::Equivocation { .. }) => {
-                    self.counters.equivocations += 1;
-                    tracing::warn!(origin, seq = envelope.body.seq, "net.envelope.equivocation");
-                }
-                Err(e) => tracing::error!(origin, error = %e, "net.log.insert_failed"),
+                // The same envelope twice in one message.
+                Insert::Duplicate => self.counters.duplicates += 1,
+                Insert::Equivocation { .. } => self.counters.equivocations += 1,
             }
         }
         fresh

@@ -2,7 +2,7 @@
 //! equivocation caught, and per-origin gaps found for anti-entropy.
 
 use alloy_primitives::Bytes;
-use cobuild_net::{Envelope, EnvelopeBody, Insert, Log, OrderKind};
+use cobuild_net::{Envelope, EnvelopeBody, Held, Insert, Log, OrderKind};
 use commonware_cryptography::{Signer, ed25519};
 
 fn raw(n: u8) -> Bytes {
@@ -147,4 +147,34 @@ fn test_gaps_are_found_and_filled_in_any_order() {
         .map(|e| e.body.seq)
         .collect();
     assert_eq!(served, vec![2, 3, 4]);
+}
+
+#[test]
+fn test_a_message_is_classified_and_stored_in_one_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(
+        &dir.path().join("log.redb"),
+        0,
+        ed25519::PrivateKey::from_seed(1),
+    )
+    .expect("opens");
+    let key = ed25519::PrivateKey::from_seed(2);
+    let (one, two) = (received(&key, 5, 1), received(&key, 5, 2));
+    let mut other_two = two.clone();
+    other_two.body.payload = raw(99);
+    let stored = log
+        .insert_batch(&[one.clone(), two.clone(), two.clone()])
+        .expect("stores");
+    assert_eq!(
+        stored,
+        vec![
+            Insert::New { contiguous: 1 },
+            Insert::New { contiguous: 2 },
+            Insert::Duplicate
+        ]
+    );
+    let held = log
+        .held(&[one, other_two, received(&key, 5, 3)])
+        .expect("reads");
+    assert_eq!(held, vec![Held::Same, Held::Other, Held::Absent]);
 }
