@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 
 use super::{Devnet, TxSpec, run_client};
 
+/// Dev account 8, which owns the devnet's registry contract.
+const REGISTRY_OWNER_KEY: &str =
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
+
 /// Dev accounts 2, 3, 4 and 6: each sends to one node, so its nonces stay in order there.
 const SENDERS: [&str; 4] = [
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
@@ -268,5 +272,66 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     }
     assert!(!printed.contains("unreachable"), "{printed}");
     assert!(printed.contains("missing 0"), "{printed}");
+
+    // The registry contract drops member 3 while everything runs: the others follow it, and the
+    // orders member 3 accepts from then on are refused by them.
+    let contract = endpoints["registry_contract"]
+        .as_str()
+        .expect("registry contract");
+    super::cobuild_ok(&[
+        "registry",
+        "remove",
+        "--rpc-url",
+        &hub.url,
+        "--contract",
+        contract,
+        "--owner-key",
+        REGISTRY_OWNER_KEY,
+        "--id",
+        "3",
+    ]);
+    let member_ids = |node: &Member<'_>| -> Option<Vec<u64>> {
+        let status = node.admin("cobuild_status", json!([]))?;
+        status["members"]
+            .as_array()?
+            .iter()
+            .map(|m| m["id"].as_u64())
+            .collect()
+    };
+    eventually(
+        "node 0 to follow the removal",
+        Duration::from_secs(30),
+        || (member_ids(&nodes[0])? == vec![0, 1, 2]).then_some(()),
+    );
+    let held_from_3 = |node: &Member<'_>| -> Option<u64> {
+        let status = node.admin("cobuild_status", json!([]))?;
+        status["origins"]
+            .as_array()?
+            .iter()
+            .find(|o| o["origin"] == 3)
+            .and_then(|o| o["contiguous"].as_u64())
+    };
+    let before = held_from_3(&nodes[0]).expect("node 0 held member 3's orders");
+    let raw = hub.signed_tx(
+        SENDERS[3],
+        TxSpec {
+            nonce: nonces[3],
+            ..TxSpec::default()
+        },
+    );
+    nodes[3].cast().ok(&["publish", &raw]);
+    let own = eventually("node 3 to log its order", Duration::from_secs(10), || {
+        held_from_3(&nodes[3]).filter(|c| *c > before)
+    });
+    // A negative: give the others several status rounds (100 ms each) to take it, then check.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        assert_eq!(
+            held_from_3(&nodes[0]),
+            Some(before),
+            "node 0 took an order from removed member 3 (its log is at {own})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(restarted);
 }

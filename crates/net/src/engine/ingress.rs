@@ -69,6 +69,7 @@ pub struct Counters {
 /// The engine's state as the node may read it.
 #[derive(Debug, Default)]
 pub(crate) struct View {
+    pub(crate) members: Vec<MemberId>,
     pub(crate) origins: BTreeMap<MemberId, OriginProgress>,
     pub(crate) peers: BTreeMap<MemberId, PeerProgress>,
     pub(crate) counters: Counters,
@@ -97,6 +98,11 @@ impl Mailbox {
     /// Replaces the member set: envelopes from removed members are refused from now on.
     pub async fn set_members(&self, members: Vec<Peer>) {
         let _ = self.tx.send(Command::Members(members)).await;
+    }
+
+    /// The members whose envelopes the engine takes now (its last member set).
+    pub fn members(&self) -> Vec<MemberId> {
+        self.view.lock().members.clone()
     }
 
     /// Replication progress per origin.

@@ -54,17 +54,24 @@ impl AdminSource for MemberAdmin {
     fn status(&self) -> NodeStatus {
         let now = now_ms();
         let peers = self.replication.replication.mailbox.peers();
+        // The members the node enforces now (its engine's set), with the registry's addresses.
+        let listed = self.registry.members().unwrap_or_default();
         let members = self
-            .registry
+            .replication
+            .replication
+            .mailbox
             .members()
-            .unwrap_or_default()
             .into_iter()
-            .map(|m| MemberStatus {
-                id: m.id,
-                address: m.address,
-                me: m.id == self.me,
+            .map(|id| MemberStatus {
+                id,
+                address: listed
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map(|m| m.address.clone())
+                    .unwrap_or_default(),
+                me: id == self.me,
                 last_heard_ms_ago: peers
-                    .get(&m.id)
+                    .get(&id)
                     .filter(|p| p.last_heard_ms > 0)
                     .map(|p| now.saturating_sub(p.last_heard_ms)),
             })
