@@ -511,8 +511,7 @@ impl<E: Clock + Spawner> Engine<E> {
     /// Copies the engine's progress where the node can read it.
     fn publish(&self) {
         let mut view = self.view.lock();
-        if view.members.len() != self.members.len()
-            || !view.members.iter().eq(self.members.keys())
+        if view.members.len() != self.members.len() || !view.members.iter().eq(self.members.keys())
         {
             view.members = self.members.keys().copied().collect();
         }

@@ -39,8 +39,8 @@ use std::{
 use alloy_primitives::{Address, B256, Bytes};
 use cobuild_chain::Chain;
 use cobuild_registry::{
-    contract::{ContractConfig, ContractRegistry},
     FileRegistry, KeyFileError, Member, MemberId, NodeKeys, Registry, RegistryError,
+    contract::{ContractConfig, ContractRegistry},
 };
 use cobuild_relay::{
     bid::{DEVNET_GENESIS_FORK_VERSION, builder_domain},
@@ -327,12 +327,14 @@ async fn open_registry(source: &RegistrySource) -> Result<Arc<dyn Registry>, Mem
         source: RegistryError::Source(e),
     };
     Ok(match source {
-        RegistrySource::File(path) => Arc::new(
-            FileRegistry::open(path).map_err(|source| MemberError::Registry {
-                source_of: path.display().to_string(),
-                source,
-            })?,
-        ),
+        RegistrySource::File(path) => {
+            Arc::new(
+                FileRegistry::open(path).map_err(|source| MemberError::Registry {
+                    source_of: path.display().to_string(),
+                    source,
+                })?,
+            )
+        }
         RegistrySource::Contract { rpc_url, address } => Arc::new(
             ContractRegistry::connect(ContractConfig::new(rpc_url.clone(), *address))
                 .await
