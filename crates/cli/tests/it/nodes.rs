@@ -167,7 +167,8 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
 
     // A bundle sent to node 0 with ethers-provider-bundle reaches the other members ...
     let recipient = "0x0000000000000000000000000000000000000777";
-    let target = hub.head() + 4;
+    // Far enough ahead (5 s of slots) that node 0 is dead before anyone bids for the target.
+    let target = hub.head() + 10;
     let (first, last) = (target.to_string(), (target + 6).to_string());
     let sent = run_client(
         Command::new("node")
@@ -192,8 +193,22 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     );
     // ... so with node 0 killed it still lands, through another member's bid.
     nodes[0].kill();
+    let killed_at = hub.head();
     let tx = super::tx_hash(sent["signed"][0].as_str().expect("signed tx"));
     let block = landed(&hub, &tx);
+    let number = u64::from_str_radix(
+        block["number"]
+            .as_str()
+            .expect("number")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .expect("hex number");
+    // A bid node 0 sent before it died could only be for the slot after `killed_at`.
+    assert!(
+        number > killed_at + 1,
+        "the bundle landed in #{number}, too close to node 0's death at #{killed_at} to tell"
+    );
     let miner = block["miner"].as_str().expect("miner").to_lowercase();
     assert_ne!(miner, coinbases[0], "node 0 is dead: it cannot have bid");
     assert!(coinbases.contains(&miner), "a member built it: {miner}");
