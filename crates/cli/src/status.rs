@@ -38,9 +38,13 @@ pub(crate) fn status(args: &StatusArgs) -> eyre::Result<String> {
         }],
         _ => devnet_targets(&args.data_dir)?,
     };
+    // One runtime for every node asked, not one per request.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut out = String::new();
     for target in targets {
-        match query(&target) {
+        match query(&runtime, &target) {
             Ok(status) => render(&mut out, &target.label, &status),
             Err(e) => {
                 let _ = writeln!(out, "{}: unreachable ({e:#})\n", target.label);
@@ -83,11 +87,11 @@ fn devnet_targets(data_dir: &std::path::Path) -> eyre::Result<Vec<Target>> {
         .collect()
 }
 
-fn query(target: &Target) -> eyre::Result<NodeStatus> {
+fn query(runtime: &tokio::runtime::Runtime, target: &Target) -> eyre::Result<NodeStatus> {
     let token = std::fs::read_to_string(&target.token_file)
         .wrap_err_with(|| format!("reading {}", target.token_file.display()))?;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"cobuild_status","params":[]}"#;
-    let response = ureq_post(&target.admin, token.trim(), body)?;
+    let response = post(runtime, &target.admin, token.trim(), body)?;
     let value: serde_json::Value = serde_json::from_str(&response).wrap_err("not JSON")?;
     if let Some(error) = value.get("error") {
         return Err(eyre!("{error}"));
@@ -96,11 +100,13 @@ fn query(target: &Target) -> eyre::Result<NodeStatus> {
         .wrap_err("unexpected status shape")
 }
 
-/// One blocking JSON-RPC POST with the bearer token.
-fn ureq_post(url: &str, token: &str, body: &str) -> eyre::Result<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+/// One JSON-RPC POST with the bearer token, waited for on `runtime`.
+fn post(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    token: &str,
+    body: &str,
+) -> eyre::Result<String> {
     runtime.block_on(async {
         let response = tokio::time::timeout(
             Duration::from_secs(5),

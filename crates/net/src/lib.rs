@@ -15,6 +15,7 @@
 //! An acknowledged order is in its origin's log before the sender hears back, so it survives
 //! the origin's crash; every receiver can tell from the contiguous prefix what it still misses.
 
+mod commit;
 pub mod engine;
 mod envelope;
 mod log;
@@ -25,6 +26,7 @@ pub mod wire;
 /// this crate does not read the registry yet).
 pub type MemberId = u32;
 
+pub use commit::{CommitError, GroupCommit};
 pub use envelope::{
     Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, OrderKind,
     SignedHead,

@@ -194,41 +194,10 @@ impl Log {
     /// Not made durable on its own (the next own append makes it so): a received envelope lost
     /// in a crash is fetched again, and the log stays consistent either way.
     pub fn insert(&self, envelope: &Envelope) -> Result<Insert, LogError> {
-        let (origin, seq) = (envelope.body.origin, envelope.body.seq);
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::None)?;
-        let result = {
-            let mut envelopes = tx.open_table(ENVELOPES)?;
-            let existing = envelopes
-                .get((origin, seq))?
-                .map(|v| decode(origin, seq, v.value()))
-                .transpose()?;
-            match existing {
-                Some(existing) if existing == *envelope => Insert::Duplicate,
-                Some(existing) => Insert::Equivocation {
-                    existing: Box::new(existing),
-                },
-                None => {
-                    envelopes.insert((origin, seq), envelope.encode().as_slice())?;
-                    let mut prefix = tx.open_table(CONTIGUOUS)?;
-                    let mut contiguous = prefix.get(origin)?.map_or(0, |v| v.value());
-                    while envelopes.get((origin, contiguous + 1))?.is_some() {
-                        contiguous += 1;
-                    }
-                    prefix.insert(origin, contiguous)?;
-                    let mut high = tx.open_table(HIGH)?;
-                    let top = high.get(origin)?.map_or(0, |v| v.value()).max(seq);
-                    high.insert(origin, top)?;
-                    Insert::New { contiguous }
-                }
-            }
-        };
-        if matches!(result, Insert::New { .. }) {
-            tx.commit()?;
-        } else {
-            tx.abort()?;
-        }
-        Ok(result)
+        let mut results = self.insert_batch(std::slice::from_ref(envelope))?;
+        results
+            .pop()
+            .ok_or_else(|| LogError::Db(redb::Error::Corrupted("empty batch".into())))
     }
 
     /// For each envelope, what the log holds at its place: the same envelope, another one, or

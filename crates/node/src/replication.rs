@@ -14,15 +14,17 @@ use std::{
     net::{SocketAddr, ToSocketAddrs},
     path::PathBuf,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use cobuild_net::{Envelope, Log, MemberId, NetMember, OrderKind, Replication, TransportConfig};
+use cobuild_net::{
+    Envelope, GroupCommit, Log, MemberId, NetMember, OrderKind, Replication, TransportConfig,
+};
 use cobuild_registry::{Member, Registry};
 use cobuild_rpc::{AcceptedOrder, Bundles, Eth, Replicate, ReplicateError, ReplicateFuture};
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::ed25519;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Replication could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,9 @@ pub enum ReplicationError {
     /// The transport could not start.
     #[error(transparent)]
     Transport(#[from] cobuild_net::TransportError),
+    /// The log's committer thread could not start.
+    #[error("envelope log committer: {0}")]
+    Committer(std::io::Error),
 }
 
 /// Settings of a node's replication.
@@ -114,10 +119,14 @@ impl NodeReplication {
         })
     }
 
-    /// The hook the RPC calls for every accepted order (each hook has its own committer
-    /// thread; the log numbers correctly under several).
-    pub fn hook(&self) -> Arc<dyn Replicate> {
-        Arc::new(LogHook::start(self.log.clone(), self.replication.clone()))
+    /// The hook the RPC calls for every accepted order.
+    pub fn hook(&self) -> Result<Arc<dyn Replicate>, ReplicationError> {
+        let commits = GroupCommit::start(self.log.clone(), "cobuild-log".into())
+            .map_err(ReplicationError::Committer)?;
+        Ok(Arc::new(LogHook {
+            commits,
+            replication: self.replication.clone(),
+        }))
     }
 
     /// Refills the pools from the log (what this node held before a restart), then applies
@@ -196,110 +205,21 @@ async fn apply(eth: &Eth, bundles: &Bundles, envelope: &Envelope) {
     }
 }
 
-/// An accepted order waiting for the group commit.
-struct Pending {
-    order: AcceptedOrder,
-    received_at_ms: u64,
-    reply: oneshot::Sender<Result<Envelope, String>>,
-}
-
-/// Makes accepted orders durable and sends them to the members.
-///
-/// Appends go through one committer thread that writes every order waiting at that moment in
-/// one durable commit: under load, one disk flush acknowledges many orders instead of each
-/// order waiting for its own.
+/// Makes accepted orders durable (group commit) and sends them to the members.
 #[derive(Debug)]
 struct LogHook {
-    commits: mpsc::Sender<Pending>,
+    commits: GroupCommit,
     replication: Arc<Replication>,
-}
-
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("kind", &self.order.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Most orders in one commit.
-const MAX_GROUP: usize = 512;
-
-impl LogHook {
-    fn start(log: Arc<Log>, replication: Arc<Replication>) -> Self {
-        let (commits, mut pending) = mpsc::channel::<Pending>(4 * MAX_GROUP);
-        let spawned = std::thread::Builder::new()
-            .name("cobuild-log".into())
-            .spawn(move || {
-                while let Some(first) = pending.blocking_recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match pending.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    let (orders, replies): (Vec<_>, Vec<_>) = group
-                        .into_iter()
-                        .map(|p| {
-                            (
-                                (
-                                    p.order.kind,
-                                    p.order.payload,
-                                    p.order.auth,
-                                    p.received_at_ms,
-                                ),
-                                p.reply,
-                            )
-                        })
-                        .unzip();
-                    match log.append_own_batch(orders) {
-                        Ok(envelopes) => {
-                            for (reply, envelope) in replies.into_iter().zip(envelopes) {
-                                let _ = reply.send(Ok(envelope));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "node.replication.append_failed");
-                            for reply in replies {
-                                let _ = reply.send(Err(e.to_string()));
-                            }
-                        }
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            // Without the thread every append fails (the channel is closed), and the RPC
-            // answers an internal error rather than acknowledging an order it did not keep.
-            tracing::error!(error = %e, "node.replication.committer_failed");
-        }
-        Self {
-            commits,
-            replication,
-        }
-    }
 }
 
 impl Replicate for LogHook {
     fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_> {
         Box::pin(async move {
-            let received_at_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_millis() as u64;
-            let (reply, committed) = oneshot::channel();
-            self.commits
-                .send(Pending {
-                    order,
-                    received_at_ms,
-                    reply,
-                })
+            let envelope = self
+                .commits
+                .append(order.kind, order.payload, order.auth)
                 .await
-                .map_err(|_| ReplicateError("envelope log stopped".into()))?;
-            let envelope = committed
-                .await
-                .map_err(|_| ReplicateError("envelope log stopped".into()))?
-                .map_err(ReplicateError)?;
+                .map_err(|e| ReplicateError(e.to_string()))?;
             self.replication.mailbox.broadcast(envelope).await;
             Ok(())
         })

@@ -26,7 +26,7 @@ use super::{
     ingress::{Command, Counters, OriginProgress, PeerProgress, View},
 };
 use crate::{
-    Envelope, Held, Insert, Log, LogError, MemberId,
+    Envelope, Held, Insert, Log, LogError, MemberId, SignedHead,
     wire::{Message, Progress, Pull, Status},
 };
 
@@ -41,6 +41,9 @@ pub struct Engine<E> {
     members: BTreeMap<MemberId, ed25519::PublicKey>,
     by_key: HashMap<ed25519::PublicKey, MemberId>,
     origins: BTreeMap<MemberId, OriginProgress>,
+    /// Per origin, the signed head of the highest envelope held: what the status announces,
+    /// kept here so a tick does not read and decode it from the log.
+    heads: BTreeMap<MemberId, SignedHead>,
     peers: BTreeMap<MemberId, PeerProgress>,
     counters: Counters,
     tick: u64,
@@ -69,14 +72,18 @@ impl<E: Clock + Spawner> Engine<E> {
         let (tx, commands) = mpsc::channel(config.mailbox_size.max(1));
         let view = Arc::new(Mutex::new(View::default()));
         let mut origins = BTreeMap::new();
+        let mut heads = BTreeMap::new();
         for summary in log.summary()? {
             origins.insert(
                 summary.origin,
                 OriginProgress {
                     contiguous: summary.contiguous,
-                    known_high: summary.high.map_or(0, |h| h.head.seq),
+                    known_high: summary.high.as_ref().map_or(0, |h| h.head.seq),
                 },
             );
+            if let Some(high) = summary.high {
+                heads.insert(summary.origin, high);
+            }
         }
         let mut engine = Self {
             context,
@@ -87,6 +94,7 @@ impl<E: Clock + Spawner> Engine<E> {
             members: BTreeMap::new(),
             by_key: HashMap::new(),
             origins,
+            heads,
             peers: BTreeMap::new(),
             counters: Counters::default(),
             tick: 0,
@@ -127,7 +135,10 @@ impl<E: Clock + Spawner> Engine<E> {
                     Some(Command::Broadcast(envelope)) => {
                         self.broadcast(&mut push_tx, envelope);
                     }
-                    Some(Command::Members(members)) => self.set_members(members),
+                    Some(Command::Members(members)) => {
+                        self.set_members(members);
+                        self.publish();
+                    }
                     None => return,
                 },
                 received = push_rx.recv() => match received {
@@ -150,10 +161,12 @@ impl<E: Clock + Spawner> Engine<E> {
                 },
                 () = self.context.sleep_until(next_tick) => {
                     self.on_tick(&mut sync_tx);
+                    // The node's view is refreshed once a tick, not per message: copying the
+                    // maps is off the receive path, and status readers need no finer grain.
+                    self.publish();
                     next_tick = self.context.current() + self.config.status_interval;
                 }
             }
-            self.publish();
         }
     }
 
@@ -181,10 +194,8 @@ impl<E: Clock + Spawner> Engine<E> {
                 Err(_) => break,
             }
         }
-        let own = self.origins.entry(self.config.me).or_default();
         for envelope in &batch {
-            own.contiguous = own.contiguous.max(envelope.body.seq);
-            own.known_high = own.known_high.max(envelope.body.seq);
+            self.hold(envelope);
         }
         self.send_envelopes(sender, Recipients::All, batch);
     }
@@ -333,9 +344,10 @@ impl<E: Clock + Spawner> Engine<E> {
         for (envelope, result) in verified.into_iter().zip(results) {
             match result {
                 Insert::New { contiguous } => {
-                    let progress = self.origins.entry(envelope.body.origin).or_default();
-                    progress.contiguous = contiguous;
-                    progress.known_high = progress.known_high.max(envelope.body.seq);
+                    self.hold(&envelope);
+                    if let Some(progress) = self.origins.get_mut(&envelope.body.origin) {
+                        progress.contiguous = contiguous;
+                    }
                     self.counters.delivered += 1;
                     fresh.push(envelope);
                 }
@@ -345,6 +357,21 @@ impl<E: Clock + Spawner> Engine<E> {
             }
         }
         fresh
+    }
+
+    /// Records that `envelope` is in the log: the origin's known high and, if it is the
+    /// highest held, the head the status announces. (Own envelopes are stored contiguously by
+    /// the group commit, so for this member the highest is also the contiguous prefix.)
+    fn hold(&mut self, envelope: &Envelope) {
+        let (origin, seq) = (envelope.body.origin, envelope.body.seq);
+        let progress = self.origins.entry(origin).or_default();
+        progress.known_high = progress.known_high.max(seq);
+        if origin == self.config.me {
+            progress.contiguous = progress.contiguous.max(seq);
+        }
+        if self.heads.get(&origin).is_none_or(|h| h.head.seq < seq) {
+            self.heads.insert(origin, envelope.signed_head());
+        }
     }
 
     /// Spends one of `origin`'s tokens if it has one (a token bucket refilled at
@@ -419,22 +446,16 @@ impl<E: Clock + Spawner> Engine<E> {
     /// Announces what this member holds and pulls the first missing range of each origin.
     fn on_tick<S: Sender<PublicKey = ed25519::PublicKey>>(&mut self, sync_tx: &mut S) {
         self.tick += 1;
-        let summary = match self.log.summary() {
-            Ok(summary) => summary,
-            Err(e) => {
-                tracing::error!(error = %e, "net.log.summary_failed");
-                return;
-            }
-        };
         let status = Status {
-            progress: summary
+            progress: self
+                .origins
                 .iter()
-                .map(|s| Progress {
-                    origin: s.origin,
-                    contiguous: s.contiguous,
+                .map(|(origin, p)| Progress {
+                    origin: *origin,
+                    contiguous: p.contiguous,
                 })
                 .collect(),
-            heads: summary.into_iter().filter_map(|s| s.high).collect(),
+            heads: self.heads.values().cloned().collect(),
         };
         sync_tx.send(Recipients::All, Message::Status(status).encode(), false);
 

@@ -205,7 +205,7 @@ impl MemberNode {
             registry.as_ref(),
         )?;
         let orderflow =
-            Orderflow::start_replicated(&chain, &config.orderflow, Some(replication.hook()))
+            Orderflow::start_replicated(&chain, &config.orderflow, Some(replication.hook()?))
                 .await?;
         let builder = start_bidding(
             &chain,

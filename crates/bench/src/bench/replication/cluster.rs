@@ -2,24 +2,24 @@
 //! (commonware's authenticated `lookup` network and the replication engine) on loopback, with
 //! a task per member recording what the engine hands it. An order enters as `cobuild-node`'s RPC
 //! hook enters it: handed to the member's committer thread, which writes every order waiting at
-//! that moment in one durable commit (`Log::append_own_batch`, group commit), then
+//! that moment in one durable commit (`cobuild_net::GroupCommit`, the node's own), then
 //! `Mailbox::broadcast`.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
     path::Path,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use alloy_primitives::Bytes;
 use cobuild_net::{
-    Envelope, Log, MemberId, NetMember, OrderKind as NetOrderKind, Replication, TransportConfig,
+    GroupCommit, Log, MemberId, NetMember, OrderKind as NetOrderKind, Replication, TransportConfig,
     engine::Mailbox,
 };
 use cobuild_rpc::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture};
 use commonware_cryptography::{Signer as _, ed25519};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{
     ReplicationBenchError,
@@ -29,66 +29,15 @@ use super::{
 /// Envelopes a member's engine may queue for the node before it waits (as the node sets it).
 const DELIVERY_QUEUE: usize = 4096;
 
-/// Most orders in one group commit (as the node sets it).
-const MAX_GROUP: usize = 512;
-
-/// An order waiting for its member's group commit.
-#[derive(Debug)]
-struct Pending {
-    kind: NetOrderKind,
-    payload: Bytes,
-    auth: Bytes,
-    received_at_ms: u64,
-    reply: oneshot::Sender<Result<Envelope, String>>,
-}
-
 /// One member as the benchmark drives it.
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) id: MemberId,
     pub(crate) mailbox: Mailbox,
-    /// To the committer thread; dropping it ends the thread.
-    commits: mpsc::Sender<Pending>,
+    /// The member's group commit, as the node's hook uses it.
+    commits: GroupCommit,
     /// Kept for its lifetime: dropping it stops the transport's runtime.
     _replication: Replication,
-}
-
-/// Starts the thread that makes `log`'s own orders durable in groups: every order waiting
-/// when a commit begins goes into it, as `cobuild-node`'s hook does, so under load one disk
-/// flush acknowledges many orders.
-fn committer(id: MemberId, log: Arc<Log>) -> std::io::Result<mpsc::Sender<Pending>> {
-    let (commits, mut pending) = mpsc::channel::<Pending>(4 * MAX_GROUP);
-    std::thread::Builder::new()
-        .name(format!("bench-log-{id}"))
-        .spawn(move || {
-            while let Some(first) = pending.blocking_recv() {
-                let mut group = vec![first];
-                while group.len() < MAX_GROUP {
-                    match pending.try_recv() {
-                        Ok(next) => group.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let (orders, replies): (Vec<_>, Vec<_>) = group
-                    .into_iter()
-                    .map(|p| ((p.kind, p.payload, p.auth, p.received_at_ms), p.reply))
-                    .unzip();
-                match log.append_own_batch(orders) {
-                    Ok(envelopes) => {
-                        for (reply, envelope) in replies.into_iter().zip(envelopes) {
-                            // The offer may have been dropped with its phase; nothing to tell.
-                            let _ = reply.send(Ok(envelope));
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
-            }
-        })?;
-    Ok(commits)
 }
 
 /// The node key of member `id`: seeded (`from_seed` is for tests), as the benchmark's members
@@ -154,19 +103,11 @@ pub(crate) fn start(
         started.push(Arc::new(Member {
             id,
             mailbox: replication.mailbox.clone(),
-            commits: committer(id, log)?,
+            commits: GroupCommit::start(log, format!("bench-log-{id}"))?,
             _replication: replication,
         }));
     }
     Ok(started)
-}
-
-/// Milliseconds since the Unix epoch (the envelope's receive time).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
 }
 
 /// Accepts one order at `member` as the node does: durable (group) commit, then broadcast.
@@ -179,25 +120,12 @@ pub(crate) async fn offer(
     payload: Bytes,
     auth: Bytes,
 ) -> Result<(), ReplicationBenchError> {
-    let stopped =
-        || ReplicationBenchError::Task(format!("member {}'s committer stopped", member.id));
-    let (reply, committed) = oneshot::channel();
     let start = Instant::now();
-    member
+    let envelope = member
         .commits
-        .send(Pending {
-            kind,
-            payload,
-            auth,
-            received_at_ms: now_ms(),
-            reply,
-        })
+        .append(kind, payload, auth)
         .await
-        .map_err(|_| stopped())?;
-    let envelope = committed
-        .await
-        .map_err(|_| stopped())?
-        .map_err(ReplicationBenchError::Commit)?;
+        .map_err(|e| ReplicationBenchError::Commit(e.to_string()))?;
     let appended = Instant::now();
     tracker.offered(member.id, envelope.body.seq, phase, start, appended);
     member.mailbox.broadcast(envelope).await;
