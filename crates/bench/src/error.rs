@@ -1,6 +1,6 @@
 //! Why a benchmark run failed.
 
-use cobuild_build::BuildError;
+use cobuild_builder::BuildError;
 use cobuild_chain::{BlockError, ChainError};
 use cobuild_sim::SimError;
 

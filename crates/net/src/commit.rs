@@ -10,7 +10,8 @@ use std::{
 use alloy_primitives::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Envelope, Log, OrderKind};
+use crate::{Envelope, Log};
+use cobuild_primitives::OrderKind;
 
 /// Most orders in one commit.
 const MAX_GROUP: usize = 512;

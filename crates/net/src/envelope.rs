@@ -9,6 +9,7 @@
 use crate::MemberId;
 use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
+use cobuild_primitives::{OrderKind, UnknownOrderKind};
 use commonware_codec::{Copying, DecodeExt, Encode as _};
 use commonware_cryptography::{Signer as _, Verifier as _, ed25519};
 
@@ -17,40 +18,6 @@ pub const NAMESPACE: &[u8] = b"cobuild.envelope.v1";
 
 /// Largest encoded envelope accepted (the RPC's own body limit plus headroom).
 pub const MAX_ENVELOPE_BYTES: usize = 6 * 1024 * 1024;
-
-/// What the order is, which says how `payload` and `auth` are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum OrderKind {
-    /// `eth_sendRawTransaction`: `payload` is the EIP-2718 transaction, `auth` empty.
-    RawTransaction = 0,
-    /// `eth_sendBundle`: `payload` is the JSON-RPC body, `auth` its `X-Flashbots-Signature`.
-    SendBundle = 1,
-    /// `eth_cancelBundle` (or `eth_sendBundle` with empty `txs`): body and header.
-    CancelBundle = 2,
-    /// `eth_sendPrivateTransaction`: body and header.
-    SendPrivateTransaction = 3,
-    /// `eth_cancelPrivateTransaction`: body and header.
-    CancelPrivateTransaction = 4,
-    /// `mev_sendBundle`: body and header.
-    MevSendBundle = 5,
-}
-
-impl TryFrom<u8> for OrderKind {
-    type Error = EnvelopeError;
-
-    fn try_from(value: u8) -> Result<Self, Self::Error> {
-        Ok(match value {
-            0 => Self::RawTransaction,
-            1 => Self::SendBundle,
-            2 => Self::CancelBundle,
-            3 => Self::SendPrivateTransaction,
-            4 => Self::CancelPrivateTransaction,
-            5 => Self::MevSendBundle,
-            other => return Err(EnvelopeError::UnknownKind(other)),
-        })
-    }
-}
 
 /// An envelope that cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,8 +29,8 @@ pub enum EnvelopeError {
     #[error("envelope of {0} bytes exceeds the limit")]
     TooLarge(usize),
     /// An order kind this node does not know.
-    #[error("unknown order kind {0}")]
-    UnknownKind(u8),
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownOrderKind),
     /// The origin's signature does not verify with the origin's registered key.
     #[error("signature of origin {origin} does not verify")]
     BadSignature {
@@ -95,7 +62,7 @@ pub struct EnvelopeBody {
 impl EnvelopeBody {
     /// The order kind.
     pub fn order_kind(&self) -> Result<OrderKind, EnvelopeError> {
-        OrderKind::try_from(self.kind)
+        Ok(OrderKind::try_from(self.kind)?)
     }
 
     /// What the signature covers: the place and a digest of the order, so a member can prove
@@ -302,7 +269,7 @@ mod tests {
         let envelope = Envelope::sign(unknown, &key);
         assert_eq!(
             Envelope::decode(&envelope.encode()),
-            Err(EnvelopeError::UnknownKind(99))
+            Err(EnvelopeError::UnknownKind(UnknownOrderKind(99)))
         );
         let zero = Envelope::sign(body(0), &key);
         assert_eq!(

@@ -28,8 +28,7 @@ pub type MemberId = u32;
 
 pub use commit::{CommitError, GroupCommit};
 pub use envelope::{
-    Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, OrderKind,
-    SignedHead,
+    Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, SignedHead,
 };
 pub use log::{Held, Insert, Log, LogError, OriginSummary};
 pub use transport::{NetMember, P2P_NAMESPACE, Replication, TransportConfig, TransportError};

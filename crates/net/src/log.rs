@@ -13,7 +13,8 @@ use alloy_primitives::Bytes;
 use commonware_cryptography::ed25519;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::{Envelope, EnvelopeBody, EnvelopeError, OrderKind};
+use crate::{Envelope, EnvelopeBody, EnvelopeError};
+use cobuild_primitives::OrderKind;
 
 /// Envelopes by (origin, seq).
 const ENVELOPES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("envelopes");

@@ -110,7 +110,8 @@ mod tests {
     use commonware_cryptography::{Signer as _, ed25519};
 
     use super::*;
-    use crate::{EnvelopeBody, OrderKind};
+    use crate::EnvelopeBody;
+    use cobuild_primitives::OrderKind;
 
     fn envelope(seq: u64) -> Envelope {
         Envelope::sign(

@@ -17,10 +17,11 @@ use std::{
 
 use alloy_primitives::Bytes;
 use cobuild_net::{
-    Envelope, EnvelopeBody, Log, MemberId, OrderKind,
+    Envelope, EnvelopeBody, Log, MemberId,
     engine::{Config, Engine, Mailbox, Peer},
     wire::{Message, Pull, Status},
 };
+use cobuild_primitives::OrderKind;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_p2p::{
     Receiver as _, Recipients, Sender as _,

@@ -4,7 +4,8 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy_primitives::Bytes;
-use cobuild_net::{Envelope, Log, MemberId, NetMember, OrderKind, Replication, TransportConfig};
+use cobuild_net::{Envelope, Log, MemberId, NetMember, Replication, TransportConfig};
+use cobuild_primitives::OrderKind;
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::sync::mpsc;
 

@@ -17,9 +17,8 @@ use std::{
     time::Duration,
 };
 
-use cobuild_net::{
-    Envelope, GroupCommit, Log, MemberId, NetMember, OrderKind, Replication, TransportConfig,
-};
+use cobuild_net::{Envelope, GroupCommit, Log, MemberId, NetMember, Replication, TransportConfig};
+use cobuild_primitives::OrderKind;
 use cobuild_registry::{Member, Registry};
 use cobuild_rpc::{AcceptedOrder, Bundles, Eth, Replicate, ReplicateError, ReplicateFuture};
 use commonware_codec::DecodeExt as _;

@@ -6,10 +6,14 @@
 //! (`cobuild-pool`) and later building and sealing all read it, so a block produced by one
 //! component is judged by the same rules everywhere.
 
+mod bls;
+mod kind;
 mod mev;
 mod order;
 mod spec;
 
+pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
+pub use kind::{OrderKind, UnknownOrderKind};
 pub use mev::{MAX_INCLUSION_RANGE, parse_mev_bundle, referenced_transactions};
 pub use order::{
     Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,

@@ -27,7 +27,7 @@ use std::{
 
 use alloy_primitives::{Address, B256, Bytes, hex};
 use alloy_signer_local::PrivateKeySigner;
-use cobuild_relay::BuilderKey;
+use cobuild_primitives::BuilderKey;
 use commonware_codec::{DecodeFixed, EncodeFixed};
 use commonware_cryptography::{Signer, ed25519};
 

@@ -91,7 +91,7 @@ fn validate_bls_key(key: &[u8]) -> Result<(), String> {
 pub(crate) mod tests {
     use alloy_primitives::Bytes;
     use alloy_signer_local::PrivateKeySigner;
-    use cobuild_relay::BuilderKey;
+    use cobuild_primitives::BuilderKey;
     use commonware_cryptography::Signer as _;
 
     use super::*;

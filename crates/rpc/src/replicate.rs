@@ -8,7 +8,7 @@
 use std::{fmt::Debug, future::Future, pin::Pin, sync::Arc};
 
 use alloy_primitives::{Address, Bytes};
-use cobuild_net::OrderKind;
+use cobuild_primitives::OrderKind;
 
 use crate::RpcError;
 

@@ -195,14 +195,18 @@ pub fn flashbots_fixture_params(method: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The real client requests in `../shared/fixtures`: `(method, header, body)`.
+/// The real client requests recorded by `tools/record-fixtures.sh` (ethers-provider-bundle,
+/// mev-share-client and web3-flashbots, pinned in `tools/`): `(method, header, body)`.
+///
+/// # Panics
+/// If the checked-in fixture file is missing or not JSON lines.
 pub fn flashbots_fixtures() -> Vec<(String, String, String)> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/flashbots-client-requests.jsonl"
+        "/fixtures/flashbots-client-requests.jsonl"
     );
     std::fs::read_to_string(path)
-        .expect("shared fixtures beside the repository")
+        .expect("fixtures checked in beside this crate (tools/record-fixtures.sh records them)")
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("fixture json");

@@ -12,7 +12,7 @@ use std::{
 };
 
 use alloy_consensus::transaction::Recovered;
-use cobuild_build::{
+use cobuild_builder::{
     Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, build_best,
 };
 use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock};

@@ -3,7 +3,7 @@
 use std::{fmt, time::Duration};
 
 use alloy_primitives::{B256, U256};
-use cobuild_build::BuiltBlock;
+use cobuild_builder::BuiltBlock;
 
 use super::{
     anvil::AnvilFigure, intake::IntakeFigure, measure::Latency, replication::ReplicationFigure,

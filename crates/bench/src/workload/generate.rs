@@ -4,7 +4,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use cobuild_build::{BuildContext, Payout};
+use cobuild_builder::{BuildContext, Payout};
 use cobuild_chain::Chain;
 use cobuild_contracts::DemoDeployment;
 use cobuild_pool::{PooledBundle, PooledTx};

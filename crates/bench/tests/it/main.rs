@@ -10,7 +10,7 @@ use cobuild_bench::{
     bench::{Algo, intake, sim_orders},
     replication, run_pool,
 };
-use cobuild_build::conflict_groups;
+use cobuild_builder::conflict_groups;
 use cobuild_contracts::IPool;
 use cobuild_sim::{Order, SimRejected, SimRound, SimulatedOrder, Simulator, simulate_order};
 use revm::database::CacheDB;

@@ -2,7 +2,8 @@
 //! equivocation caught, and per-origin gaps found for anti-entropy.
 
 use alloy_primitives::Bytes;
-use cobuild_net::{Envelope, EnvelopeBody, Held, Insert, Log, OrderKind};
+use cobuild_net::{Envelope, EnvelopeBody, Held, Insert, Log};
+use cobuild_primitives::OrderKind;
 use commonware_cryptography::{Signer, ed25519};
 
 fn raw(n: u8) -> Bytes {

@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Instant};
 
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{Address, U256};
-use cobuild_build::{
+use cobuild_builder::{
     Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, Payout, build_best,
 };
 use cobuild_chain::{BlockAttributes, Chain, ChainError, StateSnapshot};

@@ -6,10 +6,10 @@
 mod signing;
 mod submission;
 
+pub use cobuild_primitives::{BLS_DST, BuilderKey, KeyError};
 pub use signing::{
-    BLS_DST, BuilderKey, DEVNET_GENESIS_FORK_VERSION, DOMAIN_APPLICATION_BUILDER, KeyError,
-    SignatureError, bid_signing_root, builder_domain, compute_domain, sign_bid, sign_registration,
-    verify_bid, verify_registration,
+    DEVNET_GENESIS_FORK_VERSION, DOMAIN_APPLICATION_BUILDER, SignatureError, bid_signing_root,
+    builder_domain, compute_domain, sign_bid, sign_registration, verify_bid, verify_registration,
 };
 pub use submission::{
     BidParams, BuildError, PayloadError, PaymentError, build_submission, proposer_payment,

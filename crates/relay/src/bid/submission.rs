@@ -20,7 +20,8 @@ use alloy_rpc_types_engine::{
 };
 use cobuild_chain::ExecutedBlock;
 
-use super::signing::{BuilderKey, sign_bid};
+use super::signing::sign_bid;
+use cobuild_primitives::BuilderKey;
 
 /// What a bid needs besides the block: the slot's proposer duty and the signing domain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,7 @@ use crate::{
     middleware::{PeerAddr, Signed},
     replicate::{AcceptedOrder, Hook, Replicate, SignedBody, calls, method, replicate, signer},
 };
-use cobuild_net::OrderKind;
+use cobuild_primitives::OrderKind;
 
 /// How many blocks a private transaction without `maxBlockNumber` is kept for (Flashbots' 25).
 pub const DEFAULT_PRIVATE_TX_BLOCKS: u64 = 25;

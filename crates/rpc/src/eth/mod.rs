@@ -445,7 +445,7 @@ impl EthApiServer for Eth {
         crate::replicate::replicate(
             &self.replication,
             crate::AcceptedOrder {
-                kind: cobuild_net::OrderKind::RawTransaction,
+                kind: cobuild_primitives::OrderKind::RawTransaction,
                 payload,
                 auth: Bytes::new(),
             },

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alloy_primitives::Address;
-use cobuild_net::OrderKind;
+use cobuild_primitives::OrderKind;
 use cobuild_rpc::{AcceptedOrder, Bundles, Eth, OrderflowLimits, Replicate, ReplicateError};
 use parking_lot::Mutex;
 use serde_json::json;

@@ -14,9 +14,9 @@ use std::{
 
 use alloy_primitives::Bytes;
 use cobuild_net::{
-    GroupCommit, Log, MemberId, NetMember, OrderKind as NetOrderKind, Replication, TransportConfig,
-    engine::Mailbox,
+    GroupCommit, Log, MemberId, NetMember, Replication, TransportConfig, engine::Mailbox,
 };
+use cobuild_primitives::OrderKind as NetOrderKind;
 use cobuild_rpc::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture};
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::sync::mpsc;

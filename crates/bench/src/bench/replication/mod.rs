@@ -36,9 +36,8 @@ use std::{
 
 use alloy_primitives::Bytes;
 use cobuild_chain::ChainError;
-use cobuild_net::{
-    Envelope, EnvelopeError, Insert, Log, LogError, OrderKind as NetOrderKind, TransportError,
-};
+use cobuild_net::{Envelope, EnvelopeError, Insert, Log, LogError, TransportError};
+use cobuild_primitives::OrderKind as NetOrderKind;
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::{sync::Semaphore, task::JoinSet};
 

@@ -11,7 +11,7 @@ use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_mev::EthSendBundle;
 use alloy_signer_local::PrivateKeySigner;
-use cobuild_build::{
+use cobuild_builder::{
     Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, Payout, build_best,
 };
 use cobuild_chain::{

@@ -9,7 +9,7 @@
 use alloy_consensus::Transaction as _;
 use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, B256, U256};
-use cobuild_build::{Algorithm, Greedy};
+use cobuild_builder::{Algorithm, Greedy};
 use cobuild_chain::{
     dev_signers,
     test_utils::{ETHER, GWEI, devnet_chain, sign, transfer},

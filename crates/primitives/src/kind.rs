@@ -1,0 +1,82 @@
+//! What an accepted order was: the JSON-RPC call that brought it in. The RPC names it when it
+//! hands an order to replication, the envelope carries it as one byte, and a receiving member
+//! reads it to know which call of the sender's body to apply.
+
+/// The kind of an accepted order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum OrderKind {
+    /// `eth_sendRawTransaction`: the order is the EIP-2718 transaction itself.
+    RawTransaction = 0,
+    /// `eth_sendBundle`.
+    SendBundle = 1,
+    /// `eth_cancelBundle`, or `eth_sendBundle` with no transactions and a uuid.
+    CancelBundle = 2,
+    /// `eth_sendPrivateTransaction`.
+    SendPrivateTransaction = 3,
+    /// `eth_cancelPrivateTransaction`.
+    CancelPrivateTransaction = 4,
+    /// `mev_sendBundle`.
+    MevSendBundle = 5,
+}
+
+/// A kind byte no [`OrderKind`] has (written by a newer node, or garbage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order kind {0}")]
+pub struct UnknownOrderKind(pub u8);
+
+impl OrderKind {
+    /// Every kind, in byte order.
+    pub const ALL: [Self; 6] = [
+        Self::RawTransaction,
+        Self::SendBundle,
+        Self::CancelBundle,
+        Self::SendPrivateTransaction,
+        Self::CancelPrivateTransaction,
+        Self::MevSendBundle,
+    ];
+
+    /// The JSON-RPC methods whose calls are orders of this kind (an `eth_sendBundle` with no
+    /// transactions is a cancel).
+    pub const fn methods(self) -> &'static [&'static str] {
+        match self {
+            Self::RawTransaction => &["eth_sendRawTransaction"],
+            Self::SendBundle => &["eth_sendBundle"],
+            Self::CancelBundle => &["eth_cancelBundle", "eth_sendBundle"],
+            Self::SendPrivateTransaction => &["eth_sendPrivateTransaction"],
+            Self::CancelPrivateTransaction => &["eth_cancelPrivateTransaction"],
+            Self::MevSendBundle => &["mev_sendBundle"],
+        }
+    }
+
+    /// Whether the order travels as the sender's signed JSON-RPC body (all but raw
+    /// transactions, which carry their own signature).
+    pub const fn is_signed_call(self) -> bool {
+        !matches!(self, Self::RawTransaction)
+    }
+}
+
+impl TryFrom<u8> for OrderKind {
+    type Error = UnknownOrderKind;
+
+    fn try_from(value: u8) -> Result<Self, Self::Error> {
+        Self::ALL
+            .get(usize::from(value))
+            .copied()
+            .ok_or(UnknownOrderKind(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_kind_bytes_roundtrip_and_unknown_bytes_are_refused() {
+        for kind in OrderKind::ALL {
+            assert_eq!(OrderKind::try_from(kind as u8), Ok(kind));
+        }
+        assert_eq!(OrderKind::try_from(6), Err(UnknownOrderKind(6)));
+        assert_eq!(OrderKind::try_from(255), Err(UnknownOrderKind(255)));
+    }
+}
