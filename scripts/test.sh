@@ -2,9 +2,8 @@
 # Sets up what the tests need on a fresh machine and runs the whole suite.
 #
 # Installs the pinned external clients with npm (anvil, cast, ethers, ethers-provider-bundle,
-# mev-share-client,
-# solc: tools/package-lock.json) and pip (web3-flashbots: tools/requirements.txt, in
-# tools/.venv), checks the contract artifacts, formatting and lints, then runs every test,
+# mev-share-client, solc: tools/package-lock.json) and pip (web3-flashbots:
+# tools/requirements.txt, in tools/.venv), checks the contract artifacts, formatting and lints, then runs every test,
 # including the end-to-end tests that start real `cobuild` processes and the cross-validation
 # against anvil.
 set -euo pipefail
