@@ -7,11 +7,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use alloy_primitives::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Envelope, Log};
-use cobuild_primitives::OrderKind;
+use cobuild_primitives::AcceptedOrder;
 
 /// Most orders in one commit.
 const MAX_GROUP: usize = 512;
@@ -29,7 +28,7 @@ pub enum CommitError {
 
 /// An order waiting for the next commit.
 struct Pending {
-    order: (OrderKind, Bytes, Bytes, u64),
+    order: (AcceptedOrder, u64),
     reply: oneshot::Sender<Result<Envelope, CommitError>>,
 }
 
@@ -75,12 +74,7 @@ impl GroupCommit {
 
     /// Numbers, signs and durably stores an order accepted now; returns its envelope once it
     /// is on disk. Waits while the queue is full (back-pressure on intake).
-    pub async fn append(
-        &self,
-        kind: OrderKind,
-        payload: Bytes,
-        auth: Bytes,
-    ) -> Result<Envelope, CommitError> {
+    pub async fn append(&self, order: AcceptedOrder) -> Result<Envelope, CommitError> {
         let received_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -88,7 +82,7 @@ impl GroupCommit {
         let (reply, committed) = oneshot::channel();
         self.pending
             .send(Pending {
-                order: (kind, payload, auth, received_at_ms),
+                order: (order, received_at_ms),
                 reply,
             })
             .await
@@ -99,6 +93,7 @@ impl GroupCommit {
 
 #[cfg(test)]
 mod tests {
+    use alloy_primitives::Bytes;
     use commonware_cryptography::{Signer as _, ed25519};
 
     use super::*;
@@ -114,11 +109,7 @@ mod tests {
             let commit = commit.clone();
             tokio::spawn(async move {
                 commit
-                    .append(
-                        OrderKind::RawTransaction,
-                        Bytes::from(vec![i]),
-                        Bytes::new(),
-                    )
+                    .append(AcceptedOrder::raw_transaction(Bytes::from(vec![i])))
                     .await
             })
         });

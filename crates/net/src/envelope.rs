@@ -14,7 +14,7 @@ use commonware_codec::{Copying, DecodeExt, Encode as _};
 use commonware_cryptography::{Signer as _, Verifier as _, ed25519};
 
 /// Domain separation of envelope signatures: they can never be taken for another message.
-pub const NAMESPACE: &[u8] = b"cobuild.envelope.v1";
+pub const NAMESPACE: &[u8] = b"cobuild.envelope.v2";
 
 /// Largest encoded envelope accepted (the RPC's own body limit plus headroom).
 pub const MAX_ENVELOPE_BYTES: usize = 6 * 1024 * 1024;
@@ -57,6 +57,10 @@ pub struct EnvelopeBody {
     pub payload: Bytes,
     /// The sender's `X-Flashbots-Signature` header, empty for raw transactions.
     pub auth: Bytes,
+    /// Which call of the sender's body this order is: its position in a JSON-RPC batch (0 for
+    /// a single call and for raw transactions). One batch can hold several orders; each
+    /// acknowledged call is an envelope of its own, and a refused call is none.
+    pub call: u32,
 }
 
 impl EnvelopeBody {
@@ -73,11 +77,7 @@ impl EnvelopeBody {
             seq: self.seq,
             received_at_ms: self.received_at_ms,
             kind: self.kind,
-            order: {
-                let mut out = Vec::with_capacity(self.payload.len() + self.auth.len() + 16);
-                alloy_rlp::encode_list::<&[u8], [u8]>(&[&self.payload, &self.auth], &mut out);
-                keccak256(out)
-            },
+            order: order_digest(&self.payload, &self.auth, self.call),
         }
     }
 }
@@ -93,8 +93,23 @@ pub struct Head {
     pub received_at_ms: u64,
     /// The order kind byte.
     pub kind: u8,
-    /// keccak256 of the RLP list `[payload, auth]`.
+    /// keccak256 of the RLP list `[payload, auth, call]`.
     pub order: B256,
+}
+
+/// What a head commits to of the order: keccak256 of the RLP list `[payload, auth, call]`.
+fn order_digest(payload: &[u8], auth: &[u8], call: u32) -> B256 {
+    let payload_length = payload.length() + auth.length() + call.length();
+    let mut out = Vec::with_capacity(payload_length + 8);
+    alloy_rlp::Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
+    Encodable::encode(payload, &mut out);
+    Encodable::encode(auth, &mut out);
+    Encodable::encode(&call, &mut out);
+    keccak256(out)
 }
 
 impl Head {
@@ -223,6 +238,7 @@ mod tests {
             kind: OrderKind::SendBundle as u8,
             payload: Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"eth_sendBundle"}"#),
             auth: Bytes::from_static(b"0xabc:0xdef"),
+            call: 2,
         }
     }
 
@@ -245,6 +261,12 @@ mod tests {
         assert!(
             altered.verify(&key.public_key()).is_err(),
             "payload changed"
+        );
+        let mut other_call = envelope.clone();
+        other_call.body.call = 0;
+        assert!(
+            other_call.verify(&key.public_key()).is_err(),
+            "another call of the same batch"
         );
         let mut moved = envelope.clone();
         moved.body.seq = 8;

@@ -9,12 +9,11 @@
 use std::path::Path;
 
 use crate::MemberId;
-use alloy_primitives::Bytes;
 use commonware_cryptography::ed25519;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::{Envelope, EnvelopeBody, EnvelopeError};
-use cobuild_primitives::OrderKind;
+use cobuild_primitives::AcceptedOrder;
 
 /// Envelopes by (origin, seq).
 const ENVELOPES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("envelopes");
@@ -143,12 +142,10 @@ impl Log {
     /// sender be told it was accepted.
     pub fn append_own(
         &self,
-        kind: OrderKind,
-        payload: Bytes,
-        auth: Bytes,
+        order: AcceptedOrder,
         received_at_ms: u64,
     ) -> Result<Envelope, LogError> {
-        let mut out = self.append_own_batch(vec![(kind, payload, auth, received_at_ms)])?;
+        let mut out = self.append_own_batch(vec![(order, received_at_ms)])?;
         out.pop()
             .ok_or_else(|| LogError::Db(redb::Error::Corrupted("empty batch".into())))
     }
@@ -158,7 +155,7 @@ impl Log {
     /// given in the batch's order.
     pub fn append_own_batch(
         &self,
-        orders: Vec<(OrderKind, Bytes, Bytes, u64)>,
+        orders: Vec<(AcceptedOrder, u64)>,
     ) -> Result<Vec<Envelope>, LogError> {
         let tx = self.db.begin_write()?;
         let mut out = Vec::with_capacity(orders.len());
@@ -166,16 +163,17 @@ impl Log {
             let mut prefix = tx.open_table(CONTIGUOUS)?;
             let mut envelopes = tx.open_table(ENVELOPES)?;
             let mut seq = prefix.get(self.origin)?.map_or(0, |v| v.value());
-            for (kind, payload, auth, received_at_ms) in orders {
+            for (order, received_at_ms) in orders {
                 seq += 1;
                 let envelope = Envelope::sign(
                     EnvelopeBody {
                         origin: self.origin,
                         seq,
                         received_at_ms,
-                        kind: kind as u8,
-                        payload,
-                        auth,
+                        kind: order.kind as u8,
+                        payload: order.payload,
+                        auth: order.auth,
+                        call: order.call,
                     },
                     &self.key,
                 );
@@ -337,6 +335,30 @@ impl Log {
             let (key, value) = entry.map_err(LogError::from)?;
             let (origin, seq) = key.value();
             f(decode(origin, seq, value.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every envelope of each origin's contiguous prefix, by origin and seq: what
+    /// a restarting node refills its pools with before the replication engine, which hands over
+    /// the rest as the prefixes grow, starts. Stops at the first error.
+    pub fn for_each_contiguous<E: From<LogError>>(
+        &self,
+        mut f: impl FnMut(Envelope) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tx = self.db.begin_read().map_err(LogError::from)?;
+        let prefixes = tx.open_table(CONTIGUOUS).map_err(LogError::from)?;
+        let table = tx.open_table(ENVELOPES).map_err(LogError::from)?;
+        for prefix in prefixes.iter().map_err(LogError::from)? {
+            let (origin, contiguous) = prefix.map_err(LogError::from)?;
+            let (origin, contiguous) = (origin.value(), contiguous.value());
+            for entry in table
+                .range((origin, 1)..=(origin, contiguous))
+                .map_err(LogError::from)?
+            {
+                let (key, value) = entry.map_err(LogError::from)?;
+                f(decode(origin, key.value().1, value.value())?)?;
+            }
         }
         Ok(())
     }

@@ -54,6 +54,9 @@ pub struct TransportConfig {
     pub members: Vec<NetMember>,
     /// How often the status goes out and gaps are pulled.
     pub status_interval: Duration,
+    /// How long a starting member waits to hear from every other member before it settles for
+    /// a quorum (see [`Recovery`](crate::engine::Recovery)).
+    pub recovery_timeout: Duration,
 }
 
 /// The transport could not start.
@@ -79,8 +82,10 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Starts the network and the engine. Envelopes of other members go to `deliver` the first
-    /// time they are stored.
+    /// Starts the network and the engine. Envelopes of other members go to `deliver` in each
+    /// origin's order as its contiguous prefix grows past what the log holds now (refill the
+    /// pools from [`Log::for_each_contiguous`] first). Wait for
+    /// [`Mailbox::recovered`] before accepting orders.
     pub fn start(
         config: TransportConfig,
         log: Arc<Log>,
@@ -131,6 +136,7 @@ impl Replication {
                     network.start();
                     let mut engine_config = engine::Config::new(config.me, peers(&config.members));
                     engine_config.status_interval = config.status_interval;
+                    engine_config.recovery_timeout = config.recovery_timeout;
                     engine_config.max_message_bytes = max_message as usize / 2;
                     let (engine, mailbox) =
                         match Engine::new(context.child("engine"), engine_config, log, deliver) {

@@ -122,6 +122,7 @@ mod tests {
                 kind: OrderKind::RawTransaction as u8,
                 payload: Bytes::from_static(b"\x02\xf8"),
                 auth: Bytes::new(),
+                call: 0,
             },
             &ed25519::PrivateKey::from_seed(1),
         )

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy_primitives::Bytes;
 use cobuild_net::{Envelope, Log, MemberId, NetMember, Replication, TransportConfig};
-use cobuild_primitives::OrderKind;
+use cobuild_primitives::AcceptedOrder;
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::sync::mpsc;
 
@@ -35,6 +35,7 @@ fn start(id: MemberId, members: &[NetMember], dir: &std::path::Path) -> Node {
             listen: members[id as usize].addr,
             members: members.to_vec(),
             status_interval: Duration::from_millis(50),
+            recovery_timeout: Duration::from_secs(10),
         },
         log.clone(),
         tx,
@@ -51,9 +52,7 @@ async fn accept(node: &Node, payload: &'static [u8]) -> Envelope {
     let envelope = node
         .log
         .append_own(
-            OrderKind::RawTransaction,
-            Bytes::from_static(payload),
-            Bytes::new(),
+            AcceptedOrder::raw_transaction(Bytes::from_static(payload)),
             1,
         )
         .expect("durable append");

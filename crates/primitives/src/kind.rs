@@ -1,6 +1,8 @@
-//! What an accepted order was: the JSON-RPC call that brought it in. The RPC names it when it
-//! hands an order to replication, the envelope carries it as one byte, and a receiving member
-//! reads it to know which call of the sender's body to apply.
+//! An accepted order as its sender sent it, and what kind of call brought it in. The RPC hands
+//! one to replication for every call it acknowledges, the envelope log stores it, and a
+//! receiving member reads the kind to know how to check and apply it.
+
+use alloy_primitives::Bytes;
 
 /// The kind of an accepted order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +66,32 @@ impl TryFrom<u8> for OrderKind {
             .get(usize::from(value))
             .copied()
             .ok_or(UnknownOrderKind(value))
+    }
+}
+
+/// An order this node acknowledged, exactly as the sender sent it, so another member can check
+/// the sender's own signature and apply it with the same code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedOrder {
+    /// What the call was.
+    pub kind: OrderKind,
+    /// The raw transaction, or the whole JSON-RPC body (one call or a batch).
+    pub payload: Bytes,
+    /// The `X-Flashbots-Signature` header (empty for raw transactions).
+    pub auth: Bytes,
+    /// The position of the call in a batch body (0 for a single call and raw transactions).
+    pub call: u32,
+}
+
+impl AcceptedOrder {
+    /// A raw transaction (`eth_sendRawTransaction`).
+    pub const fn raw_transaction(raw: Bytes) -> Self {
+        Self {
+            kind: OrderKind::RawTransaction,
+            payload: raw,
+            auth: Bytes::new(),
+            call: 0,
+        }
     }
 }
 

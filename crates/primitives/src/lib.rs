@@ -13,7 +13,7 @@ mod order;
 mod spec;
 
 pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
-pub use kind::{OrderKind, UnknownOrderKind};
+pub use kind::{AcceptedOrder, OrderKind, UnknownOrderKind};
 pub use mev::{MAX_INCLUSION_RANGE, parse_mev_bundle, referenced_transactions};
 pub use order::{
     Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,

@@ -8,9 +8,14 @@
 //! per origin, the first missing range from a member that claims to hold it. Nothing waits for
 //! an acknowledgement: a lost push, pull or answer is simply asked for again on a later tick, so
 //! an envelope any correct member holds reaches every correct member once links heal.
+//!
+//! The node is handed other origins' envelopes from the log, in each origin's sequence order,
+//! as that origin's contiguous prefix grows: whatever is stored is handed over exactly once,
+//! and a cancel never overtakes the order it cancels. At start the node has refilled its pools
+//! up to each prefix, so handing starts there.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -19,10 +24,10 @@ use commonware_cryptography::ed25519;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Handle, Spawner};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{
-    Config, Mailbox, Peer,
+    Config, Mailbox, Peer, Recovery,
     ingress::{Command, Counters, OriginProgress, PeerProgress, View},
 };
 use crate::{
@@ -47,9 +52,19 @@ pub struct Engine<E> {
     peers: BTreeMap<MemberId, PeerProgress>,
     counters: Counters,
     tick: u64,
-    /// Per origin: tokens left and when they were last refilled.
-    budgets: HashMap<MemberId, (f64, SystemTime)>,
+    /// Per origin: tokens left and when they were last refilled (spent on valid envelopes).
+    budgets: HashMap<MemberId, Bucket>,
+    /// Per sending peer: tokens left and when they were last refilled (spent before checks).
+    peer_budgets: HashMap<MemberId, Bucket>,
+    /// Per origin, the highest seq handed to the node: it holds every envelope up to it.
+    handed: BTreeMap<MemberId, u64>,
+    /// Start-up recovery: the others heard from, and when it began (`None` once it ended).
+    recovering: Option<(BTreeSet<MemberId>, SystemTime)>,
+    recovery: watch::Sender<Recovery>,
 }
+
+/// A token bucket: tokens left and when it was last refilled.
+type Bucket = (f64, SystemTime);
 
 impl<E> std::fmt::Debug for Engine<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,8 +76,11 @@ impl<E> std::fmt::Debug for Engine<E> {
 }
 
 impl<E: Clock + Spawner> Engine<E> {
-    /// An engine for the member whose log is `log`; envelopes of other members go to `deliver`
-    /// the first time they are stored (own envelopes do not: the node has them already).
+    /// An engine for the member whose log is `log`. Envelopes of other members go to `deliver`
+    /// in each origin's order once their origin's contiguous prefix reaches them, starting after
+    /// the prefix the log holds now (the node refilled its pools up to it before starting the
+    /// engine; see [`Log::for_each_contiguous`]). Own envelopes go there only when they come back
+    /// from the others after a lost log (the node has the rest already).
     pub fn new(
         context: E,
         config: Config,
@@ -71,9 +89,15 @@ impl<E: Clock + Spawner> Engine<E> {
     ) -> Result<(Self, Mailbox), LogError> {
         let (tx, commands) = mpsc::channel(config.mailbox_size.max(1));
         let view = Arc::new(Mutex::new(View::default()));
+        let (recovery, recovery_rx) = watch::channel(Recovery::Waiting {
+            heard: Vec::new(),
+            others: config.members.iter().filter(|p| p.id != config.me).count(),
+        });
         let mut origins = BTreeMap::new();
         let mut heads = BTreeMap::new();
+        let mut handed = BTreeMap::new();
         for summary in log.summary()? {
+            handed.insert(summary.origin, summary.contiguous);
             origins.insert(
                 summary.origin,
                 OriginProgress {
@@ -86,7 +110,6 @@ impl<E: Clock + Spawner> Engine<E> {
             }
         }
         let mut engine = Self {
-            context,
             log,
             deliver,
             commands,
@@ -99,11 +122,17 @@ impl<E: Clock + Spawner> Engine<E> {
             counters: Counters::default(),
             tick: 0,
             budgets: HashMap::new(),
+            peer_budgets: HashMap::new(),
+            handed,
+            recovering: Some((BTreeSet::new(), context.current())),
+            recovery,
+            context,
             config,
         };
         engine.set_members(engine.config.members.clone());
+        engine.check_recovery();
         engine.publish();
-        Ok((engine, Mailbox::new(tx, view)))
+        Ok((engine, Mailbox::new(tx, view, recovery_rx)))
     }
 
     /// Runs the engine on the push and sync channels until the network or the node goes away.
@@ -161,6 +190,7 @@ impl<E: Clock + Spawner> Engine<E> {
                 },
                 () = self.context.sleep_until(next_tick) => {
                     self.on_tick(&mut sync_tx);
+                    self.check_recovery();
                     // The node's view is refreshed once a tick, not per message: copying the
                     // maps is off the receive path, and status readers need no finer grain.
                     self.publish();
@@ -195,6 +225,12 @@ impl<E: Clock + Spawner> Engine<E> {
             }
         }
         for envelope in &batch {
+            // Own envelopes are numbered without gaps by the log, and the node has them.
+            let seq = envelope.body.seq;
+            let progress = self.origins.entry(self.config.me).or_default();
+            progress.contiguous = progress.contiguous.max(seq);
+            let handed = self.handed.entry(self.config.me).or_default();
+            *handed = (*handed).max(seq);
             self.hold(envelope);
         }
         self.send_envelopes(sender, Recipients::All, batch);
@@ -249,7 +285,7 @@ impl<E: Clock + Spawner> Engine<E> {
         };
         match message {
             Message::Envelopes(envelopes) => {
-                let fresh = self.take_in(envelopes);
+                let fresh = self.take_in(peer_id, envelopes);
                 if fresh.is_empty() {
                     return;
                 }
@@ -264,32 +300,33 @@ impl<E: Clock + Spawner> Engine<E> {
                         self.send_envelopes(push_tx, Recipients::Some(others), fresh.clone());
                     }
                 }
-                for envelope in fresh {
-                    // Waiting here is the back-pressure: a slow node slows its intake from the
-                    // network, and what the channel then drops is pulled again later.
-                    if self.deliver.send(envelope).await.is_err() {
-                        tracing::debug!("net.deliver.closed");
-                    }
+                let origins: BTreeSet<MemberId> = fresh.iter().map(|e| e.body.origin).collect();
+                for origin in origins {
+                    self.hand_over(origin).await;
                 }
             }
-            Message::Status(status) => self.on_status(peer_id, status),
+            Message::Status(status) => {
+                self.on_status(peer_id, status);
+                self.check_recovery();
+            }
             Message::Pull(pull) => self.on_pull(peer.clone(), pull, sync_tx),
         }
     }
 
-    /// Checks and stores envelopes; returns the ones stored for the first time.
+    /// Checks and stores envelopes `peer` sent; returns the ones stored for the first time.
     ///
     /// Cheapest checks first: shape and membership, then one log read that recognises copies
     /// already held (forwards make most arrivals copies) without their signatures, then the
-    /// origin's budget and the signature for the rest, then one write for all that are new.
-    fn take_in(&mut self, envelopes: Vec<Envelope>) -> Vec<Envelope> {
+    /// peer's budget, the signature, and only for a valid envelope its origin's budget, then one
+    /// write for all that are new. So forgeries in an honest origin's name cost the peer that
+    /// sent them, never the origin. Own envelopes are taken only when absent: they are ones
+    /// this member lost (a wiped or restored log) and is fetching back.
+    fn take_in(&mut self, peer: MemberId, envelopes: Vec<Envelope>) -> Vec<Envelope> {
         let mut candidates = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let origin = envelope.body.origin;
             if envelope.check().is_err() {
                 self.counters.malformed += 1;
-            } else if origin == self.config.me {
-                // Our own log is the authority on our envelopes.
             } else if !self.members.contains_key(&origin) {
                 self.counters.unknown_origins += 1;
             } else {
@@ -310,8 +347,14 @@ impl<E: Clock + Spawner> Engine<E> {
                 self.counters.duplicates += 1;
                 continue;
             }
-            if !self.within_budget(origin) {
-                self.counters.throttled += 1;
+            let peer_rate = self.peer_rate();
+            if !spend(
+                &mut self.peer_budgets,
+                peer,
+                peer_rate,
+                self.context.current(),
+            ) {
+                self.counters.throttled_peers += 1;
                 continue;
             }
             let valid = self
@@ -326,6 +369,16 @@ impl<E: Clock + Spawner> Engine<E> {
             if held == Held::Other {
                 self.counters.equivocations += 1;
                 tracing::warn!(origin, seq, "net.envelope.equivocation");
+                continue;
+            }
+            let origin_rate = self.config.max_origin_rate;
+            if !spend(
+                &mut self.budgets,
+                origin,
+                origin_rate,
+                self.context.current(),
+            ) {
+                self.counters.throttled += 1;
                 continue;
             }
             verified.push(envelope);
@@ -345,10 +398,12 @@ impl<E: Clock + Spawner> Engine<E> {
             match result {
                 Insert::New { contiguous } => {
                     self.hold(&envelope);
-                    if let Some(progress) = self.origins.get_mut(&envelope.body.origin) {
-                        progress.contiguous = contiguous;
+                    let origin = envelope.body.origin;
+                    self.origins.entry(origin).or_default().contiguous = contiguous;
+                    self.counters.stored += 1;
+                    if origin == self.config.me {
+                        self.counters.recovered += 1;
                     }
-                    self.counters.delivered += 1;
                     fresh.push(envelope);
                 }
                 // The same envelope twice in one message.
@@ -360,38 +415,133 @@ impl<E: Clock + Spawner> Engine<E> {
     }
 
     /// Records that `envelope` is in the log: the origin's known high and, if it is the
-    /// highest held, the head the status announces. (Own envelopes are stored contiguously by
-    /// the group commit, so for this member the highest is also the contiguous prefix.)
+    /// highest held, the head the status announces.
     fn hold(&mut self, envelope: &Envelope) {
         let (origin, seq) = (envelope.body.origin, envelope.body.seq);
         let progress = self.origins.entry(origin).or_default();
         progress.known_high = progress.known_high.max(seq);
-        if origin == self.config.me {
-            progress.contiguous = progress.contiguous.max(seq);
-        }
         if self.heads.get(&origin).is_none_or(|h| h.head.seq < seq) {
             self.heads.insert(origin, envelope.signed_head());
         }
     }
 
-    /// Spends one of `origin`'s tokens if it has one (a token bucket refilled at
-    /// `max_origin_rate` per second).
-    fn within_budget(&mut self, origin: MemberId) -> bool {
-        let rate = f64::from(self.config.max_origin_rate.max(1));
-        let now = self.context.current();
-        let (tokens, last) = self.budgets.entry(origin).or_insert((rate, now));
-        let elapsed = now.duration_since(*last).unwrap_or_default().as_secs_f64();
-        *tokens = (*tokens + elapsed * rate).min(rate);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
+    /// Hands the node `origin`'s envelopes from the one after the last handed up to the
+    /// origin's contiguous prefix, read from the log, in order.
+    ///
+    /// Waiting on the node is the back-pressure: a slow node slows this member's intake from the
+    /// network, and what the network drops meanwhile is pulled again later.
+    async fn hand_over(&mut self, origin: MemberId) {
+        let contiguous = self.origins.get(&origin).map_or(0, |p| p.contiguous);
+        loop {
+            let from = self.handed.get(&origin).copied().unwrap_or(0) + 1;
+            if from > contiguous {
+                return;
+            }
+            let count = (contiguous - from + 1).min(self.config.max_pull) as usize;
+            let envelopes = match self.log.range(origin, from, count) {
+                Ok(envelopes) => envelopes,
+                Err(e) => {
+                    // Retried on the next envelope of this origin, or at the next start.
+                    tracing::error!(origin, from, error = %e, "net.log.hand_over_failed");
+                    return;
+                }
+            };
+            for envelope in envelopes {
+                let seq = envelope.body.seq;
+                if seq != self.handed.get(&origin).copied().unwrap_or(0) + 1 || seq > contiguous {
+                    tracing::error!(origin, seq, "net.log.hand_over_gap");
+                    return;
+                }
+                if self.deliver.send(envelope).await.is_err() {
+                    tracing::debug!("net.deliver.closed");
+                    return;
+                }
+                self.handed.insert(origin, seq);
+                self.counters.delivered += 1;
+            }
         }
     }
 
+    /// The budget of one sending peer per second.
+    fn peer_rate(&self) -> u32 {
+        self.config.max_peer_rate.unwrap_or_else(|| {
+            let members = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
+            self.config.max_origin_rate.saturating_mul(members.max(1))
+        })
+    }
+
+    /// Ends the start-up recovery when it can: every other member heard (or, after the
+    /// timeout, a quorum) and every own envelope they proved fetched back.
+    fn check_recovery(&mut self) {
+        let Some((heard, began)) = &self.recovering else {
+            return;
+        };
+        let me = self.config.me;
+        let others: Vec<MemberId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|id| *id != me)
+            .collect();
+        let heard_now: Vec<MemberId> = others
+            .iter()
+            .copied()
+            .filter(|id| heard.contains(id))
+            .collect();
+        // f of n members may be faulty: a quorum of n - f (this one included) intersects every
+        // other quorum in an honest member, which holds what any quorum acknowledged.
+        let n = others.len() + 1;
+        let needed = (n - (n - 1) / 3).saturating_sub(1);
+        let timed_out = self
+            .context
+            .current()
+            .duration_since(*began)
+            .unwrap_or_default()
+            >= self.config.recovery_timeout;
+        let own = self.origins.get(&me).copied().unwrap_or_default();
+        let caught_up = own.contiguous >= own.known_high;
+        let enough = heard_now.len() == others.len() || (timed_out && heard_now.len() >= needed);
+        let state = if enough && caught_up {
+            tracing::info!(
+                next_seq = own.contiguous + 1,
+                heard = heard_now.len(),
+                of = others.len(),
+                "net.recovery.ready"
+            );
+            self.recovering = None;
+            Recovery::Ready {
+                next_seq: own.contiguous + 1,
+                heard: heard_now,
+            }
+        } else if timed_out && heard_now.len() < needed {
+            tracing::error!(
+                heard = heard_now.len(),
+                needed,
+                of = others.len(),
+                "net.recovery.failed"
+            );
+            self.recovering = None;
+            Recovery::Failed {
+                heard: heard_now,
+                needed,
+            }
+        } else {
+            Recovery::Waiting {
+                heard: heard_now,
+                others: others.len(),
+            }
+        };
+        self.recovery.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+    }
+
     fn on_status(&mut self, peer_id: MemberId, status: Status) {
+        if let Some((heard, _)) = &mut self.recovering {
+            heard.insert(peer_id);
+        }
         let claims = &mut self.peers.entry(peer_id).or_default().contiguous;
         for Progress { origin, contiguous } in status.progress {
             if self.members.contains_key(&origin) {
@@ -400,9 +550,8 @@ impl<E: Clock + Spawner> Engine<E> {
         }
         for head in status.heads {
             let origin = head.head.origin;
-            if origin == self.config.me {
-                continue;
-            }
+            // A head of this member's own origin (signed by its own key) tells it how far it
+            // numbered before: after a lost log it fetches those envelopes back.
             let Some(key) = self.members.get(&origin) else {
                 continue;
             };
@@ -462,11 +611,7 @@ impl<E: Clock + Spawner> Engine<E> {
         let wanting: Vec<(MemberId, OriginProgress)> = self
             .origins
             .iter()
-            .filter(|(origin, p)| {
-                **origin != self.config.me
-                    && p.known_high > p.contiguous
-                    && self.members.contains_key(origin)
-            })
+            .filter(|(origin, p)| p.known_high > p.contiguous && self.members.contains_key(origin))
             .map(|(o, p)| (*o, *p))
             .collect();
         for (origin, progress) in wanting {
@@ -539,6 +684,27 @@ impl<E: Clock + Spawner> Engine<E> {
         view.origins.clone_from(&self.origins);
         view.peers.clone_from(&self.peers);
         view.counters = self.counters;
+    }
+}
+
+/// Spends one token of `key`'s bucket (refilled at `rate` per second, holding at most `rate`)
+/// if it has one.
+fn spend(
+    budgets: &mut HashMap<MemberId, Bucket>,
+    key: MemberId,
+    rate: u32,
+    now: SystemTime,
+) -> bool {
+    let rate = f64::from(rate.max(1));
+    let (tokens, last) = budgets.entry(key).or_insert((rate, now));
+    let elapsed = now.duration_since(*last).unwrap_or_default().as_secs_f64();
+    *tokens = (*tokens + elapsed * rate).min(rate);
+    *last = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        true
+    } else {
+        false
     }
 }
 

@@ -34,10 +34,19 @@ pub struct Config {
     pub forward: bool,
     /// Commands queued to the engine before `broadcast` waits.
     pub mailbox_size: usize,
-    /// Most new envelopes of one origin taken in per second (the burst is as large). More are
-    /// left untouched (not verified, not stored) and pulled later, so a member that floods the
-    /// network is slowed to this rate without costing the others theirs.
+    /// Most new envelopes of one origin taken in per second (the burst is as large), counted
+    /// only once their origin signature verified, so forgeries in an origin's name cannot spend
+    /// its budget. More are left unstored and pulled later, so a member that floods the network
+    /// with its own orders is slowed to this rate without costing the others theirs.
     pub max_origin_rate: u32,
+    /// Most envelopes one peer may make this member check per second, whatever origin they
+    /// claim (the burst is as large): charged before the signature check, so a peer sending
+    /// forgeries spends its own budget, never an honest origin's. `None`: the origin rate
+    /// times the number of members (an honest peer relays every origin's orders).
+    pub max_peer_rate: Option<u32>,
+    /// How long a starting member waits to hear from every other member before it settles for
+    /// a quorum (see [`Recovery`](super::Recovery)).
+    pub recovery_timeout: Duration,
 }
 
 impl Config {
@@ -52,6 +61,8 @@ impl Config {
             forward: true,
             mailbox_size: 4096,
             max_origin_rate: 20_000,
+            max_peer_rate: None,
+            recovery_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Peer;
 use crate::{Envelope, MemberId};
@@ -43,11 +43,48 @@ pub struct PeerProgress {
     pub contiguous: BTreeMap<MemberId, u64>,
 }
 
+/// Where a starting member stands in learning what the others hold of its own envelopes.
+///
+/// A member whose log was wiped, replaced or restored from a backup must not number new orders
+/// at places the others already hold (they would refuse them as equivocations). So before it
+/// accepts orders it hears the others' statuses, whose signed heads say the highest of its own
+/// envelopes each holds, and fetches what it lacks; its next sequence number then follows the
+/// highest any of them proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Still listening (or fetching its own envelopes back).
+    Waiting {
+        /// The other members heard from so far.
+        heard: Vec<MemberId>,
+        /// How many other members there are.
+        others: usize,
+    },
+    /// Every other member was heard (or, after the timeout, a quorum) and this member holds
+    /// every envelope of its own they proved: it may accept orders.
+    Ready {
+        /// The sequence number its next order gets.
+        next_seq: u64,
+        /// The other members heard from before it became ready.
+        heard: Vec<MemberId>,
+    },
+    /// The timeout passed without a quorum: the highest own sequence number is unknown.
+    Failed {
+        /// The other members heard from.
+        heard: Vec<MemberId>,
+        /// How many other members must be heard from (a quorum, with this one).
+        needed: usize,
+    },
+}
+
 /// Counters of what the engine saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Envelopes stored for the first time and handed to the node.
+    /// Envelopes stored for the first time.
+    pub stored: u64,
+    /// Envelopes handed to the node (in each origin's order, once its prefix reached them).
     pub delivered: u64,
+    /// Own envelopes fetched back from the other members (after a lost or restored log).
+    pub recovered: u64,
     /// Envelopes already held.
     pub duplicates: u64,
     /// Envelopes whose origin signature did not verify (forged or altered).
@@ -60,6 +97,8 @@ pub struct Counters {
     pub malformed: u64,
     /// Envelopes left for later because their origin was over its rate.
     pub throttled: u64,
+    /// Envelopes left unchecked because the peer that sent them was over its rate.
+    pub throttled_peers: u64,
     /// Pulls sent.
     pub pulls_sent: u64,
     /// Envelopes sent in answer to pulls.
@@ -80,11 +119,36 @@ pub(crate) struct View {
 pub struct Mailbox {
     tx: mpsc::Sender<Command>,
     view: Arc<Mutex<View>>,
+    recovery: watch::Receiver<Recovery>,
 }
 
 impl Mailbox {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, view: Arc<Mutex<View>>) -> Self {
-        Self { tx, view }
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        view: Arc<Mutex<View>>,
+        recovery: watch::Receiver<Recovery>,
+    ) -> Self {
+        Self { tx, view, recovery }
+    }
+
+    /// Waits until the start-up recovery ended: [`Recovery::Ready`] (orders may be accepted)
+    /// or [`Recovery::Failed`]. Returns [`Recovery::Failed`] with nobody heard if the engine
+    /// stopped first.
+    pub async fn recovered(&self) -> Recovery {
+        let mut recovery = self.recovery.clone();
+        let ended = recovery
+            .wait_for(|r| !matches!(r, Recovery::Waiting { .. }))
+            .await
+            .map(|r| r.clone());
+        ended.unwrap_or(Recovery::Failed {
+            heard: Vec::new(),
+            needed: 0,
+        })
+    }
+
+    /// Where the start-up recovery stands now.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery.borrow().clone()
     }
 
     /// Sends an envelope this member appended to its log to every member. Waits while the

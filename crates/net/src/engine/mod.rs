@@ -8,4 +8,4 @@ mod ingress;
 
 pub use actor::Engine;
 pub use config::{Config, Peer};
-pub use ingress::{Counters, Mailbox, OriginProgress, PeerProgress};
+pub use ingress::{Counters, Mailbox, OriginProgress, PeerProgress, Recovery};

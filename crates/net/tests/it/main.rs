@@ -3,11 +3,20 @@
 
 use alloy_primitives::Bytes;
 use cobuild_net::{Envelope, EnvelopeBody, Held, Insert, Log};
-use cobuild_primitives::OrderKind;
+use cobuild_primitives::{AcceptedOrder, OrderKind};
 use commonware_cryptography::{Signer, ed25519};
 
 fn raw(n: u8) -> Bytes {
     Bytes::from(vec![0x02, n])
+}
+
+fn order(kind: OrderKind, payload: Bytes, auth: &'static [u8], call: u32) -> AcceptedOrder {
+    AcceptedOrder {
+        kind,
+        payload,
+        auth: Bytes::from_static(auth),
+        call,
+    }
 }
 
 fn received(key: &ed25519::PrivateKey, origin: u32, seq: u64) -> Envelope {
@@ -19,6 +28,7 @@ fn received(key: &ed25519::PrivateKey, origin: u32, seq: u64) -> Envelope {
             kind: OrderKind::RawTransaction as u8,
             payload: raw(seq as u8),
             auth: Bytes::new(),
+            call: 0,
         },
         key,
     )
@@ -32,12 +42,13 @@ fn test_own_numbering_is_durable_across_reopen() {
     let first = {
         let log = Log::open(&path, 0, key.clone()).expect("opens");
         let first = log
-            .append_own(OrderKind::RawTransaction, raw(1), Bytes::new(), 10)
+            .append_own(order(OrderKind::RawTransaction, raw(1), b"", 0), 10)
             .expect("append");
         let second = log
-            .append_own(OrderKind::SendBundle, raw(2), Bytes::from_static(b"h"), 11)
+            .append_own(order(OrderKind::SendBundle, raw(2), b"h", 3), 11)
             .expect("append");
         assert_eq!((first.body.seq, second.body.seq), (1, 2));
+        assert_eq!(second.body.call, 3, "the call's place in its batch is kept");
         second.verify(&key.public_key()).expect("signed by us");
         first
         // Dropped without any shutdown step, as a killed process would leave it.
@@ -46,19 +57,14 @@ fn test_own_numbering_is_durable_across_reopen() {
     assert_eq!(log.contiguous(0).expect("prefix"), 2);
     assert_eq!(log.get(0, 1).expect("read"), Some(first));
     let third = log
-        .append_own(OrderKind::RawTransaction, raw(3), Bytes::new(), 12)
+        .append_own(order(OrderKind::RawTransaction, raw(3), b"", 0), 12)
         .expect("append");
     assert_eq!(third.body.seq, 3, "numbering continues, never reuses a seq");
     // A group commit numbers its orders in order after the last one, all durable together.
     let batch = log
         .append_own_batch(vec![
-            (OrderKind::RawTransaction, raw(4), Bytes::new(), 13),
-            (
-                OrderKind::CancelBundle,
-                raw(5),
-                Bytes::from_static(b"h"),
-                14,
-            ),
+            (order(OrderKind::RawTransaction, raw(4), b"", 0), 13),
+            (order(OrderKind::CancelBundle, raw(5), b"h", 1), 14),
         ])
         .expect("batch");
     assert_eq!(
