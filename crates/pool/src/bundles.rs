@@ -1,12 +1,18 @@
-//! Bundles awaiting their target block, with replacement and cancellation by uuid.
+//! Bundles awaiting their target blocks, with replacement and cancellation by uuid.
+//!
+//! A bundle's place in the pool is its identity ([`Bundle::identity`]): its sender, its
+//! transactions and every rule that says where and how it may land, the target block included.
+//! So the same transactions sent for the next few blocks are that many orders, each considered
+//! for its own block, while sending one again is idempotent.
 //!
 //! A replacement key is `(sender, uuid)`: the sender proven by `X-Flashbots-Signature`, so one
-//! sender can never replace or cancel another's bundle. A cancel leaves a tombstone, so a cancel
-//! that arrives before its bundle still wins; a `replacementNonce` orders replacements and
-//! cancels that arrive out of order (the highest wins).
+//! sender can never replace or cancel another's bundle. Within a key, a later bundle replaces the
+//! one for the same target block (a `replacementNonce` orders replacements that arrive out of
+//! order: the highest wins); a cancel removes every target's bundle of the key and leaves a
+//! tombstone, so a cancel that arrives before its bundle still wins.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -15,7 +21,7 @@ use alloy_rpc_types_mev::EthSendBundle;
 use cobuild_primitives::{Bundle, BundleRequest, OrderError, Replacement};
 use parking_lot::Mutex;
 
-use crate::{OrderLimit, PoolError, limit::bundle_value};
+use crate::{OrderLimit, PoolError, Reservation, limit::bundle_value, reserve::BundleUndo};
 
 /// How many blocks a cancel is remembered for.
 const TOMBSTONE_BLOCKS: u64 = 64;
@@ -23,6 +29,8 @@ const TOMBSTONE_BLOCKS: u64 = 64;
 /// A bundle in the pool with the sender who signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PooledBundle {
+    /// Its place in the pool: [`Bundle::identity`] for its sender.
+    pub id: B256,
     /// Proven sender.
     pub sender: Address,
     /// The bundle.
@@ -30,6 +38,15 @@ pub struct PooledBundle {
 }
 
 impl PooledBundle {
+    /// `bundle` as `sender` sent it.
+    pub fn new(sender: Address, bundle: Bundle) -> Self {
+        Self {
+            id: bundle.identity(sender),
+            sender,
+            bundle,
+        }
+    }
+
     /// The bundle `sender`'s `eth_sendBundle` request asks for, checked and decoded; `None` when
     /// the request is a cancel (no transactions, a uuid).
     pub fn from_request(
@@ -37,112 +54,179 @@ impl PooledBundle {
         request: EthSendBundle,
     ) -> Result<Option<Self>, OrderError> {
         Ok(match BundleRequest::from_rpc(request)? {
-            BundleRequest::Send(bundle) => Some(Self { sender, bundle }),
+            BundleRequest::Send(bundle) => Some(Self::new(sender, bundle)),
             BundleRequest::Cancel(_) => None,
         })
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Live { hash: B256, nonce: Option<u64> },
-    Cancelled { nonce: Option<u64>, at_block: u64 },
+/// The live bundles of one replacement key, by target block, and its tombstone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeySlots {
+    /// Per target block: the live bundle's id and its replacement nonce.
+    pub(crate) live: BTreeMap<u64, (B256, Option<u64>)>,
+    /// Set by a cancel: its nonce and the head it arrived at.
+    pub(crate) cancelled: Option<(Option<u64>, u64)>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    by_hash: HashMap<B256, Arc<PooledBundle>>,
-    by_key: HashMap<(Address, String), Slot>,
+    by_id: HashMap<B256, Arc<PooledBundle>>,
+    by_key: HashMap<(Address, String), KeySlots>,
     head: u64,
     /// Bundles by value at `values_base_fee`: the eviction candidates.
     by_value: BTreeSet<(u128, B256)>,
     values_base_fee: u64,
+    /// Reserved bundles whose envelopes are not durable yet: held, but offered to no builder.
+    hidden: HashSet<B256>,
 }
 
 impl State {
     pub(crate) fn len(&self) -> usize {
-        self.by_hash.len()
+        self.by_id.len()
     }
 
     fn put(&mut self, bundle: Arc<PooledBundle>) {
         self.by_value.insert((
             bundle_value(&bundle.bundle, self.values_base_fee),
-            bundle.bundle.hash,
+            bundle.id,
         ));
-        self.by_hash.insert(bundle.bundle.hash, bundle);
+        self.by_id.insert(bundle.id, bundle);
     }
 
     /// Removes a bundle (its replacement slot is cleaned up on the next block).
-    pub(crate) fn take(&mut self, hash: &B256) -> Option<Arc<PooledBundle>> {
-        let bundle = self.by_hash.remove(hash)?;
+    pub(crate) fn take(&mut self, id: &B256) -> Option<Arc<PooledBundle>> {
+        let bundle = self.by_id.remove(id)?;
         self.by_value
-            .remove(&(bundle_value(&bundle.bundle, self.values_base_fee), *hash));
+            .remove(&(bundle_value(&bundle.bundle, self.values_base_fee), *id));
         Some(bundle)
     }
 
     /// Removes every bundle that carries transaction `tx`; returns how many.
     pub(crate) fn take_carrying(&mut self, tx: &B256) -> usize {
         let carrying: Vec<B256> = self
-            .by_hash
+            .by_id
             .values()
             .filter(|b| b.bundle.txs.iter().any(|t| t.tx_hash() == tx))
-            .map(|b| b.bundle.hash)
+            .map(|b| b.id)
             .collect();
-        for hash in &carrying {
-            self.take(hash);
+        for id in &carrying {
+            self.take(id);
         }
         carrying.len()
     }
 
-    /// The least valuable bundle at `base_fee`.
+    /// The least valuable published bundle at `base_fee`.
     pub(crate) fn worst(&mut self, base_fee: u64) -> Option<(u128, B256)> {
         if base_fee != self.values_base_fee {
             self.values_base_fee = base_fee;
             self.by_value = self
-                .by_hash
+                .by_id
                 .values()
-                .map(|b| (bundle_value(&b.bundle, base_fee), b.bundle.hash))
+                .map(|b| (bundle_value(&b.bundle, base_fee), b.id))
                 .collect();
         }
-        self.by_value.first().copied()
+        self.by_value
+            .iter()
+            .find(|(_, id)| !self.hidden.contains(id))
+            .copied()
     }
 
-    /// Whether `sender` may add `bundle`, and the live bundle it replaces (`Ok(None)` for a
-    /// bundle that needs a new place; `Err(Ok(()))` when it is already held).
-    fn check(
-        &self,
-        sender: Address,
-        bundle: &Bundle,
-    ) -> Result<Option<B256>, Result<(), PoolError>> {
-        if bundle.block_number != 0 && bundle.last_block() <= self.head {
+    /// Whether `bundle` may be added, and the live bundle it replaces (`Ok(None)` for a bundle
+    /// that needs a new place; `Err(Ok(()))` when it is already held).
+    fn check(&self, bundle: &PooledBundle) -> Result<Option<B256>, Result<(), PoolError>> {
+        let inner = &bundle.bundle;
+        if inner.block_number != 0 && inner.last_block() <= self.head {
             return Err(Err(PoolError::BundleExpired {
-                block: bundle.last_block(),
+                block: inner.last_block(),
                 head: self.head,
             }));
         }
-        if self.by_hash.contains_key(&bundle.hash) {
+        if self.by_id.contains_key(&bundle.id) {
             return Err(Ok(()));
         }
-        let Some(replacement) = &bundle.replacement else {
+        let Some(replacement) = &inner.replacement else {
             return Ok(None);
         };
-        let key = (sender, replacement.uuid.clone());
-        match self.by_key.get(&key) {
-            Some(Slot::Cancelled {
-                nonce: cancelled, ..
-            }) if !(replacement.nonce.is_some() && newer(replacement.nonce, *cancelled)) => {
-                Err(Err(PoolError::BundleCancelled))
-            }
-            Some(Slot::Live {
-                hash: old,
-                nonce: old_nonce,
-            }) => {
+        let Some(slots) = self.by_key.get(&(bundle.sender, replacement.uuid.clone())) else {
+            return Ok(None);
+        };
+        if let Some((cancelled, _)) = slots.cancelled
+            && !(replacement.nonce.is_some() && newer(replacement.nonce, cancelled))
+        {
+            return Err(Err(PoolError::BundleCancelled));
+        }
+        match slots.live.get(&inner.block_number) {
+            Some((old, old_nonce)) => {
                 if !newer(replacement.nonce, *old_nonce) {
                     return Err(Err(PoolError::ReplacementStale));
                 }
-                Ok(Some(*old).filter(|old| self.by_hash.contains_key(old)))
+                Ok(Some(*old).filter(|old| self.by_id.contains_key(old)))
             }
-            _ => Ok(None),
+            None => Ok(None),
+        }
+    }
+
+    /// Puts `bundle` in its place (replacing `replaced`), hidden until published; returns what
+    /// undoes it.
+    fn insert(&mut self, bundle: PooledBundle, replaced: Option<B256>) -> BundleUndo {
+        let replaced = replaced.and_then(|old| self.take(&old));
+        let id = bundle.id;
+        let key = bundle
+            .bundle
+            .replacement
+            .as_ref()
+            .map(|r| ((bundle.sender, r.uuid.clone()), r.nonce));
+        let prior_slots = key.as_ref().map(|((sender, uuid), nonce)| {
+            let slots = self.by_key.entry((*sender, uuid.clone())).or_default();
+            let prior = slots.clone();
+            slots.live.insert(bundle.bundle.block_number, (id, *nonce));
+            // A send newer than the cancel lifts the tombstone.
+            slots.cancelled = None;
+            ((*sender, uuid.clone()), prior)
+        });
+        self.hidden.insert(id);
+        self.put(Arc::new(bundle));
+        BundleUndo {
+            id,
+            replaced,
+            prior_slots,
+        }
+    }
+
+    /// Shows a reserved bundle to builders; `false` if it left the pool meanwhile.
+    pub(crate) fn publish(&mut self, id: &B256) -> bool {
+        self.hidden.remove(id) && self.by_id.contains_key(id)
+    }
+
+    /// Takes a reserved bundle out again and puts back what it replaced, as far as nothing else
+    /// changed that place meanwhile.
+    pub(crate) fn withdraw(&mut self, undo: BundleUndo) {
+        let BundleUndo {
+            id,
+            replaced,
+            prior_slots,
+        } = undo;
+        if !self.hidden.remove(&id) {
+            return;
+        }
+        let Some(bundle) = self.take(&id) else {
+            return;
+        };
+        if let Some((key, prior)) = prior_slots {
+            let block = bundle.bundle.block_number;
+            let ours = self
+                .by_key
+                .get(&key)
+                .is_some_and(|s| s.live.get(&block).is_some_and(|(live, _)| *live == id));
+            if ours {
+                self.by_key.insert(key, prior);
+                if let Some(old) = replaced
+                    && !self.by_id.contains_key(&old.id)
+                {
+                    self.put(old);
+                }
+            }
         }
     }
 }
@@ -178,66 +262,79 @@ impl BundlePool {
         }
     }
 
-    /// Adds (or replaces) a bundle from `sender`. Returns its hash.
+    pub(crate) fn state(&self) -> &Mutex<State> {
+        &self.state
+    }
+
+    pub(crate) const fn limit(&self) -> &OrderLimit {
+        &self.limit
+    }
+
+    /// Adds (or replaces) a bundle from `sender` at once. Returns its pool id.
     ///
-    /// A bundle already held is not added again (its hash is returned). When the pools are
-    /// full, it evicts a less valuable order or is refused with [`PoolError::Full`].
+    /// A bundle already held is not added again (its id is returned). When the pools are full,
+    /// it evicts a less valuable order or is refused with [`PoolError::Full`].
     pub fn add(&self, sender: Address, bundle: Bundle) -> Result<B256, PoolError> {
-        let hash = bundle.hash;
+        let reservation = self.reserve(sender, bundle)?;
+        let id = reservation.id();
+        reservation.publish();
+        Ok(id)
+    }
+
+    /// Checks a bundle from `sender` and gives it its place, counted against the bound but
+    /// offered to no builder until the returned [`Reservation`] is published (its envelope is
+    /// durable). Dropping the reservation withdraws it. A bundle already held gets a
+    /// reservation that does nothing.
+    pub fn reserve(&self, sender: Address, bundle: Bundle) -> Result<Reservation, PoolError> {
+        let bundle = PooledBundle::new(sender, bundle);
+        let id = bundle.id;
         let _admission = self.limit.admission();
         // Only removals can happen between this check and the insert below.
-        let replaced = match self.state.lock().check(sender, &bundle) {
+        let replaced = match self.state.lock().check(&bundle) {
             Ok(replaced) => replaced,
-            Err(known) => return known.map(|()| hash),
+            Err(known) => return known.map(|()| Reservation::held(id)),
         };
         if replaced.is_none() {
-            let value = bundle_value(&bundle, self.limit.base_fee());
+            let value = bundle_value(&bundle.bundle, self.limit.base_fee());
             self.limit.make_room(value, None)?;
         }
         let mut state = self.state.lock();
-        let replaced = match state.check(sender, &bundle) {
+        let replaced = match state.check(&bundle) {
             Ok(replaced) => replaced,
-            Err(known) => return known.map(|()| hash),
+            Err(known) => return known.map(|()| Reservation::held(id)),
         };
-        if let Some(old) = replaced {
-            state.take(&old);
-        }
-        if let Some(replacement) = &bundle.replacement {
-            state.by_key.insert(
-                (sender, replacement.uuid.clone()),
-                Slot::Live {
-                    hash,
-                    nonce: replacement.nonce,
-                },
-            );
-        }
-        state.put(Arc::new(PooledBundle { sender, bundle }));
-        drop(state);
-        tracing::debug!(%hash, %sender, "pool.bundle.add");
-        self.limit.changed();
-        Ok(hash)
+        tracing::debug!(%id, %sender, hash = %bundle.bundle.hash, "pool.bundle.reserve");
+        let undo = state.insert(bundle, replaced);
+        Ok(Reservation::bundle(self.clone(), undo))
     }
 
-    /// Cancels `sender`'s bundle with this uuid, now or when it arrives later.
+    /// Cancels `sender`'s bundles with this uuid (every target block), now or when they
+    /// arrive later. A cancel older than a live replacement (lower `replacementNonce`) leaves
+    /// that one in place.
     pub fn cancel(&self, sender: Address, replacement: Replacement) {
         let mut state = self.state.lock();
         let key = (sender, replacement.uuid);
         let at_block = state.head;
-        match state.by_key.get(&key).copied() {
-            Some(Slot::Live { hash, nonce }) if newer(replacement.nonce, nonce) => {
-                state.take(&hash);
-            }
-            Some(Slot::Live { .. }) => return, // an older cancel than the live replacement
-            Some(Slot::Cancelled { nonce, .. }) if !newer(replacement.nonce, nonce) => return,
-            _ => {}
+        let mut slots = state.by_key.remove(&key).unwrap_or_default();
+        let cancelled: Vec<B256> = slots
+            .live
+            .iter()
+            .filter(|(_, (_, nonce))| newer(replacement.nonce, *nonce))
+            .map(|(_, (id, _))| *id)
+            .collect();
+        slots.live.retain(|_, (id, _)| !cancelled.contains(id));
+        for id in &cancelled {
+            state.take(id);
         }
-        state.by_key.insert(
-            key,
-            Slot::Cancelled {
-                nonce: replacement.nonce,
-                at_block,
-            },
-        );
+        // A cancel older than a live replacement or than an earlier cancel changes nothing more.
+        let older = !slots.live.is_empty()
+            || slots
+                .cancelled
+                .is_some_and(|(nonce, _)| !newer(replacement.nonce, nonce));
+        if !older {
+            slots.cancelled = Some((replacement.nonce, at_block));
+        }
+        state.by_key.insert(key, slots);
         drop(state);
         self.limit.changed();
     }
@@ -247,34 +344,47 @@ impl BundlePool {
     pub fn for_block(&self, number: u64, timestamp: u64) -> Vec<Arc<PooledBundle>> {
         let state = self.state.lock();
         let mut out: Vec<_> = state
-            .by_hash
+            .by_id
             .values()
             .filter(|b| {
-                let b = &b.bundle;
-                b.targets(number)
-                    && b.min_timestamp.is_none_or(|t| timestamp >= t)
-                    && b.max_timestamp.is_none_or(|t| timestamp <= t)
+                let inner = &b.bundle;
+                !state.hidden.contains(&b.id)
+                    && inner.targets(number)
+                    && inner.min_timestamp.is_none_or(|t| timestamp >= t)
+                    && inner.max_timestamp.is_none_or(|t| timestamp <= t)
             })
             .cloned()
             .collect();
         // Deterministic order for callers that do not sort by value themselves.
-        out.sort_by_key(|b| b.bundle.hash);
+        out.sort_by_key(|b| b.id);
         out
     }
 
-    /// Removes a bundle (it was included, so it cannot run again).
-    pub fn remove(&self, hash: &B256) {
-        self.state.lock().take(hash);
+    /// Removes a bundle by its pool id (it was included, so it cannot run again).
+    pub fn remove(&self, id: &B256) {
+        self.state.lock().take(id);
     }
 
-    /// Whether a bundle is in the pool.
-    pub fn contains(&self, hash: &B256) -> bool {
-        self.state.lock().by_hash.contains_key(hash)
+    /// Whether the pool offers the bundle with this pool id to builders.
+    pub fn contains(&self, id: &B256) -> bool {
+        let state = self.state.lock();
+        state.by_id.contains_key(id) && !state.hidden.contains(id)
     }
 
-    /// Number of bundles held.
+    /// How many bundles with this Flashbots `bundleHash` (the same transactions, for any
+    /// target block or sender) the pool offers to builders.
+    pub fn count_hash(&self, hash: &B256) -> usize {
+        let state = self.state.lock();
+        state
+            .by_id
+            .values()
+            .filter(|b| b.bundle.hash == *hash && !state.hidden.contains(&b.id))
+            .count()
+    }
+
+    /// Number of bundles held (reserved ones included: they count against the bound).
     pub fn len(&self) -> usize {
-        self.state.lock().by_hash.len()
+        self.state.lock().by_id.len()
     }
 
     /// Whether the pool is empty.
@@ -287,20 +397,24 @@ impl BundlePool {
         let mut state = self.state.lock();
         state.head = number;
         let expired: Vec<B256> = state
-            .by_hash
+            .by_id
             .values()
             .filter(|b| b.bundle.block_number != 0 && b.bundle.last_block() <= number)
-            .map(|b| b.bundle.hash)
+            .map(|b| b.id)
             .collect();
-        for hash in expired {
-            state.take(&hash);
+        for id in expired {
+            state.take(&id);
         }
-        let State {
-            by_hash, by_key, ..
-        } = &mut *state;
-        by_key.retain(|_, slot| match slot {
-            Slot::Live { hash, .. } => by_hash.contains_key(hash),
-            Slot::Cancelled { at_block, .. } => *at_block + TOMBSTONE_BLOCKS > number,
+        let State { by_id, by_key, .. } = &mut *state;
+        by_key.retain(|_, slots| {
+            slots.live.retain(|_, (id, _)| by_id.contains_key(id));
+            if slots
+                .cancelled
+                .is_some_and(|(_, at_block)| at_block + TOMBSTONE_BLOCKS <= number)
+            {
+                slots.cancelled = None;
+            }
+            !slots.live.is_empty() || slots.cancelled.is_some()
         });
     }
 }

@@ -24,9 +24,11 @@ mod bundles;
 mod error;
 mod limit;
 mod pool;
+mod reserve;
 
 pub use best::BestTransactions;
 pub use bundles::{BundlePool, PooledBundle};
 pub use error::PoolError;
 pub use limit::{ChangeListener, OrderLimit, bundle_value, tx_value};
 pub use pool::{PoolConfig, PooledTx, PrivateTx, TxPool};
+pub use reserve::Reservation;

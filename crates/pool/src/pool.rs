@@ -1,7 +1,7 @@
 //! The pool itself: admission, per-sender queues and removal on new blocks.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -16,7 +16,7 @@ use revm::{
     database_interface::DatabaseRef, primitives::eip7825::TX_GAS_LIMIT_CAP,
 };
 
-use crate::{BestTransactions, OrderLimit, PoolError, limit::tx_value};
+use crate::{BestTransactions, OrderLimit, PoolError, Reservation, limit::tx_value};
 
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,9 @@ struct PoolState {
     /// Every sender's highest nonce by value at `tails_base_fee`: the eviction candidates.
     tails: BTreeSet<(u128, B256, Address)>,
     tails_base_fee: u64,
+    /// Reserved transactions whose envelopes are not durable yet: they hold their nonce, but
+    /// no builder, lookup or pending nonce sees them.
+    hidden: HashSet<B256>,
 }
 
 impl PoolState {
@@ -132,20 +135,29 @@ impl PoolState {
         out
     }
 
-    /// Inserts `pooled`, replacing the transaction with its sender and nonce, if any.
-    fn insert(&mut self, pooled: Arc<PooledTx>) {
+    /// Inserts `pooled`, replacing the transaction with its sender and nonce, if any (which it
+    /// returns).
+    fn insert(&mut self, pooled: Arc<PooledTx>) -> Option<Arc<PooledTx>> {
         let sender = pooled.sender();
         self.with_sender(sender, |s| {
-            if let Some(old) = s
+            let old = s
                 .by_sender
                 .entry(sender)
                 .or_default()
-                .insert(pooled.nonce(), pooled.clone())
-            {
+                .insert(pooled.nonce(), pooled.clone());
+            if let Some(old) = &old {
                 s.by_hash.remove(&old.hash);
             }
             s.by_hash.insert(pooled.hash, pooled);
-        });
+            old
+        })
+    }
+
+    /// A transaction offered to builders and senders (not a reservation still pending).
+    fn shown(&self, hash: &B256) -> Option<&Arc<PooledTx>> {
+        self.by_hash
+            .get(hash)
+            .filter(|_| !self.hidden.contains(hash))
     }
 
     /// Removes one transaction (its later nonces stay).
@@ -172,7 +184,7 @@ impl PoolState {
         }
         self.tails
             .iter()
-            .find(|(_, _, s)| Some(*s) != sender)
+            .find(|(_, hash, s)| Some(*s) != sender && !self.hidden.contains(hash))
             .map(|(value, hash, _)| (*value, *hash))
     }
 }
@@ -228,28 +240,38 @@ impl TxPool {
         Self { inner }
     }
 
-    /// Validates `tx` against the head state and adds it. Returns its hash.
+    /// Validates `tx` against the head state and adds it at once. Returns its hash.
     ///
     /// Reads the state before taking the pool lock, so a slow read never blocks other senders.
     pub fn add(&self, tx: Recovered<TxEnvelope>) -> Result<B256, PoolError> {
-        self.insert(tx, None)
+        let reservation = self.reserve(tx, None)?;
+        let hash = reservation.id();
+        reservation.publish();
+        Ok(hash)
     }
 
-    /// Adds a private transaction (`eth_sendPrivateTransaction`): validated like [`Self::add`],
-    /// kept until `private.max_block` is sealed, and never shown to anyone but its owner.
+    /// Adds a private transaction (`eth_sendPrivateTransaction`) at once: validated like
+    /// [`Self::add`], kept until `private.max_block` is sealed, and never shown to anyone but its
+    /// owner.
     pub fn add_private(
         &self,
         tx: Recovered<TxEnvelope>,
         private: PrivateTx,
     ) -> Result<B256, PoolError> {
-        self.insert(tx, Some(private))
+        let reservation = self.reserve(tx, Some(private))?;
+        let hash = reservation.id();
+        reservation.publish();
+        Ok(hash)
     }
 
-    fn insert(
+    /// Validates `tx` (private when `private` is set) and gives it its place, hidden from
+    /// builders, lookups and the pending nonce until the returned [`Reservation`] is published.
+    /// Dropping the reservation withdraws it.
+    pub fn reserve(
         &self,
         tx: Recovered<TxEnvelope>,
         private: Option<PrivateTx>,
-    ) -> Result<B256, PoolError> {
+    ) -> Result<Reservation, PoolError> {
         let hash = *tx.tx_hash();
         if self.inner.state.lock().by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
@@ -279,12 +301,44 @@ impl TxPool {
         let mut pool = self.inner.state.lock();
         self.check(&pool, &pooled)?;
         let nonce = pooled.nonce();
-        pool.insert(pooled);
+        pool.hidden.insert(hash);
+        let replaced = pool.insert(pooled);
         drop(pool);
         drop(_admission);
-        tracing::debug!(%hash, %sender, nonce, private = private.is_some(), "pool.add");
+        tracing::debug!(%hash, %sender, nonce, private = private.is_some(), "pool.reserve");
+        Ok(Reservation::tx(self.clone(), hash, replaced))
+    }
+
+    /// Shows a reserved transaction (see [`Reservation::publish`]).
+    pub(crate) fn publish(&self, hash: &B256) {
+        let mut pool = self.inner.state.lock();
+        let shown = pool.hidden.remove(hash) && pool.by_hash.contains_key(hash);
+        drop(pool);
+        if shown {
+            tracing::debug!(%hash, "pool.add");
+            self.inner.limit.changed();
+        }
+    }
+
+    /// Takes a reserved transaction out and puts back the one it replaced, if its place is
+    /// still free (see [`Reservation::withdraw`]).
+    pub(crate) fn withdraw(&self, hash: &B256, replaced: Option<Arc<PooledTx>>) {
+        let mut pool = self.inner.state.lock();
+        if !pool.hidden.remove(hash) || pool.remove(hash).is_none() {
+            return;
+        }
+        if let Some(old) = replaced {
+            let free = pool
+                .by_sender
+                .get(&old.sender())
+                .is_none_or(|q| !q.contains_key(&old.nonce()));
+            if free && !pool.by_hash.contains_key(&old.hash) {
+                pool.insert(old);
+            }
+        }
+        drop(pool);
+        tracing::debug!(%hash, "pool.withdrawn");
         self.inner.limit.changed();
-        Ok(hash)
     }
 
     /// Whether `pooled` may be added, and whether it needs a new place (it replaces nothing).
@@ -390,7 +444,7 @@ impl TxPool {
     /// A pending transaction by hash, private ones included (for the node's own use; answer
     /// senders through [`Self::visible`]).
     pub fn get(&self, hash: &B256) -> Option<Arc<PooledTx>> {
-        self.inner.state.lock().by_hash.get(hash).cloned()
+        self.inner.state.lock().shown(hash).cloned()
     }
 
     /// A pending transaction as `viewer` may see it: public ones to anyone; private ones only
@@ -409,8 +463,7 @@ impl TxPool {
     pub fn cancel_private(&self, owner: Address, hash: &B256) -> bool {
         let mut pool = self.inner.state.lock();
         let owned = pool
-            .by_hash
-            .get(hash)
+            .shown(hash)
             .and_then(|tx| tx.private)
             .is_some_and(|p| p.owner == owner);
         let removed = owned && pool.remove(hash).is_some();
@@ -439,7 +492,10 @@ impl TxPool {
         let pool = self.inner.state.lock();
         let mut next = account_nonce;
         if let Some(queue) = pool.by_sender.get(&sender) {
-            while queue.get(&next).is_some_and(|tx| tx.private.is_none()) {
+            while queue
+                .get(&next)
+                .is_some_and(|tx| tx.private.is_none() && !pool.hidden.contains(&tx.hash))
+            {
                 next += 1;
             }
         }
@@ -451,10 +507,17 @@ impl TxPool {
     /// A snapshot: transactions added later are not seen.
     pub fn best(&self, base_fee: u64) -> BestTransactions {
         let pool = self.inner.state.lock();
+        // A sender's queue ends at its first reserved transaction: the later nonces cannot run
+        // before it does.
         let queues = pool
             .by_sender
             .values()
-            .map(|q| q.values().cloned().collect())
+            .map(|q| {
+                q.values()
+                    .take_while(|tx| !pool.hidden.contains(&tx.hash))
+                    .cloned()
+                    .collect()
+            })
             .collect();
         BestTransactions::new(queues, base_fee)
     }

@@ -144,6 +144,62 @@ impl Bundle {
     pub fn targets(&self, number: u64) -> bool {
         self.block_number == 0 || (self.block_number..=self.last_block()).contains(&number)
     }
+
+    /// What makes two sends of a bundle the same order: the sender, the transactions and every
+    /// rule that says where and how they may land (target block and range, timestamps, revert
+    /// and drop lists, refund, replacement key). The Flashbots `bundleHash` covers only the
+    /// transactions, so the same transactions sent for the next few blocks share it; this
+    /// identity tells them apart, while sending the very same bundle twice stays idempotent.
+    pub fn identity(&self, sender: Address) -> B256 {
+        // Fixed-width fields and length-prefixed lists: no two bundles encode alike.
+        let mut out = Vec::with_capacity(160 + 32 * (self.reverting.len() + self.dropping.len()));
+        let opt = |out: &mut Vec<u8>, value: Option<u64>| match value {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+            None => out.push(0),
+        };
+        let list = |out: &mut Vec<u8>, hashes: &[B256]| {
+            out.extend_from_slice(&(hashes.len() as u64).to_be_bytes());
+            hashes
+                .iter()
+                .for_each(|h| out.extend_from_slice(h.as_slice()));
+        };
+        out.extend_from_slice(sender.as_slice());
+        out.extend_from_slice(self.hash.as_slice());
+        out.extend_from_slice(&self.block_number.to_be_bytes());
+        opt(&mut out, self.max_block);
+        opt(&mut out, self.min_timestamp);
+        opt(&mut out, self.max_timestamp);
+        list(&mut out, &self.reverting);
+        list(&mut out, &self.dropping);
+        match &self.refund {
+            Some(refund) => {
+                out.push(1);
+                out.push(refund.percent);
+                match refund.recipient {
+                    Some(recipient) => {
+                        out.push(1);
+                        out.extend_from_slice(recipient.as_slice());
+                    }
+                    None => out.push(0),
+                }
+                list(&mut out, refund.tx_hash.as_slice());
+            }
+            None => out.push(0),
+        }
+        match &self.replacement {
+            Some(replacement) => {
+                out.push(1);
+                out.extend_from_slice(&(replacement.uuid.len() as u64).to_be_bytes());
+                out.extend_from_slice(replacement.uuid.as_bytes());
+                opt(&mut out, replacement.nonce);
+            }
+            None => out.push(0),
+        }
+        alloy_primitives::keccak256(out)
+    }
 }
 
 /// What an `eth_sendBundle` call asks for.
@@ -363,6 +419,44 @@ mod tests {
                 || tx.signer() == address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")));
             assert_eq!(b.min_timestamp, None, "minTimestamp 0 means unset");
         }
+    }
+
+    #[test]
+    fn test_identity_tells_target_blocks_and_senders_apart() {
+        let params = fixture_params("eth_sendBundle").remove(0);
+        let BundleRequest::Send(first) = bundle(params).expect("valid") else {
+            panic!("a send");
+        };
+        let alice = Address::repeat_byte(0xa1);
+        let later = Bundle {
+            block_number: first.block_number + 1,
+            ..first.clone()
+        };
+        assert_eq!(first.hash, later.hash, "the same Flashbots bundleHash");
+        assert_ne!(
+            first.identity(alice),
+            later.identity(alice),
+            "another target"
+        );
+        assert_eq!(
+            first.identity(alice),
+            first.clone().identity(alice),
+            "idempotent"
+        );
+        assert_ne!(
+            first.identity(alice),
+            first.identity(Address::repeat_byte(0xb0)),
+            "another sender"
+        );
+        let reverting = Bundle {
+            reverting: vec![*first.txs[0].tx_hash()],
+            ..first.clone()
+        };
+        assert_ne!(
+            first.identity(alice),
+            reverting.identity(alice),
+            "other rules"
+        );
     }
 
     #[test]

@@ -119,8 +119,8 @@ impl Simulator {
         }
         let mut live_bundles = Vec::with_capacity(bundles.len());
         for bundle in bundles {
-            live_bundles.push(bundle.bundle.hash);
-            if !self.bundles.contains_key(&bundle.bundle.hash) {
+            live_bundles.push(bundle.id);
+            if !self.bundles.contains_key(&bundle.id) {
                 jobs.push(Job::Bundle(bundle.clone()));
             }
         }
@@ -205,11 +205,11 @@ where
             let result = match simulate_order(&mut db, env, &order)? {
                 Ok(outcome) => Some(Arc::new(SimulatedOrder { order, outcome })),
                 Err(reason) => {
-                    tracing::trace!(hash = %bundle.bundle.hash, %reason, "sim.bundle.rejected");
+                    tracing::trace!(id = %bundle.id, hash = %bundle.bundle.hash, %reason, "sim.bundle.rejected");
                     None
                 }
             };
-            Ok(JobResult::Bundle(bundle.bundle.hash, result))
+            Ok(JobResult::Bundle(bundle.id, result))
         }
     }
 }

@@ -18,11 +18,11 @@ pub enum Order {
 }
 
 impl Order {
-    /// The transaction hash or the bundle hash.
+    /// The transaction hash, or the bundle's pool id ([`PooledBundle::id`]).
     pub fn id(&self) -> B256 {
         match self {
             Self::Tx(tx) => tx.hash,
-            Self::Bundle(b) => b.bundle.hash,
+            Self::Bundle(b) => b.id,
         }
     }
 

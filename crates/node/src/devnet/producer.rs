@@ -238,7 +238,7 @@ fn produce_block(
         match outcome {
             Ok(included) => {
                 tracing::info!(bundle = %b.hash, txs = included.included.len(), profit = %included.coinbase_profit, "devnet.bundle.included");
-                bundles.remove(&b.hash);
+                bundles.remove(&candidate.id);
             }
             Err(reason) => tracing::debug!(bundle = %b.hash, %reason, "devnet.bundle.skipped"),
         }

@@ -38,7 +38,10 @@ fn test_replacement_by_uuid_keeps_only_the_latest() {
     pool.add(ALICE, bundle(1, 5, Some("u"), None)).expect("add");
     pool.add(ALICE, bundle(2, 5, Some("u"), None))
         .expect("replace");
-    assert!(!pool.contains(&B256::repeat_byte(1)) && pool.contains(&B256::repeat_byte(2)));
+    assert!(
+        !(pool.count_hash(&B256::repeat_byte(1)) > 0)
+            && (pool.count_hash(&B256::repeat_byte(2)) > 0)
+    );
     // The same uuid from another sender is another key.
     pool.add(BOB, bundle(3, 5, Some("u"), None))
         .expect("bob's own");
@@ -57,9 +60,9 @@ fn test_cancel_before_bundle_still_wins() {
     // Bob's cancel does not touch Alice's bundle.
     pool.add(ALICE, bundle(2, 5, Some("v"), None)).expect("add");
     pool.cancel(BOB, cancel("v", None));
-    assert!(pool.contains(&B256::repeat_byte(2)));
+    assert!((pool.count_hash(&B256::repeat_byte(2)) > 0));
     pool.cancel(ALICE, cancel("v", None));
-    assert!(!pool.contains(&B256::repeat_byte(2)));
+    assert!(!(pool.count_hash(&B256::repeat_byte(2)) > 0));
 }
 
 #[test]
@@ -73,7 +76,7 @@ fn test_replacement_nonce_orders_out_of_order_arrivals() {
     );
     // A cancel older than the live replacement does not remove it; a newer one does.
     pool.cancel(ALICE, cancel("u", Some(1)));
-    assert!(pool.contains(&B256::repeat_byte(2)));
+    assert!((pool.count_hash(&B256::repeat_byte(2)) > 0));
     pool.cancel(ALICE, cancel("u", Some(3)));
     assert!(pool.is_empty());
     // A bundle newer than the cancel may come back.
@@ -173,4 +176,94 @@ fn test_listener_hears_every_add_and_cancel() {
         3,
         "a refused bundle changes nothing"
     );
+}
+
+#[test]
+fn test_the_same_transactions_for_several_blocks_are_each_kept_for_their_block() {
+    let pool = BundlePool::new(100);
+    // What the real clients' examples do: the same bundle for the next three blocks.
+    let ids: Vec<B256> = (5..8)
+        .map(|block| pool.add(ALICE, bundle(1, block, None, None)).expect("add"))
+        .collect();
+    assert_eq!(
+        pool.count_hash(&B256::repeat_byte(1)),
+        3,
+        "one per target block"
+    );
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "three orders"
+    );
+    for (block, id) in (5..8).zip(&ids) {
+        let offered: Vec<B256> = pool.for_block(block, 0).iter().map(|b| b.id).collect();
+        assert_eq!(offered, vec![*id], "block {block} is offered its own copy");
+    }
+    // Sending one of them again changes nothing.
+    assert_eq!(pool.add(ALICE, bundle(1, 6, None, None)), Ok(ids[1]));
+    assert_eq!(pool.len(), 3);
+    // The first target missed: the later ones still stand.
+    pool.on_block(5);
+    assert_eq!(pool.count_hash(&B256::repeat_byte(1)), 2);
+    assert_eq!(pool.for_block(6, 0).len(), 1);
+}
+
+#[test]
+fn test_replacement_and_cancel_reach_every_target_of_a_uuid() {
+    let pool = BundlePool::new(100);
+    for block in 5..8 {
+        pool.add(ALICE, bundle(1, block, Some("u"), None))
+            .expect("add");
+    }
+    assert_eq!(pool.count_hash(&B256::repeat_byte(1)), 3);
+    // A replacement for block 6 replaces that block's bundle only.
+    pool.add(ALICE, bundle(2, 6, Some("u"), None))
+        .expect("replace");
+    assert_eq!(pool.count_hash(&B256::repeat_byte(1)), 2);
+    let six: Vec<B256> = pool.for_block(6, 0).iter().map(|b| b.bundle.hash).collect();
+    assert_eq!(six, vec![B256::repeat_byte(2)]);
+    // A cancel of the uuid removes every target's bundle, and later sends stay cancelled.
+    pool.cancel(ALICE, cancel("u", None));
+    assert!(pool.is_empty());
+    assert_eq!(
+        pool.add(ALICE, bundle(1, 8, Some("u"), None)),
+        Err(PoolError::BundleCancelled)
+    );
+}
+
+#[test]
+fn test_a_reserved_bundle_is_offered_only_once_published() {
+    let pool = BundlePool::new(100);
+    let reserved = pool
+        .reserve(ALICE, bundle(1, 5, None, None))
+        .expect("reserve");
+    assert!(
+        pool.for_block(5, 0).is_empty(),
+        "not offered while reserved"
+    );
+    assert!(!pool.contains(&reserved.id()));
+    assert_eq!(pool.len(), 1, "but it holds its place");
+    let id = reserved.id();
+    reserved.publish();
+    assert!(pool.contains(&id));
+    assert_eq!(pool.for_block(5, 0).len(), 1);
+
+    // A withdrawn replacement gives the place back to the bundle it replaced.
+    let old = pool.add(ALICE, bundle(2, 5, Some("u"), None)).expect("add");
+    let replacing = pool
+        .reserve(ALICE, bundle(3, 5, Some("u"), None))
+        .expect("reserve");
+    assert!(
+        !pool.contains(&old),
+        "replaced while the replacement is reserved"
+    );
+    replacing.withdraw();
+    assert!(pool.contains(&old), "back after the withdrawal");
+    assert_eq!(pool.count_hash(&B256::repeat_byte(3)), 0);
+    // Dropping a reservation withdraws it too.
+    drop(
+        pool.reserve(ALICE, bundle(4, 5, None, None))
+            .expect("reserve"),
+    );
+    assert_eq!(pool.len(), 2);
 }

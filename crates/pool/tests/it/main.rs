@@ -231,3 +231,37 @@ fn test_admission_rules() {
     );
     assert!(pool.is_empty());
 }
+
+#[test]
+fn test_a_reserved_transaction_is_seen_only_once_published() {
+    let (_dir, _chain, pool) = setup(PoolConfig::default());
+    let s = cobuild_chain::dev_signers();
+    let first = pool.reserve(tx(&s[0], 0, 2), None).expect("reserve");
+    let hash = first.id();
+    assert!(pool.get(&hash).is_none(), "not shown while reserved");
+    assert_eq!(pool.best(0).count(), 0, "not offered while reserved");
+    assert_eq!(pool.pending_nonce(s[0].address(), 0), 0);
+    assert_eq!(
+        pool.add(tx(&s[0], 0, 2)),
+        Err(PoolError::AlreadyKnown),
+        "but it holds its place"
+    );
+    first.publish();
+    assert!(pool.get(&hash).is_some());
+    assert_eq!(pool.pending_nonce(s[0].address(), 0), 1);
+
+    // A withdrawn replacement puts the replaced transaction back; a dropped one goes.
+    let bumped = TxEip1559 {
+        max_fee_per_gas: 60 * GWEI,
+        ..fields(0, 5)
+    };
+    let bump = pool
+        .reserve(sign(bumped, &s[0]), None)
+        .expect("replacement");
+    assert!(pool.get(&hash).is_none(), "replaced while reserved");
+    bump.withdraw();
+    assert!(pool.get(&hash).is_some(), "back after the withdrawal");
+    drop(pool.reserve(tx(&s[1], 0, 2), None).expect("reserve"));
+    assert_eq!(pool.len(), 1);
+    assert_eq!(pool.best(0).count(), 1);
+}
