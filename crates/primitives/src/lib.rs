@@ -7,14 +7,18 @@
 //! component is judged by the same rules everywhere.
 
 mod bls;
+mod hints;
 mod kind;
 mod mev;
 mod order;
 mod spec;
 
 pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
+pub use hints::{Hints, PRIVACY_HINTS, take_hints};
 pub use kind::{AcceptedOrder, OrderKind, UnknownOrderKind};
-pub use mev::{MAX_INCLUSION_RANGE, parse_mev_bundle, referenced_transactions};
+pub use mev::{
+    MAX_INCLUSION_RANGE, parse_mev_bundle, parse_private_transaction, referenced_transactions,
+};
 pub use order::{
     Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,
     decode_transactions,

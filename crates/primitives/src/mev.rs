@@ -8,21 +8,56 @@
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_primitives::{Address, B256, Bytes};
-use alloy_rpc_types_mev::{BundleItem, MevSendBundle};
+use alloy_rpc_types_mev::{BundleItem, EthSendPrivateTransaction, MevSendBundle};
 
-use crate::{Bundle, MAX_BUNDLE_TXS, OrderError, Refund, bundle_hash, decode_transactions};
+use crate::{
+    Bundle, Hints, MAX_BUNDLE_TXS, OrderError, Refund, bundle_hash, decode_transactions, take_hints,
+};
 
 /// Most blocks past `inclusion.block` a bundle's `inclusion.maxBlock` may name (MEV-Share's limit).
 pub const MAX_INCLUSION_RANGE: u64 = 30;
 
 /// Parses `mev_sendBundle`/`mev_simBundle` params into alloy's type, with `canRevert` optional
-/// (absent means `false`, as the MEV-Share spec says).
+/// (absent means `false`, as the MEV-Share spec says) and every privacy hint MEV-Share accepts
+/// (checked here, an unknown one named in the error; nested bundles' too).
 pub fn parse_mev_bundle(mut value: serde_json::Value) -> Result<MevSendBundle, OrderError> {
     default_can_revert(&mut value, 0);
+    take_all_hints(&mut value, 0)?;
     serde_json::from_value(value).map_err(|e| OrderError::Field {
         field: "bundle",
         reason: e.to_string(),
     })
+}
+
+/// Parses `eth_sendPrivateTransaction` params into alloy's type and the privacy hints they ask
+/// for (every hint MEV-Share accepts; an unknown one is named in the error). `maxBlockNumber`
+/// comes as a number or a hex string.
+pub fn parse_private_transaction(
+    mut value: serde_json::Value,
+) -> Result<(EthSendPrivateTransaction, Hints), OrderError> {
+    let hints = take_hints(&mut value, &["preferences", "privacy"])?;
+    let request = serde_json::from_value(value).map_err(|e| OrderError::Field {
+        field: "params",
+        reason: e.to_string(),
+    })?;
+    Ok((request, hints))
+}
+
+/// Checks and removes `privacy.hints` of a bundle and its nested bundles (alloy's type refuses
+/// `special_logs` and `default_logs`; this node shares no hint, so they are not kept).
+fn take_all_hints(bundle: &mut serde_json::Value, depth: usize) -> Result<(), OrderError> {
+    if depth > 2 {
+        return Ok(());
+    }
+    take_hints(bundle, &["privacy"])?;
+    if let Some(body) = bundle.get_mut("body").and_then(|b| b.as_array_mut()) {
+        for item in body {
+            if let Some(nested) = item.get_mut("bundle") {
+                take_all_hints(nested, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn default_can_revert(bundle: &mut serde_json::Value, depth: usize) {

@@ -72,6 +72,11 @@ pub enum OrderError {
     /// A `{hash}` body names a transaction this node does not hold (or may not share).
     #[error("unknown transaction {0}: a {{hash}} body must name a pending transaction")]
     UnknownTransaction(B256),
+    /// A privacy hint MEV-Share does not know.
+    #[error(
+        "unknown privacy hint {0}: expected one of calldata, contract_address, logs, function_selector, hash, special_logs, default_logs, tx_hash"
+    )]
+    UnknownHint(String),
     /// A bundle nested inside a nested bundle.
     #[error("bundles may be nested one level deep only")]
     NestedTooDeep,

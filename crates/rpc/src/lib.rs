@@ -10,6 +10,7 @@ mod auth;
 mod bundle;
 mod error;
 mod eth;
+mod intake;
 mod middleware;
 mod replicate;
 mod server;
@@ -23,11 +24,16 @@ pub use bundle::{
     BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult, DEFAULT_PRIVATE_TX_BLOCKS,
     IpLimiter, MevApiServer, OrderflowLimits, RateLimiter, SenderLimiter,
 };
+pub use cobuild_primitives::AcceptedOrder;
 pub use error::{
     EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, LIMIT_EXCEEDED, RpcError,
     SERVER_ERROR,
 };
 pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer};
-pub use middleware::{FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService, Signed};
-pub use replicate::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture, SignedBody};
+pub use intake::{Intake, IntakeError};
+pub use middleware::{
+    CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService,
+    Signed,
+};
+pub use replicate::{CallIndex, Replicate, ReplicateError, ReplicateFuture, SignedBody};
 pub use server::{RpcConfig, RpcServer, start};

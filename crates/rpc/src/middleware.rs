@@ -1,4 +1,6 @@
-//! The HTTP layer that checks `X-Flashbots-Signature` on the raw body before JSON parsing.
+//! The server's middleware: the HTTP layer that checks `X-Flashbots-Signature` on the raw body
+//! before JSON parsing, the accept loop's peer address, and the RPC layer that tells each call
+//! of a batch its position.
 //!
 //! Requests without the header pass through untouched (the eth methods need none). With the
 //! header, the body is read (bounded), verified, and the outcome is attached to the request as
@@ -15,7 +17,12 @@ use alloy_primitives::Address;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, http::response};
 
-use crate::auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
+use jsonrpsee::server::middleware::rpc::{Batch, Notification, RpcServiceT};
+
+use crate::{
+    auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature},
+    replicate::CallIndex,
+};
 
 /// What the signature header of a request proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,5 +158,62 @@ where
                 ))
                 .await
         })
+    }
+}
+
+/// Tells every call of a batch its position in the batch ([`CallIndex`]), so an order can name
+/// exactly which call of the signed body it is. jsonrpsee runs a batch's calls one after the
+/// other, in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallIndexLayer;
+
+impl<S> tower::Layer<S> for CallIndexLayer {
+    type Service = CallIndexService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallIndexService { inner }
+    }
+}
+
+/// The RPC service of [`CallIndexLayer`].
+#[derive(Debug, Clone)]
+pub struct CallIndexService<S> {
+    inner: S,
+}
+
+impl<S> RpcServiceT for CallIndexService<S>
+where
+    S: RpcServiceT + Send + Sync,
+{
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
+
+    fn call<'a>(
+        &self,
+        request: jsonrpsee::types::Request<'a>,
+    ) -> impl std::future::Future<Output = Self::MethodResponse> + Send + 'a {
+        self.inner.call(request)
+    }
+
+    fn batch<'a>(
+        &self,
+        mut batch: Batch<'a>,
+    ) -> impl std::future::Future<Output = Self::BatchResponse> + Send + 'a {
+        // Entries that are not calls keep their place too: the position is the one in the body.
+        for (index, entry) in batch.iter_mut().enumerate() {
+            if let Ok(entry) = entry {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                entry.extensions_mut().insert(CallIndex(index));
+            }
+        }
+        self.inner.batch(batch)
+    }
+
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl std::future::Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.inner.notification(n)
     }
 }

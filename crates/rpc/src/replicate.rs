@@ -1,27 +1,29 @@
-//! Replication of accepted orders: the hook an accepting method calls before it answers, and
-//! the way back in for orders other members accepted.
+//! Acknowledging an order: made durable (and handed to the other members) through the hook
+//! before the sender hears back, and offered to the builders only then.
 //!
-//! An order travels as its sender sent it (raw transaction, or the signed JSON-RPC body and its
-//! `X-Flashbots-Signature`), so a receiving member checks the sender's signature itself and
-//! applies the call with the same code the RPC method uses, minus the answer.
+//! An order travels as its sender sent it (raw transaction, or the signed JSON-RPC body, its
+//! `X-Flashbots-Signature` and the call's place in the body), so a receiving member checks the
+//! sender's signature itself and applies that one call with the same code the RPC uses
+//! ([`Intake`](crate::Intake)). Each acknowledged call of a batch is an order of its own; a
+//! refused call is none.
+//!
+//! ```text
+//!  handler: checks ──▶ pool reservation (placed, hidden)
+//!                          │
+//!                  task ── Replicate::accepted (durable) ──ok──▶ publish ──▶ answer
+//!                                                       └─err──▶ withdraw ─▶ -32603
+//! ```
+//! The write and what follows it run on a task of their own, so a sender that hangs up midway
+//! never leaves a durable order out of the pools or a refused one in them.
 
 use std::{fmt::Debug, future::Future, pin::Pin, sync::Arc};
 
-use alloy_primitives::{Address, Bytes};
-use cobuild_primitives::OrderKind;
+use alloy_primitives::Bytes;
+use cobuild_pool::Reservation;
+use cobuild_primitives::{AcceptedOrder, OrderKind};
+use jsonrpsee::Extensions;
 
 use crate::RpcError;
-
-/// An order this node accepted, as the sender sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptedOrder {
-    /// What the call was.
-    pub kind: OrderKind,
-    /// The raw transaction, or the whole JSON-RPC body.
-    pub payload: Bytes,
-    /// The `X-Flashbots-Signature` header (empty for raw transactions).
-    pub auth: Bytes,
-}
 
 /// Why an accepted order could not be made durable; the sender gets an internal error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,8 +36,8 @@ pub type ReplicateFuture<'a> =
 
 /// Where accepted orders go before the sender hears back (the node's durable replication log).
 pub trait Replicate: Send + Sync + Debug {
-    /// Makes `order` durable and hands it to the network. The RPC answers only after it
-    /// returns `Ok`, so an acknowledged order survives this node's crash.
+    /// Makes `order` durable and hands it to the network. The order reaches the pools, and the
+    /// sender its answer, only after this returns `Ok`; on an error it reaches neither.
     fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_>;
 }
 
@@ -52,53 +54,59 @@ pub struct SignedBody {
     pub header: Bytes,
 }
 
-/// Passes `order` to the hook, if there is one.
-pub(crate) async fn replicate(hook: &Hook, order: AcceptedOrder) -> Result<(), RpcError> {
-    match hook {
-        Some(hook) => hook
-            .accepted(order)
-            .await
-            .map_err(|e| RpcError::internal(e.to_string())),
-        None => Ok(()),
-    }
+/// The position of a call in its JSON-RPC batch, set on each call of a batch by the server's
+/// RPC middleware ([`CallIndexLayer`](crate::middleware::CallIndexLayer)); a single call has
+/// none (position 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallIndex(pub u32);
+
+/// The order a signed call of `kind` is, as its sender signed it.
+pub(crate) fn signed_order(ext: &Extensions, kind: OrderKind) -> Result<AcceptedOrder, RpcError> {
+    let signed = ext
+        .get::<SignedBody>()
+        .ok_or_else(|| RpcError::internal("signed body missing"))?;
+    Ok(AcceptedOrder {
+        kind,
+        payload: signed.body.clone(),
+        auth: signed.header.clone(),
+        call: ext.get::<CallIndex>().map_or(0, |c| c.0),
+    })
 }
 
-/// The JSON-RPC method an order kind stands for.
-pub(crate) const fn method(kind: OrderKind) -> &'static str {
-    match kind {
-        OrderKind::RawTransaction => "eth_sendRawTransaction",
-        OrderKind::SendBundle => "eth_sendBundle",
-        OrderKind::CancelBundle => "eth_cancelBundle",
-        OrderKind::SendPrivateTransaction => "eth_sendPrivateTransaction",
-        OrderKind::CancelPrivateTransaction => "eth_cancelPrivateTransaction",
-        OrderKind::MevSendBundle => "mev_sendBundle",
-    }
+/// Acknowledges a reserved order: durable through the hook (when there is one), then offered
+/// to the builders; withdrawn if the write fails. `order` is built only when there is a hook.
+pub(crate) async fn acknowledge(
+    hook: &Hook,
+    order: impl FnOnce() -> Result<AcceptedOrder, RpcError>,
+    reservation: Reservation,
+) -> Result<(), RpcError> {
+    durable_then(hook, order, move |written| match written {
+        Ok(()) => reservation.publish(),
+        Err(_) => reservation.withdraw(),
+    })
+    .await
 }
 
-/// The first parameter of every call to `method` in a JSON-RPC body (one call or a batch).
-pub(crate) fn calls(body: &[u8], method: &str) -> Result<Vec<serde_json::Value>, RpcError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| RpcError::InvalidParams(format!("replicated body: {e}")))?;
-    let items = match value {
-        serde_json::Value::Array(items) => items,
-        one => vec![one],
+/// Makes an order durable through the hook (when there is one) and then runs `apply` with the
+/// outcome of the write, on a task the caller's cancellation cannot stop. Returns `apply`'s
+/// answer, or the write's error.
+pub(crate) async fn durable_then<T: Send + 'static>(
+    hook: &Hook,
+    order: impl FnOnce() -> Result<AcceptedOrder, RpcError>,
+    apply: impl FnOnce(Result<(), &ReplicateError>) -> T + Send + 'static,
+) -> Result<T, RpcError> {
+    let Some(hook) = hook.clone() else {
+        return Ok(apply(Ok(())));
     };
-    Ok(items
-        .into_iter()
-        .filter(|call| call.get("method").and_then(|m| m.as_str()) == Some(method))
-        .filter_map(|mut call| {
-            call.get_mut("params")
-                .and_then(|p| p.as_array_mut())
-                .and_then(|p| (!p.is_empty()).then(|| p.swap_remove(0)))
-        })
-        .collect())
-}
-
-/// The sender a replicated body proves (the same check the auth middleware makes).
-pub(crate) fn signer(body: &[u8], header: &[u8]) -> Result<Address, RpcError> {
-    let header = std::str::from_utf8(header)
-        .map_err(|_| RpcError::Unauthorized(crate::AuthError::Malformed))?;
-    crate::verify_flashbots_signature(header, body).map_err(RpcError::Unauthorized)
+    let order = order()?;
+    let task = tokio::spawn(async move {
+        let written = hook.accepted(order).await;
+        let answer = apply(written.as_ref().map(|_| ()));
+        written.map(|()| answer)
+    });
+    task.await
+        .map_err(RpcError::internal)?
+        .map_err(|e| RpcError::internal(e.to_string()))
 }
 
 #[cfg(test)]
@@ -106,17 +114,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn test_calls_are_picked_from_single_and_batch_bodies() {
-        let single = br#"{"jsonrpc":"2.0","id":1,"method":"eth_sendBundle","params":[{"a":1}]}"#;
-        assert_eq!(
-            calls(single, "eth_sendBundle").expect("parses"),
-            vec![serde_json::json!({"a":1})]
+    fn test_a_signed_order_names_its_call() {
+        let mut ext = Extensions::new();
+        assert!(
+            signed_order(&ext, OrderKind::SendBundle).is_err(),
+            "no body"
         );
-        let batch = br#"[{"method":"eth_sendBundle","params":[{"a":1}]},{"method":"eth_callBundle","params":[{"b":2}]},{"method":"eth_sendBundle","params":[]}]"#;
+        ext.insert(SignedBody {
+            body: Bytes::from_static(b"[{}]"),
+            header: Bytes::from_static(b"0xabc:0xdef"),
+        });
         assert_eq!(
-            calls(batch, "eth_sendBundle").expect("parses"),
-            vec![serde_json::json!({"a":1})]
+            signed_order(&ext, OrderKind::SendBundle)
+                .ok()
+                .map(|o| o.call),
+            Some(0)
         );
-        assert!(calls(b"not json", "eth_sendBundle").is_err());
+        ext.insert(CallIndex(3));
+        let order = signed_order(&ext, OrderKind::CancelBundle).expect("order");
+        assert_eq!((order.kind, order.call), (OrderKind::CancelBundle, 3));
     }
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 use jsonrpsee::{
     Methods, RpcModule,
     server::{
-        ServerBuilder, ServerConfig, ServerHandle, serve_with_graceful_shutdown, stop_channel,
+        ServerBuilder, ServerConfig, ServerHandle, middleware::rpc::RpcServiceBuilder,
+        serve_with_graceful_shutdown, stop_channel,
     },
 };
 
 use crate::{
     bundle::{BundleApiServer, Bundles, MevApiServer},
     eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer},
-    middleware::{FlashbotsAuthLayer, PeerAddrService},
+    middleware::{CallIndexLayer, FlashbotsAuthLayer, PeerAddrService},
 };
 
 /// Settings of the RPC server.
@@ -67,6 +68,7 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
     let http = tower::ServiceBuilder::new().layer(FlashbotsAuthLayer::new(config.max_request_body));
     let services = ServerBuilder::with_config(server_config)
         .set_http_middleware(http)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(CallIndexLayer))
         .to_service_builder();
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let local_addr = listener.local_addr()?;

@@ -1,6 +1,11 @@
 //! The orderflow methods: Flashbots bundles and private transactions (`eth_` namespace) and
 //! MEV-Share bundles (`mev_` namespace). They need a sender proven by `X-Flashbots-Signature`,
 //! and every call spends from its peer IP's and its sender's request budgets.
+//!
+//! An order is checked and reserved in its pool, made durable through the replication hook,
+//! and only then offered to the builders and acknowledged (see [`crate::replicate`]); a cancel
+//! is made durable first and applied after. Each call of a batch is acknowledged, and
+//! replicated, on its own.
 
 mod call;
 mod limit;
@@ -14,12 +19,13 @@ use std::sync::Arc;
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_mev::{
     EthBundleHash, EthCallBundle, EthCancelBundle, EthCancelPrivateTransaction, EthSendBundle,
-    EthSendPrivateTransaction, MevSendBundle, SimBundleOverrides, SimBundleResponse,
+    SimBundleOverrides, SimBundleResponse,
 };
 use cobuild_chain::Chain;
-use cobuild_pool::{BundlePool, PrivateTx, TxPool};
+use cobuild_pool::{BundlePool, PrivateTx, Reservation, TxPool};
 use cobuild_primitives::{
-    Bundle, BundleRequest, OrderError, Replacement, parse_mev_bundle, referenced_transactions,
+    Bundle, BundleRequest, OrderError, OrderKind, Replacement, parse_mev_bundle,
+    parse_private_transaction, referenced_transactions,
 };
 use jsonrpsee::{Extensions, core::RpcResult, proc_macros::rpc};
 
@@ -28,9 +34,8 @@ use crate::{
     auth::AuthError,
     eth::decode_raw_transaction,
     middleware::{PeerAddr, Signed},
-    replicate::{AcceptedOrder, Hook, Replicate, SignedBody, calls, method, replicate, signer},
+    replicate::{Hook, Replicate, acknowledge, durable_then, signed_order},
 };
-use cobuild_primitives::OrderKind;
 
 /// How many blocks a private transaction without `maxBlockNumber` is kept for (Flashbots' 25).
 pub const DEFAULT_PRIVATE_TX_BLOCKS: u64 = 25;
@@ -51,11 +56,10 @@ pub trait BundleApi {
     #[method(name = "callBundle", with_extensions)]
     async fn call_bundle(&self, request: EthCallBundle) -> RpcResult<CallBundleResponse>;
 
-    /// Submits a transaction that only this node's builders see, until `maxBlockNumber`
-    /// (default: the head + 25). Returns its hash.
+    /// Submits a transaction that only the members' builders see, until `maxBlockNumber`
+    /// (default: the head + 25). Returns its hash. Takes every MEV-Share privacy hint.
     #[method(name = "sendPrivateTransaction", with_extensions)]
-    async fn send_private_transaction(&self, request: EthSendPrivateTransaction)
-    -> RpcResult<B256>;
+    async fn send_private_transaction(&self, request: serde_json::Value) -> RpcResult<B256>;
 
     /// Removes the sender's own pending private transaction. `true` if it did.
     #[method(name = "cancelPrivateTransaction", with_extensions)]
@@ -130,116 +134,51 @@ impl Bundles {
         }
     }
 
-    /// Hands every accepted order (and cancellation) to `hook` before answering.
+    /// Makes every accepted order (and cancellation) durable through `hook` before it takes
+    /// effect and the sender hears back.
     #[must_use]
     pub fn with_replication(mut self, hook: Arc<dyn Replicate>) -> Self {
         self.replication = Some(hook);
         self
     }
 
-    /// Replicates what a signed request did, as it was signed.
-    async fn replicate(&self, ext: &Extensions, kind: OrderKind) -> Result<(), RpcError> {
-        if self.replication.is_none() {
-            return Ok(());
-        }
-        let Some(signed) = ext.get::<SignedBody>() else {
-            return Err(RpcError::internal("signed body missing"));
-        };
-        replicate(
-            &self.replication,
-            AcceptedOrder {
-                kind,
-                payload: signed.body.clone(),
-                auth: signed.header.clone(),
-            },
-        )
-        .await
-    }
-
-    /// Applies an order another member accepted: checks its sender's signature and runs every
-    /// call of its kind in the body as this node's RPC would, without budgets (the accepting
-    /// member spent them) and without replicating it again.
-    pub async fn apply_replicated(
-        &self,
-        kind: OrderKind,
-        payload: &[u8],
-        auth: &[u8],
-    ) -> Result<(), RpcError> {
-        let from = signer(payload, auth)?;
-        for params in calls(payload, method(kind))? {
-            let bad = |e: serde_json::Error| RpcError::InvalidParams(e.to_string());
-            match kind {
-                OrderKind::SendBundle => {
-                    self.send_bundle_as(from, serde_json::from_value(params).map_err(bad)?)
-                        .await?;
-                }
-                OrderKind::CancelBundle => {
-                    self.cancel_bundle_as(from, serde_json::from_value(params).map_err(bad)?);
-                }
-                OrderKind::SendPrivateTransaction => {
-                    self.send_private_as(from, serde_json::from_value(params).map_err(bad)?)
-                        .await?;
-                }
-                OrderKind::CancelPrivateTransaction => {
-                    let request: EthCancelPrivateTransaction =
-                        serde_json::from_value(params).map_err(bad)?;
-                    self.txs.cancel_private(from, &request.tx_hash);
-                }
-                OrderKind::MevSendBundle => {
-                    let (_, bundle) = self.mev_bundle(from, params).await?;
-                    self.pool.add(from, bundle).map_err(RpcError::from)?;
-                }
-                OrderKind::RawTransaction => {
-                    return Err(RpcError::InvalidParams(
-                        "a raw transaction is not a signed call".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn send_bundle_as(
-        &self,
-        from: Address,
-        request: EthSendBundle,
-    ) -> Result<Option<EthBundleHash>, RpcError> {
-        // Decoding and signature recovery are CPU work: off the async workers.
-        let parsed = tokio::task::spawn_blocking(move || BundleRequest::from_rpc(request))
+    /// What an `eth_sendBundle` call asks for, checked off the async workers (decoding and
+    /// signature recovery are CPU work).
+    pub(crate) async fn parse_bundle(request: EthSendBundle) -> Result<BundleRequest, RpcError> {
+        tokio::task::spawn_blocking(move || BundleRequest::from_rpc(request))
             .await
             .map_err(RpcError::internal)?
-            .map_err(invalid)?;
-        match parsed {
-            BundleRequest::Send(bundle) => {
-                let hash = self.pool.add(from, bundle).map_err(RpcError::from)?;
-                tracing::debug!(%from, %hash, "rpc.bundle.send");
-                Ok(Some(EthBundleHash { bundle_hash: hash }))
-            }
-            BundleRequest::Cancel(replacement) => {
-                self.pool.cancel(from, replacement);
-                Ok(None)
-            }
-        }
+            .map_err(invalid)
     }
 
-    fn cancel_bundle_as(&self, from: Address, request: EthCancelBundle) {
-        self.pool.cancel(
-            from,
-            Replacement {
-                uuid: request.replacement_uuid,
-                nonce: None,
-            },
-        );
+    /// Reserves `from`'s bundle in the pool; its Flashbots hash is the answer.
+    pub(crate) fn reserve_bundle(
+        &self,
+        from: Address,
+        bundle: Bundle,
+    ) -> Result<(B256, Reservation), RpcError> {
+        let hash = bundle.hash;
+        let reservation = self.pool.reserve(from, bundle).map_err(RpcError::from)?;
+        tracing::debug!(%from, %hash, id = %reservation.id(), "rpc.bundle.send");
+        Ok((hash, reservation))
     }
 
-    async fn send_private_as(
+    /// Cancels `from`'s bundles with this replacement key.
+    pub(crate) fn cancel_bundle_as(&self, from: Address, replacement: Replacement) {
+        tracing::debug!(%from, uuid = %replacement.uuid, "rpc.bundle.cancel");
+        self.pool.cancel(from, replacement);
+    }
+
+    /// Checks `owner`'s private transaction off the async workers and reserves it in the pool.
+    pub(crate) async fn reserve_private(
         &self,
         owner: Address,
-        request: EthSendPrivateTransaction,
-    ) -> Result<B256, RpcError> {
+        request: serde_json::Value,
+    ) -> Result<(B256, Reservation), RpcError> {
         let (chain, txs) = (self.chain.clone(), self.txs.clone());
         // Decoding, signature recovery and the state read are blocking work.
         tokio::task::spawn_blocking(move || {
+            let (request, hints) = parse_private_transaction(request).map_err(invalid)?;
             let tx = decode_raw_transaction(&request.tx)?;
             let head = chain.head().number;
             let max_block = request
@@ -250,23 +189,54 @@ impl Bundles {
                     "maxBlockNumber {max_block} is not after the head {head}"
                 )));
             }
-            let hash_shared = request
-                .preferences
-                .privacy
-                .as_ref()
-                .and_then(|p| p.hints.as_ref())
-                .is_some_and(|hints| hints.has_hash());
             let private = PrivateTx {
                 owner,
                 max_block,
-                hash_shared,
+                hash_shared: hints.has_hash(),
             };
-            let hash = txs.add_private(tx, private)?;
-            tracing::debug!(%owner, %hash, max_block, "rpc.private.send");
-            Ok(hash)
+            let reservation = txs.reserve(tx, Some(private))?;
+            tracing::debug!(%owner, hash = %reservation.id(), max_block, "rpc.private.send");
+            Ok((reservation.id(), reservation))
         })
         .await
         .map_err(RpcError::internal)?
+    }
+
+    /// Removes `owner`'s own pending private transaction; whether it did.
+    pub(crate) fn cancel_private_as(&self, owner: Address, hash: &B256) -> bool {
+        let cancelled = self.txs.cancel_private(owner, hash);
+        tracing::debug!(%owner, %hash, cancelled, "rpc.private.cancel");
+        cancelled
+    }
+
+    /// Checks `from`'s MEV-Share bundle and reserves it in the pool; its hash is the answer.
+    pub(crate) async fn reserve_mev_bundle(
+        &self,
+        from: Address,
+        request: serde_json::Value,
+    ) -> Result<(B256, Reservation), RpcError> {
+        let (_, bundle) = self.mev_bundle(from, request).await?;
+        let hash = bundle.hash;
+        let reservation = self.pool.reserve(from, bundle).map_err(RpcError::from)?;
+        tracing::debug!(%from, %hash, id = %reservation.id(), "rpc.mev.send_bundle");
+        Ok((hash, reservation))
+    }
+
+    /// Applies a cancel once it is durable, on a task the caller cannot cancel midway.
+    async fn cancel_durably(
+        &self,
+        ext: &Extensions,
+        from: Address,
+        replacement: Replacement,
+    ) -> Result<(), RpcError> {
+        let order = || signed_order(ext, OrderKind::CancelBundle);
+        let this = self.clone();
+        durable_then(&self.replication, order, move |written| {
+            if written.is_ok() {
+                this.cancel_bundle_as(from, replacement);
+            }
+        })
+        .await
     }
 
     /// The sender the request proved, within its peer IP's and its own request budgets.
@@ -283,11 +253,11 @@ impl Bundles {
 
     /// Checks a MEV-Share bundle off the async workers, resolving `{hash}` items against the
     /// transactions `from` may see.
-    async fn mev_bundle(
+    pub(crate) async fn mev_bundle(
         &self,
         from: Address,
         request: serde_json::Value,
-    ) -> Result<(MevSendBundle, Bundle), RpcError> {
+    ) -> Result<(alloy_rpc_types_mev::MevSendBundle, Bundle), RpcError> {
         let txs = self.txs.clone();
         tokio::task::spawn_blocking(move || {
             let request = parse_mev_bundle(request).map_err(invalid)?;
@@ -323,15 +293,18 @@ impl BundleApiServer for Bundles {
         request: EthSendBundle,
     ) -> RpcResult<Option<EthBundleHash>> {
         let from = self.admit(ext)?;
-        let cancel = request.txs.is_empty();
-        let answer = self.send_bundle_as(from, request).await?;
-        let kind = if cancel {
-            OrderKind::CancelBundle
-        } else {
-            OrderKind::SendBundle
-        };
-        self.replicate(ext, kind).await?;
-        Ok(answer)
+        match Self::parse_bundle(request).await? {
+            BundleRequest::Send(bundle) => {
+                let (hash, reservation) = self.reserve_bundle(from, bundle)?;
+                let order = || signed_order(ext, OrderKind::SendBundle);
+                acknowledge(&self.replication, order, reservation).await?;
+                Ok(Some(EthBundleHash { bundle_hash: hash }))
+            }
+            BundleRequest::Cancel(replacement) => {
+                self.cancel_durably(ext, from, replacement).await?;
+                Ok(None)
+            }
+        }
     }
 
     async fn cancel_bundle(
@@ -340,8 +313,11 @@ impl BundleApiServer for Bundles {
         request: EthCancelBundle,
     ) -> RpcResult<Option<()>> {
         let from = self.admit(ext)?;
-        self.cancel_bundle_as(from, request);
-        self.replicate(ext, OrderKind::CancelBundle).await?;
+        let replacement = Replacement {
+            uuid: request.replacement_uuid,
+            nonce: None,
+        };
+        self.cancel_durably(ext, from, replacement).await?;
         Ok(None)
     }
 
@@ -365,12 +341,12 @@ impl BundleApiServer for Bundles {
     async fn send_private_transaction(
         &self,
         ext: &Extensions,
-        request: EthSendPrivateTransaction,
+        request: serde_json::Value,
     ) -> RpcResult<B256> {
         let owner = self.admit(ext)?;
-        let hash = self.send_private_as(owner, request).await?;
-        self.replicate(ext, OrderKind::SendPrivateTransaction)
-            .await?;
+        let (hash, reservation) = self.reserve_private(owner, request).await?;
+        let order = || signed_order(ext, OrderKind::SendPrivateTransaction);
+        acknowledge(&self.replication, order, reservation).await?;
         Ok(hash)
     }
 
@@ -380,10 +356,12 @@ impl BundleApiServer for Bundles {
         request: EthCancelPrivateTransaction,
     ) -> RpcResult<bool> {
         let owner = self.admit(ext)?;
-        let cancelled = self.txs.cancel_private(owner, &request.tx_hash);
-        tracing::debug!(%owner, hash = %request.tx_hash, cancelled, "rpc.private.cancel");
-        self.replicate(ext, OrderKind::CancelPrivateTransaction)
-            .await?;
+        let order = || signed_order(ext, OrderKind::CancelPrivateTransaction);
+        let this = self.clone();
+        let cancelled = durable_then(&self.replication, order, move |written| {
+            written.is_ok() && this.cancel_private_as(owner, &request.tx_hash)
+        })
+        .await?;
         Ok(cancelled)
     }
 }
@@ -396,10 +374,9 @@ impl MevApiServer for Bundles {
         request: serde_json::Value,
     ) -> RpcResult<EthBundleHash> {
         let from = self.admit(ext)?;
-        let (_, bundle) = self.mev_bundle(from, request).await?;
-        let hash = self.pool.add(from, bundle).map_err(RpcError::from)?;
-        tracing::debug!(%from, %hash, "rpc.mev.send_bundle");
-        self.replicate(ext, OrderKind::MevSendBundle).await?;
+        let (hash, reservation) = self.reserve_mev_bundle(from, request).await?;
+        let order = || signed_order(ext, OrderKind::MevSendBundle);
+        acknowledge(&self.replication, order, reservation).await?;
         Ok(EthBundleHash { bundle_hash: hash })
     }
 

@@ -17,7 +17,8 @@ use alloy_rpc_types_eth::{
     Block, FeeHistory, Transaction, TransactionReceipt, TransactionRequest, state::StateOverride,
 };
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
-use cobuild_pool::TxPool;
+use cobuild_pool::{Reservation, TxPool};
+use cobuild_primitives::AcceptedOrder;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use revm::{database_interface::DatabaseRef, state::AccountInfo};
 
@@ -152,10 +153,12 @@ impl Eth {
         self
     }
 
-    /// Adds a raw transaction another member accepted (its signature is checked on decode).
-    pub fn apply_replicated(&self, raw: &[u8]) -> Result<B256, RpcError> {
+    /// Decodes a raw transaction and reserves it in the pool (blocking: decoding, signature
+    /// recovery and the state read).
+    pub(crate) fn reserve_raw(&self, raw: &[u8]) -> Result<Reservation, RpcError> {
         let tx = decode_raw_transaction(raw)?;
-        Ok(self.pool.add(tx)?)
+        tracing::debug!(hash = %tx.tx_hash(), nonce = tx.nonce(), "rpc.eth.send_raw_transaction");
+        Ok(self.pool.reserve(tx, None)?)
     }
 
     /// The chain served.
@@ -435,22 +438,10 @@ impl EthApiServer for Eth {
 
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
         let payload = raw.clone();
-        let hash = self
-            .blocking(move |this| {
-                let tx = decode_raw_transaction(&raw)?;
-                tracing::debug!(hash = %tx.tx_hash(), nonce = tx.nonce(), "rpc.eth.send_raw_transaction");
-                Ok(this.pool.add(tx)?)
-            })
-            .await?;
-        crate::replicate::replicate(
-            &self.replication,
-            crate::AcceptedOrder {
-                kind: cobuild_primitives::OrderKind::RawTransaction,
-                payload,
-                auth: Bytes::new(),
-            },
-        )
-        .await?;
+        let reservation = self.blocking(move |this| this.reserve_raw(&raw)).await?;
+        let hash = reservation.id();
+        let order = || Ok(AcceptedOrder::raw_transaction(payload));
+        crate::replicate::acknowledge(&self.replication, order, reservation).await?;
         Ok(hash)
     }
 }

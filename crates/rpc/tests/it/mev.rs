@@ -218,3 +218,60 @@ fn test_mev_sim_bundle_answers_in_the_mev_share_shape() {
     );
     assert_eq!(error_code(&future), -32000, "{future}");
 }
+
+#[test]
+fn test_every_mev_share_privacy_hint_is_accepted_and_an_unknown_one_is_named() {
+    let node = Node::start(OrderflowLimits::default());
+    let alice = auth(0xa1);
+    let all = json!([
+        "calldata",
+        "contract_address",
+        "logs",
+        "function_selector",
+        "hash",
+        "tx_hash",
+        "special_logs",
+        "default_logs"
+    ]);
+    let private = node.call(
+        Some(&alice),
+        "eth_sendPrivateTransaction",
+        json!([{"tx": raw_tx(1, 0, DEAD, 21_000, 1), "preferences": {"fast": true, "privacy": {"hints": all}}}]),
+    );
+    assert!(private["result"].is_string(), "{private}");
+    let bundle = node.call(
+        Some(&alice),
+        "mev_sendBundle",
+        json!([{
+            "version": "v0.1",
+            "inclusion": {"block": "0x1"},
+            "body": [{"tx": raw_tx(2, 0, DEAD, 21_000, 9)}],
+            "privacy": {"hints": ["default_logs", "special_logs", "calldata"]},
+        }]),
+    );
+    assert!(bundle["result"]["bundleHash"].is_string(), "{bundle}");
+
+    for (method, params) in [
+        (
+            "eth_sendPrivateTransaction",
+            json!([{"tx": raw_tx(3, 0, DEAD, 21_000, 1), "preferences": {"privacy": {"hints": ["hash", "everything"]}}}]),
+        ),
+        (
+            "mev_sendBundle",
+            json!([{
+                "version": "v0.1",
+                "inclusion": {"block": "0x1"},
+                "body": [{"tx": raw_tx(4, 0, DEAD, 21_000, 9)}],
+                "privacy": {"hints": ["everything"]},
+            }]),
+        ),
+    ] {
+        let reply = node.call(Some(&alice), method, params);
+        assert_eq!(error_code(&reply), -32602, "{method}: {reply}");
+        assert!(
+            message(&reply).contains("everything"),
+            "{method}: the error names the hint: {reply}"
+        );
+    }
+    assert_eq!(node.txs.len(), 1, "the refused transaction was not taken");
+}

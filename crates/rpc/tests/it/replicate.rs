@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use alloy_primitives::Address;
 use cobuild_primitives::OrderKind;
-use cobuild_rpc::{AcceptedOrder, Bundles, Eth, OrderflowLimits, Replicate, ReplicateError};
+use cobuild_rpc::{AcceptedOrder, Intake, IntakeError, OrderflowLimits, Replicate, ReplicateError};
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -29,28 +29,14 @@ impl Replicate for Recorder {
     }
 }
 
-fn apply(node: &Node, order: &AcceptedOrder) -> Result<(), cobuild_rpc::RpcError> {
+/// Applies `order` on `node` as a member that received it does.
+fn apply(node: &Node, order: &AcceptedOrder) -> Result<(), IntakeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let bundles = Bundles::new(
-        node.chain.clone(),
-        node.txs.clone(),
-        node.bundles.clone(),
-        OrderflowLimits::default(),
-    );
-    let eth = Eth::new(node.chain.clone(), node.txs.clone());
-    runtime.block_on(async {
-        match order.kind {
-            OrderKind::RawTransaction => eth.apply_replicated(&order.payload).map(|_| ()),
-            kind => {
-                bundles
-                    .apply_replicated(kind, &order.payload, &order.auth)
-                    .await
-            }
-        }
-    })
+    let intake = Intake::new(node.chain.clone(), node.txs.clone(), node.bundles.clone());
+    runtime.block_on(intake.apply(order.kind as u8, &order.payload, &order.auth, order.call))
 }
 
 #[test]
@@ -101,7 +87,10 @@ fn test_accepted_orders_reach_the_hook_before_the_answer_and_apply_on_another_me
     let third = Node::start(OrderflowLimits::default());
     apply(&third, &cancel).expect("applies");
     let late = apply(&third, &orders[0]).expect_err("a cancelled bundle is refused");
-    assert!(late.to_string().contains("cancel"), "{late}");
+    assert!(
+        late.is_refusal() && late.to_string().contains("cancel"),
+        "{late}"
+    );
     assert_eq!(
         third.bundles.len(),
         0,
@@ -138,6 +127,32 @@ fn test_refused_orders_are_not_replicated_and_a_failing_log_fails_the_call() {
         -32603,
         "not durable, not acknowledged: {reply}"
     );
+    // ... and not taken either: nothing reaches the pools, the builder or other senders.
+    let bundle =
+        json!([{"txs": [raw_tx(2, 0, Address::repeat_byte(1), 21_000, 3)], "blockNumber": "0x1"}]);
+    let reply = origin.call(Some(&auth(7)), "eth_sendBundle", bundle);
+    assert_eq!(error_code(&reply), -32603, "{reply}");
+    let private = json!([{"tx": raw_tx(3, 0, Address::repeat_byte(1), 21_000, 3)}]);
+    let reply = origin.call(Some(&auth(7)), "eth_sendPrivateTransaction", private);
+    assert_eq!(error_code(&reply), -32603, "{reply}");
+    assert_eq!(
+        origin.txs.len(),
+        0,
+        "a refused transaction stayed in the pool"
+    );
+    assert_eq!(origin.txs.best(0).count(), 0);
+    assert_eq!(
+        origin.bundles.len(),
+        0,
+        "a refused bundle stayed in the pool"
+    );
+    assert!(origin.bundles.for_block(1, u64::MAX).is_empty());
+    let nonce = origin.call(
+        None,
+        "eth_getTransactionCount",
+        json!([cobuild_chain::dev_signers()[1].address(), "pending"]),
+    );
+    assert_eq!(nonce["result"], "0x0", "{nonce}");
 }
 
 #[test]
@@ -167,4 +182,124 @@ fn test_a_member_cannot_forge_or_reattribute_a_replicated_order() {
     assert_eq!(other.bundles.len(), 0);
     apply(&other, &genuine).expect("the genuine order applies");
     assert_eq!(other.bundles.len(), 1);
+}
+
+#[test]
+fn test_every_acknowledged_call_of_a_batch_replicates_on_its_own() {
+    let recorder = Arc::new(Recorder::default());
+    let origin = Node::start_with(OrderflowLimits::default(), Some(recorder.clone()));
+    let sender = auth(7);
+    let to = Address::repeat_byte(0xaa);
+    let uuid = "0d5e8c3a-1f0e-4c55-9c6a-2d0b1a7e9f31";
+    let kept = json!({"txs": [raw_tx(1, 0, to, 21_000, 3)], "blockNumber": "0x5"});
+    let cancelled = json!({"txs": [raw_tx(2, 0, to, 21_000, 3)], "blockNumber": "0x5", "replacementUuid": uuid});
+    let batch = json!([
+        // Refused: a bundle with no transactions and no uuid.
+        {"jsonrpc": "2.0", "id": 1, "method": "eth_sendBundle", "params": [{"txs": [], "blockNumber": "0x5"}]},
+        {"jsonrpc": "2.0", "id": 2, "method": "eth_sendBundle", "params": [kept]},
+        // Not an order.
+        {"jsonrpc": "2.0", "id": 3, "method": "eth_blockNumber", "params": []},
+        {"jsonrpc": "2.0", "id": 4, "method": "eth_sendBundle", "params": [cancelled]},
+        {"jsonrpc": "2.0", "id": 5, "method": "eth_cancelBundle", "params": [{"replacementUuid": uuid}]},
+        {"jsonrpc": "2.0", "id": 6, "method": "eth_sendPrivateTransaction", "params": [{"tx": raw_tx(3, 0, to, 21_000, 3)}]},
+        // A duplicate of an acknowledged call.
+        {"jsonrpc": "2.0", "id": 7, "method": "eth_sendBundle", "params": [kept]},
+    ])
+    .to_string();
+    let replies = origin.post(Some(&sender), &batch);
+    let replies = replies.as_array().expect("a batch reply");
+    let failed: Vec<u64> = replies
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .filter_map(|r| r["id"].as_u64())
+        .collect();
+    assert_eq!(
+        failed,
+        vec![1],
+        "only the empty bundle is refused: {replies:?}"
+    );
+
+    // One order per acknowledged call, naming its place in the body; none for the refused one.
+    let orders = recorder.orders.lock().clone();
+    let places: Vec<(OrderKind, u32)> = orders.iter().map(|o| (o.kind, o.call)).collect();
+    assert_eq!(
+        places,
+        vec![
+            (OrderKind::SendBundle, 1),
+            (OrderKind::SendBundle, 3),
+            (OrderKind::CancelBundle, 4),
+            (OrderKind::SendPrivateTransaction, 5),
+            (OrderKind::SendBundle, 6),
+        ]
+    );
+    assert!(
+        orders
+            .iter()
+            .all(|o| o.payload.as_ref() == batch.as_bytes())
+    );
+
+    // Another member applying them in order ends up holding exactly what the origin holds.
+    let other = Node::start(OrderflowLimits::default());
+    for order in &orders {
+        apply(&other, order).expect("each acknowledged call applies");
+    }
+    assert_eq!(other.bundles.len(), origin.bundles.len());
+    assert_eq!(
+        other.bundles.len(),
+        1,
+        "the kept bundle, once; the cancelled one gone"
+    );
+    assert_eq!(other.txs.len(), 1, "the private transaction");
+    assert_eq!(origin.txs.len(), 1);
+
+    // An order naming a call that is not an order of its kind is refused as such.
+    let mut wrong = orders[0].clone();
+    wrong.call = 2;
+    assert!(matches!(
+        apply(&other, &wrong),
+        Err(IntakeError::WrongMethod { .. })
+    ));
+    wrong.call = 0;
+    let refused = apply(&Node::start(OrderflowLimits::default()), &wrong)
+        .expect_err("the refused call is no order");
+    assert!(matches!(refused, IntakeError::Invalid(_)), "{refused}");
+}
+
+#[test]
+fn test_the_same_bundle_for_several_blocks_replicates_each_target() {
+    let recorder = Arc::new(Recorder::default());
+    let origin = Node::start_with(OrderflowLimits::default(), Some(recorder.clone()));
+    let sender = auth(7);
+    let tx = raw_tx(1, 0, Address::repeat_byte(0xaa), 21_000, 3);
+    let mut hashes = Vec::new();
+    for block in 5..8u64 {
+        let reply = origin.call(
+            Some(&sender),
+            "eth_sendBundle",
+            json!([{"txs": [tx.clone()], "blockNumber": format!("{block:#x}")}]),
+        );
+        hashes.push(reply["result"]["bundleHash"].clone());
+    }
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0] && h.is_string()),
+        "{hashes:?}"
+    );
+    let hash: alloy_primitives::B256 = serde_json::from_value(hashes[0].clone()).expect("hash");
+    assert_eq!(origin.bundles.count_hash(&hash), 3, "every target is kept");
+    let other = Node::start(OrderflowLimits::default());
+    for order in recorder.orders.lock().iter() {
+        apply(&other, order).expect("applies");
+    }
+    assert_eq!(
+        other.bundles.count_hash(&hash),
+        3,
+        "and reaches the other member"
+    );
+    for block in 5..8 {
+        assert_eq!(
+            other.bundles.for_block(block, u64::MAX).len(),
+            1,
+            "block {block}"
+        );
+    }
 }
