@@ -54,6 +54,11 @@ pub(crate) struct NodeArgs {
     /// Milliseconds between asking the hub for its head (besides each slot announcement).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub(crate) poll_ms: u64,
+    /// Seconds a starting node waits to hear from every other member, to learn how far its
+    /// own orders were numbered (a wiped or restored order log must not reuse numbers), before
+    /// it settles for a quorum; without a quorum it refuses to start.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) recovery_timeout_secs: u64,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
@@ -86,6 +91,10 @@ impl NodeArgs {
             ("--relay-url", self.relay_url.clone()),
             ("--poll-ms", self.poll_ms.to_string()),
             ("--admin-port", self.admin_port.to_string()),
+            (
+                "--recovery-timeout-secs",
+                self.recovery_timeout_secs.to_string(),
+            ),
         ];
         if let Some(id) = self.member_id {
             pairs.push(("--member-id", id.to_string()));
@@ -132,6 +141,7 @@ impl NodeArgs {
             max_bids_per_second: self.bid.max_bids_per_second,
             poll_interval: Duration::from_millis(self.poll_ms),
             hub_timeout: Duration::from_secs(30),
+            recovery_timeout: Duration::from_secs(self.recovery_timeout_secs),
             admin_addr: SocketAddr::new(
                 std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 self.admin_port,

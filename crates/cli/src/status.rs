@@ -134,8 +134,25 @@ fn render(out: &mut String, label: &str, status: &NodeStatus) {
         .map_or_else(|| "?".to_owned(), |m| m.to_string());
     let _ = writeln!(
         out,
-        "{label}: member {member}, head #{}, pool {} txs + {} bundles, refused envelopes {}",
-        status.head, status.pool_txs, status.pool_bundles, status.refused_envelopes
+        "{label}: member {member}, head #{}, pool {} txs + {} bundles",
+        status.head, status.pool_txs, status.pool_bundles
+    );
+    let r = &status.refusals;
+    let _ = writeln!(
+        out,
+        "  refused envelopes: {} bad signatures, {} equivocations, {} unknown origins, {} \
+         malformed, {} throttled (origin) + {} (peer)",
+        r.bad_signatures,
+        r.equivocations,
+        r.unknown_origins,
+        r.malformed,
+        r.throttled_origins,
+        r.throttled_peers
+    );
+    let _ = writeln!(
+        out,
+        "  replicated orders: {} refused by a rule, {} failed, {} of unknown kinds",
+        r.orders_refused, r.orders_failed, r.unknown_kinds
     );
     let _ = writeln!(out, "  members:");
     for m in &status.members {

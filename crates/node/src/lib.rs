@@ -31,4 +31,4 @@ pub mod orderflow;
 pub mod replication;
 
 pub use devnet::{Devnet, DevnetConfig, DevnetError};
-pub use orderflow::{Orderflow, OrderflowConfig};
+pub use orderflow::{Orderflow, OrderflowConfig, Pools};

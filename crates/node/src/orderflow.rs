@@ -17,7 +17,7 @@ use std::{net::SocketAddr, sync::Arc};
 use alloy_primitives::B256;
 use cobuild_chain::{Chain, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
-use cobuild_rpc::{Bundles, Eth, OrderflowLimits, Replicate, RpcConfig};
+use cobuild_rpc::{Bundles, Eth, Intake, OrderflowLimits, Replicate, RpcConfig};
 
 /// Settings of a node's order intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,36 @@ pub struct RpcStartError {
     pub source: std::io::Error,
 }
 
+/// A node's pools: transactions and bundles under one order bound. Cheap to clone; clones
+/// share them.
+#[derive(Debug, Clone)]
+pub struct Pools {
+    /// The bound both pools share; its change listener wakes the builder.
+    pub limit: OrderLimit,
+    /// Pending transactions (public and private).
+    pub pool: TxPool,
+    /// Pending bundles.
+    pub bundles: BundlePool,
+}
+
+impl Pools {
+    /// Empty pools over `chain`, holding at most `max_orders` orders together.
+    pub fn new(chain: &Chain, max_orders: usize) -> Self {
+        let limit = OrderLimit::new(max_orders);
+        Self {
+            pool: TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit),
+            bundles: BundlePool::with_limit(&limit),
+            limit,
+        }
+    }
+
+    /// The replicated-order intake into these pools (orders other members accepted, and this
+    /// node's own log on restart).
+    pub fn intake(&self, chain: &Chain) -> Intake {
+        Intake::new(chain.clone(), self.pool.clone(), self.bundles.clone())
+    }
+}
+
 /// A node's pools and the RPC server over them. Cheap to clone; clones share both.
 #[derive(Debug, Clone)]
 pub struct Orderflow {
@@ -59,19 +89,22 @@ pub struct Orderflow {
 impl Orderflow {
     /// Creates the pools over `chain` and starts the RPC server on them.
     pub async fn start(chain: &Chain, config: &OrderflowConfig) -> Result<Self, RpcStartError> {
-        Self::start_replicated(chain, config, None).await
+        Self::serve(Pools::new(chain, config.max_orders), chain, config, None).await
     }
 
-    /// Like [`Orderflow::start`], with every accepted order handed to `replication` (made
-    /// durable and sent to the members) before the sender gets its answer.
-    pub async fn start_replicated(
+    /// Starts the RPC server on `pools`, with every accepted order made durable and sent to
+    /// the members through `replication` before it reaches the pools and its sender an answer.
+    pub async fn serve(
+        pools: Pools,
         chain: &Chain,
         config: &OrderflowConfig,
         replication: Option<Arc<dyn Replicate>>,
     ) -> Result<Self, RpcStartError> {
-        let limit = OrderLimit::new(config.max_orders);
-        let pool = TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit);
-        let bundles = BundlePool::with_limit(&limit);
+        let Pools {
+            limit,
+            pool,
+            bundles,
+        } = pools;
         let mut eth = Eth::new(chain.clone(), pool.clone());
         let mut api = Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits);
         if let Some(hook) = replication {
@@ -95,27 +128,14 @@ impl Orderflow {
 
     /// The pools follow a new head `number` with post-state `state`: transactions that landed
     /// or became invalid leave, bundles for past blocks expire, and `landed` (this node's
-    /// bundles the block carries, when its bid won) go at once, since they cannot run again.
+    /// bundles the block carries, by pool id, when its bid won) go at once, since they cannot
+    /// run again.
     pub fn on_head(&self, state: &StateSnapshot, number: u64, landed: &[B256]) {
         for id in landed {
             self.bundles.remove(id);
         }
         self.pool.on_block(state);
         self.bundles.on_block(number);
-    }
-
-    /// The RPC's order handlers over these pools, without budgets' memory or replication: for
-    /// orders other members accepted.
-    pub fn replicated_intake(&self, chain: &Chain, limits: OrderflowLimits) -> (Eth, Bundles) {
-        (
-            Eth::new(chain.clone(), self.pool.clone()),
-            Bundles::new(
-                chain.clone(),
-                self.pool.clone(),
-                self.bundles.clone(),
-                limits,
-            ),
-        )
     }
 
     /// Stops the RPC server and waits until it stopped.

@@ -1,29 +1,43 @@
 //! A member node's side of order replication: the durable log every accepted order enters
-//! before its sender hears back, the transport to the other members, and the way replicated
-//! orders reach this node's pools.
+//! before it reaches the pools and its sender hears back, the transport to the other members,
+//! and the way stored orders reach this node's pools.
 //!
 //! ```text
-//!  RPC accepts ──▶ LogHook: Log::append_own (durable) ──▶ answer ; Mailbox::broadcast ──▶ members
-//!  members ──▶ engine (origin signature, dedup, gaps pulled) ──▶ intake: sender signature,
-//!                                                                 same code as the RPC ──▶ pools
-//!  start: every envelope in the log ──▶ intake (the pools are memory; the log is not)
+//!  start: log prefixes ──▶ Intake ──▶ pools      (refill: the pools are memory, the log is not)
+//!         transport + engine ──▶ recovery: own highest seq learned from the others ──▶ Ready
+//!  RPC accepts ──▶ pool reservation ──▶ LogHook: group commit (durable) ──▶ publish, answer
+//!                                                 └──▶ Mailbox::broadcast ──▶ members
+//!  members ──▶ engine (peer budget, origin signature, origin budget, dedup, gaps pulled)
+//!          ──▶ log ──▶ handed over in each origin's order ──▶ Intake ──▶ pools
 //!  registry ──(changes)──▶ Replication::set_members (disconnect removed, dial added)
 //! ```
+//! Every envelope stored in the log reaches the pools exactly once per process: the refill
+//! covers each origin's contiguous prefix at start, the engine hands over the rest as the
+//! prefixes grow. What the intake refuses or fails to apply is counted and logged.
 
 use std::{
     net::{SocketAddr, ToSocketAddrs},
     path::PathBuf,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
-use cobuild_net::{Envelope, GroupCommit, Log, MemberId, NetMember, Replication, TransportConfig};
-use cobuild_primitives::OrderKind;
+use cobuild_net::{
+    Envelope, GroupCommit, Log, LogError, MemberId, NetMember, Replication, TransportConfig,
+    engine::Recovery,
+};
+use cobuild_primitives::AcceptedOrder;
 use cobuild_registry::{Member, Registry};
-use cobuild_rpc::{AcceptedOrder, Bundles, Eth, Replicate, ReplicateError, ReplicateFuture};
+use cobuild_rpc::{Intake, IntakeError, Refusals, Replicate, ReplicateError, ReplicateFuture};
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::ed25519;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+/// Envelopes read from the log at a time while refilling the pools.
+const REFILL_CHUNK: usize = 512;
 
 /// Replication could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +48,26 @@ pub enum ReplicationError {
         /// Its file.
         path: PathBuf,
         /// Why.
-        source: cobuild_net::LogError,
+        source: LogError,
+    },
+    /// The envelope log could not be read back into the pools.
+    #[error("refilling the pools from the envelope log: {0}")]
+    Refill(LogError),
+    /// A read of the envelope log panicked while refilling the pools.
+    #[error("refilling the pools from the envelope log: the read failed: {0}")]
+    RefillTask(String),
+    /// The log says it holds an origin's envelopes up to a number, but one is missing.
+    #[error(
+        "refilling the pools from the envelope log: origin {origin}'s envelope {seq} is missing \
+         below its prefix {contiguous} (the log file is damaged)"
+    )]
+    RefillGap {
+        /// The origin.
+        origin: MemberId,
+        /// The missing envelope.
+        seq: u64,
+        /// The prefix the log claims.
+        contiguous: u64,
     },
     /// The registry could not be read or lists an unusable member.
     #[error("registry: {0}")]
@@ -48,6 +81,22 @@ pub enum ReplicationError {
     /// The log's committer thread could not start.
     #[error("envelope log committer: {0}")]
     Committer(std::io::Error),
+    /// Too few members answered to learn this member's highest sequence number.
+    #[error(
+        "could not learn this member's last order number from the others: heard from {heard:?}, \
+         a quorum needs {needed} of the {others} other members. Orders this member numbered \
+         before may be held only by members that did not answer, and numbering again from its \
+         own log could reuse their numbers (the others would refuse the new orders). Start it \
+         again once at least {needed} other members are reachable"
+    )]
+    Recovery {
+        /// The members heard from.
+        heard: Vec<MemberId>,
+        /// How many must be heard from.
+        needed: usize,
+        /// How many other members there are.
+        others: usize,
+    },
 }
 
 /// Settings of a node's replication.
@@ -65,6 +114,18 @@ pub struct ReplicationConfig {
     pub status_interval: Duration,
     /// How often the registry is read again for member changes.
     pub registry_interval: Duration,
+    /// How long a starting node waits to hear from every other member before it settles for a
+    /// quorum (and fails without one).
+    pub recovery_timeout: Duration,
+}
+
+/// What the intake did with the orders it was given.
+#[derive(Debug, Default)]
+struct IntakeCounters {
+    applied: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+    unknown_kinds: AtomicU64,
 }
 
 /// A running replication: the log, the transport and the hook the RPC calls.
@@ -74,19 +135,34 @@ pub struct NodeReplication {
     pub log: Arc<Log>,
     /// The transport and engine.
     pub replication: Arc<Replication>,
-    deliveries: Arc<parking_lot::Mutex<Option<mpsc::Receiver<Envelope>>>>,
+    counters: Arc<IntakeCounters>,
+    intake_task: Arc<parking_lot::Mutex<Option<JoinHandle<()>>>>,
+    others: usize,
 }
 
 impl NodeReplication {
-    /// Opens the log and starts the transport among the registry's members.
-    pub fn start(
+    /// Opens the log, refills the pools behind `intake` from it, starts the transport among
+    /// the registry's members and the intake of what they send. Wait for
+    /// [`NodeReplication::recovered`] before accepting orders.
+    pub async fn start(
         config: &ReplicationConfig,
         registry: &dyn Registry,
+        intake: Intake,
     ) -> Result<Self, ReplicationError> {
         let path = config.data_dir.join("orders.redb");
         let log = Arc::new(
             Log::open(&path, config.me, config.key.clone())
                 .map_err(|source| ReplicationError::Log { path, source })?,
+        );
+        let counters = Arc::new(IntakeCounters::default());
+        // The engine hands over what grows past the prefixes it finds at start, so the pools
+        // are refilled up to them before it starts; nothing else writes the log meanwhile.
+        let refilled = refill(&log, &intake, &counters).await?;
+        tracing::info!(
+            orders = refilled,
+            refused = counters.refused.load(Ordering::Relaxed),
+            failed = counters.failed.load(Ordering::Relaxed),
+            "node.replication.refilled"
         );
         let members = net_members(registry)?;
         let listen = match config.listen {
@@ -99,7 +175,8 @@ impl NodeReplication {
                     .addr
             }
         };
-        let (tx, rx) = mpsc::channel(4096);
+        let others = members.iter().filter(|m| m.id != config.me).count();
+        let (tx, deliveries) = mpsc::channel(4096);
         let replication = Replication::start(
             TransportConfig {
                 me: config.me,
@@ -107,15 +184,39 @@ impl NodeReplication {
                 listen,
                 members,
                 status_interval: config.status_interval,
+                recovery_timeout: config.recovery_timeout,
             },
             log.clone(),
             tx,
         )?;
+        let task = tokio::spawn(take_in(deliveries, intake, counters.clone()));
         Ok(Self {
             log,
             replication: Arc::new(replication),
-            deliveries: Arc::new(parking_lot::Mutex::new(Some(rx))),
+            counters,
+            intake_task: Arc::new(parking_lot::Mutex::new(Some(task))),
+            others,
         })
+    }
+
+    /// Waits until this member knows its highest sequence number (the others' signed heads)
+    /// and holds every own envelope they proved: only then may it number new orders.
+    pub async fn recovered(&self) -> Result<(), ReplicationError> {
+        match self.replication.mailbox.recovered().await {
+            Recovery::Ready { next_seq, heard } => {
+                tracing::info!(next_seq, heard = ?heard, "node.replication.recovered");
+                Ok(())
+            }
+            Recovery::Failed { heard, needed }
+            | Recovery::Waiting {
+                heard,
+                others: needed,
+            } => Err(ReplicationError::Recovery {
+                heard,
+                needed,
+                others: self.others,
+            }),
+        }
     }
 
     /// The hook the RPC calls for every accepted order.
@@ -128,30 +229,30 @@ impl NodeReplication {
         }))
     }
 
-    /// Refills the pools from the log (what this node held before a restart), then applies
-    /// every order the other members send, until the transport stops. Run once.
-    pub async fn run_intake(&self, eth: Eth, bundles: Bundles) {
-        let Some(mut deliveries) = self.deliveries.lock().take() else {
-            return;
-        };
-        let log = self.log.clone();
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            let _ = log.for_each(|e: Envelope| {
-                all.push(e);
-                Ok::<_, cobuild_net::LogError>(())
-            });
-            all
-        })
-        .await
-        .unwrap_or_default();
-        let refilled = stored.len();
-        for envelope in stored {
-            apply(&eth, &bundles, &envelope).await;
+    /// Resolves if the intake of replicated orders stopped (the transport went away).
+    pub async fn intake_stopped(&self) {
+        let task = self.intake_task.lock().take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "node.replication.intake_panicked");
         }
-        tracing::info!(orders = refilled, "node.replication.refilled");
-        while let Some(envelope) = deliveries.recv().await {
-            apply(&eth, &bundles, &envelope).await;
+    }
+
+    /// What the engine turned away and the intake refused or failed to apply.
+    pub fn refusals(&self) -> Refusals {
+        let engine = self.replication.mailbox.counters();
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Refusals {
+            bad_signatures: engine.bad_signatures,
+            equivocations: engine.equivocations,
+            unknown_origins: engine.unknown_origins,
+            malformed: engine.malformed,
+            throttled_origins: engine.throttled,
+            throttled_peers: engine.throttled_peers,
+            orders_refused: count(&self.counters.refused),
+            orders_failed: count(&self.counters.failed),
+            unknown_kinds: count(&self.counters.unknown_kinds),
         }
     }
 
@@ -172,35 +273,107 @@ impl NodeReplication {
                     last = Some(members);
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "node.registry.unreadable"),
-                _ => {}
+                Err(e) => tracing::error!(error = %e, "node.registry.read_panicked"),
+                Ok(Ok(_)) => {}
             }
             tokio::time::sleep(interval).await;
         }
     }
 }
 
-/// Applies one replicated order to the pools; a refusal (expired, already known, bad
-/// signature) is logged, never fatal.
-async fn apply(eth: &Eth, bundles: &Bundles, envelope: &Envelope) {
+/// Applies every envelope of each origin's contiguous prefix, in order; returns how many. A
+/// log that cannot be read stops the start.
+async fn refill(
+    log: &Arc<Log>,
+    intake: &Intake,
+    counters: &IntakeCounters,
+) -> Result<usize, ReplicationError> {
+    let prefixes: Vec<(MemberId, u64)> = read(log, |log| log.summary())
+        .await?
+        .into_iter()
+        .map(|s| (s.origin, s.contiguous))
+        .collect();
+    let mut applied = 0;
+    for (origin, contiguous) in prefixes {
+        let mut from = 1;
+        while from <= contiguous {
+            let count = (contiguous - from + 1).min(REFILL_CHUNK as u64) as usize;
+            let chunk = read(log, move |log| log.range(origin, from, count)).await?;
+            for (offset, envelope) in chunk.iter().enumerate() {
+                let seq = from + offset as u64;
+                if envelope.body.seq != seq {
+                    return Err(ReplicationError::RefillGap {
+                        origin,
+                        seq,
+                        contiguous,
+                    });
+                }
+            }
+            if chunk.is_empty() {
+                return Err(ReplicationError::RefillGap {
+                    origin,
+                    seq: from,
+                    contiguous,
+                });
+            }
+            from += chunk.len() as u64;
+            for envelope in chunk {
+                apply(intake, &envelope, counters).await;
+                applied += 1;
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Reads the log on the blocking pool.
+async fn read<T: Send + 'static>(
+    log: &Arc<Log>,
+    f: impl FnOnce(&Log) -> Result<T, LogError> + Send + 'static,
+) -> Result<T, ReplicationError> {
+    let log = log.clone();
+    tokio::task::spawn_blocking(move || f(&log))
+        .await
+        .map_err(|e| ReplicationError::RefillTask(e.to_string()))?
+        .map_err(ReplicationError::Refill)
+}
+
+/// Applies what the engine hands over until the transport stops.
+async fn take_in(
+    mut deliveries: mpsc::Receiver<Envelope>,
+    intake: Intake,
+    counters: Arc<IntakeCounters>,
+) {
+    while let Some(envelope) = deliveries.recv().await {
+        apply(&intake, &envelope, &counters).await;
+    }
+    tracing::info!("node.replication.intake_closed");
+}
+
+/// Applies one stored order, counting what happened: a refusal by a rule (expired, cancelled,
+/// nonce used) is normal and logged at debug; anything else is a fault, logged as one.
+async fn apply(intake: &Intake, envelope: &Envelope, counters: &IntakeCounters) {
     let body = &envelope.body;
-    let Ok(kind) = body.order_kind() else {
-        return;
-    };
-    let result = match kind {
-        OrderKind::RawTransaction => {
-            let (eth, raw) = (eth.clone(), body.payload.clone());
-            tokio::task::spawn_blocking(move || eth.apply_replicated(&raw).map(|_| ()))
-                .await
-                .unwrap_or(Ok(()))
+    let (origin, seq) = (body.origin, body.seq);
+    match intake
+        .apply(body.kind, &body.payload, &body.auth, body.call)
+        .await
+    {
+        Ok(()) => {
+            counters.applied.fetch_add(1, Ordering::Relaxed);
         }
-        kind => {
-            bundles
-                .apply_replicated(kind, &body.payload, &body.auth)
-                .await
+        Err(e) if e.is_refusal() => {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(origin, seq, error = %e, "node.replication.refused");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(origin = body.origin, seq = body.seq, error = %e, "node.replication.refused");
+        Err(e @ IntakeError::UnknownKind(_)) => {
+            counters.unknown_kinds.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(origin, seq, error = %e, "node.replication.unknown_kind");
+        }
+        Err(e) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(origin, seq, error = %e, "node.replication.apply_failed");
+        }
     }
 }
 
@@ -216,7 +389,7 @@ impl Replicate for LogHook {
         Box::pin(async move {
             let envelope = self
                 .commits
-                .append(order.kind, order.payload, order.auth)
+                .append(order)
                 .await
                 .map_err(|e| ReplicateError(e.to_string()))?;
             self.replication.mailbox.broadcast(envelope).await;

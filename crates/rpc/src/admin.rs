@@ -74,10 +74,37 @@ pub struct NodeStatus {
     pub pool_txs: usize,
     /// Pending bundles held.
     pub pool_bundles: usize,
-    /// Envelopes refused for a bad origin signature (forged or altered).
-    pub refused_envelopes: u64,
+    /// What the node refused or failed to take, by reason.
+    pub refusals: Refusals,
     /// The last bids, newest first.
     pub bids: Vec<BidStatus>,
+}
+
+/// Everything a node refused or failed to take in, counted since it started: envelopes the
+/// replication engine turned away, and replicated orders its pools did not take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusals {
+    /// Envelopes whose origin signature did not verify (forged or altered).
+    pub bad_signatures: u64,
+    /// Second, different envelopes for a place already taken: their origin equivocated (or
+    /// reused sequence numbers after losing its log).
+    pub equivocations: u64,
+    /// Envelopes from origins that are not members.
+    pub unknown_origins: u64,
+    /// Messages that did not decode.
+    pub malformed: u64,
+    /// Envelopes left for a later pull because their origin was over its rate.
+    pub throttled_origins: u64,
+    /// Envelopes left unchecked because the peer that sent them was over its rate.
+    pub throttled_peers: u64,
+    /// Replicated orders a pool rule refused (expired, cancelled, nonce used ...): normal.
+    pub orders_refused: u64,
+    /// Replicated orders that failed: bad sender signature, no such call, wrong method,
+    /// invalid, or a fault of this node.
+    pub orders_failed: u64,
+    /// Replicated orders of a kind this node does not know.
+    pub unknown_kinds: u64,
 }
 
 /// Where the admin API gets its answers (the node).

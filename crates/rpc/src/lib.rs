@@ -17,7 +17,7 @@ mod server;
 
 pub use admin::{
     AdminApiServer, AdminServer, AdminSource, BidStatus, MemberStatus, NodeStatus, OriginStatus,
-    start_admin,
+    Refusals, start_admin,
 };
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 pub use bundle::{

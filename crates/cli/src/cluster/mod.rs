@@ -172,6 +172,7 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -
         admin_port: plan.admin_port,
         // Slots are announced as they open; polling is only the fallback.
         poll_ms: 1000,
+        recovery_timeout_secs: 10,
         orderflow: OrderflowArgs {
             http_port: plan.rpc_port,
             ..args.orderflow.clone()

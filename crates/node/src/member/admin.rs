@@ -96,12 +96,7 @@ impl AdminSource for MemberAdmin {
             origins,
             pool_txs: self.orderflow.pool.len(),
             pool_bundles: self.orderflow.bundles.len(),
-            refused_envelopes: self
-                .replication
-                .replication
-                .mailbox
-                .counters()
-                .bad_signatures,
+            refusals: self.replication.refusals(),
             bids: self.bids.lock().iter().cloned().collect(),
         }
     }

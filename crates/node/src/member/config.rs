@@ -36,6 +36,9 @@ pub struct MemberConfig {
     /// Where the admin API listens (port 0: any free port); its bearer token is written to
     /// `admin.token` in the data directory.
     pub admin_addr: SocketAddr,
+    /// How long starting waits to hear from every other member (to learn where this member's
+    /// own order numbering stands) before it settles for a quorum, or fails without one.
+    pub recovery_timeout: Duration,
 }
 
 /// Where a node reads the member list.

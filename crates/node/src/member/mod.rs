@@ -52,7 +52,7 @@ use crate::{
     bidding::{BiddingConfig, BiddingError, start_bidding},
     builder::Builder,
     chain::{OpenError, open_chain},
-    orderflow::{Orderflow, RpcStartError},
+    orderflow::{Orderflow, Pools, RpcStartError},
     replication::{NodeReplication, ReplicationConfig, ReplicationError},
 };
 
@@ -99,6 +99,9 @@ pub enum MemberError {
     /// The hub did not answer.
     #[error(transparent)]
     Hub(#[from] HubError),
+    /// The replica could not be read.
+    #[error("the chain replica cannot be read: {0}")]
+    Replica(String),
     /// The replica holds, or would hold, another chain than the hub's.
     #[error("the replica's genesis {ours} is not the hub's {hub}")]
     GenesisMismatch {
@@ -147,7 +150,6 @@ pub struct MemberNode {
     admin: MemberAdmin,
     admin_handle: jsonrpsee::server::ServerHandle,
     registry: Arc<dyn Registry>,
-    limits: cobuild_rpc::OrderflowLimits,
     builder: Builder,
     follower: Arc<Follower<HubClient>>,
     slots: watch::Receiver<Option<ReceivedSlot>>,
@@ -181,11 +183,13 @@ impl MemberNode {
                 }
                 other => other.into(),
             })?;
+        // A replica that cannot be read is a fault of this node, not another chain.
         let ours = chain
             .read()
-            .ok()
-            .and_then(|view| view.canonical_hash(0).ok().flatten())
-            .unwrap_or_default();
+            .map_err(|e| MemberError::Replica(e.to_string()))?
+            .canonical_hash(0)
+            .map_err(|e| MemberError::Replica(e.to_string()))?
+            .ok_or_else(|| MemberError::Replica("the replica has no genesis block".into()))?;
         let hub_genesis = genesis.header.hash_slow();
         if ours != hub_genesis {
             return Err(MemberError::GenesisMismatch {
@@ -193,6 +197,9 @@ impl MemberNode {
                 hub: hub_genesis,
             });
         }
+        // Orders reach the pools from the log first (refill), then from the members; the RPC
+        // takes new ones only once this member knows where its own numbering stands.
+        let pools = Pools::new(&chain, config.orderflow.max_orders);
         let replication = NodeReplication::start(
             &ReplicationConfig {
                 data_dir: config.data_dir.clone(),
@@ -201,12 +208,15 @@ impl MemberNode {
                 listen: Some(p2p_addr),
                 status_interval: Duration::from_millis(100),
                 registry_interval: Duration::from_secs(1),
+                recovery_timeout: config.recovery_timeout,
             },
             registry.as_ref(),
-        )?;
+            pools.intake(&chain),
+        )
+        .await?;
+        replication.recovered().await?;
         let orderflow =
-            Orderflow::start_replicated(&chain, &config.orderflow, Some(replication.hook()?))
-                .await?;
+            Orderflow::serve(pools, &chain, &config.orderflow, Some(replication.hook()?)).await?;
         let builder = start_bidding(
             &chain,
             &orderflow,
@@ -250,7 +260,6 @@ impl MemberNode {
             admin,
             admin_handle: admin_server.handle,
             registry,
-            limits: config.orderflow.limits,
             coinbase: builder.coinbase(),
             chain,
             orderflow,
@@ -273,11 +282,10 @@ impl MemberNode {
         };
         // Both loops are safe to drop at any await: an import under way finishes on its
         // blocking thread.
-        let (eth, bundles) = self.orderflow.replicated_intake(&self.chain, self.limits);
         tokio::select! {
             () = shutdown => {}
             () = self.follower.run(self.poll_interval) => {}
-            () = self.replication.run_intake(eth, bundles) => {
+            () = self.replication.intake_stopped() => {
                 tracing::error!("member.replication.ended");
             }
             () = self.replication.follow_registry(self.registry.clone(), Duration::from_secs(1)) => {}

@@ -12,11 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::Bytes;
 use cobuild_net::{
     GroupCommit, Log, MemberId, NetMember, Replication, TransportConfig, engine::Mailbox,
 };
-use cobuild_primitives::OrderKind as NetOrderKind;
 use cobuild_rpc::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture};
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::sync::mpsc;
@@ -90,6 +88,7 @@ pub(crate) fn start(
                 listen: member.addr,
                 members: members.clone(),
                 status_interval,
+                recovery_timeout: Duration::from_secs(10),
             },
             log.clone(),
             tx,
@@ -116,14 +115,12 @@ pub(crate) async fn offer(
     member: &Member,
     tracker: &Tracker,
     phase: Phase,
-    kind: NetOrderKind,
-    payload: Bytes,
-    auth: Bytes,
+    order: AcceptedOrder,
 ) -> Result<(), ReplicationBenchError> {
     let start = Instant::now();
     let envelope = member
         .commits
-        .append(kind, payload, auth)
+        .append(order)
         .await
         .map_err(|e| ReplicationBenchError::Commit(e.to_string()))?;
     let appended = Instant::now();
@@ -142,16 +139,9 @@ pub(crate) struct Hook {
 impl Replicate for Hook {
     fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_> {
         Box::pin(async move {
-            offer(
-                &self.member,
-                &self.tracker,
-                Phase::Intake,
-                order.kind,
-                order.payload,
-                order.auth,
-            )
-            .await
-            .map_err(|e| ReplicateError(e.to_string()))
+            offer(&self.member, &self.tracker, Phase::Intake, order)
+                .await
+                .map_err(|e| ReplicateError(e.to_string()))
         })
     }
 }

@@ -37,7 +37,7 @@ use std::{
 use alloy_primitives::Bytes;
 use cobuild_chain::ChainError;
 use cobuild_net::{Envelope, EnvelopeError, Insert, Log, LogError, TransportError};
-use cobuild_primitives::OrderKind as NetOrderKind;
+use cobuild_primitives::AcceptedOrder;
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::{sync::Semaphore, task::JoinSet};
 
@@ -350,7 +350,7 @@ fn baseline(
     for _ in 0..reps.max(1) {
         let payload = payloads.next();
         let start = Instant::now();
-        let envelope = origin.append_own(NetOrderKind::RawTransaction, payload, Bytes::new(), 0)?;
+        let envelope = origin.append_own(AcceptedOrder::raw_transaction(payload), 0)?;
         commit.push(start.elapsed());
         wire.push(envelope.encode());
         if started.elapsed() > Duration::from_secs(1) {
@@ -472,9 +472,7 @@ async fn at_rate(
                         &member,
                         &tracker,
                         Phase::Rate,
-                        NetOrderKind::RawTransaction,
-                        payload,
-                        Bytes::new(),
+                        AcceptedOrder::raw_transaction(payload),
                     )
                     .await;
                     drop(slot);
@@ -507,9 +505,7 @@ async fn flood(
                         &member,
                         &tracker,
                         Phase::Flood,
-                        NetOrderKind::RawTransaction,
-                        payloads.next(),
-                        Bytes::new(),
+                        AcceptedOrder::raw_transaction(payloads.next()),
                     )
                     .await?;
                 }
@@ -619,9 +615,7 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
                     &member,
                     &tracker,
                     Phase::Warmup,
-                    NetOrderKind::RawTransaction,
-                    payload,
-                    Bytes::new(),
+                    AcceptedOrder::raw_transaction(payload),
                 )
                 .await
             });
