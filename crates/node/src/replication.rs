@@ -424,3 +424,133 @@ fn net_member(member: &Member) -> Result<NetMember, ReplicationError> {
         addr,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::Bytes;
+    use cobuild_net::{Envelope, EnvelopeBody};
+    use cobuild_registry::RegistryError;
+    use commonware_cryptography::Signer as _;
+
+    use super::*;
+    use crate::orderflow::Pools;
+
+    /// A registry the refill never gets to read.
+    #[derive(Debug)]
+    struct Unread;
+
+    impl Registry for Unread {
+        fn members(&self) -> Result<Vec<Member>, RegistryError> {
+            Err(RegistryError::Source("read before the refill ended".into()))
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> ReplicationConfig {
+        ReplicationConfig {
+            data_dir: dir.to_path_buf(),
+            me: 0,
+            key: ed25519::PrivateKey::from_seed(1),
+            listen: None,
+            status_interval: Duration::from_millis(100),
+            registry_interval: Duration::from_secs(1),
+            recovery_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_a_damaged_log_stops_the_start_with_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = cobuild_chain::test_utils::devnet_chain(dir.path());
+        let intake = Pools::new(&chain, 100).intake(&chain);
+        {
+            let log =
+                Log::open(&dir.path().join("orders.redb"), 0, config(dir.path()).key).expect("log");
+            log.append_own(
+                AcceptedOrder::raw_transaction(Bytes::from_static(b"\x02")),
+                1,
+            )
+            .expect("append");
+        }
+        // The stored envelope's bytes are damaged on disk.
+        {
+            let db = redb::Database::create(dir.path().join("orders.redb")).expect("db");
+            let tx = db.begin_write().expect("write");
+            let table: redb::TableDefinition<'_, (u32, u64), &[u8]> =
+                redb::TableDefinition::new("envelopes");
+            tx.open_table(table)
+                .expect("table")
+                .insert((0, 1), b"garbage".as_slice())
+                .expect("insert");
+            tx.commit().expect("commit");
+        }
+        let err = NodeReplication::start(&config(dir.path()), &Unread, intake)
+            .await
+            .expect_err("a damaged log must not start");
+        assert!(
+            matches!(
+                err,
+                ReplicationError::Refill(LogError::Corrupt {
+                    origin: 0,
+                    seq: 1,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("refilling the pools"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_every_intake_outcome_is_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = cobuild_chain::test_utils::devnet_chain(dir.path());
+        let intake = Pools::new(&chain, 100).intake(&chain);
+        let counters = IntakeCounters::default();
+        let key = ed25519::PrivateKey::from_seed(2);
+        let envelope = |kind: u8, payload: &'static [u8]| {
+            Envelope::sign(
+                EnvelopeBody {
+                    origin: 1,
+                    seq: 1,
+                    received_at_ms: 1,
+                    kind,
+                    payload: Bytes::from_static(payload),
+                    auth: Bytes::new(),
+                    call: 0,
+                },
+                &key,
+            )
+        };
+        // A kind from a newer node, a transaction that does not decode, a body with a forged
+        // header: none is a success.
+        apply(&intake, &envelope(99, b"\x02"), &counters).await;
+        apply(&intake, &envelope(0, b"\x02"), &counters).await;
+        apply(
+            &intake,
+            &envelope(1, br#"{"method":"eth_sendBundle"}"#),
+            &counters,
+        )
+        .await;
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(count(&counters.unknown_kinds), 1);
+        assert_eq!(count(&counters.failed), 2);
+        assert_eq!(count(&counters.applied), 0);
+        // A valid transaction applies; the same again is refused by the pool's rule.
+        let signer = &cobuild_chain::dev_signers()[0];
+        let transfer =
+            cobuild_chain::test_utils::transfer(0, alloy_primitives::Address::ZERO, 1, 1);
+        let tx = cobuild_chain::test_utils::sign(signer, transfer);
+        let raw: Bytes = alloy_eips::Encodable2718::encoded_2718(tx.inner()).into();
+        let valid = Envelope::sign(
+            EnvelopeBody {
+                payload: raw,
+                ..envelope(0, b"").body
+            },
+            &key,
+        );
+        apply(&intake, &valid, &counters).await;
+        apply(&intake, &valid, &counters).await;
+        assert_eq!(count(&counters.applied), 1);
+        assert_eq!(count(&counters.refused), 1, "already known");
+    }
+}

@@ -211,6 +211,17 @@ fn call_params(body: &[u8], kind: OrderKind, call: u32) -> Result<(String, Value
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn test_a_panicked_apply_is_a_failure_never_a_success() {
+        let outcome = blocking(|| -> Result<(), RpcError> { panic!("apply blew up") }).await;
+        assert!(
+            matches!(outcome, Err(IntakeError::Failed(_))),
+            "{outcome:?}"
+        );
+        assert!(!IntakeError::Failed(String::new()).is_refusal());
+        assert!(IntakeError::Refused(PoolError::AlreadyKnown).is_refusal());
+    }
+
     #[test]
     fn test_the_call_at_the_envelopes_position_is_taken() {
         let batch = br#"[{"method":"eth_sendBundle","params":[{"a":1}]},{"method":"eth_callBundle","params":[{"b":2}]},{"method":"eth_cancelBundle","params":[{"c":3}]}]"#;
