@@ -136,12 +136,11 @@ impl<'c> Assembler<'c> {
             },
             Order::Bundle(bundle) => {
                 let b = &bundle.bundle;
-                match self.builder.execute_bundle_if(
-                    &b.txs,
-                    |h| b.reverting.contains(h),
-                    |h| b.dropping.contains(h),
-                    |trial| judge(trial.gas_used, trial.coinbase_profit),
-                )? {
+                match self
+                    .builder
+                    .execute_bundle_if(b.txs.as_slice(), b, |trial| {
+                        judge(trial.gas_used, trial.coinbase_profit)
+                    })? {
                     Ok(outcome) => outcome.coinbase_profit,
                     Err(BundleRejected::Refused) => {
                         return Ok(Err(refused(over_budget, seen)));

@@ -11,6 +11,7 @@ mod hints;
 mod kind;
 mod mev;
 mod order;
+mod rules;
 mod spec;
 
 pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
@@ -23,4 +24,5 @@ pub use order::{
     Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,
     decode_transactions,
 };
+pub use rules::{Allowed, OrderRules, Ran, SingleTx, Strict, TxFate, TxRun};
 pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};

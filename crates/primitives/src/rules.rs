@@ -9,6 +9,7 @@
 //! the simulator and `mev_simBundle` all judge with [`OrderRules::fate`].
 
 use alloy_primitives::B256;
+use revm::context_interface::result::{EVMError, InvalidTransaction, ResultAndState};
 
 use crate::Bundle;
 
@@ -21,6 +22,44 @@ pub enum TxRun {
     Reverted,
     /// It could not run on this state (nonce, funds, fee, gas limit).
     Invalid,
+}
+
+/// One transaction's EVM outcome as the rules see it: how it ran, its result when it ran and
+/// why not when it could not.
+#[derive(Debug)]
+pub struct Ran<H> {
+    /// How it ran.
+    pub run: TxRun,
+    /// The result and state changes, unless it could not run.
+    pub result: Option<ResultAndState<H>>,
+    /// Why it could not run, if so.
+    pub invalid: Option<InvalidTransaction>,
+}
+
+impl<H> Ran<H> {
+    /// Reads an EVM outcome; any error other than an invalid transaction (a failed state read)
+    /// is returned as it is: it stops the caller, not just this order.
+    pub fn from_outcome<E>(
+        outcome: Result<ResultAndState<H>, EVMError<E>>,
+    ) -> Result<Self, EVMError<E>> {
+        Ok(match outcome {
+            Ok(result) => Self {
+                run: if result.result.is_success() {
+                    TxRun::Succeeded
+                } else {
+                    TxRun::Reverted
+                },
+                result: Some(result),
+                invalid: None,
+            },
+            Err(EVMError::Transaction(reason)) => Self {
+                run: TxRun::Invalid,
+                result: None,
+                invalid: Some(reason),
+            },
+            Err(other) => return Err(other),
+        })
+    }
 }
 
 /// What an order's rules make of one transaction's run.
@@ -82,6 +121,26 @@ impl OrderRules for SingleTx {
     }
 }
 
+/// Rules given as lists: the transactions that may revert and those that may be dropped (what a
+/// bundle's `revertingTxHashes` and `droppingTxHashes` say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowed {
+    /// May revert.
+    pub reverting: Vec<B256>,
+    /// May be left out.
+    pub dropping: Vec<B256>,
+}
+
+impl OrderRules for Allowed {
+    fn may_revert(&self, tx: &B256) -> bool {
+        self.reverting.contains(tx)
+    }
+
+    fn may_drop(&self, tx: &B256) -> bool {
+        self.dropping.contains(tx)
+    }
+}
+
 /// No transaction may revert or be dropped: a strict bundle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Strict;
@@ -100,21 +159,6 @@ impl OrderRules for Strict {
 mod tests {
     use super::*;
 
-    struct Lists {
-        reverting: Vec<B256>,
-        dropping: Vec<B256>,
-    }
-
-    impl OrderRules for Lists {
-        fn may_revert(&self, tx: &B256) -> bool {
-            self.reverting.contains(tx)
-        }
-
-        fn may_drop(&self, tx: &B256) -> bool {
-            self.dropping.contains(tx)
-        }
-    }
-
     #[test]
     fn test_the_rule_table() {
         let (revert, drop, both, plain) = (
@@ -123,7 +167,7 @@ mod tests {
             B256::repeat_byte(3),
             B256::repeat_byte(4),
         );
-        let rules = Lists {
+        let rules = Allowed {
             reverting: vec![revert, both],
             dropping: vec![drop, both],
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_primitives::{Address, B256};
 use cobuild_pool::{PooledBundle, PooledTx};
-use cobuild_primitives::Refund;
+use cobuild_primitives::{OrderRules, Refund, SingleTx};
 
 /// A transaction or a bundle from the pools.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,22 +34,6 @@ impl Order {
         }
     }
 
-    /// Whether the transaction `hash` may revert without voiding the order.
-    pub fn may_revert(&self, hash: &B256) -> bool {
-        match self {
-            Self::Tx(_) => true,
-            Self::Bundle(b) => b.bundle.reverting.contains(hash),
-        }
-    }
-
-    /// Whether the transaction `hash` may be left out when it fails.
-    pub fn may_drop(&self, hash: &B256) -> bool {
-        match self {
-            Self::Tx(_) => false,
-            Self::Bundle(b) => b.bundle.dropping.contains(hash),
-        }
-    }
-
     /// The in-block refund the order asks for.
     pub fn refund(&self) -> Option<&Refund> {
         match self {
@@ -71,5 +55,22 @@ impl Order {
     /// Whether this is a bundle.
     pub const fn is_bundle(&self) -> bool {
         matches!(self, Self::Bundle(_))
+    }
+}
+
+/// A transaction may revert but never be dropped; a bundle follows its own lists.
+impl OrderRules for Order {
+    fn may_revert(&self, hash: &B256) -> bool {
+        match self {
+            Self::Tx(_) => SingleTx.may_revert(hash),
+            Self::Bundle(b) => b.bundle.may_revert(hash),
+        }
+    }
+
+    fn may_drop(&self, hash: &B256) -> bool {
+        match self {
+            Self::Tx(_) => SingleTx.may_drop(hash),
+            Self::Bundle(b) => b.bundle.may_drop(hash),
+        }
     }
 }

@@ -8,12 +8,11 @@ use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
-    DatabaseCommit, DatabaseRef,
-    context::TxEnv,
-    context_interface::result::{EVMError, InvalidTransaction},
-    database::CacheDB,
-    state::EvmState,
+    DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::InvalidTransaction,
+    database::CacheDB, state::EvmState,
 };
+
+use cobuild_primitives::{OrderRules, Ran, TxFate};
 
 use crate::{AccessSet, Order, StateKey};
 
@@ -92,30 +91,30 @@ where
                 let mut evm = EthEvmFactory::default().create_evm(&mut layer, env.clone());
                 evm.transact(tx_env(tx))
             };
-            match result {
-                Ok(result) => {
-                    if !result.result.is_success() && !order.may_revert(&hash) {
-                        if order.may_drop(&hash) {
-                            continue;
-                        }
-                        return Ok(Err(SimRejected::Reverted { hash }));
-                    }
+            let Ran {
+                run,
+                result,
+                invalid,
+            } = Ran::from_outcome(result).map_err(|e| SimError(e.to_string()))?;
+            match (order.fate(&hash, run), result) {
+                (TxFate::Keep, Some(result)) => {
                     record_access(&layer, &result.state, coinbase, &mut access)?;
                     gas_used += result.result.tx_gas_used();
                     layer.commit(result.state.clone());
                     changes.push(result.state);
                     kept.push(hash);
                 }
-                Err(EVMError::Transaction(reason)) => {
-                    if order.may_drop(&hash) {
-                        continue;
-                    }
-                    return Ok(Err(SimRejected::Invalid { hash, reason }));
+                (TxFate::Drop, _) => {}
+                // Void (a transaction that could not run is never kept).
+                _ => {
+                    return Ok(Err(match invalid {
+                        Some(reason) => SimRejected::Invalid { hash, reason },
+                        None => SimRejected::Reverted { hash },
+                    }));
                 }
-                Err(other) => return Err(SimError(other.to_string())),
             }
         }
-        if kept.is_empty() {
+        if !order.stands(kept.len()) {
             return Ok(Err(SimRejected::Empty));
         }
         let after = balance(&layer, coinbase)?;

@@ -103,7 +103,7 @@ impl Workload {
         self.kinds.len()
     }
 
-    /// Every order's id (transaction or bundle hash) with its kind, in pool order.
+    /// Every order's id (transaction hash or bundle pool id) with its kind, in pool order.
     pub fn order_kinds(&self) -> &[(B256, OrderKind)] {
         &self.kinds
     }

@@ -197,7 +197,7 @@ pub(crate) fn generate(
                 .expect("the plan draws one searcher per bundle");
             let bundle = arbitrage(kind, searcher, arb, market, coinbase)?;
             out.canonical.extend(bundle.bundle.txs.iter().map(encode));
-            out.kinds.push((bundle.bundle.hash, kind));
+            out.kinds.push((bundle.id, kind));
             out.bundles.push(bundle);
             continue;
         }

@@ -75,7 +75,7 @@ fn test_mix_has_every_kind_many_senders_and_several_nonces() {
             Some(coinbase),
             "the bid pays the coinbase"
         );
-        let may_revert = w.kind(&bundle.bundle.hash) == Some(OrderKind::ArbitrageMayRevert);
+        let may_revert = w.kind(&bundle.id) == Some(OrderKind::ArbitrageMayRevert);
         assert_eq!(!bundle.bundle.reverting.is_empty(), may_revert);
     }
     let raw: usize = w.txs.len() + w.bundles.iter().map(|b| b.bundle.txs.len()).sum::<usize>();

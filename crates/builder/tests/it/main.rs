@@ -223,12 +223,12 @@ fn test_conflict_search_takes_the_richer_of_two_conflicting_bundles() {
         .expect("search builds");
     assert_eq!(
         greedy.orders,
-        vec![cheap.bundle.hash],
+        vec![cheap.id],
         "greedy takes the best per gas"
     );
     assert_eq!(
         search.orders,
-        vec![rich.bundle.hash],
+        vec![rich.id],
         "the search takes the richer bundle"
     );
     assert!(search.value > greedy.value * U256::from(4));
@@ -294,7 +294,7 @@ fn test_a_refund_the_recipient_refuses_costs_the_refund_not_the_block() {
     let orders = simulate(&ctx, &[], std::slice::from_ref(&order));
     let built = build_best(&ctx, &orders, &[&Greedy, &ConflictSearch::default()])
         .expect("the block is built all the same");
-    assert_eq!(built.orders, vec![order.bundle.hash]);
+    assert_eq!(built.orders, vec![order.id]);
     let txs = &built.block.block.block.body.transactions;
     assert_eq!(txs[1].to(), Some(refusing), "the refund was attempted");
     assert!(
@@ -336,12 +336,7 @@ fn test_a_coinbase_transaction_from_outside_is_never_included() {
     }));
     for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {
         let built = algorithm.build(&ctx, &orders).expect("builds");
-        assert_eq!(
-            built.orders,
-            vec![paying.bundle.hash],
-            "{}",
-            algorithm.name()
-        );
+        assert_eq!(built.orders, vec![paying.id], "{}", algorithm.name());
         assert_pays_bid(&built);
     }
 }

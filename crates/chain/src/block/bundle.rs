@@ -2,17 +2,16 @@
 //!
 //! alloy-evm's executor commits each transaction into the block state as it goes, so a bundle
 //! is first dry-run on a scratch layer over the builder's current state. Only if its rules hold
-//! (no revert outside `may_revert`; invalid or reverting transactions only left out when
-//! `may_drop` allows) are the kept transactions executed for real, which, execution being
-//! deterministic, repeats the dry run exactly.
+//! ([`OrderRules::fate`]: no revert the bundle does not allow; invalid or reverting transactions
+//! left out only where it allows) are the kept transactions executed for real, which, execution
+//! being deterministic, repeats the dry run exactly.
 
 use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{B256, U256};
+use cobuild_primitives::{OrderRules, Ran, TxFate};
 use revm::{
-    DatabaseCommit, DatabaseRef,
-    context::TxEnv,
-    context_interface::result::{EVMError, InvalidTransaction},
+    DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::InvalidTransaction,
     database::CacheDB,
 };
 
@@ -81,16 +80,16 @@ struct DryRun<'t> {
 }
 
 impl BlockBuilder {
-    /// Executes `txs` as one unit: all kept transactions are committed, in order, or none.
+    /// Executes `txs` as one unit under `rules`: all kept transactions are committed, in
+    /// order, or none.
     ///
     /// The outer error stops the block attempt; the inner one leaves the bundle out.
     pub fn execute_bundle(
         &mut self,
         txs: &[Recovered<TxEnvelope>],
-        may_revert: impl Fn(&B256) -> bool,
-        may_drop: impl Fn(&B256) -> bool,
+        rules: &impl OrderRules,
     ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
-        self.execute_bundle_if(txs, may_revert, may_drop, |_| true)
+        self.execute_bundle_if(txs, rules, |_| true)
     }
 
     /// As [`Self::execute_bundle`], but commits only if `accept` approves what the bundle
@@ -98,11 +97,10 @@ impl BlockBuilder {
     pub fn execute_bundle_if(
         &mut self,
         txs: &[Recovered<TxEnvelope>],
-        may_revert: impl Fn(&B256) -> bool,
-        may_drop: impl Fn(&B256) -> bool,
+        rules: &impl OrderRules,
         accept: impl FnOnce(&BundleTrial) -> bool,
     ) -> Result<Result<BundleOutcome, BundleRejected>, BlockError> {
-        let DryRun { kept, trial } = match self.dry_run(txs, &may_revert, &may_drop)? {
+        let DryRun { kept, trial } = match self.dry_run(txs, rules)? {
             Ok(dry) => dry,
             Err(rejected) => return Ok(Err(rejected)),
         };
@@ -141,8 +139,7 @@ impl BlockBuilder {
     fn dry_run<'t>(
         &self,
         txs: &'t [Recovered<TxEnvelope>],
-        may_revert: &impl Fn(&B256) -> bool,
-        may_drop: &impl Fn(&B256) -> bool,
+        rules: &impl OrderRules,
     ) -> Result<Result<DryRun<'t>, BundleRejected>, BlockError> {
         let evm = self.executor_evm();
         let env = EvmEnv::new(evm.cfg_env().clone(), evm.block().clone());
@@ -161,34 +158,33 @@ impl BlockBuilder {
         let mut blob_gas = 0u64;
         for tx in txs {
             let hash = *tx.tx_hash();
-            match scratch.transact(TxEnv::from_recovered_tx(tx.inner(), tx.signer())) {
-                Ok(result) => {
-                    if !result.result.is_success() && !may_revert(&hash) {
-                        if may_drop(&hash) {
-                            continue;
-                        }
-                        return Ok(Err(BundleRejected::Reverted { hash }));
-                    }
+            let outcome = scratch.transact(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
+            let Ran {
+                run,
+                result,
+                invalid,
+            } = Ran::from_outcome(outcome).map_err(|e| {
+                BlockError::Execution(alloy_evm::block::BlockExecutionError::msg(e))
+            })?;
+            match (rules.fate(&hash, run), result) {
+                (TxFate::Keep, Some(result)) => {
                     scratch.db_mut().commit(result.state);
                     gas_limit += tx.inner().gas_limit();
                     gas_used += result.result.tx_gas_used();
                     blob_gas += tx.inner().blob_gas_used().unwrap_or_default();
                     kept.push(tx);
                 }
-                Err(EVMError::Transaction(reason)) => {
-                    if may_drop(&hash) {
-                        continue;
-                    }
-                    return Ok(Err(BundleRejected::Invalid { hash, reason }));
-                }
-                Err(other) => {
-                    return Err(BlockError::Execution(
-                        alloy_evm::block::BlockExecutionError::msg(other),
-                    ));
+                (TxFate::Drop, _) => {}
+                // Void (a transaction that could not run is never kept).
+                _ => {
+                    return Ok(Err(match invalid {
+                        Some(reason) => BundleRejected::Invalid { hash, reason },
+                        None => BundleRejected::Reverted { hash },
+                    }));
                 }
             }
         }
-        if kept.is_empty() {
+        if !rules.stands(kept.len()) {
             return Ok(Err(BundleRejected::Empty));
         }
         let available = self.gas_left();

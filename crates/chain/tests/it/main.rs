@@ -13,7 +13,9 @@ use cobuild_chain::{
     BlockAttributes, BundleRejected, Chain, ChainError, DEV_BALANCE, Genesis, ImportError,
     TxRejected, dev_signers,
 };
-use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
+use cobuild_primitives::{
+    Allowed, ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE, Strict,
+};
 use revm::{context_interface::result::InvalidTransaction, database_interface::DatabaseRef};
 
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
@@ -234,7 +236,7 @@ fn test_bundle_with_forbidden_revert_leaves_block_untouched() {
     let mut builder = chain.builder(attrs(&chain)).expect("builder");
 
     let refused = builder
-        .execute_bundle(&bundle, |_| false, |_| false)
+        .execute_bundle(&bundle, &Strict)
         .expect("no fatal error");
     assert_eq!(refused, Err(BundleRejected::Reverted { hash: reverting }));
     assert!(
@@ -244,7 +246,13 @@ fn test_bundle_with_forbidden_revert_leaves_block_untouched() {
     assert_eq!(builder.gas_used(), 0);
 
     let included = builder
-        .execute_bundle(&bundle, |h| *h == reverting, |_| false)
+        .execute_bundle(
+            &bundle,
+            &Allowed {
+                reverting: vec![reverting],
+                dropping: Vec::new(),
+            },
+        )
         .expect("no fatal error");
     let outcome = included.expect("allowed revert keeps the bundle");
     assert_eq!(outcome.included, vec![*bundle[0].tx_hash(), reverting]);
@@ -274,13 +282,17 @@ fn test_bundle_drops_only_what_it_may() {
     ];
     let invalid = *bundle[0].tx_hash();
     let mut builder = chain.builder(attrs(&chain)).expect("builder");
-    let refused = builder
-        .execute_bundle(&bundle, |_| false, |_| false)
-        .expect("no fatal");
+    let refused = builder.execute_bundle(&bundle, &Strict).expect("no fatal");
     assert!(matches!(refused, Err(BundleRejected::Invalid { hash, .. }) if hash == invalid));
     assert!(builder.transactions().is_empty());
     let outcome = builder
-        .execute_bundle(&bundle, |_| false, |h| *h == invalid)
+        .execute_bundle(
+            &bundle,
+            &Allowed {
+                reverting: Vec::new(),
+                dropping: vec![invalid],
+            },
+        )
         .expect("no fatal")
         .expect("kept");
     assert_eq!(outcome.included, vec![*bundle[1].tx_hash()]);

@@ -229,11 +229,7 @@ fn produce_block(
     for candidate in candidates {
         let b = &candidate.bundle;
         let outcome = builder
-            .execute_bundle(
-                &b.txs,
-                |h| b.reverting.contains(h),
-                |h| b.dropping.contains(h),
-            )
+            .execute_bundle(&b.txs, b)
             .map_err(ChainError::from)?;
         match outcome {
             Ok(included) => {

@@ -6,9 +6,10 @@ use alloy_evm::{Evm, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_rpc_types_mev::EthCallBundle;
 use cobuild_chain::{NextBlock, StateSnapshot, next_evm_env};
-use cobuild_primitives::{ChainSpec, bundle_hash, decode_transactions};
+use cobuild_primitives::{ChainSpec, OrderRules, Ran, TxFate, bundle_hash, decode_transactions};
 use revm::{
-    DatabaseRef, context::TxEnv, context_interface::result::ExecutionResult, database::CacheDB,
+    DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::ExecutionResult,
+    database::CacheDB,
 };
 use serde::Serialize;
 
@@ -80,7 +81,7 @@ fn decimal<S: serde::Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S
 }
 
 /// One transaction of a bundle run: what it did to the coinbase and its EVM result.
-pub(super) struct TxRun {
+pub(super) struct CallRun {
     /// The transaction's hash.
     pub(super) hash: B256,
     /// Sender.
@@ -95,16 +96,26 @@ pub(super) struct TxRun {
     pub(super) result: ExecutionResult,
 }
 
+/// How a bundle run ended early, if it did.
+pub(super) enum Stop {
+    /// The EVM refused a transaction (nonce, funds, fees ...): nothing after it ran.
+    Refused(String),
+    /// A transaction reverted that the bundle's rules do not allow (it is the last run).
+    Reverted(B256),
+}
+
 /// Runs `txs` in order on `state` in the block environment `next`, each on the state the one
-/// before left. Stops at the first transaction the EVM refuses (nonce, funds, fees ...): its
-/// hash and reason come back beside the runs before it.
+/// before left. With `rules` (a bundle's), each transaction's run is judged by them: a dropped
+/// one leaves no trace, a voiding one ends the run. Without, every transaction counts and the
+/// run ends only where the EVM refuses one.
 pub(super) fn run_bundle(
     spec: &ChainSpec,
     head: &Sealed<Header>,
     state: StateSnapshot,
     txs: &[Recovered<TxEnvelope>],
     next: NextBlock,
-) -> Result<(Vec<TxRun>, Option<String>), RpcError> {
+    rules: Option<&dyn OrderRules>,
+) -> Result<(Vec<CallRun>, Option<Stop>), RpcError> {
     let (coinbase, base_fee) = (next.beneficiary, next.base_fee);
     let env = next_evm_env(spec, head.inner(), next);
     let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), env);
@@ -119,20 +130,41 @@ pub(super) fn run_bundle(
         };
     let mut runs = Vec::with_capacity(txs.len());
     for tx in txs {
+        let hash = *tx.tx_hash();
         let before = coinbase_balance(&evm)?;
-        let result = match evm.transact_commit(TxEnv::from_recovered_tx(tx.inner(), tx.signer())) {
-            Ok(result) => result,
-            Err(e) => return Ok((runs, Some(format!("transaction {}: {e}", tx.tx_hash())))),
+        let outcome = evm.transact(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
+        let Ran {
+            run,
+            result,
+            invalid,
+        } = Ran::from_outcome(outcome).map_err(RpcError::internal)?;
+        let fate = rules.map_or(TxFate::Keep, |rules| rules.fate(&hash, run));
+        let Some(result) = result else {
+            if fate == TxFate::Drop {
+                continue;
+            }
+            let reason = invalid.map(|r| r.to_string()).unwrap_or_default();
+            return Ok((
+                runs,
+                Some(Stop::Refused(format!("transaction {hash}: {reason}"))),
+            ));
         };
+        if fate == TxFate::Drop {
+            continue;
+        }
+        evm.db_mut().commit(result.state);
         let after = coinbase_balance(&evm)?;
-        runs.push(TxRun {
-            hash: *tx.tx_hash(),
+        runs.push(CallRun {
+            hash,
             from: tx.signer(),
             to: tx.to(),
             tip: U256::from(tx.effective_tip_per_gas(base_fee).unwrap_or_default()),
             coinbase_diff: after.saturating_sub(before),
-            result,
+            result: result.result,
         });
+        if fate == TxFate::Void {
+            return Ok((runs, Some(Stop::Reverted(hash))));
+        }
     }
     Ok((runs, None))
 }
@@ -172,8 +204,9 @@ pub(super) fn call_bundle(
         base_fee,
         prev_randao: head.mix_hash,
     };
-    let (runs, refused) = run_bundle(spec, head, state, &txs, next)?;
-    if let Some(reason) = refused {
+    // eth_callBundle names no revert or drop rules: every transaction is reported.
+    let (runs, stop) = run_bundle(spec, head, state, &txs, next, None)?;
+    if let Some(Stop::Refused(reason)) = stop {
         return Err(RpcError::Execution(reason));
     }
     let results: Vec<CallBundleTxResult> = runs

@@ -10,7 +10,7 @@ use cobuild_chain::{NextBlock, StateSnapshot};
 use cobuild_primitives::{Bundle, ChainSpec};
 use revm::context_interface::result::ExecutionResult;
 
-use super::call::run_bundle;
+use super::call::{Stop, run_bundle};
 use crate::RpcError;
 
 /// Simulates `bundle` on `state` (the head's) as the next block (or the block `overrides`
@@ -19,8 +19,9 @@ use crate::RpcError;
 /// `profit` is the coinbase's gain, `mevGasPrice` that gain per gas used, and
 /// `refundableValue` the gain made by the bundle's own transactions, leaving out the pending
 /// transactions its `{hash}` items named (`referenced`): what a refund could be paid from.
-/// The bundle fails (`success: false`, with the reason) when a transaction the EVM refuses, or
-/// one that reverts without `canRevert`; the figures then cover the transactions before it.
+/// The bundle is judged by its own rules ([`OrderRules`](cobuild_primitives::OrderRules)): it fails (`success: false`, with the
+/// reason) at a transaction the EVM refuses or one that reverts without `canRevert`, and the
+/// figures then cover the transactions up to it.
 pub(super) fn sim_bundle(
     spec: &ChainSpec,
     head: &Sealed<Header>,
@@ -73,54 +74,48 @@ pub(super) fn sim_bundle(
         },
         prev_randao: block.random.unwrap_or(head.mix_hash),
     };
-    let (runs, refused) = run_bundle(spec, head, state, &bundle.txs, next)?;
-
-    let mut error = refused;
-    let mut revert = None;
+    let (runs, stop) = run_bundle(spec, head, state, &bundle.txs, next, Some(bundle))?;
+    let (error, revert) = match stop {
+        None => (None, None),
+        Some(Stop::Refused(reason)) => (Some(reason), None),
+        Some(Stop::Reverted(hash)) => {
+            let last = runs.last().map(|r| &r.result);
+            let error = match last {
+                Some(ExecutionResult::Halt { reason, .. }) => {
+                    format!("transaction {hash} halted: {reason:?}")
+                }
+                _ => format!("transaction {hash} reverted"),
+            };
+            let revert = match last {
+                Some(ExecutionResult::Revert { output, .. }) => Some(output.clone()),
+                _ => None,
+            };
+            (Some(error), revert)
+        }
+    };
     let mut logs = Vec::with_capacity(runs.len());
     let mut log_index = 0u64;
     for (index, run) in runs.iter().enumerate() {
-        let allowed = bundle.reverting.contains(&run.hash);
-        match &run.result {
-            ExecutionResult::Success { logs: emitted, .. } => {
-                let tx_logs = emitted
-                    .iter()
-                    .map(|log| {
-                        log_index += 1;
-                        Log {
-                            inner: log.clone(),
-                            transaction_hash: Some(run.hash),
-                            transaction_index: Some(index as u64),
-                            log_index: Some(log_index - 1),
-                            ..Log::default()
-                        }
-                    })
-                    .collect();
-                logs.push(SimBundleLogs {
-                    tx_logs: Some(tx_logs),
-                    bundle_logs: None,
-                });
-            }
-            ExecutionResult::Revert { output, .. } => {
-                logs.push(SimBundleLogs {
-                    tx_logs: Some(Vec::new()),
-                    bundle_logs: None,
-                });
-                if !allowed && error.is_none() {
-                    error = Some(format!("transaction {} reverted", run.hash));
-                    revert = Some(output.clone());
-                }
-            }
-            ExecutionResult::Halt { reason, .. } => {
-                logs.push(SimBundleLogs {
-                    tx_logs: Some(Vec::new()),
-                    bundle_logs: None,
-                });
-                if !allowed && error.is_none() {
-                    error = Some(format!("transaction {} halted: {reason:?}", run.hash));
-                }
-            }
-        }
+        let tx_logs = match &run.result {
+            ExecutionResult::Success { logs: emitted, .. } => emitted
+                .iter()
+                .map(|log| {
+                    log_index += 1;
+                    Log {
+                        inner: log.clone(),
+                        transaction_hash: Some(run.hash),
+                        transaction_index: Some(index as u64),
+                        log_index: Some(log_index - 1),
+                        ..Log::default()
+                    }
+                })
+                .collect(),
+            ExecutionResult::Revert { .. } | ExecutionResult::Halt { .. } => Vec::new(),
+        };
+        logs.push(SimBundleLogs {
+            tx_logs: Some(tx_logs),
+            bundle_logs: None,
+        });
     }
     let gas_used: u64 = runs.iter().map(|r| r.result.tx_gas_used()).sum();
     let profit = runs.iter().fold(U256::ZERO, |sum, r| sum + r.coinbase_diff);
@@ -144,4 +139,63 @@ pub(super) fn sim_bundle(
         exec_error: None,
         revert,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::Address;
+    use cobuild_chain::{dev_signers, test_utils};
+
+    use super::*;
+
+    /// A bundle of `txs` (signed transfers) for block 1 with the given lists.
+    fn bundle(
+        txs: Vec<alloy_consensus::transaction::Recovered<alloy_consensus::TxEnvelope>>,
+        dropping: Vec<B256>,
+    ) -> Bundle {
+        Bundle {
+            hash: cobuild_primitives::bundle_hash(&txs),
+            txs,
+            block_number: 1,
+            max_block: None,
+            min_timestamp: None,
+            max_timestamp: None,
+            reverting: Vec::new(),
+            dropping,
+            replacement: None,
+            refund: None,
+        }
+    }
+
+    #[test]
+    fn test_sim_bundle_follows_the_bundle_rules_dropping_included() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = test_utils::devnet_chain(dir.path());
+        let signers = dev_signers();
+        let to = Address::repeat_byte(0xaa);
+        // Nonce 5 of a fresh account cannot run; the transfer after it can.
+        let stale = test_utils::sign(&signers[1], test_utils::transfer(5, to, 1, 1_000_000_000));
+        let good = test_utils::sign(&signers[2], test_utils::transfer(0, to, 1, 1_000_000_000));
+        let run = |b: &Bundle| {
+            let (head, state) = chain.head_state().expect("state");
+            sim_bundle(
+                chain.spec(),
+                &head,
+                state,
+                b,
+                &[],
+                SimBundleOverrides::default(),
+            )
+            .expect("simulates")
+        };
+        let strict = run(&bundle(vec![stale.clone(), good.clone()], Vec::new()));
+        assert!(
+            !strict.success,
+            "a transaction that cannot run voids a strict bundle"
+        );
+        let droppable = run(&bundle(vec![stale.clone(), good], vec![*stale.tx_hash()]));
+        assert!(droppable.success, "{:?}", droppable.error);
+        assert_eq!(droppable.gas_used, 21_000, "only the kept transfer ran");
+        assert_eq!(droppable.logs.map(|l| l.len()), Some(1));
+    }
 }
