@@ -22,7 +22,7 @@ use std::{
 use alloy_primitives::Bytes;
 use cobuild_net::{
     Envelope, EnvelopeBody, Log, MemberId,
-    engine::{Config, Engine, Mailbox, Peer},
+    engine::{Config, Engine, Mailbox, Peer, Recovery},
     wire::{Message, Pull, Status},
 };
 use cobuild_primitives::{AcceptedOrder, OrderKind};
@@ -870,5 +870,145 @@ fn test_forgeries_in_honest_names_do_not_slow_the_honest_origins() {
                 "seed {seed}: member {id} throttled an honest origin"
             );
         }
+    });
+}
+
+/// Appends an order at `member` and broadcasts it, as its RPC would.
+async fn accept(member: &mut Member, n: u64) -> Envelope {
+    let envelope = member
+        .log
+        .append_own(
+            AcceptedOrder::raw_transaction(Bytes::from(n.to_be_bytes().to_vec())),
+            1,
+        )
+        .expect("append");
+    if let Some((_, _, mailbox)) = &member.engine {
+        mailbox.broadcast(envelope.clone()).await;
+    }
+    member.acked.push(envelope.clone());
+    envelope
+}
+
+/// Waits (virtual time) until every member holds (origin, seq).
+async fn everywhere(
+    context: &deterministic::Context,
+    members: &[Member],
+    origin: MemberId,
+    seq: u64,
+) {
+    for _ in 0..10_000 {
+        if members
+            .iter()
+            .all(|m| m.log.get(origin, seq).ok().flatten().is_some())
+        {
+            return;
+        }
+        context.sleep(Duration::from_millis(5)).await;
+    }
+    panic!("({origin}, {seq}) did not reach every member");
+}
+
+#[test]
+fn test_a_member_that_lost_its_log_continues_after_what_the_others_hold() {
+    for_each_seed(0..20, |seed| {
+        let config = deterministic::Config::default()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(600)));
+        deterministic::Runner::new(config).start(|context| async move {
+            let ids: Vec<MemberId> = (0..4).collect();
+            let (_, peers, oracle) = network(&context, &ids, 0.0).await;
+            let mut members: Vec<Member> = ids.iter().map(|id| Member::new(*id)).collect();
+            for member in &mut members {
+                start(&context, &oracle, member, &peers).await;
+            }
+            for member in &members {
+                let ready = member.engine.as_ref().expect("running").2.recovered().await;
+                assert!(
+                    matches!(ready, Recovery::Ready { next_seq: 1, .. }),
+                    "seed {seed}: {ready:?}"
+                );
+            }
+            for n in 0..30 {
+                accept(&mut members[1], n).await;
+            }
+            everywhere(&context, &members, 1, 30).await;
+
+            // Member 1's disk is replaced: its log is empty when it starts again.
+            crash(&mut members[1]);
+            members[1].log = Arc::new(Log::in_memory(1, key(1)).expect("log"));
+            start(&context, &oracle, &mut members[1], &peers).await;
+            let mailbox = members[1].engine.as_ref().expect("running").2.clone();
+            let ready = mailbox.recovered().await;
+            assert!(
+                matches!(ready, Recovery::Ready { next_seq: 31, .. }),
+                "seed {seed}: it must number after what the others hold: {ready:?}"
+            );
+            assert_eq!(
+                members[1].log.contiguous(1).expect("read"),
+                30,
+                "its orders are back"
+            );
+            // The engine refreshes the counters it shows once a status tick.
+            context.sleep(2 * Config::new(0, Vec::new()).status_interval).await;
+            assert_eq!(mailbox.counters().recovered, 30);
+            let own: Vec<u64> = members[1]
+                .handed
+                .lock()
+                .iter()
+                .filter(|(o, _)| *o == 1)
+                .map(|(_, s)| *s)
+                .collect();
+            assert_eq!(
+                own,
+                (1..=30).collect::<Vec<_>>(),
+                "and back in its node, in order"
+            );
+
+            // Its new orders replicate to everyone: nobody sees an equivocation.
+            for n in 30..40 {
+                let envelope = accept(&mut members[1], n).await;
+                assert_eq!(envelope.body.seq, n + 1);
+            }
+            everywhere(&context, &members, 1, 40).await;
+            for member in &members {
+                let counters = member.engine.as_ref().expect("running").2.counters();
+                assert_eq!(
+                    counters.equivocations, 0,
+                    "seed {seed}: member {}",
+                    member.id
+                );
+            }
+        });
+    });
+}
+
+#[test]
+fn test_a_member_that_hears_no_quorum_does_not_start() {
+    let config = deterministic::Config::default()
+        .with_seed(3)
+        .with_timeout(Some(Duration::from_secs(600)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let ids: Vec<MemberId> = (0..4).collect();
+        let (keys, peers, oracle) = network(&context, &ids, 0.0).await;
+        // Member 0 is cut off from everyone.
+        let cut: BTreeSet<(usize, usize)> = (1..4).flat_map(|i| [(0, i), (i, 0)]).collect();
+        set_links(&oracle, &keys, &cut, 0.0).await;
+        let mut lonely = Member::new(0);
+        start_with(&context, &oracle, &mut lonely, &peers, |c| {
+            c.recovery_timeout = Duration::from_secs(2);
+        })
+        .await;
+        let mailbox = lonely.engine.as_ref().expect("running").2.clone();
+        let began = context.current();
+        let ended = mailbox.recovered().await;
+        assert_eq!(
+            ended,
+            Recovery::Failed {
+                heard: Vec::new(),
+                needed: 2
+            }
+        );
+        let waited = context.current().duration_since(began).unwrap_or_default();
+        assert!(waited >= Duration::from_secs(2), "it waited {waited:?}");
     });
 }
