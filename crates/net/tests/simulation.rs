@@ -949,7 +949,9 @@ fn test_a_member_that_lost_its_log_continues_after_what_the_others_hold() {
                 "its orders are back"
             );
             // The engine refreshes the counters it shows once a status tick.
-            context.sleep(2 * Config::new(0, Vec::new()).status_interval).await;
+            context
+                .sleep(2 * Config::new(0, Vec::new()).status_interval)
+                .await;
             assert_eq!(mailbox.counters().recovered, 30);
             let own: Vec<u64> = members[1]
                 .handed

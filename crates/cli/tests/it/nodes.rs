@@ -350,3 +350,182 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     }
     drop(restarted);
 }
+
+/// Posts `calls` as one JSON-RPC batch, signed as the Flashbots clients sign a body.
+fn flashbots_batch(url: &str, auth_key: u8, calls: &[Value]) -> Vec<Value> {
+    use alloy_signer::SignerSync;
+    let auth = alloy_signer_local::PrivateKeySigner::from_bytes(
+        &alloy_primitives::B256::repeat_byte(auth_key),
+    )
+    .expect("key");
+    let body = Value::Array(calls.to_vec()).to_string();
+    let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
+    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
+    let header = format!("{}:{}", auth.address(), signature);
+    let (status, reply) = http_post(url, body.as_bytes(), &[("X-Flashbots-Signature", &header)]);
+    assert_eq!(status, 200, "{reply}");
+    serde_json::from_str::<Value>(&reply)
+        .expect("json")
+        .as_array()
+        .expect("a batch answer")
+        .clone()
+}
+
+/// Whether the hub's chain has a receipt for `hash` (asked once: `cast receipt` would wait).
+fn on_chain(hub: &Devnet, hash: &str) -> bool {
+    let receipt = hub
+        .cast(&["rpc", "eth_getTransactionReceipt", hash])
+        .expect("the hub answers");
+    serde_json::from_str::<Value>(&receipt).is_ok_and(|r| r["blockNumber"].is_string())
+}
+
+#[test]
+fn test_a_batch_replicates_call_by_call_and_a_wiped_log_does_not_reuse_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = File::create(dir.path().join("hub.log")).expect("hub log");
+    let hub = Devnet::spawn(
+        dir.path(),
+        &["--nodes", "4", "--slot-ms", "500", "--no-demo-contracts"],
+        Stdio::from(log),
+    );
+    let endpoints: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("endpoints.json")).expect("endpoints.json"),
+    )
+    .expect("json");
+    let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
+
+    // One signed batch to node 0: a refused bundle, the same bundle for seven target blocks
+    // (the real clients' own pattern), a bundle and its cancel, a private transaction.
+    let target = hub.head() + 10;
+    let kept_tx = hub.signed_tx(SENDERS[0], TxSpec::default());
+    let cancelled_tx = hub.signed_tx(SENDERS[1], TxSpec::default());
+    let private_tx = hub.signed_tx(SENDERS[2], TxSpec::default());
+    let uuid = "6c1f0b8e-3a51-4d2b-9a0c-5f7e2d9b1c44";
+    let call = |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": [params]});
+    let mut calls = vec![call(
+        0,
+        "eth_sendBundle",
+        json!({"txs": [], "blockNumber": format!("{target:#x}")}),
+    )];
+    for block in target..target + 7 {
+        calls.push(call(
+            block,
+            "eth_sendBundle",
+            json!({"txs": [kept_tx], "blockNumber": format!("{block:#x}")}),
+        ));
+    }
+    calls.push(call(
+        100,
+        "eth_sendBundle",
+        json!({"txs": [cancelled_tx], "blockNumber": format!("{target:#x}"), "replacementUuid": uuid}),
+    ));
+    calls.push(call(
+        101,
+        "eth_cancelBundle",
+        json!({"replacementUuid": uuid}),
+    ));
+    calls.push(call(
+        102,
+        "eth_sendPrivateTransaction",
+        json!({"tx": private_tx, "maxBlockNumber": target + 30}),
+    ));
+    let replies = flashbots_batch(nodes[0].field("rpc"), 7, &calls);
+    let refused: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert_eq!(refused.len(), 1, "{replies:?}");
+    assert_eq!(
+        refused[0]["id"], 0,
+        "only the empty bundle is refused: {replies:?}"
+    );
+    let kept_hash = replies
+        .iter()
+        .find(|r| r["id"] == target)
+        .and_then(|r| r["result"]["bundleHash"].as_str())
+        .expect("the kept bundle's hash")
+        .to_owned();
+    let private_hash = super::tx_hash(&private_tx);
+
+    // Every other member holds exactly the acknowledged orders: the kept bundle for each of
+    // its blocks and the private transaction; not the refused or the cancelled bundle.
+    let mut want = vec![kept_hash.clone(), private_hash.clone()];
+    want.sort();
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        for block in [target, target + 6] {
+            eventually(
+                &format!("node {i} to hold the batch's orders for #{block}"),
+                Duration::from_secs(20),
+                || {
+                    let held = node.admin("cobuild_orderHashes", json!([block]))?;
+                    let mut held: Vec<String> = held
+                        .as_array()?
+                        .iter()
+                        .filter_map(|h| h.as_str().map(str::to_lowercase))
+                        .collect();
+                    held.sort();
+                    (held == want).then_some(())
+                },
+            );
+        }
+    }
+
+    // Node 0 dies: what it acknowledged still lands through the others; the cancel holds.
+    nodes[0].kill();
+    landed(&hub, &super::tx_hash(&kept_tx));
+    landed(&hub, &private_hash);
+    eventually(
+        "the last target block to pass",
+        Duration::from_secs(30),
+        || (hub.head() > target + 7).then_some(()),
+    );
+    assert!(
+        !on_chain(&hub, &super::tx_hash(&cancelled_tx)),
+        "a bundle cancelled in the same batch landed"
+    );
+    let mut restarted = vec![nodes[0].restart()];
+
+    // Node 1 accepts an order, then loses its order log (a wiped data dir, a new disk).
+    let first = hub.signed_tx(SENDERS[3], TxSpec::default());
+    nodes[1].cast().ok(&["publish", &first]);
+    let origin_1 = |node: &Member<'_>| -> Option<(u64, u64)> {
+        let status = node.admin("cobuild_status", json!([]))?;
+        let held = status["origins"]
+            .as_array()?
+            .iter()
+            .find(|o| o["origin"] == 1)?["contiguous"]
+            .as_u64()?;
+        Some((held, status["refusals"]["equivocations"].as_u64()?))
+    };
+    for node in [&nodes[0], &nodes[2], &nodes[3]] {
+        eventually(
+            "node 1's first order to replicate",
+            Duration::from_secs(20),
+            || (origin_1(node)?.0 == 1).then_some(()),
+        );
+    }
+    nodes[1].kill();
+    std::fs::remove_file(std::path::Path::new(nodes[1].field("data_dir")).join("orders.redb"))
+        .expect("the order log is wiped");
+    restarted.push(nodes[1].restart());
+
+    // Its next order gets the next number, not the first one again: everyone takes it.
+    let second = hub.signed_tx(
+        SENDERS[3],
+        TxSpec {
+            nonce: 1,
+            ..TxSpec::default()
+        },
+    );
+    nodes[1].cast().ok(&["publish", &second]);
+    for node in &nodes {
+        eventually(
+            "node 1's new order to replicate to every member",
+            Duration::from_secs(20),
+            || (origin_1(node)? == (2, 0)).then_some(()),
+        );
+    }
+    landed(&hub, &super::tx_hash(&first));
+    landed(&hub, &super::tx_hash(&second));
+    drop(restarted);
+}
