@@ -714,7 +714,10 @@ enum Flood {
     Forged,
 }
 
-/// Three honest members with origin rate `RATE` and a flooder: returns the members (still
+/// The origin rate of the flood runs: the flooder sends 20 times as much.
+const FLOOD_RATE: u32 = 2_000;
+
+/// Three honest members with origin rate [`FLOOD_RATE`] and a flooder: returns the members (still
 /// running) and the worst time an honest order took to reach every honest member.
 fn run_flood(
     flood: Flood,
@@ -723,7 +726,6 @@ fn run_flood(
     Vec<(MemberId, cobuild_net::engine::Counters, u64)>,
     Duration,
 ) {
-    const RATE: u32 = 2_000;
     let config = deterministic::Config::default()
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(600)));
@@ -735,7 +737,7 @@ fn run_flood(
         let mut members: Vec<Member> = (0..honest).map(Member::new).collect();
         for member in &mut members {
             start_with(&context, &oracle, member, &peers, |c| {
-                c.max_origin_rate = RATE
+                c.max_origin_rate = FLOOD_RATE
             })
             .await;
         }
@@ -837,7 +839,7 @@ fn test_a_flooding_member_is_slowed_without_starving_the_others() {
             );
             // 40,000 offered over ~2 s; at most a burst plus the rate per second was taken.
             assert!(
-                held < 40_000 && held <= 2_000 * 4,
+                held < 40_000 && held <= u64::from(FLOOD_RATE) * 4,
                 "seed {seed}: member {id} took {held} of the flooder's envelopes"
             );
         }

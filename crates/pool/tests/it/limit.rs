@@ -118,7 +118,7 @@ fn test_bundles_and_transactions_share_one_bound() {
     // ... and a better transaction evicts the 3 gwei bundle.
     pool.add(tx(&s[1], 0, 5))
         .expect("evicts the cheaper bundle");
-    assert!(!(bundles.count_hash(&mid.hash) > 0) && (bundles.count_hash(&rich.hash) > 0));
+    assert!(bundles.count_hash(&mid.hash) == 0 && bundles.count_hash(&rich.hash) > 0);
     assert_eq!(pool.len() + bundles.len(), 2);
     // A replacement needs no room even when full.
     let bumped = TxEip1559 {
