@@ -294,6 +294,12 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     }
     assert!(!printed.contains("unreachable"), "{printed}");
     assert!(printed.contains("missing 0"), "{printed}");
+    // Every refusal is shown by reason; an honest run refuses nothing.
+    assert!(
+        printed.contains("0 bad signatures, 0 equivocations, 0 unknown origins, 0 malformed"),
+        "{printed}"
+    );
+    assert!(printed.contains("replicated orders: "), "{printed}");
 
     // The registry contract drops member 3 while everything runs: the others follow it, and the
     // orders member 3 accepts from then on are refused by them.

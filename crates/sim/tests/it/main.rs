@@ -201,11 +201,7 @@ fn test_access_sets_show_conflicts_between_orders_on_the_same_account() {
             .find(|o| o.order.id() == h)
             .expect("simulated")
     };
-    let (sa, sb, sc) = (
-        find(a.bundle.hash),
-        find(b.bundle.hash),
-        find(c.bundle.hash),
-    );
+    let (sa, sb, sc) = (find(a.id), find(b.id), find(c.id));
     assert!(
         sa.outcome.access.conflicts(&sb.outcome.access),
         "both credit the same account"
