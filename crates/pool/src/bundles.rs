@@ -12,7 +12,7 @@
 //! tombstone, so a cancel that arrives before its bundle still wins.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -21,7 +21,11 @@ use alloy_rpc_types_mev::EthSendBundle;
 use cobuild_primitives::{Bundle, BundleRequest, OrderError, Replacement};
 use parking_lot::Mutex;
 
-use crate::{OrderLimit, PoolError, Reservation, limit::bundle_value, reserve::BundleUndo};
+use crate::{
+    OrderLimit, PoolError, Reservation,
+    limit::bundle_value,
+    reserve::{BundleUndo, Pending, Released},
+};
 
 /// How many blocks a cancel is remembered for.
 const TOMBSTONE_BLOCKS: u64 = 64;
@@ -78,7 +82,7 @@ pub(crate) struct State {
     by_value: BTreeSet<(u128, B256)>,
     values_base_fee: u64,
     /// Reserved bundles whose envelopes are not durable yet: held, but offered to no builder.
-    hidden: HashSet<B256>,
+    hidden: Pending,
 }
 
 impl State {
@@ -161,6 +165,9 @@ impl State {
                 if !newer(replacement.nonce, *old_nonce) {
                     return Err(Err(PoolError::ReplacementStale));
                 }
+                if self.hidden.contains(old) {
+                    return Err(Err(PoolError::PendingReplacement));
+                }
                 Ok(Some(*old).filter(|old| self.by_id.contains_key(old)))
             }
             None => Ok(None),
@@ -172,61 +179,77 @@ impl State {
     fn insert(&mut self, bundle: PooledBundle, replaced: Option<B256>) -> BundleUndo {
         let replaced = replaced.and_then(|old| self.take(&old));
         let id = bundle.id;
-        let key = bundle
-            .bundle
-            .replacement
-            .as_ref()
-            .map(|r| ((bundle.sender, r.uuid.clone()), r.nonce));
-        let prior_slots = key.as_ref().map(|((sender, uuid), nonce)| {
-            let slots = self.by_key.entry((*sender, uuid.clone())).or_default();
-            let prior = slots.clone();
-            slots.live.insert(bundle.bundle.block_number, (id, *nonce));
-            // A send newer than the cancel lifts the tombstone.
-            slots.cancelled = None;
-            ((*sender, uuid.clone()), prior)
+        let block = bundle.bundle.block_number;
+        let prior = bundle.bundle.replacement.as_ref().map(|r| {
+            let key = (bundle.sender, r.uuid.clone());
+            // A tombstone stays: it keeps refusing sends older than the cancel, for every block.
+            let prior = self
+                .by_key
+                .entry(key.clone())
+                .or_default()
+                .live
+                .insert(block, (id, r.nonce));
+            (key, block, prior)
         });
-        self.hidden.insert(id);
+        self.hidden.add(id);
         self.put(Arc::new(bundle));
         BundleUndo {
             id,
             replaced,
-            prior_slots,
+            prior,
         }
     }
 
-    /// Shows a reserved bundle to builders; `false` if it left the pool meanwhile.
-    pub(crate) fn publish(&mut self, id: &B256) -> bool {
-        self.hidden.remove(id) && self.by_id.contains_key(id)
+    /// A reservation of a bundle already reserved joins it.
+    fn join(&mut self, id: B256) -> BundleUndo {
+        self.hidden.add(id);
+        BundleUndo {
+            id,
+            replaced: None,
+            prior: None,
+        }
     }
 
-    /// Takes a reserved bundle out again and puts back what it replaced, as far as nothing else
-    /// changed that place meanwhile.
+    /// Shows a reserved bundle to builders; `false` if it was shown or left the pool meanwhile.
+    pub(crate) fn publish(&mut self, id: &B256) -> bool {
+        self.hidden.publish(id) && self.by_id.contains_key(id)
+    }
+
+    /// Takes a reserved bundle out again, once its last reservation is withdrawn, and puts back
+    /// the bundle it replaced in its block's slot, as far as nothing else took that slot.
     pub(crate) fn withdraw(&mut self, undo: BundleUndo) {
         let BundleUndo {
             id,
             replaced,
-            prior_slots,
+            prior,
         } = undo;
-        if !self.hidden.remove(&id) {
+        if self.hidden.release(&id) == Released::Kept {
             return;
         }
-        let Some(bundle) = self.take(&id) else {
+        if self.take(&id).is_none() {
+            return;
+        }
+        let Some((key, block, prior_live)) = prior else {
             return;
         };
-        if let Some((key, prior)) = prior_slots {
-            let block = bundle.bundle.block_number;
-            let ours = self
-                .by_key
-                .get(&key)
-                .is_some_and(|s| s.live.get(&block).is_some_and(|(live, _)| *live == id));
-            if ours {
-                self.by_key.insert(key, prior);
-                if let Some(old) = replaced
-                    && !self.by_id.contains_key(&old.id)
-                {
-                    self.put(old);
-                }
+        let Some(slots) = self.by_key.get_mut(&key) else {
+            return;
+        };
+        if slots.live.get(&block).is_none_or(|(live, _)| *live != id) {
+            return;
+        }
+        match prior_live {
+            Some(live) => {
+                slots.live.insert(block, live);
             }
+            None => {
+                slots.live.remove(&block);
+            }
+        }
+        if let Some(old) = replaced
+            && !self.by_id.contains_key(&old.id)
+        {
+            self.put(old);
         }
     }
 }
@@ -290,9 +313,11 @@ impl BundlePool {
         let id = bundle.id;
         let _admission = self.limit.admission();
         // Only removals can happen between this check and the insert below.
-        let replaced = match self.state.lock().check(&bundle) {
+        // The lock is released before `held`, which takes it again.
+        let checked = self.state.lock().check(&bundle);
+        let replaced = match checked {
             Ok(replaced) => replaced,
-            Err(known) => return known.map(|()| Reservation::held(id)),
+            Err(known) => return known.map(|()| self.held(id)),
         };
         if replaced.is_none() {
             let value = bundle_value(&bundle.bundle, self.limit.base_fee());
@@ -301,16 +326,32 @@ impl BundlePool {
         let mut state = self.state.lock();
         let replaced = match state.check(&bundle) {
             Ok(replaced) => replaced,
-            Err(known) => return known.map(|()| Reservation::held(id)),
+            Err(known) => {
+                drop(state);
+                return known.map(|()| self.held(id));
+            }
         };
         tracing::debug!(%id, %sender, hash = %bundle.bundle.hash, "pool.bundle.reserve");
         let undo = state.insert(bundle, replaced);
         Ok(Reservation::bundle(self.clone(), undo))
     }
 
+    /// The reservation of a bundle the pool holds already: it joins the reservation waiting on
+    /// it, if there is one, and does nothing otherwise.
+    fn held(&self, id: B256) -> Reservation {
+        let mut state = self.state.lock();
+        if state.hidden.contains(&id) {
+            let undo = state.join(id);
+            drop(state);
+            return Reservation::bundle(self.clone(), undo);
+        }
+        Reservation::held(id)
+    }
+
     /// Cancels `sender`'s bundles with this uuid (every target block), now or when they
-    /// arrive later. A cancel older than a live replacement (lower `replacementNonce`) leaves
-    /// that one in place.
+    /// arrive later: a later send is refused unless its `replacementNonce` is above the
+    /// cancel's. A cancel older than a live replacement (lower `replacementNonce`) leaves that
+    /// one in place.
     pub fn cancel(&self, sender: Address, replacement: Replacement) {
         let mut state = self.state.lock();
         let key = (sender, replacement.uuid);
@@ -326,12 +367,11 @@ impl BundlePool {
         for id in &cancelled {
             state.take(id);
         }
-        // A cancel older than a live replacement or than an earlier cancel changes nothing more.
-        let older = !slots.live.is_empty()
-            || slots
-                .cancelled
-                .is_some_and(|(nonce, _)| !newer(replacement.nonce, nonce));
-        if !older {
+        // The tombstone refuses every later send older than the newest cancel, for any block.
+        if slots
+            .cancelled
+            .is_none_or(|(nonce, _)| newer(replacement.nonce, nonce))
+        {
             slots.cancelled = Some((replacement.nonce, at_block));
         }
         state.by_key.insert(key, slots);

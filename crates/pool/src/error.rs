@@ -81,6 +81,9 @@ pub enum PoolError {
     /// Blob transactions need a sidecar path the devnet does not offer yet.
     #[error("blob transactions are not supported by this node")]
     BlobsUnsupported,
+    /// It would replace an order whose acceptance is still being recorded.
+    #[error("replaces an order that is still being accepted: retry in a moment")]
+    PendingReplacement,
     /// The pool (or the sender's share of it) is full.
     #[error("txpool is full")]
     Full,

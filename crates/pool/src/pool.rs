@@ -1,7 +1,7 @@
 //! The pool itself: admission, per-sender queues and removal on new blocks.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -16,7 +16,11 @@ use revm::{
     database_interface::DatabaseRef, primitives::eip7825::TX_GAS_LIMIT_CAP,
 };
 
-use crate::{BestTransactions, OrderLimit, PoolError, Reservation, limit::tx_value};
+use crate::{
+    BestTransactions, OrderLimit, PoolError, Reservation,
+    limit::tx_value,
+    reserve::{Pending, Released},
+};
 
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +115,7 @@ struct PoolState {
     tails_base_fee: u64,
     /// Reserved transactions whose envelopes are not durable yet: they hold their nonce, but
     /// no builder, lookup or pending nonce sees them.
-    hidden: HashSet<B256>,
+    hidden: Pending,
 }
 
 impl PoolState {
@@ -273,8 +277,8 @@ impl TxPool {
         private: Option<PrivateTx>,
     ) -> Result<Reservation, PoolError> {
         let hash = *tx.tx_hash();
-        if self.inner.state.lock().by_hash.contains_key(&hash) {
-            return Err(PoolError::AlreadyKnown);
+        if let Some(joined) = self.join(&hash)? {
+            return Ok(joined);
         }
         let (head, state) = self
             .inner
@@ -301,7 +305,7 @@ impl TxPool {
         let mut pool = self.inner.state.lock();
         self.check(&pool, &pooled)?;
         let nonce = pooled.nonce();
-        pool.hidden.insert(hash);
+        pool.hidden.add(hash);
         let replaced = pool.insert(pooled);
         drop(pool);
         drop(_admission);
@@ -309,10 +313,25 @@ impl TxPool {
         Ok(Reservation::tx(self.clone(), hash, replaced))
     }
 
+    /// A reservation of a transaction the pool holds already: it joins the one waiting on it,
+    /// if there is one (`None`: the pool does not hold it); one already shown is known.
+    fn join(&self, hash: &B256) -> Result<Option<Reservation>, PoolError> {
+        let mut pool = self.inner.state.lock();
+        if !pool.by_hash.contains_key(hash) {
+            return Ok(None);
+        }
+        if !pool.hidden.contains(hash) {
+            return Err(PoolError::AlreadyKnown);
+        }
+        pool.hidden.add(*hash);
+        drop(pool);
+        Ok(Some(Reservation::tx(self.clone(), *hash, None)))
+    }
+
     /// Shows a reserved transaction (see [`Reservation::publish`]).
     pub(crate) fn publish(&self, hash: &B256) {
         let mut pool = self.inner.state.lock();
-        let shown = pool.hidden.remove(hash) && pool.by_hash.contains_key(hash);
+        let shown = pool.hidden.publish(hash) && pool.by_hash.contains_key(hash);
         drop(pool);
         if shown {
             tracing::debug!(%hash, "pool.add");
@@ -324,7 +343,7 @@ impl TxPool {
     /// still free (see [`Reservation::withdraw`]).
     pub(crate) fn withdraw(&self, hash: &B256, replaced: Option<Arc<PooledTx>>) {
         let mut pool = self.inner.state.lock();
-        if !pool.hidden.remove(hash) || pool.remove(hash).is_none() {
+        if pool.hidden.release(hash) == Released::Kept || pool.remove(hash).is_none() {
             return;
         }
         if let Some(old) = replaced {
@@ -348,6 +367,8 @@ impl TxPool {
         }
         let queue = pool.by_sender.get(&pooled.sender());
         match queue.and_then(|q| q.get(&pooled.nonce())) {
+            // Its acceptance is still being recorded: replacing it now could leave neither.
+            Some(old) if pool.hidden.contains(&old.hash) => Err(PoolError::PendingReplacement),
             Some(old) => {
                 let bump = 100 + self.inner.config.price_bump_percent;
                 let old_fee = old.tx.max_fee_per_gas();

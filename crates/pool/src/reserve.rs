@@ -11,20 +11,73 @@
 //!
 //! Dropping a reservation withdraws it, so a caller that goes away never leaves a hidden order
 //! behind. Publish from a task that cannot be cancelled once the write may have happened.
+//!
+//! A reserved order cannot be replaced until it is settled (a replacement gets
+//! [`PoolError::PendingReplacement`](crate::PoolError::PendingReplacement)), so withdrawing only
+//! ever puts back an order that was published. The very same order arriving again while
+//! reserved (a resend, or its copy from another member) joins the reservation: it is shown as
+//! soon as any of them is published, and removed only when all of them were withdrawn.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use alloy_primitives::{Address, B256};
 
-use crate::{BundlePool, PooledBundle, PooledTx, TxPool, bundles::KeySlots};
+use crate::{BundlePool, PooledBundle, PooledTx, TxPool};
+
+/// The reserved orders of a pool and how many reservations wait on each.
+#[derive(Debug, Default)]
+pub(crate) struct Pending(HashMap<B256, u32>);
+
+/// What releasing one reservation of an order left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Released {
+    /// It was the last one: the order is withdrawn.
+    Last,
+    /// Others still wait on the order, or it was published meanwhile: leave it.
+    Kept,
+}
+
+impl Pending {
+    /// Whether `id` is reserved and not yet published.
+    pub(crate) fn contains(&self, id: &B256) -> bool {
+        self.0.contains_key(id)
+    }
+
+    /// A new reservation of `id` (the first, or one joining the ones already waiting).
+    pub(crate) fn add(&mut self, id: B256) {
+        *self.0.entry(id).or_default() += 1;
+    }
+
+    /// `id` is published: whether it was still reserved (and should now be shown).
+    pub(crate) fn publish(&mut self, id: &B256) -> bool {
+        self.0.remove(id).is_some()
+    }
+
+    /// One reservation of `id` is withdrawn.
+    pub(crate) fn release(&mut self, id: &B256) -> Released {
+        match self.0.get_mut(id) {
+            Some(waiting) if *waiting > 1 => {
+                *waiting -= 1;
+                Released::Kept
+            }
+            Some(_) => {
+                self.0.remove(id);
+                Released::Last
+            }
+            None => Released::Kept,
+        }
+    }
+}
 
 /// What withdrawing a reserved bundle must put back.
 #[derive(Debug)]
 pub(crate) struct BundleUndo {
     pub(crate) id: B256,
+    /// The published bundle it replaced.
     pub(crate) replaced: Option<Arc<PooledBundle>>,
-    /// The replacement key's slots before the bundle took its place.
-    pub(crate) prior_slots: Option<((Address, String), KeySlots)>,
+    /// Its replacement key and the live entry of its target block before it took the place
+    /// (none for a reservation that joined one already waiting).
+    pub(crate) prior: Option<((Address, String), u64, Option<(B256, Option<u64>)>)>,
 }
 
 #[derive(Debug)]

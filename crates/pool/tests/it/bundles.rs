@@ -247,6 +247,28 @@ fn test_a_reserved_bundle_is_offered_only_once_published() {
     assert!(pool.contains(&id));
     assert_eq!(pool.for_block(5, 0).len(), 1);
 
+    // A replacement waits until the bundle it would replace is settled.
+    let pending = pool
+        .reserve(ALICE, bundle(5, 5, Some("w"), None))
+        .expect("reserve");
+    assert_eq!(
+        pool.reserve(ALICE, bundle(6, 5, Some("w"), None))
+            .map(|r| r.id()),
+        Err(PoolError::PendingReplacement)
+    );
+    // The same bundle again joins the reservation: shown once any of them is published.
+    let copy = pool
+        .reserve(ALICE, bundle(5, 5, Some("w"), None))
+        .expect("joins");
+    pending.withdraw();
+    assert_eq!(
+        pool.count_hash(&B256::repeat_byte(5)),
+        0,
+        "still waiting on the copy"
+    );
+    copy.publish();
+    assert_eq!(pool.count_hash(&B256::repeat_byte(5)), 1);
+
     // A withdrawn replacement gives the place back to the bundle it replaced.
     let old = pool.add(ALICE, bundle(2, 5, Some("u"), None)).expect("add");
     let replacing = pool
@@ -264,5 +286,46 @@ fn test_a_reserved_bundle_is_offered_only_once_published() {
         pool.reserve(ALICE, bundle(4, 5, None, None))
             .expect("reserve"),
     );
-    assert_eq!(pool.len(), 2);
+    assert_eq!(pool.len(), 3);
+}
+
+#[test]
+fn test_a_cancel_keeps_refusing_older_sends_for_every_block() {
+    let pool = BundlePool::new(100);
+    pool.cancel(ALICE, cancel("u", Some(5)));
+    // A send newer than the cancel takes block 10 ...
+    pool.add(ALICE, bundle(1, 10, Some("u"), Some(6)))
+        .expect("newer than the cancel");
+    // ... which does not lift the cancel for the other blocks.
+    assert_eq!(
+        pool.add(ALICE, bundle(2, 11, Some("u"), Some(3))),
+        Err(PoolError::BundleCancelled)
+    );
+    assert_eq!(
+        pool.add(ALICE, bundle(3, 11, Some("u"), None)),
+        Err(PoolError::BundleCancelled)
+    );
+    // A cancel older than a live bundle leaves it, but still refuses older sends.
+    pool.add(ALICE, bundle(4, 12, Some("v"), Some(9)))
+        .expect("add");
+    pool.cancel(ALICE, cancel("v", Some(4)));
+    assert_eq!(pool.count_hash(&B256::repeat_byte(4)), 1);
+    assert_eq!(
+        pool.add(ALICE, bundle(5, 13, Some("v"), Some(2))),
+        Err(PoolError::BundleCancelled)
+    );
+}
+
+#[test]
+fn test_a_withdrawn_bundle_restores_only_its_own_block() {
+    let pool = BundlePool::new(100);
+    let reserved = pool
+        .reserve(ALICE, bundle(1, 10, Some("u"), None))
+        .expect("reserve");
+    pool.add(ALICE, bundle(2, 11, Some("u"), None))
+        .expect("another block of the uuid");
+    reserved.withdraw();
+    // The other block's bundle keeps its slot: a cancel of the uuid still reaches it.
+    pool.cancel(ALICE, cancel("u", None));
+    assert!(pool.is_empty());
 }

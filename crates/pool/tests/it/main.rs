@@ -236,32 +236,49 @@ fn test_admission_rules() {
 fn test_a_reserved_transaction_is_seen_only_once_published() {
     let (_dir, _chain, pool) = setup(PoolConfig::default());
     let s = cobuild_chain::dev_signers();
+    let bumped = || {
+        sign(
+            TxEip1559 {
+                max_fee_per_gas: 60 * GWEI,
+                ..fields(0, 5)
+            },
+            &s[0],
+        )
+    };
     let first = pool.reserve(tx(&s[0], 0, 2), None).expect("reserve");
     let hash = first.id();
     assert!(pool.get(&hash).is_none(), "not shown while reserved");
     assert_eq!(pool.best(0).count(), 0, "not offered while reserved");
     assert_eq!(pool.pending_nonce(s[0].address(), 0), 0);
     assert_eq!(
-        pool.add(tx(&s[0], 0, 2)),
-        Err(PoolError::AlreadyKnown),
-        "but it holds its place"
+        pool.reserve(bumped(), None).map(|r| r.id()),
+        Err(PoolError::PendingReplacement),
+        "it holds its place: a replacement waits until it is settled"
     );
+    // The same transaction again (a resend, another member's copy) joins it: one withdrawal
+    // leaves it waiting on the other.
+    let copy = pool.reserve(tx(&s[0], 0, 2), None).expect("joins");
+    copy.withdraw();
+    assert_eq!(pool.len(), 1);
+    assert!(pool.get(&hash).is_none());
     first.publish();
     assert!(pool.get(&hash).is_some());
     assert_eq!(pool.pending_nonce(s[0].address(), 0), 1);
+    assert_eq!(pool.add(tx(&s[0], 0, 2)), Err(PoolError::AlreadyKnown));
 
     // A withdrawn replacement puts the replaced transaction back; a dropped one goes.
-    let bumped = TxEip1559 {
-        max_fee_per_gas: 60 * GWEI,
-        ..fields(0, 5)
-    };
-    let bump = pool
-        .reserve(sign(bumped, &s[0]), None)
-        .expect("replacement");
+    let bump = pool.reserve(bumped(), None).expect("replacement");
     assert!(pool.get(&hash).is_none(), "replaced while reserved");
     bump.withdraw();
     assert!(pool.get(&hash).is_some(), "back after the withdrawal");
     drop(pool.reserve(tx(&s[1], 0, 2), None).expect("reserve"));
     assert_eq!(pool.len(), 1);
     assert_eq!(pool.best(0).count(), 1);
+
+    // Two reservations of one transaction whose writes both fail leave nothing behind.
+    let a = pool.reserve(tx(&s[2], 0, 2), None).expect("reserve");
+    let b = pool.reserve(tx(&s[2], 0, 2), None).expect("joins");
+    a.withdraw();
+    b.withdraw();
+    assert_eq!(pool.len(), 1);
 }
