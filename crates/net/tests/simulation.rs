@@ -1016,3 +1016,48 @@ fn test_a_member_that_hears_no_quorum_does_not_start() {
         assert!(waited >= Duration::from_secs(2), "it waited {waited:?}");
     });
 }
+
+#[test]
+fn test_an_order_of_an_unknown_kind_does_not_block_its_origin() {
+    let config = deterministic::Config::default()
+        .with_seed(5)
+        .with_timeout(Some(Duration::from_secs(600)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let ids: Vec<MemberId> = vec![0, 1];
+        let (_, peers, oracle) = network(&context, &ids, 0.0).await;
+        let mut members: Vec<Member> = ids.iter().map(|id| Member::new(*id)).collect();
+        for member in &mut members {
+            start(&context, &oracle, member, &peers).await;
+        }
+        // Member 0 runs a newer version: its first order is of a kind member 1 does not know.
+        let newer = Envelope::sign(
+            EnvelopeBody {
+                origin: 0,
+                seq: 1,
+                received_at_ms: 1,
+                kind: 42,
+                payload: Bytes::from_static(b"from the future"),
+                auth: Bytes::new(),
+                call: 0,
+            },
+            &key(0),
+        );
+        members[0].log.insert(&newer).expect("stored by its origin");
+        let mailbox = members[0].engine.as_ref().expect("running").2.clone();
+        mailbox.broadcast(newer).await;
+        let known = accept(&mut members[0], 7).await;
+        assert_eq!(known.body.seq, 2);
+        everywhere(&context, &members, 0, 2).await;
+        for _ in 0..1_000 {
+            if members[1].handed.lock().len() == 2 {
+                break;
+            }
+            context.sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            *members[1].handed.lock(),
+            vec![(0, 1), (0, 2)],
+            "both handed over, in order: the node's intake decides about the unknown kind"
+        );
+    });
+}
