@@ -52,6 +52,14 @@ pub enum RpcError {
         /// When one more request will be allowed.
         retry_after_ms: u64,
     },
+    /// The request's calls would replicate more bytes than one request may.
+    #[error(
+        "limit exceeded: this request's orders would replicate more than {limit} bytes (each call of a batch carries the whole body); send fewer calls per batch"
+    )]
+    TooMuchToReplicate {
+        /// The bound.
+        limit: usize,
+    },
     /// The node failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -78,7 +86,7 @@ impl From<RpcError> for ErrorObjectOwned {
                 ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(output))
             }
             RpcError::Internal(_) => ErrorObjectOwned::owned(INTERNAL_ERROR, message, None::<()>),
-            RpcError::RateLimited { .. } => {
+            RpcError::RateLimited { .. } | RpcError::TooMuchToReplicate { .. } => {
                 ErrorObjectOwned::owned(LIMIT_EXCEEDED, message, None::<()>)
             }
             RpcError::Unauthorized(_) => {

@@ -103,8 +103,15 @@ impl Intake {
             reservation.publish();
             return Ok(());
         }
-        let from = signer(payload, auth)?;
-        let (method, params) = call_params(payload, kind, call)?;
+        // Hashing and recovering over the body, and parsing it, are CPU work.
+        let (body, header) = (payload.clone(), auth.clone());
+        let (from, method, params) = tokio::task::spawn_blocking(move || {
+            let from = signer(&body, &header)?;
+            let (method, params) = call_params(&body, kind, call)?;
+            Ok::<_, IntakeError>((from, method, params))
+        })
+        .await
+        .map_err(|e| IntakeError::Failed(format!("apply task: {e}")))??;
         let bad = |e: serde_json::Error| IntakeError::Invalid(e.to_string());
         match (kind, method.as_str()) {
             (OrderKind::SendBundle, _) => {

@@ -35,5 +35,8 @@ pub use middleware::{
     CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService,
     Signed,
 };
-pub use replicate::{CallIndex, Replicate, ReplicateError, ReplicateFuture, SignedBody};
+pub use replicate::{
+    CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,
+    SignedBody,
+};
 pub use server::{RpcConfig, RpcServer, start};

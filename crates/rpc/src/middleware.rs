@@ -145,10 +145,10 @@ where
                 tracing::debug!(%reason, "rpc.auth.refused");
             }
             if signed.is_ok() {
-                parts.extensions.insert(crate::replicate::SignedBody {
-                    body: alloy_primitives::Bytes::from(bytes.clone()),
-                    header: alloy_primitives::Bytes::copy_from_slice(header.as_bytes()),
-                });
+                parts.extensions.insert(crate::replicate::SignedBody::new(
+                    alloy_primitives::Bytes::from(bytes.clone()),
+                    alloy_primitives::Bytes::copy_from_slice(header.as_bytes()),
+                ));
             }
             parts.extensions.insert(Signed(signed));
             inner

@@ -16,7 +16,15 @@
 //! The write and what follows it run on a task of their own, so a sender that hangs up midway
 //! never leaves a durable order out of the pools or a refused one in them.
 
-use std::{fmt::Debug, future::Future, pin::Pin, sync::Arc};
+use std::{
+    fmt::Debug,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use alloy_primitives::Bytes;
 use cobuild_pool::Reservation;
@@ -44,14 +52,32 @@ pub trait Replicate: Send + Sync + Debug {
 /// The hook shared by the RPC handlers (none: replication is off).
 pub(crate) type Hook = Option<Arc<dyn Replicate>>;
 
+/// Most bytes of orders one request may have replicated. Every acknowledged call of a batch
+/// carries the whole signed body (the sender's signature covers nothing less), so a batch of
+/// many calls in a large body would otherwise be written and sent many times over.
+pub const MAX_REPLICATED_BYTES_PER_REQUEST: usize = 32 * 1024 * 1024;
+
 /// The raw body and signature header of a signed request, kept by the auth middleware so an
 /// accepted order can be replicated exactly as it was signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SignedBody {
     /// The JSON-RPC body.
     pub body: Bytes,
     /// The `X-Flashbots-Signature` header value.
     pub header: Bytes,
+    /// Bytes of orders this request has had replicated so far (shared by its calls).
+    pub replicated: Arc<AtomicUsize>,
+}
+
+impl SignedBody {
+    /// The body and header of one signed request.
+    pub fn new(body: Bytes, header: Bytes) -> Self {
+        Self {
+            body,
+            header,
+            replicated: Arc::default(),
+        }
+    }
 }
 
 /// The position of a call in its JSON-RPC batch, set on each call of a batch by the server's
@@ -65,6 +91,14 @@ pub(crate) fn signed_order(ext: &Extensions, kind: OrderKind) -> Result<Accepted
     let signed = ext
         .get::<SignedBody>()
         .ok_or_else(|| RpcError::internal("signed body missing"))?;
+    let before = signed
+        .replicated
+        .fetch_add(signed.body.len(), Ordering::Relaxed);
+    if before + signed.body.len() > MAX_REPLICATED_BYTES_PER_REQUEST {
+        return Err(RpcError::TooMuchToReplicate {
+            limit: MAX_REPLICATED_BYTES_PER_REQUEST,
+        });
+    }
     Ok(AcceptedOrder {
         kind,
         payload: signed.body.clone(),
@@ -120,10 +154,10 @@ mod tests {
             signed_order(&ext, OrderKind::SendBundle).is_err(),
             "no body"
         );
-        ext.insert(SignedBody {
-            body: Bytes::from_static(b"[{}]"),
-            header: Bytes::from_static(b"0xabc:0xdef"),
-        });
+        ext.insert(SignedBody::new(
+            Bytes::from_static(b"[{}]"),
+            Bytes::from_static(b"0xabc:0xdef"),
+        ));
         assert_eq!(
             signed_order(&ext, OrderKind::SendBundle)
                 .ok()
@@ -133,5 +167,20 @@ mod tests {
         ext.insert(CallIndex(3));
         let order = signed_order(&ext, OrderKind::CancelBundle).expect("order");
         assert_eq!((order.kind, order.call), (OrderKind::CancelBundle, 3));
+    }
+
+    #[test]
+    fn test_a_request_replicates_a_bounded_number_of_bytes() {
+        let mut ext = Extensions::new();
+        let body = Bytes::from(vec![b' '; 4 * 1024 * 1024]);
+        ext.insert(SignedBody::new(body, Bytes::from_static(b"0xabc:0xdef")));
+        let allowed = MAX_REPLICATED_BYTES_PER_REQUEST / (4 * 1024 * 1024);
+        for _ in 0..allowed {
+            signed_order(&ext, OrderKind::CancelBundle).expect("within the bound");
+        }
+        assert!(matches!(
+            signed_order(&ext, OrderKind::CancelBundle),
+            Err(RpcError::TooMuchToReplicate { .. })
+        ));
     }
 }

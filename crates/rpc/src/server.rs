@@ -7,8 +7,8 @@ use std::time::Duration;
 use jsonrpsee::{
     Methods, RpcModule,
     server::{
-        ServerBuilder, ServerConfig, ServerHandle, middleware::rpc::RpcServiceBuilder,
-        serve_with_graceful_shutdown, stop_channel,
+        BatchRequestConfig, ServerBuilder, ServerConfig, ServerHandle,
+        middleware::rpc::RpcServiceBuilder, serve_with_graceful_shutdown, stop_channel,
     },
 };
 
@@ -29,6 +29,8 @@ pub struct RpcConfig {
     pub max_response_body: u32,
     /// Most concurrent connections.
     pub max_connections: u32,
+    /// Most calls in one JSON-RPC batch (geth's default: 1,000); a longer batch is refused.
+    pub max_batch_calls: u32,
 }
 
 impl RpcConfig {
@@ -39,6 +41,7 @@ impl RpcConfig {
             max_request_body: 5 * 1024 * 1024,
             max_response_body: 64 * 1024 * 1024,
             max_connections: 1024,
+            max_batch_calls: 1_000,
         }
     }
 }
@@ -63,6 +66,7 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
         .max_request_body_size(config.max_request_body)
         .max_response_body_size(config.max_response_body)
         .max_connections(config.max_connections)
+        .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_calls))
         .http_only()
         .build();
     let http = tower::ServiceBuilder::new().layer(FlashbotsAuthLayer::new(config.max_request_body));

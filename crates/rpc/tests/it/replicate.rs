@@ -6,7 +6,7 @@ use alloy_primitives::Address;
 use cobuild_primitives::OrderKind;
 use cobuild_rpc::{AcceptedOrder, Intake, IntakeError, OrderflowLimits, Replicate, ReplicateError};
 use parking_lot::Mutex;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Node, auth, error_code, raw_tx};
 
@@ -302,4 +302,22 @@ fn test_the_same_bundle_for_several_blocks_replicates_each_target() {
             "block {block}"
         );
     }
+}
+
+#[test]
+fn test_a_batch_longer_than_the_limit_is_refused_whole() {
+    let recorder = Arc::new(Recorder::default());
+    let origin = Node::start_with(OrderflowLimits::default(), Some(recorder.clone()));
+    let cancel = |i: u32| json!({"jsonrpc": "2.0", "id": i, "method": "eth_cancelBundle", "params": [{"replacementUuid": format!("u{i}")}]});
+    let batch = Value::Array((0..1_001).map(cancel).collect()).to_string();
+    let reply = origin.post(Some(&auth(7)), &batch);
+    assert!(reply.get("error").is_some(), "{reply}");
+    assert!(
+        recorder.orders.lock().is_empty(),
+        "nothing of it was replicated"
+    );
+    let batch = Value::Array((0..10).map(cancel).collect()).to_string();
+    let replies = origin.post(Some(&auth(7)), &batch);
+    assert_eq!(replies.as_array().map(Vec::len), Some(10), "{replies}");
+    assert_eq!(recorder.orders.lock().len(), 10);
 }
