@@ -97,6 +97,18 @@ pub enum ReplicationError {
         /// How many other members there are.
         others: usize,
     },
+    /// The others proved own orders this member cannot fetch back.
+    #[error(
+        "this member holds its own orders up to number {holds}, but other members proved it \
+         numbered up to {proven} and none served the rest; numbering on would reuse those \
+         numbers. Start it again once the members holding them are reachable"
+    )]
+    RecoveryBehind {
+        /// The own prefix held.
+        holds: u64,
+        /// The highest own order proven.
+        proven: u64,
+    },
 }
 
 /// Settings of a node's replication.
@@ -206,6 +218,9 @@ impl NodeReplication {
             Recovery::Ready { next_seq, heard } => {
                 tracing::info!(next_seq, heard = ?heard, "node.replication.recovered");
                 Ok(())
+            }
+            Recovery::Behind { holds, proven } => {
+                Err(ReplicationError::RecoveryBehind { holds, proven })
             }
             Recovery::Failed { heard, needed }
             | Recovery::Waiting {

@@ -501,6 +501,12 @@ impl<E: Clock + Spawner> Engine<E> {
         let own = self.origins.get(&me).copied().unwrap_or_default();
         let caught_up = own.contiguous >= own.known_high;
         let enough = heard_now.len() == others.len() || (timed_out && heard_now.len() >= needed);
+        let given_up = self
+            .context
+            .current()
+            .duration_since(*began)
+            .unwrap_or_default()
+            >= self.config.recovery_timeout * 3;
         let state = if enough && caught_up {
             tracing::info!(
                 next_seq = own.contiguous + 1,
@@ -512,6 +518,17 @@ impl<E: Clock + Spawner> Engine<E> {
             Recovery::Ready {
                 next_seq: own.contiguous + 1,
                 heard: heard_now,
+            }
+        } else if enough && given_up {
+            tracing::error!(
+                holds = own.contiguous,
+                proven = own.known_high,
+                "net.recovery.behind"
+            );
+            self.recovering = None;
+            Recovery::Behind {
+                holds: own.contiguous,
+                proven: own.known_high,
             }
         } else if timed_out && heard_now.len() < needed {
             tracing::error!(

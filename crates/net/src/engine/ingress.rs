@@ -74,6 +74,14 @@ pub enum Recovery {
         /// How many other members must be heard from (a quorum, with this one).
         needed: usize,
     },
+    /// A quorum was heard, but three timeouts later this member still lacks own envelopes the
+    /// others proved exist (nobody serves them): numbering on would reuse their places.
+    Behind {
+        /// The own prefix held.
+        holds: u64,
+        /// The highest own envelope another member proved.
+        proven: u64,
+    },
 }
 
 /// Counters of what the engine saw.
