@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use crate::{
     OrderLimit, PoolError, Reservation,
     limit::bundle_value,
-    reserve::{BundleUndo, Pending, Released},
+    reserve::{BundleUndo, Pending, Released, SlotUndo},
 };
 
 /// How many blocks a cancel is remembered for.
@@ -183,13 +183,13 @@ impl State {
         let prior = bundle.bundle.replacement.as_ref().map(|r| {
             let key = (bundle.sender, r.uuid.clone());
             // A tombstone stays: it keeps refusing sends older than the cancel, for every block.
-            let prior = self
+            let live = self
                 .by_key
                 .entry(key.clone())
                 .or_default()
                 .live
                 .insert(block, (id, r.nonce));
-            (key, block, prior)
+            SlotUndo { key, block, live }
         });
         self.hidden.add(id);
         self.put(Arc::new(bundle));
@@ -229,7 +229,12 @@ impl State {
         if self.take(&id).is_none() {
             return;
         }
-        let Some((key, block, prior_live)) = prior else {
+        let Some(SlotUndo {
+            key,
+            block,
+            live: prior_live,
+        }) = prior
+        else {
             return;
         };
         let Some(slots) = self.by_key.get_mut(&key) else {

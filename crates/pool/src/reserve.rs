@@ -75,9 +75,20 @@ pub(crate) struct BundleUndo {
     pub(crate) id: B256,
     /// The published bundle it replaced.
     pub(crate) replaced: Option<Arc<PooledBundle>>,
-    /// Its replacement key and the live entry of its target block before it took the place
-    /// (none for a reservation that joined one already waiting).
-    pub(crate) prior: Option<((Address, String), u64, Option<(B256, Option<u64>)>)>,
+    /// Its replacement slot before it took the place (none for a reservation that joined one
+    /// already waiting, or for a bundle without a uuid).
+    pub(crate) prior: Option<SlotUndo>,
+}
+
+/// A replacement key's slot for one target block, as it was before a reservation took it.
+#[derive(Debug)]
+pub(crate) struct SlotUndo {
+    /// The `(sender, uuid)` key.
+    pub(crate) key: (Address, String),
+    /// The target block.
+    pub(crate) block: u64,
+    /// The live bundle (id and replacement nonce) that held the slot, if any.
+    pub(crate) live: Option<(B256, Option<u64>)>,
 }
 
 #[derive(Debug)]
