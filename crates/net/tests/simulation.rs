@@ -1058,6 +1058,53 @@ fn test_a_member_that_hears_no_quorum_does_not_start() {
 }
 
 #[test]
+fn test_a_member_that_cannot_fetch_back_what_was_proved_does_not_start() {
+    let config = deterministic::Config::default()
+        .with_seed(11)
+        .with_timeout(Some(Duration::from_secs(600)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let ids: Vec<MemberId> = (0..4).collect();
+        let (_, peers, oracle) = network(&context, &ids, 0.0).await;
+        let mut members: Vec<Member> = ids.iter().map(|id| Member::new(*id)).collect();
+        // Member 1 signed 30 orders on a disk it has since lost; member 2 kept only the last one,
+        // so its status proves seq 30 but nobody can hand back 1..29.
+        let lost = Log::in_memory(1, key(1)).expect("log");
+        for n in 0..30u64 {
+            lost.append_own(
+                AcceptedOrder::raw_transaction(Bytes::from(n.to_be_bytes().to_vec())),
+                1,
+            )
+            .expect("append");
+        }
+        let last = lost.get(1, 30).expect("read").expect("stored");
+        members[2].log.insert(&last).expect("kept by member 2");
+        for member in members.iter_mut().filter(|m| m.id != 1) {
+            start(&context, &oracle, member, &peers).await;
+        }
+        start_with(&context, &oracle, &mut members[1], &peers, |c| {
+            c.recovery_timeout = Duration::from_secs(2);
+        })
+        .await;
+        let mailbox = members[1].engine.as_ref().expect("running").2.clone();
+        let began = context.current();
+        let ended = mailbox.recovered().await;
+        assert_eq!(
+            ended,
+            Recovery::Behind {
+                holds: 0,
+                proven: 30
+            },
+            "it must not number its next order 1 while seq 30 is known"
+        );
+        let waited = context.current().duration_since(began).unwrap_or_default();
+        assert!(
+            waited >= Duration::from_secs(6),
+            "three timeouts: {waited:?}"
+        );
+    });
+}
+
+#[test]
 fn test_an_order_of_an_unknown_kind_does_not_block_its_origin() {
     let config = deterministic::Config::default()
         .with_seed(5)
