@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::{
     block::{self, BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError},
     genesis::Genesis,
+    head_mark::{HeadMark, Mark},
     state::{EmptyState, HashedStateDiff, StateSnapshot},
     store::{BlockWrite, ReadView, Store, StoreError, StoredBlock},
 };
@@ -37,6 +38,25 @@ pub enum ChainError {
         /// Genesis hash of the configuration.
         expected: B256,
     },
+    /// The store's head is behind the head this store had committed (recorded beside it), or
+    /// holds another block at that height: it was truncated, rolled back or replaced.
+    #[error(
+        "the chain store {} holds blocks up to {head}, but it had committed block {marked} ({marked_hash}) before: it was {}",
+        path.display(),
+        if *empty { "deleted or emptied" } else { "truncated or rolled back (a torn write repaired to an older commit, or a restored copy)" }
+    )]
+    RolledBack {
+        /// The store.
+        path: std::path::PathBuf,
+        /// Its head now.
+        head: u64,
+        /// Whether it holds nothing but genesis, written just now.
+        empty: bool,
+        /// The last head it had committed.
+        marked: u64,
+        /// That head's hash.
+        marked_hash: B256,
+    },
     /// A committed block was not built on the current head.
     #[error("block {got} does not build on the head {head}")]
     NotOnHead {
@@ -53,10 +73,20 @@ pub struct Chain {
     inner: Arc<Inner>,
 }
 
+/// What opening does with a store that was rolled back ([`ChainError::RolledBack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollback {
+    /// Refuse to open it.
+    Refuse,
+    /// Open it at its head, logging the rollback as an error.
+    Accept,
+}
+
 #[derive(Debug)]
 struct Inner {
     spec: Arc<ChainSpec>,
     store: Store,
+    mark: HeadMark,
     head: RwLock<Arc<Sealed<Header>>>,
     // Serialises commits so the parent check and the write are one step.
     commit: Mutex<()>,
@@ -65,8 +95,18 @@ struct Inner {
 impl Chain {
     /// Opens the chain stored at `path`, creating it from `genesis` if the store is new.
     ///
-    /// Fails if the store holds a chain with another genesis.
+    /// Fails if the store holds a chain with another genesis, or was rolled back.
     pub fn open(path: &Path, spec: Arc<ChainSpec>, genesis: &Genesis) -> Result<Self, ChainError> {
+        Self::open_with(path, spec, genesis, Rollback::Refuse)
+    }
+
+    /// [`Chain::open`], doing with a rolled-back store what `rollback` says.
+    pub fn open_with(
+        path: &Path,
+        spec: Arc<ChainSpec>,
+        genesis: &Genesis,
+        rollback: Rollback,
+    ) -> Result<Self, ChainError> {
         let store = Store::open(path)?;
         let view = store.read()?;
         let head = match view.head_number()? {
@@ -95,11 +135,14 @@ impl Chain {
             }
         };
         drop(view);
+        let mark = HeadMark::beside(path);
+        check_mark(path, &mark, &store, &head, rollback)?;
         tracing::info!(number = head.number, hash = %head.hash(), "chain.open");
         Ok(Self {
             inner: Arc::new(Inner {
                 spec,
                 store,
+                mark,
                 head: RwLock::new(Arc::new(head)),
                 commit: Mutex::new(()),
             }),
@@ -165,6 +208,11 @@ impl Chain {
         })?;
         let sealed = Sealed::new_unchecked(executed.header().clone(), executed.block.hash);
         *self.inner.head.write() = Arc::new(sealed);
+        record(
+            &self.inner.mark,
+            executed.header().number,
+            executed.block.hash,
+        );
         tracing::info!(
             number = executed.header().number,
             hash = %executed.block.hash,
@@ -195,6 +243,48 @@ impl Chain {
             state,
             block,
         )?)
+    }
+}
+
+/// Compares the store's head with the head it recorded last time, then records the current one.
+fn check_mark(
+    path: &Path,
+    mark: &HeadMark,
+    store: &Store,
+    head: &Sealed<Header>,
+    rollback: Rollback,
+) -> Result<(), ChainError> {
+    match mark.read() {
+        // A mark that cannot be read protects nothing; it is replaced below.
+        Err(reason) => tracing::warn!(%reason, "chain.head_mark.unreadable"),
+        Ok(None) => {}
+        Ok(Some(marked)) => {
+            let holds = marked.number <= head.number
+                && store.read()?.canonical_hash(marked.number)? == Some(marked.hash);
+            if !holds {
+                let error = ChainError::RolledBack {
+                    path: path.to_owned(),
+                    head: head.number,
+                    empty: head.number == 0,
+                    marked: marked.number,
+                    marked_hash: marked.hash,
+                };
+                match rollback {
+                    Rollback::Refuse => return Err(error),
+                    Rollback::Accept => tracing::error!(%error, "chain.rollback.accepted"),
+                }
+            }
+        }
+    }
+    record(mark, head.number, head.hash());
+    Ok(())
+}
+
+/// Records a committed head; a failure is logged (the block is committed either way, and a
+/// stale mark only weakens the next start's check).
+fn record(mark: &HeadMark, number: u64, hash: B256) {
+    if let Err(error) = mark.write(Mark { number, hash }) {
+        tracing::warn!(%error, path = %mark.path().display(), "chain.head_mark.write_failed");
     }
 }
 

@@ -19,6 +19,7 @@
 mod block;
 mod chain;
 mod genesis;
+mod head_mark;
 mod state;
 mod store;
 #[cfg(feature = "test-utils")]
@@ -29,7 +30,7 @@ pub use block::{
     ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, TxTrial,
     next_evm_env, next_gas_limit,
 };
-pub use chain::{Chain, ChainError};
+pub use chain::{Chain, ChainError, Rollback};
 pub use genesis::{
     DEV_ACCOUNT_COUNT, DEV_BALANCE, DEV_MNEMONIC, Genesis, GenesisAccount, dev_signers,
 };

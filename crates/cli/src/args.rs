@@ -27,10 +27,19 @@ pub(crate) struct OrderflowArgs {
     /// Orderflow-method calls one peer IP may make in a burst.
     #[arg(long, default_value_t = 10000)]
     pub(crate) ip_burst: u32,
+    /// Gas per second one signing sender may have simulated by `eth_callBundle` and
+    /// `mev_simBundle` on average (each call is charged its transactions' gas limits); twice
+    /// this in a burst.
+    #[arg(long, default_value_t = 300_000_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) sim_gas_rate: u32,
     /// Most orders (transactions plus bundles) held; when full, a more valuable order evicts
     /// the least valuable one, others are refused with "txpool is full".
     #[arg(long, default_value_t = 20000)]
     pub(crate) max_orders: usize,
+    /// How many blocks past the head a bundle may reach; a bundle for any block (block 0) is
+    /// dropped this many blocks after it arrived. Farther targets are refused.
+    #[arg(long, default_value_t = cobuild_pool::DEFAULT_BUNDLE_HORIZON, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) bundle_horizon: u64,
 }
 
 impl OrderflowArgs {
@@ -43,8 +52,11 @@ impl OrderflowArgs {
                 sender_burst: self.bundle_burst,
                 ip_rate: self.ip_rate,
                 ip_burst: self.ip_burst,
+                sim_gas_rate: self.sim_gas_rate,
+                sim_gas_burst: self.sim_gas_rate.saturating_mul(2),
             },
             max_orders: self.max_orders,
+            bundle_horizon: self.bundle_horizon,
         }
     }
 
@@ -57,7 +69,9 @@ impl OrderflowArgs {
             ("--bundle-burst", self.bundle_burst.to_string()),
             ("--ip-rate", self.ip_rate.to_string()),
             ("--ip-burst", self.ip_burst.to_string()),
+            ("--sim-gas-rate", self.sim_gas_rate.to_string()),
             ("--max-orders", self.max_orders.to_string()),
+            ("--bundle-horizon", self.bundle_horizon.to_string()),
         ])
     }
 }

@@ -45,6 +45,10 @@ pub(crate) struct DevnetArgs {
     /// <data-dir>/node-<i>/node.log.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) nodes: Option<u32>,
+    /// Start even if the chain store was truncated or rolled back since its last commit (the
+    /// devnet otherwise refuses, naming the head it had); the rollback is logged.
+    #[arg(long)]
+    pub(crate) accept_chain_rollback: bool,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
@@ -62,11 +66,10 @@ impl DevnetArgs {
             gas_limit: self.gas_limit,
             fee_recipient: self.fee_recipient,
             demo_contracts: !self.no_demo_contracts,
-            bundle_rate: orderflow.limits.sender_rate,
-            bundle_burst: orderflow.limits.sender_burst,
-            ip_rate: orderflow.limits.ip_rate,
-            ip_burst: orderflow.limits.ip_burst,
+            limits: orderflow.limits,
             max_orders: orderflow.max_orders,
+            bundle_horizon: orderflow.bundle_horizon,
+            accept_chain_rollback: self.accept_chain_rollback,
             builder_key: self.builder_key.unwrap_or_else(default_builder_key),
             bid_percent: self.bid.bid_percent,
             relay_port: self.relay_port,

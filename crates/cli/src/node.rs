@@ -59,6 +59,10 @@ pub(crate) struct NodeArgs {
     /// it settles for a quorum; without a quorum it refuses to start.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) recovery_timeout_secs: u64,
+    /// Start even if the chain replica was truncated or rolled back since its last commit
+    /// (the node otherwise refuses, naming the head it had); the rollback is logged.
+    #[arg(long)]
+    pub(crate) accept_chain_rollback: bool,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
@@ -109,6 +113,9 @@ impl NodeArgs {
             pairs.push(("--p2p-port", port.to_string()));
         }
         argv.extend(flags(&pairs));
+        if self.accept_chain_rollback {
+            argv.push("--accept-chain-rollback".into());
+        }
         argv.extend(self.orderflow.to_argv());
         argv.extend(self.bid.to_argv());
         argv
@@ -142,6 +149,7 @@ impl NodeArgs {
             poll_interval: Duration::from_millis(self.poll_ms),
             hub_timeout: Duration::from_secs(30),
             recovery_timeout: Duration::from_secs(self.recovery_timeout_secs),
+            accept_chain_rollback: self.accept_chain_rollback,
             admin_addr: SocketAddr::new(
                 std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 self.admin_port,
@@ -202,6 +210,8 @@ mod tests {
         full.p2p_port = Some(30_303);
         full.orderflow.http_port = 0;
         full.orderflow.max_orders = 7;
+        full.orderflow.bundle_horizon = 9;
+        full.accept_chain_rollback = true;
         full.bid.bid_percent = 90;
         let mut contract = full.clone();
         contract.registry = None;

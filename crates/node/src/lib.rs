@@ -30,5 +30,6 @@ pub mod member;
 pub mod orderflow;
 pub mod replication;
 
+pub use cobuild_rpc::OrderflowLimits;
 pub use devnet::{Devnet, DevnetConfig, DevnetError};
 pub use orderflow::{Orderflow, OrderflowConfig, Pools};

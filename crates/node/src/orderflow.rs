@@ -29,6 +29,8 @@ pub struct OrderflowConfig {
     /// Most orders (transactions plus bundles) the pools hold; when full, a more valuable order
     /// evicts the least valuable one.
     pub max_orders: usize,
+    /// How many blocks past the head a bundle may reach (and a bundle for any block stay).
+    pub bundle_horizon: u64,
 }
 
 /// The RPC server could not start.
@@ -55,12 +57,13 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Empty pools over `chain`, holding at most `max_orders` orders together.
-    pub fn new(chain: &Chain, max_orders: usize) -> Self {
+    /// Empty pools over `chain`, holding at most `max_orders` orders together and bundles up
+    /// to `bundle_horizon` blocks past the head.
+    pub fn new(chain: &Chain, max_orders: usize, bundle_horizon: u64) -> Self {
         let limit = OrderLimit::new(max_orders);
         Self {
             pool: TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit),
-            bundles: BundlePool::with_limit(&limit),
+            bundles: BundlePool::with_limit(&limit).with_horizon(bundle_horizon),
             limit,
         }
     }
@@ -89,7 +92,13 @@ pub struct Orderflow {
 impl Orderflow {
     /// Creates the pools over `chain` and starts the RPC server on them.
     pub async fn start(chain: &Chain, config: &OrderflowConfig) -> Result<Self, RpcStartError> {
-        Self::serve(Pools::new(chain, config.max_orders), chain, config, None).await
+        Self::serve(
+            Pools::new(chain, config.max_orders, config.bundle_horizon),
+            chain,
+            config,
+            None,
+        )
+        .await
     }
 
     /// Starts the RPC server on `pools`, with every accepted order made durable and sent to

@@ -476,7 +476,7 @@ mod tests {
     async fn test_a_damaged_log_stops_the_start_with_a_clear_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = cobuild_chain::test_utils::devnet_chain(dir.path());
-        let intake = Pools::new(&chain, 100).intake(&chain);
+        let intake = Pools::new(&chain, 100, cobuild_pool::DEFAULT_BUNDLE_HORIZON).intake(&chain);
         {
             let log =
                 Log::open(&dir.path().join("orders.redb"), 0, config(dir.path()).key).expect("log");
@@ -519,7 +519,7 @@ mod tests {
     async fn test_every_intake_outcome_is_counted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = cobuild_chain::test_utils::devnet_chain(dir.path());
-        let intake = Pools::new(&chain, 100).intake(&chain);
+        let intake = Pools::new(&chain, 100, cobuild_pool::DEFAULT_BUNDLE_HORIZON).intake(&chain);
         let counters = IntakeCounters::default();
         let key = ed25519::PrivateKey::from_seed(2);
         let envelope = |kind: u8, payload: &'static [u8]| {

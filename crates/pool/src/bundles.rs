@@ -30,6 +30,11 @@ use crate::{
 /// How many blocks a cancel is remembered for.
 const TOMBSTONE_BLOCKS: u64 = 64;
 
+/// How far past the head a bundle may reach unless the node says otherwise
+/// ([`BundlePool::with_horizon`]): 256 blocks, 51 minutes of mainnet slots. A searcher aims at
+/// the next few blocks; a bundle for a block hours away only holds a place in the pool.
+pub const DEFAULT_BUNDLE_HORIZON: u64 = 256;
+
 /// A bundle in the pool with the sender who signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PooledBundle {
@@ -73,9 +78,14 @@ pub(crate) struct KeySlots {
     pub(crate) cancelled: Option<(Option<u64>, u64)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
     by_id: HashMap<B256, Arc<PooledBundle>>,
+    /// The last block a bundle for "any block" (block 0) may land in: the head it arrived at
+    /// plus the horizon.
+    any_block_until: HashMap<B256, u64>,
+    /// How many blocks past the head a bundle may target or, for any block, stay.
+    horizon: u64,
     by_key: HashMap<(Address, String), KeySlots>,
     head: u64,
     /// Bundles by value at `values_base_fee`: the eviction candidates.
@@ -83,6 +93,21 @@ pub(crate) struct State {
     values_base_fee: u64,
     /// Reserved bundles whose envelopes are not durable yet: held, but offered to no builder.
     hidden: Pending,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            by_id: HashMap::new(),
+            any_block_until: HashMap::new(),
+            horizon: DEFAULT_BUNDLE_HORIZON,
+            by_key: HashMap::new(),
+            head: 0,
+            by_value: BTreeSet::new(),
+            values_base_fee: 0,
+            hidden: Pending::default(),
+        }
+    }
 }
 
 impl State {
@@ -95,12 +120,17 @@ impl State {
             bundle_value(&bundle.bundle, self.values_base_fee),
             bundle.id,
         ));
+        if bundle.bundle.block_number == 0 {
+            self.any_block_until
+                .insert(bundle.id, self.head + self.horizon);
+        }
         self.by_id.insert(bundle.id, bundle);
     }
 
     /// Removes a bundle (its replacement slot is cleaned up on the next block).
     pub(crate) fn take(&mut self, id: &B256) -> Option<Arc<PooledBundle>> {
         let bundle = self.by_id.remove(id)?;
+        self.any_block_until.remove(id);
         self.by_value
             .remove(&(bundle_value(&bundle.bundle, self.values_base_fee), *id));
         Some(bundle)
@@ -144,6 +174,13 @@ impl State {
             return Err(Err(PoolError::BundleExpired {
                 block: inner.last_block(),
                 head: self.head,
+            }));
+        }
+        if inner.last_block() > self.head + self.horizon {
+            return Err(Err(PoolError::BundleTooFar {
+                block: inner.last_block(),
+                head: self.head,
+                horizon: self.horizon,
             }));
         }
         if self.by_id.contains_key(&bundle.id) {
@@ -288,6 +325,14 @@ impl BundlePool {
             state,
             limit: limit.clone(),
         }
+    }
+
+    /// The same pool, refusing bundles that target more than `blocks` blocks past the head and
+    /// dropping bundles for any block `blocks` blocks after they arrived.
+    #[must_use]
+    pub fn with_horizon(self, blocks: u64) -> Self {
+        self.state.lock().horizon = blocks.max(1);
+        self
     }
 
     pub(crate) fn state(&self) -> &Mutex<State> {
@@ -444,7 +489,16 @@ impl BundlePool {
         let expired: Vec<B256> = state
             .by_id
             .values()
-            .filter(|b| b.bundle.block_number != 0 && b.bundle.last_block() <= number)
+            .filter(|b| {
+                if b.bundle.block_number == 0 {
+                    state
+                        .any_block_until
+                        .get(&b.id)
+                        .is_some_and(|until| *until <= number)
+                } else {
+                    b.bundle.last_block() <= number
+                }
+            })
             .map(|b| b.id)
             .collect();
         for id in expired {

@@ -101,6 +101,16 @@ pub enum PoolError {
         /// Head.
         head: u64,
     },
+    /// The bundle reaches a block further past the head than the node's horizon.
+    #[error("bundle reaches block {block}, more than {horizon} blocks past the head {head}")]
+    BundleTooFar {
+        /// The last block it may land in.
+        block: u64,
+        /// Head.
+        head: u64,
+        /// The node's horizon, in blocks.
+        horizon: u64,
+    },
     /// The state could not be read; not the sender's fault.
     #[error("state unavailable: {0}")]
     State(String),

@@ -27,7 +27,7 @@ mod pool;
 mod reserve;
 
 pub use best::BestTransactions;
-pub use bundles::{BundlePool, PooledBundle};
+pub use bundles::{BundlePool, DEFAULT_BUNDLE_HORIZON, PooledBundle};
 pub use error::PoolError;
 pub use limit::{ChangeListener, OrderLimit, bundle_value, tx_value};
 pub use pool::{PoolConfig, PooledTx, PrivateTx, TxPool};

@@ -13,6 +13,7 @@ mod mev;
 mod order;
 mod rules;
 mod spec;
+mod text;
 
 pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
 pub use hints::{Hints, PRIVACY_HINTS, take_hints};
@@ -26,3 +27,4 @@ pub use order::{
 };
 pub use rules::{Allowed, OrderRules, Ran, SingleTx, Strict, TxFate, TxRun};
 pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
+pub use text::{MAX_ERROR_TEXT, bounded};

@@ -40,6 +40,8 @@ pub enum RejectReason {
     ValueMismatch,
     /// The relay failed on its side.
     Internal,
+    /// The relay serves as many clients as it will (event streams); retry later.
+    Busy,
     /// A reason this client does not know.
     #[serde(other)]
     Other,

@@ -29,11 +29,11 @@ pub use error::{
     EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, LIMIT_EXCEEDED, RpcError,
     SERVER_ERROR,
 };
-pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer};
+pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer};
 pub use intake::{Intake, IntakeError};
 pub use middleware::{
-    CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer, PeerAddr, PeerAddrService,
-    Signed,
+    CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer, MAX_ERROR_RESPONSE,
+    PeerAddr, PeerAddrService, RequestCheck, RequestCheckLayer, Signed, SpecLayer, SpecService,
 };
 pub use replicate::{
     CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,

@@ -2,20 +2,22 @@
 
 use std::net::SocketAddr;
 
-use std::time::Duration;
+use cobuild_http::ServeConfig;
 
 use jsonrpsee::{
     Methods, RpcModule,
     server::{
         BatchRequestConfig, ServerBuilder, ServerConfig, ServerHandle,
-        middleware::rpc::RpcServiceBuilder, serve_with_graceful_shutdown, stop_channel,
+        middleware::rpc::RpcServiceBuilder, stop_channel,
     },
 };
 
 use crate::{
     bundle::{BundleApiServer, Bundles, MevApiServer},
-    eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, Web3ApiServer},
-    middleware::{CallIndexLayer, FlashbotsAuthLayer, PeerAddrService},
+    eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer},
+    middleware::{
+        CallIndexLayer, FlashbotsAuthLayer, PeerAddrService, RequestCheckLayer, SpecLayer,
+    },
 };
 
 /// Settings of the RPC server.
@@ -27,21 +29,22 @@ pub struct RpcConfig {
     pub max_request_body: u32,
     /// Largest response body, in bytes.
     pub max_response_body: u32,
-    /// Most concurrent connections.
-    pub max_connections: u32,
     /// Most calls in one JSON-RPC batch (geth's default: 1,000); a longer batch is refused.
     pub max_batch_calls: u32,
+    /// Connections in all and per client IP, and the header and body deadlines.
+    pub serve: ServeConfig,
 }
 
 impl RpcConfig {
-    /// Defaults (5 MiB requests like geth, 64 MiB responses) on `addr`.
-    pub const fn new(addr: SocketAddr) -> Self {
+    /// Defaults (5 MiB requests like geth, 64 MiB responses, [`ServeConfig::default`]) on
+    /// `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             max_request_body: 5 * 1024 * 1024,
             max_response_body: 64 * 1024 * 1024,
-            max_connections: 1024,
             max_batch_calls: 1_000,
+            serve: ServeConfig::default(),
         }
     }
 }
@@ -58,21 +61,33 @@ pub struct RpcServer {
 /// Starts serving the eth, net, web3 and debug (raw blocks) namespaces and the Flashbots/MEV-Share orderflow
 /// methods.
 ///
-/// Connections are accepted here rather than by jsonrpsee's `Server::start`, which does not
-/// hand the remote address to the HTTP middleware: each connection's jsonrpsee service is
+/// Connections are accepted by [`cobuild_http::serve`] rather than by jsonrpsee's
+/// `Server::start`, which neither hands the remote address to the HTTP middleware nor bounds
+/// connections per IP or a slow client's header: each connection's jsonrpsee service is
 /// wrapped so every request carries its [`PeerAddr`](crate::PeerAddr).
 pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Result<RpcServer> {
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_request_body)
         .max_response_body_size(config.max_response_body)
-        .max_connections(config.max_connections)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_calls))
         .http_only()
         .build();
-    let http = tower::ServiceBuilder::new().layer(FlashbotsAuthLayer::new(config.max_request_body));
+    // The signature is checked on the body as sent, before the request check may rewrite it.
+    let http = tower::ServiceBuilder::new()
+        .layer(FlashbotsAuthLayer::new(
+            config.max_request_body,
+            config.serve.body_timeout,
+        ))
+        .layer(RequestCheckLayer::new(
+            config.max_request_body,
+            config.serve.body_timeout,
+        ));
+    let rpc = RpcServiceBuilder::new()
+        .layer(CallIndexLayer)
+        .layer(SpecLayer::new(config.max_response_body, WITHOUT_PARAMS));
     let services = ServerBuilder::with_config(server_config)
         .set_http_middleware(http)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(CallIndexLayer))
+        .set_rpc_middleware(rpc)
         .to_service_builder();
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let local_addr = listener.local_addr()?;
@@ -97,34 +112,15 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
         .map_err(std::io::Error::other)?;
     let methods = Methods::from(module);
     let (stop, handle) = stop_channel();
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = stop.clone().shutdown() => break,
-            };
-            let (socket, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::debug!(%error, "rpc.accept.failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            if let Err(error) = socket.set_nodelay(true) {
-                tracing::debug!(%error, "rpc.accept.nodelay");
-            }
-            let service =
-                PeerAddrService::new(services.clone().build(methods.clone(), stop.clone()), peer);
-            let stopped = stop.clone().shutdown();
-            tokio::spawn(async move {
-                if let Err(error) = serve_with_graceful_shutdown(socket, service, stopped).await {
-                    tracing::debug!(%error, %peer, "rpc.connection.closed");
-                }
-            });
-        }
-    });
+    let stopped = stop.clone().shutdown();
+    tokio::spawn(cobuild_http::serve(
+        listener,
+        config.serve,
+        move |peer| {
+            PeerAddrService::new(services.clone().build(methods.clone(), stop.clone()), peer)
+        },
+        stopped,
+    ));
     tracing::info!(%local_addr, "rpc.start");
     Ok(RpcServer { local_addr, handle })
 }

@@ -11,7 +11,7 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{
     BlockAttributes, BundleRejected, Chain, ChainError, DEV_BALANCE, Genesis, ImportError,
-    TxRejected, dev_signers,
+    Rollback, TxRejected, dev_signers,
 };
 use cobuild_primitives::{
     Allowed, ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE, Strict,
@@ -192,6 +192,65 @@ fn test_import_accepts_valid_block_and_rejects_tampered_root() {
         balance(&follower, Address::repeat_byte(2)),
         U256::from(ONE_ETH)
     );
+}
+
+/// Seals `n` empty blocks on `chain`.
+fn seal_empty(chain: &Chain, n: usize) {
+    for _ in 0..n {
+        let block = chain
+            .builder(attrs(chain))
+            .expect("builder")
+            .finish()
+            .expect("sealed");
+        chain.commit(&block).expect("committed");
+    }
+}
+
+#[test]
+fn test_a_rolled_back_or_emptied_store_is_refused_unless_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("chain.redb");
+    let chain = open(dir.path());
+    seal_empty(&chain, 1);
+    drop(chain);
+    // A copy of the store at block 1, as a repair to an older commit would leave it.
+    std::fs::copy(&store, dir.path().join("at-1.redb")).expect("copy");
+    let chain = open(dir.path());
+    seal_empty(&chain, 2);
+    let head = chain.head().hash();
+    drop(chain);
+
+    std::fs::copy(dir.path().join("at-1.redb"), &store).expect("restore the older copy");
+    let spec = Arc::new(ChainSpec::devnet(DEVNET_CHAIN_ID));
+    let genesis = Genesis::devnet(DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
+    match Chain::open(&store, spec.clone(), &genesis) {
+        Err(ChainError::RolledBack {
+            head: 1,
+            empty: false,
+            marked: 3,
+            marked_hash,
+            ..
+        }) => assert_eq!(marked_hash, head),
+        other => panic!("a rollback must be refused: {other:?}"),
+    }
+    // Accepted, it opens at the store's head and records that head from then on.
+    let chain = Chain::open_with(&store, spec.clone(), &genesis, Rollback::Accept).expect("opens");
+    assert_eq!(chain.head().number, 1);
+    drop(chain);
+    assert_eq!(
+        open(dir.path()).head().number,
+        1,
+        "accepted once, not refused again"
+    );
+
+    // A store that is gone while its mark says it had blocks.
+    std::fs::remove_file(&store).expect("rm");
+    match Chain::open(&store, spec, &genesis) {
+        Err(error @ ChainError::RolledBack { empty: true, .. }) => {
+            assert!(error.to_string().contains("deleted or emptied"), "{error}");
+        }
+        other => panic!("an emptied store must be refused: {other:?}"),
+    }
 }
 
 #[test]

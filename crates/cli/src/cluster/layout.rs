@@ -10,14 +10,17 @@
 //! ```
 
 use std::{
-    net::{IpAddr, TcpListener},
+    net::IpAddr,
     path::{Path, PathBuf},
 };
 
 use cobuild_registry::{FileRegistry, MemberId, NodeKeys, PublicKeys, Registry};
 use eyre::WrapErr;
 
-use super::endpoints::{Endpoints, port_of};
+use super::{
+    endpoints::{Endpoints, port_of},
+    ports::PortBook,
+};
 use crate::node::KEY_FILE;
 
 /// The registry file's name in the devnet's data directory.
@@ -60,12 +63,14 @@ pub(crate) struct Ports {
 }
 
 /// Creates or reuses the files of `count` nodes under `data_dir`, and makes the registry list
-/// exactly them. `previous` is the last run's endpoints, whose RPC ports are kept.
+/// exactly them. `previous` is the last run's endpoints, whose ports are kept where they are
+/// still free; every port comes from `book`, so none is used twice.
 pub(crate) fn prepare(
     data_dir: &Path,
     count: u32,
     ports: Ports,
     previous: Option<&Endpoints>,
+    book: &mut PortBook,
 ) -> eyre::Result<(PathBuf, Vec<NodePlan>)> {
     std::fs::create_dir_all(data_dir)
         .wrap_err_with(|| format!("creating {}", data_dir.display()))?;
@@ -96,28 +101,22 @@ pub(crate) fn prepare(
         };
         let public = keys.public();
         let entry = listed.iter().find(|m| m.id == id);
-        let p2p_port = match entry.and_then(|m| port_of(&m.address)) {
-            Some(port) => port,
-            None => free_port(ports.host)?,
+        let last = previous.and_then(|p| p.node(id));
+        let p2p_port = book.take(ports.host, entry.and_then(|m| port_of(&m.address)))?;
+        let rpc_port = match last.and_then(|n| port_of(&n.rpc)) {
+            Some(port) => book.take(ports.host, Some(port))?,
+            None if ports.hub_rpc != 0 => {
+                let port = ports.hub_rpc.checked_add(1 + id as u16).ok_or_else(|| {
+                    eyre::eyre!("no RPC port above {} for node {id}", ports.hub_rpc)
+                })?;
+                book.fixed(ports.host, port, &format!("node {id}'s RPC"))?
+            }
+            None => book.take(ports.host, None)?,
         };
-        let rpc_port = match previous
-            .and_then(|p| p.node(id))
-            .and_then(|n| port_of(&n.rpc))
-        {
-            Some(port) => port,
-            None if ports.hub_rpc != 0 => ports
-                .hub_rpc
-                .checked_add(1 + id as u16)
-                .ok_or_else(|| eyre::eyre!("no RPC port above {} for node {id}", ports.hub_rpc))?,
-            None => free_port(ports.host)?,
-        };
-        let admin_port = match previous
-            .and_then(|p| p.node(id))
-            .and_then(|n| port_of(&n.admin))
-        {
-            Some(port) => port,
-            None => free_port(std::net::Ipv4Addr::LOCALHOST.into())?,
-        };
+        let admin_port = book.take(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            last.and_then(|n| port_of(&n.admin)),
+        )?;
         let member = public.member(id, format!("{}:{p2p_port}", ports.host), None);
         match entry {
             Some(listed) if *listed == member => {}
@@ -141,12 +140,6 @@ pub(crate) fn prepare(
     Ok((registry_path, plans))
 }
 
-/// A port nothing listens on now (the node binds it a moment later).
-fn free_port(host: IpAddr) -> eyre::Result<u16> {
-    let listener = TcpListener::bind((host, 0)).wrap_err("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -161,7 +154,10 @@ mod tests {
     #[test]
     fn test_a_second_run_reuses_keys_and_ports_and_the_registry_follows_the_count() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (registry, first) = prepare(dir.path(), 3, LOOPBACK, None).expect("prepares");
+        let mut book = PortBook::new([]);
+        let (registry, first) =
+            prepare(dir.path(), 3, LOOPBACK, None, &mut book).expect("prepares");
+        book.release();
         let members = FileRegistry::open(&registry)
             .and_then(|r| r.members())
             .expect("registry");
@@ -201,7 +197,14 @@ mod tests {
                 })
                 .collect(),
         };
-        let (_, second) = prepare(dir.path(), 2, LOOPBACK, Some(&previous)).expect("prepares");
+        let (_, second) = prepare(
+            dir.path(),
+            2,
+            LOOPBACK,
+            Some(&previous),
+            &mut PortBook::new([]),
+        )
+        .expect("prepares");
         assert_eq!(second, first[..2]);
         let members = FileRegistry::open(&registry)
             .and_then(|r| r.members())
@@ -216,10 +219,56 @@ mod tests {
             hub_rpc: 18_545,
             ..LOOPBACK
         };
-        let (_, plans) = prepare(dir.path(), 2, ports, None).expect("prepares");
+        let (_, plans) =
+            prepare(dir.path(), 2, ports, None, &mut PortBook::new([18_545])).expect("prepares");
         assert_eq!(
             plans.iter().map(|p| p.rpc_port).collect::<Vec<_>>(),
             [18_546, 18_547]
+        );
+    }
+
+    #[test]
+    fn test_a_node_is_never_numbered_onto_the_relays_port() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = Ports {
+            hub_rpc: 18_645,
+            ..LOOPBACK
+        };
+        // The relay was asked for the port node 1's RPC would get.
+        let error = prepare(
+            dir.path(),
+            2,
+            ports,
+            None,
+            &mut PortBook::new([18_645, 18_647]),
+        )
+        .expect_err("a clash");
+        assert!(
+            error
+                .to_string()
+                .contains("node 1's RPC would be port 18647"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn test_a_last_runs_port_that_the_hub_now_uses_moves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut book = PortBook::new([]);
+        let (registry, first) =
+            prepare(dir.path(), 1, LOOPBACK, None, &mut book).expect("prepares");
+        book.release();
+        // The hub's relay now has node 0's P2P port of the last run.
+        let relay = first[0].p2p_port;
+        let mut book = PortBook::new([relay]);
+        let (_, second) = prepare(dir.path(), 1, LOOPBACK, None, &mut book).expect("prepares");
+        assert_ne!(second[0].p2p_port, relay);
+        let members = FileRegistry::open(&registry)
+            .and_then(|r| r.members())
+            .expect("registry");
+        assert_eq!(
+            members[0].address,
+            format!("127.0.0.1:{}", second[0].p2p_port)
         );
     }
 }

@@ -19,6 +19,7 @@
 mod contract;
 mod endpoints;
 mod layout;
+mod ports;
 mod supervise;
 
 use std::{
@@ -39,6 +40,7 @@ use eyre::WrapErr;
 use self::{
     endpoints::{Endpoints, Hub, Node, dial},
     layout::{NodePlan, Ports},
+    ports::{PortBook, check_distinct},
     supervise::Supervisor,
 };
 use crate::{args::OrderflowArgs, devnet::DevnetArgs, node::NodeArgs};
@@ -56,7 +58,10 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
         host,
         hub_rpc: args.orderflow.http_port,
     };
-    let (registry, plans) = layout::prepare(&data_dir, count, ports, previous.as_ref())?;
+    // The nodes' ports stay bound by this process until the nodes start, so the hub's own
+    // servers, bound before that, cannot be given one of them.
+    let mut book = PortBook::new([args.orderflow.http_port, args.relay_port]);
+    let (registry, plans) = layout::prepare(&data_dir, count, ports, previous.as_ref(), &mut book)?;
     let builders = plans
         .iter()
         .map(|p| BlsPublicKey::try_from(p.public.bls_key.as_ref()))
@@ -67,6 +72,23 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
     let devnet = Devnet::start_hub(config, builders)
         .await
         .wrap_err_with(|| format!("starting the devnet hub in {}", data_dir.display()))?;
+    let hub_ports = [
+        ("the hub's RPC", devnet.rpc_addr.port()),
+        ("the relay", devnet.relay_addr.port()),
+    ];
+    let node_ports = plans.iter().flat_map(|p| {
+        [
+            (format!("node {}'s RPC", p.id), p.rpc_port),
+            (format!("node {}'s P2P", p.id), p.p2p_port),
+            (format!("node {}'s admin API", p.id), p.admin_port),
+        ]
+    });
+    let node_ports: Vec<(String, u16)> = node_ports.collect();
+    check_distinct(
+        hub_ports
+            .into_iter()
+            .chain(node_ports.iter().map(|(what, port)| (what.as_str(), *port))),
+    )?;
     let hub = Hub {
         rpc: format!("http://{}", dial(devnet.rpc_addr)),
         relay: format!("http://{}", dial(devnet.relay_addr)),
@@ -91,6 +113,7 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
     tokio::pin!(run);
     let setup = async {
         let contract = contract::ensure(&hub.rpc, &data_dir, &plans, host).await?;
+        book.release();
         let mut nodes = Vec::new();
         for plan in &plans {
             let node_args = node_args(&args, plan, contract, &hub);
@@ -99,13 +122,15 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
             let pid = supervisor.spawn(plan.id, &program, &argv, &plan.log())?;
             nodes.push(node_endpoints(plan, &program, &argv, pid, host)?);
         }
-        let started = Instant::now();
-        for (plan, node) in plans.iter().zip(&nodes) {
-            let addr = SocketAddr::new(host, plan.rpc_port);
-            if !wait_for_port(addr, started + NODE_READY_TIMEOUT).await {
-                tracing::warn!(id = plan.id, %addr, log = %node.log.display(), "cli.devnet.node_not_ready");
-            }
-        }
+        // A devnet short of a node is not the devnet asked for: it stops, and says why.
+        wait_for_nodes(
+            &supervisor,
+            &nodes,
+            host,
+            &plans,
+            Instant::now() + NODE_READY_TIMEOUT,
+        )
+        .await?;
         let endpoints = Endpoints {
             hub: hub.clone(),
             registry: registry.clone(),
@@ -137,9 +162,17 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
         crate::devnet::print_banner(&template.replace(&format!("{NODES_SLOT}\n"), &lines));
         Ok::<_, eyre::Report>(())
     };
-    tokio::select! {
+    let set_up = tokio::select! {
         result = &mut run => return result.wrap_err("devnet stopped while starting its nodes"),
-        done = setup => done?,
+        done = setup => done,
+    };
+    if let Err(error) = set_up {
+        supervisor.stop().await;
+        let _ = stop_tx.send(());
+        if let Err(stopped) = run.await {
+            tracing::warn!(error = %stopped, "cli.devnet.stop_failed");
+        }
+        return Err(error);
     }
     tokio::select! {
         result = &mut run => return result.wrap_err("devnet stopped with an error"),
@@ -173,6 +206,8 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -
         // Slots are announced as they open; polling is only the fallback.
         poll_ms: 1000,
         recovery_timeout_secs: 10,
+        // A node's replica is its own; the hub's flag is for the hub's chain.
+        accept_chain_rollback: false,
         orderflow: OrderflowArgs {
             http_port: plan.rpc_port,
             ..args.orderflow.clone()
@@ -215,13 +250,45 @@ fn node_endpoints(
 
 /// Whether something accepts connections on `addr` before `deadline` (polled: a child's
 /// readiness has no event the hub could wait for).
-async fn wait_for_port(addr: SocketAddr, deadline: Instant) -> bool {
+/// Waits until every node serves its RPC; an error naming the first node that exited (the
+/// others may have stopped because of it: a member without a quorum does not start), or the
+/// first not serving at the deadline, with its log.
+async fn wait_for_nodes(
+    supervisor: &Supervisor,
+    nodes: &[Node],
+    host: std::net::IpAddr,
+    plans: &[NodePlan],
+    deadline: Instant,
+) -> eyre::Result<()> {
+    let mut waiting: Vec<(&NodePlan, &Node)> = plans.iter().zip(nodes).collect();
     loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return true;
+        let mut still = Vec::with_capacity(waiting.len());
+        for (plan, node) in waiting {
+            let addr = SocketAddr::new(host, plan.rpc_port);
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                still.push((plan, node));
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if let Some((id, how)) = supervisor.first_exit() {
+            let log = nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| n.log.display().to_string())
+                .unwrap_or_default();
+            eyre::bail!("node {id} did not start: it exited ({how}); its log: {log}");
         }
         if Instant::now() >= deadline {
-            return false;
+            let (plan, node) = waiting[0];
+            eyre::bail!(
+                "node {} did not start: no RPC on port {} within {NODE_READY_TIMEOUT:?}; its log: {}",
+                plan.id,
+                plan.rpc_port,
+                node.log.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

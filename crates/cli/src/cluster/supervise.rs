@@ -2,10 +2,11 @@
 //! child that exits is logged and left alone (an operator or a test restarts it from the
 //! recorded command line); when the hub stops, it stops its children, SIGTERM first.
 
-use std::{ffi::OsString, fs::OpenOptions, path::Path, process::Stdio, time::Duration};
+use std::{ffi::OsString, fs::OpenOptions, path::Path, process::Stdio, sync::Arc, time::Duration};
 
 use cobuild_registry::MemberId;
 use eyre::WrapErr;
+use parking_lot::Mutex;
 use tokio::{process::Command, sync::watch, task::JoinHandle};
 
 /// How long a child may take to stop after SIGTERM before it is killed.
@@ -16,6 +17,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub(crate) struct Supervisor {
     stop: watch::Sender<bool>,
     children: Vec<JoinHandle<()>>,
+    /// The children that exited on their own, with how, in the order they did.
+    exited: Arc<Mutex<Vec<(MemberId, String)>>>,
 }
 
 impl Supervisor {
@@ -23,7 +26,13 @@ impl Supervisor {
         Self {
             stop: watch::channel(false).0,
             children: Vec::new(),
+            exited: Arc::default(),
         }
+    }
+
+    /// The first node that exited on its own, and how.
+    pub(crate) fn first_exit(&self) -> Option<(MemberId, String)> {
+        self.exited.lock().first().cloned()
     }
 
     /// Starts `program argv` as node `id`, stdout and stderr appended to `log`; returns its pid.
@@ -70,14 +79,22 @@ impl Supervisor {
             .id()
             .ok_or_else(|| eyre::eyre!("node {id} exited at once"))?;
         let mut stop = self.stop.subscribe();
+        let exited = self.exited.clone();
         self.children.push(tokio::spawn(async move {
             tokio::select! {
                 status = child.wait() => {
                     // Left down on purpose: restarting is the operator's call.
-                    match status {
-                        Ok(status) => tracing::warn!(id, pid, %status, "cli.devnet.node_exited"),
-                        Err(error) => tracing::warn!(id, pid, %error, "cli.devnet.node_wait_failed"),
-                    }
+                    let how = match status {
+                        Ok(status) => {
+                            tracing::warn!(id, pid, %status, "cli.devnet.node_exited");
+                            status.to_string()
+                        }
+                        Err(error) => {
+                            tracing::warn!(id, pid, %error, "cli.devnet.node_wait_failed");
+                            error.to_string()
+                        }
+                    };
+                    exited.lock().push((id, how));
                 }
                 // Stop when told, or when the supervisor is gone (the hub failed). The guard
                 // `wait_for` answers with is dropped before the branch awaits.

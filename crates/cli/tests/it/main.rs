@@ -269,6 +269,44 @@ fn restart_keeps_chain(dir: &Path, devnet: Devnet, stop: impl FnOnce(Devnet)) ->
     devnet
 }
 
+#[test]
+fn test_a_devnet_whose_chain_store_was_emptied_refuses_to_start_unless_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start_with(dir.path(), &["--no-demo-contracts"]);
+    while devnet.head() < 2 {
+        std::thread::yield_now();
+    }
+    assert!(devnet.interrupt().success());
+    std::fs::remove_file(dir.path().join("chain.redb")).expect("the store goes");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+        .args([
+            "devnet",
+            "--http-port",
+            "0",
+            "--no-demo-contracts",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("cobuild runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "it must not start over: {stderr}");
+    assert!(
+        stderr.contains("deleted or emptied") && stderr.contains("--accept-chain-rollback"),
+        "it says what happened and what to do: {stderr}"
+    );
+
+    // Told to, it starts again from genesis.
+    let devnet = Devnet::start_with(
+        dir.path(),
+        &["--no-demo-contracts", "--accept-chain-rollback"],
+    );
+    assert!(devnet.head() < 100);
+    assert!(devnet.interrupt().success());
+}
+
 /// Runs a client script and returns the JSON report it prints.
 fn run_client(command: &mut Command) -> Value {
     let out = command.output().expect("the client runs");

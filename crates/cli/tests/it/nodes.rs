@@ -533,3 +533,50 @@ fn test_a_batch_replicates_call_by_call_and_a_wiped_log_does_not_reuse_numbers()
     landed(&hub, &super::tx_hash(&second));
     drop(restarted);
 }
+
+#[test]
+fn test_a_node_that_cannot_start_stops_the_devnet_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Node 1's chain replica cannot be opened: its file is a directory.
+    std::fs::create_dir_all(dir.path().join("node-1").join("chain.redb")).expect("mkdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+        .args([
+            "devnet",
+            "--nodes",
+            "2",
+            "--http-port",
+            "0",
+            "--slot-ms",
+            "300",
+        ])
+        .arg("--no-demo-contracts")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("cobuild runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the devnet must not run short of a node"
+    );
+    assert!(
+        stderr.contains("node 1 did not start") && stderr.contains("node-1"),
+        "the error names the node and its log: {stderr}"
+    );
+    assert!(
+        !dir.path().join("endpoints.json").exists(),
+        "no endpoints are recorded for a devnet that did not start"
+    );
+    // Node 0 was stopped with the devnet: nothing listens on its P2P port any more.
+    let registry = std::fs::read_to_string(dir.path().join("registry.toml")).expect("registry");
+    let p2p = registry
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("address = "))
+        .map(|address| address.trim_matches('"').to_owned())
+        .expect("member 0 is listed");
+    assert!(
+        std::net::TcpStream::connect(&p2p).is_err(),
+        "node 0 still listens on {p2p}"
+    );
+}

@@ -24,17 +24,16 @@ pub struct DevnetConfig {
     pub fee_recipient: Address,
     /// Deploy the demo tokens and pool in block 1 of a new chain.
     pub demo_contracts: bool,
-    /// Bundle-method calls per second allowed to one sender, on average.
-    pub bundle_rate: u32,
-    /// Bundle-method calls one sender may make in a burst.
-    pub bundle_burst: u32,
-    /// Orderflow-method calls per second allowed to one peer IP, on average.
-    pub ip_rate: u32,
-    /// Orderflow-method calls one peer IP may make in a burst.
-    pub ip_burst: u32,
+    /// Per-sender and per-IP budgets of the orderflow methods.
+    pub limits: OrderflowLimits,
     /// Most orders (transactions plus bundles) the pools hold; when full, a more valuable order
     /// evicts the least valuable one.
     pub max_orders: usize,
+    /// How many blocks past the head a bundle may reach (and a bundle for any block stay).
+    pub bundle_horizon: u64,
+    /// Open a chain store that was rolled back since its last commit (logged as an error)
+    /// instead of refusing to start.
+    pub accept_chain_rollback: bool,
     /// Secret key of the builder's coinbase (it pays refunds and the proposer).
     pub builder_key: B256,
     /// Share of a block's profit the builder bids, in percent (1..=100).
@@ -50,13 +49,9 @@ impl DevnetConfig {
     pub const fn orderflow(&self) -> OrderflowConfig {
         OrderflowConfig {
             http_addr: self.http_addr,
-            limits: OrderflowLimits {
-                sender_rate: self.bundle_rate,
-                sender_burst: self.bundle_burst,
-                ip_rate: self.ip_rate,
-                ip_burst: self.ip_burst,
-            },
+            limits: self.limits,
             max_orders: self.max_orders,
+            bundle_horizon: self.bundle_horizon,
         }
     }
 }

@@ -106,7 +106,18 @@ impl Devnet {
         builders: Vec<BlsPublicKey>,
         own_builder: Option<(PrivateKeySigner, BuilderKey)>,
     ) -> Result<Self, DevnetError> {
-        let chain = open_chain(&config.data_dir, config.chain_id, config.gas_limit).await?;
+        let rollback = if config.accept_chain_rollback {
+            cobuild_chain::Rollback::Accept
+        } else {
+            cobuild_chain::Rollback::Refuse
+        };
+        let chain = open_chain(
+            &config.data_dir,
+            config.chain_id,
+            config.gas_limit,
+            rollback,
+        )
+        .await?;
         let orderflow = Orderflow::start(&chain, &config.orderflow()).await?;
         let demo = config.demo_contracts.then(|| {
             let deployer = &dev_signers()[cobuild_chain::DEV_ACCOUNT_COUNT as usize - 1];

@@ -39,6 +39,9 @@ pub struct MemberConfig {
     /// How long starting waits to hear from every other member (to learn where this member's
     /// own order numbering stands) before it settles for a quorum, or fails without one.
     pub recovery_timeout: Duration,
+    /// Open a chain replica that was rolled back since its last commit (logged as an error)
+    /// instead of refusing to start.
+    pub accept_chain_rollback: bool,
 }
 
 /// Where a node reads the member list.

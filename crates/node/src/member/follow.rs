@@ -234,6 +234,7 @@ mod tests {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits: OrderflowLimits::default(),
             max_orders: 100,
+            bundle_horizon: cobuild_pool::DEFAULT_BUNDLE_HORIZON,
         };
         Orderflow::start(chain, &config).await.expect("rpc starts")
     }

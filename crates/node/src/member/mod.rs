@@ -172,17 +172,30 @@ impl MemberNode {
         };
         let hub = HubClient::connect(&config.hub_rpc, config.hub_timeout).await?;
         let (chain_id, genesis) = wait_for_hub(&hub, config.hub_timeout).await?;
-        let chain = open_chain(&config.data_dir, chain_id, genesis.header.gas_limit)
-            .await
-            .map_err(|e| match e {
-                OpenError::Chain(cobuild_chain::ChainError::GenesisMismatch { stored, .. }) => {
+        let rollback = if config.accept_chain_rollback {
+            cobuild_chain::Rollback::Accept
+        } else {
+            cobuild_chain::Rollback::Refuse
+        };
+        let chain = open_chain(
+            &config.data_dir,
+            chain_id,
+            genesis.header.gas_limit,
+            rollback,
+        )
+        .await
+        .map_err(|e| match e {
+            OpenError::Chain(error) => match *error {
+                cobuild_chain::ChainError::GenesisMismatch { stored, .. } => {
                     MemberError::GenesisMismatch {
                         ours: stored,
                         hub: genesis.header.hash_slow(),
                     }
                 }
-                other => other.into(),
-            })?;
+                error => OpenError::Chain(Box::new(error)).into(),
+            },
+            other => other.into(),
+        })?;
         // A replica that cannot be read is a fault of this node, not another chain.
         let ours = chain
             .read()
@@ -199,7 +212,11 @@ impl MemberNode {
         }
         // Orders reach the pools from the log first (refill), then from the members; the RPC
         // takes new ones only once this member knows where its own numbering stands.
-        let pools = Pools::new(&chain, config.orderflow.max_orders);
+        let pools = Pools::new(
+            &chain,
+            config.orderflow.max_orders,
+            config.orderflow.bundle_horizon,
+        );
         let replication = NodeReplication::start(
             &ReplicationConfig {
                 data_dir: config.data_dir.clone(),

@@ -329,3 +329,40 @@ fn test_a_withdrawn_bundle_restores_only_its_own_block() {
     pool.cancel(ALICE, cancel("u", None));
     assert!(pool.is_empty());
 }
+
+#[test]
+fn test_bundles_reach_no_further_than_the_horizon() {
+    let pool = BundlePool::new(100).with_horizon(10);
+    pool.on_block(100);
+    pool.add(ALICE, bundle(1, 110, None, None))
+        .expect("the horizon's last block");
+    assert_eq!(
+        pool.add(ALICE, bundle(2, 111, None, None)),
+        Err(PoolError::BundleTooFar {
+            block: 111,
+            head: 100,
+            horizon: 10
+        })
+    );
+    let mut ranged = bundle(3, 101, None, None);
+    ranged.max_block = Some(200);
+    assert!(matches!(
+        pool.add(ALICE, ranged),
+        Err(PoolError::BundleTooFar { block: 200, .. })
+    ));
+    // A bundle for any block is held for the horizon, then dropped.
+    pool.add(ALICE, bundle(4, 0, None, None))
+        .expect("any block");
+    pool.on_block(109);
+    assert_eq!(
+        pool.count_hash(&B256::repeat_byte(4)),
+        1,
+        "still within its horizon"
+    );
+    pool.on_block(110);
+    assert_eq!(
+        pool.count_hash(&B256::repeat_byte(4)),
+        0,
+        "dropped at its horizon"
+    );
+}

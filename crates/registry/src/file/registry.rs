@@ -70,6 +70,12 @@ impl Stamp {
 }
 
 impl FileRegistry {
+    /// The members a registry file's `text` lists, checked as [`FileRegistry::open`] checks
+    /// them (sorted by id).
+    pub fn parse(text: &str) -> Result<Vec<Member>, RegistryError> {
+        format::parse(text)
+    }
+
     /// Opens an existing registry file; fails if it is missing, unreadable or invalid.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let path = path.into();

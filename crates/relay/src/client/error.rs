@@ -1,12 +1,10 @@
 //! Why a request to a relay failed. Relay replies are outside strings: [`RelayError::from_reply`]
 //! is the one place that turns a status and a body into a variant.
 
+use cobuild_primitives::{MAX_ERROR_TEXT, bounded};
 use http::StatusCode;
 
 use crate::reply::{ErrorReply, RejectReason};
-
-/// Longest reply body text kept in an error.
-const BODY_EXCERPT: usize = 512;
 
 /// A request to a relay that did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -73,15 +71,11 @@ impl RelayError {
     /// that is not JSON is kept, cut to a few hundred bytes, as the message.
     pub fn from_reply(status: StatusCode, body: &[u8]) -> Self {
         let (message, reason) = match serde_json::from_slice::<ErrorReply>(body) {
-            Ok(reply) => (reply.message, reply.reason),
-            Err(_) => {
-                let text = String::from_utf8_lossy(body);
-                let cut = text
-                    .char_indices()
-                    .nth(BODY_EXCERPT)
-                    .map_or(text.len(), |(i, _)| i);
-                (text[..cut].to_owned(), None)
-            }
+            Ok(reply) => (bounded(&reply.message, MAX_ERROR_TEXT), reply.reason),
+            Err(_) => (
+                bounded(&String::from_utf8_lossy(body), MAX_ERROR_TEXT),
+                None,
+            ),
         };
         match status {
             StatusCode::BAD_REQUEST => Self::Refused {
@@ -148,11 +142,19 @@ mod tests {
             RelayError::from_reply(StatusCode::BAD_GATEWAY, b""),
             RelayError::Unavailable { status: 502, .. }
         ));
-        let long = "é".repeat(2 * BODY_EXCERPT);
+        let long = "é".repeat(2 * MAX_ERROR_TEXT);
         match RelayError::from_reply(StatusCode::NOT_FOUND, long.as_bytes()) {
             RelayError::Unexpected { status, message } => {
                 assert_eq!(status, 404);
-                assert_eq!(message.chars().count(), BODY_EXCERPT);
+                assert!(message.starts_with(&"é".repeat(MAX_ERROR_TEXT / 2)));
+                assert!(message.len() < MAX_ERROR_TEXT + 32, "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let quoting = format!(r#"{{"code":400,"message":"{}"}}"#, "x".repeat(100_000));
+        match RelayError::from_reply(StatusCode::BAD_REQUEST, quoting.as_bytes()) {
+            RelayError::Refused { message, .. } => {
+                assert!(message.len() < MAX_ERROR_TEXT + 32, "{message}");
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -2,6 +2,7 @@
 
 use alloy_primitives::Address;
 use alloy_rpc_types_beacon::BlsPublicKey;
+use cobuild_http::ServeConfig;
 
 use crate::bid::{BuilderKey, DEVNET_GENESIS_FORK_VERSION};
 
@@ -29,11 +30,15 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most blocks re-executed at once; further submissions wait for a turn.
     pub max_concurrent_validations: usize,
+    /// Most `payload_attributes` streams open at once; one more is answered 503.
+    pub max_subscribers: usize,
+    /// Connections in all and per client IP, and the header and body deadlines.
+    pub serve: ServeConfig,
 }
 
 impl Config {
     /// Devnet settings: the devnet fork version and proposer key, 32 MiB bodies, two
-    /// re-executions at a time.
+    /// re-executions at a time, 64 event subscribers, [`ServeConfig::default`].
     pub fn devnet(
         builders: Vec<BlsPublicKey>,
         proposer_fee_recipient: Address,
@@ -48,6 +53,8 @@ impl Config {
             registration_timestamp: 0,
             max_body_bytes: 32 << 20,
             max_concurrent_validations: 2,
+            max_subscribers: 64,
+            serve: ServeConfig::default(),
         }
     }
 }

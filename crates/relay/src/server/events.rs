@@ -61,21 +61,33 @@ pub(crate) async fn events<V: BlockVerifier>(
             format!("topics: only {PAYLOAD_ATTRIBUTES_TOPIC} is served, asked for {topics:?}"),
         );
     }
+    let Some(permit) = shared.subscriber() else {
+        return super::handlers::error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RejectReason::Busy,
+            format!(
+                "the relay serves at most {} event streams at once",
+                shared.config().max_subscribers
+            ),
+        );
+    };
     let mut announcements = shared.announcements();
     // The slot open now goes first, so a builder that (re)connects mid-slot still bids in it.
     announcements.mark_changed();
-    let stream = futures_util::stream::unfold(announcements, |mut rx| async move {
-        loop {
-            rx.changed().await.ok()?;
-            let state = rx.borrow_and_update().clone();
-            if state.closed {
-                return None;
+    // The permit travels with the stream: the place frees when the subscriber hangs up.
+    let stream =
+        futures_util::stream::unfold((announcements, permit), |(mut rx, permit)| async move {
+            loop {
+                rx.changed().await.ok()?;
+                let state = rx.borrow_and_update().clone();
+                if state.closed {
+                    return None;
+                }
+                if let Some(event) = state.current.as_ref().and_then(message) {
+                    return Some((Ok::<_, Infallible>(event), (rx, permit)));
+                }
             }
-            if let Some(event) = state.current.as_ref().and_then(message) {
-                return Some((Ok::<_, Infallible>(event), rx));
-            }
-        }
-    });
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    body::Body,
+    extract::State,
     http::{StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+
+use cobuild_http::{BodyError, read_body};
+use cobuild_primitives::{MAX_ERROR_TEXT, bounded};
 
 use super::{events, service::Shared};
 use crate::{
@@ -22,35 +25,35 @@ use crate::{
 };
 
 pub(crate) fn router<V: BlockVerifier>(shared: Arc<Shared<V>>) -> Router {
-    let limit = shared.config().max_body_bytes;
     Router::new()
         .route(BLOCKS_PATH, post(submit::<V>))
         .route(VALIDATORS_PATH, get(validators::<V>))
         .route(RECEIVED_PATH, get(received::<V>))
         .route(EVENTS_PATH, get(events::events::<V>))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
 
 async fn submit<V: BlockVerifier>(
     State(shared): State<Arc<Shared<V>>>,
     uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     // builder-specs: `?cancellations=1` lets a lower bid replace the builder's earlier one.
     let cancellation = uri.query().is_some_and(|q| {
         q.split('&')
             .any(|p| p == "cancellations=1" || p == "cancellations=true")
     });
-    let body = match body {
+    let serve = shared.config().serve;
+    let body = match read_body(body, shared.config().max_body_bytes, serve.body_timeout).await {
         Ok(body) => body,
-        Err(rejection) => {
-            tracing::info!(status = rejection.status().as_u16(), error = %rejection, "relay.bid.rejected");
-            return error_reply(
-                rejection.status(),
-                RejectReason::Malformed,
-                rejection.body_text(),
-            );
+        Err(error) => {
+            let status = match error {
+                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+                BodyError::Broken => StatusCode::BAD_REQUEST,
+            };
+            tracing::info!(status = status.as_u16(), %error, "relay.bid.rejected");
+            return error_reply(status, RejectReason::Malformed, error.to_string());
         }
     };
     match shared.submit(body, cancellation).await {
@@ -86,10 +89,12 @@ async fn validators<V: BlockVerifier>(State(shared): State<Arc<Shared<V>>>) -> R
     Json(shared.duties()).into_response()
 }
 
+/// Every refusal's body; the message is cut to [`MAX_ERROR_TEXT`] bytes, since it may quote
+/// what the client sent.
 pub(super) fn error_reply(status: StatusCode, reason: RejectReason, message: String) -> Response {
     let body = ErrorReply {
         code: status.as_u16(),
-        message,
+        message: bounded(&message, MAX_ERROR_TEXT),
         reason: Some(reason),
     };
     (status, Json(body)).into_response()

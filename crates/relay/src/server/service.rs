@@ -21,8 +21,9 @@ use alloy_rpc_types_beacon::{
     },
 };
 use cobuild_chain::ExecutedBlock;
+use cobuild_primitives::{MAX_ERROR_TEXT, bounded};
 use parking_lot::Mutex;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::{
     config::Config,
@@ -109,6 +110,8 @@ pub(crate) struct Shared<V> {
     received: Mutex<VecDeque<ReceivedBid>>,
     rejected: AtomicU64,
     announcements: watch::Sender<Announcements>,
+    /// One permit per open event stream.
+    subscribers: Arc<Semaphore>,
 }
 
 impl<V: BlockVerifier> RelayServer<V> {
@@ -129,6 +132,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 received: Mutex::new(VecDeque::new()),
                 rejected: AtomicU64::new(0),
                 announcements: watch::channel(Announcements::default()).0,
+                subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
                 config,
             }),
         }
@@ -153,9 +157,15 @@ impl<V: BlockVerifier> RelayServer<V> {
             shutdown.await;
             shared.announcements.send_modify(|a| a.closed = true);
         };
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let router = self.router();
+        cobuild_http::serve(
+            listener,
+            self.shared.config.serve,
+            move |_| router.clone(),
+            shutdown,
+        )
+        .await;
+        Ok(())
     }
 
     /// Announces the slot just opened to the `payload_attributes` stream: `event` describes the
@@ -247,6 +257,11 @@ impl<V: BlockVerifier> Shared<V> {
         self.announcements.subscribe()
     }
 
+    /// A place for one more event stream, if there is one; the stream holds it while open.
+    pub(crate) fn subscriber(&self) -> Option<OwnedSemaphorePermit> {
+        self.subscribers.clone().try_acquire_owned().ok()
+    }
+
     pub(crate) fn duties(&self) -> Vec<Validator> {
         let Some(first) = self.board.lock().upcoming_slot() else {
             return Vec::new();
@@ -305,7 +320,9 @@ impl<V: BlockVerifier> Shared<V> {
         let this = self.clone();
         let (block, trace) = tokio::task::spawn_blocking(move || {
             let submission: SignedBidSubmissionV5 =
-                serde_json::from_slice(&body).map_err(SubmissionError::Malformed)?;
+                serde_json::from_slice(&body).map_err(|err| {
+                    SubmissionError::Malformed(bounded(&err.to_string(), MAX_ERROR_TEXT))
+                })?;
             check_bid(&this.config, &this.builders, this.domain, &ctx, &submission)?;
             let block = submission_block(&submission, ctx.parent_beacon_block_root)?;
             Ok::<_, SubmissionError>((block, submission.message))

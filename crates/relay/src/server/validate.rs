@@ -21,9 +21,10 @@ use crate::{
 /// Why the relay did not accept a submission.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmissionError {
-    /// The body is not a JSON Fulu submission.
+    /// The body is not a JSON Fulu submission; the parser's reason, bounded (it can quote
+    /// the body).
     #[error("malformed submission: {0}")]
-    Malformed(#[source] serde_json::Error),
+    Malformed(String),
     /// No slot is open for bids.
     #[error("no slot is open for bids")]
     NoOpenSlot,

@@ -82,6 +82,42 @@ async fn test_other_topics_are_refused() {
 }
 
 #[tokio::test]
+async fn test_event_streams_are_capped() {
+    let devnet = Devnet::start_with(|config| config.max_subscribers = 1).await;
+    let addr = devnet.url.trim_start_matches("http://").to_owned();
+    let open = |addr: String| {
+        tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+            stream
+                .write_all(
+                    b"GET /eth/v1/events?topics=payload_attributes HTTP/1.1\r\nHost: x\r\n\r\n",
+                )
+                .expect("writes");
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).expect("reads a status line");
+            (stream, String::from_utf8_lossy(&head).into_owned())
+        })
+    };
+    let (first, status) = open(addr.clone()).await.expect("joins");
+    assert_eq!(status, "HTTP/1.1 200");
+    let (_, status) = open(addr.clone()).await.expect("joins");
+    assert_eq!(status, "HTTP/1.1 503", "one stream is the cap");
+    // A subscriber that hangs up frees its place (the relay notices at its next write, a
+    // keep-alive at most a second later).
+    drop(first);
+    let mut served = false;
+    for _ in 0..50 {
+        let (_stream, status) = open(addr.clone()).await.expect("joins");
+        if status == "HTTP/1.1 200" {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the freed place is given again");
+}
+
+#[tokio::test]
 async fn test_shutdown_ends_open_streams() {
     let devnet = Devnet::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

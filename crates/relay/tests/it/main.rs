@@ -46,6 +46,11 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A devnet whose relay has the devnet settings changed by `tune`.
+    async fn start_with(tune: impl FnOnce(&mut server::Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = Chain::open(
             &dir.path().join("chain.redb"),
@@ -54,8 +59,9 @@ impl Devnet {
         )
         .expect("chain opens");
         let builder = BuilderKey::from_seed(b"cobuild test builder");
-        let config =
+        let mut config =
             server::Config::devnet(vec![builder.public_key()], FEE_RECIPIENT, DEFAULT_GAS_LIMIT);
+        tune(&mut config);
         let relay = RelayServer::new(config, chain.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

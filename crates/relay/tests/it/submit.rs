@@ -267,6 +267,72 @@ async fn test_refusals_are_400_with_code_and_message() {
     assert_eq!(json["reason"], "malformed");
 }
 
+/// Sends `head` and `body` on a new connection (blocking, off the runtime) and reads the reply.
+async fn exchange(url: &str, head: String, body: Vec<u8>) -> String {
+    let addr = url.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        stream.write_all(head.as_bytes()).expect("writes");
+        // The relay may answer before the whole body is sent and close: that is its answer.
+        let _ = stream.write_all(&body);
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    })
+    .await
+    .expect("joins")
+}
+
+#[tokio::test]
+async fn test_a_malformed_submission_is_answered_in_a_few_words() {
+    let devnet = Devnet::start().await;
+    // serde names the offending value in its error: here a 4 MB string.
+    let body = format!("{{\"message\": \"{}\"}}", "x".repeat(4 << 20)).into_bytes();
+    let head = format!(
+        "POST /relay/v1/builder/blocks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let reply = exchange(&devnet.url, head, body).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 400"),
+        "{}",
+        &reply[..reply.len().min(300)]
+    );
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert!(body.len() < 1024, "{} bytes of error", body.len());
+    let json: serde_json::Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(json["reason"], "malformed");
+}
+
+#[tokio::test]
+async fn test_a_submission_too_large_or_too_slow_is_refused() {
+    let devnet = Devnet::start_with(|config| {
+        config.max_body_bytes = 1 << 20;
+        config.serve.body_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    // Chunked, so only reading tells the size.
+    let chunk = vec![b' '; 2 << 20];
+    let mut body = format!("{:x}\r\n", chunk.len()).into_bytes();
+    body.extend_from_slice(&chunk);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let head = "POST /relay/v1/builder/blocks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_owned();
+    let reply = exchange(&devnet.url, head, body).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 413"),
+        "{}",
+        &reply[..reply.len().min(300)]
+    );
+    // 100 bytes promised, 10 sent, then silence.
+    let head = "POST /relay/v1/builder/blocks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".to_owned();
+    let reply = exchange(&devnet.url, head, b"{\"message\"".to_vec()).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
 #[tokio::test]
 async fn test_next_slot_takes_bids_on_the_new_head_only() {
     let mut devnet = Devnet::start().await;

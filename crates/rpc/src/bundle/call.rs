@@ -13,6 +13,7 @@ use revm::{
 };
 use serde::Serialize;
 
+use super::budget::check_gas;
 use crate::RpcError;
 
 /// One transaction's outcome, in the Flashbots shape (wei amounts as decimal strings).
@@ -108,6 +109,9 @@ pub(super) enum Stop {
 /// before left. With `rules` (a bundle's), each transaction's run is judged by them: a dropped
 /// one leaves no trace, a voiding one ends the run. Without, every transaction counts and the
 /// run ends only where the EVM refuses one.
+///
+/// The transactions' declared gas must fit one block no larger than the chain's, and is
+/// `charge`d (to the sender's budget) before anything runs.
 pub(super) fn run_bundle(
     spec: &ChainSpec,
     head: &Sealed<Header>,
@@ -115,7 +119,13 @@ pub(super) fn run_bundle(
     txs: &[Recovered<TxEnvelope>],
     next: NextBlock,
     rules: Option<&dyn OrderRules>,
+    charge: &dyn Fn(u64) -> Result<(), RpcError>,
 ) -> Result<(Vec<CallRun>, Option<Stop>), RpcError> {
+    let declared = txs
+        .iter()
+        .fold(0u64, |sum, tx| sum.saturating_add(tx.gas_limit()));
+    check_gas(declared, next.gas_limit, head.gas_limit)?;
+    charge(declared)?;
     let (coinbase, base_fee) = (next.beneficiary, next.base_fee);
     let env = next_evm_env(spec, head.inner(), next);
     let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), env);
@@ -175,6 +185,7 @@ pub(super) fn call_bundle(
     head: &Sealed<Header>,
     state: StateSnapshot,
     request: EthCallBundle,
+    charge: &dyn Fn(u64) -> Result<(), RpcError>,
 ) -> Result<CallBundleResponse, RpcError> {
     // Only the head state is kept: a past state block runs on the head, and the response's
     // `stateBlockNumber` says which state was used. A future one does not exist yet.
@@ -205,7 +216,7 @@ pub(super) fn call_bundle(
         prev_randao: head.mix_hash,
     };
     // eth_callBundle names no revert or drop rules: every transaction is reported.
-    let (runs, stop) = run_bundle(spec, head, state, &txs, next, None)?;
+    let (runs, stop) = run_bundle(spec, head, state, &txs, next, None, charge)?;
     if let Some(Stop::Refused(reason)) = stop {
         return Err(RpcError::Execution(reason));
     }

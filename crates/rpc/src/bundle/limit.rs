@@ -42,10 +42,16 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
 
     /// Takes one request from `key`'s budget, or says it is spent.
     pub fn check(&self, key: K) -> Result<(), RpcError> {
-        self.check_at(key, Instant::now())
+        self.check_at(key, Instant::now(), 1.0)
     }
 
-    fn check_at(&self, sender: K, now: Instant) -> Result<(), RpcError> {
+    /// Takes `cost` units (gas, say) from `key`'s budget, or says it is spent. A cost above the
+    /// burst is never affordable.
+    pub fn check_cost(&self, key: K, cost: f64) -> Result<(), RpcError> {
+        self.check_at(key, Instant::now(), cost)
+    }
+
+    fn check_at(&self, sender: K, now: Instant, cost: f64) -> Result<(), RpcError> {
         let mut buckets = self.buckets.lock();
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&sender) {
             // Forget senders whose bucket has refilled: they lose nothing by being forgotten.
@@ -57,14 +63,14 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
         let (tokens, at) = buckets.entry(sender).or_insert((self.burst, now));
         let refilled =
             (*tokens + self.per_second * now.duration_since(*at).as_secs_f64()).min(self.burst);
-        if refilled < 1.0 {
+        if refilled < cost {
             let wait =
-                Duration::from_secs_f64((1.0 - refilled) / self.per_second.max(f64::MIN_POSITIVE));
+                Duration::from_secs_f64((cost - refilled) / self.per_second.max(f64::MIN_POSITIVE));
             return Err(RpcError::RateLimited {
                 retry_after_ms: wait.as_millis() as u64,
             });
         }
-        *tokens = refilled - 1.0;
+        *tokens = refilled - cost;
         *at = now;
         Ok(())
     }
@@ -80,19 +86,19 @@ mod tests {
         let (alice, bob) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let t0 = Instant::now();
         for _ in 0..3 {
-            limiter.check_at(alice, t0).expect("within the burst");
+            limiter.check_at(alice, t0, 1.0).expect("within the burst");
         }
         assert!(matches!(
-            limiter.check_at(alice, t0),
+            limiter.check_at(alice, t0, 1.0),
             Err(RpcError::RateLimited { .. })
         ));
         // Another sender has its own budget.
         limiter
-            .check_at(bob, t0)
+            .check_at(bob, t0, 1.0)
             .expect("bob is not limited by alice");
         // Half a second at 2/s refills one request.
         let later = t0 + Duration::from_millis(500);
-        limiter.check_at(alice, later).expect("refilled");
-        assert!(limiter.check_at(alice, later).is_err());
+        limiter.check_at(alice, later, 1.0).expect("refilled");
+        assert!(limiter.check_at(alice, later, 1.0).is_err());
     }
 }

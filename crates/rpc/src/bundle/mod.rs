@@ -7,12 +7,15 @@
 //! is made durable first and applied after. Each call of a batch is acknowledged, and
 //! replicated, on its own.
 
+mod budget;
 mod call;
 mod limit;
 mod sim;
 
 pub use call::{CallBundleResponse, CallBundleTxResult};
 pub use limit::{IpLimiter, RateLimiter, SenderLimiter};
+
+use budget::SimBudget;
 
 use std::sync::Arc;
 
@@ -96,6 +99,11 @@ pub struct OrderflowLimits {
     pub ip_rate: u32,
     /// Calls one peer IP may make in a burst.
     pub ip_burst: u32,
+    /// Gas per second one sender may have simulated (`eth_callBundle`, `mev_simBundle`) on
+    /// average; each call is charged the gas its transactions declare.
+    pub sim_gas_rate: u32,
+    /// Gas one sender may have simulated in a burst (at least a block's worth).
+    pub sim_gas_burst: u32,
 }
 
 impl Default for OrderflowLimits {
@@ -105,6 +113,10 @@ impl Default for OrderflowLimits {
             sender_burst: 2_000,
             ip_rate: 5_000,
             ip_burst: 10_000,
+            // Ten full 30M-gas blocks a second, twenty in a burst: far more than a searcher
+            // simulating its own bundles needs, a bounded share of a core each.
+            sim_gas_rate: 300_000_000,
+            sim_gas_burst: 600_000_000,
         }
     }
 }
@@ -117,6 +129,7 @@ pub struct Bundles {
     pool: BundlePool,
     senders: Arc<SenderLimiter>,
     ips: Arc<IpLimiter>,
+    sim: Arc<SimBudget>,
     replication: Hook,
 }
 
@@ -130,6 +143,11 @@ impl Bundles {
             pool,
             senders: Arc::new(RateLimiter::new(limits.sender_rate, limits.sender_burst)),
             ips: Arc::new(RateLimiter::new(limits.ip_rate, limits.ip_burst)),
+            sim: Arc::new(SimBudget::new(
+                limits.sim_gas_rate,
+                limits.sim_gas_burst,
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             replication: None,
         }
     }
@@ -329,9 +347,14 @@ impl BundleApiServer for Bundles {
         let from = self.admit(ext)?;
         let chain = self.chain.clone();
         tracing::debug!(%from, txs = request.txs.len(), "rpc.bundle.call");
+        let slot = self.sim.slot(from).await?;
+        let budget = self.sim.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let (head, state) = chain.head_state().map_err(RpcError::internal)?;
-            call::call_bundle(chain.spec(), &head, state, request)
+            call::call_bundle(chain.spec(), &head, state, request, &|gas| {
+                budget.charge(from, gas)
+            })
         })
         .await
         .map_err(RpcError::internal)?
@@ -390,7 +413,10 @@ impl MevApiServer for Bundles {
         let (request, bundle) = self.mev_bundle(from, request).await?;
         let chain = self.chain.clone();
         tracing::debug!(%from, txs = bundle.txs.len(), "rpc.mev.sim_bundle");
+        let slot = self.sim.slot(from).await?;
+        let budget = self.sim.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let (head, state) = chain.head_state().map_err(RpcError::internal)?;
             sim::sim_bundle(
                 chain.spec(),
@@ -399,6 +425,7 @@ impl MevApiServer for Bundles {
                 &bundle,
                 &referenced_transactions(&request),
                 overrides.unwrap_or_default(),
+                &|gas| budget.charge(from, gas),
             )
         })
         .await

@@ -29,6 +29,7 @@ pub(super) fn sim_bundle(
     bundle: &Bundle,
     referenced: &[B256],
     overrides: SimBundleOverrides,
+    charge: &dyn Fn(u64) -> Result<(), RpcError>,
 ) -> Result<SimBundleResponse, RpcError> {
     // Only the head state is kept: an older parent runs on the head, and `stateBlock` says so.
     match overrides.parent_block {
@@ -74,7 +75,7 @@ pub(super) fn sim_bundle(
         },
         prev_randao: block.random.unwrap_or(head.mix_hash),
     };
-    let (runs, stop) = run_bundle(spec, head, state, &bundle.txs, next, Some(bundle))?;
+    let (runs, stop) = run_bundle(spec, head, state, &bundle.txs, next, Some(bundle), charge)?;
     let (error, revert) = match stop {
         None => (None, None),
         Some(Stop::Refused(reason)) => (Some(reason), None),
@@ -185,6 +186,7 @@ mod tests {
                 b,
                 &[],
                 SimBundleOverrides::default(),
+                &|_| Ok(()),
             )
             .expect("simulates")
         };

@@ -26,6 +26,19 @@ use crate::RpcError;
 
 pub use debug::DebugApiServer;
 
+/// The methods of the eth, net and web3 namespaces that take no parameters: jsonrpsee would
+/// ignore any given, the server refuses them (`-32602`).
+pub const WITHOUT_PARAMS: &[&str] = &[
+    "eth_chainId",
+    "eth_blockNumber",
+    "eth_syncing",
+    "eth_accounts",
+    "eth_gasPrice",
+    "eth_maxPriorityFeePerGas",
+    "net_version",
+    "web3_clientVersion",
+];
+
 /// The `eth_` methods a wallet, `cast` or an ethers provider needs.
 #[rpc(server, namespace = "eth")]
 pub trait EthApi {
@@ -395,7 +408,14 @@ impl EthApiServer for Eth {
         percentiles: Option<Vec<f64>>,
     ) -> RpcResult<FeeHistory> {
         self.blocking(move |this| {
-            let newest = this.resolve_number(newest).min(this.chain.head().number);
+            let head = this.chain.head().number;
+            let newest = this.resolve_number(newest);
+            // geth's answer too: a window that ends past the head would silently be another one.
+            if newest > head {
+                return Err(RpcError::InvalidParams(format!(
+                    "request beyond head block: requested {newest}, head {head}"
+                )));
+            }
             let view = this.chain.read().map_err(RpcError::internal)?;
             fees::fee_history(
                 this.chain.spec(),

@@ -4,6 +4,8 @@
 mod mev;
 mod private;
 mod replicate;
+mod sim_budget;
+mod spec;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -38,6 +40,19 @@ impl Node {
 
     /// A node whose RPC hands every accepted order to `hook` before answering.
     fn start_with(limits: OrderflowLimits, hook: Option<Arc<dyn cobuild_rpc::Replicate>>) -> Self {
+        Self::start_configured(
+            limits,
+            hook,
+            RpcConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+    }
+
+    /// A node whose server has `config` (its address is ignored: loopback, any port).
+    fn start_configured(
+        limits: OrderflowLimits,
+        hook: Option<Arc<dyn cobuild_rpc::Replicate>>,
+        config: RpcConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = Chain::open(
             &dir.path().join("c.redb"),
@@ -61,7 +76,10 @@ impl Node {
         }
         let server = runtime
             .block_on(cobuild_rpc::start(
-                RpcConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+                RpcConfig {
+                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    ..config
+                },
                 eth,
                 api,
             ))

@@ -78,6 +78,8 @@ pub(crate) fn run(
         sender_burst: UNLIMITED_RATE,
         ip_rate: UNLIMITED_RATE,
         ip_burst: UNLIMITED_RATE,
+        sim_gas_rate: UNLIMITED_RATE,
+        sim_gas_burst: UNLIMITED_RATE,
     };
     let mut eth = Eth::new(chain.clone(), txs.clone());
     let mut orderflow = Bundles::new(chain.clone(), txs, bundles, limits);
