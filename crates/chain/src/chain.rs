@@ -82,6 +82,13 @@ pub enum Rollback {
     Accept,
 }
 
+impl Rollback {
+    /// [`Rollback::Accept`] if `accept`, else [`Rollback::Refuse`].
+    pub const fn accepted(accept: bool) -> Self {
+        if accept { Self::Accept } else { Self::Refuse }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     spec: Arc<ChainSpec>,

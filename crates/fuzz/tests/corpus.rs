@@ -1,5 +1,5 @@
 //! Every fuzz target over its checked-in corpus, then over mutations of it for a bounded time
-//! (`COBUILD_FUZZ_SECS` per target, default 5). A panic fails the test and leaves the input in
+//! (`COBUILD_FUZZ_SECS` per target, default 10). A panic fails the test and leaves the input in
 //! `target/fuzz-findings/`; fixed, it goes into the corpus.
 //!
 //! The corpus starts from seeds made here from real inputs (the recorded client requests, a
@@ -210,7 +210,7 @@ fn fuzz(name: &str) {
     let secs = std::env::var("COBUILD_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(10);
     let until = Instant::now() + Duration::from_secs(secs);
     let mut mutator = Mutator::new(u64::from_le_bytes(
         keccak256(name.as_bytes())[..8].try_into().expect("8 bytes"),

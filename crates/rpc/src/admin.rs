@@ -12,9 +12,19 @@ use jsonrpsee::{
     RpcModule,
     core::RpcResult,
     proc_macros::rpc,
-    server::{HttpRequest, HttpResponse, ServerBuilder, ServerHandle},
+    server::{
+        HttpRequest, HttpResponse, ServerBuilder, ServerHandle, middleware::rpc::RpcServiceBuilder,
+    },
 };
 use serde::{Deserialize, Serialize};
+
+use crate::middleware::SpecLayer;
+
+/// The admin methods that take no parameters.
+const WITHOUT_PARAMS: &[&str] = &["cobuild_status"];
+
+/// Largest admin answer (jsonrpsee's default).
+const MAX_RESPONSE_BODY: u32 = 10 * 1024 * 1024;
 
 /// One member as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,12 +174,16 @@ pub async fn start_admin(
     source: Arc<dyn AdminSource>,
 ) -> std::io::Result<AdminServer> {
     let middleware = tower::ServiceBuilder::new().layer(BearerLayer(Arc::new(token)));
+    // The same JSON-RPC rules as the public server: bounded errors, no junk parameters.
+    let rpc = RpcServiceBuilder::new().layer(SpecLayer::new(MAX_RESPONSE_BODY, WITHOUT_PARAMS));
     let server = ServerBuilder::with_config(
         jsonrpsee::server::ServerConfig::builder()
+            .max_response_body_size(MAX_RESPONSE_BODY)
             .http_only()
             .build(),
     )
     .set_http_middleware(middleware)
+    .set_rpc_middleware(rpc)
     .build(addr)
     .await?;
     let local_addr = server.local_addr()?;
@@ -308,5 +322,30 @@ mod tests {
             let (code, _) = call(server.local_addr, token, status).await;
             assert_eq!(code, 401, "token {token:?}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_admin_errors_are_bounded_and_junk_parameters_refused() {
+        let server = start_admin(
+            "127.0.0.1:0".parse().expect("addr"),
+            "s3cret".into(),
+            Arc::new(Fixed),
+        )
+        .await
+        .expect("starts");
+        let junk = r#"{"jsonrpc":"2.0","id":1,"method":"cobuild_status","params":[1]}"#;
+        let (_, body) = call(server.local_addr, Some("s3cret"), junk).await;
+        assert!(body.contains("-32602"), "{body}");
+        let quoting = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"cobuild_orderHashes","params":["{}"]}}"#,
+            "x".repeat(100_000)
+        );
+        let (_, body) = call(server.local_addr, Some("s3cret"), &quoting).await;
+        assert!(body.contains("-32602"), "{}", &body[..body.len().min(200)]);
+        assert!(
+            body.len() <= crate::MAX_ERROR_RESPONSE,
+            "{} bytes",
+            body.len()
+        );
     }
 }

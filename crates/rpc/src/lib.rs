@@ -32,8 +32,9 @@ pub use error::{
 pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer};
 pub use intake::{Intake, IntakeError};
 pub use middleware::{
-    CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer, MAX_ERROR_RESPONSE,
-    PeerAddr, PeerAddrService, RequestCheck, RequestCheckLayer, Signed, SpecLayer, SpecService,
+    BodyLimits, CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer,
+    MAX_ERROR_RESPONSE, PeerAddr, PeerAddrService, RequestCheck, RequestCheckLayer, Signed,
+    SpecLayer, SpecService,
 };
 pub use replicate::{
     CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,

@@ -16,7 +16,8 @@ use crate::{
     bundle::{BundleApiServer, Bundles, MevApiServer},
     eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer},
     middleware::{
-        CallIndexLayer, FlashbotsAuthLayer, PeerAddrService, RequestCheckLayer, SpecLayer,
+        BodyLimits, CallIndexLayer, FlashbotsAuthLayer, PeerAddrService, RequestCheckLayer,
+        SpecLayer,
     },
 };
 
@@ -72,16 +73,14 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_calls))
         .http_only()
         .build();
+    let limits = BodyLimits {
+        max: config.max_request_body,
+        deadline: config.serve.body_timeout,
+    };
     // The signature is checked on the body as sent, before the request check may rewrite it.
     let http = tower::ServiceBuilder::new()
-        .layer(FlashbotsAuthLayer::new(
-            config.max_request_body,
-            config.serve.body_timeout,
-        ))
-        .layer(RequestCheckLayer::new(
-            config.max_request_body,
-            config.serve.body_timeout,
-        ));
+        .layer(FlashbotsAuthLayer::new(limits))
+        .layer(RequestCheckLayer::new(limits));
     let rpc = RpcServiceBuilder::new()
         .layer(CallIndexLayer)
         .layer(SpecLayer::new(config.max_response_body, WITHOUT_PARAMS));

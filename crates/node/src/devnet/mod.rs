@@ -106,11 +106,7 @@ impl Devnet {
         builders: Vec<BlsPublicKey>,
         own_builder: Option<(PrivateKeySigner, BuilderKey)>,
     ) -> Result<Self, DevnetError> {
-        let rollback = if config.accept_chain_rollback {
-            cobuild_chain::Rollback::Accept
-        } else {
-            cobuild_chain::Rollback::Refuse
-        };
+        let rollback = cobuild_chain::Rollback::accepted(config.accept_chain_rollback);
         let chain = open_chain(
             &config.data_dir,
             config.chain_id,

@@ -172,11 +172,7 @@ impl MemberNode {
         };
         let hub = HubClient::connect(&config.hub_rpc, config.hub_timeout).await?;
         let (chain_id, genesis) = wait_for_hub(&hub, config.hub_timeout).await?;
-        let rollback = if config.accept_chain_rollback {
-            cobuild_chain::Rollback::Accept
-        } else {
-            cobuild_chain::Rollback::Refuse
-        };
+        let rollback = cobuild_chain::Rollback::accepted(config.accept_chain_rollback);
         let chain = open_chain(
             &config.data_dir,
             chain_id,

@@ -8,14 +8,12 @@
 use std::{
     pin::Pin,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use alloy_primitives::Address;
-use cobuild_http::read_body;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 
-use super::request::refuse_body;
+use super::body::BodyLimits;
 
 use crate::auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 
@@ -26,18 +24,13 @@ pub struct Signed(pub Result<Address, AuthError>);
 /// Adds [`FlashbotsAuth`] to the server's HTTP stack.
 #[derive(Debug, Clone, Copy)]
 pub struct FlashbotsAuthLayer {
-    max_body: u32,
-    body_timeout: Duration,
+    limits: BodyLimits,
 }
 
 impl FlashbotsAuthLayer {
-    /// Reads at most `max_body` bytes of a signed request (the server's own limit), for at
-    /// most `body_timeout`.
-    pub const fn new(max_body: u32, body_timeout: Duration) -> Self {
-        Self {
-            max_body,
-            body_timeout,
-        }
+    /// Reads a signed request within `limits`.
+    pub const fn new(limits: BodyLimits) -> Self {
+        Self { limits }
     }
 }
 
@@ -47,8 +40,7 @@ impl<S> tower::Layer<S> for FlashbotsAuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         FlashbotsAuth {
             inner,
-            max_body: self.max_body,
-            body_timeout: self.body_timeout,
+            limits: self.limits,
         }
     }
 }
@@ -57,8 +49,7 @@ impl<S> tower::Layer<S> for FlashbotsAuthLayer {
 #[derive(Debug, Clone)]
 pub struct FlashbotsAuth<S> {
     inner: S,
-    max_body: u32,
-    body_timeout: Duration,
+    limits: BodyLimits,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -84,12 +75,12 @@ where
         // The clone is the one that was not polled ready; swap so the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (max, deadline) = (self.max_body, self.body_timeout);
+        let limits = self.limits;
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let bytes = match read_body(body, max as usize, deadline).await {
+            let bytes = match limits.read(body).await {
                 Ok(bytes) => bytes,
-                Err(error) => return Ok(refuse_body(error, max)),
+                Err(refused) => return Ok(refused),
             };
             let signed = match header.to_str() {
                 Ok(value) => verify_flashbots_signature(value, &bytes),

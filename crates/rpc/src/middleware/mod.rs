@@ -4,12 +4,14 @@
 //! loose.
 
 mod auth;
+mod body;
 mod call_index;
 mod peer;
 mod request;
 mod spec;
 
 pub use auth::{FlashbotsAuth, FlashbotsAuthLayer, Signed};
+pub use body::BodyLimits;
 pub use call_index::{CallIndexLayer, CallIndexService};
 pub use peer::{PeerAddr, PeerAddrService};
 pub use request::{RequestCheck, RequestCheckLayer};

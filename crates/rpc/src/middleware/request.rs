@@ -10,34 +10,28 @@
 use std::{
     pin::Pin,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use alloy_primitives::bytes::Bytes;
-use cobuild_http::{BodyError, read_body};
 use jsonrpsee::{
     server::{HttpBody, HttpRequest, HttpResponse, http::response},
     types::{ErrorObject, Id, Response, ResponsePayload},
 };
 use serde_json::value::RawValue;
 
+use super::body::BodyLimits;
 use crate::error::INVALID_REQUEST;
 
 /// Adds [`RequestCheck`] to the server's HTTP stack.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestCheckLayer {
-    max_body: u32,
-    body_timeout: Duration,
+    limits: BodyLimits,
 }
 
 impl RequestCheckLayer {
-    /// Reads at most `max_body` bytes of any request (the server's own limit), for at most
-    /// `body_timeout`.
-    pub const fn new(max_body: u32, body_timeout: Duration) -> Self {
-        Self {
-            max_body,
-            body_timeout,
-        }
+    /// Reads any request within `limits`.
+    pub const fn new(limits: BodyLimits) -> Self {
+        Self { limits }
     }
 }
 
@@ -47,8 +41,7 @@ impl<S> tower::Layer<S> for RequestCheckLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequestCheck {
             inner,
-            max_body: self.max_body,
-            body_timeout: self.body_timeout,
+            limits: self.limits,
         }
     }
 }
@@ -57,25 +50,7 @@ impl<S> tower::Layer<S> for RequestCheckLayer {
 #[derive(Debug, Clone)]
 pub struct RequestCheck<S> {
     inner: S,
-    max_body: u32,
-    body_timeout: Duration,
-}
-
-/// The answer to a body that could not be read: 413 past the limit, 408 past the deadline, 400
-/// for a broken one, each with a JSON-RPC error and a `null` id.
-pub(super) fn refuse_body(error: BodyError, max_body: u32) -> HttpResponse {
-    match error {
-        BodyError::TooLarge { .. } => response::too_large(max_body),
-        BodyError::Broken => response::malformed(),
-        BodyError::Timeout(_) => {
-            let error = ErrorObject::owned(INVALID_REQUEST, error.to_string(), None::<()>);
-            let answer = Response::new(ResponsePayload::<()>::error(error), Id::Null);
-            let json = serde_json::to_string(&answer).unwrap_or_default();
-            let mut refused = response::ok_response(json);
-            *refused.status_mut() = http::StatusCode::REQUEST_TIMEOUT;
-            refused
-        }
-    }
+    limits: BodyLimits,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -180,12 +155,12 @@ where
         // The clone is the one that was not polled ready; swap so the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (max, deadline) = (self.max_body, self.body_timeout);
+        let limits = self.limits;
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let bytes = match read_body(body, max as usize, deadline).await {
+            let bytes = match limits.read(body).await {
                 Ok(bytes) => bytes,
-                Err(error) => return Ok(refuse_body(error, max)),
+                Err(refused) => return Ok(refused),
             };
             let bytes = match verdict(&bytes) {
                 Verdict::Pass => bytes,
