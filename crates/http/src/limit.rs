@@ -28,6 +28,7 @@ pub struct ConnectionLimit {
     inner: Arc<Mutex<Counts>>,
     max: usize,
     max_per_ip: usize,
+    limit_loopback: bool,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +51,7 @@ impl ConnectionLimit {
             inner: Arc::default(),
             max: config.max_connections,
             max_per_ip: config.max_connections_per_ip,
+            limit_loopback: config.limit_loopback,
         }
     }
 
@@ -59,11 +61,13 @@ impl ConnectionLimit {
         if counts.total >= self.max {
             return Err(Refused::Full(self.max));
         }
+        let max_per_ip = self.max_per_ip;
+        let capped = self.limit_loopback || !ip.is_loopback();
         let of_ip = counts.per_ip.entry(ip).or_default();
-        if *of_ip >= self.max_per_ip {
+        if capped && *of_ip >= max_per_ip {
             return Err(Refused::PerIp {
                 ip,
-                max: self.max_per_ip,
+                max: max_per_ip,
             });
         }
         *of_ip += 1;
@@ -103,6 +107,7 @@ mod tests {
         ConnectionLimit::new(&ServeConfig {
             max_connections: max,
             max_connections_per_ip: max_per_ip,
+            limit_loopback: true,
             ..ServeConfig::default()
         })
     }
@@ -126,5 +131,26 @@ mod tests {
         drop(first);
         assert_eq!(limit.open(), 2);
         let _again = limit.admit(a).expect("a freed place is free");
+    }
+
+    #[test]
+    fn test_loopback_counts_only_against_the_total_unless_asked() {
+        let limit = ConnectionLimit::new(&ServeConfig {
+            max_connections: 3,
+            max_connections_per_ip: 1,
+            ..ServeConfig::default()
+        });
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let held: Vec<_> = (0..3)
+            .map(|_| limit.admit(local).expect("the devnet's own processes"))
+            .collect();
+        assert_eq!(limit.admit(local).expect_err("the total"), Refused::Full(3));
+        drop(held);
+        let remote = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let _one = limit.admit(remote).expect("one");
+        assert!(
+            limit.admit(remote).is_err(),
+            "a remote IP gets its share only"
+        );
     }
 }

@@ -130,6 +130,7 @@ mod tests {
     async fn test_a_client_over_its_connections_is_closed_and_others_are_served() {
         let (addr, _stop) = hello_server(ServeConfig {
             max_connections_per_ip: 2,
+            limit_loopback: true,
             ..ServeConfig::default()
         })
         .await;

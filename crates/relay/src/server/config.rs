@@ -38,7 +38,7 @@ pub struct Config {
 
 impl Config {
     /// Devnet settings: the devnet fork version and proposer key, 32 MiB bodies, two
-    /// re-executions at a time, 64 event subscribers, [`ServeConfig::default`].
+    /// re-executions at a time, 128 event subscribers (twice the most nodes a devnet runs), [`ServeConfig::default`].
     pub fn devnet(
         builders: Vec<BlsPublicKey>,
         proposer_fee_recipient: Address,
@@ -53,7 +53,7 @@ impl Config {
             registration_timestamp: 0,
             max_body_bytes: 32 << 20,
             max_concurrent_validations: 2,
-            max_subscribers: 64,
+            max_subscribers: 128,
             serve: ServeConfig::default(),
         }
     }
