@@ -38,8 +38,18 @@ use super::{
 };
 use crate::workload::{WorkloadError, account_key, sign};
 
-/// Budgets high enough that no request is refused for its rate.
-const UNLIMITED_RATE: u32 = 1_000_000_000;
+/// Budgets high enough that no request is refused for its rate (or its simulated gas).
+pub(crate) const UNLIMITED: cobuild_rpc::OrderflowLimits = {
+    const RATE: u32 = 1_000_000_000;
+    cobuild_rpc::OrderflowLimits {
+        sender_rate: RATE,
+        sender_burst: RATE,
+        ip_rate: RATE,
+        ip_burst: RATE,
+        sim_gas_rate: RATE,
+        sim_gas_burst: RATE,
+    }
+};
 
 /// The intake benchmark failed.
 #[derive(Debug, thiserror::Error)]
@@ -249,14 +259,7 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
         gas_limit: DEFAULT_GAS_LIMIT,
         fee_recipient: Address::repeat_byte(0xfe),
         demo_contracts: false,
-        limits: cobuild_rpc::OrderflowLimits {
-            sender_rate: UNLIMITED_RATE,
-            sender_burst: UNLIMITED_RATE,
-            ip_rate: UNLIMITED_RATE,
-            ip_burst: UNLIMITED_RATE,
-            sim_gas_rate: UNLIMITED_RATE,
-            sim_gas_burst: UNLIMITED_RATE,
-        },
+        limits: UNLIMITED,
         max_orders: config.requests + 1_000,
         bundle_horizon: 256,
         accept_chain_rollback: false,

@@ -99,7 +99,7 @@ where
             inner
                 .call(HttpRequest::from_parts(
                     parts,
-                    HttpBody::from(bytes.to_vec()),
+                    HttpBody::new(http_body_util::Full::new(bytes)),
                 ))
                 .await
         })

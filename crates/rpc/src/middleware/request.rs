@@ -80,9 +80,9 @@ struct IdOnly<'a> {
 
 /// `Some(false)` for a call whose id is invalid; `None` when it is not an object at all (for
 /// jsonrpsee to answer as it does).
-fn call_id_is_valid(call: &str) -> Option<bool> {
+fn call_id_is_valid(call: &[u8]) -> Option<bool> {
     // `Option<&RawValue>` reads `null` as `None`, which is valid anyway.
-    let probe: IdOnly<'_> = serde_json::from_str(call).ok()?;
+    let probe: IdOnly<'_> = serde_json::from_slice(call).ok()?;
     Some(probe.id.is_none_or(id_is_valid))
 }
 
@@ -92,7 +92,7 @@ const INVALID_ENTRY: &str = r#"{"id":null}"#;
 fn verdict(body: &[u8]) -> Verdict {
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|i| body[i]) {
-        Some(b'{') => match std::str::from_utf8(body).ok().and_then(call_id_is_valid) {
+        Some(b'{') => match call_id_is_valid(body) {
             Some(false) => Verdict::Refuse,
             _ => Verdict::Pass,
         },
@@ -102,7 +102,7 @@ fn verdict(body: &[u8]) -> Verdict {
             };
             let invalid: Vec<bool> = calls
                 .iter()
-                .map(|call| call_id_is_valid(call.get()) == Some(false))
+                .map(|call| call_id_is_valid(call.get().as_bytes()) == Some(false))
                 .collect();
             if !invalid.contains(&true) {
                 return Verdict::Pass;
@@ -170,7 +170,7 @@ where
             inner
                 .call(HttpRequest::from_parts(
                     parts,
-                    HttpBody::from(bytes.to_vec()),
+                    HttpBody::new(http_body_util::Full::new(bytes)),
                 ))
                 .await
         })

@@ -20,19 +20,14 @@ use std::{
 use cobuild_chain::{Chain, Genesis};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
 use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
-use cobuild_rpc::{
-    Bundles, Eth, FLASHBOTS_SIGNATURE_HEADER, OrderflowLimits, Replicate, RpcConfig,
-};
+use cobuild_rpc::{Bundles, Eth, FLASHBOTS_SIGNATURE_HEADER, Replicate, RpcConfig};
 
 use super::ReplicationBenchError;
 use crate::bench::{
     http::{HttpClient, HttpError},
-    intake::Signed,
+    intake::{Signed, UNLIMITED},
     measure::Latency,
 };
-
-/// Budgets high enough that no request is refused for its rate.
-const UNLIMITED_RATE: u32 = 1_000_000_000;
 
 /// One intake run.
 #[derive(Debug, Clone)]
@@ -73,14 +68,7 @@ pub(crate) fn run(
     let limit = OrderLimit::new(requests.len() + 1_000);
     let txs = TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit);
     let bundles = BundlePool::with_limit(&limit);
-    let limits = OrderflowLimits {
-        sender_rate: UNLIMITED_RATE,
-        sender_burst: UNLIMITED_RATE,
-        ip_rate: UNLIMITED_RATE,
-        ip_burst: UNLIMITED_RATE,
-        sim_gas_rate: UNLIMITED_RATE,
-        sim_gas_burst: UNLIMITED_RATE,
-    };
+    let limits = UNLIMITED;
     let mut eth = Eth::new(chain.clone(), txs.clone());
     let mut orderflow = Bundles::new(chain.clone(), txs, bundles, limits);
     if let Some(hook) = hook {
