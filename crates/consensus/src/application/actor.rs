@@ -1,0 +1,553 @@
+//! The ledger actor: signs and exchanges cuts, builds and checks proposed records for simplex,
+//! and appends final records to the store, fetching those it missed.
+//!
+//! One task, one loop over three sources: the mailbox (simplex's requests and reports), the
+//! ledger channel (cuts, proposals, fetches and their answers) and a ticker. Requests that
+//! cannot be answered yet (the block is still importing, cuts or the proposal have not arrived)
+//! wait and are tried again on every tick and every arrival: simplex treats an answer as final,
+//! so "not yet" must never become "no".
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use alloy_primitives::{B256, Bytes};
+use commonware_codec::{Copying, Decode as _, Encode as _};
+use commonware_consensus::{
+    Viewable as _,
+    simplex::{Plan, types::Context},
+};
+use commonware_cryptography::certificate::Verifier as _;
+use commonware_cryptography::ed25519;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{Clock, Spawner};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Local, ingress::Message};
+use crate::{
+    Config, Digest, Entry, Finalization, MemberId, Scheme, SignedCut, SlotRecord, Store,
+    record::{self, Cut, agreed_cut, check_structure, genesis_digest, max_faults, quorum, to_b256},
+    wire,
+};
+
+type ConsensusContext = Context<Digest, ed25519::PublicKey>;
+
+/// Most final records sent in one answer to a fetch.
+const FETCH_BATCH: usize = 32;
+/// Slots past the last final one for which cuts and candidates are kept (bounds memory against
+/// a member that signs cuts for slots far ahead).
+const WINDOW: u64 = 256;
+/// Cuts signed in one tick (a member back from a long outage signs its backlog over a few).
+const SIGN_PER_TICK: u64 = 64;
+
+struct PendingVerify {
+    context: ConsensusContext,
+    payload: Digest,
+    response: oneshot::Sender<bool>,
+    deadline: SystemTime,
+}
+
+/// The ledger actor of one member.
+pub(crate) struct Actor<E, L> {
+    context: E,
+    config: Config,
+    local: L,
+    store: Arc<Store>,
+    verifier: Scheme,
+    mailbox: mpsc::Receiver<Message>,
+    by_key: HashMap<ed25519::PublicKey, MemberId>,
+    genesis: B256,
+    /// Slot and digest of the last final record (the genesis before the first).
+    last: (u64, B256),
+    /// Cuts received or signed, by slot and member.
+    cuts: BTreeMap<u64, BTreeMap<MemberId, SignedCut>>,
+    /// Records proposed but not final, by digest.
+    candidates: HashMap<B256, SlotRecord>,
+    /// Finalizations of records not appended yet (their record or an ancestor is missing).
+    finals: HashMap<B256, Finalization>,
+    proposes: Vec<(ConsensusContext, oneshot::Sender<Digest>)>,
+    verifies: Vec<PendingVerify>,
+    /// Own cuts are signed for every slot up to this one.
+    signed: u64,
+    final_slot: watch::Sender<u64>,
+    ticks: u64,
+}
+
+impl<E: Clock + Spawner, L: Local> Actor<E, L> {
+    pub(crate) fn new(
+        context: E,
+        config: Config,
+        local: L,
+        store: Arc<Store>,
+        mailbox: mpsc::Receiver<Message>,
+        final_slot: watch::Sender<u64>,
+    ) -> Result<Self, crate::StoreError> {
+        let genesis = to_b256(&genesis_digest(config.chain_genesis, config.epoch));
+        let last = match store.last()? {
+            Some(entry) => (entry.record.slot, to_b256(&entry.record.digest())),
+            None => (config.first_slot.saturating_sub(1), genesis),
+        };
+        let candidates = store
+            .candidates()?
+            .into_iter()
+            .map(|record| (to_b256(&record.digest()), record))
+            .collect();
+        final_slot.send_replace(last.0);
+        let verifier = config.verifier();
+        Ok(Self {
+            by_key: config
+                .members
+                .iter()
+                .map(|(id, key)| (key.clone(), *id))
+                .collect(),
+            signed: last.0,
+            context,
+            local,
+            store,
+            verifier,
+            mailbox,
+            genesis,
+            last,
+            cuts: BTreeMap::new(),
+            candidates,
+            finals: HashMap::new(),
+            proposes: Vec::new(),
+            verifies: Vec::new(),
+            final_slot,
+            ticks: 0,
+            config,
+        })
+    }
+
+    pub(crate) async fn run<S, R>(mut self, (mut sender, mut receiver): (S, R))
+    where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        R: Receiver<PublicKey = ed25519::PublicKey>,
+    {
+        let mut next_tick = self.context.current();
+        loop {
+            tokio::select! {
+                biased;
+                message = self.mailbox.recv() => match message {
+                    Some(message) => self.on_request(message, &mut sender),
+                    None => return,
+                },
+                received = receiver.recv() => match received {
+                    Ok((peer, bytes)) => self.on_message(&peer, bytes.as_ref(), &mut sender),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "ledger.channel.closed");
+                        return;
+                    }
+                },
+                () = self.context.sleep_until(next_tick) => {
+                    self.on_tick(&mut sender);
+                    next_tick = self.context.current() + self.config.tick;
+                }
+            }
+        }
+    }
+
+    fn on_request<S: Sender<PublicKey = ed25519::PublicKey>>(
+        &mut self,
+        message: Message,
+        sender: &mut S,
+    ) {
+        match message {
+            Message::Propose { context, response } => {
+                self.proposes.push((context, response));
+                self.try_propose();
+            }
+            Message::Verify {
+                context,
+                payload,
+                response,
+            } => {
+                let deadline = self.context.current() + self.config.verify_timeout;
+                self.verifies.push(PendingVerify {
+                    context,
+                    payload,
+                    response,
+                    deadline,
+                });
+                self.try_verify();
+            }
+            Message::Broadcast { payload, plan } => {
+                let recipients = match plan {
+                    Plan::Propose { .. } => Recipients::All,
+                    Plan::Forward { recipients, .. } => recipients,
+                    // Handoffs are never staged (the default `prepare` waits).
+                    Plan::Prepare { .. } => return,
+                };
+                if let Some(record) = self.candidates.get(&to_b256(&payload)) {
+                    sender.send(
+                        recipients,
+                        wire::Message::Proposal(record.clone()).encode(),
+                        false,
+                    );
+                }
+            }
+            Message::Finalized(finalization) => {
+                let digest = to_b256(&finalization.proposal.payload);
+                if self.store.slot_of(&digest).ok().flatten().is_none() {
+                    self.finals.insert(digest, *finalization);
+                    self.advance();
+                }
+            }
+        }
+    }
+
+    fn on_message<S: Sender<PublicKey = ed25519::PublicKey>>(
+        &mut self,
+        peer: &ed25519::PublicKey,
+        bytes: &[u8],
+        sender: &mut S,
+    ) {
+        let Some(&peer_id) = self.by_key.get(peer) else {
+            return;
+        };
+        let message = match wire::Message::decode(bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(peer = peer_id, error = %e, "ledger.message.malformed");
+                return;
+            }
+        };
+        match message {
+            wire::Message::Cut(signed) => {
+                if self.take_cut(signed) {
+                    self.try_propose();
+                }
+            }
+            wire::Message::Proposal(record) => {
+                let slot = record.slot;
+                if slot > self.last.0 && slot <= self.last.0 + WINDOW {
+                    let digest = to_b256(&record.digest());
+                    if !self.candidates.contains_key(&digest) {
+                        if let Err(e) = self.store.put_candidate(&record) {
+                            tracing::warn!(error = %e, "ledger.candidate.store_failed");
+                        }
+                        self.candidates.insert(digest, record);
+                        self.try_verify();
+                        self.advance();
+                    }
+                }
+            }
+            wire::Message::Fetch(from) => {
+                let Ok(entries) = self.store.range(from, u64::MAX, FETCH_BATCH) else {
+                    return;
+                };
+                if !entries.is_empty() {
+                    sender.send(
+                        Recipients::One(peer.clone()),
+                        wire::Message::Final(entries).encode(),
+                        false,
+                    );
+                }
+            }
+            wire::Message::Final(entries) => self.take_final(entries),
+        }
+    }
+
+    /// Stores a cut if it is a member's, signed by it, canonical and in the window; true if new.
+    fn take_cut(&mut self, signed: SignedCut) -> bool {
+        let cut = &signed.cut;
+        if cut.slot <= self.last.0 || cut.slot > self.last.0 + WINDOW {
+            return false;
+        }
+        let Some(key) = self.config.members.get(&cut.member) else {
+            return false;
+        };
+        if self
+            .cuts
+            .get(&cut.slot)
+            .is_some_and(|by_member| by_member.contains_key(&cut.member))
+        {
+            return false;
+        }
+        if !signed.verify(key) {
+            tracing::debug!(
+                member = cut.member,
+                slot = cut.slot,
+                "ledger.cut.bad_signature"
+            );
+            return false;
+        }
+        self.cuts
+            .entry(cut.slot)
+            .or_default()
+            .insert(cut.member, signed);
+        true
+    }
+
+    fn on_tick<S: Sender<PublicKey = ed25519::PublicKey>>(&mut self, sender: &mut S) {
+        self.ticks += 1;
+        // Sign a cut for every slot whose block this member's chain now holds.
+        let head = self.local.head();
+        let from = self.signed.max(self.last.0) + 1;
+        let to = head.min(from + SIGN_PER_TICK - 1).min(self.last.0 + WINDOW);
+        if from <= to {
+            let prefixes = self.local.prefixes();
+            for slot in from..=to {
+                let signed =
+                    Cut::new(self.config.me, slot, prefixes.iter().copied()).sign(&self.config.key);
+                self.take_cut(signed.clone());
+                sender.send(Recipients::All, wire::Message::Cut(signed).encode(), false);
+            }
+            self.signed = to;
+        }
+        // Resend own cuts of the next few unrecorded slots, for members that lost them, and
+        // ask one member for final records this one may have missed.
+        if self.ticks.is_multiple_of(5) {
+            for slot in self.last.0 + 1..=(self.last.0 + 4).min(self.signed) {
+                if let Some(own) = self.cuts.get(&slot).and_then(|c| c.get(&self.config.me)) {
+                    sender.send(
+                        Recipients::All,
+                        wire::Message::Cut(own.clone()).encode(),
+                        false,
+                    );
+                }
+            }
+            let others: Vec<_> = self
+                .config
+                .members
+                .iter()
+                .filter(|(id, _)| **id != self.config.me)
+                .map(|(_, key)| key.clone())
+                .collect();
+            if !others.is_empty() {
+                let peer = others[(self.ticks / 5) as usize % others.len()].clone();
+                sender.send(
+                    Recipients::One(peer),
+                    wire::Message::Fetch(self.last.0 + 1).encode(),
+                    false,
+                );
+            }
+        }
+        self.try_propose();
+        self.try_verify();
+    }
+
+    /// The slot of the record with `digest`, if it is the genesis, final, or a candidate.
+    fn slot_of(&self, digest: &B256) -> Option<u64> {
+        if *digest == self.genesis {
+            return Some(self.config.first_slot.saturating_sub(1));
+        }
+        if let Some(record) = self.candidates.get(digest) {
+            return Some(record.slot);
+        }
+        self.store.slot_of(digest).ok().flatten()
+    }
+
+    fn try_propose(&mut self) {
+        let pending = std::mem::take(&mut self.proposes);
+        for (context, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            match self.build(&context) {
+                Some(record) => {
+                    let digest = record.digest();
+                    if let Err(e) = self.store.put_candidate(&record) {
+                        tracing::warn!(error = %e, "ledger.candidate.store_failed");
+                        continue;
+                    }
+                    tracing::debug!(slot = record.slot, view = %context.view(), "ledger.propose");
+                    self.candidates.insert(to_b256(&digest), record);
+                    let _ = response.send(digest);
+                }
+                None => self.proposes.push((context, response)),
+            }
+        }
+    }
+
+    /// The record to propose on the context's parent, once the next slot's block and a quorum
+    /// of its cuts are here.
+    fn build(&self, context: &ConsensusContext) -> Option<SlotRecord> {
+        let prev = to_b256(&context.parent.1);
+        let slot = self.slot_of(&prev)? + 1;
+        let facts = self.local.facts(slot)?;
+        let cuts: Vec<SignedCut> = self.cuts.get(&slot)?.values().cloned().collect();
+        if cuts.len() < quorum(self.config.members.len()) {
+            return None;
+        }
+        let plain: Vec<&Cut> = cuts.iter().map(|s| &s.cut).collect();
+        let agreed = agreed_cut(&plain, max_faults(self.config.members.len()));
+        Some(SlotRecord {
+            epoch: self.config.epoch,
+            slot,
+            facts,
+            cuts,
+            agreed,
+            prev,
+        })
+    }
+
+    fn try_verify(&mut self) {
+        let now = self.context.current();
+        let pending = std::mem::take(&mut self.verifies);
+        for verify in pending {
+            if verify.response.is_closed() {
+                continue;
+            }
+            match self.check(&verify.context, &verify.payload) {
+                Some(verdict) => {
+                    let _ = verify.response.send(verdict);
+                }
+                // Dropping the response after the deadline ends the request without a verdict;
+                // the view times out as it would without a proposal.
+                None if now >= verify.deadline => {}
+                None => self.verifies.push(verify),
+            }
+        }
+    }
+
+    /// The verdict on a proposal, or `None` while something it depends on is not here yet.
+    fn check(&self, context: &ConsensusContext, payload: &Digest) -> Option<bool> {
+        let record = self.candidates.get(&to_b256(payload))?;
+        let prev = to_b256(&context.parent.1);
+        let parent_slot = self.slot_of(&prev)?;
+        if let Err(e) = check_structure(
+            record,
+            self.config.epoch,
+            (parent_slot, prev),
+            &self.config.members,
+        ) {
+            tracing::warn!(slot = record.slot, error = %e, "ledger.proposal.refused");
+            return Some(false);
+        }
+        // Wait while this member's chain has not imported the block yet.
+        if self.local.head() < record.slot {
+            return None;
+        }
+        let ours = self.local.facts(record.slot)?;
+        if ours != record.facts {
+            let e = record::RecordError::WrongFacts {
+                ours: Box::new(ours),
+            };
+            tracing::warn!(slot = record.slot, error = %e, "ledger.proposal.refused");
+            return Some(false);
+        }
+        Some(true)
+    }
+
+    /// Appends every record now known to be final: those with a finalization, and their
+    /// ancestors back to the last final record.
+    fn advance(&mut self) {
+        loop {
+            // A finalized record whose ancestors back to the last final one are all known.
+            let mut found = None;
+            for (digest, finalization) in &self.finals {
+                let mut chain = Vec::new();
+                let mut cursor = *digest;
+                while cursor != self.last.1 {
+                    let Some(record) = self.candidates.get(&cursor) else {
+                        break;
+                    };
+                    chain.push(record.clone());
+                    cursor = record.prev;
+                    if record.slot <= self.last.0 + 1 {
+                        break;
+                    }
+                }
+                if cursor == self.last.1 && !chain.is_empty() {
+                    found = Some((*digest, finalization.clone(), chain));
+                    break;
+                }
+            }
+            let Some((digest, finalization, mut chain)) = found else {
+                return;
+            };
+            self.finals.remove(&digest);
+            chain.reverse();
+            let last_index = chain.len() - 1;
+            let entries: Vec<Entry> = chain
+                .into_iter()
+                .enumerate()
+                .map(|(i, record)| Entry {
+                    record,
+                    finalization: if i == last_index {
+                        Bytes::from(finalization.encode().to_vec())
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect();
+            self.append(entries);
+        }
+    }
+
+    /// Takes final records a member sent: each must extend the ledger, and each run of them
+    /// must end in one whose finalization verifies against the members' keys.
+    fn take_final(&mut self, entries: Vec<Entry>) {
+        let mut run: Vec<Entry> = Vec::new();
+        let mut tip = self.last;
+        for entry in entries {
+            let record = &entry.record;
+            if Some(record.slot) != tip.0.checked_add(1) || record.prev != tip.1 {
+                break;
+            }
+            let digest = to_b256(&record.digest());
+            tip = (record.slot, digest);
+            let proven = if entry.finalization.is_empty() {
+                false
+            } else {
+                let Ok(finalization) = Finalization::decode_cfg(
+                    Copying(entry.finalization.as_ref()),
+                    &self.verifier.certificate_codec_config(),
+                ) else {
+                    break;
+                };
+                if to_b256(&finalization.proposal.payload) != digest
+                    || !finalization.verify(&mut rand::rng(), &self.verifier, &Sequential)
+                {
+                    tracing::warn!(slot = record.slot, "ledger.fetch.bad_certificate");
+                    break;
+                }
+                true
+            };
+            run.push(entry);
+            if proven {
+                self.append(std::mem::take(&mut run));
+            }
+        }
+        // A run without a certificate at its end may be finalized by one this member holds.
+        for entry in run {
+            let digest = to_b256(&entry.record.digest());
+            self.candidates.entry(digest).or_insert(entry.record);
+        }
+        self.advance();
+    }
+
+    fn append(&mut self, entries: Vec<Entry>) {
+        let Some(last) = entries.last() else {
+            return;
+        };
+        let tip = (last.record.slot, to_b256(&last.record.digest()));
+        if let Err(e) = self.store.append(&entries) {
+            tracing::warn!(error = %e, "ledger.append_failed");
+            return;
+        }
+        for entry in &entries {
+            tracing::info!(
+                slot = entry.record.slot,
+                block = %entry.record.facts.block.hash,
+                winner = ?entry.record.facts.winner.0,
+                certified = !entry.finalization.is_empty(),
+                "ledger.final"
+            );
+        }
+        self.last = tip;
+        self.cuts = self.cuts.split_off(&(tip.0 + 1));
+        self.candidates.retain(|_, record| record.slot > tip.0);
+        let store = &self.store;
+        self.finals
+            .retain(|digest, _| store.slot_of(digest).ok().flatten().is_none());
+        self.final_slot.send_replace(tip.0);
+    }
+}
+
+/// How long a verification waits for what it depends on before it gives up.
+pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30);

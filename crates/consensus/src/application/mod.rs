@@ -1,0 +1,23 @@
+//! The application simplex drives: it proposes slot records, checks the ones others propose
+//! against this member's chain and cuts, and keeps the final ones.
+
+mod actor;
+mod ingress;
+
+pub(crate) use actor::{Actor, DEFAULT_VERIFY_TIMEOUT};
+pub use ingress::Mailbox;
+
+use crate::{Prefix, SlotFacts};
+
+/// What this member sees of the world: its chain and its envelope log. Reads are quick local
+/// lookups (the actor calls them on every tick).
+pub trait Local: Clone + Send + Sync + 'static {
+    /// The number of the highest block this member's chain holds.
+    fn head(&self) -> u64;
+
+    /// The facts of block `slot` on this member's chain, if it holds it.
+    fn facts(&self, slot: u64) -> Option<SlotFacts>;
+
+    /// Per origin, the contiguous prefix of envelopes this member holds now.
+    fn prefixes(&self) -> Vec<Prefix>;
+}
