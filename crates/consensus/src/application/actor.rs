@@ -14,15 +14,13 @@ use std::{
 };
 
 use alloy_primitives::{B256, Bytes};
-use commonware_codec::{Copying, Decode as _, Encode as _};
+use commonware_codec::Encode as _;
 use commonware_consensus::{
     Viewable as _,
     simplex::{Plan, types::Context},
 };
-use commonware_cryptography::certificate::Verifier as _;
 use commonware_cryptography::ed25519;
 use commonware_p2p::{Receiver, Recipients, Sender};
-use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Spawner};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -491,22 +489,12 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             }
             let digest = to_b256(&record.digest());
             tip = (record.slot, digest);
-            let proven = if entry.finalization.is_empty() {
-                false
-            } else {
-                let Ok(finalization) = Finalization::decode_cfg(
-                    Copying(entry.finalization.as_ref()),
-                    &self.verifier.certificate_codec_config(),
-                ) else {
-                    break;
-                };
-                if to_b256(&finalization.proposal.payload) != digest
-                    || !finalization.verify(&mut rand::rng(), &self.verifier, &Sequential)
-                {
-                    tracing::warn!(slot = record.slot, "ledger.fetch.bad_certificate");
+            let proven = match crate::certificate(&entry, &self.verifier) {
+                Ok(found) => found.is_some(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ledger.fetch.refused");
                     break;
                 }
-                true
             };
             run.push(entry);
             if proven {
