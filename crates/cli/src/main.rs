@@ -8,6 +8,7 @@
 mod args;
 mod cluster;
 mod devnet;
+mod ledger;
 mod members;
 mod node;
 mod status;
@@ -53,6 +54,10 @@ pub(crate) enum Command {
     /// What each node reports: members and links, replication lag per origin, pool sizes and
     /// the last bids (every node of `cobuild devnet --nodes N`, or one with --node).
     Status(status::StatusArgs),
+    /// The slot ledger: show a final record, or verify a range of them against the registry's
+    /// keys and the chain, from any member's RPC.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 fn main() -> eyre::Result<()> {
@@ -61,7 +66,7 @@ fn main() -> eyre::Result<()> {
     let default_filter = match cli.command {
         Command::Devnet(_) | Command::Node(_) => "info",
         Command::Bench(_) => "warn,cobuild_bench=info",
-        Command::Keys(_) | Command::Registry(_) | Command::Status(_) => "warn",
+        Command::Keys(_) | Command::Registry(_) | Command::Status(_) | Command::Ledger(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,6 +101,10 @@ fn main() -> eyre::Result<()> {
         }
         Command::Status(args) => {
             print!("{}", status::status(&args)?);
+            Ok(())
+        }
+        Command::Ledger(command) => {
+            print!("{}", ledger::ledger(command)?);
             Ok(())
         }
     }

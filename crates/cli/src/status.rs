@@ -137,6 +137,16 @@ fn render(out: &mut String, label: &str, status: &NodeStatus) {
         "{label}: member {member}, head #{}, pool {} txs + {} bundles",
         status.head, status.pool_txs, status.pool_bundles
     );
+    if let Some(ledger) = &status.ledger {
+        let last = ledger
+            .final_slot
+            .map_or_else(|| "none yet".to_owned(), |slot| format!("slot {slot}"));
+        let _ = writeln!(
+            out,
+            "  ledger: last final record {last}, {} blocks behind the head",
+            ledger.lag
+        );
+    }
     let r = &status.refusals;
     let _ = writeln!(
         out,

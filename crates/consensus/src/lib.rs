@@ -30,7 +30,7 @@ pub use record::{
     Winner, agreed_cut, check_structure, genesis_digest, max_faults, quorum, to_b256,
 };
 pub use store::{Entry, Store, StoreError};
-pub use verify::{VerifyError, certificate, verifier, verify_run};
+pub use verify::{VerifyError, certificate, member_keys, verifier, verify_run};
 
 /// The vote and certificate scheme: ed25519, so every vote is attributable.
 pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;

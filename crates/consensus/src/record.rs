@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy_primitives::{B256, B512, U256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use commonware_cryptography::{Hasher as _, Sha256, Signer as _, Verifier as _, ed25519, sha256};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A member's id, as the registry numbers members.
 pub type MemberId = u32;
@@ -20,7 +20,18 @@ const GENESIS_NAMESPACE: &[u8] = b"cobuild.ledger.genesis.v1";
 
 /// One origin's contiguous prefix: every envelope of `origin` up to `seq` is held.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, RlpEncodable, RlpDecodable, Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    RlpEncodable,
+    RlpDecodable,
+    Serialize,
+    Deserialize,
 )]
 pub struct Prefix {
     /// The origin member.
@@ -30,7 +41,7 @@ pub struct Prefix {
 }
 
 /// What one member held when a slot closed: per origin, the contiguous prefix of its envelopes.
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
 pub struct Cut {
     /// The member that held it.
     pub member: MemberId,
@@ -78,7 +89,7 @@ impl Cut {
 }
 
 /// A cut with its member's signature.
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
 pub struct SignedCut {
     /// The cut.
     pub cut: Cut,
@@ -98,7 +109,7 @@ impl SignedCut {
 }
 
 /// The canonical block at a slot, as the member's chain holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
 pub struct BlockRef {
     /// Block number.
     pub number: u64,
@@ -110,7 +121,7 @@ pub struct BlockRef {
 
 /// Who built the winning block: a member, or nobody of the network (an outside builder or
 /// the proposer's own block). RLP: a list of zero or one id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Winner(pub Option<MemberId>);
 
@@ -136,7 +147,7 @@ impl Decodable for Winner {
 
 /// What a member's own chain says about a slot's block: the part of a record every member
 /// checks against its own view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
 pub struct SlotFacts {
     /// The canonical block.
     pub block: BlockRef,
@@ -149,7 +160,7 @@ pub struct SlotFacts {
 }
 
 /// One entry of the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
 pub struct SlotRecord {
     /// The membership epoch the record was agreed in.
     pub epoch: u64,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::B256;
-use commonware_codec::{Copying, Decode as _};
+use commonware_codec::{Copying, Decode as _, DecodeExt as _};
 use commonware_cryptography::{certificate::Verifier as _, ed25519};
 use commonware_parallel::Sequential;
 use commonware_utils::ordered::Set;
@@ -37,6 +37,19 @@ pub enum VerifyError {
         /// Last unproven slot.
         to: u64,
     },
+}
+
+/// The members' node keys from their 32-byte encodings (as the registry lists them).
+pub fn member_keys(
+    keys: impl IntoIterator<Item = (MemberId, B256)>,
+) -> Result<BTreeMap<MemberId, ed25519::PublicKey>, MemberId> {
+    keys.into_iter()
+        .map(|(id, key)| {
+            ed25519::PublicKey::decode(Copying(key.as_slice()))
+                .map(|key| (id, key))
+                .map_err(|_| id)
+        })
+        .collect()
 }
 
 /// The vote-checking scheme of a member set.

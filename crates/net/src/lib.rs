@@ -31,4 +31,7 @@ pub use envelope::{
     Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, SignedHead,
 };
 pub use log::{Held, Insert, Log, LogError, OriginSummary};
-pub use transport::{NetMember, P2P_NAMESPACE, Replication, TransportConfig, TransportError};
+pub use transport::{
+    Channel, Extension, NetMember, P2P_NAMESPACE, Replication, StartExtension, TransportConfig,
+    TransportError,
+};

@@ -29,6 +29,35 @@ pub const P2P_NAMESPACE: &[u8] = b"cobuild.p2p.v1";
 
 const PUSH: u64 = 0;
 const SYNC: u64 = 1;
+/// The channels handed to a service beside replication (the slot ledger): consensus votes,
+/// certificates, consensus fetches, and the service's own messages.
+const EXTENSION_CHANNELS: [u64; 4] = [2, 3, 4, 5];
+
+/// One of the transport's channels, as the runtime thread hands it out.
+pub type Channel = (
+    lookup::Sender<ed25519::PublicKey, commonware_runtime::tokio::Context>,
+    lookup::Receiver<ed25519::PublicKey>,
+);
+
+/// What a service that runs beside replication on the same links gets: the transport's runtime
+/// (with its storage), the network's blocker, and four channels of its own.
+pub struct Extension {
+    /// The runtime's context.
+    pub context: commonware_runtime::tokio::Context,
+    /// Blocks a misbehaving peer on the network.
+    pub blocker: lookup::Oracle<ed25519::PublicKey>,
+    /// Four channels: votes, certificates, consensus fetches, the service's own messages.
+    pub channels: [Channel; 4],
+}
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extension").finish_non_exhaustive()
+    }
+}
+
+/// Starts a service beside replication; what it returns is kept alive as long as the transport.
+pub type StartExtension = Box<dyn FnOnce(Extension) -> Box<dyn std::any::Any + Send> + Send>;
 
 /// A member as the transport needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +86,9 @@ pub struct TransportConfig {
     /// How long a starting member waits to hear from every other member before it settles for
     /// a quorum (see [`Recovery`](crate::engine::Recovery)).
     pub recovery_timeout: Duration,
+    /// Where the runtime keeps the journals of services beside replication (`None`: a
+    /// temporary folder).
+    pub storage: Option<std::path::PathBuf>,
 }
 
 /// The transport could not start.
@@ -90,6 +122,7 @@ impl Replication {
         config: TransportConfig,
         log: Arc<Log>,
         deliver: mpsc::Sender<Envelope>,
+        extension: Option<StartExtension>,
     ) -> Result<Self, TransportError> {
         let initial = peer_map(&config.members)?;
         let (members_tx, mut members_rx) = mpsc::channel::<Vec<NetMember>>(16);
@@ -97,7 +130,10 @@ impl Replication {
         thread::Builder::new()
             .name("cobuild-net".into())
             .spawn(move || {
-                let runtime = commonware_runtime::tokio::Config::new().with_worker_threads(2);
+                let mut runtime = commonware_runtime::tokio::Config::new().with_worker_threads(2);
+                if let Some(storage) = &config.storage {
+                    runtime = runtime.with_storage_directory(storage.clone());
+                }
                 commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
                     let max_message = 8 * 1024 * 1024_u32;
                     let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
@@ -133,7 +169,18 @@ impl Replication {
                     // pushes are batched, syncs are a status per tick plus pulls and answers.
                     let push = network.register(PUSH, Quota::per_second(NZU32!(5_000)));
                     let sync = network.register(SYNC, Quota::per_second(NZU32!(500)));
+                    // Consensus sends a few messages per view and member; the ledger's own
+                    // channel carries cuts, proposals and fetches of final records.
+                    let channels = EXTENSION_CHANNELS
+                        .map(|c| network.register(c, Quota::per_second(NZU32!(2_000))));
                     network.start();
+                    let _extension = extension.map(|start| {
+                        start(Extension {
+                            context: context.child("extension"),
+                            blocker: oracle.clone(),
+                            channels,
+                        })
+                    });
                     let mut engine_config = engine::Config::new(config.me, peers(&config.members));
                     engine_config.status_interval = config.status_interval;
                     engine_config.recovery_timeout = config.recovery_timeout;

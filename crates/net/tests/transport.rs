@@ -36,9 +36,11 @@ fn start(id: MemberId, members: &[NetMember], dir: &std::path::Path) -> Node {
             members: members.to_vec(),
             status_interval: Duration::from_millis(50),
             recovery_timeout: Duration::from_secs(10),
+            storage: None,
         },
         log.clone(),
         tx,
+        None,
     )
     .expect("transport starts");
     Node {

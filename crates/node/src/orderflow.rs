@@ -97,6 +97,7 @@ impl Orderflow {
             chain,
             config,
             None,
+            None,
         )
         .await
     }
@@ -108,6 +109,7 @@ impl Orderflow {
         chain: &Chain,
         config: &OrderflowConfig,
         replication: Option<Arc<dyn Replicate>>,
+        ledger: Option<Arc<cobuild_consensus::Store>>,
     ) -> Result<Self, RpcStartError> {
         let Pools {
             limit,
@@ -120,7 +122,18 @@ impl Orderflow {
             eth = eth.with_replication(hook.clone());
             api = api.with_replication(hook);
         }
-        let server = cobuild_rpc::start(RpcConfig::new(config.http_addr), eth, api)
+        let mut extra = jsonrpsee::Methods::new();
+        if let Some(store) = ledger {
+            extra
+                .merge(cobuild_rpc::LedgerApiServer::into_rpc(
+                    cobuild_rpc::Ledger::new(store),
+                ))
+                .map_err(|e| RpcStartError {
+                    addr: config.http_addr,
+                    source: std::io::Error::other(e),
+                })?;
+        }
+        let server = cobuild_rpc::start_with(RpcConfig::new(config.http_addr), eth, api, extra)
             .await
             .map_err(|source| RpcStartError {
                 addr: config.http_addr,

@@ -36,6 +36,8 @@ use commonware_codec::DecodeExt as _;
 use commonware_cryptography::ed25519;
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use crate::ledger::{self, LedgerSetup};
+
 /// Envelopes read from the log at a time while refilling the pools.
 const REFILL_CHUNK: usize = 512;
 
@@ -150,6 +152,8 @@ pub struct NodeReplication {
     counters: Arc<IntakeCounters>,
     intake_task: Arc<parking_lot::Mutex<Option<JoinHandle<()>>>>,
     others: usize,
+    /// The slot ledger's final records, when the ledger runs.
+    pub ledger: Option<Arc<cobuild_consensus::Store>>,
 }
 
 impl NodeReplication {
@@ -160,6 +164,7 @@ impl NodeReplication {
         config: &ReplicationConfig,
         registry: &dyn Registry,
         intake: Intake,
+        ledger: Option<LedgerSetup>,
     ) -> Result<Self, ReplicationError> {
         let path = config.data_dir.join("orders.redb");
         let log = Arc::new(
@@ -189,6 +194,11 @@ impl NodeReplication {
         };
         let others = members.iter().filter(|m| m.id != config.me).count();
         let (tx, deliveries) = mpsc::channel(4096);
+        let ledger_store = ledger.as_ref().map(|setup| setup.store.clone());
+        let extension = ledger.map(|setup| {
+            let keys = members.iter().map(|m| (m.id, m.key.clone())).collect();
+            ledger::extension(setup, log.clone(), config.me, config.key.clone(), keys)
+        });
         let replication = Replication::start(
             TransportConfig {
                 me: config.me,
@@ -197,9 +207,11 @@ impl NodeReplication {
                 members,
                 status_interval: config.status_interval,
                 recovery_timeout: config.recovery_timeout,
+                storage: Some(config.data_dir.join("consensus")),
             },
             log.clone(),
             tx,
+            extension,
         )?;
         let task = tokio::spawn(take_in(deliveries, intake, counters.clone()));
         Ok(Self {
@@ -208,6 +220,7 @@ impl NodeReplication {
             counters,
             intake_task: Arc::new(parking_lot::Mutex::new(Some(task))),
             others,
+            ledger: ledger_store,
         })
     }
 
@@ -498,7 +511,7 @@ mod tests {
                 .expect("insert");
             tx.commit().expect("commit");
         }
-        let err = NodeReplication::start(&config(dir.path()), &Unread, intake)
+        let err = NodeReplication::start(&config(dir.path()), &Unread, intake, None)
             .await
             .expect_err("a damaged log must not start");
         assert!(

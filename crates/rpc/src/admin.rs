@@ -88,6 +88,19 @@ pub struct NodeStatus {
     pub refusals: Refusals,
     /// The last bids, newest first.
     pub bids: Vec<BidStatus>,
+    /// The slot ledger, when the node keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerStatus>,
+}
+
+/// Where a node's slot ledger stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerStatus {
+    /// The slot of the last final record (`None`: no record yet).
+    pub final_slot: Option<u64>,
+    /// Blocks on the chain past the last final record.
+    pub lag: u64,
 }
 
 /// Everything a node refused or failed to take in, counted since it started: envelopes the

@@ -11,13 +11,14 @@ mod bundle;
 mod error;
 mod eth;
 mod intake;
+mod ledger;
 mod middleware;
 mod replicate;
 mod server;
 
 pub use admin::{
-    AdminApiServer, AdminServer, AdminSource, BidStatus, MemberStatus, NodeStatus, OriginStatus,
-    Refusals, start_admin,
+    AdminApiServer, AdminServer, AdminSource, BidStatus, LedgerStatus, MemberStatus, NodeStatus,
+    OriginStatus, Refusals, start_admin,
 };
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 pub use bundle::{
@@ -31,6 +32,7 @@ pub use error::{
 };
 pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer};
 pub use intake::{Intake, IntakeError};
+pub use ledger::{Ledger, LedgerApiServer, LedgerEntry, MAX_RECORDS_PER_CALL};
 pub use middleware::{
     BodyLimits, CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer,
     MAX_ERROR_RESPONSE, PeerAddr, PeerAddrService, RequestCheck, RequestCheckLayer, Signed,
@@ -40,4 +42,4 @@ pub use replicate::{
     CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,
     SignedBody,
 };
-pub use server::{RpcConfig, RpcServer, start};
+pub use server::{RpcConfig, RpcServer, start, start_with};

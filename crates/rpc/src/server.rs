@@ -67,6 +67,16 @@ pub struct RpcServer {
 /// connections per IP or a slow client's header: each connection's jsonrpsee service is
 /// wrapped so every request carries its [`PeerAddr`](crate::PeerAddr).
 pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Result<RpcServer> {
+    start_with(config, eth, bundles, Methods::new()).await
+}
+
+/// [`start`], serving `extra` methods too (a member's slot ledger).
+pub async fn start_with(
+    config: RpcConfig,
+    eth: Eth,
+    bundles: Bundles,
+    extra: Methods,
+) -> std::io::Result<RpcServer> {
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_request_body)
         .max_response_body_size(config.max_response_body)
@@ -109,6 +119,7 @@ pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Re
     module
         .merge(Web3ApiServer::into_rpc(eth))
         .map_err(std::io::Error::other)?;
+    module.merge(extra).map_err(std::io::Error::other)?;
     let methods = Methods::from(module);
     let (stop, handle) = stop_channel();
     let stopped = stop.clone().shutdown();

@@ -18,7 +18,7 @@ pub(crate) use codec::{storage_key, storage_range};
 use std::path::Path;
 
 use alloy_consensus::{Block, Header, ReceiptEnvelope, TxEnvelope};
-use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::{Decodable, Encodable};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -36,6 +36,9 @@ const TX_LOCATIONS: TableDefinition<'_, &[u8; 32], &[u8; 12]> =
 const ACCOUNTS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("accounts");
 const STORAGE: TableDefinition<'_, &[u8; 64], &[u8; 32]> = TableDefinition::new("storage");
 const CODE: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("code");
+/// Per block, the fee recipient's balance before and after it (two 32-byte words): what the
+/// block was worth to its builder, which the slot ledger records, without keeping history.
+const BENEFICIARY: TableDefinition<'_, u64, &[u8; 64]> = TableDefinition::new("beneficiary");
 
 const HEAD_KEY: &str = "head";
 
@@ -123,6 +126,7 @@ impl Store {
             txn.open_table(ACCOUNTS)?;
             txn.open_table(STORAGE)?;
             txn.open_table(CODE)?;
+            txn.open_table(BENEFICIARY)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -143,6 +147,7 @@ impl Store {
             accounts: txn.open_table(ACCOUNTS)?,
             storage: txn.open_table(STORAGE)?,
             code: txn.open_table(CODE)?,
+            beneficiary: txn.open_table(BENEFICIARY)?,
         })
     }
 
@@ -189,6 +194,20 @@ impl Store {
             }
 
             let mut accounts = txn.open_table(ACCOUNTS)?;
+            let beneficiary = keccak256(write.block.block.header.beneficiary);
+            let before = match accounts.get(&beneficiary.0)? {
+                Some(bytes) => AccountRecord::decode(bytes.value())?.balance,
+                None => U256::ZERO,
+            };
+            let after = match write.diff.accounts.get(&beneficiary) {
+                Some(Some(record)) => record.balance,
+                Some(None) => U256::ZERO,
+                None => before,
+            };
+            let mut balances = [0u8; 64];
+            balances[..32].copy_from_slice(&before.to_be_bytes::<32>());
+            balances[32..].copy_from_slice(&after.to_be_bytes::<32>());
+            txn.open_table(BENEFICIARY)?.insert(number, &balances)?;
             let mut storage = txn.open_table(STORAGE)?;
             for (hashed, change) in &write.diff.storage {
                 if change.wiped {
@@ -247,6 +266,7 @@ pub struct ReadView {
     accounts: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     storage: redb::ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
     code: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    beneficiary: redb::ReadOnlyTable<u64, &'static [u8; 64]>,
 }
 
 impl std::fmt::Debug for ReadView {
@@ -316,6 +336,18 @@ impl ReadView {
             return Ok(None);
         };
         Ok(Some(Vec::<ReceiptEnvelope>::decode(&mut raw.value())?))
+    }
+
+    /// The fee recipient's balance before and after block `number` (`None` for the genesis,
+    /// and for blocks stored before the store kept it).
+    pub fn beneficiary_balances(&self, number: u64) -> Result<Option<(U256, U256)>, StoreError> {
+        Ok(self.beneficiary.get(number)?.map(|v| {
+            let bytes = v.value();
+            (
+                U256::from_be_slice(&bytes[..32]),
+                U256::from_be_slice(&bytes[32..]),
+            )
+        }))
     }
 
     /// Where the transaction with `hash` was included.

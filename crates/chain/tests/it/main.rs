@@ -121,6 +121,19 @@ fn test_block_with_transfer_persists_across_restart() {
     let receipts = view.receipts(1).expect("read").expect("stored");
     assert_eq!(receipts.len(), 1);
     assert!(receipts[0].status());
+    // The fee recipient's balance around the block is kept: the slot ledger records what a
+    // block was worth to its builder from it.
+    let fee_recipient = attrs(&chain).fee_recipient;
+    let (before, after) = view
+        .beneficiary_balances(1)
+        .expect("read")
+        .expect("kept for every block");
+    assert_eq!(before, U256::ZERO);
+    assert_eq!(after, balance(&chain, fee_recipient));
+    assert!(
+        after > U256::ZERO,
+        "the transfer's priority fee went to the fee recipient"
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@
 //! command line, so it can be restarted by hand and catches up from the hub.
 
 mod contract;
-mod endpoints;
+pub(crate) mod endpoints;
 mod layout;
 mod ports;
 mod supervise;

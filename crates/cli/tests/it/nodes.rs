@@ -20,7 +20,7 @@ const REGISTRY_OWNER_KEY: &str =
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
 
 /// Dev accounts 2, 3, 4 and 6: each sends to one node, so its nonces stay in order there.
-const SENDERS: [&str; 4] = [
+pub(crate) const SENDERS: [&str; 4] = [
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
     "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
     "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
@@ -28,7 +28,7 @@ const SENDERS: [&str; 4] = [
 ];
 
 /// A process killed on drop.
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -38,7 +38,11 @@ impl Drop for Killed {
 }
 
 /// Polls `check` until it returns something or `within` passed.
-fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(found) = check() {
@@ -54,23 +58,23 @@ fn head(cast: &Cast) -> Option<u64> {
 }
 
 /// The running devnet's view of one node, from endpoints.json.
-struct Member<'a>(&'a Value);
+pub(crate) struct Member<'a>(pub(crate) &'a Value);
 
 impl Member<'_> {
-    fn cast(&self) -> Cast {
+    pub(crate) fn cast(&self) -> Cast {
         Cast {
             url: self.0["rpc"].as_str().expect("rpc url").to_owned(),
         }
     }
 
-    fn field(&self, name: &str) -> &str {
+    pub(crate) fn field(&self, name: &str) -> &str {
         self.0[name]
             .as_str()
             .unwrap_or_else(|| panic!("node has no {name}"))
     }
 
     /// A call to the node's admin API with its token.
-    fn admin(&self, method: &str, params: Value) -> Option<Value> {
+    pub(crate) fn admin(&self, method: &str, params: Value) -> Option<Value> {
         let token = std::fs::read_to_string(
             std::path::Path::new(self.field("data_dir")).join("admin.token"),
         )
@@ -94,7 +98,7 @@ impl Member<'_> {
             .cloned()
     }
 
-    fn kill(&self) {
+    pub(crate) fn kill(&self) {
         let pid = self.0["pid"].as_u64().expect("pid").to_string();
         let killed = Command::new("kill")
             .args(["-9", &pid])
@@ -104,7 +108,7 @@ impl Member<'_> {
     }
 
     /// Starts the node again from its recorded command line (its log appended).
-    fn restart(&self) -> Killed {
+    pub(crate) fn restart(&self) -> Killed {
         let argv: Vec<&str> = self.0["argv"]
             .as_array()
             .expect("argv")
@@ -131,7 +135,7 @@ impl Member<'_> {
 }
 
 /// The block (as `cast block --json` prints it) that included `hash` on the hub.
-fn landed(hub: &Devnet, hash: &str) -> Value {
+pub(crate) fn landed(hub: &Devnet, hash: &str) -> Value {
     let number = eventually(
         "the order to land on the hub",
         Duration::from_secs(60),
@@ -146,7 +150,7 @@ fn landed(hub: &Devnet, hash: &str) -> Value {
 
 /// `cobuild devnet --nodes 4` (500 ms slots) in `dir`, its log in `hub.log`, and the
 /// endpoints.json it wrote.
-fn four_members(dir: &std::path::Path) -> (Devnet, Value) {
+pub(crate) fn four_members(dir: &std::path::Path) -> (Devnet, Value) {
     let log = File::create(dir.join("hub.log")).expect("hub log");
     let hub = Devnet::spawn(
         dir,

@@ -10,7 +10,7 @@ use std::{
 use alloy_primitives::B256;
 use cobuild_chain::Chain;
 use cobuild_registry::{MemberId, Registry};
-use cobuild_rpc::{AdminSource, BidStatus, MemberStatus, NodeStatus, OriginStatus};
+use cobuild_rpc::{AdminSource, BidStatus, LedgerStatus, MemberStatus, NodeStatus, OriginStatus};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -89,15 +89,23 @@ impl AdminSource for MemberAdmin {
                 missing: p.missing(),
             })
             .collect();
+        let head = self.chain.head().number;
         NodeStatus {
             member: Some(self.me),
-            head: self.chain.head().number,
+            head,
             members,
             origins,
             pool_txs: self.orderflow.pool.len(),
             pool_bundles: self.orderflow.bundles.len(),
             refusals: self.replication.refusals(),
             bids: self.bids.lock().iter().cloned().collect(),
+            ledger: self.replication.ledger.as_ref().map(|store| {
+                let final_slot = store.last().ok().flatten().map(|e| e.record.slot);
+                LedgerStatus {
+                    final_slot,
+                    lag: head.saturating_sub(final_slot.unwrap_or(0)),
+                }
+            }),
         }
     }
 

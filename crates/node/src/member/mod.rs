@@ -52,6 +52,7 @@ use crate::{
     bidding::{BiddingConfig, BiddingError, start_bidding},
     builder::Builder,
     chain::{OpenError, open_chain},
+    ledger::{self, LedgerSetup},
     orderflow::{Orderflow, Pools, RpcStartError},
     replication::{NodeReplication, ReplicationConfig, ReplicationError},
 };
@@ -128,6 +129,9 @@ pub enum MemberError {
     /// The admin API could not start.
     #[error("admin api: {0}")]
     Admin(std::io::Error),
+    /// The slot ledger's store could not be opened.
+    #[error("slot ledger: {0}")]
+    Ledger(String),
 }
 
 /// A running member node.
@@ -213,6 +217,8 @@ impl MemberNode {
             config.orderflow.max_orders,
             config.orderflow.bundle_horizon,
         );
+        let ledger_store =
+            ledger::open_store(&config.data_dir).map_err(|e| MemberError::Ledger(e.to_string()))?;
         let replication = NodeReplication::start(
             &ReplicationConfig {
                 data_dir: config.data_dir.clone(),
@@ -225,11 +231,22 @@ impl MemberNode {
             },
             registry.as_ref(),
             pools.intake(&chain),
+            Some(LedgerSetup {
+                store: ledger_store.clone(),
+                chain: chain.clone(),
+                chain_genesis: hub_genesis,
+            }),
         )
         .await?;
         replication.recovered().await?;
-        let orderflow =
-            Orderflow::serve(pools, &chain, &config.orderflow, Some(replication.hook()?)).await?;
+        let orderflow = Orderflow::serve(
+            pools,
+            &chain,
+            &config.orderflow,
+            Some(replication.hook()?),
+            Some(ledger_store.clone()),
+        )
+        .await?;
         let builder = start_bidding(
             &chain,
             &orderflow,

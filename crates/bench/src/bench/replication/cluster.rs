@@ -89,9 +89,11 @@ pub(crate) fn start(
                 members: members.clone(),
                 status_interval,
                 recovery_timeout: Duration::from_secs(10),
+                storage: None,
             },
             log.clone(),
             tx,
+            None,
         )?;
         let tracker = tracker.clone();
         runtime.spawn(async move {

@@ -1,0 +1,314 @@
+//! `cobuild ledger`: read the slot ledger from any member's RPC, and check it as an outsider
+//! would: every certificate against the registry's keys, the hash chain, every cut's signature
+//! and the agreed cut, and each record's block against the chain.
+
+use std::{fmt::Write as _, path::PathBuf, time::Duration};
+
+use alloy_primitives::{B256, U64};
+use cobuild_consensus::{Entry, SlotRecord, check_structure, genesis_digest, to_b256};
+use cobuild_registry::{FileRegistry, Registry as _};
+use cobuild_rpc::{LedgerEntry, MAX_RECORDS_PER_CALL};
+use eyre::{WrapErr, bail, eyre};
+use serde_json::{Value, json};
+
+use crate::cluster::endpoints::{ENDPOINTS_FILE, Endpoints};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Print one final record of the slot ledger (the last one without --slot).
+    Show(ShowArgs),
+    /// Check final records: certificates against the registry's keys, the hash chain, the
+    /// cuts and agreed cut, and each record's block against the chain.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Target {
+    /// A member node's JSON-RPC URL (default: the first node of the devnet in --data-dir).
+    #[arg(long)]
+    rpc: Option<String>,
+    /// The devnet's data directory, whose endpoints.json lists the nodes and the registry.
+    #[arg(long, default_value = "data/devnet", env = "COBUILD_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The slot (default: the last final record).
+    #[arg(long)]
+    slot: Option<u64>,
+    /// Print the record as JSON, as the RPC serves it.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// First slot to check.
+    #[arg(long, default_value_t = 1)]
+    from: u64,
+    /// Last slot to check (default: the last final record).
+    #[arg(long)]
+    to: Option<u64>,
+    /// The registry file listing the members' keys (default: the devnet's).
+    #[arg(long)]
+    registry: Option<PathBuf>,
+}
+
+pub(crate) fn ledger(command: LedgerCommand) -> eyre::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        LedgerCommand::Show(args) => show(&runtime, &args),
+        LedgerCommand::Verify(args) => verify(&runtime, &args),
+    }
+}
+
+fn endpoints(data_dir: &std::path::Path) -> eyre::Result<Endpoints> {
+    let path = data_dir.join(ENDPOINTS_FILE);
+    let text = std::fs::read_to_string(&path).wrap_err_with(|| {
+        format!(
+            "reading {} (is `cobuild devnet --nodes N` running? or pass --rpc)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).wrap_err_with(|| format!("parsing {}", path.display()))
+}
+
+fn rpc_url(target: &Target) -> eyre::Result<String> {
+    if let Some(rpc) = &target.rpc {
+        return Ok(rpc.clone());
+    }
+    endpoints(&target.data_dir)?
+        .nodes
+        .first()
+        .map(|node| node.rpc.clone())
+        .ok_or_else(|| eyre!("the devnet lists no nodes"))
+}
+
+/// One JSON-RPC call; its result.
+fn call(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    method: &str,
+    params: Value,
+) -> eyre::Result<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    runtime.block_on(async {
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            reqwest::Client::new().post(url).json(&body).send(),
+        )
+        .await
+        .map_err(|_| eyre!("{method}: timed out"))?
+        .wrap_err_with(|| format!("{method} at {url}"))?;
+        let value: Value = response.json().await.wrap_err("not JSON")?;
+        if let Some(error) = value.get("error") {
+            bail!("{method}: {error}");
+        }
+        Ok(value.get("result").cloned().unwrap_or(Value::Null))
+    })
+}
+
+fn show(runtime: &tokio::runtime::Runtime, args: &ShowArgs) -> eyre::Result<String> {
+    let url = rpc_url(&args.target)?;
+    let slot = args.slot.map(U64::from);
+    let result = call(runtime, &url, "cobuild_getSlotRecord", json!([slot]))?;
+    if result.is_null() {
+        return Ok(match args.slot {
+            Some(slot) => format!("no final record of slot {slot} at {url}\n"),
+            None => format!("no final record yet at {url}\n"),
+        });
+    }
+    if args.json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&result)?));
+    }
+    let entry: LedgerEntry = serde_json::from_value(result).wrap_err("unexpected record shape")?;
+    Ok(render(&entry))
+}
+
+fn render(entry: &LedgerEntry) -> String {
+    let record = &entry.record;
+    let facts = &record.facts;
+    let mut out = String::new();
+    let _ = writeln!(out, "slot {} (record {})", record.slot, entry.digest);
+    let _ = writeln!(
+        out,
+        "  block #{} {} (parent {})",
+        facts.block.number, facts.block.hash, facts.block.parent
+    );
+    let winner = facts.winner.0.map_or_else(
+        || "none of the members".to_owned(),
+        |id| format!("member {id}"),
+    );
+    let _ = writeln!(out, "  won by {winner}");
+    let _ = writeln!(
+        out,
+        "  proposer payment {} wei, block value to its builder {} wei",
+        facts.payment, facts.value
+    );
+    let members: Vec<String> = record
+        .cuts
+        .iter()
+        .map(|c| c.cut.member.to_string())
+        .collect();
+    let _ = writeln!(out, "  cuts signed by members {}", members.join(", "));
+    let agreed: Vec<String> = record
+        .agreed
+        .iter()
+        .map(|p| format!("{}:{}", p.origin, p.seq))
+        .collect();
+    let _ = writeln!(out, "  agreed cut (origin:orders) {}", agreed.join(" "));
+    let _ = writeln!(out, "  previous record {}", record.prev);
+    let _ = writeln!(out, "  final by {}", entry.final_by);
+    out
+}
+
+fn records(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    from: u64,
+    to: u64,
+) -> eyre::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next <= to {
+        let last = to.min(next + MAX_RECORDS_PER_CALL - 1);
+        let page: Vec<LedgerEntry> = serde_json::from_value(call(
+            runtime,
+            url,
+            "cobuild_getSlotRecords",
+            json!([U64::from(next), U64::from(last)]),
+        )?)
+        .wrap_err("unexpected records shape")?;
+        let got = page.len();
+        for entry in page {
+            let mut bytes = entry.entry.as_ref();
+            out.push(
+                <Entry as alloy_rlp::Decodable>::decode(&mut bytes)
+                    .map_err(|e| eyre!("slot {}: the entry does not decode: {e}", entry.slot))?,
+            );
+        }
+        if (got as u64) < last - next + 1 {
+            break;
+        }
+        next = last + 1;
+    }
+    Ok(out)
+}
+
+fn block_hashes(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    number: u64,
+) -> eyre::Result<Option<(B256, B256)>> {
+    let block = call(
+        runtime,
+        url,
+        "eth_getBlockByNumber",
+        json!([U64::from(number), false]),
+    )?;
+    if block.is_null() {
+        return Ok(None);
+    }
+    let field = |name: &str| -> eyre::Result<B256> {
+        serde_json::from_value(block.get(name).cloned().unwrap_or_default())
+            .wrap_err_with(|| format!("block {number} has no {name}"))
+    };
+    Ok(Some((field("hash")?, field("parentHash")?)))
+}
+
+fn verify(runtime: &tokio::runtime::Runtime, args: &VerifyArgs) -> eyre::Result<String> {
+    let url = rpc_url(&args.target)?;
+    let registry_path = match &args.registry {
+        Some(path) => path.clone(),
+        None => endpoints(&args.target.data_dir)?.registry,
+    };
+    let registry = FileRegistry::open(&registry_path)
+        .wrap_err_with(|| format!("opening {}", registry_path.display()))?;
+    let listed = registry.members().wrap_err("reading the registry")?;
+    let members = cobuild_consensus::member_keys(listed.iter().map(|m| (m.id, m.node_key)))
+        .map_err(|id| eyre!("member {id}'s node key in the registry is not an ed25519 key"))?;
+    let verifier = cobuild_consensus::verifier(&members);
+
+    let last: Option<LedgerEntry> =
+        serde_json::from_value(call(runtime, &url, "cobuild_getSlotRecord", json!([null]))?)?;
+    let Some(last) = last else {
+        bail!("{url} holds no final record yet");
+    };
+    let to = args.to.unwrap_or(last.slot.to());
+    if args.from == 0 || args.from > to {
+        bail!("nothing to check: --from {} --to {to}", args.from);
+    }
+    // Where the run starts: the record before it, or the genesis for the first.
+    let start = if args.from == 1 {
+        let (genesis, _) =
+            block_hashes(runtime, &url, 0)?.ok_or_else(|| eyre!("{url} has no genesis block"))?;
+        (0, to_b256(&genesis_digest(genesis, 0)))
+    } else {
+        let before = records(runtime, &url, args.from - 1, args.from - 1)?;
+        let record = &before
+            .first()
+            .ok_or_else(|| eyre!("{url} holds no record of slot {}", args.from - 1))?
+            .record;
+        (record.slot, to_b256(&record.digest()))
+    };
+    let mut entries = records(runtime, &url, args.from, to)?;
+    if entries.len() as u64 != to - args.from + 1 {
+        bail!(
+            "{url} holds {} of the {} records {}..={to}",
+            entries.len(),
+            to - args.from + 1,
+            args.from
+        );
+    }
+    // Records at the end without their own certificate are proven by a later one.
+    let checked = entries.len();
+    if entries.last().is_some_and(|e| e.finalization.is_empty()) {
+        let later = records(runtime, &url, to + 1, to + MAX_RECORDS_PER_CALL)?;
+        let through = later.iter().position(|e| !e.finalization.is_empty());
+        entries.extend(later.into_iter().take(through.map_or(0, |i| i + 1)));
+    }
+    let certified = cobuild_consensus::verify_run(&entries, start, &verifier)
+        .wrap_err("the ledger does not verify")?;
+    let mut prev = start;
+    for entry in &entries[..checked] {
+        let record: &SlotRecord = &entry.record;
+        check_structure(record, record.epoch, prev, &members)
+            .map_err(|e| eyre!("record {}: {e}", record.slot))?;
+        let block = record.facts.block;
+        match block_hashes(runtime, &url, block.number)? {
+            Some((hash, parent)) if hash == block.hash && parent == block.parent => {}
+            Some((hash, _)) => bail!(
+                "record {}: block #{} is {} on the chain, the record says {}",
+                record.slot,
+                block.number,
+                hash,
+                block.hash
+            ),
+            None => bail!(
+                "record {}: the chain has no block #{}",
+                record.slot,
+                block.number
+            ),
+        }
+        prev = (record.slot, to_b256(&record.digest()));
+    }
+    Ok(format!(
+        "ledger at {url}: records {}..={to} verify ({} with their own certificate, the rest \
+         final by a later record), linked from {}, every cut signed by its member, every block \
+         on the chain\n",
+        args.from,
+        certified.min(checked),
+        if args.from == 1 {
+            "the genesis".to_owned()
+        } else {
+            format!("record {}", start.0)
+        },
+    ))
+}

@@ -1,0 +1,168 @@
+//! The slot ledger with real processes: `cobuild devnet --nodes 4` records every slot; with one
+//! node killed (kill -9) records go on; with a second killed they stop while blocks are still
+//! built and bid; once both are back every node catches up, serves the same records, and
+//! `cobuild ledger verify` accepts each node's ledger against the registry and the chain.
+
+use std::time::Duration;
+
+use cobuild_test_utils::http_post;
+use serde_json::{Value, json};
+
+use super::{
+    TxSpec, cobuild_ok,
+    nodes::{Member, SENDERS, eventually, four_members, landed},
+};
+
+/// A call to a node's public RPC.
+fn rpc(member: &Member<'_>, method: &str, params: Value) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, reply) = http_post(
+        member.field("rpc"),
+        body.to_string().as_bytes(),
+        &[("content-type", "application/json")],
+    );
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<Value>(&reply)
+        .ok()?
+        .get("result")
+        .cloned()
+}
+
+/// The slot of the node's last final record.
+fn final_slot(member: &Member<'_>) -> Option<u64> {
+    let record = rpc(member, "cobuild_getSlotRecord", json!([null]))?;
+    u64::from_str_radix(record["slot"].as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// The digests of the node's records `from..=to`.
+fn digests(member: &Member<'_>, from: u64, to: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next <= to {
+        let last = to.min(next + 63);
+        let page = rpc(
+            member,
+            "cobuild_getSlotRecords",
+            json!([format!("{next:#x}"), format!("{last:#x}")]),
+        )
+        .expect("records");
+        out.extend(
+            page.as_array()
+                .expect("a list")
+                .iter()
+                .map(|r| r["digest"].as_str().expect("digest").to_owned()),
+        );
+        next = last + 1;
+    }
+    out
+}
+
+#[test]
+fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub, endpoints) = four_members(dir.path());
+    let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
+    let data_dir = dir.path().to_str().expect("utf-8 path");
+
+    // Every node records slots.
+    let first = eventually("records at every node", Duration::from_secs(90), || {
+        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
+        slots.filter(|s| s.iter().all(|&slot| slot >= 3))
+    });
+    assert!(first.iter().all(|&s| s >= 3));
+
+    // One node down (kill -9): three of four are a quorum, records go on.
+    nodes[3].kill();
+    let at_kill = final_slot(&nodes[0]).expect("node 0 answers");
+    eventually("records without node 3", Duration::from_secs(60), || {
+        final_slot(&nodes[0]).filter(|&s| s >= at_kill + 5)
+    });
+
+    // Two down: no quorum. Records stop while blocks are still built and bid.
+    nodes[2].kill();
+    let paused_head = hub.head();
+    eventually("the chain to move on", Duration::from_secs(30), || {
+        (hub.head() > paused_head + 5).then_some(())
+    });
+    // An order sent to node 0 now lands in a block a surviving member built and bid.
+    let raw = hub.signed_tx(
+        SENDERS[0],
+        TxSpec {
+            value: "1",
+            ..TxSpec::default()
+        },
+    );
+    let hash = nodes[0]
+        .cast()
+        .run(&["publish", "--async", &raw])
+        .expect("node 0 takes the order");
+    let block = landed(&hub, hash.trim());
+    let miner = block["miner"].as_str().expect("miner").to_lowercase();
+    let alive: Vec<String> = nodes[..2]
+        .iter()
+        .map(|n| n.field("coinbase").to_lowercase())
+        .collect();
+    assert!(
+        alive.contains(&miner),
+        "a surviving member built it: {miner}"
+    );
+    let head_while_paused = hub.head();
+    let stalled = final_slot(&nodes[0]).expect("node 0 answers");
+    assert!(
+        stalled <= paused_head + 2,
+        "records went on to slot {stalled} with two of four members down (head {paused_head} \
+         at the kill, {head_while_paused} now)"
+    );
+    let status = cobuild_ok(&["status", "--data-dir", data_dir]);
+    assert!(
+        status.contains("ledger: last final record slot"),
+        "status shows the ledger:\n{status}"
+    );
+
+    // Both back: the ledger catches up at every node.
+    let _restarted = [nodes[3].restart(), nodes[2].restart()];
+    let target = hub.head();
+    eventually("every node to catch up", Duration::from_secs(120), || {
+        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
+        slots.filter(|s| s.iter().all(|&slot| slot >= target))
+    });
+    let reference = digests(&nodes[0], 1, target);
+    assert_eq!(
+        reference.len() as u64,
+        target,
+        "node 0 records every slot 1..={target}"
+    );
+    for node in &nodes[1..] {
+        assert_eq!(
+            digests(node, 1, target),
+            reference,
+            "every node serves the same records"
+        );
+    }
+
+    // Anyone can check each node's ledger against the registry's keys and the chain.
+    let registry = endpoints["registry"].as_str().expect("registry path");
+    for node in &nodes {
+        let verified = cobuild_ok(&[
+            "ledger",
+            "verify",
+            "--rpc",
+            node.field("rpc"),
+            "--registry",
+            registry,
+            "--from",
+            "1",
+            "--to",
+            &target.to_string(),
+        ]);
+        assert!(
+            verified.contains(&format!("records 1..={target} verify")),
+            "{verified}"
+        );
+    }
+    let shown = cobuild_ok(&["ledger", "show", "--data-dir", data_dir, "--slot", "2"]);
+    assert!(shown.starts_with("slot 2 (record 0x"), "{shown}");
+    assert!(shown.contains("cuts signed by members"), "{shown}");
+}
