@@ -33,8 +33,8 @@ pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, intake};
 pub use measure::{Algo, Latency, build_block, prepare_seal, seal_block, sim_orders};
 pub use replication::{
-    Baseline, IntakeComparison, IntakeRun, Machine, PhaseFigure, ReplicationBenchError,
-    ReplicationConfig, ReplicationFigure, replication,
+    Baseline, IntakeComparison, IntakeRun, LedgerFigure, Machine, PhaseFigure,
+    ReplicationBenchError, ReplicationConfig, ReplicationFigure, replication,
 };
 pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
 pub use run::{run, run_pool};

@@ -248,9 +248,18 @@ fn test_replication_reaches_every_member_with_and_without_load() {
             signers: 8,
             timeout: Duration::from_millis(500),
         }),
+        ledger_slots: 5,
+        ledger_slot: Duration::from_millis(100),
         ..ReplicationConfig::default()
     })
     .expect("replication bench runs");
+    let ledger = figure.ledger.as_ref().expect("the ledger ran");
+    assert_eq!(
+        (ledger.records, ledger.missed),
+        (5, 0),
+        "every slot final at every member"
+    );
+    assert_eq!(ledger.latency.samples, 5);
     assert_eq!(figure.at_rate.offered, 100, "25 per member");
     for (name, phase) in [("rate", &figure.at_rate), ("flood", &figure.flood)] {
         assert!(phase.offered > 0, "{name}: nothing offered");

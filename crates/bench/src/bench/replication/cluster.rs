@@ -17,10 +17,11 @@ use cobuild_net::{
 };
 use cobuild_rpc::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture};
 use commonware_cryptography::{Signer as _, ed25519};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{
     ReplicationBenchError,
+    ledger::BenchChain,
     tracker::{Phase, Tracker},
 };
 
@@ -34,6 +35,8 @@ pub(crate) struct Member {
     pub(crate) mailbox: Mailbox,
     /// The member's group commit, as the node's hook uses it.
     commits: GroupCommit,
+    /// The slot of the member's last final ledger record, when the ledger runs.
+    pub(crate) final_slot: Option<watch::Receiver<u64>>,
     /// Kept for its lifetime: dropping it stops the transport's runtime.
     _replication: Replication,
 }
@@ -61,6 +64,7 @@ pub(crate) fn start(
     status_interval: Duration,
     tracker: &Arc<Tracker>,
     runtime: &tokio::runtime::Handle,
+    ledger: Option<&Arc<BenchChain>>,
 ) -> Result<Vec<Arc<Member>>, ReplicationBenchError> {
     let addrs = free_addrs(n)?;
     let members: Vec<NetMember> = addrs
@@ -81,6 +85,11 @@ pub(crate) fn start(
             key(id),
         )?);
         let (tx, mut delivered) = mpsc::channel(DELIVERY_QUEUE);
+        let (final_tx, final_rx) = std::sync::mpsc::sync_channel(1);
+        let extension = ledger.map(|chain| {
+            let keys = members.iter().map(|m| (m.id, m.key.clone())).collect();
+            super::ledger::extension(chain.clone(), log.clone(), id, key(id), keys, final_tx)
+        });
         let replication = Replication::start(
             TransportConfig {
                 me: id,
@@ -93,7 +102,7 @@ pub(crate) fn start(
             },
             log.clone(),
             tx,
-            None,
+            extension,
         )?;
         let tracker = tracker.clone();
         runtime.spawn(async move {
@@ -105,6 +114,8 @@ pub(crate) fn start(
             id,
             mailbox: replication.mailbox.clone(),
             commits: GroupCommit::start(log, format!("bench-log-{id}"))?,
+            // The extension ran while the transport started.
+            final_slot: final_rx.try_recv().ok(),
             _replication: replication,
         }));
     }

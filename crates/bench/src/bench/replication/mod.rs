@@ -23,6 +23,7 @@
 
 mod cluster;
 mod intake;
+mod ledger;
 mod report;
 mod tracker;
 
@@ -42,6 +43,7 @@ use commonware_cryptography::{Signer as _, ed25519};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 pub use intake::IntakeRun;
+pub use ledger::LedgerFigure;
 
 use self::{
     cluster::{Hook, Member, offer},
@@ -82,6 +84,10 @@ pub struct ReplicationConfig {
     pub commit_reps: usize,
     /// Intake with replication on and off (`timeout` is each run's length); `None` skips it.
     pub intake: Option<IntakeConfig>,
+    /// Slots the ledger phase records (0: the members run no ledger).
+    pub ledger_slots: usize,
+    /// Time between the ledger phase's blocks.
+    pub ledger_slot: Duration,
 }
 
 impl Default for ReplicationConfig {
@@ -108,6 +114,8 @@ impl Default for ReplicationConfig {
                 signers: 64,
                 timeout: Duration::from_secs(3),
             }),
+            ledger_slots: 20,
+            ledger_slot: Duration::from_millis(250),
         }
     }
 }
@@ -247,6 +255,8 @@ pub struct ReplicationFigure {
     pub intake: Option<IntakeComparison>,
     /// Deliveries of unknown origins or impossible seqs (none expected).
     pub strays: u64,
+    /// The slot ledger beside replication, if run.
+    pub ledger: Option<LedgerFigure>,
 }
 
 impl ReplicationFigure {
@@ -597,12 +607,14 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
 
     let driver = runtime(2)?;
     let tracker = Arc::new(Tracker::new(config.members));
+    let chain = (config.ledger_slots > 0).then(|| Arc::new(ledger::BenchChain::default()));
     let members = cluster::start(
         dir.path(),
         config.members,
         config.status_interval,
         &tracker,
         driver.handle(),
+        chain.as_ref(),
     )?;
 
     // Warm-up: one order per member until each has reached every other.
@@ -635,6 +647,9 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
     );
 
     driver.block_on(quiesce(&members, config.drain));
+    // The process's CPU rate with every member idle, to take out of the phases' CPU.
+    let idle = driver.block_on(ledger::idle_rate(Duration::from_millis(500)));
+    let (cpu_before, rate_begun) = (ledger::cpu_time(), Instant::now());
     let at_rate_figure = phase(
         &driver,
         &members,
@@ -643,6 +658,10 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
         config.drain,
         at_rate(&members, &tracker, &payloads, config),
     )?;
+    let rate_cpu =
+        (ledger::cpu_time() - cpu_before).as_secs_f64() - idle * rate_begun.elapsed().as_secs_f64();
+    let cpu_per_order =
+        Duration::from_secs_f64(rate_cpu.max(0.0) / at_rate_figure.offered.max(1) as f64);
     let flood_figure = phase(
         &driver,
         &members,
@@ -705,6 +724,34 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
         _ => None,
     };
 
+    let ledger = chain.map(|chain| {
+        let mut finals: Vec<_> = members
+            .iter()
+            .filter_map(|m| m.final_slot.clone())
+            .collect();
+        driver.block_on(async {
+            quiesce(&members, config.drain).await;
+            let idle = ledger::idle_rate(Duration::from_millis(500)).await;
+            ledger::run(
+                &chain,
+                &mut finals,
+                config.ledger_slots,
+                config.ledger_slot,
+                config.drain,
+                idle,
+                cpu_per_order,
+            )
+            .await
+        })
+    });
+    if let Some(ledger) = &ledger {
+        tracing::info!(
+            records = ledger.records,
+            missed = ledger.missed,
+            p50_us = ledger.latency.p50.as_micros() as u64,
+            "bench.replication.ledger"
+        );
+    }
     let strays = tracker.strays();
     tracing::info!(
         ms = begun.elapsed().as_millis() as u64,
@@ -727,6 +774,7 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
         flood: flood_figure,
         intake,
         strays,
+        ledger,
     })
 }
 

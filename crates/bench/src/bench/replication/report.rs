@@ -166,6 +166,24 @@ impl fmt::Display for ReplicationFigure {
             if met { "met" } else { "NOT met" },
             Ms(self.at_rate.network.p99)
         )?;
+        if let Some(ledger) = &self.ledger {
+            writeln!(
+                f,
+                "  slot ledger beside replication (simplex, ed25519 votes, the same links): a block every {}; block -> record final at all {} members: p50 {}, p99 {}, max {} over {} records ({} not final in time); CPU per record {} (whole cluster, idle rate taken out) vs per replicated order at the fixed rate {} -> one record costs {} orders",
+                Ms(ledger.slot),
+                self.members,
+                Ms(ledger.latency.p50),
+                Ms(ledger.latency.p99),
+                Ms(ledger.latency.max),
+                ledger.records,
+                ledger.missed,
+                Us(ledger.cpu_per_record),
+                Us(ledger.cpu_per_order),
+                ledger
+                    .orders_per_record()
+                    .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"))
+            )?;
+        }
         if self.strays > 0 {
             writeln!(
                 f,
