@@ -104,6 +104,13 @@ impl Store {
         decode(slot.value(), bytes.value()).map(Some)
     }
 
+    /// The slot of the last final record, without reading the record.
+    pub fn last_slot(&self) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(RECORDS)?;
+        Ok(table.last()?.map(|(slot, _)| slot.value()))
+    }
+
     /// The final record of `slot`.
     pub fn get(&self, slot: u64) -> Result<Option<Entry>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -276,6 +283,7 @@ mod tests {
             Some(second.clone())
         );
         assert_eq!(store.range(1, 9, 10).expect("range").len(), 2);
+        assert_eq!(store.last_slot().expect("last slot"), Some(2));
         assert_eq!(
             store.slot_of(&to_b256(&second.digest())).expect("slot"),
             Some(2)

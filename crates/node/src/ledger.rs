@@ -55,18 +55,24 @@ impl Local for ChainView {
     }
 
     fn prefixes(&self) -> Vec<Prefix> {
-        match self.log.summary() {
-            Ok(summary) => summary
-                .into_iter()
-                .map(|s| Prefix {
-                    origin: s.origin,
-                    seq: s.contiguous,
-                })
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "ledger.log.unreadable");
-                Vec::new()
-            }
+        log_prefixes(&self.log)
+    }
+}
+
+/// Per origin, the contiguous prefix `log` holds (none when the log cannot be read: a cut is
+/// then simply not signed for anything).
+pub fn log_prefixes(log: &Log) -> Vec<Prefix> {
+    match log.summary() {
+        Ok(summary) => summary
+            .into_iter()
+            .map(|s| Prefix {
+                origin: s.origin,
+                seq: s.contiguous,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "ledger.log.unreadable");
+            Vec::new()
         }
     }
 }
@@ -131,15 +137,26 @@ pub(crate) fn extension(
     key: ed25519::PrivateKey,
     members: BTreeMap<MemberId, ed25519::PublicKey>,
 ) -> StartExtension {
+    let view = ChainView::new(setup.chain, log, members.keys().copied().collect());
+    let config = Config::new(me, key, members, setup.chain_genesis);
+    start_extension(config, view, setup.store, |_| {})
+}
+
+/// The transport extension that starts a ledger with `config` over `local` and `store`;
+/// `started` sees it once it runs (to take its final-slot watch).
+pub fn start_extension<L: Local>(
+    config: Config,
+    local: L,
+    store: Arc<Store>,
+    started: impl FnOnce(&cobuild_consensus::Ledger) + Send + 'static,
+) -> StartExtension {
     Box::new(move |extension: Extension| {
-        let view = ChainView::new(setup.chain, log, members.keys().copied().collect());
-        let config = Config::new(me, key, members, setup.chain_genesis);
         let [votes, certificates, resolver, ledger] = extension.channels;
         match cobuild_consensus::start(
             extension.context,
             config,
-            view,
-            setup.store,
+            local,
+            store,
             extension.blocker,
             Channels {
                 votes,
@@ -148,7 +165,10 @@ pub(crate) fn extension(
                 ledger,
             },
         ) {
-            Ok(running) => Box::new(running) as Box<dyn std::any::Any + Send>,
+            Ok(running) => {
+                started(&running);
+                Box::new(running) as Box<dyn std::any::Any + Send>
+            }
             Err(e) => {
                 tracing::error!(error = %e, "ledger.start_failed");
                 Box::new(())

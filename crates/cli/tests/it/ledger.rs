@@ -5,34 +5,16 @@
 
 use std::time::Duration;
 
-use cobuild_test_utils::http_post;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     TxSpec, cobuild_ok,
     nodes::{Member, SENDERS, eventually, four_members, landed},
 };
 
-/// A call to a node's public RPC.
-fn rpc(member: &Member<'_>, method: &str, params: Value) -> Option<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let (status, reply) = http_post(
-        member.field("rpc"),
-        body.to_string().as_bytes(),
-        &[("content-type", "application/json")],
-    );
-    if status != 200 {
-        return None;
-    }
-    serde_json::from_str::<Value>(&reply)
-        .ok()?
-        .get("result")
-        .cloned()
-}
-
 /// The slot of the node's last final record.
 fn final_slot(member: &Member<'_>) -> Option<u64> {
-    let record = rpc(member, "cobuild_getSlotRecord", json!([null]))?;
+    let record = member.rpc("cobuild_getSlotRecord", json!([null]))?;
     u64::from_str_radix(record["slot"].as_str()?.trim_start_matches("0x"), 16).ok()
 }
 
@@ -42,12 +24,12 @@ fn digests(member: &Member<'_>, from: u64, to: u64) -> Vec<String> {
     let mut next = from;
     while next <= to {
         let last = to.min(next + 63);
-        let page = rpc(
-            member,
-            "cobuild_getSlotRecords",
-            json!([format!("{next:#x}"), format!("{last:#x}")]),
-        )
-        .expect("records");
+        let page = member
+            .rpc(
+                "cobuild_getSlotRecords",
+                json!([format!("{next:#x}"), format!("{last:#x}")]),
+            )
+            .expect("records");
         out.extend(
             page.as_array()
                 .expect("a list")

@@ -79,23 +79,18 @@ impl Member<'_> {
             std::path::Path::new(self.field("data_dir")).join("admin.token"),
         )
         .ok()?;
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let auth = format!("Bearer {}", token.trim());
-        let (status, reply) = http_post(
+        json_rpc(
             self.field("admin"),
-            body.to_string().as_bytes(),
-            &[
-                ("content-type", "application/json"),
-                ("authorization", &auth),
-            ],
-        );
-        if status != 200 {
-            return None;
-        }
-        serde_json::from_str::<Value>(&reply)
-            .ok()?
-            .get("result")
-            .cloned()
+            method,
+            params,
+            &[("authorization", &auth)],
+        )
+    }
+
+    /// A call to the node's public RPC.
+    pub(crate) fn rpc(&self, method: &str, params: Value) -> Option<Value> {
+        json_rpc(self.field("rpc"), method, params, &[])
     }
 
     pub(crate) fn kill(&self) {
@@ -132,6 +127,21 @@ impl Member<'_> {
         });
         child
     }
+}
+
+/// One JSON-RPC call to `url` with extra `headers`: its result, `None` on any failure.
+fn json_rpc(url: &str, method: &str, params: Value, headers: &[(&str, &str)]) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let (status, reply) = http_post(url, body.to_string().as_bytes(), &all);
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<Value>(&reply)
+        .ok()?
+        .get("result")
+        .cloned()
 }
 
 /// The block (as `cast block --json` prints it) that included `hash` on the hub.

@@ -38,6 +38,10 @@ const FETCH_BATCH: usize = 32;
 /// Slots past the last final one for which cuts and candidates are kept (bounds memory against
 /// a member that signs cuts for slots far ahead).
 const WINDOW: u64 = 256;
+/// Candidates kept per slot (at least one per member).
+const MAX_CANDIDATES_PER_SLOT: usize = 8;
+/// How often own cuts are re-sent and final records asked for.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
 /// Cuts signed in one tick (a member back from a long outage signs its backlog over a few).
 const SIGN_PER_TICK: u64 = 64;
 
@@ -221,7 +225,13 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             }
             wire::Message::Proposal(record) => {
                 let slot = record.slot;
-                if slot > self.last.0 && slot <= self.last.0 + WINDOW {
+                // A member may propose once per view, so a slot sees a handful of candidates;
+                // more from anyone are spam and would each cost a disk write.
+                let of_slot = self.candidates.values().filter(|r| r.slot == slot).count();
+                if slot > self.last.0
+                    && slot <= self.last.0 + WINDOW
+                    && of_slot < MAX_CANDIDATES_PER_SLOT.max(self.config.members.len())
+                {
                     let digest = to_b256(&record.digest());
                     if !self.candidates.contains_key(&digest) {
                         if let Err(e) = self.store.put_candidate(&record) {
@@ -298,7 +308,8 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         }
         // Resend own cuts of the next few unrecorded slots, for members that lost them, and
         // ask one member for final records this one may have missed.
-        if self.ticks.is_multiple_of(5) {
+        let every = (HOUSEKEEPING.as_millis() / self.config.tick.as_millis().max(1)).max(1) as u64;
+        if self.ticks.is_multiple_of(every) {
             for slot in self.last.0 + 1..=(self.last.0 + 4).min(self.signed) {
                 if let Some(own) = self.cuts.get(&slot).and_then(|c| c.get(&self.config.me)) {
                     sender.send(
@@ -316,7 +327,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 .map(|(_, key)| key.clone())
                 .collect();
             if !others.is_empty() {
-                let peer = others[(self.ticks / 5) as usize % others.len()].clone();
+                let peer = others[(self.ticks / every) as usize % others.len()].clone();
                 sender.send(
                     Recipients::One(peer),
                     wire::Message::Fetch(self.last.0 + 1).encode(),

@@ -100,7 +100,7 @@ impl AdminSource for MemberAdmin {
             refusals: self.replication.refusals(),
             bids: self.bids.lock().iter().cloned().collect(),
             ledger: self.replication.ledger.as_ref().map(|store| {
-                let final_slot = store.last().ok().flatten().map(|e| e.record.slot);
+                let final_slot = store.last_slot().ok().flatten();
                 LedgerStatus {
                     final_slot,
                     lag: head.saturating_sub(final_slot.unwrap_or(0)),

@@ -86,10 +86,13 @@ pub(crate) fn start(
         )?);
         let (tx, mut delivered) = mpsc::channel(DELIVERY_QUEUE);
         let (final_tx, final_rx) = std::sync::mpsc::sync_channel(1);
-        let extension = ledger.map(|chain| {
-            let keys = members.iter().map(|m| (m.id, m.key.clone())).collect();
-            super::ledger::extension(chain.clone(), log.clone(), id, key(id), keys, final_tx)
-        });
+        let extension = ledger
+            .map(|chain| {
+                let keys = members.iter().map(|m| (m.id, m.key.clone())).collect();
+                super::ledger::extension(chain.clone(), log.clone(), id, key(id), keys, final_tx)
+            })
+            .transpose()
+            .map_err(|e| ReplicationBenchError::Config(format!("ledger store: {e}")))?;
         let replication = Replication::start(
             TransportConfig {
                 me: id,

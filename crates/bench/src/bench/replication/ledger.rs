@@ -10,7 +10,7 @@ use std::{
 
 use alloy_primitives::{B256, U256};
 use cobuild_consensus::{BlockRef, Local, MemberId, Prefix, SlotFacts, Winner};
-use cobuild_net::{Extension, Log, StartExtension};
+use cobuild_net::{Log, StartExtension};
 use commonware_cryptography::ed25519;
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -60,18 +60,7 @@ impl Local for View {
     }
 
     fn prefixes(&self) -> Vec<Prefix> {
-        self.log
-            .summary()
-            .map(|summary| {
-                summary
-                    .into_iter()
-                    .map(|s| Prefix {
-                        origin: s.origin,
-                        seq: s.contiguous,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        cobuild_node::ledger::log_prefixes(&self.log)
     }
 }
 
@@ -83,40 +72,17 @@ pub(crate) fn extension(
     key: ed25519::PrivateKey,
     members: std::collections::BTreeMap<MemberId, ed25519::PublicKey>,
     final_slot: std::sync::mpsc::SyncSender<watch::Receiver<u64>>,
-) -> StartExtension {
-    Box::new(move |extension: Extension| {
-        let config = cobuild_consensus::Config::new(me, key, members, B256::ZERO);
-        let [votes, certificates, resolver, ledger] = extension.channels;
-        let store = match cobuild_consensus::Store::in_memory() {
-            Ok(store) => Arc::new(store),
-            Err(e) => {
-                tracing::error!(error = %e, "bench.ledger.store");
-                return Box::new(());
-            }
-        };
-        match cobuild_consensus::start(
-            extension.context,
-            config,
-            View { chain, log },
-            store,
-            extension.blocker,
-            cobuild_consensus::Channels {
-                votes,
-                certificates,
-                resolver,
-                ledger,
-            },
-        ) {
-            Ok(running) => {
-                let _ = final_slot.send(running.final_slot.clone());
-                Box::new(running) as Box<dyn std::any::Any + Send>
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "bench.ledger.start");
-                Box::new(())
-            }
-        }
-    })
+) -> Result<StartExtension, cobuild_consensus::StoreError> {
+    let store = Arc::new(cobuild_consensus::Store::in_memory()?);
+    let config = cobuild_consensus::Config::new(me, key, members, B256::ZERO);
+    Ok(cobuild_node::ledger::start_extension(
+        config,
+        View { chain, log },
+        store,
+        move |running| {
+            let _ = final_slot.send(running.final_slot.clone());
+        },
+    ))
 }
 
 /// What the ledger cost.
