@@ -49,6 +49,10 @@ pub(crate) struct DevnetArgs {
     /// devnet otherwise refuses, naming the head it had); the rollback is logged.
     #[arg(long)]
     pub(crate) accept_chain_rollback: bool,
+    /// With --nodes: slots an order stays in each node's live order log after a final ledger
+    /// record covers it, before it moves to the node's archive.
+    #[arg(long, default_value_t = crate::node::DEFAULT_LOG_RETENTION_SLOTS)]
+    pub(crate) log_retention_slots: u64,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]

@@ -13,6 +13,11 @@ use crate::args::{BidArgs, OrderflowArgs, flags};
 /// The key file's name in a node's data directory, unless `--key-file` says otherwise.
 pub(crate) const KEY_FILE: &str = "node.key";
 
+/// Slots an order stays in the live log after a record covers it, unless told otherwise: longer
+/// than the block ranges private transactions and bundles are accepted with (25 blocks is the
+/// Flashbots default for a private transaction), so a restart still refills what can land.
+pub(crate) const DEFAULT_LOG_RETENTION_SLOTS: u64 = 32;
+
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct NodeArgs {
     /// The node's own directory: its chain replica (created if missing).
@@ -63,6 +68,11 @@ pub(crate) struct NodeArgs {
     /// (the node otherwise refuses, naming the head it had); the rollback is logged.
     #[arg(long)]
     pub(crate) accept_chain_rollback: bool,
+    /// Slots an order stays in the live order log after a final ledger record covers it; then
+    /// it moves to the archive (<data-dir>/orders.archive.redb), still served to members and
+    /// the ledger, and a restart no longer reads it back into the pools.
+    #[arg(long, default_value_t = DEFAULT_LOG_RETENTION_SLOTS)]
+    pub(crate) log_retention_slots: u64,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
@@ -94,6 +104,10 @@ impl NodeArgs {
             ("--hub-rpc", self.hub_rpc.clone()),
             ("--relay-url", self.relay_url.clone()),
             ("--poll-ms", self.poll_ms.to_string()),
+            (
+                "--log-retention-slots",
+                self.log_retention_slots.to_string(),
+            ),
             ("--admin-port", self.admin_port.to_string()),
             (
                 "--recovery-timeout-secs",
@@ -150,6 +164,7 @@ impl NodeArgs {
             hub_timeout: Duration::from_secs(30),
             recovery_timeout: Duration::from_secs(self.recovery_timeout_secs),
             accept_chain_rollback: self.accept_chain_rollback,
+            log_retention_slots: self.log_retention_slots,
             admin_addr: SocketAddr::new(
                 std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 self.admin_port,

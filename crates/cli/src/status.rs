@@ -176,12 +176,15 @@ fn render(out: &mut String, label: &str, status: &NodeStatus) {
         };
         let _ = writeln!(out, "    {:>3}  {:<22} {link}", m.id, m.address);
     }
-    let _ = writeln!(out, "  replication (orders held / known, missing):");
+    let _ = writeln!(
+        out,
+        "  replication (orders held / known, missing, archived):"
+    );
     for o in &status.origins {
         let _ = writeln!(
             out,
-            "    origin {:>3}  {:>8} / {:<8} missing {}",
-            o.origin, o.contiguous, o.known_high, o.missing
+            "    origin {:>3}  {:>8} / {:<8} missing {}  archived {}",
+            o.origin, o.contiguous, o.known_high, o.missing, o.archived
         );
     }
     let _ = writeln!(out, "  last bids:");

@@ -15,6 +15,7 @@
 //! An acknowledged order is in its origin's log before the sender hears back, so it survives
 //! the origin's crash; every receiver can tell from the contiguous prefix what it still misses.
 
+mod archive;
 mod commit;
 pub mod engine;
 mod envelope;
@@ -30,7 +31,7 @@ pub use commit::{CommitError, GroupCommit};
 pub use envelope::{
     Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, SignedHead,
 };
-pub use log::{Held, Insert, Log, LogError, OriginSummary};
+pub use log::{Archived, Held, Insert, Log, LogError, OriginSummary};
 pub use transport::{
     Channel, Extension, NetMember, P2P_NAMESPACE, Replication, StartExtension, TransportConfig,
     TransportError,

@@ -5,11 +5,19 @@
 //! prefix) committed durably before it returns, so an order acknowledged to its sender survives
 //! `kill -9`. Received envelopes are checked for a different envelope at the same place
 //! (equivocation) before they are stored.
+//!
+//! Envelopes the slot ledger has settled move to the [archive](crate::archive) beside the log
+//! ([`Log::archive`]): lookups, ranges and equivocation checks see both, while a restart reads
+//! back only what lies above each origin's archive floor.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
-use crate::MemberId;
+use crate::{MemberId, archive::Archive};
 use commonware_cryptography::ed25519;
+use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::{Envelope, EnvelopeBody, EnvelopeError};
@@ -94,22 +102,44 @@ pub struct OriginSummary {
     pub origin: MemberId,
     /// Every seq up to this one is stored.
     pub contiguous: u64,
+    /// Every seq up to this one is in the archive rather than the live log.
+    pub archived: u64,
     /// The signed head of the highest stored envelope.
     pub high: Option<crate::SignedHead>,
+}
+
+/// What one call of [`Log::archive`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Archived {
+    /// Envelopes moved to the archive.
+    pub moved: usize,
+    /// Nothing is left below the floors asked for (within each origin's contiguous prefix).
+    pub done: bool,
 }
 
 /// This member's envelope log.
 #[derive(Debug)]
 pub struct Log {
     db: redb::Database,
+    archive: Archive,
+    /// The archive's floors, read on every lookup below them; raised only after the archive
+    /// holds the envelopes and before the live log drops them, so a reader always finds one.
+    floors: RwLock<BTreeMap<MemberId, u64>>,
     origin: MemberId,
     key: ed25519::PrivateKey,
 }
 
 impl Log {
-    /// Opens (or creates) the log at `path` for member `origin`, which signs with `key`.
+    /// Opens (or creates) the log at `path` for member `origin`, which signs with `key`; its
+    /// archive is the file beside it named by [`Log::archive_path`].
     pub fn open(path: &Path, origin: MemberId, key: ed25519::PrivateKey) -> Result<Self, LogError> {
-        Self::with_db(redb::Database::create(path)?, origin, key)
+        let archive = Archive::open(&Self::archive_path(path))?;
+        Self::with_db(redb::Database::create(path)?, archive, origin, key)
+    }
+
+    /// The archive file of the log at `path` (`orders.redb` → `orders.archive.redb`).
+    pub fn archive_path(path: &Path) -> PathBuf {
+        path.with_extension("archive.redb")
     }
 
     /// A log kept in memory only: for simulations, where a "crash" stops the node's tasks but
@@ -117,20 +147,122 @@ impl Log {
     pub fn in_memory(origin: MemberId, key: ed25519::PrivateKey) -> Result<Self, LogError> {
         let db =
             redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Self::with_db(db, origin, key)
+        Self::with_db(db, Archive::in_memory()?, origin, key)
     }
 
     fn with_db(
         db: redb::Database,
+        archive: Archive,
         origin: MemberId,
         key: ed25519::PrivateKey,
     ) -> Result<Self, LogError> {
+        let floors = archive.floors()?;
         let tx = db.begin_write()?;
         tx.open_table(ENVELOPES)?;
         tx.open_table(CONTIGUOUS)?;
         tx.open_table(HIGH)?;
+        {
+            // A crash between the archive's commit and the live log's can leave copies below
+            // a floor; they are dropped here, or nothing would ever drop them.
+            let mut table = tx.open_table(ENVELOPES)?;
+            for (&origin, &floor) in &floors {
+                table.retain_in((origin, 1)..=(origin, floor), |_, _| false)?;
+            }
+        }
         tx.commit()?;
-        Ok(Self { db, origin, key })
+        Ok(Self {
+            db,
+            archive,
+            floors: RwLock::new(floors),
+            origin,
+            key,
+        })
+    }
+
+    /// Every origin's archive floor: each of its seqs up to it is in the archive.
+    pub fn archive_floors(&self) -> BTreeMap<MemberId, u64> {
+        self.floors.read().clone()
+    }
+
+    /// The archive floor of `origin`: every seq up to it is archived (0: none).
+    fn floor(&self, origin: MemberId) -> u64 {
+        self.floors.read().get(&origin).copied().unwrap_or(0)
+    }
+
+    /// The encoded envelope at (origin, seq) in the archive, when it lies below the floor.
+    fn archived(&self, origin: MemberId, seq: u64) -> Result<Option<Vec<u8>>, LogError> {
+        if seq > self.floor(origin) {
+            return Ok(None);
+        }
+        self.archive.get(origin, seq)
+    }
+
+    /// Moves up to `max` envelopes to the archive: for each `(origin, seq)` in `floors`, the
+    /// origin's envelopes up to `seq` (or up to its contiguous prefix, if lower). Call it again
+    /// until [`Archived::done`]; each call is one durable archive commit and one live-log
+    /// commit, so it can run beside replication without holding it up for long.
+    pub fn archive(&self, floors: &[(MemberId, u64)], max: usize) -> Result<Archived, LogError> {
+        let mut moved = Vec::new();
+        let mut raised = BTreeMap::new();
+        let mut done = true;
+        {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(ENVELOPES)?;
+            let prefix = tx.open_table(CONTIGUOUS)?;
+            for &(origin, wanted) in floors {
+                let floor = self.floor(origin);
+                let contiguous = prefix.get(origin)?.map_or(0, |v| v.value());
+                let target = wanted.min(contiguous);
+                if target <= floor {
+                    continue;
+                }
+                let room = max.saturating_sub(moved.len());
+                let mut last = floor;
+                for entry in table
+                    .range((origin, floor + 1)..=(origin, target))?
+                    .take(room)
+                {
+                    let (key, value) = entry?;
+                    let seq = key.value().1;
+                    if seq != last + 1 {
+                        return Err(LogError::Db(redb::Error::Corrupted(format!(
+                            "origin {origin}: envelope {} missing below its prefix {contiguous}",
+                            last + 1
+                        ))));
+                    }
+                    moved.push(((origin, seq), value.value().to_vec()));
+                    last = seq;
+                }
+                if last > floor {
+                    raised.insert(origin, last);
+                }
+                if last < target {
+                    done = false;
+                    break;
+                }
+            }
+        }
+        if raised.is_empty() {
+            return Ok(Archived { moved: 0, done });
+        }
+        self.archive.put(&moved, &raised)?;
+        self.floors
+            .write()
+            .extend(raised.iter().map(|(o, s)| (*o, *s)));
+        let mut tx = self.db.begin_write()?;
+        // Losing this commit in a crash only leaves copies the next open drops.
+        tx.set_durability(redb::Durability::None)?;
+        {
+            let mut table = tx.open_table(ENVELOPES)?;
+            for (&origin, &floor) in &raised {
+                table.retain_in((origin, 1)..=(origin, floor), |_, _| false)?;
+            }
+        }
+        tx.commit()?;
+        Ok(Archived {
+            moved: moved.len(),
+            done,
+        })
     }
 
     /// This member's id.
@@ -208,9 +340,13 @@ impl Log {
         envelopes
             .iter()
             .map(|e| {
-                Ok(match table.get((e.body.origin, e.body.seq))? {
+                let stored = match table.get((e.body.origin, e.body.seq))? {
+                    Some(stored) => Some(stored.value().to_vec()),
+                    None => self.archived(e.body.origin, e.body.seq)?,
+                };
+                Ok(match stored {
                     None => Held::Absent,
-                    Some(stored) if stored.value() == e.encode().as_slice() => Held::Same,
+                    Some(stored) if stored == e.encode() => Held::Same,
                     Some(_) => Held::Other,
                 })
             })
@@ -229,9 +365,12 @@ impl Log {
             let mut high = tx.open_table(HIGH)?;
             for envelope in envelopes {
                 let (origin, seq) = (envelope.body.origin, envelope.body.seq);
-                let existing = table
-                    .get((origin, seq))?
-                    .map(|v| decode(origin, seq, v.value()))
+                let stored = match table.get((origin, seq))? {
+                    Some(stored) => Some(stored.value().to_vec()),
+                    None => self.archived(origin, seq)?,
+                };
+                let existing = stored
+                    .map(|bytes| decode(origin, seq, &bytes))
                     .transpose()?;
                 results.push(match existing {
                     Some(existing) if existing == *envelope => Insert::Duplicate,
@@ -261,28 +400,48 @@ impl Log {
         Ok(results)
     }
 
-    /// The envelope at (origin, seq), if stored.
+    /// The envelope at (origin, seq), if stored (in the live log or the archive).
     pub fn get(&self, origin: MemberId, seq: u64) -> Result<Option<Envelope>, LogError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(ENVELOPES)?;
-        table
-            .get((origin, seq))?
-            .map(|v| decode(origin, seq, v.value()))
-            .transpose()
+        let stored = {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(ENVELOPES)?;
+            table.get((origin, seq))?.map(|v| v.value().to_vec())
+        };
+        match stored {
+            Some(bytes) => Some(bytes),
+            None => self.archived(origin, seq)?,
+        }
+        .map(|bytes| decode(origin, seq, &bytes))
+        .transpose()
     }
 
-    /// Up to `max` stored envelopes of `origin` from `from` on, in order (what a member that
-    /// misses them is sent).
+    /// Up to `max` stored envelopes of `origin` from `from` on, in order, from the archive
+    /// and then the live log (what a member that misses them is sent, however old).
     pub fn range(
         &self,
         origin: MemberId,
         from: u64,
         max: usize,
     ) -> Result<Vec<Envelope>, LogError> {
+        let floor = self.floor(origin);
+        let mut out = Vec::new();
+        let mut next = from;
+        if from <= floor {
+            for (seq, bytes) in self.archive.range(origin, from, floor, max)? {
+                out.push(decode(origin, seq, &bytes)?);
+                next = seq + 1;
+            }
+            next = next.max(floor + 1);
+        }
+        if out.len() == max {
+            return Ok(out);
+        }
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ENVELOPES)?;
-        let mut out = Vec::new();
-        for entry in table.range((origin, from)..=(origin, u64::MAX))?.take(max) {
+        for entry in table
+            .range((origin, next)..=(origin, u64::MAX))?
+            .take(max - out.len())
+        {
             let (key, value) = entry?;
             let (_, seq) = key.value();
             out.push(decode(origin, seq, value.value())?);
@@ -309,26 +468,33 @@ impl Log {
             let (origin, top) = entry?;
             let (origin, top) = (origin.value(), top.value());
             let contiguous = prefix.get(origin)?.map_or(0, |v| v.value());
-            let head = envelopes
-                .get((origin, top))?
-                .map(|v| decode(origin, top, v.value()))
+            let stored = match envelopes.get((origin, top))? {
+                Some(stored) => Some(stored.value().to_vec()),
+                None => self.archived(origin, top)?,
+            };
+            let head = stored
+                .map(|bytes| decode(origin, top, &bytes))
                 .transpose()?
                 .map(|e| e.signed_head());
             out.push(OriginSummary {
                 origin,
                 contiguous,
+                archived: self.floor(origin),
                 high: head,
             });
         }
         Ok(out)
     }
 
-    /// Calls `f` with every stored envelope, by origin and seq (to refill the pools after a
-    /// restart). Stops at the first error `f` returns.
+    /// Calls `f` with every stored envelope: the archive's, then the live log's, each by origin
+    /// and seq (one being archived meanwhile can be seen in both). Stops at the first error `f`
+    /// returns.
     pub fn for_each<E: From<LogError>>(
         &self,
         mut f: impl FnMut(Envelope) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.archive
+            .for_each(|origin, seq, bytes| f(decode(origin, seq, bytes)?))?;
         let tx = self.db.begin_read().map_err(LogError::from)?;
         let table = tx.open_table(ENVELOPES).map_err(LogError::from)?;
         for entry in table.iter().map_err(LogError::from)? {
@@ -339,9 +505,10 @@ impl Log {
         Ok(())
     }
 
-    /// Calls `f` with every envelope of each origin's contiguous prefix, by origin and seq: what
-    /// a restarting node refills its pools with before the replication engine, which hands over
-    /// the rest as the prefixes grow, starts. Stops at the first error.
+    /// Calls `f` with every envelope of each origin's contiguous prefix above its archive
+    /// floor, by origin and seq: what a restarting node refills its pools with before the
+    /// replication engine, which hands over the rest as the prefixes grow, starts. Stops at the
+    /// first error.
     pub fn for_each_contiguous<E: From<LogError>>(
         &self,
         mut f: impl FnMut(Envelope) -> Result<(), E>,
@@ -352,8 +519,9 @@ impl Log {
         for prefix in prefixes.iter().map_err(LogError::from)? {
             let (origin, contiguous) = prefix.map_err(LogError::from)?;
             let (origin, contiguous) = (origin.value(), contiguous.value());
+            let from = self.floor(origin) + 1;
             for entry in table
-                .range((origin, 1)..=(origin, contiguous))
+                .range((origin, from)..=(origin, contiguous))
                 .map_err(LogError::from)?
             {
                 let (key, value) = entry.map_err(LogError::from)?;

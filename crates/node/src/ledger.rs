@@ -16,9 +16,11 @@ use alloy_primitives::{B256, U256};
 use cobuild_chain::Chain;
 use cobuild_consensus::{
     BlockRef, Channels, Config, Local, MemberId, Prefix, SlotFacts, Store, StoreError, Winner,
+    to_b256,
 };
-use cobuild_net::{Extension, Log, StartExtension};
+use cobuild_net::{Extension, Log, LogError, StartExtension};
 use commonware_cryptography::ed25519;
+use tokio::sync::{oneshot, watch};
 
 /// The prefix of a member's blocks' extra data; the member id follows.
 const EXTRA_DATA_PREFIX: &str = "cobuild node ";
@@ -122,6 +124,9 @@ pub struct LedgerSetup {
     pub chain: Chain,
     /// The replica's genesis hash.
     pub chain_genesis: B256,
+    /// How many slots an order stays in the live order log after a final record covers it
+    /// (then it moves to the archive); see [`retain`].
+    pub retention_slots: u64,
 }
 
 /// Opens the ledger's store in `data_dir` (`ledger.redb`).
@@ -129,17 +134,22 @@ pub fn open_store(data_dir: &Path) -> Result<Arc<Store>, StoreError> {
     Store::open(&data_dir.join("ledger.redb")).map(Arc::new)
 }
 
-/// The transport extension that starts the ledger of member `me` among `members`.
+/// The transport extension that starts the ledger of member `me` among `members`; its
+/// final-slot watch is sent on `started` once it runs.
 pub(crate) fn extension(
     setup: LedgerSetup,
     log: Arc<Log>,
     me: MemberId,
     key: ed25519::PrivateKey,
     members: BTreeMap<MemberId, ed25519::PublicKey>,
+    started: oneshot::Sender<watch::Receiver<u64>>,
 ) -> StartExtension {
     let view = ChainView::new(setup.chain, log, members.keys().copied().collect());
     let config = Config::new(me, key, members, setup.chain_genesis);
-    start_extension(config, view, setup.store, |_| {})
+    start_extension(config, view, setup.store, move |ledger| {
+        // Nobody waiting only means the node is stopping.
+        let _ = started.send(ledger.final_slot.clone());
+    })
 }
 
 /// The transport extension that starts a ledger with `config` over `local` and `store`;
@@ -175,4 +185,134 @@ pub fn start_extension<L: Local>(
             }
         }
     })
+}
+
+/// Envelopes moved to the archive per step, so a step holds the log's writer only briefly.
+const ARCHIVE_STEP: usize = 4096;
+
+/// Keeps the live order log to the orders the ledger has not settled: whenever the last final
+/// slot reaches `s`, the envelopes covered by the agreed cut of the record at slot
+/// `s - window` move to the archive. The window keeps orders that can still land (a private
+/// transaction's block range, a bundle's) in the log a restart refills the pools from;
+/// the archive keeps every order a record covered, for whoever asks later.
+pub async fn retain(
+    log: Arc<Log>,
+    store: Arc<Store>,
+    mut final_slot: watch::Receiver<u64>,
+    window: u64,
+) {
+    let mut settled = 0;
+    loop {
+        let last = *final_slot.borrow_and_update();
+        if let Some(slot) = last.checked_sub(window).filter(|&s| s > settled) {
+            let (log, store) = (log.clone(), store.clone());
+            let step = tokio::task::spawn_blocking(move || archive_to(&log, &store, slot)).await;
+            match step {
+                Ok(Ok(Some(moved))) => {
+                    settled = slot;
+                    tracing::debug!(slot, moved, "ledger.log.archived");
+                }
+                // No record at that slot (yet): the next final slot tries again.
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!(slot, error = %e, "ledger.log.archive_failed"),
+                Err(e) => tracing::error!(slot, error = %e, "ledger.log.archive_panicked"),
+            }
+        }
+        if final_slot.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Archives what the record at `slot` covers; how many envelopes moved, or `None` without a
+/// record there.
+fn archive_to(log: &Log, store: &Store, slot: u64) -> Result<Option<usize>, ArchiveError> {
+    let Some(entry) = store.get(slot)? else {
+        return Ok(None);
+    };
+    let floors: Vec<(MemberId, u64)> = entry
+        .record
+        .agreed
+        .iter()
+        .map(|p| (p.origin, p.seq))
+        .collect();
+    let mut moved = 0;
+    loop {
+        let step = log.archive(&floors, ARCHIVE_STEP)?;
+        moved += step.moved;
+        if step.done {
+            return Ok(Some(moved));
+        }
+    }
+}
+
+/// The ledger's store or the order log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The ledger's store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The order log or its archive.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// The orders the final record of `slot` added: per origin, the envelopes after the previous
+/// record's agreed cut up to its own, from the `skip`-th on, at most `max`. With the record's
+/// digest and how many it added in all; `None` without a record for the slot.
+pub fn slot_orders(
+    store: &Store,
+    log: &Log,
+    slot: u64,
+    skip: u64,
+    max: usize,
+) -> Result<Option<(B256, u64, Vec<cobuild_net::Envelope>)>, ArchiveError> {
+    let Some(entry) = store.get(slot)? else {
+        return Ok(None);
+    };
+    let previous: BTreeMap<MemberId, u64> = match store.slot_of(&entry.record.prev)? {
+        Some(prev) => store
+            .get(prev)?
+            .map(|e| e.record.agreed.iter().map(|p| (p.origin, p.seq)).collect())
+            .unwrap_or_default(),
+        // The first record links to the genesis digest: everything up to its cut is new.
+        None => BTreeMap::new(),
+    };
+    let ranges: Vec<(MemberId, u64, u64)> = entry
+        .record
+        .agreed
+        .iter()
+        .map(|p| {
+            (
+                p.origin,
+                previous.get(&p.origin).copied().unwrap_or(0) + 1,
+                p.seq,
+            )
+        })
+        .filter(|(_, from, to)| from <= to)
+        .collect();
+    let total = ranges.iter().map(|(_, from, to)| to - from + 1).sum();
+    let mut skip = skip;
+    let mut out = Vec::new();
+    for (origin, from, to) in ranges {
+        let len = to - from + 1;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let from = from + skip;
+        skip = 0;
+        let want = usize::try_from(to - from + 1)
+            .unwrap_or(usize::MAX)
+            .min(max - out.len());
+        out.extend(
+            log.range(origin, from, want)?
+                .into_iter()
+                .take_while(|e| e.body.seq <= to),
+        );
+        if out.len() == max {
+            break;
+        }
+    }
+    Ok(Some((to_b256(&entry.record.digest()), total, out)))
 }

@@ -34,7 +34,10 @@ use cobuild_registry::{Member, Registry};
 use cobuild_rpc::{Intake, IntakeError, Refusals, Replicate, ReplicateError, ReplicateFuture};
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::ed25519;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 
 use crate::ledger::{self, LedgerSetup};
 
@@ -195,9 +198,19 @@ impl NodeReplication {
         let others = members.iter().filter(|m| m.id != config.me).count();
         let (tx, deliveries) = mpsc::channel(4096);
         let ledger_store = ledger.as_ref().map(|setup| setup.store.clone());
+        let mut retention = None;
         let extension = ledger.map(|setup| {
             let keys = members.iter().map(|m| (m.id, m.key.clone())).collect();
-            ledger::extension(setup, log.clone(), config.me, config.key.clone(), keys)
+            let (started, final_slot) = oneshot::channel();
+            retention = Some((setup.store.clone(), setup.retention_slots, final_slot));
+            ledger::extension(
+                setup,
+                log.clone(),
+                config.me,
+                config.key.clone(),
+                keys,
+                started,
+            )
         });
         let replication = Replication::start(
             TransportConfig {
@@ -214,6 +227,15 @@ impl NodeReplication {
             extension,
         )?;
         let task = tokio::spawn(take_in(deliveries, intake, counters.clone()));
+        if let Some((store, window, final_slot)) = retention {
+            let log = log.clone();
+            // Ends with the ledger (its watch closes) or if it never starts.
+            tokio::spawn(async move {
+                if let Ok(final_slot) = final_slot.await {
+                    ledger::retain(log, store, final_slot, window).await;
+                }
+            });
+        }
         Ok(Self {
             log,
             replication: Arc::new(replication),
@@ -309,21 +331,22 @@ impl NodeReplication {
     }
 }
 
-/// Applies every envelope of each origin's contiguous prefix, in order; returns how many. A
-/// log that cannot be read stops the start.
+/// Applies every envelope of each origin's contiguous prefix above its archive floor, in order;
+/// returns how many. A log that cannot be read stops the start.
 async fn refill(
     log: &Arc<Log>,
     intake: &Intake,
     counters: &IntakeCounters,
 ) -> Result<usize, ReplicationError> {
-    let prefixes: Vec<(MemberId, u64)> = read(log, |log| log.summary())
+    let prefixes: Vec<(MemberId, u64, u64)> = read(log, |log| log.summary())
         .await?
         .into_iter()
-        .map(|s| (s.origin, s.contiguous))
+        .map(|s| (s.origin, s.archived, s.contiguous))
         .collect();
     let mut applied = 0;
-    for (origin, contiguous) in prefixes {
-        let mut from = 1;
+    for (origin, archived, contiguous) in prefixes {
+        // What the ledger settled long ago is in the archive, not the pools' business.
+        let mut from = archived + 1;
         while from <= contiguous {
             let count = (contiguous - from + 1).min(REFILL_CHUNK as u64) as usize;
             let chunk = read(log, move |log| log.range(origin, from, count)).await?;

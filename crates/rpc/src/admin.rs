@@ -7,7 +7,7 @@
 
 use std::{fmt::Debug, net::SocketAddr, sync::Arc};
 
-use alloy_primitives::{B256, U256};
+use alloy_primitives::{B256, Bytes, U256};
 use jsonrpsee::{
     RpcModule,
     core::RpcResult,
@@ -52,6 +52,9 @@ pub struct OriginStatus {
     pub known_high: u64,
     /// Known to exist, not held yet: the replication lag in orders.
     pub missing: u64,
+    /// Every envelope up to this seq has moved from the live log to the archive.
+    #[serde(default)]
+    pub archived: u64,
 }
 
 /// A bid this node sent.
@@ -130,6 +133,45 @@ pub struct Refusals {
     pub unknown_kinds: u64,
 }
 
+/// Most orders one `cobuild_slotOrders` call returns; `skip` pages through the rest.
+pub const MAX_SLOT_ORDERS_PER_CALL: usize = 512;
+
+/// An order a final ledger record covers, exactly as its origin signed it into the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedOrder {
+    /// The member that accepted it.
+    pub origin: u32,
+    /// Its number in the origin's log.
+    pub seq: u64,
+    /// When the origin accepted it (Unix milliseconds).
+    pub received_at_ms: u64,
+    /// The order kind's byte (0 raw transaction, 1 bundle, 2 bundle cancel, 3 private
+    /// transaction, 4 private transaction cancel, 5 `mev_sendBundle`).
+    pub kind: u8,
+    /// The raw transaction, or the sender's JSON-RPC body.
+    pub payload: Bytes,
+    /// The sender's `X-Flashbots-Signature` header (empty for raw transactions).
+    pub auth: Bytes,
+    /// The call's place in a batch body.
+    pub call: u32,
+}
+
+/// The orders one slot's final record added to the archive: per origin, those after the
+/// previous record's agreed cut up to this record's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotOrders {
+    /// The slot.
+    pub slot: u64,
+    /// The record's digest.
+    pub digest: B256,
+    /// How many orders the record added in all.
+    pub total: u64,
+    /// Those from `skip` on, at most [`MAX_SLOT_ORDERS_PER_CALL`], by origin and seq.
+    pub orders: Vec<ArchivedOrder>,
+}
+
 /// Where the admin API gets its answers (the node).
 pub trait AdminSource: Send + Sync + Debug + 'static {
     /// The node's current state.
@@ -137,6 +179,9 @@ pub trait AdminSource: Send + Sync + Debug + 'static {
     /// Hashes of the orders (transactions and bundles) held that are valid for block `number`,
     /// sorted.
     fn order_hashes(&self, number: u64) -> Vec<B256>;
+    /// The orders slot `slot`'s final record added, from the `skip`-th on (`None`: no record
+    /// for the slot); an error says why they could not be read.
+    fn slot_orders(&self, slot: u64, skip: u64) -> Result<Option<SlotOrders>, String>;
 }
 
 /// The admin methods.
@@ -148,6 +193,9 @@ pub trait AdminApi {
     /// The sorted hashes of the orders the node holds for block `number`.
     #[method(name = "orderHashes")]
     async fn order_hashes(&self, number: u64) -> RpcResult<Vec<B256>>;
+    /// The orders a slot's final record added to the archive, paged by `skip`.
+    #[method(name = "slotOrders")]
+    async fn slot_orders(&self, slot: u64, skip: Option<u64>) -> RpcResult<Option<SlotOrders>>;
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +215,14 @@ impl AdminApiServer for Admin {
         tokio::task::spawn_blocking(move || source.order_hashes(number))
             .await
             .map_err(|e| crate::RpcError::internal(e.to_string()).into())
+    }
+
+    async fn slot_orders(&self, slot: u64, skip: Option<u64>) -> RpcResult<Option<SlotOrders>> {
+        let source = self.0.clone();
+        tokio::task::spawn_blocking(move || source.slot_orders(slot, skip.unwrap_or(0)))
+            .await
+            .map_err(|e| crate::RpcError::internal(e.to_string()))?
+            .map_err(|e| crate::RpcError::internal(e).into())
     }
 }
 
@@ -291,6 +347,10 @@ mod tests {
 
         fn order_hashes(&self, number: u64) -> Vec<B256> {
             vec![B256::with_last_byte(number as u8)]
+        }
+
+        fn slot_orders(&self, _slot: u64, _skip: u64) -> Result<Option<SlotOrders>, String> {
+            Ok(None)
         }
     }
 

@@ -17,8 +17,9 @@ mod replicate;
 mod server;
 
 pub use admin::{
-    AdminApiServer, AdminServer, AdminSource, BidStatus, LedgerStatus, MemberStatus, NodeStatus,
-    OriginStatus, Refusals, start_admin,
+    AdminApiServer, AdminServer, AdminSource, ArchivedOrder, BidStatus, LedgerStatus,
+    MAX_SLOT_ORDERS_PER_CALL, MemberStatus, NodeStatus, OriginStatus, Refusals, SlotOrders,
+    start_admin,
 };
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 pub use bundle::{

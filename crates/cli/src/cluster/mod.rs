@@ -208,6 +208,7 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -
         recovery_timeout_secs: 10,
         // A node's replica is its own; the hub's flag is for the hub's chain.
         accept_chain_rollback: false,
+        log_retention_slots: args.log_retention_slots,
         orderflow: OrderflowArgs {
             http_port: plan.rpc_port,
             ..args.orderflow.clone()

@@ -44,7 +44,8 @@ fn digests(member: &Member<'_>, from: u64, to: u64) -> Vec<String> {
 #[test]
 fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, endpoints) = four_members(dir.path());
+    // Orders leave the live log two slots after a record covers them.
+    let (hub, endpoints) = four_members(dir.path(), &["--log-retention-slots", "2"]);
     let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
     let data_dir = dir.path().to_str().expect("utf-8 path");
 
@@ -147,4 +148,65 @@ fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
     let shown = cobuild_ok(&["ledger", "show", "--data-dir", data_dir, "--slot", "2"]);
     assert!(shown.starts_with("slot 2 (record 0x"), "{shown}");
     assert!(shown.contains("cuts signed by members"), "{shown}");
+
+    // The order sent while records were paused is in the archive of a node that did not take
+    // it, under the record that covered it, exactly as sent ...
+    let (slot, origin, seq) = (1..=target)
+        .find_map(|slot| {
+            let orders = nodes[1].admin("cobuild_slotOrders", json!([slot]))?;
+            orders["orders"].as_array()?.iter().find_map(|o| {
+                (o["payload"].as_str()?.eq_ignore_ascii_case(raw.trim())).then(|| {
+                    (
+                        slot,
+                        o["origin"].as_u64().expect("origin"),
+                        o["seq"].as_u64().expect("seq"),
+                    )
+                })
+            })
+        })
+        .expect("a record covers the order sent while paused");
+    // ... and, two slots after that record, it has left every node's live log for the archive.
+    eventually(
+        "the order to be archived everywhere",
+        Duration::from_secs(60),
+        || {
+            nodes
+                .iter()
+                .all(|node| {
+                    node.admin("cobuild_status", json!([]))
+                        .and_then(|status| {
+                            status["origins"].as_array()?.iter().find_map(|o| {
+                                (o["origin"].as_u64()? == origin).then(|| o["archived"].as_u64())?
+                            })
+                        })
+                        .is_some_and(|archived| archived >= seq)
+                })
+                .then_some(())
+        },
+    );
+    // Archived, it is still served under its record, by every node.
+    for node in &nodes {
+        let orders = node
+            .admin("cobuild_slotOrders", json!([slot]))
+            .expect("slot orders");
+        assert!(
+            orders["orders"]
+                .as_array()
+                .expect("orders")
+                .iter()
+                .any(|o| {
+                    o["seq"].as_u64() == Some(seq)
+                        && o["origin"].as_u64() == Some(origin)
+                        && o["payload"]
+                            .as_str()
+                            .is_some_and(|p| p.eq_ignore_ascii_case(raw.trim()))
+                }),
+            "slot {slot}'s orders hold ({origin}, {seq}): {orders}"
+        );
+    }
+    let status = cobuild_ok(&["status", "--data-dir", data_dir]);
+    assert!(
+        status.contains("archived"),
+        "status shows the archive:\n{status}"
+    );
 }

@@ -160,13 +160,11 @@ pub(crate) fn landed(hub: &Devnet, hash: &str) -> Value {
 
 /// `cobuild devnet --nodes 4` (500 ms slots) in `dir`, its log in `hub.log`, and the
 /// endpoints.json it wrote.
-pub(crate) fn four_members(dir: &std::path::Path) -> (Devnet, Value) {
+pub(crate) fn four_members(dir: &std::path::Path, extra: &[&str]) -> (Devnet, Value) {
     let log = File::create(dir.join("hub.log")).expect("hub log");
-    let hub = Devnet::spawn(
-        dir,
-        &["--nodes", "4", "--slot-ms", "500", "--no-demo-contracts"],
-        Stdio::from(log),
-    );
+    let mut args = vec!["--nodes", "4", "--slot-ms", "500", "--no-demo-contracts"];
+    args.extend_from_slice(extra);
+    let hub = Devnet::spawn(dir, &args, Stdio::from(log));
     // The banner comes after endpoints.json is written.
     let endpoints = serde_json::from_str(
         &std::fs::read_to_string(dir.join("endpoints.json")).expect("endpoints.json"),
@@ -178,7 +176,7 @@ pub(crate) fn four_members(dir: &std::path::Path) -> (Devnet, Value) {
 #[test]
 fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, endpoints) = four_members(dir.path());
+    let (hub, endpoints) = four_members(dir.path(), &[]);
     assert_eq!(endpoints["hub"]["rpc"], hub.url.as_str());
     let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
     let coinbases: Vec<String> = nodes
@@ -409,7 +407,7 @@ fn on_chain(hub: &Devnet, hash: &str) -> bool {
 #[test]
 fn test_a_batch_replicates_call_by_call_and_a_wiped_log_does_not_reuse_numbers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, endpoints) = four_members(dir.path());
+    let (hub, endpoints) = four_members(dir.path(), &[]);
     let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
 
     // One signed batch to node 0: a refused bundle, the same bundle for seven target blocks

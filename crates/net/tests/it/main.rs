@@ -1,8 +1,9 @@
 //! The envelope log: own numbering that survives a reopen, received envelopes deduplicated,
-//! equivocation caught, and per-origin gaps found for anti-entropy.
+//! equivocation caught, per-origin gaps found for anti-entropy, and settled envelopes moved to
+//! the archive while staying served.
 
 use alloy_primitives::Bytes;
-use cobuild_net::{Envelope, EnvelopeBody, Held, Insert, Log};
+use cobuild_net::{Archived, Envelope, EnvelopeBody, Held, Insert, Log};
 use cobuild_primitives::{AcceptedOrder, OrderKind};
 use commonware_cryptography::{Signer, ed25519};
 
@@ -184,4 +185,151 @@ fn test_a_message_is_classified_and_stored_in_one_go() {
         .held(&[one, other_two, received(&key, 5, 3)])
         .expect("reads");
     assert_eq!(held, vec![Held::Same, Held::Other, Held::Absent]);
+}
+
+fn seqs(envelopes: &[Envelope]) -> Vec<u64> {
+    envelopes.iter().map(|e| e.body.seq).collect()
+}
+
+/// Every envelope `log` would refill the pools with after a restart, as (origin, seq).
+fn refill(log: &Log) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    log.for_each_contiguous(|e: Envelope| {
+        out.push((e.body.origin, e.body.seq));
+        Ok::<_, cobuild_net::LogError>(())
+    })
+    .expect("reads");
+    out
+}
+
+/// Every stored envelope, as (origin, seq), sorted.
+fn stored(log: &Log) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    log.for_each(|e: Envelope| {
+        out.push((e.body.origin, e.body.seq));
+        Ok::<_, cobuild_net::LogError>(())
+    })
+    .expect("reads");
+    out.sort_unstable();
+    out
+}
+
+/// Calls [`Log::archive`] in steps of `step` until done; how many moved.
+fn archive_all(log: &Log, floors: &[(u32, u64)], step: usize) -> usize {
+    let mut moved = 0;
+    loop {
+        let Archived { moved: now, done } = log.archive(floors, step).expect("archives");
+        moved += now;
+        if done {
+            return moved;
+        }
+        assert!(now > 0, "a step that is not done moves something");
+    }
+}
+
+#[test]
+fn test_settled_envelopes_move_to_the_archive_and_stay_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("orders.redb");
+    let me = ed25519::PrivateKey::from_seed(1);
+    let peer = ed25519::PrivateKey::from_seed(2);
+    let log = Log::open(&path, 0, me.clone()).expect("opens");
+    for n in 1..=8u8 {
+        log.append_own(order(OrderKind::RawTransaction, raw(n), b"", 0), 10)
+            .expect("append");
+    }
+    // Origin 1: 1..=10 and 12, with 11 missing.
+    for seq in (1..=10).chain([12]) {
+        log.insert(&received(&peer, 1, seq)).expect("insert");
+    }
+
+    // Own envelopes up to 5; origin 1's up to 20 asked, but only its prefix (10) can move.
+    assert_eq!(archive_all(&log, &[(0, 5), (1, 20)], 3), 15);
+    assert_eq!(
+        log.archive(&[(0, 5), (1, 20)], 3).expect("archives"),
+        Archived {
+            moved: 0,
+            done: true
+        },
+        "archiving again moves nothing"
+    );
+    let summary = log.summary().expect("summary");
+    let theirs = summary.iter().find(|s| s.origin == 1).expect("origin 1");
+    assert_eq!((theirs.contiguous, theirs.archived), (10, 10));
+    assert_eq!(theirs.high.as_ref().map(|h| h.head.seq), Some(12));
+
+    // The archive is still the log: lookups, ranges for members that are behind, dedup and
+    // equivocation checks all see it.
+    assert_eq!(log.get(1, 3).expect("read"), Some(received(&peer, 1, 3)));
+    assert_eq!(
+        seqs(&log.range(1, 1, 100).expect("range")),
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    );
+    assert_eq!(seqs(&log.range(1, 9, 3).expect("range")), vec![9, 10, 12]);
+    assert_eq!(seqs(&log.range(0, 4, 3).expect("range")), vec![4, 5, 6]);
+    let mut twin = received(&peer, 1, 3).body;
+    twin.payload = raw(99);
+    let twin = Envelope::sign(twin, &peer);
+    assert_eq!(
+        log.held(&[received(&peer, 1, 3), twin.clone()])
+            .expect("reads"),
+        vec![Held::Same, Held::Other]
+    );
+    assert_eq!(
+        log.insert(&received(&peer, 1, 3)).expect("insert"),
+        Insert::Duplicate
+    );
+    assert!(matches!(
+        log.insert(&twin).expect("insert"),
+        Insert::Equivocation { .. }
+    ));
+    assert_eq!(log.missing(1, 12, 10).expect("missing"), vec![11]);
+
+    // A restart refills only what lies above the archive.
+    assert_eq!(refill(&log), vec![(0, 6), (0, 7), (0, 8)]);
+    assert_eq!(
+        log.insert(&received(&peer, 1, 11)).expect("insert"),
+        Insert::New { contiguous: 12 }
+    );
+    drop(log);
+    let log = Log::open(&path, 0, me.clone()).expect("reopens");
+    assert_eq!(refill(&log), vec![(0, 6), (0, 7), (0, 8), (1, 11), (1, 12)]);
+    assert_eq!(stored(&log).len(), 20, "nothing lost, nothing twice");
+    let next = log
+        .append_own(order(OrderKind::RawTransaction, raw(9), b"", 0), 11)
+        .expect("append");
+    assert_eq!(next.body.seq, 9, "own numbering goes on past the archive");
+    assert_eq!(log.get(0, 2).expect("read").map(|e| e.body.seq), Some(2));
+}
+
+#[test]
+fn test_a_crash_between_the_archive_and_the_log_leaves_no_copies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("orders.redb");
+    let key = ed25519::PrivateKey::from_seed(1);
+    let log = Log::open(&path, 0, key.clone()).expect("opens");
+    for n in 1..=6u8 {
+        log.append_own(order(OrderKind::RawTransaction, raw(n), b"", 0), 10)
+            .expect("append");
+    }
+    drop(log);
+    // The live log as it was before the move: what a crash after the archive's commit and
+    // before the log's leaves behind.
+    let before = dir.path().join("before.redb");
+    std::fs::copy(&path, &before).expect("copy");
+    let log = Log::open(&path, 0, key.clone()).expect("reopens");
+    assert_eq!(archive_all(&log, &[(0, 4)], 100), 4);
+    drop(log);
+    std::fs::copy(&before, &path).expect("restore");
+
+    let log = Log::open(&path, 0, key).expect("reopens");
+    assert_eq!(refill(&log), vec![(0, 5), (0, 6)]);
+    assert_eq!(
+        stored(&log),
+        (1..=6).map(|seq| (0, seq)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&log.range(0, 1, 100).expect("range")),
+        vec![1, 2, 3, 4, 5, 6]
+    );
 }

@@ -10,11 +10,14 @@ use std::{
 use alloy_primitives::B256;
 use cobuild_chain::Chain;
 use cobuild_registry::{MemberId, Registry};
-use cobuild_rpc::{AdminSource, BidStatus, LedgerStatus, MemberStatus, NodeStatus, OriginStatus};
+use cobuild_rpc::{
+    AdminSource, ArchivedOrder, BidStatus, LedgerStatus, MAX_SLOT_ORDERS_PER_CALL, MemberStatus,
+    NodeStatus, OriginStatus, SlotOrders,
+};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::{builder::Bid, orderflow::Orderflow, replication::NodeReplication};
+use crate::{builder::Bid, ledger, orderflow::Orderflow, replication::NodeReplication};
 
 /// Bids remembered for the status.
 const LAST_BIDS: usize = 8;
@@ -76,6 +79,7 @@ impl AdminSource for MemberAdmin {
                     .map(|p| now.saturating_sub(p.last_heard_ms)),
             })
             .collect();
+        let archived = self.replication.log.archive_floors();
         let origins = self
             .replication
             .replication
@@ -87,6 +91,7 @@ impl AdminSource for MemberAdmin {
                 contiguous: p.contiguous,
                 known_high: p.known_high,
                 missing: p.missing(),
+                archived: archived.get(&origin).copied().unwrap_or(0),
             })
             .collect();
         let head = self.chain.head().number;
@@ -121,6 +126,37 @@ impl AdminSource for MemberAdmin {
         hashes.sort_unstable();
         hashes.dedup();
         hashes
+    }
+
+    fn slot_orders(&self, slot: u64, skip: u64) -> Result<Option<SlotOrders>, String> {
+        let Some(store) = &self.replication.ledger else {
+            return Ok(None);
+        };
+        let found = ledger::slot_orders(
+            store,
+            &self.replication.log,
+            slot,
+            skip,
+            MAX_SLOT_ORDERS_PER_CALL,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(found.map(|(digest, total, envelopes)| SlotOrders {
+            slot,
+            digest,
+            total,
+            orders: envelopes
+                .into_iter()
+                .map(|e| ArchivedOrder {
+                    origin: e.body.origin,
+                    seq: e.body.seq,
+                    received_at_ms: e.body.received_at_ms,
+                    kind: e.body.kind,
+                    payload: e.body.payload,
+                    auth: e.body.auth,
+                    call: e.body.call,
+                })
+                .collect(),
+        }))
     }
 }
 

@@ -42,6 +42,9 @@ pub struct MemberConfig {
     /// Open a chain replica that was rolled back since its last commit (logged as an error)
     /// instead of refusing to start.
     pub accept_chain_rollback: bool,
+    /// Slots an order stays in the live order log after a final ledger record covers it; then
+    /// it moves to the archive, and a restart no longer reads it back into the pools.
+    pub log_retention_slots: u64,
 }
 
 /// Where a node reads the member list.

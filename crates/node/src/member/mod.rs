@@ -235,6 +235,7 @@ impl MemberNode {
                 store: ledger_store.clone(),
                 chain: chain.clone(),
                 chain_genesis: hub_genesis,
+                retention_slots: config.log_retention_slots,
             }),
         )
         .await?;
