@@ -103,8 +103,12 @@ where
         rx,
         final_tx,
     )?;
+    // The actor writes candidates and final records to disk as it goes (each a durable
+    // commit); on a thread of its own those waits never hold up the shared executor that runs
+    // replication and simplex.
     let actor = context
         .child("ledger")
+        .dedicated()
         .spawn(move |_| actor.run(channels.ledger));
     let engine = simplex::Engine::new(
         context.child("simplex"),
