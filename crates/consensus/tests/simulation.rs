@@ -1,7 +1,9 @@
 //! Deterministic simulation of the slot ledger: members agree on a record per slot while links
 //! lose 20 % of messages, the network splits in halves and heals, members crash and restart,
 //! and a Byzantine member lies about the chain's figures when it leads, overstates its cuts,
-//! forges cuts in other members' names and refuses every honest proposal.
+//! forges cuts in other members' names and refuses every honest proposal; and, in a scenario of
+//! its own, a Byzantine leader that equivocates: two different valid records in one view, each
+//! notarized to a different part of the network, while it withholds every other vote.
 //!
 //! Checked after the faults heal: every slot the chain reached is recorded at every honest
 //! member (liveness); all honest ledgers hold the same records (safety); every record matches
@@ -9,16 +11,35 @@
 //! holds; and a seed replays exactly (the runtime's audit state is compared).
 //! `SIM_SEEDS=<n>` runs n seeds, `SIM_SEED=<n>` replays one.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy_primitives::{B256, U256};
 use cobuild_consensus::{
-    BlockRef, Channels, Config, Cut, Ledger, Local, MemberId, Prefix, SlotFacts, SlotRecord, Store,
-    Winner, check_structure, start, to_b256, wire,
+    BlockRef, Channels, Config, Cut, Ledger, Local, MemberId, Prefix, Scheme, SignedCut, SlotFacts,
+    SlotRecord, Store, Winner, agreed_cut, check_structure, max_faults, start, to_b256, wire,
 };
-use commonware_cryptography::{Signer as _, ed25519};
+use commonware_codec::{Decode as _, Encode as _};
+use commonware_consensus::{
+    Viewable as _,
+    simplex::{
+        elector::{Config as _, Elector as _, RoundRobin, RoundRobinElector},
+        types::{Certificate, Notarize, Proposal, Vote},
+    },
+    types::{Epoch, Round},
+};
+use commonware_cryptography::{
+    Sha256, Signer as _, certificate::Scheme as _, certificate::Verifier as _, ed25519,
+    sha256::Digest,
+};
 use commonware_p2p::{
-    Recipients, Sender as _,
+    Receiver as _, Recipients, Sender as _,
     simulated::{self, Link, Oracle},
 };
 use commonware_runtime::{Clock, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
@@ -178,6 +199,137 @@ async fn start_member(
     ledger_sender
 }
 
+/// What the equivocating leader has learned from the ledger channel: each proposed record's
+/// slot by digest, and the honest members' signed cuts by slot.
+#[derive(Default)]
+struct Overheard {
+    slots: HashMap<B256, u64>,
+    cuts: BTreeMap<u64, BTreeMap<MemberId, SignedCut>>,
+}
+
+/// Runs member `me` as a Byzantine leader instead of an honest ledger: it never votes for
+/// anyone's proposal, and whenever a certificate makes it the leader of the next view it builds
+/// two different records for the slot, both valid (one from three honest cuts, one from two
+/// honest cuts and its own), and sends each with its notarize vote to a different part of the
+/// network. Returns how many views it equivocated in.
+async fn start_equivocator(
+    context: &deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    me: MemberId,
+    n: u32,
+    world: Arc<Mutex<World>>,
+) -> Arc<AtomicUsize> {
+    let control = oracle.control(key(me).public_key());
+    let channel = async |c| control.register(c, quota()).await.expect("channel");
+    let (mut votes, _) = channel(VOTES).await;
+    let (_, mut certificates) = channel(CERTIFICATES).await;
+    let _resolver = channel(RESOLVER).await;
+    let (mut ledger_out, mut ledger_in) = channel(LEDGER).await;
+    let config = Config::new(me, key(me), member_keys(n), B256::repeat_byte(7));
+    let scheme: Scheme = config.signer().expect("a member signs");
+    let participants = config.participants();
+    let elector: RoundRobinElector<Scheme> = RoundRobin::<Sha256>::default().build(&participants);
+    let mine = scheme.me().expect("a participant").index();
+    let f = max_faults(n as usize);
+    let heard = Arc::new(Mutex::new(Overheard::default()));
+    heard.lock().slots.insert(
+        to_b256(&cobuild_consensus::genesis_digest(B256::repeat_byte(7), 0)),
+        0,
+    );
+    let listener = heard.clone();
+    context
+        .child("equivocator_ledger")
+        .spawn(move |_| async move {
+            while let Ok((_, bytes)) = ledger_in.recv().await {
+                match wire::Message::decode(bytes.as_ref()) {
+                    Ok(wire::Message::Cut(cut)) if cut.cut.member != me => {
+                        let mut heard = listener.lock();
+                        let slot = heard.cuts.entry(cut.cut.slot).or_default();
+                        slot.insert(cut.cut.member, cut);
+                    }
+                    Ok(wire::Message::Proposal(record)) => {
+                        listener
+                            .lock()
+                            .slots
+                            .insert(to_b256(&record.digest()), record.slot);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    let equivocations = Arc::new(AtomicUsize::new(0));
+    let counter = equivocations.clone();
+    context.child("equivocator").spawn(move |_| async move {
+        let mut done = HashSet::new();
+        while let Ok((_, bytes)) = certificates.recv().await {
+            let Ok(certificate) = Certificate::<Scheme, Digest>::decode_cfg(
+                bytes,
+                &scheme.certificate_codec_config(),
+            ) else {
+                continue;
+            };
+            let (view, parent) = match certificate {
+                Certificate::Notarization(c) => (c.view(), c.proposal.payload),
+                Certificate::Finalization(c) => (c.view(), c.proposal.payload),
+                _ => continue,
+            };
+            let round = Round::new(Epoch::new(0), view.next());
+            if elector.elect(round, ()) != mine || !done.insert(view) {
+                continue;
+            }
+            let prev = to_b256(&parent);
+            let (slot, honest) = {
+                let heard = heard.lock();
+                let Some(slot) = heard.slots.get(&prev).map(|s| s + 1) else {
+                    continue;
+                };
+                let honest: Vec<SignedCut> = heard
+                    .cuts
+                    .get(&slot)
+                    .map(|cuts| cuts.values().cloned().collect())
+                    .unwrap_or_default();
+                (slot, honest)
+            };
+            if honest.len() < 3 || (world.lock().blocks.len() as u64) < slot {
+                continue;
+            }
+            let own = Cut::new(me, slot, honest[0].cut.prefixes.clone()).sign(&key(me));
+            let record = |cuts: Vec<SignedCut>| {
+                let plain: Vec<&Cut> = cuts.iter().map(|s| &s.cut).collect();
+                SlotRecord {
+                    epoch: 0,
+                    slot,
+                    facts: World::facts(slot),
+                    agreed: agreed_cut(&plain, f),
+                    cuts,
+                    prev,
+                }
+            };
+            let a = record(honest[..3].to_vec());
+            let b = record(vec![honest[0].clone(), honest[1].clone(), own]);
+            let victim = participants
+                .iter()
+                .find(|k| **k != key(me).public_key())
+                .expect("another member")
+                .clone();
+            let others: Vec<ed25519::PublicKey> = participants
+                .iter()
+                .filter(|k| **k != victim && **k != key(me).public_key())
+                .cloned()
+                .collect();
+            for (record, to) in [(a, Recipients::One(victim)), (b, Recipients::Some(others))] {
+                let proposal = Proposal::new(round, view, record.digest());
+                let vote =
+                    Notarize::<Scheme, Digest>::sign(&scheme, proposal).expect("a member signs");
+                ledger_out.send(to.clone(), wire::Message::Proposal(record).encode(), true);
+                votes.send(to, Vote::Notarize(vote).encode(), true);
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    equivocations
+}
+
 fn crash(member: &mut Member) {
     if let Some(ledger) = member.ledger.take() {
         ledger.consensus.abort();
@@ -188,6 +340,7 @@ fn crash(member: &mut Member) {
 #[derive(Debug, Clone, Copy)]
 struct Scenario {
     byzantine: bool,
+    equivocator: bool,
     loss: f64,
     split: bool,
     crashes: bool,
@@ -212,7 +365,7 @@ fn run(seed: u64, scenario: Scenario) -> String {
         .with_timeout(Some(Duration::from_secs(900)));
     deterministic::Runner::new(config).start(|context| async move {
         let n = 4u32;
-        let honest: Vec<MemberId> = if scenario.byzantine {
+        let honest: Vec<MemberId> = if scenario.byzantine || scenario.equivocator {
             vec![0, 1, 2]
         } else {
             vec![0, 1, 2, 3]
@@ -247,7 +400,13 @@ fn run(seed: u64, scenario: Scenario) -> String {
             liar: scenario.byzantine && id == 3,
         };
         let mut senders = Vec::new();
+        let mut equivocations = None;
         for member in &mut members {
+            if scenario.equivocator && member.id == 3 {
+                let started = start_equivocator(&context, &oracle, 3, n, world.clone()).await;
+                equivocations = Some(started);
+                continue;
+            }
             let v = view(member.id);
             senders.push(start_member(&context, &oracle, member, n, v).await);
         }
@@ -318,7 +477,8 @@ fn run(seed: u64, scenario: Scenario) -> String {
                 start_member(&context, &oracle, &mut members[victim], n, v).await;
             }
         }
-        // Faults heal: links whole and lossless; every honest member must record every slot.
+        // Faults heal: links whole and lossless; every honest member must record every slot the
+        // chain had by then.
         set_links(&oracle, &keys, false, 0.0).await;
         let target = world.lock().blocks.len() as u64 - 1;
         let deadline = context.current() + Duration::from_secs(120);
@@ -340,7 +500,13 @@ fn run(seed: u64, scenario: Scenario) -> String {
                 );
                 tokio::select! {
                     _ = final_slot.changed() => {}
-                    () = context.sleep(SLOT) => {}
+                    () = context.sleep(SLOT) => {
+                        // The chain goes on: a record notarized but not finalized (its view's
+                        // leader equivocated) becomes final with a later one.
+                        let mut w = world.lock();
+                        let slot = w.blocks.len() as u64 + 1;
+                        w.blocks.push(World::facts(slot));
+                    }
                 }
             }
         }
@@ -427,6 +593,13 @@ fn run(seed: u64, scenario: Scenario) -> String {
                 "seed {seed}: no record included the liar's cut"
             );
         }
+        if let Some(equivocations) = &equivocations {
+            // The attack was made, and still every honest ledger is the same (checked above).
+            assert!(
+                equivocations.load(Ordering::Relaxed) > 0,
+                "seed {seed}: the equivocator never led a view it could equivocate in"
+            );
+        }
         drop(w);
         context.auditor().state()
     })
@@ -449,6 +622,7 @@ fn test_honest_members_record_every_slot_over_lossy_links() {
             seed,
             Scenario {
                 byzantine: false,
+                equivocator: false,
                 loss: 0.2,
                 split: false,
                 crashes: false,
@@ -464,6 +638,7 @@ fn test_records_pause_in_a_partition_and_catch_up_after_crashes() {
             seed,
             Scenario {
                 byzantine: false,
+                equivocator: false,
                 loss: 0.2,
                 split: true,
                 crashes: true,
@@ -479,6 +654,23 @@ fn test_a_byzantine_member_cannot_bend_the_ledger() {
             seed,
             Scenario {
                 byzantine: true,
+                equivocator: false,
+                loss: 0.2,
+                split: false,
+                crashes: true,
+            },
+        );
+    }
+}
+
+#[test]
+fn test_an_equivocating_leader_cannot_split_the_ledger() {
+    for seed in seeds(0..3) {
+        run(
+            seed,
+            Scenario {
+                byzantine: false,
+                equivocator: true,
                 loss: 0.2,
                 split: false,
                 crashes: true,
@@ -491,6 +683,7 @@ fn test_a_byzantine_member_cannot_bend_the_ledger() {
 fn test_a_seed_replays_exactly() {
     let scenario = Scenario {
         byzantine: true,
+        equivocator: false,
         loss: 0.2,
         split: true,
         crashes: true,
