@@ -72,6 +72,10 @@ pub struct BenchArgs {
     /// as --intake-requests and --intake-connections); 0 skips them.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub replication_intake_secs: u64,
+    /// Also write every figure, with the machine's cores and load, to this JSON file
+    /// (durations in milliseconds).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 impl BenchArgs {

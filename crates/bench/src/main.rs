@@ -24,7 +24,13 @@ fn main() -> eyre::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let json = cli.args.json.clone();
     let report = run(&cli.args.into_config()).wrap_err("benchmark run failed")?;
     print!("{report}");
+    if let Some(path) = json {
+        report
+            .write_json(&path)
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }

@@ -86,9 +86,15 @@ fn main() -> eyre::Result<()> {
             .block_on(node::run(args)),
         // The benchmark runs its own runtimes around the measured work.
         Command::Bench(args) => {
+            let json = args.json.clone();
             let report =
                 cobuild_bench::run(&args.into_config()).wrap_err("benchmark run failed")?;
             print!("{report}");
+            if let Some(path) = json {
+                report
+                    .write_json(&path)
+                    .wrap_err_with(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Keys(command) => {

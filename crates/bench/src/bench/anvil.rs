@@ -87,7 +87,7 @@ impl AnvilConfig {
 }
 
 /// What anvil did with the same pending transactions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct AnvilFigure {
     /// `anvil --version`, first line.
     pub version: String,

@@ -89,7 +89,7 @@ impl From<DevnetError> for IntakeError {
 }
 
 /// What intake achieved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeFigure {
     /// Requests sent (answered or not).
     pub sent: usize,
@@ -100,6 +100,7 @@ pub struct IntakeFigure {
     /// Concurrent connections.
     pub connections: usize,
     /// From the first request to the last answer.
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::bench::report::ms")]
     pub elapsed: Duration,
     /// Accepted requests per second.
     pub requests_per_sec: f64,

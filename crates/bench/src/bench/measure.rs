@@ -102,17 +102,21 @@ pub fn seal_block(builder: BlockBuilder) -> Result<ExecutedBlock, BlockError> {
 }
 
 /// Latency percentiles of a set of samples (nearest rank).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Latency {
     /// Number of samples.
     pub samples: usize,
     /// Median.
+    #[serde(rename = "p50_ms", serialize_with = "crate::bench::report::ms")]
     pub p50: Duration,
     /// 99th percentile (the maximum below 100 samples).
+    #[serde(rename = "p99_ms", serialize_with = "crate::bench::report::ms")]
     pub p99: Duration,
     /// Fastest.
+    #[serde(rename = "min_ms", serialize_with = "crate::bench::report::ms")]
     pub min: Duration,
     /// Slowest.
+    #[serde(rename = "max_ms", serialize_with = "crate::bench::report::ms")]
     pub max: Duration,
 }
 

@@ -6,12 +6,15 @@ use alloy_primitives::{B256, U256};
 use cobuild_builder::BuiltBlock;
 
 use super::{
-    anvil::AnvilFigure, intake::IntakeFigure, measure::Latency, replication::ReplicationFigure,
+    anvil::AnvilFigure,
+    intake::IntakeFigure,
+    measure::Latency,
+    replication::{Machine, ReplicationFigure},
 };
 use crate::Mix;
 
 /// Simulation of the whole pool with a number of threads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SimFigure {
     /// Simulator worker threads.
     pub threads: usize,
@@ -22,7 +25,7 @@ pub struct SimFigure {
 }
 
 /// One building algorithm on the simulated pool.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct BuildFigure {
     /// The algorithm (`greedy`, `conflict-search`, `build_best`).
     pub algorithm: &'static str,
@@ -43,7 +46,7 @@ pub struct BuildFigure {
 }
 
 /// Sealing alone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SealFigure {
     /// The algorithm that built the sealed block (build_best's choice).
     pub algorithm: &'static str,
@@ -57,7 +60,7 @@ pub struct SealFigure {
 }
 
 /// Everything measured on one pool.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PoolReport {
     /// Orders in the pool.
     pub orders: usize,
@@ -88,6 +91,7 @@ pub struct PoolReport {
     /// The anvil baseline, if run.
     pub anvil: Option<AnvilFigure>,
     /// The blocks built (one per algorithm, in `builds` order), for checks.
+    #[serde(skip)]
     pub blocks: Vec<BuiltBlock>,
 }
 
@@ -101,7 +105,7 @@ impl PoolReport {
 }
 
 /// All figures of a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     /// Seed of the workloads.
     pub seed: u64,
@@ -112,6 +116,7 @@ pub struct Report {
     /// Untimed warm-up runs per measurement.
     pub warmup: usize,
     /// Time after which a measurement stops repeating.
+    #[serde(rename = "budget_ms", serialize_with = "crate::bench::report::ms")]
     pub budget: Duration,
     /// One report per pool size.
     pub pools: Vec<PoolReport>,
@@ -119,6 +124,21 @@ pub struct Report {
     pub intake: Option<IntakeFigure>,
     /// The replication benchmark, if run.
     pub replication: Option<ReplicationFigure>,
+    /// Cores and load average when the run began: figures taken beside other work mislead.
+    pub machine: Machine,
+}
+
+impl Report {
+    /// Writes every figure to `path` as JSON (what `--json` asks for).
+    pub fn write_json(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+}
+
+/// Writes a duration as milliseconds (a float), the unit every figure is read in.
+pub(crate) fn ms<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(duration.as_secs_f64() * 1e3)
 }
 
 fn ratio(a: Duration, b: Duration) -> Option<f64> {
@@ -326,6 +346,14 @@ impl fmt::Display for Report {
             self.warmup,
             self.budget.as_secs()
         )?;
+        match self.machine.load {
+            Some(load) => writeln!(
+                f,
+                "machine: {} cores, load average {load:.2} at the start",
+                self.machine.cores
+            )?,
+            None => writeln!(f, "machine: {} cores", self.machine.cores)?,
+        }
         for pool in &self.pools {
             writeln!(f)?;
             write!(f, "{pool}")?;

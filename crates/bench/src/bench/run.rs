@@ -26,6 +26,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
 /// Synchronous and long (minutes in release at the default sizes): call it from a plain
 /// thread, not from inside an async runtime (it starts its own for anvil and the RPC server).
 pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    let machine = replication::Machine::now();
     let mut pools = Vec::with_capacity(config.pools.len());
     for &orders in &config.pools {
         let mut workload_config = WorkloadConfig::new(orders, config.seed);
@@ -57,6 +58,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         pools,
         intake,
         replication,
+        machine,
     })
 }
 

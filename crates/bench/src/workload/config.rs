@@ -155,7 +155,7 @@ impl WorkloadConfig {
 }
 
 /// How many orders of each kind a workload holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Mix {
     /// Count per kind, in [`OrderKind::ALL`] order.
     pub counts: [usize; 7],

@@ -7,7 +7,7 @@ use std::{collections::HashSet, time::Duration};
 use alloy_sol_types::SolCall;
 use cobuild_bench::{
     AnvilConfig, BenchConfig, IntakeConfig, OrderKind, ReplicationConfig, Workload, WorkloadConfig,
-    bench::{Algo, intake, sim_orders},
+    bench::{Algo, Machine, Report, intake, sim_orders},
     replication, run_pool,
 };
 use cobuild_builder::conflict_groups;
@@ -204,6 +204,37 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
     assert!(report.ratio_vs_anvil("build_best").is_some());
     let table = report.to_string();
     assert!(table.contains("anvil evm_mine") && table.contains("conflict-search"));
+
+    // `--json` writes every figure, durations in milliseconds, beside the machine's load.
+    let run = Report {
+        seed: 5,
+        gas_limit: config.gas_limit,
+        reps: config.reps,
+        warmup: config.warmup,
+        budget: config.budget,
+        pools: vec![report.clone()],
+        intake: None,
+        replication: None,
+        machine: Machine::now(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bench.json");
+    run.write_json(&path).expect("writes");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("reads")).expect("json");
+    assert!(json["machine"]["cores"].as_u64() >= Some(1), "{json}");
+    let pool = &json["pools"][0];
+    assert_eq!(pool["orders"], 100);
+    assert_eq!(
+        pool["builds"].as_array().map(Vec::len),
+        Some(Algo::ALL.len())
+    );
+    for build in pool["builds"].as_array().expect("builds") {
+        let p50 = build["latency"]["p50_ms"].as_f64().expect("p50 in ms");
+        assert!(p50 > 0.0, "{build}");
+    }
+    assert!(pool["anvil"]["latency"]["p50_ms"].as_f64() > Some(0.0));
+    assert!(pool["seal"]["latency"]["p99_ms"].as_f64().is_some());
 
     // Every block stands on its own on the chain: import the best one.
     let best = report.blocks.last().expect("build_best block");

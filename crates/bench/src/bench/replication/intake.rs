@@ -30,7 +30,7 @@ use crate::bench::{
 };
 
 /// One intake run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeRun {
     /// Requests sent.
     pub sent: usize,
@@ -39,6 +39,7 @@ pub struct IntakeRun {
     /// Answered with an error, or the connection failed.
     pub errors: usize,
     /// From the first request to the last answer.
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::bench::report::ms")]
     pub elapsed: Duration,
     /// Accepted requests per second.
     pub requests_per_sec: f64,

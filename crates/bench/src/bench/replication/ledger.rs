@@ -86,19 +86,28 @@ pub(crate) fn extension(
 }
 
 /// What the ledger cost.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LedgerFigure {
     /// Slots recorded.
     pub records: usize,
     /// Slots that were not final at every member within the wait.
     pub missed: usize,
     /// Time between blocks.
+    #[serde(rename = "slot_ms", serialize_with = "crate::bench::report::ms")]
     pub slot: Duration,
     /// Block arrival to its record final at the last member.
     pub latency: Latency,
     /// CPU (user + system, whole process) per record, over the idle rate measured just before.
+    #[serde(
+        rename = "cpu_per_record_ms",
+        serialize_with = "crate::bench::report::ms"
+    )]
     pub cpu_per_record: Duration,
     /// CPU per order of the fixed-rate replication phase, over the same idle rate.
+    #[serde(
+        rename = "cpu_per_order_ms",
+        serialize_with = "crate::bench::report::ms"
+    )]
     pub cpu_per_order: Duration,
 }
 

@@ -162,7 +162,7 @@ pub enum ReplicationBenchError {
 }
 
 /// What one phase achieved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PhaseFigure {
     /// Orders durably committed and broadcast.
     pub offered: usize,
@@ -204,11 +204,12 @@ impl PhaseFigure {
 }
 
 /// Intake with replication off and on, in the same run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeComparison {
     /// Concurrent connections.
     pub connections: usize,
     /// Longest each run sends for.
+    #[serde(rename = "duration_ms", serialize_with = "crate::bench::report::ms")]
     pub duration: Duration,
     /// The server without a hook.
     pub off: IntakeRun,
@@ -226,15 +227,20 @@ impl IntakeComparison {
 }
 
 /// Everything the replication benchmark measured.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ReplicationFigure {
     /// Members.
     pub members: usize,
     /// The fixed rate asked for, orders/s.
     pub rate: u32,
     /// Length of the fixed-rate phase.
+    #[serde(rename = "duration_ms", serialize_with = "crate::bench::report::ms")]
     pub duration: Duration,
     /// Length of the as-fast-as-possible phase.
+    #[serde(
+        rename = "flood_duration_ms",
+        serialize_with = "crate::bench::report::ms"
+    )]
     pub flood_duration: Duration,
     /// Concurrent offers per member in that phase.
     pub flood_in_flight: usize,
@@ -269,7 +275,7 @@ impl ReplicationFigure {
 }
 
 /// The machine the members share.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Machine {
     /// Cores available to this process.
     pub cores: usize,
@@ -278,7 +284,8 @@ pub struct Machine {
 }
 
 impl Machine {
-    fn now() -> Self {
+    /// This machine now.
+    pub fn now() -> Self {
         Self {
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             // Absent off Linux; then the report just leaves it out.
@@ -311,7 +318,7 @@ impl Payloads {
 }
 
 /// The costs of one envelope at its origin and at a receiver, each alone on one thread.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Baseline {
     /// `Log::append_own` on an idle log, one after another (the durable commit).
     pub commit: Latency,
