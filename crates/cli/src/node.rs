@@ -14,9 +14,10 @@ use crate::args::{BidArgs, OrderflowArgs, flags};
 pub(crate) const KEY_FILE: &str = "node.key";
 
 /// Slots an order stays in the live log after a record covers it, unless told otherwise: longer
-/// than the block ranges private transactions and bundles are accepted with (25 blocks is the
-/// Flashbots default for a private transaction), so a restart still refills what can land.
-pub(crate) const DEFAULT_LOG_RETENTION_SLOTS: u64 = 32;
+/// than the default bundle horizon (256 blocks) and a private transaction's default range (25),
+/// so a restart still refills what can land. A private transaction given a longer
+/// `maxBlockNumber` is not refilled after it; it stays in the running pool.
+pub(crate) const DEFAULT_LOG_RETENTION_SLOTS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct NodeArgs {

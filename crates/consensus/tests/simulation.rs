@@ -1,7 +1,8 @@
 //! Deterministic simulation of the slot ledger: members agree on a record per slot while links
 //! lose 20 % of messages, the network splits in halves and heals, members crash and restart,
 //! and a Byzantine member lies about the chain's figures when it leads, overstates its cuts,
-//! forges cuts in other members' names and refuses every honest proposal; and, in a scenario of
+//! forges cuts in other members' names, floods junk proposals and refuses every honest proposal;
+//! and, in a scenario of
 //! its own, a Byzantine leader that equivocates: two different valid records in one view, each
 //! notarized to a different part of the network, while it withholds every other vote.
 //!
@@ -429,6 +430,23 @@ fn run(seed: u64, scenario: Scenario) -> String {
                     )
                     .sign(&key(3));
                     forge.send(Recipients::All, wire::Message::Cut(forged).encode(), false);
+                    // And floods junk proposals for the next slots, which must not crowd out
+                    // the honest leaders' records.
+                    for junk in 0..12u64 {
+                        let record = SlotRecord {
+                            epoch: 0,
+                            slot: slot + junk % 3,
+                            facts: World::facts(slot + junk % 3),
+                            cuts: Vec::new(),
+                            agreed: Vec::new(),
+                            prev: B256::from(U256::from(round * 100 + junk)),
+                        };
+                        forge.send(
+                            Recipients::All,
+                            wire::Message::Proposal(record).encode(),
+                            false,
+                        );
+                    }
                 }
             });
         }

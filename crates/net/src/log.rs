@@ -165,8 +165,21 @@ impl Log {
             // A crash between the archive's commit and the live log's can leave copies below
             // a floor; they are dropped here, or nothing would ever drop them.
             let mut table = tx.open_table(ENVELOPES)?;
+            let mut prefix = tx.open_table(CONTIGUOUS)?;
+            let mut high = tx.open_table(HIGH)?;
             for (&origin, &floor) in &floors {
                 table.retain_in((origin, 1)..=(origin, floor), |_, _| false)?;
+                // The archive is durable, received envelopes are not: after a crash (or with
+                // a lost or restored log) the live prefix can be below the floor, and nothing
+                // below the floor is ever stored live again. The archive holds all of it, so
+                // the prefix starts at the floor and extends over what the log holds above.
+                let mut contiguous = prefix.get(origin)?.map_or(0, |v| v.value()).max(floor);
+                while table.get((origin, contiguous + 1))?.is_some() {
+                    contiguous += 1;
+                }
+                prefix.insert(origin, contiguous)?;
+                let top = high.get(origin)?.map_or(0, |v| v.value()).max(contiguous);
+                high.insert(origin, top)?;
             }
         }
         tx.commit()?;
@@ -237,6 +250,13 @@ impl Log {
                     raised.insert(origin, last);
                 }
                 if last < target {
+                    if moved.len() < max {
+                        // The live log ends below the prefix it records.
+                        return Err(LogError::Db(redb::Error::Corrupted(format!(
+                            "origin {origin}: envelope {} missing below its prefix {contiguous}",
+                            last + 1
+                        ))));
+                    }
                     done = false;
                     break;
                 }
@@ -246,9 +266,13 @@ impl Log {
             return Ok(Archived { moved: 0, done });
         }
         self.archive.put(&moved, &raised)?;
-        self.floors
-            .write()
-            .extend(raised.iter().map(|(o, s)| (*o, *s)));
+        {
+            let mut floors = self.floors.write();
+            for (&origin, &seq) in &raised {
+                let floor = floors.entry(origin).or_default();
+                *floor = (*floor).max(seq);
+            }
+        }
         let mut tx = self.db.begin_write()?;
         // Losing this commit in a crash only leaves copies the next open drops.
         tx.set_durability(redb::Durability::None)?;
@@ -423,6 +447,10 @@ impl Log {
         from: u64,
         max: usize,
     ) -> Result<Vec<Envelope>, LogError> {
+        // The live snapshot first: whatever the floor is by the time it is read, the live
+        // snapshot still holds everything above it, and the archive everything below.
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENVELOPES)?;
         let floor = self.floor(origin);
         let mut out = Vec::new();
         let mut next = from;
@@ -436,8 +464,6 @@ impl Log {
         if out.len() == max {
             return Ok(out);
         }
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(ENVELOPES)?;
         for entry in table
             .range((origin, next)..=(origin, u64::MAX))?
             .take(max - out.len())
@@ -493,10 +519,12 @@ impl Log {
         &self,
         mut f: impl FnMut(Envelope) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.archive
-            .for_each(|origin, seq, bytes| f(decode(origin, seq, bytes)?))?;
+        // The live snapshot before the archive's, so an envelope moved meanwhile is seen twice
+        // rather than not at all.
         let tx = self.db.begin_read().map_err(LogError::from)?;
         let table = tx.open_table(ENVELOPES).map_err(LogError::from)?;
+        self.archive
+            .for_each(|origin, seq, bytes| f(decode(origin, seq, bytes)?))?;
         for entry in table.iter().map_err(LogError::from)? {
             let (key, value) = entry.map_err(LogError::from)?;
             let (origin, seq) = key.value();

@@ -291,11 +291,13 @@ pub fn slot_orders(
         })
         .filter(|(_, from, to)| from <= to)
         .collect();
-    let total = ranges.iter().map(|(_, from, to)| to - from + 1).sum();
+    let total = ranges
+        .iter()
+        .fold(0u64, |sum, (_, from, to)| sum.saturating_add(to - from + 1));
     let mut skip = skip;
     let mut out = Vec::new();
     for (origin, from, to) in ranges {
-        let len = to - from + 1;
+        let len = (to - from).saturating_add(1);
         if skip >= len {
             skip -= len;
             continue;

@@ -9,8 +9,9 @@ use crate::rule::share;
 pub struct Split<K> {
     /// Each order's part, in the order given (orders that paid nothing get nothing).
     pub parts: Vec<(K, U256)>,
-    /// What rounding left over; it goes to the first order that paid the most, so the parts
-    /// always add up to the refund.
+    /// What rounding left over; it goes to the first order that paid the most (the first
+    /// order when none paid anything), so the parts add up to the refund whenever there is an
+    /// order to give it to.
     pub rounding: U256,
 }
 
@@ -20,16 +21,15 @@ pub fn split<K: Clone>(refund: U256, orders: &[(K, U256)]) -> Split<K> {
     let total: U256 = orders
         .iter()
         .fold(U256::ZERO, |sum, (_, paid)| sum.saturating_add(*paid));
+    // Shares of a saturated total add up to less than the refund; the rounding takes the rest.
     let mut parts: Vec<(K, U256)> = orders
         .iter()
         .map(|(key, paid)| (key.clone(), share(*paid, refund, total)))
         .collect();
-    let given: U256 = parts.iter().map(|(_, part)| *part).sum();
-    let rounding = if total.is_zero() {
-        U256::ZERO
-    } else {
-        refund - given
-    };
+    let given = parts
+        .iter()
+        .fold(U256::ZERO, |sum, (_, part)| sum.saturating_add(*part));
+    let rounding = refund.saturating_sub(given);
     let largest = orders
         .iter()
         .enumerate()
@@ -76,8 +76,8 @@ mod tests {
             ]
         );
         assert_eq!(odd.rounding, U256::from(1));
-        // Orders that paid nothing earn nothing, and nothing is invented for them.
-        let none = split(U256::from(10), &[("a", U256::ZERO)]);
-        assert_eq!(none.parts, vec![("a", U256::ZERO)]);
+        // Orders that paid nothing share nothing pro rata; the refund is not lost either.
+        let none = split(U256::from(10), &[("a", U256::ZERO), ("b", U256::ZERO)]);
+        assert_eq!(none.parts, vec![("a", U256::from(10)), ("b", U256::ZERO)]);
     }
 }

@@ -73,6 +73,16 @@ pub enum RefundError {
     /// A joint set names an identity with no contribution.
     #[error("joint set names {0}, which has no orders in the block")]
     UnknownIdentity(Identity),
+    /// The figures add up to more wei than exist (2^256).
+    #[error("the figures overflow 256 bits")]
+    Overflow,
+}
+
+/// `Σ values`, or [`RefundError::Overflow`].
+fn sum(values: impl IntoIterator<Item = U256>) -> Result<U256, RefundError> {
+    values.into_iter().try_fold(U256::ZERO, |total, v| {
+        total.checked_add(v).ok_or(RefundError::Overflow)
+    })
 }
 
 /// Applies the rule to `figures`.
@@ -97,40 +107,41 @@ pub fn refunds(figures: &SlotFigures) -> Result<Refunds, RefundError> {
             (*identity, c.paid.min(loss))
         })
         .collect();
-    let total = marginal
-        .values()
-        .fold(U256::ZERO, |sum, mu| sum.saturating_add(*mu));
+    let total = sum(marginal.values().copied())?;
     let to_split = figures.value.saturating_sub(figures.payment).min(total);
     let mut refunds: BTreeMap<Identity, U256> = marginal
         .iter()
         .map(|(identity, mu)| (*identity, share(*mu, to_split, total)))
         .collect();
     for joint in &figures.joint {
-        let paid = joint.identities.iter().fold(U256::ZERO, |sum, i| {
-            sum.saturating_add(figures.contributions[i].paid)
-        });
+        let paid = sum(joint
+            .identities
+            .iter()
+            .map(|i| figures.contributions[i].paid))?;
         let cap = paid.min(figures.value.saturating_sub(joint.value_without));
         cut_to(&mut refunds, &joint.identities, cap);
     }
     refunds.retain(|_, r| !r.is_zero());
-    let paid_out = refunds
-        .values()
-        .fold(U256::ZERO, |sum, r| sum.saturating_add(*r));
+    let paid_out = sum(refunds.values().copied())?;
     Ok(Refunds {
         marginal,
         to_split,
-        remainder: to_split - paid_out,
+        // Each share is rounded down from its exact part of `to_split`, and caps only lower them.
+        remainder: to_split
+            .checked_sub(paid_out)
+            .ok_or(RefundError::Overflow)?,
         refunds,
     })
 }
 
-/// `⌊part · whole / of⌋` without overflow (`part ≤ of`, so the result fits).
+/// `⌊part · whole / of⌋` without overflow; callers pass `whole ≤ of`, so it is at most `part`
+/// (saturating otherwise rather than panicking).
 pub(crate) fn share(part: U256, whole: U256, of: U256) -> U256 {
     if of.is_zero() {
         return U256::ZERO;
     }
     let exact = U512::from(part) * U512::from(whole) / U512::from(of);
-    U256::from(exact)
+    U256::saturating_from(exact)
 }
 
 /// Lowers the refunds of `set` until they add up to at most `cap`, by the least squared change:
@@ -288,6 +299,18 @@ mod tests {
         assert_eq!(refunds(&bad), Err(RefundError::UnknownIdentity(id(9))));
         bad.joint[0].identities = [id(1)].into();
         assert_eq!(refunds(&bad), Err(RefundError::JointTooSmall(1)));
+        // Contributions that add up past 2^256 wei are refused, not wrapped or saturated.
+        let huge = Contribution {
+            paid: U256::MAX,
+            value_without: U256::ZERO,
+        };
+        let overflow = SlotFigures {
+            value: U256::MAX,
+            payment: U256::ZERO,
+            contributions: [(id(1), huge), (id(2), huge)].into(),
+            joint: Vec::new(),
+        };
+        assert_eq!(refunds(&overflow), Err(RefundError::Overflow));
     }
 
     /// A small deterministic generator, so a failing case can be replayed from its seed.

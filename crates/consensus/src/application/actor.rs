@@ -38,7 +38,7 @@ const FETCH_BATCH: usize = 32;
 /// Slots past the last final one for which cuts and candidates are kept (bounds memory against
 /// a member that signs cuts for slots far ahead).
 const WINDOW: u64 = 256;
-/// Candidates kept per slot (at least one per member).
+/// Candidates taken per slot from each member.
 const MAX_CANDIDATES_PER_SLOT: usize = 8;
 /// How often own cuts are re-sent and final records asked for.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
@@ -74,6 +74,8 @@ pub(crate) struct Actor<E, L> {
     verifies: Vec<PendingVerify>,
     /// Own cuts are signed for every slot up to this one.
     signed: u64,
+    /// Candidates taken from each member, by slot and member.
+    received: BTreeMap<(u64, MemberId), usize>,
     final_slot: watch::Sender<u64>,
     ticks: u64,
 }
@@ -106,6 +108,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 .map(|(id, key)| (key.clone(), *id))
                 .collect(),
             signed: last.0,
+            received: BTreeMap::new(),
             context,
             local,
             store,
@@ -225,15 +228,17 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             }
             wire::Message::Proposal(record) => {
                 let slot = record.slot;
-                // A member may propose once per view, so a slot sees a handful of candidates;
-                // more from anyone are spam and would each cost a disk write.
-                let of_slot = self.candidates.values().filter(|r| r.slot == slot).count();
+                // A member may propose once per view, so a slot sees a handful of candidates
+                // from each; more are spam and would each cost a disk write. Counted per
+                // sender, so one member's spam cannot crowd out the others' proposals.
+                let sent = self.received.get(&(slot, peer_id)).copied().unwrap_or(0);
                 if slot > self.last.0
                     && slot <= self.last.0 + WINDOW
-                    && of_slot < MAX_CANDIDATES_PER_SLOT.max(self.config.members.len())
+                    && sent < MAX_CANDIDATES_PER_SLOT
                 {
                     let digest = to_b256(&record.digest());
                     if !self.candidates.contains_key(&digest) {
+                        *self.received.entry((slot, peer_id)).or_default() += 1;
                         if let Err(e) = self.store.put_candidate(&record) {
                             tracing::warn!(error = %e, "ledger.candidate.store_failed");
                         }
@@ -540,6 +545,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         }
         self.last = tip;
         self.cuts = self.cuts.split_off(&(tip.0 + 1));
+        self.received = self.received.split_off(&(tip.0 + 1, 0));
         self.candidates.retain(|_, record| record.slot > tip.0);
         let store = &self.store;
         self.finals
