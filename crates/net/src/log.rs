@@ -46,6 +46,16 @@ pub enum LogError {
         /// Why.
         source: EnvelopeError,
     },
+    /// The log records a prefix, but an envelope below it is not stored (a damaged file).
+    #[error("origin {origin}'s envelope {seq} is missing below its recorded prefix {contiguous}")]
+    Gap {
+        /// Origin.
+        origin: MemberId,
+        /// The missing envelope.
+        seq: u64,
+        /// The prefix the log records.
+        contiguous: u64,
+    },
 }
 
 macro_rules! db_err {
@@ -230,6 +240,11 @@ impl Log {
                     continue;
                 }
                 let room = max.saturating_sub(moved.len());
+                let gap = |last: u64| LogError::Gap {
+                    origin,
+                    seq: last + 1,
+                    contiguous,
+                };
                 let mut last = floor;
                 for entry in table
                     .range((origin, floor + 1)..=(origin, target))?
@@ -238,10 +253,7 @@ impl Log {
                     let (key, value) = entry?;
                     let seq = key.value().1;
                     if seq != last + 1 {
-                        return Err(LogError::Db(redb::Error::Corrupted(format!(
-                            "origin {origin}: envelope {} missing below its prefix {contiguous}",
-                            last + 1
-                        ))));
+                        return Err(gap(last));
                     }
                     moved.push(((origin, seq), value.value().to_vec()));
                     last = seq;
@@ -252,10 +264,7 @@ impl Log {
                 if last < target {
                     if moved.len() < max {
                         // The live log ends below the prefix it records.
-                        return Err(LogError::Db(redb::Error::Corrupted(format!(
-                            "origin {origin}: envelope {} missing below its prefix {contiguous}",
-                            last + 1
-                        ))));
+                        return Err(gap(last));
                     }
                     done = false;
                     break;
