@@ -5,7 +5,9 @@
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
 use alloy_primitives::{B256, U64};
-use cobuild_consensus::{Entry, SlotRecord, check_structure, genesis_digest, to_b256};
+use cobuild_consensus::{
+    Entry, Epoch, Membership, SlotRecord, check_structure, genesis_digest, to_b256,
+};
 use cobuild_registry::{FileRegistry, Registry as _};
 use cobuild_rpc::{LedgerEntry, MAX_RECORDS_PER_CALL};
 use eyre::{WrapErr, bail, eyre};
@@ -165,6 +167,15 @@ fn render(entry: &LedgerEntry) -> String {
         .collect();
     let _ = writeln!(out, "  agreed cut (origin:orders) {}", agreed.join(" "));
     let _ = writeln!(out, "  previous record {}", record.prev);
+    let _ = writeln!(out, "  epoch {}", record.epoch);
+    if !record.next.is_empty() {
+        let next: Vec<String> = record.next.0.iter().map(|m| m.id.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  closes its epoch: members {} agree on the records after it",
+            next.join(", ")
+        );
+    }
     let _ = writeln!(out, "  final by {}", entry.final_by);
     out
 }
@@ -232,83 +243,107 @@ fn verify(runtime: &tokio::runtime::Runtime, args: &VerifyArgs) -> eyre::Result<
     let registry = FileRegistry::open(&registry_path)
         .wrap_err_with(|| format!("opening {}", registry_path.display()))?;
     let listed = registry.members().wrap_err("reading the registry")?;
-    let members = cobuild_consensus::member_keys(listed.iter().map(|m| (m.id, m.node_key)))
-        .map_err(|id| eyre!("member {id}'s node key in the registry is not an ed25519 key"))?;
-    let verifier = cobuild_consensus::verifier(&members);
+    let registry_members =
+        cobuild_consensus::member_keys(listed.iter().map(|m| (m.id, m.node_key)))
+            .map_err(|id| eyre!("member {id}'s node key in the registry is not an ed25519 key"))?;
 
     let last: Option<LedgerEntry> =
         serde_json::from_value(call(runtime, &url, "cobuild_getSlotRecord", json!([null]))?)?;
     let Some(last) = last else {
         bail!("{url} holds no final record yet");
     };
-    let to = args.to.unwrap_or(last.slot.to());
-    if args.from == 0 || args.from > to {
-        bail!("nothing to check: --from {} --to {to}", args.from);
-    }
-    // Where the run starts: the record before it, or the genesis for the first.
-    let start = if args.from == 1 {
-        let (genesis, _) =
-            block_hashes(runtime, &url, 0)?.ok_or_else(|| eyre!("{url} has no genesis block"))?;
-        (0, to_b256(&genesis_digest(genesis, 0)))
-    } else {
-        let before = records(runtime, &url, args.from - 1, args.from - 1)?;
-        let record = &before
-            .first()
-            .ok_or_else(|| eyre!("{url} holds no record of slot {}", args.from - 1))?
-            .record;
-        (record.slot, to_b256(&record.digest()))
-    };
-    let mut entries = records(runtime, &url, args.from, to)?;
-    if entries.len() as u64 != to - args.from + 1 {
+    let tip: u64 = last.slot.to();
+    let to = args.to.unwrap_or(tip);
+    if args.from == 0 || args.from > to || to > tip {
         bail!(
-            "{url} holds {} of the {} records {}..={to}",
-            entries.len(),
-            to - args.from + 1,
+            "nothing to check: --from {} --to {to} (last final slot {tip})",
             args.from
         );
     }
-    // Records at the end without their own certificate are proven by a later one.
-    let checked = entries.len();
-    if entries.last().is_some_and(|e| e.finalization.is_empty()) {
-        let later = records(runtime, &url, to + 1, to + MAX_RECORDS_PER_CALL)?;
-        let through = later.iter().position(|e| !e.finalization.is_empty());
-        entries.extend(later.into_iter().take(through.map_or(0, |i| i + 1)));
+    // The trust anchor is the registry's current membership: it must have certified the last
+    // record, and every record before it is bound to that one by the hash chain, the founders
+    // included (the genesis digest commits to them). So the whole chain is walked, from the
+    // founders through every epoch change, to the last record.
+    let founders: Option<Membership> =
+        serde_json::from_value(call(runtime, &url, "cobuild_getLedgerFounders", json!([]))?)?;
+    let founders = founders.ok_or_else(|| eyre!("{url} has not started its ledger"))?;
+    let founding = Epoch::new(
+        0,
+        founders
+            .keys()
+            .map_err(|e| eyre!("the ledger's founders are not usable: {e}"))?,
+    );
+    let (chain_genesis, _) =
+        block_hashes(runtime, &url, 0)?.ok_or_else(|| eyre!("{url} has no genesis block"))?;
+    let genesis = (0, to_b256(&genesis_digest(chain_genesis, &founders)));
+    let entries = records(runtime, &url, 1, tip)?;
+    if entries.len() as u64 != tip {
+        bail!(
+            "{url} holds {} of the {tip} records 1..={tip}",
+            entries.len()
+        );
     }
-    let certified = cobuild_consensus::verify_run(&entries, start, &verifier)
+    let (certified, _) = cobuild_consensus::verify_run(&entries, genesis, &founding)
         .wrap_err("the ledger does not verify")?;
-    let mut prev = start;
-    for entry in &entries[..checked] {
+    let mut prev = genesis;
+    let mut epoch = founding;
+    let mut tip_epoch = epoch.clone();
+    for entry in &entries {
         let record: &SlotRecord = &entry.record;
-        check_structure(record, record.epoch, prev, &members)
-            .map_err(|e| eyre!("record {}: {e}", record.slot))?;
-        let block = record.facts.block;
-        match block_hashes(runtime, &url, block.number)? {
-            Some((hash, parent)) if hash == block.hash && parent == block.parent => {}
-            Some((hash, _)) => bail!(
-                "record {}: block #{} is {} on the chain, the record says {}",
-                record.slot,
-                block.number,
-                hash,
-                block.hash
-            ),
-            None => bail!(
-                "record {}: the chain has no block #{}",
-                record.slot,
-                block.number
-            ),
+        if (args.from..=to).contains(&record.slot) {
+            check_structure(record, &epoch, prev)
+                .map_err(|e| eyre!("record {}: {e}", record.slot))?;
+            check_block(runtime, &url, record)?;
         }
         prev = (record.slot, to_b256(&record.digest()));
+        tip_epoch = epoch.clone();
+        epoch = epoch.after(record);
+    }
+    if tip_epoch.members != registry_members {
+        let ids = |epoch: &Epoch| epoch.members.keys().copied().collect::<Vec<_>>();
+        bail!(
+            "the last record was certified by epoch {}'s members {:?}, the registry lists {:?}{}",
+            tip_epoch.number,
+            ids(&tip_epoch),
+            registry_members.keys().collect::<Vec<_>>(),
+            if epoch.members == registry_members {
+                " (the last record hands over to them: check again after the next record)"
+            } else {
+                " (a registry change takes effect at the next record: check again then)"
+            }
+        );
     }
     Ok(format!(
-        "ledger at {url}: records {}..={to} verify ({} with their own certificate, the rest \
-         final by a later record), linked from {}, every cut signed by its member, every block \
-         on the chain\n",
+        "ledger at {url}: records {}..={to} verify, every cut signed by its member, every block \
+         on the chain; the chain links from the genesis of founders {:?} through {} epoch \
+         change(s) to record {tip}, {certified} records with their own certificate (the rest \
+         final by a later one), the last certified by the registry's members\n",
         args.from,
-        certified.min(checked),
-        if args.from == 1 {
-            "the genesis".to_owned()
-        } else {
-            format!("record {}", start.0)
-        },
+        founders.0.iter().map(|m| m.id).collect::<Vec<_>>(),
+        tip_epoch.number,
     ))
+}
+
+/// Checks that the record's block is the chain's block at its number.
+fn check_block(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    record: &SlotRecord,
+) -> eyre::Result<()> {
+    let block = record.facts.block;
+    match block_hashes(runtime, url, block.number)? {
+        Some((hash, parent)) if hash == block.hash && parent == block.parent => Ok(()),
+        Some((hash, _)) => bail!(
+            "record {}: block #{} is {} on the chain, the record says {}",
+            record.slot,
+            block.number,
+            hash,
+            block.hash
+        ),
+        None => bail!(
+            "record {}: the chain has no block #{}",
+            record.slot,
+            block.number
+        ),
+    }
 }

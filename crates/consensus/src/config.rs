@@ -6,7 +6,7 @@ use alloy_primitives::B256;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_utils::ordered::Set;
 
-use crate::{MemberId, Scheme, application::DEFAULT_VERIFY_TIMEOUT};
+use crate::{Epoch, MemberId, Membership, Scheme, application::DEFAULT_VERIFY_TIMEOUT};
 
 /// Domain separation of consensus votes.
 pub const VOTE_NAMESPACE: &[u8] = b"cobuild.ledger.v1";
@@ -18,10 +18,10 @@ pub struct Config {
     pub me: MemberId,
     /// Its node key: signs its cuts and votes.
     pub key: ed25519::PrivateKey,
-    /// Every member of the epoch with its node key (this one included).
+    /// The founding members with their node keys: the members of epoch 0 when this member's
+    /// ledger is new. A ledger that has started keeps the founders it stored; later epochs'
+    /// members come from the records that opened them.
     pub members: BTreeMap<MemberId, ed25519::PublicKey>,
-    /// The membership epoch.
-    pub epoch: u64,
     /// The chain's genesis block hash: the ledger's first record links to a digest of it.
     pub chain_genesis: B256,
     /// The slot of the ledger's first record.
@@ -48,7 +48,6 @@ impl Config {
             me,
             key,
             members,
-            epoch: 0,
             chain_genesis,
             first_slot: 1,
             tick: Duration::from_millis(100),
@@ -58,22 +57,22 @@ impl Config {
         }
     }
 
-    /// The members' keys in consensus's order (sorted by key).
-    pub fn participants(&self) -> Set<ed25519::PublicKey> {
-        Set::from_iter_dedup(self.members.values().cloned())
+    /// The founding membership.
+    pub fn founders(&self) -> Membership {
+        Membership::from_keys(&self.members)
     }
 
-    /// A scheme that checks votes and certificates only.
-    pub fn verifier(&self) -> Scheme {
-        Scheme::verifier(VOTE_NAMESPACE, self.participants())
-    }
-
-    /// A scheme that also signs this member's votes (`None` if its key is not a member's).
-    pub fn signer(&self) -> Option<Scheme> {
+    /// A scheme that signs this member's votes in `epoch` (`None` if it is not a member of it
+    /// under its key).
+    pub fn signer(&self, epoch: &Epoch) -> Option<Scheme> {
         let mine = self.key.public_key();
-        if self.members.get(&self.me) != Some(&mine) {
+        if epoch.members.get(&self.me) != Some(&mine) {
             return None;
         }
-        Scheme::signer(VOTE_NAMESPACE, self.participants(), self.key.clone())
+        Scheme::signer(
+            VOTE_NAMESPACE,
+            Set::from_iter_dedup(epoch.members.values().cloned()),
+            self.key.clone(),
+        )
     }
 }

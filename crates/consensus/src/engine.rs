@@ -2,7 +2,7 @@
 //! its own, over whatever authenticated network carries them (commonware's `lookup` network in
 //! production, its simulated network in tests).
 
-use std::{num::NonZeroU16, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, num::NonZeroU16, sync::Arc, time::Duration};
 
 use commonware_consensus::{
     simplex::{
@@ -10,10 +10,13 @@ use commonware_consensus::{
         config::{Floor, ForwardPolicy, SkipBudget, SkipPolicy},
         elector::RoundRobin,
     },
-    types::{Epoch, ViewDelta},
+    types::ViewDelta,
 };
-use commonware_cryptography::{Sha256, ed25519};
-use commonware_p2p::{Blocker, Receiver, Sender};
+use commonware_cryptography::{Digest as _, Sha256, ed25519};
+use commonware_p2p::{
+    Blocker, Receiver, Sender,
+    utils::mux::{MuxHandle, Muxer},
+};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_utils::{NZDuration, NZUsize};
@@ -21,9 +24,8 @@ use rand_core::CryptoRng;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    Config, Store, StoreError,
+    Config, Digest, Epoch, Scheme, Store, StoreError,
     application::{Actor, Local, Mailbox},
-    record::genesis_digest,
 };
 
 /// The channels a ledger runs on: consensus's votes, certificates and resolver, and the
@@ -57,7 +59,9 @@ pub struct Ledger {
     pub store: Arc<Store>,
     /// The slot of the last final record (the one before the first slot while none is).
     pub final_slot: watch::Receiver<u64>,
-    /// Consensus.
+    /// The epoch of the next record, and the digest its consensus builds on.
+    pub epoch: watch::Receiver<(Epoch, Digest)>,
+    /// Consensus, one simplex instance per epoch.
     pub consensus: Handle<()>,
     /// The ledger actor.
     pub actor: Handle<()>,
@@ -71,7 +75,14 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
-/// Starts simplex and the ledger actor for `config.me`.
+/// Starts the ledger actor and, for each epoch this member belongs to, simplex among the
+/// epoch's members.
+///
+/// Consensus's three channels are split by epoch (commonware's muxer, the epoch number as the
+/// subchannel), so an epoch's instance never hears another's votes. When a final record
+/// closes an epoch the actor names the next one, and the instance of the old epoch is stopped
+/// and one of the new members started on the record that closed it: a membership change takes
+/// effect at a record boundary, never inside a slot.
 pub fn start<E, L, B, S, R>(
     context: E,
     config: Config,
@@ -87,22 +98,23 @@ where
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
-    let scheme = config.signer().ok_or(StartError::NotAMember(config.me))?;
     let (tx, rx) = mpsc::channel(1024);
     let mailbox = Mailbox::new(tx);
     let (final_tx, final_slot) = watch::channel(0);
-    let genesis = genesis_digest(config.chain_genesis, config.epoch);
-    let leader_timeout = config.leader_timeout;
-    let partition = format!("{}-{}", config.partition, config.epoch);
-    let epoch = config.epoch;
+    let (epochs_tx, epochs) = watch::channel((Epoch::new(0, BTreeMap::new()), Digest::EMPTY));
     let actor = Actor::new(
         context.child("ledger"),
-        config,
+        config.clone(),
         local,
         store.clone(),
         rx,
         final_tx,
+        epochs_tx,
     )?;
+    let first = epochs.borrow().0.clone();
+    if config.signer(&first).is_none() && first.members.contains_key(&config.me) {
+        return Err(StartError::NotAMember(config.me));
+    }
     // The actor writes candidates and final records to disk as it goes (each a durable
     // commit); on a thread of its own those waits never hold up the shared executor that runs
     // replication and simplex.
@@ -110,8 +122,115 @@ where
         .child("ledger")
         .dedicated()
         .spawn(move |_| actor.run(channels.ledger));
-    let engine = simplex::Engine::new(
-        context.child("simplex"),
+    let epoch = epochs.clone();
+    let (votes, certificates, resolver) =
+        (channels.votes, channels.certificates, channels.resolver);
+    let consensus = context.child("epochs").spawn(move |context| {
+        // The muxers are this task's children: stopping the ledger stops them too.
+        let (votes, votes_mux) = Muxer::new(context.child("votes"), votes.0, votes.1);
+        let (certificates, certificates_mux) = Muxer::new(
+            context.child("certificates"),
+            certificates.0,
+            certificates.1,
+        );
+        let (resolver, resolver_mux) =
+            Muxer::new(context.child("resolver"), resolver.0, resolver.1);
+        votes.start();
+        certificates.start();
+        resolver.start();
+        run_epochs(
+            context,
+            config,
+            blocker,
+            mailbox,
+            epochs,
+            [votes_mux, certificates_mux, resolver_mux],
+        )
+    });
+    Ok(Ledger {
+        store,
+        final_slot,
+        epoch,
+        consensus,
+        actor,
+    })
+}
+
+/// Runs simplex for the current epoch, replacing the instance whenever the actor enters a new
+/// one; ends when the actor does.
+async fn run_epochs<E, B, S>(
+    context: E,
+    config: Config,
+    blocker: B,
+    mailbox: Mailbox,
+    mut epochs: watch::Receiver<(Epoch, Digest)>,
+    mut muxes: [MuxHandle<S>; 3],
+) where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+{
+    let mut running: Option<Handle<()>> = None;
+    loop {
+        let (epoch, floor) = epochs.borrow_and_update().clone();
+        if let Some(old) = running.take() {
+            old.abort();
+        }
+        match config.signer(&epoch) {
+            Some(scheme) => {
+                let [votes, certificates, resolver] = &mut muxes;
+                let subchannels = (
+                    votes.register(epoch.number).await,
+                    certificates.register(epoch.number).await,
+                    resolver.register(epoch.number).await,
+                );
+                let (Ok(votes), Ok(certificates), Ok(resolver)) = subchannels else {
+                    tracing::error!(epoch = epoch.number, "ledger.epoch.channels_unavailable");
+                    return;
+                };
+                let engine = simplex_engine(
+                    context
+                        .child("simplex")
+                        .with_attribute("epoch", epoch.number),
+                    &config,
+                    scheme,
+                    blocker.clone(),
+                    mailbox.clone(),
+                    epoch.number,
+                    floor,
+                );
+                running = Some(engine.start(votes, certificates, resolver));
+                tracing::info!(epoch = epoch.number, "ledger.consensus.started");
+            }
+            // Not a member of this epoch: the actor still follows the final records.
+            None => tracing::info!(epoch = epoch.number, "ledger.consensus.not_a_member"),
+        }
+        if epochs.changed().await.is_err() {
+            if let Some(old) = running.take() {
+                old.abort();
+            }
+            return;
+        }
+    }
+}
+
+/// The simplex engine of one epoch, building on `floor`.
+fn simplex_engine<E, B>(
+    context: E,
+    config: &Config,
+    scheme: Scheme,
+    blocker: B,
+    mailbox: Mailbox,
+    epoch: u64,
+    floor: Digest,
+) -> simplex::Engine<E, Scheme, RoundRobin<Sha256>, B, Digest, Mailbox, Mailbox, Mailbox, Sequential>
+where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+{
+    let leader_timeout = config.leader_timeout;
+    simplex::Engine::new(
+        context,
         simplex::config::Config {
             scheme,
             elector: RoundRobin::<Sha256>::default(),
@@ -121,10 +240,10 @@ where
             reporter: mailbox,
             track_historical_votes: false,
             strategy: Sequential,
-            partition,
+            partition: format!("{}-{epoch}", config.partition),
             mailbox_size: NZUsize!(1024),
-            epoch: Epoch::new(epoch),
-            floor: Floor::Genesis(genesis),
+            epoch: commonware_consensus::types::Epoch::new(epoch),
+            floor: Floor::Genesis(floor),
             replay_buffer: NZUsize!(1024 * 1024),
             write_buffer: NZUsize!(1024 * 1024),
             page_cache: CacheRef::new(
@@ -143,12 +262,5 @@ where
             fetch_retry_delay: Duration::from_millis(200),
             forward: ForwardPolicy::SilentVoters,
         },
-    );
-    let consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
-    Ok(Ledger {
-        store,
-        final_slot,
-        consensus,
-        actor,
-    })
+    )
 }

@@ -17,6 +17,7 @@
 mod application;
 mod config;
 pub mod engine;
+mod epoch;
 mod record;
 mod store;
 mod verify;
@@ -25,9 +26,11 @@ pub mod wire;
 pub use application::{Local, Mailbox};
 pub use config::{Config, VOTE_NAMESPACE};
 pub use engine::{Channels, Ledger, StartError, start};
+pub use epoch::{Epoch, MemberKey, Membership, MembershipError};
 pub use record::{
     BlockRef, CUT_NAMESPACE, Cut, MemberId, Prefix, RecordError, SignedCut, SlotFacts, SlotRecord,
-    Winner, agreed_cut, check_structure, genesis_digest, max_faults, quorum, to_b256,
+    Winner, agreed_cut, bridge_digest, check_structure, genesis_digest, max_faults, quorum,
+    to_b256,
 };
 pub use store::{Entry, Store, StoreError};
 pub use verify::{VerifyError, certificate, member_keys, verifier, verify_run};

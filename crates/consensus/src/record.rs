@@ -10,6 +10,8 @@ use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use commonware_cryptography::{Hasher as _, Sha256, Signer as _, Verifier as _, ed25519, sha256};
 use serde::{Deserialize, Serialize};
 
+use crate::{Epoch, Membership};
+
 /// A member's id, as the registry numbers members.
 pub type MemberId = u32;
 
@@ -17,6 +19,8 @@ pub type MemberId = u32;
 pub const CUT_NAMESPACE: &[u8] = b"cobuild.cut.v1";
 /// Domain separation of the genesis digest the first record builds on.
 const GENESIS_NAMESPACE: &[u8] = b"cobuild.ledger.genesis.v1";
+/// Domain separation of bridge payloads.
+const BRIDGE_NAMESPACE: &[u8] = b"cobuild.ledger.bridge.v1";
 
 /// One origin's contiguous prefix: every envelope of `origin` up to `seq` is held.
 #[derive(
@@ -174,6 +178,8 @@ pub struct SlotRecord {
     pub agreed: Vec<Prefix>,
     /// Digest of the previous record (or of the ledger's genesis).
     pub prev: B256,
+    /// The members of the next epoch when this record closes its epoch; empty otherwise.
+    pub next: Membership,
 }
 
 impl SlotRecord {
@@ -200,13 +206,22 @@ impl SlotRecord {
 }
 
 /// The digest the ledger's first record links to: fixed by the chain's genesis block and the
-/// epoch, so two ledgers of different chains never share a record.
-pub fn genesis_digest(chain_genesis: B256, epoch: u64) -> sha256::Digest {
+/// founding members, so two ledgers of different chains never share a record and every record
+/// commits, through the hash chain, to who founded the ledger.
+pub fn genesis_digest(chain_genesis: B256, founders: &Membership) -> sha256::Digest {
     Sha256::hash(&[
         GENESIS_NAMESPACE,
         chain_genesis.as_slice(),
-        &epoch.to_be_bytes(),
+        &alloy_rlp::encode(founders),
     ])
+}
+
+/// The payload consensus agrees on after a record that closes its epoch, in place of a record:
+/// the closing record's epoch may add nothing after it, but its consensus must still be able
+/// to finalize it when its own view's finalize votes were lost, and a finalized bridge
+/// finalizes the record it names (as a child finalizes its parent).
+pub fn bridge_digest(closing: &B256) -> sha256::Digest {
+    Sha256::hash(&[BRIDGE_NAMESPACE, closing.as_slice()])
 }
 
 /// Converts a digest to the `B256` records carry.
@@ -297,6 +312,9 @@ pub enum RecordError {
     /// The agreed cut is not what the cuts give.
     #[error("the agreed cut is not the (f+1)-th highest prefix of the cuts")]
     WrongAgreedCut,
+    /// The next epoch's membership is unusable, or names the current one.
+    #[error("the next membership is not valid: {0}")]
+    BadNext(String),
     /// The block or figures differ from this member's chain.
     #[error("the slot's block or figures differ from this member's chain: {ours:?}")]
     WrongFacts {
@@ -305,19 +323,30 @@ pub enum RecordError {
     },
 }
 
-/// Checks a proposed record against everything but the chain: its link, slot, epoch, cuts and
-/// agreed cut. `members` maps every member of the epoch to its node key.
+/// Checks a proposed record against everything but the chain: its link, slot, epoch, cuts,
+/// agreed cut and the next membership it names, if any.
 pub fn check_structure(
     record: &SlotRecord,
-    epoch: u64,
+    epoch: &Epoch,
     parent: (u64, B256),
-    members: &BTreeMap<MemberId, ed25519::PublicKey>,
 ) -> Result<(), RecordError> {
-    if record.epoch != epoch {
+    let members = &epoch.members;
+    if record.epoch != epoch.number {
         return Err(RecordError::WrongEpoch {
             got: record.epoch,
-            current: epoch,
+            current: epoch.number,
         });
+    }
+    if !record.next.is_empty() {
+        let next = record
+            .next
+            .keys()
+            .map_err(|e| RecordError::BadNext(e.to_string()))?;
+        if next == *members {
+            return Err(RecordError::BadNext(
+                "it names the current membership".into(),
+            ));
+        }
     }
     if record.prev != parent.1 {
         return Err(RecordError::WrongParent {
@@ -406,6 +435,7 @@ mod tests {
             cuts,
             agreed,
             prev,
+            next: Membership::default(),
         }
     }
 
@@ -451,29 +481,30 @@ mod tests {
     #[test]
     fn test_a_well_formed_record_passes_and_each_flaw_is_named() {
         let members = members(4);
+        let epoch = Epoch::new(0, members.clone());
         let prev = B256::repeat_byte(1);
         let cuts: Vec<SignedCut> = (0..3)
             .map(|m| cut(m, 5, &[(0, 3 + u64::from(m))]).sign(&key(m)))
             .collect();
         let good = record(cuts.clone(), prev);
-        assert_eq!(check_structure(&good, 0, (4, prev), &members), Ok(()));
+        assert_eq!(check_structure(&good, &epoch, (4, prev)), Ok(()));
 
         assert!(matches!(
-            check_structure(&good, 0, (4, B256::ZERO), &members),
+            check_structure(&good, &epoch, (4, B256::ZERO)),
             Err(RecordError::WrongParent { .. })
         ));
         assert!(matches!(
-            check_structure(&good, 0, (3, prev), &members),
+            check_structure(&good, &epoch, (3, prev)),
             Err(RecordError::WrongSlot { .. })
         ));
         assert!(matches!(
-            check_structure(&good, 1, (4, prev), &members),
+            check_structure(&good, &Epoch::new(1, members.clone()), (4, prev)),
             Err(RecordError::WrongEpoch { .. })
         ));
         // Two cuts only: below the quorum of 3.
         let short = record(cuts[..2].to_vec(), prev);
         assert!(matches!(
-            check_structure(&short, 0, (4, prev), &members),
+            check_structure(&short, &epoch, (4, prev)),
             Err(RecordError::TooFewCuts { .. })
         ));
         // The same member twice.
@@ -482,14 +513,14 @@ mod tests {
             prev,
         );
         assert!(matches!(
-            check_structure(&twice, 0, (4, prev), &members),
+            check_structure(&twice, &epoch, (4, prev)),
             Err(RecordError::TooFewCuts { .. })
         ));
         // A forged cut: member 2's cut signed by member 3's key.
         let mut forged = cuts.clone();
         forged[2] = cut(2, 5, &[(0, 100)]).sign(&key(3));
         assert!(matches!(
-            check_structure(&record(forged, prev), 0, (4, prev), &members),
+            check_structure(&record(forged, prev), &epoch, (4, prev)),
             Err(RecordError::BadCut {
                 member: 2,
                 why: "bad signature"
@@ -499,15 +530,29 @@ mod tests {
         let mut stale = cuts.clone();
         stale[1] = cut(1, 4, &[(0, 3)]).sign(&key(1));
         assert!(matches!(
-            check_structure(&record(stale, prev), 0, (4, prev), &members),
+            check_structure(&record(stale, prev), &epoch, (4, prev)),
             Err(RecordError::BadCut { member: 1, .. })
         ));
         // An agreed cut raised above what the cuts give.
         let mut raised = good.clone();
         raised.agreed[0].seq += 1;
         assert_eq!(
-            check_structure(&raised, 0, (4, prev), &members),
+            check_structure(&raised, &epoch, (4, prev)),
             Err(RecordError::WrongAgreedCut)
         );
+        // A change of membership: a new set passes; the current one, or a broken one, not.
+        let mut closing = good.clone();
+        closing.next = Membership::from_keys(&self::members(5));
+        assert_eq!(check_structure(&closing, &epoch, (4, prev)), Ok(()));
+        closing.next = Membership::from_keys(&members);
+        assert!(matches!(
+            check_structure(&closing, &epoch, (4, prev)),
+            Err(RecordError::BadNext(_))
+        ));
+        closing.next.0.reverse();
+        assert!(matches!(
+            check_structure(&closing, &epoch, (4, prev)),
+            Err(RecordError::BadNext(_))
+        ));
     }
 }

@@ -13,11 +13,19 @@ use alloy_primitives::{B256, Bytes};
 use alloy_rlp::{RlpDecodable, RlpEncodable};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::record::{SlotRecord, to_b256};
+use crate::{
+    Epoch, Membership,
+    record::{SlotRecord, to_b256},
+};
 
 const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("records");
 const DIGESTS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("digests");
 const CANDIDATES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("candidates");
+/// Epoch number → slot of the record that opened it (the one that closed the epoch before).
+const EPOCHS: TableDefinition<'_, u64, u64> = TableDefinition::new("epochs");
+/// The founding membership, under [`FOUNDERS`].
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const FOUNDERS: &str = "founders";
 
 /// A final record and the proof that it is final.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
@@ -38,6 +46,9 @@ pub enum StoreError {
     /// A stored entry does not decode (the file is damaged).
     #[error("ledger entry {0} does not decode")]
     Corrupt(u64),
+    /// The stored founders, or an epoch's membership, is missing or unusable.
+    #[error("ledger membership of epoch {0} is missing or damaged")]
+    Membership(u64),
     /// The entry does not extend the ledger.
     #[error("record {slot} does not extend the ledger (last {last:?})")]
     NotNext {
@@ -90,8 +101,73 @@ impl Store {
         tx.open_table(RECORDS)?;
         tx.open_table(DIGESTS)?;
         tx.open_table(CANDIDATES)?;
+        tx.open_table(EPOCHS)?;
+        tx.open_table(META)?;
         tx.commit()?;
         Ok(Self { db })
+    }
+
+    /// The ledger's founding membership: the stored one, or `founders` stored now if the
+    /// ledger has none yet (its first start). Once founded, a ledger keeps its founders
+    /// whatever the registry says later.
+    pub fn found(&self, founders: &Membership) -> Result<Membership, StoreError> {
+        if let Some(stored) = self.founders()? {
+            return Ok(stored);
+        }
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?
+            .insert(FOUNDERS, alloy_rlp::encode(founders).as_slice())?;
+        tx.commit()?;
+        Ok(founders.clone())
+    }
+
+    /// The founding membership, once the ledger has started.
+    pub fn founders(&self) -> Result<Option<Membership>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(META)?;
+        let Some(bytes) = table.get(FOUNDERS)? else {
+            return Ok(None);
+        };
+        alloy_rlp::decode_exact(bytes.value())
+            .map(Some)
+            .map_err(|_| StoreError::Membership(0))
+    }
+
+    /// The members of epoch `number`: the founders for 0, else the membership named by the
+    /// record that opened it (`None` while the ledger has not reached it).
+    pub fn membership(&self, number: u64) -> Result<Option<Epoch>, StoreError> {
+        let damaged = || StoreError::Membership(number);
+        let membership = if number == 0 {
+            match self.founders()? {
+                Some(founders) => founders,
+                None => return Ok(None),
+            }
+        } else {
+            let Some(slot) = self.opened(number)? else {
+                return Ok(None);
+            };
+            self.get(slot)?.ok_or_else(damaged)?.record.next
+        };
+        let members = membership.keys().map_err(|_| damaged())?;
+        Ok(Some(Epoch::new(number, members)))
+    }
+
+    /// The slot of the record that opened epoch `number` (none for the founders' epoch, or
+    /// one not reached).
+    pub fn opened(&self, number: u64) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(EPOCHS)?.get(number)?.map(|slot| slot.value()))
+    }
+
+    /// The epoch the next record belongs to: the last record's, or the one it opens.
+    pub fn next_epoch(&self) -> Result<Option<Epoch>, StoreError> {
+        let Some(last) = self.last()? else {
+            return self.membership(0);
+        };
+        let epoch = self
+            .membership(last.record.epoch)?
+            .ok_or(StoreError::Membership(last.record.epoch))?;
+        Ok(Some(epoch.after(&last.record)))
     }
 
     /// The last final record.
@@ -153,6 +229,7 @@ impl Store {
         {
             let mut records = tx.open_table(RECORDS)?;
             let mut digests = tx.open_table(DIGESTS)?;
+            let mut epochs = tx.open_table(EPOCHS)?;
             let mut tip = match records.last()? {
                 Some((slot, bytes)) => {
                     let entry = decode(slot.value(), bytes.value())?;
@@ -173,6 +250,9 @@ impl Store {
                 let digest = to_b256(&record.digest());
                 records.insert(record.slot, alloy_rlp::encode(entry).as_slice())?;
                 digests.insert(&digest.0, record.slot)?;
+                if !record.next.is_empty() {
+                    epochs.insert(record.epoch + 1, record.slot)?;
+                }
                 tip = Some((record.slot, digest));
             }
             let mut candidates = tx.open_table(CANDIDATES)?;
@@ -247,6 +327,7 @@ mod tests {
             cuts: Vec::new(),
             agreed: Vec::new(),
             prev,
+            next: Membership::default(),
         }
     }
 
@@ -289,5 +370,55 @@ mod tests {
             Some(2)
         );
         assert_eq!(store.get(1).expect("get").map(|e| e.record), Some(first));
+    }
+
+    #[test]
+    fn test_founders_stay_and_each_epoch_s_members_come_from_the_record_that_opened_it() {
+        use commonware_cryptography::Signer as _;
+        let keys = |ids: &[u32]| -> std::collections::BTreeMap<u32, _> {
+            ids.iter()
+                .map(|&id| {
+                    let key = commonware_cryptography::ed25519::PrivateKey::from_seed(id.into());
+                    (id, key.public_key())
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ledger.redb");
+        let founders = Membership::from_keys(&keys(&[0, 1, 2, 3]));
+        let first = record(1, B256::repeat_byte(9));
+        let mut closing = record(2, to_b256(&first.digest()));
+        closing.next = Membership::from_keys(&keys(&[1, 2, 3, 4]));
+        let third = SlotRecord {
+            epoch: 1,
+            ..record(3, to_b256(&closing.digest()))
+        };
+        let entry = |record: &SlotRecord| Entry {
+            record: record.clone(),
+            finalization: Bytes::new(),
+        };
+        {
+            let store = Store::open(&path).expect("open");
+            assert_eq!(store.next_epoch().expect("epoch"), None, "not founded yet");
+            assert_eq!(store.found(&founders).expect("found"), founders);
+            store.append(&[entry(&first)]).expect("first");
+            let epoch = store.next_epoch().expect("epoch").expect("founded");
+            assert_eq!((epoch.number, epoch.members), (0, keys(&[0, 1, 2, 3])));
+            store.append(&[entry(&closing)]).expect("closing");
+            let epoch = store.next_epoch().expect("epoch").expect("founded");
+            assert_eq!((epoch.number, epoch.members), (1, keys(&[1, 2, 3, 4])));
+            store.append(&[entry(&third)]).expect("third");
+        }
+        let store = Store::open(&path).expect("reopen");
+        // A registry read later does not refound the ledger.
+        let other = Membership::from_keys(&keys(&[7]));
+        assert_eq!(store.found(&other).expect("found"), founders);
+        assert_eq!(store.opened(1).expect("opened"), Some(2));
+        let epoch = store.next_epoch().expect("epoch").expect("founded");
+        assert_eq!((epoch.number, epoch.members), (1, keys(&[1, 2, 3, 4])));
+        assert_eq!(
+            store.membership(0).expect("membership").map(|e| e.members),
+            Some(keys(&[0, 1, 2, 3]))
+        );
     }
 }

@@ -9,13 +9,15 @@ use commonware_cryptography::{certificate::Verifier as _, ed25519};
 use commonware_parallel::Sequential;
 use commonware_utils::ordered::Set;
 
-use crate::{Entry, Finalization, MemberId, Scheme, VOTE_NAMESPACE, to_b256};
+use crate::{
+    Entry, Epoch, Finalization, MemberId, Scheme, VOTE_NAMESPACE, record::bridge_digest, to_b256,
+};
 
 /// Why a run of records does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    /// A record does not follow the one before it.
-    #[error("record {slot} does not link to the record before it")]
+    /// A record does not follow the one before it (slot, link or epoch).
+    #[error("record {slot} does not follow the record before it")]
     Broken {
         /// Its slot.
         slot: u64,
@@ -60,7 +62,8 @@ pub fn verifier(members: &BTreeMap<MemberId, ed25519::PublicKey>) -> Scheme {
     )
 }
 
-/// The entry's certificate, checked against `verifier` (`None` when it carries none).
+/// The entry's certificate, checked against `verifier` (`None` when it carries none). A record
+/// that closes its epoch may be certified by the finalization of its bridge.
 pub fn certificate(entry: &Entry, verifier: &Scheme) -> Result<Option<Finalization>, VerifyError> {
     if entry.finalization.is_empty() {
         return Ok(None);
@@ -74,7 +77,16 @@ pub fn certificate(entry: &Entry, verifier: &Scheme) -> Result<Option<Finalizati
         slot,
         why: "does not decode",
     })?;
-    if to_b256(&finalization.proposal.payload) != to_b256(&entry.record.digest()) {
+    if finalization.proposal.round.epoch().get() != entry.record.epoch {
+        return Err(VerifyError::BadCertificate {
+            slot,
+            why: "certifies a round of another epoch",
+        });
+    }
+    let digest = to_b256(&entry.record.digest());
+    let payload = to_b256(&finalization.proposal.payload);
+    let bridged = !entry.record.next.is_empty() && payload == to_b256(&bridge_digest(&digest));
+    if payload != digest && !bridged {
         return Err(VerifyError::BadCertificate {
             slot,
             why: "certifies another record",
@@ -89,23 +101,31 @@ pub fn certificate(entry: &Entry, verifier: &Scheme) -> Result<Option<Finalizati
     Ok(Some(finalization))
 }
 
-/// Checks `entries`, which follow the record `(slot, digest)`: links and certificates. Returns
-/// how many carried their own certificate.
+/// Checks `entries`, which follow the record `(slot, digest)` and start in `epoch`: links,
+/// epochs and certificates, each against the members of its record's epoch (a record that
+/// closes an epoch names the next one's). Returns how many carried their own certificate, and
+/// the epoch of the record after the run.
 pub fn verify_run(
     entries: &[Entry],
     after: (u64, B256),
-    verifier: &Scheme,
-) -> Result<usize, VerifyError> {
+    epoch: &Epoch,
+) -> Result<(usize, Epoch), VerifyError> {
     let mut tip = after;
+    let mut epoch = epoch.clone();
     let mut unproven: Option<u64> = None;
     let mut certified = 0;
     for entry in entries {
         let record = &entry.record;
-        if Some(record.slot) != tip.0.checked_add(1) || record.prev != tip.1 {
+        if Some(record.slot) != tip.0.checked_add(1)
+            || record.prev != tip.1
+            || record.epoch != epoch.number
+        {
             return Err(VerifyError::Broken { slot: record.slot });
         }
         tip = (record.slot, to_b256(&record.digest()));
-        if certificate(entry, verifier)?.is_some() {
+        let proven = certificate(entry, &epoch.verifier)?.is_some();
+        epoch = epoch.after(record);
+        if proven {
             certified += 1;
             unproven = None;
         } else {
@@ -114,6 +134,6 @@ pub fn verify_run(
     }
     match unproven {
         Some(from) => Err(VerifyError::Unproven { from, to: tip.0 }),
-        None => Ok(certified),
+        None => Ok((certified, epoch)),
     }
 }

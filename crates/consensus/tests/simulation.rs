@@ -1,10 +1,10 @@
 //! Deterministic simulation of the slot ledger: members agree on a record per slot while links
 //! lose 20 % of messages, the network splits in halves and heals, members crash and restart,
-//! and a Byzantine member lies about the chain's figures when it leads, overstates its cuts,
-//! forges cuts in other members' names, floods junk proposals and refuses every honest proposal;
-//! and, in a scenario of
-//! its own, a Byzantine leader that equivocates: two different valid records in one view, each
-//! notarized to a different part of the network, while it withholds every other vote.
+//! and a Byzantine member lies about the chain's figures when it leads, proposes a membership
+//! of its own, overstates its cuts, forges cuts in other members' names, floods junk proposals
+//! and refuses every honest proposal; and, in a scenario of its own, a Byzantine leader that equivocates: two different valid records in one view, each
+//! notarized to a different part of the network, while it withholds every other vote; and, in
+//! another, the registry adding a member and later removing a founder while members crash.
 //!
 //! Checked after the faults heal: every slot the chain reached is recorded at every honest
 //! member (liveness); all honest ledgers hold the same records (safety); every record matches
@@ -23,8 +23,9 @@ use std::{
 
 use alloy_primitives::{B256, U256};
 use cobuild_consensus::{
-    BlockRef, Channels, Config, Cut, Ledger, Local, MemberId, Prefix, Scheme, SignedCut, SlotFacts,
-    SlotRecord, Store, Winner, agreed_cut, check_structure, max_faults, start, to_b256, wire,
+    BlockRef, Channels, Config, Cut, Epoch as LedgerEpoch, Ledger, Local, MemberId, Membership,
+    Prefix, Scheme, SignedCut, SlotFacts, SlotRecord, Store, Winner, agreed_cut, check_structure,
+    genesis_digest, max_faults, start, to_b256, wire,
 };
 use commonware_codec::{Decode as _, Encode as _};
 use commonware_consensus::{
@@ -42,9 +43,10 @@ use commonware_cryptography::{
 use commonware_p2p::{
     Receiver as _, Recipients, Sender as _,
     simulated::{self, Link, Oracle},
+    utils::mux::Muxer,
 };
 use commonware_runtime::{Clock, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
-use commonware_utils::{NZU32, NZUsize, Probability};
+use commonware_utils::{NZU32, NZUsize, Probability, ordered::Set};
 use parking_lot::Mutex;
 
 const VOTES: u64 = 10;
@@ -58,7 +60,21 @@ fn key(id: MemberId) -> ed25519::PrivateKey {
 }
 
 fn member_keys(n: u32) -> BTreeMap<MemberId, ed25519::PublicKey> {
-    (0..n).map(|id| (id, key(id).public_key())).collect()
+    keys_of(0..n)
+}
+
+fn keys_of(ids: impl IntoIterator<Item = MemberId>) -> BTreeMap<MemberId, ed25519::PublicKey> {
+    ids.into_iter()
+        .map(|id| (id, key(id).public_key()))
+        .collect()
+}
+
+/// The digest the ledger founded by `founders` starts from.
+fn genesis(founders: &BTreeMap<MemberId, ed25519::PublicKey>) -> B256 {
+    to_b256(&genesis_digest(
+        B256::repeat_byte(7),
+        &Membership::from_keys(founders),
+    ))
 }
 
 /// The true chain and what each member holds, shared by the test and the members' views.
@@ -67,6 +83,8 @@ struct World {
     blocks: Vec<SlotFacts>,
     /// Per member, per origin: the contiguous prefix it holds.
     holdings: BTreeMap<MemberId, BTreeMap<MemberId, u64>>,
+    /// The members the registry lists (every member reads the same registry).
+    registry: BTreeMap<MemberId, ed25519::PublicKey>,
 }
 
 impl World {
@@ -104,7 +122,9 @@ impl Local for View {
             return None;
         }
         let mut facts = self.world.lock().blocks.get(slot as usize - 1).copied()?;
-        if self.liar {
+        // The liar's figures are wrong on odd slots; on even ones its records would pass but
+        // for the membership it names.
+        if self.liar && slot % 2 == 1 {
             facts.payment += U256::from(1);
         }
         Some(facts)
@@ -119,6 +139,14 @@ impl Local for View {
                 seq: if self.liar { seq + 1_000 } else { seq },
             })
             .collect()
+    }
+
+    fn members(&self) -> Option<BTreeMap<MemberId, ed25519::PublicKey>> {
+        if self.liar {
+            // A registry of its own: the liar alone.
+            return Some(keys_of([self.me]));
+        }
+        Some(self.world.lock().registry.clone())
     }
 }
 
@@ -166,7 +194,7 @@ async fn start_member(
     context: &deterministic::Context,
     oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
     member: &mut Member,
-    n: u32,
+    founders: &BTreeMap<MemberId, ed25519::PublicKey>,
     view: View,
 ) -> simulated::Sender<ed25519::PublicKey, deterministic::Context> {
     let control = oracle.control(key(member.id).public_key());
@@ -181,7 +209,7 @@ async fn start_member(
     let mut config = Config::new(
         member.id,
         key(member.id),
-        member_keys(n),
+        founders.clone(),
         B256::repeat_byte(7),
     );
     config.leader_timeout = Duration::from_millis(500);
@@ -222,21 +250,27 @@ async fn start_equivocator(
 ) -> Arc<AtomicUsize> {
     let control = oracle.control(key(me).public_key());
     let channel = async |c| control.register(c, quota()).await.expect("channel");
-    let (mut votes, _) = channel(VOTES).await;
-    let (_, mut certificates) = channel(CERTIFICATES).await;
-    let _resolver = channel(RESOLVER).await;
+    // Consensus runs on the members' channels split by epoch; this one speaks in epoch 0.
+    let subchannel = async |c| {
+        let (sender, receiver) = channel(c).await;
+        let (muxer, mut handle) = Muxer::new(context.child("equivocator_mux"), sender, receiver);
+        muxer.start();
+        handle.register(0).await.expect("subchannel")
+    };
+    let (mut votes, _) = subchannel(VOTES).await;
+    let (_, mut certificates) = subchannel(CERTIFICATES).await;
+    let _resolver = subchannel(RESOLVER).await;
     let (mut ledger_out, mut ledger_in) = channel(LEDGER).await;
     let config = Config::new(me, key(me), member_keys(n), B256::repeat_byte(7));
-    let scheme: Scheme = config.signer().expect("a member signs");
-    let participants = config.participants();
+    let scheme: Scheme = config
+        .signer(&LedgerEpoch::new(0, member_keys(n)))
+        .expect("a member signs");
+    let participants = Set::from_iter_dedup(member_keys(n).into_values());
     let elector: RoundRobinElector<Scheme> = RoundRobin::<Sha256>::default().build(&participants);
     let mine = scheme.me().expect("a participant").index();
     let f = max_faults(n as usize);
     let heard = Arc::new(Mutex::new(Overheard::default()));
-    heard.lock().slots.insert(
-        to_b256(&cobuild_consensus::genesis_digest(B256::repeat_byte(7), 0)),
-        0,
-    );
+    heard.lock().slots.insert(genesis(&member_keys(n)), 0);
     let listener = heard.clone();
     context
         .child("equivocator_ledger")
@@ -304,6 +338,7 @@ async fn start_equivocator(
                     agreed: agreed_cut(&plain, f),
                     cuts,
                     prev,
+                    next: Membership::default(),
                 }
             };
             let a = record(honest[..3].to_vec());
@@ -345,6 +380,8 @@ struct Scenario {
     loss: f64,
     split: bool,
     crashes: bool,
+    /// The registry adds a fifth member, then removes a founder.
+    changes: bool,
 }
 
 /// A small deterministic generator for what the test does.
@@ -365,11 +402,12 @@ fn run(seed: u64, scenario: Scenario) -> String {
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(900)));
     deterministic::Runner::new(config).start(|context| async move {
-        let n = 4u32;
+        let n: u32 = if scenario.changes { 5 } else { 4 };
+        let founders = member_keys(4);
         let honest: Vec<MemberId> = if scenario.byzantine || scenario.equivocator {
             vec![0, 1, 2]
         } else {
-            vec![0, 1, 2, 3]
+            (0..n).collect()
         };
         let keys: Vec<_> = (0..n).map(|id| key(id).public_key()).collect();
         let (network, oracle) = simulated::Network::new_with_peers(
@@ -386,7 +424,10 @@ fn run(seed: u64, scenario: Scenario) -> String {
         network.start();
         set_links(&oracle, &keys, false, scenario.loss).await;
 
-        let world = Arc::new(Mutex::new(World::default()));
+        let world = Arc::new(Mutex::new(World {
+            registry: founders.clone(),
+            ..World::default()
+        }));
         let mut members: Vec<Member> = (0..n)
             .map(|id| Member {
                 id,
@@ -409,7 +450,7 @@ fn run(seed: u64, scenario: Scenario) -> String {
                 continue;
             }
             let v = view(member.id);
-            senders.push(start_member(&context, &oracle, member, n, v).await);
+            senders.push(start_member(&context, &oracle, member, &founders, v).await);
         }
         // The Byzantine member also forges cuts in honest members' names.
         if scenario.byzantine {
@@ -440,6 +481,7 @@ fn run(seed: u64, scenario: Scenario) -> String {
                             cuts: Vec::new(),
                             agreed: Vec::new(),
                             prev: B256::from(U256::from(round * 100 + junk)),
+                            next: Membership::default(),
                         };
                         forge.send(
                             Recipients::All,
@@ -469,6 +511,13 @@ fn run(seed: u64, scenario: Scenario) -> String {
                     }
                 }
             }
+            // The registry changes mid-run: member 4 joins, later founder 0 leaves.
+            if scenario.changes && step == 10 {
+                world.lock().registry = member_keys(5);
+            }
+            if scenario.changes && step == 24 {
+                world.lock().registry = keys_of(1..5);
+            }
             if scenario.split && step % 10 == 3 {
                 split = !split;
                 set_links(&oracle, &keys, split, scenario.loss).await;
@@ -492,7 +541,7 @@ fn run(seed: u64, scenario: Scenario) -> String {
                 crash(&mut members[victim]);
                 context.sleep(SLOT * 2).await;
                 let v = view(victim as MemberId);
-                start_member(&context, &oracle, &mut members[victim], n, v).await;
+                start_member(&context, &oracle, &mut members[victim], &founders, v).await;
             }
         }
         // Faults heal: links whole and lossless; every honest member must record every slot the
@@ -557,30 +606,32 @@ fn run(seed: u64, scenario: Scenario) -> String {
             .store
             .range(1, target, usize::MAX)
             .expect("range");
-        let genesis = to_b256(&cobuild_consensus::genesis_digest(B256::repeat_byte(7), 0));
-        let certified = cobuild_consensus::verify_run(
+        let founding = LedgerEpoch::new(0, founders.clone());
+        let (certified, _) = cobuild_consensus::verify_run(
             &entries[..entries
                 .iter()
                 .rposition(|e| !e.finalization.is_empty())
                 .map_or(0, |i| i + 1)],
-            (0, genesis),
-            &cobuild_consensus::verifier(&member_keys(n)),
+            (0, genesis(&founders)),
+            &founding,
         )
-        .expect("the ledger verifies against the members' keys");
+        .expect("the ledger verifies against each epoch's members' keys");
         assert!(
             certified > 0,
             "seed {seed}: no record carries its own certificate"
         );
         let w = world.lock();
-        let mut prev = to_b256(&cobuild_consensus::genesis_digest(B256::repeat_byte(7), 0));
+        let mut prev = genesis(&founders);
+        let mut epoch = founding;
         for record in &reference {
             assert_eq!(
                 record.facts,
                 World::facts(record.slot),
                 "seed {seed}: true figures"
             );
-            check_structure(record, 0, (record.slot - 1, prev), &member_keys(n))
+            check_structure(record, &epoch, (record.slot - 1, prev))
                 .expect("an honest member's checks accept every final record");
+            epoch = epoch.after(record);
             for prefix in &record.agreed {
                 let held_by_honest = honest
                     .iter()
@@ -599,6 +650,10 @@ fn run(seed: u64, scenario: Scenario) -> String {
             prev = to_b256(&record.digest());
         }
         if scenario.byzantine {
+            assert!(
+                reference.iter().all(|r| r.next.is_empty()),
+                "seed {seed}: the liar's membership was agreed"
+            );
             // The liar's overstated cuts did go into records, so the agreed-cut bound above was
             // tested against real overstatements (its lying figures are refused: every record
             // carries the true ones, checked above).
@@ -609,6 +664,45 @@ fn run(seed: u64, scenario: Scenario) -> String {
                         |c| c.cut.member == 3 && c.cut.prefixes.iter().any(|p| p.seq >= 1_000)
                     )),
                 "seed {seed}: no record included the liar's cut"
+            );
+        }
+        if scenario.changes {
+            // Each change took effect at a record boundary: epoch 0 of the founders, epoch 1
+            // with the newcomer, epoch 2 without founder 0, each closed by one record naming
+            // the next members; the newcomer's cuts count from epoch 1, founder 0's stop at 2.
+            let closing: Vec<&SlotRecord> =
+                reference.iter().filter(|r| !r.next.is_empty()).collect();
+            assert_eq!(closing.len(), 2, "seed {seed}: two membership changes");
+            assert_eq!(closing[0].next, Membership::from_keys(&member_keys(5)));
+            assert_eq!(closing[1].next, Membership::from_keys(&keys_of(1..5)));
+            for record in &reference {
+                let expected = if record.slot <= closing[0].slot {
+                    0
+                } else if record.slot <= closing[1].slot {
+                    1
+                } else {
+                    2
+                };
+                assert_eq!(record.epoch, expected, "seed {seed}: slot {}", record.slot);
+                let by = |m: MemberId| record.cuts.iter().any(|c| c.cut.member == m);
+                assert!(
+                    record.epoch >= 1 || !by(4),
+                    "seed {seed}: a cut of 4 in epoch 0"
+                );
+                assert!(
+                    record.epoch < 2 || !by(0),
+                    "seed {seed}: a cut of 0 in epoch 2"
+                );
+            }
+            assert!(
+                reference.iter().any(|r| r.epoch == 2),
+                "seed {seed}: no record agreed by the last membership"
+            );
+            assert!(
+                reference
+                    .iter()
+                    .any(|r| r.cuts.iter().any(|c| c.cut.member == 4)),
+                "seed {seed}: the newcomer never took part"
             );
         }
         if let Some(equivocations) = &equivocations {
@@ -644,6 +738,7 @@ fn test_honest_members_record_every_slot_over_lossy_links() {
                 loss: 0.2,
                 split: false,
                 crashes: false,
+                changes: false,
             },
         );
     }
@@ -660,6 +755,7 @@ fn test_records_pause_in_a_partition_and_catch_up_after_crashes() {
                 loss: 0.2,
                 split: true,
                 crashes: true,
+                changes: false,
             },
         );
     }
@@ -676,6 +772,7 @@ fn test_a_byzantine_member_cannot_bend_the_ledger() {
                 loss: 0.2,
                 split: false,
                 crashes: true,
+                changes: false,
             },
         );
     }
@@ -692,6 +789,7 @@ fn test_an_equivocating_leader_cannot_split_the_ledger() {
                 loss: 0.2,
                 split: false,
                 crashes: true,
+                changes: false,
             },
         );
     }
@@ -705,6 +803,24 @@ fn test_a_seed_replays_exactly() {
         loss: 0.2,
         split: true,
         crashes: true,
+        changes: false,
     };
     assert_eq!(run(11, scenario), run(11, scenario));
+}
+
+#[test]
+fn test_membership_changes_take_effect_at_record_boundaries() {
+    for seed in seeds(0..3) {
+        run(
+            seed,
+            Scenario {
+                byzantine: false,
+                equivocator: false,
+                loss: 0.2,
+                split: false,
+                crashes: true,
+                changes: true,
+            },
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use alloy_primitives::{B256, Bytes, U64};
-use cobuild_consensus::{Entry, SlotRecord, Store, to_b256};
+use cobuild_consensus::{Entry, Membership, SlotRecord, Store, to_b256};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,12 @@ pub trait LedgerApi {
     /// [`MAX_RECORDS_PER_CALL`].
     #[method(name = "getSlotRecords")]
     fn slot_records(&self, from: U64, to: U64) -> RpcResult<Vec<LedgerEntry>>;
+
+    /// The ledger's founding members (epoch 0), which its genesis digest commits to; null
+    /// before the ledger has started. Later epochs' members are named by the records that
+    /// opened them.
+    #[method(name = "getLedgerFounders")]
+    fn founders(&self) -> RpcResult<Option<Membership>>;
 }
 
 /// Serves the ledger from a member's store.
@@ -108,5 +114,9 @@ impl LedgerApiServer for Ledger {
             .range(from, to, MAX_RECORDS_PER_CALL as usize)
             .map_err(internal)?;
         Ok(entries.into_iter().map(LedgerEntry::from).collect())
+    }
+
+    fn founders(&self) -> RpcResult<Option<Membership>> {
+        self.store.founders().map_err(internal)
     }
 }

@@ -16,7 +16,7 @@ use std::{
 use alloy_primitives::{B256, Bytes};
 use commonware_codec::Encode as _;
 use commonware_consensus::{
-    Viewable as _,
+    Epochable as _, Viewable as _,
     simplex::{Plan, types::Context},
 };
 use commonware_cryptography::ed25519;
@@ -26,8 +26,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Local, ingress::Message};
 use crate::{
-    Config, Digest, Entry, Finalization, MemberId, Scheme, SignedCut, SlotRecord, Store,
-    record::{self, Cut, agreed_cut, check_structure, genesis_digest, max_faults, quorum, to_b256},
+    Config, Digest, Entry, Epoch, Finalization, MemberId, Membership, SignedCut, SlotRecord, Store,
+    record::{self, Cut, agreed_cut, bridge_digest, check_structure, genesis_digest, to_b256},
     wire,
 };
 
@@ -58,9 +58,13 @@ pub(crate) struct Actor<E, L> {
     config: Config,
     local: L,
     store: Arc<Store>,
-    verifier: Scheme,
     mailbox: mpsc::Receiver<Message>,
+    /// The epoch of the next record: whose cuts count and who votes.
+    epoch: Epoch,
+    /// The current epoch's members by key.
     by_key: HashMap<ed25519::PublicKey, MemberId>,
+    /// Where the current epoch's consensus starts: the epoch and the digest it builds on.
+    epochs: watch::Sender<(Epoch, Digest)>,
     genesis: B256,
     /// Slot and digest of the last final record (the genesis before the first).
     last: (u64, B256),
@@ -88,8 +92,24 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         store: Arc<Store>,
         mailbox: mpsc::Receiver<Message>,
         final_slot: watch::Sender<u64>,
+        epochs: watch::Sender<(Epoch, Digest)>,
     ) -> Result<Self, crate::StoreError> {
-        let genesis = to_b256(&genesis_digest(config.chain_genesis, config.epoch));
+        let founders = store.found(&config.founders())?;
+        let genesis_root = genesis_digest(config.chain_genesis, &founders);
+        let genesis = to_b256(&genesis_root);
+        let epoch = store
+            .next_epoch()?
+            .ok_or(crate::StoreError::Membership(0))?;
+        // An epoch's consensus builds on the record that opened it (the genesis for the first).
+        let floor = match store.opened(epoch.number)? {
+            Some(slot) => store
+                .get(slot)?
+                .ok_or(crate::StoreError::Membership(epoch.number))?
+                .record
+                .digest(),
+            None => genesis_root,
+        };
+        epochs.send_replace((epoch.clone(), floor));
         let last = match store.last()? {
             Some(entry) => (entry.record.slot, to_b256(&entry.record.digest())),
             None => (config.first_slot.saturating_sub(1), genesis),
@@ -100,19 +120,15 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             .map(|record| (to_b256(&record.digest()), record))
             .collect();
         final_slot.send_replace(last.0);
-        let verifier = config.verifier();
         Ok(Self {
-            by_key: config
-                .members
-                .iter()
-                .map(|(id, key)| (key.clone(), *id))
-                .collect(),
+            by_key: by_key(&epoch),
+            epoch,
+            epochs,
             signed: last.0,
             received: BTreeMap::new(),
             context,
             local,
             store,
-            verifier,
             mailbox,
             genesis,
             last,
@@ -196,7 +212,9 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             }
             Message::Finalized(finalization) => {
                 let digest = to_b256(&finalization.proposal.payload);
-                if self.store.slot_of(&digest).ok().flatten().is_none() {
+                let settled = self.store.slot_of(&digest).ok().flatten().is_some()
+                    || digest == to_b256(&bridge_digest(&self.last.1));
+                if !settled {
                     self.finals.insert(digest, *finalization);
                     self.advance();
                 }
@@ -210,23 +228,27 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         bytes: &[u8],
         sender: &mut S,
     ) {
-        let Some(&peer_id) = self.by_key.get(peer) else {
-            return;
-        };
         let message = match wire::Message::decode(bytes) {
             Ok(message) => message,
             Err(e) => {
-                tracing::debug!(peer = peer_id, error = %e, "ledger.message.malformed");
+                tracing::debug!(error = %e, "ledger.message.malformed");
                 return;
             }
         };
+        // Cuts and proposals count only from the epoch's members; final records carry their
+        // own proof, so any member of the network may serve or ask for them (a member that
+        // joins, or one that left, still catches up).
+        let member = self.by_key.get(peer).copied();
         match message {
             wire::Message::Cut(signed) => {
-                if self.take_cut(signed) {
+                if member.is_some() && self.take_cut(signed) {
                     self.try_propose();
                 }
             }
             wire::Message::Proposal(record) => {
+                let Some(peer_id) = member else {
+                    return;
+                };
                 let slot = record.slot;
                 // A member may propose once per view, so a slot sees a handful of candidates
                 // from each; more are spam and would each cost a disk write. Counted per
@@ -270,7 +292,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         if cut.slot <= self.last.0 || cut.slot > self.last.0 + WINDOW {
             return false;
         }
-        let Some(key) = self.config.members.get(&cut.member) else {
+        let Some(key) = self.epoch.members.get(&cut.member) else {
             return false;
         };
         if self
@@ -301,7 +323,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         let head = self.local.head();
         let from = self.signed.max(self.last.0) + 1;
         let to = head.min(from + SIGN_PER_TICK - 1).min(self.last.0 + WINDOW);
-        if from <= to {
+        if from <= to && self.is_member() {
             let prefixes = self.local.prefixes();
             for slot in from..=to {
                 let signed =
@@ -325,7 +347,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 }
             }
             let others: Vec<_> = self
-                .config
+                .epoch
                 .members
                 .iter()
                 .filter(|(id, _)| **id != self.config.me)
@@ -355,10 +377,66 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         self.store.slot_of(digest).ok().flatten()
     }
 
+    /// True when this member, under its key, is one of the current epoch's.
+    fn is_member(&self) -> bool {
+        use commonware_cryptography::Signer as _;
+        self.epoch.members.get(&self.config.me) == Some(&self.config.key.public_key())
+    }
+
+    /// The epoch the record with `digest` (final or candidate) closes, if it closes one.
+    fn closed_epoch(&self, digest: &B256) -> Option<u64> {
+        let closes = |record: &SlotRecord| (!record.next.is_empty()).then_some(record.epoch);
+        if let Some(record) = self.candidates.get(digest) {
+            return closes(record);
+        }
+        let slot = self.store.slot_of(digest).ok()??;
+        closes(&self.store.get(slot).ok()??.record)
+    }
+
+    /// The record closing `epoch` that `digest` is, or is the bridge of: in that epoch's
+    /// consensus nothing follows it but bridges. (The next epoch's consensus builds on the same
+    /// record as its floor, with records.)
+    fn closing_before(&self, digest: &B256, epoch: u64) -> Option<B256> {
+        if self.closed_epoch(digest) == Some(epoch) {
+            return Some(*digest);
+        }
+        self.bridged(digest)
+            .filter(|closing| self.closed_epoch(closing) == Some(epoch))
+    }
+
+    /// The closing record (final or candidate) whose bridge `digest` is.
+    fn bridged(&self, digest: &B256) -> Option<B256> {
+        let is_bridge_of = |closing: &B256| to_b256(&bridge_digest(closing)) == *digest;
+        if is_bridge_of(&self.last.1) && self.closed_epoch(&self.last.1).is_some() {
+            return Some(self.last.1);
+        }
+        self.candidates
+            .iter()
+            .find(|(closing, record)| !record.next.is_empty() && is_bridge_of(closing))
+            .map(|(closing, _)| *closing)
+    }
+
+    /// The membership the registry lists now, as a record would name it if it differs from
+    /// the current epoch's (empty when it does not, or when it is not known).
+    fn registry_change(&self) -> Membership {
+        match self.local.members() {
+            Some(members) if !members.is_empty() && members != self.epoch.members => {
+                Membership::from_keys(&members)
+            }
+            _ => Membership::default(),
+        }
+    }
+
     fn try_propose(&mut self) {
         let pending = std::mem::take(&mut self.proposes);
         for (context, response) in pending {
             if response.is_closed() {
+                continue;
+            }
+            // After a closing record its epoch only bridges, so that it can still finalize it.
+            let parent = to_b256(&context.parent.1);
+            if let Some(closing) = self.closing_before(&parent, context.epoch().get()) {
+                let _ = response.send(bridge_digest(&closing));
                 continue;
             }
             match self.build(&context) {
@@ -380,22 +458,32 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
     /// The record to propose on the context's parent, once the next slot's block and a quorum
     /// of its cuts are here.
     fn build(&self, context: &ConsensusContext) -> Option<SlotRecord> {
+        if context.epoch().get() != self.epoch.number {
+            return None;
+        }
         let prev = to_b256(&context.parent.1);
         let slot = self.slot_of(&prev)? + 1;
         let facts = self.local.facts(slot)?;
-        let cuts: Vec<SignedCut> = self.cuts.get(&slot)?.values().cloned().collect();
-        if cuts.len() < quorum(self.config.members.len()) {
+        let cuts: Vec<SignedCut> = self
+            .cuts
+            .get(&slot)?
+            .iter()
+            .filter(|(member, _)| self.epoch.members.contains_key(member))
+            .map(|(_, cut)| cut.clone())
+            .collect();
+        if cuts.len() < self.epoch.quorum() {
             return None;
         }
         let plain: Vec<&Cut> = cuts.iter().map(|s| &s.cut).collect();
-        let agreed = agreed_cut(&plain, max_faults(self.config.members.len()));
+        let agreed = agreed_cut(&plain, self.epoch.max_faults());
         Some(SlotRecord {
-            epoch: self.config.epoch,
+            epoch: self.epoch.number,
             slot,
             facts,
             cuts,
             agreed,
             prev,
+            next: self.registry_change(),
         })
     }
 
@@ -420,17 +508,27 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
 
     /// The verdict on a proposal, or `None` while something it depends on is not here yet.
     fn check(&self, context: &ConsensusContext, payload: &Digest) -> Option<bool> {
-        let record = self.candidates.get(&to_b256(payload))?;
         let prev = to_b256(&context.parent.1);
+        if let Some(closing) = self.closing_before(&prev, context.epoch().get()) {
+            return Some(*payload == bridge_digest(&closing));
+        }
+        let record = self.candidates.get(&to_b256(payload))?;
         let parent_slot = self.slot_of(&prev)?;
-        if let Err(e) = check_structure(
-            record,
-            self.config.epoch,
-            (parent_slot, prev),
-            &self.config.members,
-        ) {
-            tracing::warn!(slot = record.slot, error = %e, "ledger.proposal.refused");
-            return Some(false);
+        let refuse = |why: &dyn std::fmt::Display| {
+            tracing::warn!(slot = record.slot, error = %why, "ledger.proposal.refused");
+            Some(false)
+        };
+        if context.epoch().get() != record.epoch {
+            return refuse(&"proposed in a round of another epoch");
+        }
+        if let Err(e) = check_structure(record, &self.epoch, (parent_slot, prev)) {
+            return refuse(&e);
+        }
+        // A change of members is voted for only once this member's registry lists the same
+        // ones: wait for a registry read that is behind, never agree to members it does not
+        // list.
+        if !record.next.is_empty() && self.registry_change() != record.next {
+            return None;
         }
         // Wait while this member's chain has not imported the block yet.
         if self.local.head() < record.slot {
@@ -438,11 +536,9 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         }
         let ours = self.local.facts(record.slot)?;
         if ours != record.facts {
-            let e = record::RecordError::WrongFacts {
+            return refuse(&record::RecordError::WrongFacts {
                 ours: Box::new(ours),
-            };
-            tracing::warn!(slot = record.slot, error = %e, "ledger.proposal.refused");
-            return Some(false);
+            });
         }
         Some(true)
     }
@@ -455,7 +551,8 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             let mut found = None;
             for (digest, finalization) in &self.finals {
                 let mut chain = Vec::new();
-                let mut cursor = *digest;
+                // A finalized bridge finalizes the closing record it names.
+                let mut cursor = self.bridged(digest).unwrap_or(*digest);
                 while cursor != self.last.1 {
                     let Some(record) = self.candidates.get(&cursor) else {
                         break;
@@ -498,14 +595,20 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
     fn take_final(&mut self, entries: Vec<Entry>) {
         let mut run: Vec<Entry> = Vec::new();
         let mut tip = self.last;
+        let mut epoch = self.epoch.clone();
         for entry in entries {
             let record = &entry.record;
-            if Some(record.slot) != tip.0.checked_add(1) || record.prev != tip.1 {
+            if Some(record.slot) != tip.0.checked_add(1)
+                || record.prev != tip.1
+                || record.epoch != epoch.number
+            {
                 break;
             }
             let digest = to_b256(&record.digest());
             tip = (record.slot, digest);
-            let proven = match crate::certificate(&entry, &self.verifier) {
+            let checked = crate::certificate(&entry, &epoch.verifier);
+            epoch = epoch.after(record);
+            let proven = match checked {
                 Ok(found) => found.is_some(),
                 Err(e) => {
                     tracing::warn!(error = %e, "ledger.fetch.refused");
@@ -544,6 +647,13 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             );
         }
         self.last = tip;
+        self.signed = self.signed.max(tip.0);
+        for entry in &entries {
+            let next = self.epoch.after(&entry.record);
+            if next != self.epoch {
+                self.enter(next, entry.record.digest(), entry.record.slot);
+            }
+        }
         self.cuts = self.cuts.split_off(&(tip.0 + 1));
         self.received = self.received.split_off(&(tip.0 + 1, 0));
         self.candidates.retain(|_, record| record.slot > tip.0);
@@ -552,6 +662,36 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             .retain(|digest, _| store.slot_of(digest).ok().flatten().is_none());
         self.final_slot.send_replace(tip.0);
     }
+
+    /// Enters `epoch`, opened by the final record with digest `floor`: only its members' cuts
+    /// count from now on, and its consensus (started by the engine) builds on that record.
+    fn enter(&mut self, epoch: Epoch, floor: Digest, closed_at: u64) {
+        tracing::info!(
+            epoch = epoch.number,
+            members = ?epoch.members.keys().collect::<Vec<_>>(),
+            first_slot = closed_at + 1,
+            "ledger.epoch"
+        );
+        for by_member in self.cuts.values_mut() {
+            by_member.retain(|member, signed| {
+                epoch
+                    .members
+                    .get(member)
+                    .is_some_and(|key| signed.verify(key))
+            });
+        }
+        self.by_key = by_key(&epoch);
+        self.epoch = epoch.clone();
+        self.epochs.send_replace((epoch, floor));
+    }
+}
+
+fn by_key(epoch: &Epoch) -> HashMap<ed25519::PublicKey, MemberId> {
+    epoch
+        .members
+        .iter()
+        .map(|(id, key)| (key.clone(), *id))
+        .collect()
 }
 
 /// How long a verification waits for what it depends on before it gives up.

@@ -7,7 +7,11 @@ mod ingress;
 pub(crate) use actor::{Actor, DEFAULT_VERIFY_TIMEOUT};
 pub use ingress::Mailbox;
 
-use crate::{Prefix, SlotFacts};
+use std::collections::BTreeMap;
+
+use commonware_cryptography::ed25519;
+
+use crate::{MemberId, Prefix, SlotFacts};
 
 /// What this member sees of the world: its chain and its envelope log. Reads are quick local
 /// lookups (the actor calls them on every tick).
@@ -20,4 +24,11 @@ pub trait Local: Clone + Send + Sync + 'static {
 
     /// Per origin, the contiguous prefix of envelopes this member holds now.
     fn prefixes(&self) -> Vec<Prefix>;
+
+    /// The members (with their node keys) the registry lists now, as this member last read
+    /// it. A member whose view differs from the current epoch's proposes the change; one that
+    /// reads no registry (`None`) proposes none and votes for none.
+    fn members(&self) -> Option<BTreeMap<MemberId, ed25519::PublicKey>> {
+        None
+    }
 }
