@@ -56,9 +56,50 @@ pub(crate) struct VerifyArgs {
     /// Last slot to check (default: the last final record).
     #[arg(long)]
     to: Option<u64>,
-    /// The registry file listing the members' keys (default: the devnet's).
-    #[arg(long)]
+    /// The registry file listing the members' keys (default: the registry the devnet's nodes
+    /// follow: its contract, or its file).
+    #[arg(long, conflicts_with = "registry_contract")]
     registry: Option<PathBuf>,
+    /// A registry contract listing the members' keys, read through `--registry-rpc-url`.
+    #[arg(long, value_name = "ADDRESS", requires = "registry_rpc_url")]
+    registry_contract: Option<alloy_primitives::Address>,
+    /// The EL JSON-RPC endpoint that has the registry contract.
+    #[arg(long, value_name = "URL", requires = "registry_contract")]
+    registry_rpc_url: Option<String>,
+}
+
+/// The members the registry lists now: the trust anchor of `ledger verify`.
+fn registry_members(
+    runtime: &tokio::runtime::Runtime,
+    args: &VerifyArgs,
+) -> eyre::Result<Vec<cobuild_registry::Member>> {
+    let contract = |url: &str, address| {
+        let config = cobuild_registry::contract::ContractConfig::new(url.to_owned(), address);
+        runtime
+            .block_on(cobuild_registry::contract::read_members(&config))
+            .wrap_err_with(|| format!("reading the registry contract {address} at {url}"))
+    };
+    let file = |path: &std::path::Path| {
+        FileRegistry::open(path)
+            .wrap_err_with(|| format!("opening {}", path.display()))?
+            .members()
+            .wrap_err("reading the registry")
+    };
+    match (
+        &args.registry,
+        &args.registry_contract,
+        &args.registry_rpc_url,
+    ) {
+        (Some(path), _, _) => file(path),
+        (None, Some(address), Some(url)) => contract(url, *address),
+        _ => {
+            let devnet = endpoints(&args.target.data_dir)?;
+            match devnet.registry_contract {
+                Some(address) => contract(&devnet.hub.rpc, address),
+                None => file(&devnet.registry),
+            }
+        }
+    }
 }
 
 pub(crate) fn ledger(command: LedgerCommand) -> eyre::Result<String> {
@@ -236,13 +277,7 @@ fn block_hashes(
 
 fn verify(runtime: &tokio::runtime::Runtime, args: &VerifyArgs) -> eyre::Result<String> {
     let url = rpc_url(&args.target)?;
-    let registry_path = match &args.registry {
-        Some(path) => path.clone(),
-        None => endpoints(&args.target.data_dir)?.registry,
-    };
-    let registry = FileRegistry::open(&registry_path)
-        .wrap_err_with(|| format!("opening {}", registry_path.display()))?;
-    let listed = registry.members().wrap_err("reading the registry")?;
+    let listed = registry_members(runtime, args)?;
     let registry_members =
         cobuild_consensus::member_keys(listed.iter().map(|m| (m.id, m.node_key)))
             .map_err(|id| eyre!("member {id}'s node key in the registry is not an ed25519 key"))?;

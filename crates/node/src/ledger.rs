@@ -5,11 +5,7 @@
 //! The ledger never sits on the bid path: it reads the replica and the log, and nothing in
 //! building or bidding waits for it.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::Path,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{B256, U256};
@@ -30,16 +26,20 @@ const EXTRA_DATA_PREFIX: &str = "cobuild node ";
 pub struct ChainView {
     chain: Chain,
     log: Arc<Log>,
-    members: BTreeSet<MemberId>,
+    registry: watch::Receiver<BTreeMap<MemberId, ed25519::PublicKey>>,
 }
 
 impl ChainView {
-    /// The view of `chain` and `log` among `members`.
-    pub fn new(chain: Chain, log: Arc<Log>, members: BTreeSet<MemberId>) -> Self {
+    /// The view of `chain` and `log`, with the registry's members as the node last read them.
+    pub fn new(
+        chain: Chain,
+        log: Arc<Log>,
+        registry: watch::Receiver<BTreeMap<MemberId, ed25519::PublicKey>>,
+    ) -> Self {
         Self {
             chain,
             log,
-            members,
+            registry,
         }
     }
 }
@@ -53,11 +53,15 @@ impl Local for ChainView {
         let view = self.chain.read().ok()?;
         let block = view.block(slot).ok()??;
         let balances = view.beneficiary_balances(slot).ok()?;
-        Some(facts(&block, balances, &self.members))
+        Some(facts(&block, balances))
     }
 
     fn prefixes(&self) -> Vec<Prefix> {
         log_prefixes(&self.log)
+    }
+
+    fn members(&self) -> Option<BTreeMap<MemberId, ed25519::PublicKey>> {
+        Some(self.registry.borrow().clone())
     }
 }
 
@@ -79,21 +83,17 @@ pub fn log_prefixes(log: &Log) -> Vec<Prefix> {
     }
 }
 
-/// The figures of a stored block: the member named by its extra data (if it is a member), the
+/// The figures of a stored block: the member named by its extra data (the ledger counts it
+/// only if it is a member of the record's epoch), the
 /// proposer payment (the value of a last transaction the fee recipient sends to someone else),
 /// and the block's value to its builder: what the fee recipient gained in the block plus what it
 /// paid the proposer. A block stored before balances were kept counts no gain.
-pub fn facts(
-    block: &cobuild_chain::StoredBlock,
-    balances: Option<(U256, U256)>,
-    members: &BTreeSet<MemberId>,
-) -> SlotFacts {
+pub fn facts(block: &cobuild_chain::StoredBlock, balances: Option<(U256, U256)>) -> SlotFacts {
     let header = &block.block.header;
     let winner = std::str::from_utf8(&header.extra_data)
         .ok()
         .and_then(|text| text.strip_prefix(EXTRA_DATA_PREFIX))
-        .and_then(|id| id.parse::<MemberId>().ok())
-        .filter(|id| members.contains(id));
+        .and_then(|id| id.parse::<MemberId>().ok());
     let payment = match (block.block.body.transactions.last(), block.senders.last()) {
         (Some(tx), Some(sender))
             if *sender == header.beneficiary && tx.to() != Some(header.beneficiary) =>
@@ -134,17 +134,19 @@ pub fn open_store(data_dir: &Path) -> Result<Arc<Store>, StoreError> {
     Store::open(&data_dir.join("ledger.redb")).map(Arc::new)
 }
 
-/// The transport extension that starts the ledger of member `me` among `members`; its
-/// final-slot watch is sent on `started` once it runs.
+/// The transport extension that starts the ledger of member `me`, following the registry's
+/// members on `registry` (they found the ledger if it is new); its final-slot watch is sent on
+/// `started` once it runs.
 pub(crate) fn extension(
     setup: LedgerSetup,
     log: Arc<Log>,
     me: MemberId,
     key: ed25519::PrivateKey,
-    members: BTreeMap<MemberId, ed25519::PublicKey>,
+    registry: watch::Receiver<BTreeMap<MemberId, ed25519::PublicKey>>,
     started: oneshot::Sender<watch::Receiver<u64>>,
 ) -> StartExtension {
-    let view = ChainView::new(setup.chain, log, members.keys().copied().collect());
+    let members = registry.borrow().clone();
+    let view = ChainView::new(setup.chain, log, registry);
     let config = Config::new(me, key, members, setup.chain_genesis);
     start_extension(config, view, setup.store, move |ledger| {
         // Nobody waiting only means the node is stopping.

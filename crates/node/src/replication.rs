@@ -10,12 +10,14 @@
 //!  members ──▶ engine (peer budget, origin signature, origin budget, dedup, gaps pulled)
 //!          ──▶ log ──▶ handed over in each origin's order ──▶ Intake ──▶ pools
 //!  registry ──(changes)──▶ Replication::set_members (disconnect removed, dial added)
+//!                      └──▶ the ledger, which moves to a new epoch at a record boundary
 //! ```
 //! Every envelope stored in the log reaches the pools exactly once per process: the refill
 //! covers each origin's contiguous prefix at start, the engine hands over the rest as the
 //! prefixes grow. What the intake refuses or fails to apply is counted and logged.
 
 use std::{
+    collections::BTreeMap,
     net::{SocketAddr, ToSocketAddrs},
     path::PathBuf,
     sync::{
@@ -35,7 +37,7 @@ use cobuild_rpc::{Intake, IntakeError, Refusals, Replicate, ReplicateError, Repl
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::ed25519;
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 
@@ -157,6 +159,9 @@ pub struct NodeReplication {
     others: usize,
     /// The slot ledger's final records, when the ledger runs.
     pub ledger: Option<Arc<cobuild_consensus::Store>>,
+    /// The registry's members as the ledger follows them (it proposes a change of epoch when
+    /// they differ from its current members).
+    ledger_members: watch::Sender<BTreeMap<MemberId, ed25519::PublicKey>>,
 }
 
 impl NodeReplication {
@@ -199,8 +204,8 @@ impl NodeReplication {
         let (tx, deliveries) = mpsc::channel(4096);
         let ledger_store = ledger.as_ref().map(|setup| setup.store.clone());
         let mut retention = None;
+        let (ledger_members, registry) = watch::channel(ledger_keys(&members));
         let extension = ledger.map(|setup| {
-            let keys = members.iter().map(|m| (m.id, m.key.clone())).collect();
             let (started, final_slot) = oneshot::channel();
             retention = Some((setup.store.clone(), setup.retention_slots, final_slot));
             ledger::extension(
@@ -208,7 +213,7 @@ impl NodeReplication {
                 log.clone(),
                 config.me,
                 config.key.clone(),
-                keys,
+                registry,
                 started,
             )
         });
@@ -243,6 +248,7 @@ impl NodeReplication {
             intake_task: Arc::new(parking_lot::Mutex::new(Some(task))),
             others,
             ledger: ledger_store,
+            ledger_members,
         })
     }
 
@@ -319,6 +325,7 @@ impl NodeReplication {
                     if last.is_some() {
                         tracing::info!(members = members.len(), "node.registry.changed");
                         self.replication.set_members(members.clone()).await;
+                        self.ledger_members.send_replace(ledger_keys(&members));
                     }
                     last = Some(members);
                 }
@@ -447,6 +454,10 @@ impl Replicate for LogHook {
             Ok(())
         })
     }
+}
+
+fn ledger_keys(members: &[NetMember]) -> BTreeMap<MemberId, ed25519::PublicKey> {
+    members.iter().map(|m| (m.id, m.key.clone())).collect()
 }
 
 /// The registry's members as the transport needs them.

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     TxSpec, cobuild_ok,
-    nodes::{Member, SENDERS, eventually, four_members, landed},
+    nodes::{Member, REGISTRY_OWNER_KEY, SENDERS, eventually, four_members, landed},
 };
 
 /// The slot of the node's last final record.
@@ -208,5 +208,131 @@ fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
     assert!(
         status.contains("archived"),
         "status shows the archive:\n{status}"
+    );
+}
+
+#[test]
+fn test_a_registry_change_takes_effect_at_a_record_boundary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub, endpoints) = four_members(dir.path(), &[]);
+    let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
+    let contract = endpoints["registry_contract"]
+        .as_str()
+        .expect("registry contract");
+    eventually("records at every node", Duration::from_secs(90), || {
+        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
+        slots.filter(|s| s.iter().all(|&slot| slot >= 3))
+    });
+
+    // The registry the nodes follow drops member 3; the ledger's members follow at the next
+    // record.
+    cobuild_ok(&[
+        "registry",
+        "remove",
+        "--rpc-url",
+        &hub.url,
+        "--contract",
+        contract,
+        "--owner-key",
+        REGISTRY_OWNER_KEY,
+        "--id",
+        "3",
+    ]);
+    let epoch_of = |record: &serde_json::Value| record["record"]["epoch"].as_u64();
+    let (closing, first_new) = eventually(
+        "a record agreed by the new members",
+        Duration::from_secs(90),
+        || {
+            let last = nodes[0].rpc("cobuild_getSlotRecord", json!([null]))?;
+            if epoch_of(&last)? < 1 {
+                return None;
+            }
+            let tip = final_slot(&nodes[0])?;
+            let records = nodes[0].rpc(
+                "cobuild_getSlotRecords",
+                json!([
+                    format!("{:#x}", tip.saturating_sub(63).max(1)),
+                    format!("{tip:#x}")
+                ]),
+            )?;
+            let records = records.as_array()?.clone();
+            let at = records.iter().position(|r| {
+                r["record"]["next"]
+                    .as_array()
+                    .is_some_and(|n| !n.is_empty())
+            })?;
+            Some((records[at].clone(), records.get(at + 1)?.clone()))
+        },
+    );
+    let named: Vec<u64> = closing["record"]["next"]
+        .as_array()
+        .expect("next")
+        .iter()
+        .map(|m| m["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(
+        named,
+        vec![0, 1, 2],
+        "the closing record names the registry's members"
+    );
+    assert_eq!(epoch_of(&closing), Some(0));
+    assert_eq!(epoch_of(&first_new), Some(1));
+    // The first record of the new epoch links to the closing one and has no cut of member 3.
+    assert_eq!(first_new["record"]["prev"], closing["digest"]);
+    assert!(
+        first_new["record"]["cuts"]
+            .as_array()
+            .expect("cuts")
+            .iter()
+            .all(|c| c["cut"]["member"].as_u64() != Some(3))
+    );
+
+    // Records go on with three members, and every remaining node's ledger verifies across the
+    // boundary against the registry as it is now.
+    let boundary = u64::from_str_radix(
+        closing["slot"]
+            .as_str()
+            .expect("slot")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .expect("hex slot");
+    let target = boundary + 3;
+    eventually("records after the change", Duration::from_secs(60), || {
+        let slots: Option<Vec<u64>> = nodes[..3].iter().map(final_slot).collect();
+        slots.filter(|s| s.iter().all(|&slot| slot >= target))
+    });
+    for node in &nodes[..3] {
+        let verified = cobuild_ok(&[
+            "ledger",
+            "verify",
+            "--rpc",
+            node.field("rpc"),
+            "--registry-contract",
+            contract,
+            "--registry-rpc-url",
+            &hub.url,
+            "--from",
+            "1",
+            "--to",
+            &target.to_string(),
+        ]);
+        assert!(
+            verified.contains(&format!("records 1..={target} verify")),
+            "{verified}"
+        );
+        assert!(verified.contains("through 1 epoch change"), "{verified}");
+    }
+    let shown = cobuild_ok(&[
+        "ledger",
+        "show",
+        "--rpc",
+        nodes[0].field("rpc"),
+        "--slot",
+        &boundary.to_string(),
+    ]);
+    assert!(
+        shown.contains("closes its epoch: members 0, 1, 2 agree on the records after it"),
+        "{shown}"
     );
 }

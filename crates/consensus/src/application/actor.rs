@@ -383,6 +383,20 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         self.epoch.members.get(&self.config.me) == Some(&self.config.key.public_key())
     }
 
+    /// The facts of the block at `slot` as this member's chain holds them, the winner counted
+    /// only if it is a member of the epoch (so every member names the same one).
+    fn facts(&self, slot: u64) -> Option<crate::SlotFacts> {
+        let mut facts = self.local.facts(slot)?;
+        if facts
+            .winner
+            .0
+            .is_some_and(|id| !self.epoch.members.contains_key(&id))
+        {
+            facts.winner = crate::Winner(None);
+        }
+        Some(facts)
+    }
+
     /// The epoch the record with `digest` (final or candidate) closes, if it closes one.
     fn closed_epoch(&self, digest: &B256) -> Option<u64> {
         let closes = |record: &SlotRecord| (!record.next.is_empty()).then_some(record.epoch);
@@ -463,7 +477,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         }
         let prev = to_b256(&context.parent.1);
         let slot = self.slot_of(&prev)? + 1;
-        let facts = self.local.facts(slot)?;
+        let facts = self.facts(slot)?;
         let cuts: Vec<SignedCut> = self
             .cuts
             .get(&slot)?
@@ -534,7 +548,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         if self.local.head() < record.slot {
             return None;
         }
-        let ours = self.local.facts(record.slot)?;
+        let ours = self.facts(record.slot)?;
         if ours != record.facts {
             return refuse(&record::RecordError::WrongFacts {
                 ours: Box::new(ours),

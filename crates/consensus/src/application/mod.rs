@@ -19,7 +19,8 @@ pub trait Local: Clone + Send + Sync + 'static {
     /// The number of the highest block this member's chain holds.
     fn head(&self) -> u64;
 
-    /// The facts of block `slot` on this member's chain, if it holds it.
+    /// The facts of block `slot` on this member's chain, if it holds it. The winner is the
+    /// member the block claims; the ledger counts it only if it is a member of the epoch.
     fn facts(&self, slot: u64) -> Option<SlotFacts>;
 
     /// Per origin, the contiguous prefix of envelopes this member holds now.
