@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     TxSpec, cobuild_ok,
-    nodes::{Member, REGISTRY_OWNER_KEY, SENDERS, eventually, four_members, landed},
+    nodes::{Member, SENDERS, eventually, four_members, landed, remove_from_registry_contract},
 };
 
 /// The slot of the node's last final record.
@@ -39,6 +39,20 @@ fn digests(member: &Member<'_>, from: u64, to: u64) -> Vec<String> {
         next = last + 1;
     }
     out
+}
+
+/// `cobuild ledger verify` of records 1..=`to` at the node against `registry`, which passes.
+fn verify(node: &Member<'_>, registry: &[&str], to: u64) -> String {
+    let to_text = to.to_string();
+    let mut args = vec!["ledger", "verify", "--rpc", node.field("rpc")];
+    args.extend_from_slice(registry);
+    args.extend(["--from", "1", "--to", &to_text]);
+    let verified = cobuild_ok(&args);
+    assert!(
+        verified.contains(&format!("records 1..={to} verify")),
+        "{verified}"
+    );
+    verified
 }
 
 #[test]
@@ -128,22 +142,7 @@ fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
     // Anyone can check each node's ledger against the registry's keys and the chain.
     let registry = endpoints["registry"].as_str().expect("registry path");
     for node in &nodes {
-        let verified = cobuild_ok(&[
-            "ledger",
-            "verify",
-            "--rpc",
-            node.field("rpc"),
-            "--registry",
-            registry,
-            "--from",
-            "1",
-            "--to",
-            &target.to_string(),
-        ]);
-        assert!(
-            verified.contains(&format!("records 1..={target} verify")),
-            "{verified}"
-        );
+        verify(node, &["--registry", registry], target);
     }
     let shown = cobuild_ok(&["ledger", "show", "--data-dir", data_dir, "--slot", "2"]);
     assert!(shown.starts_with("slot 2 (record 0x"), "{shown}");
@@ -226,18 +225,7 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
 
     // The registry the nodes follow drops member 3; the ledger's members follow at the next
     // record.
-    cobuild_ok(&[
-        "registry",
-        "remove",
-        "--rpc-url",
-        &hub.url,
-        "--contract",
-        contract,
-        "--owner-key",
-        REGISTRY_OWNER_KEY,
-        "--id",
-        "3",
-    ]);
+    remove_from_registry_contract(&hub.url, contract, 3);
     let epoch_of = |record: &serde_json::Value| record["record"]["epoch"].as_u64();
     let (closing, first_new) = eventually(
         "a record agreed by the new members",
@@ -303,24 +291,13 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
         slots.filter(|s| s.iter().all(|&slot| slot >= target))
     });
     for node in &nodes[..3] {
-        let verified = cobuild_ok(&[
-            "ledger",
-            "verify",
-            "--rpc",
-            node.field("rpc"),
+        let registry = [
             "--registry-contract",
             contract,
             "--registry-rpc-url",
             &hub.url,
-            "--from",
-            "1",
-            "--to",
-            &target.to_string(),
-        ]);
-        assert!(
-            verified.contains(&format!("records 1..={target} verify")),
-            "{verified}"
-        );
+        ];
+        let verified = verify(node, &registry, target);
         assert!(verified.contains("through 1 epoch change"), "{verified}");
     }
     let shown = cobuild_ok(&[

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{Devnet, TxSpec, run_client};
 
 /// Dev account 8, which owns the devnet's registry contract.
-pub(crate) const REGISTRY_OWNER_KEY: &str =
+const REGISTRY_OWNER_KEY: &str =
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
 
 /// Dev accounts 2, 3, 4 and 6: each sends to one node, so its nonces stay in order there.
@@ -156,6 +156,23 @@ pub(crate) fn landed(hub: &Devnet, hash: &str) -> Value {
         },
     );
     serde_json::from_str(&hub.cast(&["block", &number, "--json"]).expect("block")).expect("json")
+}
+
+/// Removes member `id` from the devnet's registry contract at `contract` (signed by its owner).
+pub(crate) fn remove_from_registry_contract(hub: &str, contract: &str, id: u32) {
+    let id = id.to_string();
+    super::cobuild_ok(&[
+        "registry",
+        "remove",
+        "--rpc-url",
+        hub,
+        "--contract",
+        contract,
+        "--owner-key",
+        REGISTRY_OWNER_KEY,
+        "--id",
+        &id,
+    ]);
 }
 
 /// `cobuild devnet --nodes 4` (500 ms slots) in `dir`, its log in `hub.log`, and the
@@ -318,18 +335,7 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
     let contract = endpoints["registry_contract"]
         .as_str()
         .expect("registry contract");
-    super::cobuild_ok(&[
-        "registry",
-        "remove",
-        "--rpc-url",
-        &hub.url,
-        "--contract",
-        contract,
-        "--owner-key",
-        REGISTRY_OWNER_KEY,
-        "--id",
-        "3",
-    ]);
+    remove_from_registry_contract(&hub.url, contract, 3);
     let member_ids = |node: &Member<'_>| -> Option<Vec<u64>> {
         let status = node.admin("cobuild_status", json!([]))?;
         status["members"]
