@@ -22,6 +22,10 @@ pub(crate) enum LedgerCommand {
     /// Check final records: certificates against the registry's keys, the hash chain, the
     /// cuts and agreed cut, and each record's block against the chain.
     Verify(VerifyArgs),
+    /// Print the ledger's founding members as JSON, for `cobuild node --ledger-founders` on a
+    /// member that joins after the ledger's first membership change. Check them against a
+    /// second member's answer, and `ledger verify` the new node's ledger once it runs.
+    Founders(Target),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,7 +113,38 @@ pub(crate) fn ledger(command: LedgerCommand) -> eyre::Result<String> {
     match command {
         LedgerCommand::Show(args) => show(&runtime, &args),
         LedgerCommand::Verify(args) => verify(&runtime, &args),
+        LedgerCommand::Founders(target) => {
+            let founders = founders(&runtime, &rpc_url(&target)?)?;
+            Ok(format!("{}\n", serde_json::to_string_pretty(&founders)?))
+        }
     }
+}
+
+/// The founders a member serves.
+fn founders(runtime: &tokio::runtime::Runtime, url: &str) -> eyre::Result<Membership> {
+    let founders: Option<Membership> =
+        serde_json::from_value(call(runtime, url, "cobuild_getLedgerFounders", json!([]))?)
+            .wrap_err("unexpected founders shape")?;
+    let founders = founders.ok_or_else(|| eyre!("{url} has not started its ledger"))?;
+    founders
+        .keys()
+        .map_err(|e| eyre!("the founders {url} serves are not usable: {e}"))?;
+    Ok(founders)
+}
+
+/// Reads a founders file written by `cobuild ledger founders`.
+pub(crate) fn read_founders(path: &std::path::Path) -> eyre::Result<Membership> {
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("reading the ledger founders {}", path.display()))?;
+    let founders: Membership = serde_json::from_str(&text)
+        .wrap_err_with(|| format!("parsing the ledger founders {}", path.display()))?;
+    founders.keys().map_err(|e| {
+        eyre!(
+            "the ledger founders in {} are not usable: {e}",
+            path.display()
+        )
+    })?;
+    Ok(founders)
 }
 
 fn endpoints(data_dir: &std::path::Path) -> eyre::Result<Endpoints> {
@@ -299,9 +334,7 @@ fn verify(runtime: &tokio::runtime::Runtime, args: &VerifyArgs) -> eyre::Result<
     // record, and every record before it is bound to that one by the hash chain, the founders
     // included (the genesis digest commits to them). So the whole chain is walked, from the
     // founders through every epoch change, to the last record.
-    let founders: Option<Membership> =
-        serde_json::from_value(call(runtime, &url, "cobuild_getLedgerFounders", json!([]))?)?;
-    let founders = founders.ok_or_else(|| eyre!("{url} has not started its ledger"))?;
+    let founders = founders(runtime, &url)?;
     let founding = Epoch::new(
         0,
         founders

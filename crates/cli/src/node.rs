@@ -74,6 +74,11 @@ pub(crate) struct NodeArgs {
     /// the ledger, and a restart no longer reads it back into the pools.
     #[arg(long, default_value_t = DEFAULT_LOG_RETENTION_SLOTS)]
     pub(crate) log_retention_slots: u64,
+    /// The ledger's founding members (JSON, as `cobuild ledger founders` prints them from any
+    /// member), for a node that joins after the ledger's first membership change; ignored once
+    /// this node's ledger has started.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ledger_founders: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
@@ -127,6 +132,9 @@ impl NodeArgs {
         if let Some(port) = self.p2p_port {
             pairs.push(("--p2p-port", port.to_string()));
         }
+        if let Some(file) = &self.ledger_founders {
+            pairs.push(("--ledger-founders", file.display().to_string()));
+        }
         argv.extend(flags(&pairs));
         if self.accept_chain_rollback {
             argv.push("--accept-chain-rollback".into());
@@ -136,8 +144,13 @@ impl NodeArgs {
         argv
     }
 
-    fn config(&self) -> MemberConfig {
-        MemberConfig {
+    fn config(&self) -> eyre::Result<MemberConfig> {
+        let ledger_founders = self
+            .ledger_founders
+            .as_ref()
+            .map(|path| crate::ledger::read_founders(path))
+            .transpose()?;
+        Ok(MemberConfig {
             data_dir: self.data_dir.clone(),
             key_file: self.key_file(),
             registry: match (&self.registry, self.registry_contract) {
@@ -166,17 +179,18 @@ impl NodeArgs {
             recovery_timeout: Duration::from_secs(self.recovery_timeout_secs),
             accept_chain_rollback: self.accept_chain_rollback,
             log_retention_slots: self.log_retention_slots,
+            ledger_founders,
             admin_addr: SocketAddr::new(
                 std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 self.admin_port,
             ),
-        }
+        })
     }
 }
 
 /// Runs a member node until Ctrl-C or SIGTERM.
 pub(crate) async fn run(args: NodeArgs) -> eyre::Result<()> {
-    let node = MemberNode::start(args.config())
+    let node = MemberNode::start(args.config()?)
         .await
         .wrap_err_with(|| format!("starting the node in {}", args.data_dir.display()))?;
     tracing::info!(

@@ -11,8 +11,8 @@ use alloy_consensus::Transaction as _;
 use alloy_primitives::{B256, U256};
 use cobuild_chain::Chain;
 use cobuild_consensus::{
-    BlockRef, Channels, Config, Local, MemberId, Prefix, SlotFacts, Store, StoreError, Winner,
-    to_b256,
+    BlockRef, Channels, Config, Local, MemberId, Membership, Prefix, SlotFacts, Store, StoreError,
+    Winner, to_b256,
 };
 use cobuild_net::{Extension, Log, LogError, StartExtension};
 use commonware_cryptography::ed25519;
@@ -127,6 +127,9 @@ pub struct LedgerSetup {
     /// How many slots an order stays in the live order log after a final record covers it
     /// (then it moves to the archive); see [`retain`].
     pub retention_slots: u64,
+    /// The ledger's founders when they are not the registry's members now (a member that
+    /// joins after the ledger's first epoch change); only used while the store is new.
+    pub founders: Option<Membership>,
 }
 
 /// Opens the ledger's store in `data_dir` (`ledger.redb`).
@@ -145,7 +148,15 @@ pub(crate) fn extension(
     registry: watch::Receiver<BTreeMap<MemberId, ed25519::PublicKey>>,
     started: oneshot::Sender<watch::Receiver<u64>>,
 ) -> StartExtension {
-    let members = registry.borrow().clone();
+    // A store that was founded keeps its founders whatever is passed here.
+    let members = match setup.founders.as_ref().map(Membership::keys) {
+        Some(Ok(founders)) => founders,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "ledger.founders.unusable");
+            registry.borrow().clone()
+        }
+        None => registry.borrow().clone(),
+    };
     let view = ChainView::new(setup.chain, log, registry);
     let config = Config::new(me, key, members, setup.chain_genesis);
     start_extension(config, view, setup.store, move |ledger| {

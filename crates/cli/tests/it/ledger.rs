@@ -9,7 +9,10 @@ use serde_json::json;
 
 use super::{
     TxSpec, cobuild_ok,
-    nodes::{Member, SENDERS, eventually, four_members, landed, remove_from_registry_contract},
+    nodes::{
+        Killed, Member, REGISTRY_OWNER_KEY, SENDERS, eventually, four_members, landed,
+        remove_from_registry_contract,
+    },
 };
 
 /// The slot of the node's last final record.
@@ -312,4 +315,127 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
         shown.contains("closes its epoch: members 0, 1, 2 agree on the records after it"),
         "{shown}"
     );
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn test_a_member_added_to_a_running_network_joins_the_ledger_at_a_record_boundary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub, endpoints) = four_members(dir.path(), &[]);
+    let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
+    let contract = endpoints["registry_contract"]
+        .as_str()
+        .expect("registry contract");
+    eventually("records at every node", Duration::from_secs(90), || {
+        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
+        slots.filter(|s| s.iter().all(|&slot| slot >= 3))
+    });
+
+    // A new operator: keys, the ledger's founders from a member, a place in the registry.
+    let home = dir.path().join("node-new");
+    std::fs::create_dir_all(&home).expect("node dir");
+    let key_file = home.join("node.key");
+    let key_path = key_file.to_str().expect("utf-8 path");
+    cobuild_ok(&["keys", "new", "--out", key_path]);
+    let founders_file = home.join("founders.json");
+    let founders = cobuild_ok(&["ledger", "founders", "--rpc", nodes[0].field("rpc")]);
+    std::fs::write(&founders_file, &founders).expect("founders file");
+    let (p2p, http, admin) = (free_port(), free_port(), free_port());
+    let address = format!("127.0.0.1:{p2p}");
+    cobuild_ok(&[
+        "registry",
+        "add",
+        "--rpc-url",
+        &hub.url,
+        "--contract",
+        contract,
+        "--owner-key",
+        REGISTRY_OWNER_KEY,
+        "--key-file",
+        key_path,
+        "--address",
+        &address,
+    ]);
+    let log = std::fs::File::create(home.join("node.log")).expect("node log");
+    let _newcomer = Killed::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cobuild"))
+            .args(["node", "--data-dir"])
+            .arg(&home)
+            .args(["--key-file", key_path, "--hub-rpc", &hub.url])
+            .args([
+                "--relay-url",
+                endpoints["hub"]["relay"].as_str().expect("relay"),
+            ])
+            .args(["--registry-contract", contract, "--registry-rpc", &hub.url])
+            .args([
+                "--p2p-port",
+                &p2p.to_string(),
+                "--http-port",
+                &http.to_string(),
+            ])
+            .args(["--admin-port", &admin.to_string(), "--ledger-founders"])
+            .arg(&founders_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(log)),
+    );
+    let rpc = format!("http://127.0.0.1:{http}");
+    let newcomer_json = json!({ "rpc": rpc });
+    let newcomer = Member(&newcomer_json);
+    eventually("the newcomer's RPC", Duration::from_secs(60), || {
+        newcomer.cast().run(&["block-number"]).ok()
+    });
+
+    // The ledger moves to the five members at a record boundary, and the newcomer, which
+    // followed every record before, takes part from there.
+    let boundary = eventually(
+        "a record naming five members",
+        Duration::from_secs(120),
+        || {
+            let tip = final_slot(&nodes[0])?;
+            let from = tip.saturating_sub(63).max(1);
+            let page = nodes[0].rpc(
+                "cobuild_getSlotRecords",
+                json!([format!("{from:#x}"), format!("{tip:#x}")]),
+            )?;
+            page.as_array()?.iter().find_map(|r| {
+                (r["record"]["next"].as_array()?.len() == 5).then(|| {
+                    u64::from_str_radix(r["slot"].as_str()?.trim_start_matches("0x"), 16).ok()
+                })?
+            })
+        },
+    );
+    let target = boundary + 4;
+    eventually(
+        "the newcomer to hold every record",
+        Duration::from_secs(120),
+        || final_slot(&newcomer).filter(|&slot| slot >= target),
+    );
+    assert_eq!(digests(&newcomer, 1, target), digests(&nodes[0], 1, target));
+    let after = nodes[0]
+        .rpc(
+            "cobuild_getSlotRecords",
+            json!([format!("{:#x}", boundary + 1), format!("{target:#x}")]),
+        )
+        .expect("records");
+    let by_newcomer = after.as_array().expect("records").iter().any(|r| {
+        r["record"]["epoch"].as_u64() == Some(1)
+            && r["record"]["cuts"]
+                .as_array()
+                .is_some_and(|cuts| cuts.iter().any(|c| c["cut"]["member"].as_u64() == Some(4)))
+    });
+    assert!(by_newcomer, "the newcomer's cuts count in epoch 1: {after}");
+    let registry = [
+        "--registry-contract",
+        contract,
+        "--registry-rpc-url",
+        &hub.url,
+    ];
+    verify(&newcomer, &registry, target);
 }

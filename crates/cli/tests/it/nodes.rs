@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{Devnet, TxSpec, run_client};
 
 /// Dev account 8, which owns the devnet's registry contract.
-const REGISTRY_OWNER_KEY: &str =
+pub(crate) const REGISTRY_OWNER_KEY: &str =
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
 
 /// Dev accounts 2, 3, 4 and 6: each sends to one node, so its nonces stay in order there.
@@ -29,6 +29,13 @@ pub(crate) const SENDERS: [&str; 4] = [
 
 /// A process killed on drop.
 pub(crate) struct Killed(Child);
+
+impl Killed {
+    /// Spawns `command`.
+    pub(crate) fn spawn(command: &mut Command) -> Self {
+        Self(command.spawn().expect("the process starts"))
+    }
+}
 
 impl Drop for Killed {
     fn drop(&mut self) {

@@ -82,6 +82,8 @@ pub(crate) struct Actor<E, L> {
     received: BTreeMap<(u64, MemberId), usize>,
     final_slot: watch::Sender<u64>,
     ticks: u64,
+    /// Logged once: the network's records build on another genesis than this member's.
+    founders_differ: bool,
 }
 
 impl<E: Clock + Spawner, L: Local> Actor<E, L> {
@@ -139,6 +141,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             verifies: Vec::new(),
             final_slot,
             ticks: 0,
+            founders_differ: false,
             config,
         })
     }
@@ -616,6 +619,17 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 || record.prev != tip.1
                 || record.epoch != epoch.number
             {
+                // The network's first record does not build on this member's genesis: its
+                // ledger was founded by other members than the network's (a member that joined
+                // after the first membership change, started without the founders).
+                if tip.1 == self.genesis && record.slot == tip.0 + 1 && !self.founders_differ {
+                    self.founders_differ = true;
+                    tracing::error!(
+                        "ledger.founders_differ: the network's ledger was founded by other \
+                         members than this one's; restart it on an empty ledger with \
+                         --ledger-founders (cobuild ledger founders --rpc <a member>)"
+                    );
+                }
                 break;
             }
             let digest = to_b256(&record.digest());

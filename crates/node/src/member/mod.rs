@@ -236,6 +236,7 @@ impl MemberNode {
                 chain: chain.clone(),
                 chain_genesis: hub_genesis,
                 retention_slots: config.log_retention_slots,
+                founders: config.ledger_founders.clone(),
             }),
         )
         .await?;
