@@ -20,6 +20,8 @@ pub enum OrderKind {
     CancelPrivateTransaction = 4,
     /// `mev_sendBundle`.
     MevSendBundle = 5,
+    /// `flashbots_setFeeRefundRecipient`: the signer delegates its refunds to another address.
+    SetFeeRefundRecipient = 6,
 }
 
 /// A kind byte no [`OrderKind`] has (written by a newer node, or garbage).
@@ -29,13 +31,14 @@ pub struct UnknownOrderKind(pub u8);
 
 impl OrderKind {
     /// Every kind, in byte order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::RawTransaction,
         Self::SendBundle,
         Self::CancelBundle,
         Self::SendPrivateTransaction,
         Self::CancelPrivateTransaction,
         Self::MevSendBundle,
+        Self::SetFeeRefundRecipient,
     ];
 
     /// The JSON-RPC methods whose calls are orders of this kind (an `eth_sendBundle` with no
@@ -48,6 +51,7 @@ impl OrderKind {
             Self::SendPrivateTransaction => &["eth_sendPrivateTransaction"],
             Self::CancelPrivateTransaction => &["eth_cancelPrivateTransaction"],
             Self::MevSendBundle => &["mev_sendBundle"],
+            Self::SetFeeRefundRecipient => &["flashbots_setFeeRefundRecipient"],
         }
     }
 

@@ -105,7 +105,7 @@ impl Intake {
         }
         // Hashing and recovering over the body, and parsing it, are CPU work.
         let (body, header) = (payload.clone(), auth.clone());
-        let (from, method, params) = tokio::task::spawn_blocking(move || {
+        let (from, method, mut all_params) = tokio::task::spawn_blocking(move || {
             let from = signer(&body, &header)?;
             let (method, params) = call_params(&body, kind, call)?;
             Ok::<_, IntakeError>((from, method, params))
@@ -113,6 +113,13 @@ impl Intake {
         .await
         .map_err(|e| IntakeError::Failed(format!("apply task: {e}")))??;
         let bad = |e: serde_json::Error| IntakeError::Invalid(e.to_string());
+        if kind == OrderKind::SetFeeRefundRecipient {
+            // Nothing to pool: the delegation counts where refunds are computed, from the
+            // orders the ledger's records cover. Checked here as the accepting member did.
+            crate::delegation(from, &all_params)?;
+            return Ok(());
+        }
+        let params = all_params.swap_remove(0);
         match (kind, method.as_str()) {
             (OrderKind::SendBundle, _) => {
                 let request: EthSendBundle = serde_json::from_value(params).map_err(bad)?;
@@ -155,7 +162,9 @@ impl Intake {
             (OrderKind::MevSendBundle, _) => {
                 publish(self.bundles.reserve_mev_bundle(from, params).await?.1);
             }
-            (OrderKind::RawTransaction, _) => unreachable!("handled above"),
+            (OrderKind::RawTransaction | OrderKind::SetFeeRefundRecipient, _) => {
+                unreachable!("handled above")
+            }
         }
         Ok(())
     }
@@ -181,9 +190,13 @@ fn signer(body: &[u8], header: &[u8]) -> Result<Address, IntakeError> {
     Ok(verify_flashbots_signature(header, body)?)
 }
 
-/// The method and first parameter of call `call` of a JSON-RPC body (one call, or a batch),
-/// which must be a method of `kind`.
-fn call_params(body: &[u8], kind: OrderKind, call: u32) -> Result<(String, Value), IntakeError> {
+/// The method and parameters (at least one) of call `call` of a JSON-RPC body (one call, or a
+/// batch), which must be a method of `kind`.
+fn call_params(
+    body: &[u8],
+    kind: OrderKind,
+    call: u32,
+) -> Result<(String, Vec<Value>), IntakeError> {
     let body: Value =
         serde_json::from_slice(body).map_err(|e| IntakeError::Invalid(format!("body: {e}")))?;
     let mut call_value = match body {
@@ -205,12 +218,10 @@ fn call_params(body: &[u8], kind: OrderKind, call: u32) -> Result<(String, Value
     if !kind.methods().contains(&method.as_str()) {
         return Err(IntakeError::WrongMethod { kind, method });
     }
-    let params = call_value
-        .get_mut("params")
-        .and_then(Value::as_array_mut)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.swap_remove(0))
-        .ok_or_else(|| IntakeError::Invalid(format!("{method} without params")))?;
+    let params = match call_value.get_mut("params").map(Value::take) {
+        Some(Value::Array(params)) if !params.is_empty() => params,
+        _ => return Err(IntakeError::Invalid(format!("{method} without params"))),
+    };
     Ok((method, params))
 }
 
@@ -234,13 +245,13 @@ mod tests {
         let batch = br#"[{"method":"eth_sendBundle","params":[{"a":1}]},{"method":"eth_callBundle","params":[{"b":2}]},{"method":"eth_cancelBundle","params":[{"c":3}]}]"#;
         assert_eq!(
             call_params(batch, OrderKind::SendBundle, 0).expect("call 0"),
-            ("eth_sendBundle".into(), serde_json::json!({"a":1}))
+            ("eth_sendBundle".into(), vec![serde_json::json!({"a":1})])
         );
         assert_eq!(
             call_params(batch, OrderKind::CancelBundle, 2)
                 .expect("call 2")
                 .1,
-            serde_json::json!({"c":3})
+            vec![serde_json::json!({"c":3})]
         );
         assert_eq!(
             call_params(batch, OrderKind::SendBundle, 1),

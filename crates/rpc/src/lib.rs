@@ -24,7 +24,8 @@ pub use admin::{
 pub use auth::{AuthError, FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 pub use bundle::{
     BundleApiServer, Bundles, CallBundleResponse, CallBundleTxResult, DEFAULT_PRIVATE_TX_BLOCKS,
-    IpLimiter, MevApiServer, OrderflowLimits, RateLimiter, SenderLimiter,
+    FeeRefundRecipient, IpLimiter, MevApiServer, OrderflowLimits, RateLimiter,
+    RefundRecipientApiServer, SenderLimiter, delegation,
 };
 pub use cobuild_primitives::AcceptedOrder;
 pub use error::{

@@ -13,7 +13,7 @@ use jsonrpsee::{
 };
 
 use crate::{
-    bundle::{BundleApiServer, Bundles, MevApiServer},
+    bundle::{BundleApiServer, Bundles, MevApiServer, RefundRecipientApiServer},
     eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer},
     middleware::{
         BodyLimits, CallIndexLayer, FlashbotsAuthLayer, PeerAddrService, RequestCheckLayer,
@@ -111,7 +111,10 @@ pub async fn start_with(
         .merge(BundleApiServer::into_rpc(bundles.clone()))
         .map_err(std::io::Error::other)?;
     module
-        .merge(MevApiServer::into_rpc(bundles))
+        .merge(MevApiServer::into_rpc(bundles.clone()))
+        .map_err(std::io::Error::other)?;
+    module
+        .merge(RefundRecipientApiServer::into_rpc(bundles))
         .map_err(std::io::Error::other)?;
     module
         .merge(DebugApiServer::into_rpc(eth.clone()))

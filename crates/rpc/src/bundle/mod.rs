@@ -10,10 +10,12 @@
 mod budget;
 mod call;
 mod limit;
+mod refund_recipient;
 mod sim;
 
 pub use call::{CallBundleResponse, CallBundleTxResult};
 pub use limit::{IpLimiter, RateLimiter, SenderLimiter};
+pub use refund_recipient::{FeeRefundRecipient, RefundRecipientApiServer, delegation};
 
 use budget::SimBudget;
 

@@ -104,11 +104,7 @@ impl Node {
 
     /// Posts a raw body, signed by `auth` if given.
     fn post(&self, auth: Option<&PrivateKeySigner>, body: &str) -> Value {
-        let header = auth.map(|auth| {
-            let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
-            let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
-            format!("{}:{}", auth.address(), signature)
-        });
+        let header = auth.map(|auth| flashbots_header(auth, body.as_bytes()));
         let headers: Vec<(&str, &str)> = header
             .iter()
             .map(|h| ("X-Flashbots-Signature", h.as_str()))
@@ -142,6 +138,13 @@ impl Node {
             self.bundles.on_block(head.number);
         }
     }
+}
+
+/// The `X-Flashbots-Signature` header `auth` makes for `body`.
+fn flashbots_header(auth: &PrivateKeySigner, body: &[u8]) -> String {
+    let digest = format!("{:#x}", alloy_primitives::keccak256(body));
+    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
+    format!("{}:{}", auth.address(), signature)
 }
 
 /// The Flashbots auth key of a test sender.

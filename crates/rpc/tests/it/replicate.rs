@@ -321,3 +321,64 @@ fn test_a_batch_longer_than_the_limit_is_refused_whole() {
     assert_eq!(replies.as_array().map(Vec::len), Some(10), "{replies}");
     assert_eq!(recorder.orders.lock().len(), 10);
 }
+
+#[test]
+fn test_a_refund_delegation_is_an_order_only_its_signer_makes() {
+    let recorder = Arc::new(Recorder::default());
+    let origin = Node::start_with(OrderflowLimits::default(), Some(recorder.clone()));
+    let other = Node::start(OrderflowLimits::default());
+    let (signer, stranger) = (auth(7), auth(8));
+    let to = Address::repeat_byte(0x77);
+
+    let reply = origin.call(
+        Some(&signer),
+        "flashbots_setFeeRefundRecipient",
+        json!([signer.address(), to]),
+    );
+    assert_eq!(
+        reply["result"],
+        json!({"from": signer.address(), "to": to}),
+        "{reply}"
+    );
+    // Durable and replicated before the answer, as the signer sent it; another member checks
+    // the signature and the delegation the same way.
+    let orders = recorder.orders.lock().clone();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].kind, OrderKind::SetFeeRefundRecipient);
+    apply(&other, &orders[0]).expect("another member takes it");
+
+    // Nobody delegates another's refunds, and an unsigned call is refused: neither replicates.
+    let theirs = origin.call(
+        Some(&stranger),
+        "flashbots_setFeeRefundRecipient",
+        json!([signer.address(), stranger.address()]),
+    );
+    assert_eq!(error_code(&theirs), -32602, "{theirs}");
+    let unsigned = origin.call(
+        None,
+        "flashbots_setFeeRefundRecipient",
+        json!([signer.address(), to]),
+    );
+    assert_eq!(error_code(&unsigned), -32600, "{unsigned}");
+    let malformed = origin.call(
+        Some(&signer),
+        "flashbots_setFeeRefundRecipient",
+        json!([to]),
+    );
+    assert_eq!(error_code(&malformed), -32602, "{malformed}");
+    assert_eq!(recorder.orders.lock().len(), 1, "refused calls went out");
+
+    // A forged replicated delegation (signed by the stranger, naming the signer) is refused.
+    let mut forged = orders[0].clone();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"flashbots_setFeeRefundRecipient","params":["{}","{}"]}}"#,
+        signer.address(),
+        stranger.address()
+    );
+    forged.payload = body.clone().into_bytes().into();
+    forged.auth = super::flashbots_header(&stranger, body.as_bytes())
+        .into_bytes()
+        .into();
+    let refused = apply(&other, &forged).expect_err("not the signer's");
+    assert!(matches!(refused, IntakeError::Invalid(_)), "{refused}");
+}
