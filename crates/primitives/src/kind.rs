@@ -108,7 +108,7 @@ mod tests {
         for kind in OrderKind::ALL {
             assert_eq!(OrderKind::try_from(kind as u8), Ok(kind));
         }
-        assert_eq!(OrderKind::try_from(6), Err(UnknownOrderKind(6)));
+        assert_eq!(OrderKind::try_from(7), Err(UnknownOrderKind(7)));
         assert_eq!(OrderKind::try_from(255), Err(UnknownOrderKind(255)));
     }
 }
