@@ -1,6 +1,6 @@
 //! Deterministic simulation of the slot ledger: members agree on a record per slot while links
 //! lose 20 % of messages, the network splits in halves and heals, members crash and restart,
-//! and a Byzantine member lies about the chain's figures when it leads, proposes a membership
+//! and a Byzantine member names wrong blocks and figures when it leads, proposes a membership
 //! of its own, overstates its cuts, forges cuts in other members' names, floods junk proposals
 //! and refuses every honest proposal; and, in a scenario of its own, a Byzantine leader that equivocates: two different valid records in one view, each
 //! notarized to a different part of the network, while it withholds every other vote; and, in
@@ -122,9 +122,11 @@ impl Local for View {
             return None;
         }
         let mut facts = self.world.lock().blocks.get(slot as usize - 1).copied()?;
-        // The liar's figures are wrong on odd slots; on even ones its records would pass but
-        // for the membership it names.
-        if self.liar && slot % 2 == 1 {
+        // The liar names another block on some odd slots and wrong figures on the others; on
+        // even ones its records would pass but for the membership it names.
+        if self.liar && slot % 4 == 1 {
+            facts.block.hash = B256::repeat_byte(0xee);
+        } else if self.liar && slot % 2 == 1 {
             facts.payment += U256::from(1);
         }
         Some(facts)
