@@ -141,10 +141,17 @@ fn render(out: &mut String, label: &str, status: &NodeStatus) {
         let last = ledger
             .final_slot
             .map_or_else(|| "none yet".to_owned(), |slot| format!("slot {slot}"));
+        let members: Vec<String> = ledger
+            .epoch_members
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let _ = writeln!(
             out,
-            "  ledger: last final record {last}, {} blocks behind the head",
-            ledger.lag
+            "  ledger: last final record {last}, {} blocks behind the head; epoch {} (members {})",
+            ledger.lag,
+            ledger.epoch,
+            members.join(", ")
         );
     }
     let r = &status.refusals;

@@ -97,13 +97,19 @@ pub struct NodeStatus {
 }
 
 /// Where a node's slot ledger stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerStatus {
     /// The slot of the last final record (`None`: no record yet).
     pub final_slot: Option<u64>,
     /// Blocks on the chain past the last final record.
     pub lag: u64,
+    /// The membership epoch of the next record.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The members who agree on it.
+    #[serde(default)]
+    pub epoch_members: Vec<u32>,
 }
 
 /// Everything a node refused or failed to take in, counted since it started: envelopes the

@@ -303,6 +303,11 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
         let verified = verify(node, &registry, target);
         assert!(verified.contains("through 1 epoch change"), "{verified}");
     }
+    let status = cobuild_ok(&["status", "--data-dir", dir.path().to_str().expect("utf-8")]);
+    assert!(
+        status.contains("; epoch 1 (members 0, 1, 2)"),
+        "status shows the epoch:\n{status}"
+    );
     let shown = cobuild_ok(&[
         "ledger",
         "show",

@@ -106,9 +106,14 @@ impl AdminSource for MemberAdmin {
             bids: self.bids.lock().iter().cloned().collect(),
             ledger: self.replication.ledger.as_ref().map(|store| {
                 let final_slot = store.last_slot().ok().flatten();
+                let epoch = store.next_epoch().ok().flatten();
                 LedgerStatus {
                     final_slot,
                     lag: head.saturating_sub(final_slot.unwrap_or(0)),
+                    epoch: epoch.as_ref().map_or(0, |e| e.number),
+                    epoch_members: epoch
+                        .map(|e| e.members.into_keys().collect())
+                        .unwrap_or_default(),
                 }
             }),
         }
