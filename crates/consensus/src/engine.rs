@@ -45,9 +45,6 @@ pub struct Channels<S, R> {
 /// The ledger could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// This member's key is not the registry's key for it.
-    #[error("member {0}'s node key is not among the ledger's members")]
-    NotAMember(u32),
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -111,10 +108,8 @@ where
         final_tx,
         epochs_tx,
     )?;
-    let first = epochs.borrow().0.clone();
-    if config.signer(&first).is_none() && first.members.contains_key(&config.me) {
-        return Err(StartError::NotAMember(config.me));
-    }
+    // A member the epoch lists under another key (its key was rotated and no record has named
+    // the new one yet) follows the records until one does, as a non-member would.
     // The actor writes candidates and final records to disk as it goes (each a durable
     // commit); on a thread of its own those waits never hold up the shared executor that runs
     // replication and simplex.

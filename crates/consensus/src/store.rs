@@ -114,6 +114,8 @@ impl Store {
         if let Some(stored) = self.founders()? {
             return Ok(stored);
         }
+        // An empty or broken list would be stored for good and stop every later start.
+        founders.keys().map_err(|_| StoreError::Membership(0))?;
         let tx = self.db.begin_write()?;
         tx.open_table(META)?
             .insert(FOUNDERS, alloy_rlp::encode(founders).as_slice())?;
@@ -250,7 +252,9 @@ impl Store {
                 let digest = to_b256(&record.digest());
                 records.insert(record.slot, alloy_rlp::encode(entry).as_slice())?;
                 digests.insert(&digest.0, record.slot)?;
-                if !record.next.is_empty() {
+                // As `Epoch::after`: an unusable list (which no honest member votes for)
+                // changes nothing.
+                if !record.next.is_empty() && record.next.keys().is_ok() {
                     epochs.insert(record.epoch + 1, record.slot)?;
                 }
                 tip = Some((record.slot, digest));

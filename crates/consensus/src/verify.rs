@@ -103,7 +103,7 @@ pub fn certificate(entry: &Entry, verifier: &Scheme) -> Result<Option<Finalizati
 
 /// Checks `entries`, which follow the record `(slot, digest)` and start in `epoch`: links,
 /// epochs and certificates, each against the members of its record's epoch (a record that
-/// closes an epoch names the next one's). Returns how many carried their own certificate, and
+/// closes an epoch names the next one's, and must carry its own certificate). Returns how many carried their own certificate, and
 /// the epoch of the record after the run.
 pub fn verify_run(
     entries: &[Entry],
@@ -124,6 +124,13 @@ pub fn verify_run(
         }
         tip = (record.slot, to_b256(&record.digest()));
         let proven = certificate(entry, &epoch.verifier)?.is_some();
+        // The next members are taken only from a record its own epoch certified.
+        if !record.next.is_empty() && !proven {
+            return Err(VerifyError::BadCertificate {
+                slot: record.slot,
+                why: "a record that closes its epoch carries no certificate of its own",
+            });
+        }
         epoch = epoch.after(record);
         if proven {
             certified += 1;

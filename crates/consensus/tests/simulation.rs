@@ -1,10 +1,12 @@
 //! Deterministic simulation of the slot ledger: members agree on a record per slot while links
 //! lose 20 % of messages, the network splits in halves and heals, members crash and restart,
 //! and a Byzantine member names wrong blocks and figures when it leads, proposes a membership
-//! of its own, overstates its cuts, forges cuts in other members' names, floods junk proposals
-//! and refuses every honest proposal; and, in a scenario of its own, a Byzantine leader that equivocates: two different valid records in one view, each
-//! notarized to a different part of the network, while it withholds every other vote; and, in
-//! another, the registry adding a member and later removing a founder while members crash.
+//! of its own, overstates its cuts, forges cuts in other members' names, floods junk proposals,
+//! serves forged final records that hand the ledger to a key of its own, and refuses every
+//! honest proposal; and, in a scenario of its own, a Byzantine leader that equivocates: two
+//! different valid records in one view, each notarized to a different part of the network,
+//! while it withholds every other vote; and, in another, the registry adding a member and later
+//! removing a founder while members crash.
 //!
 //! Checked after the faults heal: every slot the chain reached is recorded at every honest
 //! member (liveness); all honest ledgers hold the same records (safety); every record matches
@@ -23,18 +25,18 @@ use std::{
 
 use alloy_primitives::{B256, U256};
 use cobuild_consensus::{
-    BlockRef, Channels, Config, Cut, Epoch as LedgerEpoch, Ledger, Local, MemberId, Membership,
-    Prefix, Scheme, SignedCut, SlotFacts, SlotRecord, Store, Winner, agreed_cut, check_structure,
-    genesis_digest, max_faults, start, to_b256, wire,
+    BlockRef, Channels, Config, Cut, Entry, Epoch as LedgerEpoch, Ledger, Local, MemberId,
+    Membership, Prefix, Scheme, SignedCut, SlotFacts, SlotRecord, Store, Winner, agreed_cut,
+    check_structure, genesis_digest, max_faults, start, to_b256, wire,
 };
 use commonware_codec::{Decode as _, Encode as _};
 use commonware_consensus::{
     Viewable as _,
     simplex::{
         elector::{Config as _, Elector as _, RoundRobin, RoundRobinElector},
-        types::{Certificate, Notarize, Proposal, Vote},
+        types::{Certificate, Finalization, Finalize, Notarize, Proposal, Vote},
     },
-    types::{Epoch, Round},
+    types::{Epoch, Round, View as ConsensusView},
 };
 use commonware_cryptography::{
     Sha256, Signer as _, certificate::Scheme as _, certificate::Verifier as _, ed25519,
@@ -45,8 +47,9 @@ use commonware_p2p::{
     simulated::{self, Link, Oracle},
     utils::mux::Muxer,
 };
+use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
-use commonware_utils::{NZU32, NZUsize, Probability, ordered::Set};
+use commonware_utils::{NZU32, NZUsize, Probability, non_empty, ordered::Set};
 use parking_lot::Mutex;
 
 const VOTES: u64 = 10;
@@ -368,6 +371,56 @@ async fn start_equivocator(
     equivocations
 }
 
+/// Two "final records" after `last`: one of its epoch, uncertified, naming a membership of a
+/// key no registry lists; then one of the next epoch, certified by that key alone.
+fn forged_handover(last: &SlotRecord) -> Vec<Entry> {
+    let impostor = ed25519::PrivateKey::from_seed(9_999);
+    let members = BTreeMap::from([(99, impostor.public_key())]);
+    let closing = SlotRecord {
+        epoch: last.epoch,
+        slot: last.slot + 1,
+        facts: World::facts(last.slot + 1),
+        cuts: Vec::new(),
+        agreed: Vec::new(),
+        prev: to_b256(&last.digest()),
+        next: Membership::from_keys(&members),
+    };
+    let forged = SlotRecord {
+        epoch: last.epoch + 1,
+        slot: last.slot + 2,
+        facts: World::facts(last.slot + 2),
+        cuts: Vec::new(),
+        agreed: Vec::new(),
+        prev: to_b256(&closing.digest()),
+        next: Membership::default(),
+    };
+    let scheme = Scheme::signer(
+        cobuild_consensus::VOTE_NAMESPACE,
+        Set::from_iter_dedup(members.into_values()),
+        impostor,
+    )
+    .expect("a signer");
+    let round = Round::new(Epoch::new(forged.epoch), ConsensusView::new(1));
+    let proposal = Proposal::new(round, ConsensusView::new(0), forged.digest());
+    let finalizes = [Finalize::<Scheme, Digest>::sign(&scheme, proposal).expect("signs")];
+    let finalization = Finalization::<Scheme, Digest>::from_finalizes(
+        &scheme,
+        non_empty![@&finalizes],
+        &Sequential,
+    )
+    .expect("a certificate");
+    vec![
+        Entry {
+            record: closing,
+            finalization: Default::default(),
+        },
+        Entry {
+            record: forged,
+            finalization: finalization.encode().to_vec().into(),
+        },
+    ]
+}
+
 fn crash(member: &mut Member) {
     if let Some(ledger) = member.ledger.take() {
         ledger.consensus.abort();
@@ -458,9 +511,17 @@ fn run(seed: u64, scenario: Scenario) -> String {
         if scenario.byzantine {
             let mut forge = senders[3].clone();
             let world = world.clone();
+            let liar_store = members[3].store.clone();
             context.child("forger").spawn(move |context| async move {
                 for round in 0..200u64 {
                     context.sleep(SLOT / 2).await;
+                    // It serves "final records" that hand the ledger to a key of its own: an
+                    // uncertified record naming the new members, then one those members
+                    // certify.
+                    if let Ok(Some(last)) = liar_store.last() {
+                        let run = forged_handover(&last.record);
+                        forge.send(Recipients::All, wire::Message::Final(run).encode(), false);
+                    }
                     let slot = world.lock().blocks.len() as u64 + 1;
                     let victim = (round % 3) as MemberId;
                     let forged = Cut::new(
@@ -660,6 +721,18 @@ fn run(seed: u64, scenario: Scenario) -> String {
             assert!(
                 reference.iter().all(|r| r.next.is_empty()),
                 "seed {seed}: the liar's membership was agreed"
+            );
+            // Nor does a verifier take the forged handover the liar served.
+            let last = reference.last().expect("records");
+            let forged = forged_handover(last);
+            assert!(
+                cobuild_consensus::verify_run(
+                    &forged,
+                    (last.slot, to_b256(&last.digest())),
+                    &epoch
+                )
+                .is_err(),
+                "seed {seed}: a forged handover verifies"
             );
             // The liar's overstated cuts did go into records, so the agreed-cut bound above was
             // tested against real overstatements (its lying figures are refused: every record

@@ -162,6 +162,8 @@ pub struct NodeReplication {
     /// The registry's members as the ledger follows them (it proposes a change of epoch when
     /// they differ from its current members).
     ledger_members: watch::Sender<BTreeMap<MemberId, ed25519::PublicKey>>,
+    /// The members the transport and the ledger started with.
+    started_with: Vec<NetMember>,
 }
 
 impl NodeReplication {
@@ -217,6 +219,7 @@ impl NodeReplication {
                 started,
             )
         });
+        let started_with = members.clone();
         let replication = Replication::start(
             TransportConfig {
                 me: config.me,
@@ -249,6 +252,7 @@ impl NodeReplication {
             others,
             ledger: ledger_store,
             ledger_members,
+            started_with,
         })
     }
 
@@ -314,20 +318,19 @@ impl NodeReplication {
 
     /// Reads the registry every `interval` and hands member changes to the transport.
     pub async fn follow_registry(&self, registry: Arc<dyn Registry>, interval: Duration) {
-        let mut last: Option<Vec<NetMember>> = None;
+        // A change between the start's read and the first one here counts too.
+        let mut last = self.started_with.clone();
         loop {
             let read = {
                 let registry = registry.clone();
                 tokio::task::spawn_blocking(move || net_members(registry.as_ref())).await
             };
             match read {
-                Ok(Ok(members)) if last.as_ref() != Some(&members) => {
-                    if last.is_some() {
-                        tracing::info!(members = members.len(), "node.registry.changed");
-                        self.replication.set_members(members.clone()).await;
-                        self.ledger_members.send_replace(ledger_keys(&members));
-                    }
-                    last = Some(members);
+                Ok(Ok(members)) if last != members => {
+                    tracing::info!(members = members.len(), "node.registry.changed");
+                    self.replication.set_members(members.clone()).await;
+                    self.ledger_members.send_replace(ledger_keys(&members));
+                    last = members;
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "node.registry.unreadable"),
                 Err(e) => tracing::error!(error = %e, "node.registry.read_panicked"),

@@ -632,17 +632,25 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 }
                 break;
             }
-            let digest = to_b256(&record.digest());
-            tip = (record.slot, digest);
-            let checked = crate::certificate(&entry, &epoch.verifier);
-            epoch = epoch.after(record);
-            let proven = match checked {
+            let proven = match crate::certificate(&entry, &epoch.verifier) {
                 Ok(found) => found.is_some(),
                 Err(e) => {
                     tracing::warn!(error = %e, "ledger.fetch.refused");
                     break;
                 }
             };
+            // The members a record names for the next epoch are taken only from a record its
+            // own epoch certified: a later certificate by the very members it names would prove
+            // nothing (an honest store keeps every closing record's own certificate).
+            if !record.next.is_empty() && !proven {
+                tracing::warn!(
+                    slot = record.slot,
+                    "ledger.fetch.uncertified_closing_record"
+                );
+                break;
+            }
+            tip = (record.slot, to_b256(&record.digest()));
+            epoch = epoch.after(record);
             run.push(entry);
             if proven {
                 self.append(std::mem::take(&mut run));
@@ -686,8 +694,10 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         self.received = self.received.split_off(&(tip.0 + 1, 0));
         self.candidates.retain(|_, record| record.slot > tip.0);
         let store = &self.store;
-        self.finals
-            .retain(|digest, _| store.slot_of(digest).ok().flatten().is_none());
+        let bridge_of_tip = to_b256(&bridge_digest(&tip.1));
+        self.finals.retain(|digest, _| {
+            *digest != bridge_of_tip && store.slot_of(digest).ok().flatten().is_none()
+        });
         self.final_slot.send_replace(tip.0);
     }
 
