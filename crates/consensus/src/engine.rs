@@ -198,6 +198,11 @@ async fn run_epochs<E, B, S>(
                 tracing::info!(epoch = epoch.number, "ledger.consensus.started");
             }
             // Not a member of this epoch: the actor still follows the final records.
+            None if epoch.members.contains_key(&config.me) => tracing::warn!(
+                epoch = epoch.number,
+                "ledger.consensus.other_key: the epoch lists this member under another node \
+                 key; following the records until one names this key"
+            ),
             None => tracing::info!(epoch = epoch.number, "ledger.consensus.not_a_member"),
         }
         if epochs.changed().await.is_err() {

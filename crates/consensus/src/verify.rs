@@ -103,8 +103,8 @@ pub fn certificate(entry: &Entry, verifier: &Scheme) -> Result<Option<Finalizati
 
 /// Checks `entries`, which follow the record `(slot, digest)` and start in `epoch`: links,
 /// epochs and certificates, each against the members of its record's epoch (a record that
-/// closes an epoch names the next one's, and must carry its own certificate). Returns how many carried their own certificate, and
-/// the epoch of the record after the run.
+/// closes an epoch names the next one's, and must carry its own certificate). Returns how many
+/// carried their own certificate, and the epoch of the record after the run.
 pub fn verify_run(
     entries: &[Entry],
     after: (u64, B256),

@@ -725,14 +725,18 @@ fn run(seed: u64, scenario: Scenario) -> String {
             // Nor does a verifier take the forged handover the liar served.
             let last = reference.last().expect("records");
             let forged = forged_handover(last);
+            let verdict = cobuild_consensus::verify_run(
+                &forged,
+                (last.slot, to_b256(&last.digest())),
+                &epoch,
+            );
             assert!(
-                cobuild_consensus::verify_run(
-                    &forged,
-                    (last.slot, to_b256(&last.digest())),
-                    &epoch
-                )
-                .is_err(),
-                "seed {seed}: a forged handover verifies"
+                matches!(
+                    verdict,
+                    Err(cobuild_consensus::VerifyError::BadCertificate { slot, .. })
+                        if slot == last.slot + 1
+                ),
+                "seed {seed}: the forged handover is refused at its closing record: {verdict:?}"
             );
             // The liar's overstated cuts did go into records, so the agreed-cut bound above was
             // tested against real overstatements (its lying figures are refused: every record

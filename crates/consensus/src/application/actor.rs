@@ -215,7 +215,10 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             }
             Message::Finalized(finalization) => {
                 let digest = to_b256(&finalization.proposal.payload);
-                let settled = self.store.slot_of(&digest).ok().flatten().is_some()
+                // A late report of an epoch this member has left is of a record it holds or
+                // of a bridge it no longer needs.
+                let settled = finalization.proposal.round.epoch().get() < self.epoch.number
+                    || self.store.slot_of(&digest).ok().flatten().is_some()
                     || digest == to_b256(&bridge_digest(&self.last.1));
                 if !settled {
                     self.finals.insert(digest, *finalization);
@@ -656,8 +659,12 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 self.append(std::mem::take(&mut run));
             }
         }
-        // A run without a certificate at its end may be finalized by one this member holds.
+        // A run without a certificate at its end may be finalized by one this member holds;
+        // kept only within the window, as proposals are.
         for entry in run {
+            if entry.record.slot > self.last.0 + WINDOW {
+                break;
+            }
             let digest = to_b256(&entry.record.digest());
             self.candidates.entry(digest).or_insert(entry.record);
         }
