@@ -439,6 +439,16 @@ struct Scenario {
     changes: bool,
 }
 
+/// 20 % loss and no other fault: each scenario adds its own.
+const LOSSY: Scenario = Scenario {
+    byzantine: false,
+    equivocator: false,
+    loss: 0.2,
+    split: false,
+    crashes: false,
+    changes: false,
+};
+
 /// A small deterministic generator for what the test does.
 struct Rng(u64);
 
@@ -814,17 +824,7 @@ fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
 #[test]
 fn test_honest_members_record_every_slot_over_lossy_links() {
     for seed in seeds(0..3) {
-        run(
-            seed,
-            Scenario {
-                byzantine: false,
-                equivocator: false,
-                loss: 0.2,
-                split: false,
-                crashes: false,
-                changes: false,
-            },
-        );
+        run(seed, LOSSY);
     }
 }
 
@@ -834,12 +834,9 @@ fn test_records_pause_in_a_partition_and_catch_up_after_crashes() {
         run(
             seed,
             Scenario {
-                byzantine: false,
-                equivocator: false,
-                loss: 0.2,
                 split: true,
                 crashes: true,
-                changes: false,
+                ..LOSSY
             },
         );
     }
@@ -852,11 +849,8 @@ fn test_a_byzantine_member_cannot_bend_the_ledger() {
             seed,
             Scenario {
                 byzantine: true,
-                equivocator: false,
-                loss: 0.2,
-                split: false,
                 crashes: true,
-                changes: false,
+                ..LOSSY
             },
         );
     }
@@ -868,12 +862,9 @@ fn test_an_equivocating_leader_cannot_split_the_ledger() {
         run(
             seed,
             Scenario {
-                byzantine: false,
                 equivocator: true,
-                loss: 0.2,
-                split: false,
                 crashes: true,
-                changes: false,
+                ..LOSSY
             },
         );
     }
@@ -883,11 +874,9 @@ fn test_an_equivocating_leader_cannot_split_the_ledger() {
 fn test_a_seed_replays_exactly() {
     let scenario = Scenario {
         byzantine: true,
-        equivocator: false,
-        loss: 0.2,
         split: true,
         crashes: true,
-        changes: false,
+        ..LOSSY
     };
     assert_eq!(run(11, scenario), run(11, scenario));
 }
@@ -898,12 +887,9 @@ fn test_membership_changes_take_effect_at_record_boundaries() {
         run(
             seed,
             Scenario {
-                byzantine: false,
-                equivocator: false,
-                loss: 0.2,
-                split: false,
                 crashes: true,
                 changes: true,
+                ..LOSSY
             },
         );
     }

@@ -21,6 +21,14 @@ fn final_slot(member: &Member<'_>) -> Option<u64> {
     u64::from_str_radix(record["slot"].as_str()?.trim_start_matches("0x"), 16).ok()
 }
 
+/// Waits until every one of `nodes` holds final records up to `slot`; their last final slots.
+fn records_reach(nodes: &[Member<'_>], slot: u64, what: &str, within: Duration) -> Vec<u64> {
+    eventually(what, within, || {
+        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
+        slots.filter(|s| s.iter().all(|&last| last >= slot))
+    })
+}
+
 /// The digests of the node's records `from..=to`.
 fn digests(member: &Member<'_>, from: u64, to: u64) -> Vec<String> {
     let mut out = Vec::new();
@@ -67,10 +75,7 @@ fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
     let data_dir = dir.path().to_str().expect("utf-8 path");
 
     // Every node records slots.
-    let first = eventually("records at every node", Duration::from_secs(90), || {
-        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
-        slots.filter(|s| s.iter().all(|&slot| slot >= 3))
-    });
+    let first = records_reach(&nodes, 3, "records at every node", Duration::from_secs(90));
     assert!(first.iter().all(|&s| s >= 3));
 
     // One node down (kill -9): three of four are a quorum, records go on.
@@ -124,10 +129,12 @@ fn test_the_ledger_records_every_slot_pauses_without_a_quorum_and_catches_up() {
     // Both back: the ledger catches up at every node.
     let _restarted = [nodes[3].restart(), nodes[2].restart()];
     let target = hub.head();
-    eventually("every node to catch up", Duration::from_secs(120), || {
-        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
-        slots.filter(|s| s.iter().all(|&slot| slot >= target))
-    });
+    records_reach(
+        &nodes,
+        target,
+        "every node to catch up",
+        Duration::from_secs(120),
+    );
     let reference = digests(&nodes[0], 1, target);
     assert_eq!(
         reference.len() as u64,
@@ -221,10 +228,7 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
     let contract = endpoints["registry_contract"]
         .as_str()
         .expect("registry contract");
-    eventually("records at every node", Duration::from_secs(90), || {
-        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
-        slots.filter(|s| s.iter().all(|&slot| slot >= 3))
-    });
+    records_reach(&nodes, 3, "records at every node", Duration::from_secs(90));
 
     // The registry the nodes follow drops member 3; the ledger's members follow at the next
     // record.
@@ -289,10 +293,12 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
     )
     .expect("hex slot");
     let target = boundary + 3;
-    eventually("records after the change", Duration::from_secs(60), || {
-        let slots: Option<Vec<u64>> = nodes[..3].iter().map(final_slot).collect();
-        slots.filter(|s| s.iter().all(|&slot| slot >= target))
-    });
+    records_reach(
+        &nodes[..3],
+        target,
+        "records after the change",
+        Duration::from_secs(60),
+    );
     for node in &nodes[..3] {
         let registry = [
             "--registry-contract",
@@ -338,10 +344,7 @@ fn test_a_member_added_to_a_running_network_joins_the_ledger_at_a_record_boundar
     let contract = endpoints["registry_contract"]
         .as_str()
         .expect("registry contract");
-    eventually("records at every node", Duration::from_secs(90), || {
-        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
-        slots.filter(|s| s.iter().all(|&slot| slot >= 3))
-    });
+    records_reach(&nodes, 3, "records at every node", Duration::from_secs(90));
 
     // A new operator: keys, the ledger's founders from a member, a place in the registry.
     let home = dir.path().join("node-new");
