@@ -328,14 +328,6 @@ fn test_a_registry_change_takes_effect_at_a_record_boundary() {
     );
 }
 
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[test]
 fn test_a_member_added_to_a_running_network_joins_the_ledger_at_a_record_boundary() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -355,6 +347,7 @@ fn test_a_member_added_to_a_running_network_joins_the_ledger_at_a_record_boundar
     let founders_file = home.join("founders.json");
     let founders = cobuild_ok(&["ledger", "founders", "--rpc", nodes[0].field("rpc")]);
     std::fs::write(&founders_file, &founders).expect("founders file");
+    let free_port = cobuild_test_utils::free_port;
     let (p2p, http, admin) = (free_port(), free_port(), free_port());
     let address = format!("127.0.0.1:{p2p}");
     cobuild_ok(&[
