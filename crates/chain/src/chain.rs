@@ -57,6 +57,14 @@ pub enum ChainError {
         /// That head's hash.
         marked_hash: B256,
     },
+    /// The state after a block is no longer kept (or the block does not exist).
+    #[error("the state after block {number} is not kept (head {head})")]
+    NoHistory {
+        /// The block asked for.
+        number: u64,
+        /// The head.
+        head: u64,
+    },
     /// A committed block was not built on the current head.
     #[error("block {got} does not build on the head {head}")]
     NotOnHead {
@@ -185,6 +193,69 @@ impl Chain {
             Arc::new(header.seal_slow())
         };
         Ok((head, StateSnapshot::new(Arc::new(view), number)))
+    }
+
+    /// The header of block `number` and the state after it, for a block before the head too
+    /// while the store keeps what the later blocks overwrote.
+    pub fn state_at(
+        &self,
+        number: u64,
+    ) -> Result<(Arc<Sealed<Header>>, StateSnapshot), ChainError> {
+        let view = self.inner.store.read()?;
+        let head = view.head_number()?.ok_or(StoreError::Corrupt("no head"))?;
+        if number == head {
+            drop(view);
+            let (header, state) = self.head_state()?;
+            if header.number == number {
+                return Ok((header, state));
+            }
+            return self.state_at(number);
+        }
+        let header = view
+            .header(number)?
+            .ok_or(ChainError::NoHistory { number, head })?;
+        let past = view
+            .past_state(number)?
+            .ok_or(ChainError::NoHistory { number, head })?;
+        Ok((
+            Arc::new(header.seal_slow()),
+            StateSnapshot::past(Arc::new(view), number, past),
+        ))
+    }
+
+    /// Opens block `number` again on the state it was built on, with its own attributes, to
+    /// execute its orders in another arrangement. What is executed is never stored: the
+    /// builder cannot seal (its parent is not the head).
+    pub fn replay(&self, number: u64) -> Result<BlockBuilder, ChainError> {
+        let parent = number.checked_sub(1).ok_or(ChainError::NoHistory {
+            number,
+            head: self.head().number,
+        })?;
+        let header = self.read()?.header(number)?.ok_or(ChainError::NoHistory {
+            number,
+            head: self.head().number,
+        })?;
+        let (parent, state) = self.state_at(parent)?;
+        let attrs = BlockAttributes {
+            timestamp: header.timestamp,
+            fee_recipient: header.beneficiary,
+            prev_randao: header.mix_hash,
+            gas_limit: header.gas_limit,
+            withdrawals: self
+                .read()?
+                .block(number)?
+                .and_then(|b| b.block.body.withdrawals)
+                .map(|w| w.into_inner())
+                .unwrap_or_default(),
+            parent_beacon_block_root: header.parent_beacon_block_root.unwrap_or_default(),
+            extra_data: header.extra_data,
+        };
+        Ok(BlockBuilder::new(
+            self.inner.spec.clone(),
+            parent,
+            state,
+            attrs,
+        )?)
     }
 
     /// Opens a block on the current head.

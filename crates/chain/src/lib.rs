@@ -37,4 +37,4 @@ pub use genesis::{
 pub use state::{
     EmptyState, EntryIter, HashedState, HashedStateDiff, StateError, StateSnapshot, StorageDiff,
 };
-pub use store::{AccountRecord, ReadView, StoreError, StoredBlock};
+pub use store::{AccountRecord, HISTORY_BLOCKS, PastState, ReadView, StoreError, StoredBlock};

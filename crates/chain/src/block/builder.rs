@@ -326,6 +326,10 @@ impl BlockBuilder {
             excess_blob_gas,
             transactions,
         } = self;
+        if snapshot.is_past() {
+            // The store's tables hold the head's trie, not this state's: roots would be wrong.
+            return Err(BlockError::Attributes("a replayed block cannot be sealed"));
+        }
         let (evm, result) = executor.finish()?;
         let (mut db, _env) = alloy_evm::Evm::finish(evm);
         db.merge_transitions(BundleRetention::PlainState);

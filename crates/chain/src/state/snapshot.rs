@@ -10,7 +10,7 @@ use revm::{
     state::AccountInfo,
 };
 
-use crate::store::{ReadView, StoreError};
+use crate::store::{PastState, ReadView, StoreError};
 
 /// A state read failed; execution of the block attempt must stop.
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +27,37 @@ impl DBErrorMarker for StateError {}
 
 /// The state at one block, readable by the EVM from many threads at once.
 ///
-/// Clones share one underlying snapshot.
+/// Clones share one underlying snapshot. A snapshot of a block before the head reads the head
+/// state through what the later blocks overwrote; it can execute, but not hash, a block.
 #[derive(Debug, Clone)]
 pub struct StateSnapshot {
     view: Arc<ReadView>,
     number: u64,
+    past: Option<Arc<PastState>>,
 }
 
 impl StateSnapshot {
     pub(crate) fn new(view: Arc<ReadView>, number: u64) -> Self {
-        Self { view, number }
+        Self {
+            view,
+            number,
+            past: None,
+        }
+    }
+
+    /// The state after block `number`, below the head `view` holds, from `past`.
+    pub(crate) fn past(view: Arc<ReadView>, number: u64, past: PastState) -> Self {
+        Self {
+            view,
+            number,
+            past: Some(Arc::new(past)),
+        }
+    }
+
+    /// Whether this is the state of a block before the head (whose roots the store's tables
+    /// do not describe).
+    pub const fn is_past(&self) -> bool {
+        self.past.is_some()
     }
 
     /// Number of the block whose post-state this is.
@@ -51,9 +72,15 @@ impl StateSnapshot {
 
     /// Storage value of `slot` at `address`.
     pub fn storage_at(&self, address: Address, slot: U256) -> Result<U256, StateError> {
-        Ok(self
-            .view
-            .storage(&keccak256(address), &keccak256(B256::from(slot)))?)
+        let (hashed_address, hashed_slot) = (keccak256(address), keccak256(B256::from(slot)));
+        if let Some(value) = self
+            .past
+            .as_ref()
+            .and_then(|past| past.slot(&hashed_address, &hashed_slot))
+        {
+            return Ok(value);
+        }
+        Ok(self.view.storage(&hashed_address, &hashed_slot)?)
     }
 }
 
@@ -61,7 +88,12 @@ impl DatabaseRef for StateSnapshot {
     type Error = StateError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        let Some(record) = self.view.account(&keccak256(address))? else {
+        let hashed = keccak256(address);
+        let record = match self.past.as_ref().and_then(|past| past.account(&hashed)) {
+            Some(record) => record,
+            None => self.view.account(&hashed)?,
+        };
+        let Some(record) = record else {
             return Ok(None);
         };
         let mut info = AccountInfo::new(

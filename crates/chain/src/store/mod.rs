@@ -11,9 +11,12 @@
 //! in order; each account record caches its storage root.
 
 mod codec;
+mod history;
 
 pub use codec::AccountRecord;
 pub(crate) use codec::{storage_key, storage_range};
+use history::{AccountRevert, BlockReverts, SlotRevert};
+pub use history::{HISTORY_BLOCKS, PastState};
 
 use std::path::Path;
 
@@ -39,6 +42,9 @@ const CODE: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("code")
 /// Per block, the fee recipient's balance before and after it (two 32-byte words): what the
 /// block was worth to its builder, which the slot ledger records, without keeping history.
 const BENEFICIARY: TableDefinition<'_, u64, &[u8; 64]> = TableDefinition::new("beneficiary");
+/// Per block, what its state changes overwrote (see [`history`]), for the last
+/// [`HISTORY_BLOCKS`] blocks.
+const REVERTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reverts");
 
 const HEAD_KEY: &str = "head";
 
@@ -127,6 +133,7 @@ impl Store {
             txn.open_table(STORAGE)?;
             txn.open_table(CODE)?;
             txn.open_table(BENEFICIARY)?;
+            txn.open_table(REVERTS)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -148,6 +155,7 @@ impl Store {
             storage: txn.open_table(STORAGE)?,
             code: txn.open_table(CODE)?,
             beneficiary: txn.open_table(BENEFICIARY)?,
+            reverts: txn.open_table(REVERTS)?,
         })
     }
 
@@ -209,6 +217,12 @@ impl Store {
             balances[32..].copy_from_slice(&after.to_be_bytes::<32>());
             txn.open_table(BENEFICIARY)?.insert(number, &balances)?;
             let mut storage = txn.open_table(STORAGE)?;
+            let reverts = block_reverts(&accounts, &storage, write.diff)?;
+            let mut history = txn.open_table(REVERTS)?;
+            history.insert(number, reverts.to_bytes().as_slice())?;
+            if let Some(old) = number.checked_sub(HISTORY_BLOCKS) {
+                history.remove(old)?;
+            }
             for (hashed, change) in &write.diff.storage {
                 if change.wiped {
                     let (lo, hi) = storage_range(hashed);
@@ -243,6 +257,53 @@ impl Store {
     }
 }
 
+/// What `diff` is about to overwrite in `accounts` and `storage`.
+fn block_reverts(
+    accounts: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    storage: &impl ReadableTable<&'static [u8; 64], &'static [u8; 32]>,
+    diff: &HashedStateDiff,
+) -> Result<BlockReverts, StoreError> {
+    let mut reverts = BlockReverts::default();
+    for hashed in diff.accounts.keys() {
+        let record = accounts
+            .get(&hashed.0)?
+            .map(|v| Bytes::copy_from_slice(v.value()))
+            .unwrap_or_default();
+        reverts.accounts.push(AccountRevert {
+            hashed: *hashed,
+            record,
+        });
+    }
+    for (hashed, change) in &diff.storage {
+        let mut seen = std::collections::HashSet::new();
+        if change.wiped {
+            let (lo, hi) = storage_range(hashed);
+            for entry in storage.range::<&[u8; 64]>(&lo..=&hi)? {
+                let (key, value) = entry?;
+                let slot = B256::from_slice(&key.value()[32..]);
+                seen.insert(slot);
+                reverts.slots.push(SlotRevert {
+                    hashed_address: *hashed,
+                    hashed_slot: slot,
+                    value: U256::from_be_bytes(*value.value()),
+                });
+            }
+        }
+        for slot in change.slots.keys().filter(|slot| !seen.contains(*slot)) {
+            let value = storage
+                .get(&storage_key(hashed, slot))?
+                .map(|v| U256::from_be_bytes(*v.value()))
+                .unwrap_or_default();
+            reverts.slots.push(SlotRevert {
+                hashed_address: *hashed,
+                hashed_slot: *slot,
+                value,
+            });
+        }
+    }
+    Ok(reverts)
+}
+
 fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes
         .try_into()
@@ -267,6 +328,7 @@ pub struct ReadView {
     storage: redb::ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
     code: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     beneficiary: redb::ReadOnlyTable<u64, &'static [u8; 64]>,
+    reverts: redb::ReadOnlyTable<u64, &'static [u8]>,
 }
 
 impl std::fmt::Debug for ReadView {
@@ -348,6 +410,24 @@ impl ReadView {
                 U256::from_be_slice(&bytes[32..]),
             )
         }))
+    }
+
+    /// The state after block `number` as it differs from the head's: `None` when a block
+    /// after it no longer keeps what it overwrote (older than [`HISTORY_BLOCKS`], or stored
+    /// before the store kept history) or `number` is past the head.
+    pub fn past_state(&self, number: u64) -> Result<Option<PastState>, StoreError> {
+        let head = self.head_number()?.unwrap_or_default();
+        if number > head {
+            return Ok(None);
+        }
+        let mut past = PastState::default();
+        for later in (number + 1..=head).rev() {
+            let Some(raw) = self.reverts.get(later)? else {
+                return Ok(None);
+            };
+            past.apply(BlockReverts::from_bytes(raw.value())?)?;
+        }
+        Ok(Some(past))
     }
 
     /// Where the transaction with `hash` was included.

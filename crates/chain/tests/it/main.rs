@@ -370,3 +370,63 @@ fn test_bundle_drops_only_what_it_may() {
     assert_eq!(outcome.included, vec![*bundle[1].tx_hash()]);
     assert_eq!(builder.transactions().len(), 1);
 }
+
+#[test]
+fn test_the_state_before_a_recent_block_is_read_back_and_its_block_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let signers = dev_signers();
+    let to = address!("0x000000000000000000000000000000000000beef");
+    // The EIP-4788 contract stores each block's timestamp and beacon root: storage that every
+    // block overwrites, beside the balances the transfers move.
+    let beacon_slot = |chain: &Chain, number: u64| {
+        let (_, state) = chain.state_at(number).expect("state kept");
+        let timestamp = chain.read().expect("view").header(number).expect("read");
+        let slot = U256::from(timestamp.expect("header").timestamp % 8191);
+        state.storage_ref(REVERTS, slot).expect("read")
+    };
+    let mut seen = Vec::new();
+    for n in 0..3u64 {
+        let mut builder = chain.builder(attrs(&chain)).expect("builder");
+        let tx = transfer(&signers[0], n, to, ONE_ETH);
+        builder.execute(tx).expect("no fatal").expect("included");
+        let block = builder.finish().expect("sealed");
+        chain.commit(&block).expect("committed");
+        seen.push((
+            balance(&chain, to),
+            balance(&chain, signers[0].address()),
+            beacon_slot(&chain, n + 1),
+        ));
+    }
+    for (n, (to_balance, from_balance, stored)) in seen.iter().enumerate() {
+        let number = n as u64 + 1;
+        let (header, state) = chain.state_at(number).expect("state kept");
+        assert_eq!(header.number, number);
+        let read = |who| state.basic_ref(who).expect("read").map(|a| a.balance);
+        assert_eq!(read(to), Some(*to_balance), "after block {number}");
+        assert_eq!(read(signers[0].address()), Some(*from_balance));
+        assert_eq!(beacon_slot(&chain, number), *stored);
+    }
+    // Before block 1 the recipient did not exist.
+    let (_, genesis) = chain.state_at(0).expect("genesis state kept");
+    assert_eq!(genesis.basic_ref(to).expect("read"), None);
+
+    // Block 2 again, on the state it was built on: its transaction is valid there (nonce 1),
+    // pays the same fee, and the replay can never be sealed over the head.
+    let mut replay = chain.replay(2).expect("replay opens");
+    let stored = chain
+        .read()
+        .expect("view")
+        .block(2)
+        .expect("read")
+        .expect("block");
+    let tx = Recovered::new_unchecked(stored.block.body.transactions[0].clone(), stored.senders[0]);
+    let outcome = replay.execute(tx).expect("no fatal").expect("valid again");
+    assert!(outcome.success);
+    assert_eq!(replay.balance(to).expect("read"), seen[1].0);
+    assert!(replay.finish().is_err(), "a replay must not seal");
+    assert!(matches!(
+        chain.state_at(4),
+        Err(ChainError::NoHistory { number: 4, head: 3 })
+    ));
+}
