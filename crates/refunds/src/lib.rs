@@ -18,9 +18,11 @@
 //! arithmetic, with the rounding remainder kept visible.
 
 mod orders;
+pub mod replay;
 mod rule;
 
 pub use orders::{Split, split};
+pub use replay::{Landed, Pass, ReplayError};
 pub use rule::{Contribution, Joint, RefundError, Refunds, SlotFigures, refunds};
 
 /// Who earns a refund: the `X-Flashbots-Signature` signer, or a bundle's `refundIdentity`.
