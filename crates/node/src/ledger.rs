@@ -127,9 +127,18 @@ pub struct LedgerSetup {
     /// How many slots an order stays in the live order log after a final record covers it
     /// (then it moves to the archive); see [`retain`].
     pub retention_slots: u64,
+    /// The refunds computed from the final records (shared with the RPC that serves them).
+    pub refunds: Arc<cobuild_refunds::Book>,
     /// The ledger's founders when they are not the registry's members now (a member that
     /// joins after the ledger's first epoch change); only used while the store is new.
     pub founders: Option<Membership>,
+}
+
+/// Opens the refund book in `data_dir` (`refunds.redb`).
+pub fn open_book(
+    data_dir: &Path,
+) -> Result<Arc<cobuild_refunds::Book>, cobuild_refunds::BookError> {
+    cobuild_refunds::Book::open(&data_dir.join("refunds.redb")).map(Arc::new)
 }
 
 /// Opens the ledger's store in `data_dir` (`ledger.redb`).

@@ -29,6 +29,7 @@ pub mod devnet;
 pub mod ledger;
 pub mod member;
 pub mod orderflow;
+pub mod refunds;
 pub mod replication;
 
 pub use cobuild_rpc::OrderflowLimits;

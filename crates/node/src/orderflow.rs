@@ -109,7 +109,7 @@ impl Orderflow {
         chain: &Chain,
         config: &OrderflowConfig,
         replication: Option<Arc<dyn Replicate>>,
-        ledger: Option<Arc<cobuild_consensus::Store>>,
+        ledger: Option<(Arc<cobuild_consensus::Store>, Arc<cobuild_refunds::Book>)>,
     ) -> Result<Self, RpcStartError> {
         let Pools {
             limit,
@@ -123,15 +123,21 @@ impl Orderflow {
             api = api.with_replication(hook);
         }
         let mut extra = jsonrpsee::Methods::new();
-        if let Some(store) = ledger {
-            extra
-                .merge(cobuild_rpc::LedgerApiServer::into_rpc(
-                    cobuild_rpc::Ledger::new(store),
-                ))
-                .map_err(|e| RpcStartError {
+        if let Some((store, book)) = ledger {
+            let merge = |extra: &mut jsonrpsee::Methods, methods: jsonrpsee::Methods| {
+                extra.merge(methods).map_err(|e| RpcStartError {
                     addr: config.http_addr,
                     source: std::io::Error::other(e),
-                })?;
+                })
+            };
+            merge(
+                &mut extra,
+                cobuild_rpc::LedgerApiServer::into_rpc(cobuild_rpc::Ledger::new(store)).into(),
+            )?;
+            merge(
+                &mut extra,
+                cobuild_rpc::RefundsApiServer::into_rpc(cobuild_rpc::Refunds::new(book)).into(),
+            )?;
         }
         let server = cobuild_rpc::start_with(RpcConfig::new(config.http_addr), eth, api, extra)
             .await

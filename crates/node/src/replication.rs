@@ -209,7 +209,13 @@ impl NodeReplication {
         let (ledger_members, registry) = watch::channel(ledger_keys(&members));
         let extension = ledger.map(|setup| {
             let (started, final_slot) = oneshot::channel();
-            retention = Some((setup.store.clone(), setup.retention_slots, final_slot));
+            retention = Some((
+                setup.store.clone(),
+                setup.retention_slots,
+                final_slot,
+                setup.refunds.clone(),
+                setup.chain.clone(),
+            ));
             ledger::extension(
                 setup,
                 log.clone(),
@@ -235,12 +241,19 @@ impl NodeReplication {
             extension,
         )?;
         let task = tokio::spawn(take_in(deliveries, intake, counters.clone()));
-        if let Some((store, window, final_slot)) = retention {
+        if let Some((store, window, final_slot, book, chain)) = retention {
             let log = log.clone();
             // Ends with the ledger (its watch closes) or if it never starts.
             tokio::spawn(async move {
                 if let Ok(final_slot) = final_slot.await {
-                    ledger::retain(log, store, final_slot, window).await;
+                    let refunds = crate::refunds::follow(
+                        book,
+                        chain,
+                        store.clone(),
+                        log.clone(),
+                        final_slot.clone(),
+                    );
+                    tokio::join!(ledger::retain(log, store, final_slot, window), refunds);
                 }
             });
         }

@@ -264,6 +264,7 @@ fn refund(
         percent,
         recipient: Some(recipient),
         tx_hash: None,
+        delayed: false,
     }))
 }
 

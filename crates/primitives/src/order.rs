@@ -111,6 +111,9 @@ pub struct Refund {
     pub recipient: Option<Address>,
     /// The transaction whose value is refunded (default: the last one).
     pub tx_hash: Option<B256>,
+    /// `delayedRefund: true`: the refund is paid from the ledger after the slot, not in the
+    /// block.
+    pub delayed: bool,
 }
 
 /// A checked bundle.
@@ -191,6 +194,7 @@ impl Bundle {
                     None => out.push(0),
                 }
                 list(&mut out, refund.tx_hash.as_slice());
+                out.push(u8::from(refund.delayed));
             }
             None => out.push(0),
         }
@@ -283,6 +287,11 @@ impl BundleRequest {
                 percent,
                 recipient: request.refund_recipient,
                 tx_hash: request.refund_tx_hashes.first().copied(),
+                delayed: request
+                    .extra_fields
+                    .get("delayedRefund")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
             }),
             Some(other) => return Err(OrderError::RefundPercent(other)),
             None => return Err(OrderError::RefundPercent(0)),

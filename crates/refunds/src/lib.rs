@@ -17,10 +17,12 @@
 //! What goes in (which orders count, how `v(T∖I)` is replayed) is the caller's; this crate is the
 //! arithmetic, with the rounding remainder kept visible.
 
+mod book;
 mod orders;
 pub mod replay;
 mod rule;
 
+pub use book::{Book, BookError, OrderRefund, Owed, SlotRefunds};
 pub use orders::{Split, split};
 pub use replay::{Landed, Pass, ReplayError};
 pub use rule::{Contribution, Joint, RefundError, Refunds, SlotFigures, refunds};

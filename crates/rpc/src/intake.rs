@@ -105,13 +105,10 @@ impl Intake {
         }
         // Hashing and recovering over the body, and parsing it, are CPU work.
         let (body, header) = (payload.clone(), auth.clone());
-        let (from, method, mut all_params) = tokio::task::spawn_blocking(move || {
-            let from = signer(&body, &header)?;
-            let (method, params) = call_params(&body, kind, call)?;
-            Ok::<_, IntakeError>((from, method, params))
-        })
-        .await
-        .map_err(|e| IntakeError::Failed(format!("apply task: {e}")))??;
+        let (from, method, mut all_params) =
+            tokio::task::spawn_blocking(move || signed_call(kind, &body, &header, call))
+                .await
+                .map_err(|e| IntakeError::Failed(format!("apply task: {e}")))??;
         let bad = |e: serde_json::Error| IntakeError::Invalid(e.to_string());
         if kind == OrderKind::SetFeeRefundRecipient {
             // Nothing to pool: the delegation counts where refunds are computed, from the
@@ -182,6 +179,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| IntakeError::Failed(format!("apply task: {e}")))
+}
+
+/// The sender, method and parameters of call `call` of a replicated signed order of `kind`,
+/// checked as the accepting member checked them (CPU work: run it off the async workers).
+pub fn signed_call(
+    kind: OrderKind,
+    body: &[u8],
+    header: &[u8],
+    call: u32,
+) -> Result<(Address, String, Vec<Value>), IntakeError> {
+    let from = signer(body, header)?;
+    let (method, params) = call_params(body, kind, call)?;
+    Ok((from, method, params))
 }
 
 /// The sender a replicated body proves (the same check the auth middleware makes).

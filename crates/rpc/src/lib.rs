@@ -13,6 +13,7 @@ mod eth;
 mod intake;
 mod ledger;
 mod middleware;
+mod refunds;
 mod replicate;
 mod server;
 
@@ -33,13 +34,14 @@ pub use error::{
     SERVER_ERROR,
 };
 pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer};
-pub use intake::{Intake, IntakeError};
+pub use intake::{Intake, IntakeError, signed_call};
 pub use ledger::{Ledger, LedgerApiServer, LedgerEntry, MAX_RECORDS_PER_CALL};
 pub use middleware::{
     BodyLimits, CallIndexLayer, CallIndexService, FlashbotsAuth, FlashbotsAuthLayer,
     MAX_ERROR_RESPONSE, PeerAddr, PeerAddrService, RequestCheck, RequestCheckLayer, Signed,
     SpecLayer, SpecService,
 };
+pub use refunds::{FeeRefund, FeeRefunds, RefundTotals, Refunds, RefundsApiServer};
 pub use replicate::{
     CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,
     SignedBody,

@@ -38,7 +38,8 @@ impl Order {
     pub fn refund(&self) -> Option<&Refund> {
         match self {
             Self::Tx(_) => None,
-            Self::Bundle(b) => b.bundle.refund.as_ref(),
+            // A delayed refund is the ledger's to pay, after the slot.
+            Self::Bundle(b) => b.bundle.refund.as_ref().filter(|r| !r.delayed),
         }
     }
 

@@ -219,6 +219,8 @@ impl MemberNode {
         );
         let ledger_store =
             ledger::open_store(&config.data_dir).map_err(|e| MemberError::Ledger(e.to_string()))?;
+        let refund_book =
+            ledger::open_book(&config.data_dir).map_err(|e| MemberError::Ledger(e.to_string()))?;
         let replication = NodeReplication::start(
             &ReplicationConfig {
                 data_dir: config.data_dir.clone(),
@@ -236,6 +238,7 @@ impl MemberNode {
                 chain: chain.clone(),
                 chain_genesis: hub_genesis,
                 retention_slots: config.log_retention_slots,
+                refunds: refund_book.clone(),
                 founders: config.ledger_founders.clone(),
             }),
         )
@@ -246,7 +249,7 @@ impl MemberNode {
             &chain,
             &config.orderflow,
             Some(replication.hook()?),
-            Some(ledger_store.clone()),
+            Some((ledger_store.clone(), refund_book.clone())),
         )
         .await?;
         let builder = start_bidding(

@@ -1,0 +1,194 @@
+//! A member's refunds: as records become final, each slot whose block a member won gets its
+//! refunds computed from the record, the chain replica and the orders the records cover, and
+//! kept in the member's refund book for the query methods.
+//!
+//! Every input is fixed by final records (which envelopes; which block; what was paid), and the
+//! replay is deterministic, so every member computes the same wei.
+
+mod orders;
+
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use cobuild_chain::Chain;
+use cobuild_consensus::{Store, to_b256};
+use cobuild_net::Log;
+use cobuild_refunds::{Book, OrderRefund, Owed, SlotRefunds, replay};
+use tokio::sync::watch;
+
+use crate::ledger::{ArchiveError, slot_orders};
+use orders::{attribute, decode};
+
+/// Slots of records whose orders may have landed in a slot's block: the record of the slot
+/// itself, the one after it (an order the winner took just before building may be covered
+/// only there), and those before it back to the longest inclusion range a bundle may name.
+pub const ORDER_WINDOW: u64 = 32;
+
+/// Why a slot's refunds could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundsError {
+    /// The ledger or the order log.
+    #[error(transparent)]
+    Orders(#[from] ArchiveError),
+    /// The chain replica.
+    #[error(transparent)]
+    Chain(#[from] cobuild_chain::ChainError),
+    /// The replay.
+    #[error(transparent)]
+    Replay(#[from] cobuild_refunds::ReplayError),
+    /// The rule.
+    #[error(transparent)]
+    Rule(#[from] cobuild_refunds::RefundError),
+    /// The book.
+    #[error(transparent)]
+    Book(#[from] cobuild_refunds::BookError),
+}
+
+/// Every envelope the final records of slots `from..=to` added.
+fn covered(
+    store: &Store,
+    log: &Log,
+    from: u64,
+    to: u64,
+) -> Result<Vec<cobuild_net::Envelope>, ArchiveError> {
+    let mut out = Vec::new();
+    for slot in from..=to {
+        if let Some((_, _, envelopes)) = slot_orders(store, log, slot, 0, usize::MAX)? {
+            out.extend(envelopes);
+        }
+    }
+    Ok(out)
+}
+
+/// The refunds of `slot`, if its final record names a member as the winner; recipients as
+/// `book` has the delegations, with `pending` (this record's, in acceptance order) on top.
+pub fn slot_refunds(
+    chain: &Chain,
+    store: &Store,
+    log: &Log,
+    book: &Book,
+    pending: &[(alloy_primitives::Address, alloy_primitives::Address)],
+    slot: u64,
+) -> Result<Option<SlotRefunds>, RefundsError> {
+    let Some(entry) = store.get(slot).map_err(ArchiveError::from)? else {
+        return Ok(None);
+    };
+    let record = &entry.record;
+    let Some(winner) = record.facts.winner.0 else {
+        return Ok(None);
+    };
+    let number = record.facts.block.number;
+    let Some(block) = chain
+        .read()?
+        .block(number)
+        .map_err(cobuild_chain::ChainError::from)?
+    else {
+        return Ok(None);
+    };
+    let envelopes = covered(store, log, slot.saturating_sub(ORDER_WINDOW - 2), slot + 1)?;
+    let decoded = decode(&envelopes);
+    let (landed, candidates) = attribute(&block, &decoded.orders);
+    let (figures, full, orders) =
+        replay::figures(chain, number, &landed, &candidates, record.facts.payment)?;
+    let refunds = cobuild_refunds::refunds(&figures)?;
+    let mut owed = Vec::new();
+    for (identity, amount) in &refunds.refunds {
+        let paid: Vec<(B256, alloy_primitives::U256)> = orders
+            .iter()
+            .zip(&full.paid)
+            .filter(|(o, _)| o.identity == Some(*identity))
+            .map(|(o, paid)| (o.key.hash, *paid))
+            .collect();
+        let split = cobuild_refunds::split(*amount, &paid);
+        owed.push(Owed {
+            identity: *identity,
+            recipient: match pending.iter().rev().find(|(from, _)| from == identity) {
+                Some((_, to)) => *to,
+                None => book.recipient(*identity)?,
+            },
+            amount: *amount,
+            orders: split
+                .parts
+                .into_iter()
+                .filter(|(_, part)| !part.is_zero())
+                .map(|(hash, amount)| OrderRefund { hash, amount })
+                .collect(),
+        });
+    }
+    Ok(Some(SlotRefunds {
+        slot,
+        block: number,
+        record: to_b256(&record.digest()),
+        winner,
+        value: figures.value,
+        payment: figures.payment,
+        to_split: refunds.to_split,
+        remainder: refunds.remainder,
+        owed,
+    }))
+}
+
+/// Processes one final record: its delegations, then its slot's refunds.
+fn process(
+    chain: &Chain,
+    store: &Store,
+    log: &Log,
+    book: &Book,
+    slot: u64,
+) -> Result<(), RefundsError> {
+    // Delegations of this record count for its own slot's refunds.
+    let delegations = decode(&covered(store, log, slot, slot)?).delegations;
+    let refunds = match slot_refunds(chain, store, log, book, &delegations, slot) {
+        Ok(refunds) => refunds,
+        // A slot this member cannot replay (its replica no longer keeps the parent state)
+        // is logged and left; the other members' books have it.
+        Err(RefundsError::Replay(e)) => {
+            tracing::error!(slot, error = %e, "refunds.replay_failed");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(refunds) = &refunds {
+        tracing::info!(
+            slot,
+            identities = refunds.owed.len(),
+            remainder = %refunds.remainder,
+            "refunds.slot"
+        );
+    }
+    book.record(slot, &delegations, refunds.as_ref())?;
+    Ok(())
+}
+
+/// Follows the final slot: each record, once the one after it is final too, is processed in
+/// slot order, on a blocking thread.
+pub async fn follow(
+    book: Arc<Book>,
+    chain: Chain,
+    store: Arc<Store>,
+    log: Arc<Log>,
+    mut final_slot: watch::Receiver<u64>,
+) {
+    loop {
+        let last = *final_slot.borrow_and_update();
+        let (book2, chain2, store2, log2) =
+            (book.clone(), chain.clone(), store.clone(), log.clone());
+        let step = tokio::task::spawn_blocking(move || -> Result<(), RefundsError> {
+            let mut next = book2.processed()? + 1;
+            while next < last {
+                process(&chain2, &store2, &log2, &book2, next)?;
+                next += 1;
+            }
+            Ok(())
+        })
+        .await;
+        match step {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "refunds.follow_failed"),
+            Err(e) => tracing::error!(error = %e, "refunds.follow_panicked"),
+        }
+        if final_slot.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The orders a slot's refunds are computed from: envelopes the final records cover, decoded
+//! as the accepting member checked them, sorted into who earns what, and matched to the
+//! transactions of the winning block.
+//!
+//! Who earns: a signed order (`eth_sendBundle`, `mev_sendBundle`, `eth_sendPrivateTransaction`)
+//! earns for its `refundIdentity` or, without one, its `X-Flashbots-Signature` signer. A raw
+//! transaction is public orderflow and earns nothing, and so does a signed order made only of
+//! transactions also sent raw. A bundle that keeps an in-block refund (`refundPercent` without
+//! `delayedRefund: true`) earns nothing more; the builder counts it net of that refund.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
+use alloy_eips::Decodable2718 as _;
+use alloy_primitives::{Address, B256, Bytes};
+use alloy_rpc_types_mev::EthSendBundle;
+use cobuild_chain::StoredBlock;
+use cobuild_net::Envelope;
+use cobuild_primitives::{Allowed, Bundle, BundleRequest, OrderKind, parse_mev_bundle};
+use cobuild_refunds::Landed;
+use serde_json::Value;
+
+/// Which order a refund is for: its bundle or transaction hash, and the envelope it came in
+/// (none for a block transaction no order in the records carried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OrderKey {
+    pub(crate) hash: B256,
+    pub(crate) envelope: Option<(u32, u64)>,
+}
+
+/// One decoded order.
+#[derive(Debug, Clone)]
+pub(crate) struct Decoded {
+    pub(crate) key: OrderKey,
+    /// Who earns, before the public-transaction rule is applied.
+    pub(crate) identity: Option<Address>,
+    pub(crate) txs: Vec<Recovered<TxEnvelope>>,
+    pub(crate) rules: Allowed,
+    pub(crate) in_block_refund: u8,
+    /// The blocks it may land in (`None`: any).
+    pub(crate) range: Option<(u64, u64)>,
+}
+
+/// What the covered envelopes hold.
+#[derive(Debug, Default)]
+pub(crate) struct Covered {
+    pub(crate) orders: Vec<Decoded>,
+    /// `from → to`, in the order they were accepted.
+    pub(crate) delegations: Vec<(Address, Address)>,
+}
+
+/// Decodes `envelopes` (any order); those that do not decode are skipped (they were checked
+/// when accepted, so this is only an envelope from a newer node).
+pub(crate) fn decode(envelopes: &[Envelope]) -> Covered {
+    let mut sorted: Vec<&Envelope> = envelopes.iter().collect();
+    sorted.sort_by_key(|e| (e.body.received_at_ms, e.body.origin, e.body.seq));
+    let mut public: HashMap<B256, Recovered<TxEnvelope>> = HashMap::new();
+    let mut covered = Covered::default();
+    for envelope in &sorted {
+        if envelope.body.kind == OrderKind::RawTransaction as u8
+            && let Some(tx) = raw(&envelope.body.payload)
+        {
+            public.insert(*tx.tx_hash(), tx.clone());
+            covered.orders.push(Decoded {
+                key: key(envelope, *tx.tx_hash()),
+                identity: None,
+                rules: lone(&tx),
+                txs: vec![tx],
+                in_block_refund: 0,
+                range: None,
+            });
+        }
+    }
+    for envelope in sorted {
+        match signed(envelope, &public) {
+            Some(Signed::Order(order)) => covered.orders.push(order),
+            Some(Signed::Delegation(from, to)) => covered.delegations.push((from, to)),
+            None => {}
+        }
+    }
+    for order in &mut covered.orders {
+        if order.txs.iter().all(|tx| public.contains_key(tx.tx_hash())) {
+            order.identity = None;
+        }
+    }
+    covered
+}
+
+enum Signed {
+    Order(Decoded),
+    Delegation(Address, Address),
+}
+
+fn signed(envelope: &Envelope, public: &HashMap<B256, Recovered<TxEnvelope>>) -> Option<Signed> {
+    let body = &envelope.body;
+    let kind = OrderKind::try_from(body.kind).ok()?;
+    if !matches!(
+        kind,
+        OrderKind::SendBundle
+            | OrderKind::MevSendBundle
+            | OrderKind::SendPrivateTransaction
+            | OrderKind::SetFeeRefundRecipient
+    ) {
+        return None;
+    }
+    let (from, _, mut params) =
+        cobuild_rpc::signed_call(kind, &body.payload, &body.auth, body.call).ok()?;
+    if kind == OrderKind::SetFeeRefundRecipient {
+        let delegation = cobuild_rpc::delegation(from, &params).ok()?;
+        return Some(Signed::Delegation(delegation.from, delegation.to));
+    }
+    let params = params.swap_remove(0);
+    let identity = params
+        .get("refundIdentity")
+        .and_then(|v| serde_json::from_value::<Address>(v.clone()).ok())
+        .unwrap_or(from);
+    let decoded = match kind {
+        OrderKind::SendBundle => {
+            let request: EthSendBundle = serde_json::from_value(params).ok()?;
+            let BundleRequest::Send(bundle) = BundleRequest::from_rpc(request).ok()? else {
+                return None;
+            };
+            from_bundle(envelope, identity, &bundle)
+        }
+        OrderKind::MevSendBundle => {
+            let request = parse_mev_bundle(params).ok()?;
+            let bundle =
+                Bundle::from_mev_share(&request, |hash| public.get(&hash).cloned()).ok()?;
+            from_bundle(envelope, identity, &bundle)
+        }
+        _ => {
+            let tx = raw(&serde_json::from_value::<Bytes>(params.get("tx")?.clone()).ok()?)?;
+            let last = params.get("maxBlockNumber").and_then(quantity);
+            Decoded {
+                key: key(envelope, *tx.tx_hash()),
+                identity: Some(identity),
+                rules: lone(&tx),
+                txs: vec![tx],
+                in_block_refund: 0,
+                range: last.map(|last| (0, last)),
+            }
+        }
+    };
+    Some(Signed::Order(decoded))
+}
+
+fn from_bundle(envelope: &Envelope, identity: Address, bundle: &Bundle) -> Decoded {
+    let in_block_refund = bundle
+        .refund
+        .filter(|r| !r.delayed)
+        .map_or(0, |r| r.percent);
+    Decoded {
+        key: key(envelope, bundle.hash),
+        identity: (in_block_refund == 0).then_some(identity),
+        txs: bundle.txs.clone(),
+        rules: Allowed {
+            reverting: bundle.reverting.clone(),
+            dropping: bundle.dropping.clone(),
+        },
+        in_block_refund,
+        range: (bundle.block_number != 0).then(|| (bundle.block_number, bundle.last_block())),
+    }
+}
+
+fn key(envelope: &Envelope, hash: B256) -> OrderKey {
+    OrderKey {
+        hash,
+        envelope: Some((envelope.body.origin, envelope.body.seq)),
+    }
+}
+
+/// A lone transaction may revert.
+fn lone(tx: &Recovered<TxEnvelope>) -> Allowed {
+    Allowed {
+        reverting: vec![*tx.tx_hash()],
+        dropping: Vec::new(),
+    }
+}
+
+fn raw(bytes: &[u8]) -> Option<Recovered<TxEnvelope>> {
+    use alloy_consensus::transaction::SignerRecoverable as _;
+    let mut slice = bytes;
+    let tx = TxEnvelope::decode_2718(&mut slice).ok()?;
+    if !slice.is_empty() {
+        return None;
+    }
+    let signer = tx.recover_signer().ok()?;
+    Some(Recovered::new_unchecked(tx, signer))
+}
+
+fn quantity(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => u64::from_str_radix(s.strip_prefix("0x")?, 16).ok(),
+        _ => None,
+    }
+}
+
+/// The block's orders in block order, and the orders that targeted the block and did not
+/// land (in the order they were accepted).
+///
+/// Each transaction of the block, the coinbase's own left out, is claimed by the first order
+/// (most transactions first, then signed before public, then acceptance order) whose
+/// transactions present in the block start there, in its own order, and whose absent ones it
+/// may drop. A transaction no order claims is public.
+pub(crate) fn attribute(
+    block: &StoredBlock,
+    orders: &[Decoded],
+) -> (Vec<Landed<OrderKey>>, Vec<Landed<OrderKey>>) {
+    let coinbase = block.block.header.beneficiary;
+    let txs: Vec<Recovered<TxEnvelope>> = block
+        .block
+        .body
+        .transactions
+        .iter()
+        .zip(&block.senders)
+        .filter(|(_, sender)| **sender != coinbase)
+        .map(|(tx, sender)| Recovered::new_unchecked(tx.clone(), *sender))
+        .collect();
+    let in_block: HashSet<B256> = txs.iter().map(|tx| *tx.tx_hash()).collect();
+    let mut by_first: BTreeMap<B256, Vec<usize>> = BTreeMap::new();
+    for (n, order) in orders.iter().enumerate() {
+        if let Some(first) = order.txs.iter().find(|tx| in_block.contains(tx.tx_hash())) {
+            by_first.entry(*first.tx_hash()).or_default().push(n);
+        }
+    }
+    for list in by_first.values_mut() {
+        // Stable: acceptance order within each rank.
+        list.sort_by_key(|n| {
+            let o = &orders[*n];
+            (std::cmp::Reverse(o.txs.len()), o.identity.is_none())
+        });
+    }
+    let mut landed = Vec::new();
+    let mut used = HashSet::new();
+    let mut p = 0;
+    while p < txs.len() {
+        let here = *txs[p].tx_hash();
+        let claim = by_first.get(&here).and_then(|list| {
+            list.iter().copied().find_map(|n| {
+                let order = &orders[n];
+                let present: Vec<&Recovered<TxEnvelope>> = order
+                    .txs
+                    .iter()
+                    .filter(|tx| in_block.contains(tx.tx_hash()))
+                    .collect();
+                let fits = present.len() <= txs.len() - p
+                    && present
+                        .iter()
+                        .zip(&txs[p..])
+                        .all(|(a, b)| a.tx_hash() == b.tx_hash())
+                    && order
+                        .txs
+                        .iter()
+                        .filter(|tx| !in_block.contains(tx.tx_hash()))
+                        .all(|tx| order.rules.dropping.contains(tx.tx_hash()));
+                fits.then_some((n, present.len()))
+            })
+        });
+        match claim {
+            Some((n, len)) => {
+                used.insert(n);
+                landed.push(landing(&orders[n]));
+                p += len;
+            }
+            None => {
+                let tx = txs[p].clone();
+                landed.push(Landed {
+                    key: OrderKey {
+                        hash: here,
+                        envelope: None,
+                    },
+                    identity: None,
+                    rules: lone(&tx),
+                    txs: vec![tx],
+                    in_block_refund: 0,
+                });
+                p += 1;
+            }
+        }
+    }
+    let number = block.block.header.number;
+    let candidates = orders
+        .iter()
+        .enumerate()
+        .filter(|(n, o)| {
+            !used.contains(n)
+                && o.key.envelope.is_some()
+                && o.identity.is_some()
+                && o.range
+                    .is_none_or(|(first, last)| (first..=last).contains(&number))
+                && o.txs.iter().all(|tx| !in_block.contains(tx.tx_hash()))
+        })
+        .map(|(_, o)| landing(o))
+        .collect();
+    (landed, candidates)
+}
+
+fn landing(order: &Decoded) -> Landed<OrderKey> {
+    Landed {
+        key: order.key,
+        identity: order.identity,
+        txs: order.txs.clone(),
+        rules: order.rules.clone(),
+        in_block_refund: order.in_block_refund,
+    }
+}

@@ -1,0 +1,173 @@
+//! The refunds a member computed from final records, kept so senders can ask for them later:
+//! per won slot, who is owed what and for which orders; and the refund delegations read from
+//! the records so far.
+
+use std::path::Path;
+
+use alloy_primitives::{Address, B256, U256};
+use redb::{ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::Identity;
+
+const SLOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("slots");
+const DELEGATIONS: TableDefinition<'_, &[u8; 20], &[u8; 20]> = TableDefinition::new("delegations");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const PROCESSED: &str = "processed";
+
+/// One order's part of a refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRefund {
+    /// The bundle hash, or the transaction hash of a private transaction.
+    pub hash: B256,
+    /// Its part, in wei.
+    pub amount: U256,
+}
+
+/// What one identity is owed for one slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owed {
+    /// Who earned it.
+    pub identity: Identity,
+    /// Who receives it (the identity, or whom it delegated to).
+    pub recipient: Address,
+    /// The refund, in wei.
+    pub amount: U256,
+    /// Its parts per order, adding up to `amount`.
+    pub orders: Vec<OrderRefund>,
+}
+
+/// The refunds of one slot whose block a member won.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRefunds {
+    /// The slot.
+    pub slot: u64,
+    /// Its block.
+    pub block: u64,
+    /// Digest of the final record the figures come from.
+    pub record: B256,
+    /// The member whose block won, who owes the refunds.
+    pub winner: u32,
+    /// `v(T)` from the replay.
+    pub value: U256,
+    /// What the proposer was paid.
+    pub payment: U256,
+    /// What the rule shares out.
+    pub to_split: U256,
+    /// What rounding and the caps withheld (kept by the builder).
+    pub remainder: U256,
+    /// Every identity owed something.
+    pub owed: Vec<Owed>,
+}
+
+/// The book could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    /// The database failed.
+    #[error("refund book: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored entry does not decode.
+    #[error("refund book entry: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+macro_rules! db_err {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for BookError {
+            fn from(e: $ty) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The refund book of one member (`refunds.redb`).
+#[derive(Debug)]
+pub struct Book {
+    db: redb::Database,
+}
+
+impl Book {
+    /// Opens (or creates) the book at `path`.
+    pub fn open(path: &Path) -> Result<Self, BookError> {
+        let db = redb::Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(SLOTS)?;
+        txn.open_table(DELEGATIONS)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// The last slot whose record was processed (0: none).
+    pub fn processed(&self) -> Result<u64, BookError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(META)?
+            .get(PROCESSED)?
+            .map(|v| v.value())
+            .unwrap_or_default())
+    }
+
+    /// Whom `identity` delegated its refunds to (itself when it did not).
+    pub fn recipient(&self, identity: Identity) -> Result<Address, BookError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(DELEGATIONS)?
+            .get(&identity.0.0)?
+            .map_or(identity, |v| Address::from(*v.value())))
+    }
+
+    /// Records slot `slot` as processed: its delegations (in the order they were accepted;
+    /// later ones win) and its refunds, if its block was won by a member. One transaction.
+    pub fn record(
+        &self,
+        slot: u64,
+        delegations: &[(Address, Address)],
+        refunds: Option<&SlotRefunds>,
+    ) -> Result<(), BookError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(DELEGATIONS)?;
+            for (from, to) in delegations {
+                table.insert(&from.0.0, &to.0.0)?;
+            }
+            if let Some(refunds) = refunds {
+                let bytes = serde_json::to_vec(refunds)?;
+                txn.open_table(SLOTS)?.insert(slot, bytes.as_slice())?;
+            }
+            txn.open_table(META)?.insert(PROCESSED, slot)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The refunds of slot `slot`, if a member won it and they were computed.
+    pub fn slot(&self, slot: u64) -> Result<Option<SlotRefunds>, BookError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SLOTS)?;
+        let Some(bytes) = table.get(slot)? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(bytes.value())?))
+    }
+
+    /// Every slot's refunds, oldest first, from slot `from` on, at most `max`.
+    pub fn slots(&self, from: u64, max: usize) -> Result<Vec<SlotRefunds>, BookError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SLOTS)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..)?.take(max) {
+            let (_, bytes) = entry?;
+            out.push(serde_json::from_slice(bytes.value())?);
+        }
+        Ok(out)
+    }
+}
