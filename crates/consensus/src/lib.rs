@@ -28,9 +28,9 @@ pub use config::{Config, VOTE_NAMESPACE};
 pub use engine::{Channels, Ledger, StartError, start};
 pub use epoch::{Epoch, MemberKey, Membership, MembershipError};
 pub use record::{
-    BlockRef, CUT_NAMESPACE, Cut, MemberId, Prefix, RecordError, SignedCut, SlotFacts, SlotRecord,
-    Winner, agreed_cut, bridge_digest, check_structure, genesis_digest, max_faults, quorum,
-    to_b256,
+    BlockRef, CUT_NAMESPACE, Cut, MemberId, Prefix, REFUND_LAG, RecordError, RefundCommitment,
+    SignedCut, SlotFacts, SlotRecord, Winner, agreed_cut, bridge_digest, check_structure,
+    genesis_digest, max_faults, quorum, refunds_slot, to_b256,
 };
 pub use store::{Entry, Store, StoreError};
 pub use verify::{VerifyError, certificate, member_keys, verifier, verify_run};

@@ -149,6 +149,43 @@ impl Decodable for Winner {
     }
 }
 
+/// How many slots after a slot its refunds are committed: the record of slot `s + REFUND_LAG`
+/// carries the digest of slot `s`'s refunds. Computing them needs the records of `s` and
+/// `s + 1` final (the orders of `s`'s block may be covered only by the next record), which they
+/// are, at every member that votes, a couple of slots later.
+pub const REFUND_LAG: u64 = 4;
+
+/// The slot whose refunds the record of `slot` commits to, if any.
+pub fn refunds_slot(slot: u64) -> Option<u64> {
+    slot.checked_sub(REFUND_LAG).filter(|s| *s > 0)
+}
+
+/// The digest of a slot's refunds as a record commits to it: none when no member won the
+/// slot. RLP: a list of zero or one digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RefundCommitment(pub Option<B256>);
+
+impl Encodable for RefundCommitment {
+    fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
+        self.0.into_iter().collect::<Vec<_>>().encode(out);
+    }
+    fn length(&self) -> usize {
+        self.0.into_iter().collect::<Vec<_>>().length()
+    }
+}
+
+impl Decodable for RefundCommitment {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let digests = Vec::<B256>::decode(buf)?;
+        match digests.as_slice() {
+            [] => Ok(Self(None)),
+            [digest] => Ok(Self(Some(*digest))),
+            _ => Err(alloy_rlp::Error::Custom("more than one refund digest")),
+        }
+    }
+}
+
 /// What a member's own chain says about a slot's block: the part of a record every member
 /// checks against its own view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
@@ -180,6 +217,9 @@ pub struct SlotRecord {
     pub prev: B256,
     /// The members of the next epoch when this record closes its epoch; empty otherwise.
     pub next: Membership,
+    /// The digest of the refunds of slot `slot - REFUND_LAG` (see [`refunds_slot`]), each
+    /// voter having computed them itself.
+    pub refunds: RefundCommitment,
 }
 
 impl SlotRecord {
@@ -321,6 +361,16 @@ pub enum RecordError {
         /// What this member's chain says.
         ours: Box<SlotFacts>,
     },
+    /// The refunds it commits to differ from the ones this member computed.
+    #[error("the refunds of slot {slot} are {got:?}, this member computed {ours:?}")]
+    WrongRefunds {
+        /// The slot.
+        slot: u64,
+        /// The record's digest.
+        got: Option<B256>,
+        /// This member's.
+        ours: Option<B256>,
+    },
 }
 
 /// Checks a proposed record against everything but the chain: its link, slot, epoch, cuts,
@@ -436,6 +486,7 @@ mod tests {
             agreed,
             prev,
             next: Membership::default(),
+            refunds: Default::default(),
         }
     }
 

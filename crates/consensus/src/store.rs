@@ -332,6 +332,7 @@ mod tests {
             agreed: Vec::new(),
             prev,
             next: Membership::default(),
+            refunds: Default::default(),
         }
     }
 

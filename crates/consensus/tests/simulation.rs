@@ -103,6 +103,12 @@ impl World {
             value: U256::from(slot * 1_500),
         }
     }
+
+    /// The digest of a slot's refunds as every honest member computes them: some for the
+    /// slots a member won.
+    fn refunds(slot: u64) -> Option<B256> {
+        (!slot.is_multiple_of(3)).then(|| B256::from(U256::from(slot * 7 + 1)))
+    }
 }
 
 /// One member's view of the world; a lying one for the Byzantine member.
@@ -113,6 +119,8 @@ struct View {
     /// Blocks this member imports late (it must wait, not refuse).
     lag: u64,
     liar: bool,
+    /// Lies about refunds only: inflated on even slots, missing on odd ones.
+    refund_liar: bool,
 }
 
 impl Local for View {
@@ -152,6 +160,20 @@ impl Local for View {
             return Some(keys_of([self.me]));
         }
         Some(self.world.lock().registry.clone())
+    }
+
+    fn refunds(&self, slot: u64) -> Option<Option<B256>> {
+        if slot > self.head() {
+            return None;
+        }
+        let truth = World::refunds(slot);
+        if self.refund_liar {
+            return Some(match slot % 2 {
+                0 => Some(B256::from(U256::from(slot * 7 + 2))),
+                _ => None,
+            });
+        }
+        Some(truth)
     }
 }
 
@@ -344,6 +366,7 @@ async fn start_equivocator(
                     cuts,
                     prev,
                     next: Membership::default(),
+                    refunds: Default::default(),
                 }
             };
             let a = record(honest[..3].to_vec());
@@ -384,6 +407,7 @@ fn forged_handover(last: &SlotRecord) -> Vec<Entry> {
         agreed: Vec::new(),
         prev: to_b256(&last.digest()),
         next: Membership::from_keys(&members),
+        refunds: Default::default(),
     };
     let forged = SlotRecord {
         epoch: last.epoch + 1,
@@ -393,6 +417,7 @@ fn forged_handover(last: &SlotRecord) -> Vec<Entry> {
         agreed: Vec::new(),
         prev: to_b256(&closing.digest()),
         next: Membership::default(),
+        refunds: Default::default(),
     };
     let scheme = Scheme::signer(
         cobuild_consensus::VOTE_NAMESPACE,
@@ -437,6 +462,8 @@ struct Scenario {
     crashes: bool,
     /// The registry adds a fifth member, then removes a founder.
     changes: bool,
+    /// Member 3 proposes inflated or missing refunds, and is otherwise honest.
+    refund_liar: bool,
 }
 
 /// 20 % loss and no other fault: each scenario adds its own.
@@ -447,6 +474,7 @@ const LOSSY: Scenario = Scenario {
     split: false,
     crashes: false,
     changes: false,
+    refund_liar: false,
 };
 
 /// A small deterministic generator for what the test does.
@@ -505,6 +533,7 @@ fn run(seed: u64, scenario: Scenario) -> String {
             world: world.clone(),
             lag: u64::from(id == 1),
             liar: scenario.byzantine && id == 3,
+            refund_liar: scenario.refund_liar && id == 3,
         };
         let mut senders = Vec::new();
         let mut equivocations = None;
@@ -555,6 +584,7 @@ fn run(seed: u64, scenario: Scenario) -> String {
                             agreed: Vec::new(),
                             prev: B256::from(U256::from(round * 100 + junk)),
                             next: Membership::default(),
+                            refunds: Default::default(),
                         };
                         forge.send(
                             Recipients::All,
@@ -709,6 +739,14 @@ fn run(seed: u64, scenario: Scenario) -> String {
             assert_eq!(record.facts, truth, "seed {seed}: true figures");
             check_structure(record, &epoch, (record.slot - 1, prev))
                 .expect("an honest member's checks accept every final record");
+            // Each record commits to the true refunds of the slot REFUND_LAG before it.
+            let refunds = cobuild_consensus::refunds_slot(record.slot).and_then(World::refunds);
+            assert_eq!(
+                record.refunds,
+                cobuild_consensus::RefundCommitment(refunds),
+                "seed {seed}: refunds committed by the record of slot {}",
+                record.slot
+            );
             epoch = epoch.after(record);
             for prefix in &record.agreed {
                 let held_by_honest = honest
@@ -850,6 +888,19 @@ fn test_a_byzantine_member_cannot_bend_the_ledger() {
             Scenario {
                 byzantine: true,
                 crashes: true,
+                ..LOSSY
+            },
+        );
+    }
+}
+
+#[test]
+fn test_a_member_proposing_inflated_or_missing_refunds_gets_no_quorum() {
+    for seed in seeds(0..3) {
+        run(
+            seed,
+            Scenario {
+                refund_liar: true,
                 ..LOSSY
             },
         );

@@ -494,6 +494,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
         if cuts.len() < self.epoch.quorum() {
             return None;
         }
+        let refunds = self.refunds(slot)?;
         let plain: Vec<&Cut> = cuts.iter().map(|s| &s.cut).collect();
         let agreed = agreed_cut(&plain, self.epoch.max_faults());
         Some(SlotRecord {
@@ -504,6 +505,7 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
             agreed,
             prev,
             next: self.registry_change(),
+            refunds,
         })
     }
 
@@ -560,7 +562,25 @@ impl<E: Clock + Spawner, L: Local> Actor<E, L> {
                 ours: Box::new(ours),
             });
         }
+        // Wait until this member has computed the refunds itself; vote only for its own.
+        let refunds = self.refunds(record.slot)?;
+        if refunds != record.refunds {
+            return refuse(&record::RecordError::WrongRefunds {
+                slot: record::refunds_slot(record.slot).unwrap_or_default(),
+                got: record.refunds.0,
+                ours: refunds.0,
+            });
+        }
         Some(true)
+    }
+
+    /// The refunds the record of `slot` must commit to, as this member computes them; `None`
+    /// until it can.
+    fn refunds(&self, slot: u64) -> Option<record::RefundCommitment> {
+        match record::refunds_slot(slot) {
+            Some(earlier) => self.local.refunds(earlier).map(record::RefundCommitment),
+            None => Some(record::RefundCommitment(None)),
+        }
     }
 
     /// Appends every record now known to be final: those with a finalization, and their

@@ -9,6 +9,7 @@ pub use ingress::Mailbox;
 
 use std::collections::BTreeMap;
 
+use alloy_primitives::B256;
 use commonware_cryptography::ed25519;
 
 use crate::{MemberId, Prefix, SlotFacts};
@@ -31,5 +32,14 @@ pub trait Local: Clone + Send + Sync + 'static {
     /// reads no registry (`None`) proposes none and votes for none.
     fn members(&self) -> Option<BTreeMap<MemberId, ed25519::PublicKey>> {
         None
+    }
+
+    /// The digest of slot `slot`'s refunds as this member computes them from its final
+    /// records: `Some(None)` when nothing is owed for the slot (no member won it), `None`
+    /// while it cannot tell yet (the records or orders it needs are not here). One that
+    /// computes no refunds says nothing is owed.
+    fn refunds(&self, slot: u64) -> Option<Option<B256>> {
+        let _ = slot;
+        Some(None)
     }
 }
