@@ -27,19 +27,23 @@ pub struct ChainView {
     chain: Chain,
     log: Arc<Log>,
     registry: watch::Receiver<BTreeMap<MemberId, ed25519::PublicKey>>,
+    refunds: Arc<cobuild_refunds::Book>,
 }
 
 impl ChainView {
-    /// The view of `chain` and `log`, with the registry's members as the node last read them.
+    /// The view of `chain` and `log`, with the registry's members as the node last read them
+    /// and the refunds it computed in `refunds`.
     pub fn new(
         chain: Chain,
         log: Arc<Log>,
         registry: watch::Receiver<BTreeMap<MemberId, ed25519::PublicKey>>,
+        refunds: Arc<cobuild_refunds::Book>,
     ) -> Self {
         Self {
             chain,
             log,
             registry,
+            refunds,
         }
     }
 }
@@ -62,6 +66,14 @@ impl Local for ChainView {
 
     fn members(&self) -> Option<BTreeMap<MemberId, ed25519::PublicKey>> {
         Some(self.registry.borrow().clone())
+    }
+
+    fn refunds(&self, slot: u64) -> Option<Option<B256>> {
+        // The book takes slots in order; one it has not reached is not known yet.
+        if self.refunds.processed().ok()? < slot {
+            return None;
+        }
+        Some(self.refunds.slot(slot).ok()?.map(|r| r.digest()))
     }
 }
 
@@ -166,7 +178,7 @@ pub(crate) fn extension(
         }
         None => registry.borrow().clone(),
     };
-    let view = ChainView::new(setup.chain, log, registry);
+    let view = ChainView::new(setup.chain, log, registry, setup.refunds);
     let config = Config::new(me, key, members, setup.chain_genesis);
     start_extension(config, view, setup.store, move |ledger| {
         // Nobody waiting only means the node is stopping.

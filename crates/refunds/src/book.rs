@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_rlp::{RlpDecodable, RlpEncodable};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,7 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const PROCESSED: &str = "processed";
 
 /// One order's part of a refund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, RlpEncodable, RlpDecodable)]
 pub struct OrderRefund {
     /// The bundle hash, or the transaction hash of a private transaction.
     pub hash: B256,
@@ -25,7 +26,7 @@ pub struct OrderRefund {
 }
 
 /// What one identity is owed for one slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, RlpEncodable, RlpDecodable)]
 pub struct Owed {
     /// Who earned it.
     pub identity: Identity,
@@ -38,7 +39,7 @@ pub struct Owed {
 }
 
 /// The refunds of one slot whose block a member won.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, RlpEncodable, RlpDecodable)]
 pub struct SlotRefunds {
     /// The slot.
     pub slot: u64,
@@ -58,6 +59,14 @@ pub struct SlotRefunds {
     pub remainder: U256,
     /// Every identity owed something.
     pub owed: Vec<Owed>,
+}
+
+impl SlotRefunds {
+    /// What a slot record commits to: Keccak-256 of the RLP of every field, so two members
+    /// agree on it only if they agree on every wei, recipient and order.
+    pub fn digest(&self) -> B256 {
+        keccak256(alloy_rlp::encode(self))
+    }
 }
 
 /// The book could not be read or written.

@@ -42,6 +42,17 @@ pub enum RefundsError {
     /// The book.
     #[error(transparent)]
     Book(#[from] cobuild_refunds::BookError),
+    /// This member's log does not hold every order the records cover yet (replication brings
+    /// them; the slot is tried again).
+    #[error("the log holds origin {origin} up to {held}, the records cover up to {covered}")]
+    OrdersMissing {
+        /// The origin.
+        origin: u32,
+        /// What the log holds.
+        held: u64,
+        /// What the records cover.
+        covered: u64,
+    },
 }
 
 /// Every envelope the final records of slots `from..=to` added.
@@ -85,11 +96,31 @@ pub fn slot_refunds(
     else {
         return Ok(None);
     };
+    // Every member must read the same orders: wait until this one holds all the records cover.
+    let last = store.get(slot + 1).map_err(ArchiveError::from)?.unwrap_or(entry.clone());
+    for prefix in &last.record.agreed {
+        let held = log
+            .contiguous(prefix.origin)
+            .map_err(ArchiveError::from)?;
+        if held < prefix.seq {
+            return Err(RefundsError::OrdersMissing {
+                origin: prefix.origin,
+                held,
+                covered: prefix.seq,
+            });
+        }
+    }
     let envelopes = covered(store, log, slot.saturating_sub(ORDER_WINDOW - 2), slot + 1)?;
     let decoded = decode(&envelopes);
     let (landed, candidates) = attribute(&block, &decoded.orders);
-    let (figures, full, orders) =
+    let (mut figures, full, orders) =
         replay::figures(chain, number, &landed, &candidates, record.facts.payment)?;
+    // The replay leaves out the builder's own transactions (the proposer payment, in-block
+    // refunds), whose gas the builder paid: what it kept is the record's value less the
+    // payment, so that is all it may share out.
+    figures.payment = figures
+        .payment
+        .saturating_add(figures.value.saturating_sub(record.facts.value));
     let refunds = cobuild_refunds::refunds(&figures)?;
     let mut owed = Vec::new();
     for (identity, amount) in &refunds.refunds {
@@ -121,7 +152,7 @@ pub fn slot_refunds(
         record: to_b256(&record.digest()),
         winner,
         value: figures.value,
-        payment: figures.payment,
+        payment: record.facts.payment,
         to_split: refunds.to_split,
         remainder: refunds.remainder,
         owed,
@@ -160,6 +191,9 @@ fn process(
     Ok(())
 }
 
+/// How often a slot that could not be processed yet (orders still replicating) is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Follows the final slot: each record, once the one after it is final too, is processed in
 /// slot order, on a blocking thread.
 pub async fn follow(
@@ -182,13 +216,26 @@ pub async fn follow(
             Ok(())
         })
         .await;
-        match step {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "refunds.follow_failed"),
-            Err(e) => tracing::error!(error = %e, "refunds.follow_panicked"),
-        }
-        if final_slot.changed().await.is_err() {
-            return;
+        let behind = match step {
+            Ok(Ok(())) => false,
+            Ok(Err(e @ RefundsError::OrdersMissing { .. })) => {
+                tracing::debug!(error = %e, "refunds.waiting_for_orders");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "refunds.follow_failed");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "refunds.follow_panicked");
+                true
+            }
+        };
+        tokio::select! {
+            changed = final_slot.changed() => if changed.is_err() {
+                return;
+            },
+            () = tokio::time::sleep(RETRY), if behind => {}
         }
     }
 }
