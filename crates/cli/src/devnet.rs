@@ -53,6 +53,10 @@ pub(crate) struct DevnetArgs {
     /// record covers it, before it moves to the node's archive.
     #[arg(long, default_value_t = crate::node::DEFAULT_LOG_RETENTION_SLOTS)]
     pub(crate) log_retention_slots: u64,
+    /// With --nodes: each node pays the refunds it owes whenever its refund book has processed
+    /// a multiple of this many slots (small, so payouts are seen within seconds).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) refund_batch_slots: u64,
     #[command(flatten)]
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]

@@ -18,6 +18,8 @@ pub(crate) const KEY_FILE: &str = "node.key";
 /// so a restart still refills what can land. A private transaction given a longer
 /// `maxBlockNumber` is not refilled after it; it stays in the running pool.
 pub(crate) const DEFAULT_LOG_RETENTION_SLOTS: u64 = 300;
+/// Slots between two payout batches of a node's refunds, when not set.
+pub(crate) const DEFAULT_REFUND_BATCH_SLOTS: u64 = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct NodeArgs {
@@ -74,6 +76,10 @@ pub(crate) struct NodeArgs {
     /// the ledger, and a restart no longer reads it back into the pools.
     #[arg(long, default_value_t = DEFAULT_LOG_RETENTION_SLOTS)]
     pub(crate) log_retention_slots: u64,
+    /// The refunds this node owes (for slots it won) are paid in one batch whenever its refund
+    /// book has processed a multiple of this many slots.
+    #[arg(long, default_value_t = DEFAULT_REFUND_BATCH_SLOTS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) refund_batch_slots: u64,
     /// The ledger's founding members (JSON, as `cobuild ledger founders` prints them from any
     /// member), for a node that joins after the ledger's first membership change; ignored once
     /// this node's ledger has started.
@@ -114,6 +120,7 @@ impl NodeArgs {
                 "--log-retention-slots",
                 self.log_retention_slots.to_string(),
             ),
+            ("--refund-batch-slots", self.refund_batch_slots.to_string()),
             ("--admin-port", self.admin_port.to_string()),
             (
                 "--recovery-timeout-secs",
@@ -179,6 +186,7 @@ impl NodeArgs {
             recovery_timeout: Duration::from_secs(self.recovery_timeout_secs),
             accept_chain_rollback: self.accept_chain_rollback,
             log_retention_slots: self.log_retention_slots,
+            refund_batch_slots: self.refund_batch_slots,
             ledger_founders,
             admin_addr: SocketAddr::new(
                 std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),

@@ -134,9 +134,14 @@ impl Orderflow {
                 &mut extra,
                 cobuild_rpc::LedgerApiServer::into_rpc(cobuild_rpc::Ledger::new(store)).into(),
             )?;
+            let refunds = cobuild_rpc::Refunds::new(book);
             merge(
                 &mut extra,
-                cobuild_rpc::RefundsApiServer::into_rpc(cobuild_rpc::Refunds::new(book)).into(),
+                cobuild_rpc::RefundsApiServer::into_rpc(refunds.clone()).into(),
+            )?;
+            merge(
+                &mut extra,
+                cobuild_rpc::RefundDebtsApiServer::into_rpc(refunds).into(),
             )?;
         }
         let server = cobuild_rpc::start_with(RpcConfig::new(config.http_addr), eth, api, extra)

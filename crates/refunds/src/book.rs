@@ -14,6 +14,8 @@ use crate::Identity;
 const SLOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("slots");
 const DELEGATIONS: TableDefinition<'_, &[u8; 20], &[u8; 20]> = TableDefinition::new("delegations");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// `slot ++ recipient` → the payout transaction that paid it.
+const PAID: TableDefinition<'_, &[u8; 28], &[u8; 32]> = TableDefinition::new("paid");
 const PROCESSED: &str = "processed";
 
 /// One order's part of a refund.
@@ -49,6 +51,8 @@ pub struct SlotRefunds {
     pub record: B256,
     /// The member whose block won, who owes the refunds.
     pub winner: u32,
+    /// Its block's fee recipient, which pays them.
+    pub coinbase: Address,
     /// `v(T)` from the replay.
     pub value: U256,
     /// What the proposer was paid.
@@ -61,7 +65,22 @@ pub struct SlotRefunds {
     pub owed: Vec<Owed>,
 }
 
+fn paid_key(slot: u64, recipient: Address) -> [u8; 28] {
+    let mut key = [0u8; 28];
+    key[..8].copy_from_slice(&slot.to_be_bytes());
+    key[8..].copy_from_slice(recipient.as_slice());
+    key
+}
+
 impl SlotRefunds {
+    /// What `recipient` is owed for this slot, over all identities that delegated to it.
+    pub fn owed_to(&self, recipient: Address) -> U256 {
+        self.owed
+            .iter()
+            .filter(|o| o.recipient == recipient)
+            .fold(U256::ZERO, |sum, o| sum.saturating_add(o.amount))
+    }
+
     /// What a slot record commits to: Keccak-256 of the RLP of every field, so two members
     /// agree on it only if they agree on every wei, recipient and order.
     pub fn digest(&self) -> B256 {
@@ -111,6 +130,7 @@ impl Book {
         txn.open_table(SLOTS)?;
         txn.open_table(DELEGATIONS)?;
         txn.open_table(META)?;
+        txn.open_table(PAID)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -135,15 +155,21 @@ impl Book {
     }
 
     /// Records slot `slot` as processed: its delegations (in the order they were accepted;
-    /// later ones win) and its refunds, if its block was won by a member. One transaction.
+    /// later ones win), its refunds, if its block was won by a member, and the refunds its
+    /// block paid (earlier slot, recipient, payout transaction). One transaction.
     pub fn record(
         &self,
         slot: u64,
         delegations: &[(Address, Address)],
         refunds: Option<&SlotRefunds>,
+        paid: &[(u64, Address, B256)],
     ) -> Result<(), BookError> {
         let txn = self.db.begin_write()?;
         {
+            let mut table = txn.open_table(PAID)?;
+            for (earlier, recipient, tx) in paid {
+                table.insert(&paid_key(*earlier, *recipient), &tx.0)?;
+            }
             let mut table = txn.open_table(DELEGATIONS)?;
             for (from, to) in delegations {
                 table.insert(&from.0.0, &to.0.0)?;
@@ -166,6 +192,15 @@ impl Book {
             return Ok(None);
         };
         Ok(Some(serde_json::from_slice(bytes.value())?))
+    }
+
+    /// The payout transaction that paid `recipient`'s refunds of `slot`, once it is on chain.
+    pub fn paid(&self, slot: u64, recipient: Address) -> Result<Option<B256>, BookError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(PAID)?
+            .get(&paid_key(slot, recipient))?
+            .map(|v| B256::from(*v.value())))
     }
 
     /// Every slot's refunds, oldest first, from slot `from` on, at most `max`.

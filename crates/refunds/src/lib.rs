@@ -19,11 +19,13 @@
 
 mod book;
 mod orders;
+mod payout;
 pub mod replay;
 mod rule;
 
 pub use book::{Book, BookError, OrderRefund, Owed, SlotRefunds};
 pub use orders::{Split, split};
+pub use payout::{MAX_SLOTS_PER_PAYOUT, PAYOUT_MARKER, payout_input, payout_slots};
 pub use replay::{Landed, Pass, ReplayError};
 pub use rule::{Contribution, Joint, RefundError, Refunds, SlotFigures, refunds};
 

@@ -41,7 +41,10 @@ pub use middleware::{
     MAX_ERROR_RESPONSE, PeerAddr, PeerAddrService, RequestCheck, RequestCheckLayer, Signed,
     SpecLayer, SpecService,
 };
-pub use refunds::{FeeRefund, FeeRefunds, RefundTotals, Refunds, RefundsApiServer};
+pub use refunds::{
+    FeeRefund, FeeRefunds, MemberDebt, RefundDebtsApiServer, RefundTotals, Refunds,
+    RefundsApiServer,
+};
 pub use replicate::{
     CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,
     SignedBody,

@@ -2,7 +2,8 @@
 //! computed from final slot records). Every refund names the slot and the record digest it
 //! comes from, so a sender can check it against the ledger.
 //!
-//! Payouts are not made yet, so every refund is `"pending"` and nothing is `received`.
+//! A refund is `"received"` once the payout that settles it is on chain, `"pending"` until
+//! then; `cobuild_getRefundDebts` shows what each member still owes.
 
 use std::sync::Arc;
 
@@ -107,6 +108,57 @@ pub trait RefundsApi {
     fn refunds_by_block(&self, query: ByBlock) -> RpcResult<FeeRefunds>;
 }
 
+/// What one member owes for the slots it won.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberDebt {
+    /// The member.
+    pub member: u32,
+    /// Refunds of its slots, in all.
+    pub owed: U256,
+    /// What its payouts on chain settled.
+    pub paid: U256,
+    /// `owed − paid`.
+    pub outstanding: U256,
+}
+
+/// The ledger's view of refunds.
+#[rpc(server, namespace = "cobuild")]
+pub trait RefundDebtsApi {
+    /// Per member that won a slot with refunds: owed, paid and still outstanding.
+    #[method(name = "getRefundDebts")]
+    fn refund_debts(&self) -> RpcResult<Vec<MemberDebt>>;
+}
+
+impl RefundDebtsApiServer for Refunds {
+    fn refund_debts(&self) -> RpcResult<Vec<MemberDebt>> {
+        let mut debts: std::collections::BTreeMap<u32, (U256, U256)> = Default::default();
+        for slot in self.book.slots(0, usize::MAX).map_err(internal)? {
+            let entry = debts.entry(slot.winner).or_default();
+            for owed in &slot.owed {
+                entry.0 = entry.0.saturating_add(owed.amount);
+                if self
+                    .book
+                    .paid(slot.slot, owed.recipient)
+                    .map_err(internal)?
+                    .is_some()
+                {
+                    entry.1 = entry.1.saturating_add(owed.amount);
+                }
+            }
+        }
+        Ok(debts
+            .into_iter()
+            .map(|(member, (owed, paid))| MemberDebt {
+                member,
+                owed,
+                paid,
+                outstanding: owed.saturating_sub(paid),
+            })
+            .collect())
+    }
+}
+
 /// The methods over a refund book.
 #[derive(Debug, Clone)]
 pub struct Refunds {
@@ -134,7 +186,13 @@ impl Refunds {
             .take(slots)
             .flat_map(order_refunds)
             .filter(|r| keep(r))
-            .collect();
+            .map(|mut r| {
+                if self.book.paid(r.slot.to(), r.recipient)?.is_some() {
+                    r.status = "received".into();
+                }
+                Ok(r)
+            })
+            .collect::<Result<_, BookError>>()?;
         Ok(FeeRefunds { refunds, cursor })
     }
 }
@@ -165,14 +223,20 @@ fn internal(e: BookError) -> ErrorObjectOwned {
 impl RefundsApiServer for Refunds {
     fn totals_by_recipient(&self, recipient: Address) -> RpcResult<RefundTotals> {
         let slots = self.book.slots(0, usize::MAX).map_err(internal)?;
-        let pending = slots
-            .iter()
-            .flat_map(|s| &s.owed)
-            .filter(|owed| owed.recipient == recipient)
-            .fold(U256::ZERO, |sum, owed| sum.saturating_add(owed.amount));
+        let (mut pending, mut received) = (U256::ZERO, U256::ZERO);
+        for slot in &slots {
+            let owed = slot.owed_to(recipient);
+            if owed.is_zero() {
+                continue;
+            }
+            match self.book.paid(slot.slot, recipient).map_err(internal)? {
+                Some(_) => received = received.saturating_add(owed),
+                None => pending = pending.saturating_add(owed),
+            }
+        }
         Ok(RefundTotals {
             pending,
-            received: U256::ZERO,
+            received,
             max_block_number: U64::from(slots.last().map_or(0, |s| s.block)),
         })
     }

@@ -209,6 +209,7 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -
         // A node's replica is its own; the hub's flag is for the hub's chain.
         accept_chain_rollback: false,
         log_retention_slots: args.log_retention_slots,
+        refund_batch_slots: args.refund_batch_slots,
         // Every devnet node starts with the devnet, so the registry's members found the ledger.
         ledger_founders: None,
         orderflow: OrderflowArgs {

@@ -45,6 +45,9 @@ pub struct MemberConfig {
     /// Slots an order stays in the live order log after a final ledger record covers it; then
     /// it moves to the archive, and a restart no longer reads it back into the pools.
     pub log_retention_slots: u64,
+    /// The refunds this member owes are paid whenever its refund book has processed a multiple
+    /// of this many slots.
+    pub refund_batch_slots: u64,
     /// The members who founded the network's ledger, for a node whose ledger is new while the
     /// network's has moved past its first epoch (`None`: the registry's members found it).
     pub ledger_founders: Option<cobuild_consensus::Membership>,

@@ -158,6 +158,8 @@ pub struct MemberNode {
     follower: Arc<Follower<HubClient>>,
     slots: watch::Receiver<Option<ReceivedSlot>>,
     poll_interval: Duration,
+    refund_book: Arc<cobuild_refunds::Book>,
+    payout: crate::refunds::payout::PayoutConfig,
 }
 
 impl MemberNode {
@@ -288,6 +290,12 @@ impl MemberNode {
             cobuild_rpc::start_admin(config.admin_addr, token, Arc::new(admin.clone()))
                 .await
                 .map_err(MemberError::Admin)?;
+        let payout = crate::refunds::payout::PayoutConfig {
+            me: member.id,
+            coinbase: keys.coinbase().clone(),
+            rpc_url: format!("http://{}", orderflow.rpc_addr),
+            every_slots: config.refund_batch_slots,
+        };
         Ok(Self {
             member,
             replication,
@@ -303,6 +311,8 @@ impl MemberNode {
             follower,
             slots,
             poll_interval: config.poll_interval,
+            payout,
+            refund_book,
         })
     }
 
@@ -325,6 +335,11 @@ impl MemberNode {
             }
             () = self.replication.follow_registry(self.registry.clone(), Duration::from_secs(1)) => {}
             () = self.admin.record_bids(self.builder.subscribe()) => {}
+            () = crate::refunds::payout::run(
+                self.payout.clone(),
+                self.refund_book.clone(),
+                self.chain.clone(),
+            ) => {}
             () = slots.run(self.slots.clone()) => {
                 tracing::error!("member.slots.ended");
             }

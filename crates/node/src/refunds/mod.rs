@@ -6,6 +6,7 @@
 //! replay is deterministic, so every member computes the same wei.
 
 mod orders;
+pub mod payout;
 
 use std::sync::Arc;
 
@@ -97,11 +98,12 @@ pub fn slot_refunds(
         return Ok(None);
     };
     // Every member must read the same orders: wait until this one holds all the records cover.
-    let last = store.get(slot + 1).map_err(ArchiveError::from)?.unwrap_or(entry.clone());
+    let last = store
+        .get(slot + 1)
+        .map_err(ArchiveError::from)?
+        .unwrap_or(entry.clone());
     for prefix in &last.record.agreed {
-        let held = log
-            .contiguous(prefix.origin)
-            .map_err(ArchiveError::from)?;
+        let held = log.contiguous(prefix.origin).map_err(ArchiveError::from)?;
         if held < prefix.seq {
             return Err(RefundsError::OrdersMissing {
                 origin: prefix.origin,
@@ -151,6 +153,7 @@ pub fn slot_refunds(
         block: number,
         record: to_b256(&record.digest()),
         winner,
+        coinbase: block.block.header.beneficiary,
         value: figures.value,
         payment: record.facts.payment,
         to_split: refunds.to_split,
@@ -159,7 +162,8 @@ pub fn slot_refunds(
     }))
 }
 
-/// Processes one final record: its delegations, then its slot's refunds.
+/// Processes one final record: its delegations, the payouts its block carries, then its
+/// slot's refunds.
 fn process(
     chain: &Chain,
     store: &Store,
@@ -169,6 +173,10 @@ fn process(
 ) -> Result<(), RefundsError> {
     // Delegations of this record count for its own slot's refunds.
     let delegations = decode(&covered(store, log, slot, slot)?).delegations;
+    let paid = match store.get(slot).map_err(ArchiveError::from)? {
+        Some(entry) => payouts(chain, book, entry.record.facts.block.number)?,
+        None => Vec::new(),
+    };
     let refunds = match slot_refunds(chain, store, log, book, &delegations, slot) {
         Ok(refunds) => refunds,
         // A slot this member cannot replay (its replica no longer keeps the parent state)
@@ -187,8 +195,64 @@ fn process(
             "refunds.slot"
         );
     }
-    book.record(slot, &delegations, refunds.as_ref())?;
+    for (earlier, recipient, tx) in &paid {
+        tracing::info!(slot = earlier, %recipient, %tx, "refunds.paid");
+    }
+    book.record(slot, &delegations, refunds.as_ref(), &paid)?;
     Ok(())
+}
+
+/// The refunds block `number` pays: each successful payout (see [`cobuild_refunds::payout_input`])
+/// from the fee recipient that owes every slot it names, to a recipient not yet paid for them,
+/// for exactly what they owe it.
+fn payouts(
+    chain: &Chain,
+    book: &Book,
+    number: u64,
+) -> Result<Vec<(u64, alloy_primitives::Address, B256)>, RefundsError> {
+    use alloy_consensus::Transaction as _;
+    let view = chain.read()?;
+    let (Some(block), Some(receipts)) = (
+        view.block(number)
+            .map_err(cobuild_chain::ChainError::from)?,
+        view.receipts(number)
+            .map_err(cobuild_chain::ChainError::from)?,
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut paid = Vec::new();
+    for ((tx, sender), receipt) in block
+        .block
+        .body
+        .transactions
+        .iter()
+        .zip(&block.senders)
+        .zip(&receipts)
+    {
+        let (Some(slots), Some(to)) = (cobuild_refunds::payout_slots(tx.input()), tx.to()) else {
+            continue;
+        };
+        if !receipt.status() {
+            continue;
+        }
+        let mut owed = alloy_primitives::U256::ZERO;
+        let mut valid = true;
+        for slot in &slots {
+            let refunds = book.slot(*slot)?;
+            let fresh = !paid.iter().any(|(s, r, _)| s == slot && *r == to)
+                && book.paid(*slot, to)?.is_none();
+            match refunds {
+                Some(r) if r.coinbase == *sender && fresh && !r.owed_to(to).is_zero() => {
+                    owed = owed.saturating_add(r.owed_to(to));
+                }
+                _ => valid = false,
+            }
+        }
+        if valid && owed == tx.value() {
+            paid.extend(slots.into_iter().map(|s| (s, to, *tx.tx_hash())));
+        }
+    }
+    Ok(paid)
 }
 
 /// How often a slot that could not be processed yet (orders still replicating) is tried again.
