@@ -26,6 +26,10 @@ pub(crate) fn owner() -> PrivateKeySigner {
     dev_signers()[OWNER_ACCOUNT].clone()
 }
 
+/// What each devnet builder's coinbase is given to pay the gas of its refund payouts (1 ether).
+const COINBASE_FLOAT: alloy_primitives::U256 =
+    alloy_primitives::U256::from_limbs([1_000_000_000_000_000_000, 0, 0, 0]);
+
 /// Deploys the registry on the hub's chain (or reuses the one recorded in `data_dir`) and makes
 /// it list exactly the `plans`' members, each at its id.
 pub(crate) async fn ensure(
@@ -89,6 +93,13 @@ pub(crate) async fn ensure(
                 );
             }
         }
+    }
+    // Each builder pays its refunds from its coinbase, gas included: a float to start with.
+    for plan in plans {
+        writer
+            .top_up(plan.public.coinbase, COINBASE_FLOAT)
+            .await
+            .wrap_err_with(|| format!("funding node {}'s coinbase", plan.id))?;
     }
     let count = plans.len() as u32;
     for member in listed.iter().filter(|m| m.id >= count) {

@@ -20,7 +20,8 @@ use cobuild_chain::Chain;
 use cobuild_refunds::{Book, MAX_SLOTS_PER_PAYOUT, payout_input};
 use revm::database_interface::DatabaseRef as _;
 
-/// Priority fee a payout offers the member whose block includes it (wei per gas).
+/// Priority fee a payout offers the member whose block includes it (wei per gas): enough that
+/// including it pays for the includer's own proposer payment.
 const PAYOUT_TIP: u128 = 1_000_000_000;
 /// Gas of a payout to an account with code (one without needs the transfer's plus input).
 const CONTRACT_PAYOUT_GAS: u64 = 100_000;
@@ -109,10 +110,11 @@ fn sign_payouts(
     let (head, state) = chain.head_state()?;
     let coinbase = config.coinbase.address();
     let view = chain.read()?;
-    let settled = state
+    let account = state
         .basic_ref(coinbase)
         .map_err(|e| cobuild_chain::ChainError::Block(e.into()))?
-        .map_or(0, |a| a.nonce);
+        .unwrap_or_default();
+    let (settled, mut balance) = (account.nonce, account.balance);
     // Payouts still able to land keep their nonces; new ones take the next.
     let mut nonce = in_flight
         .values()
@@ -161,13 +163,22 @@ fn sign_payouts(
         let gas_limit = if has_code {
             CONTRACT_PAYOUT_GAS
         } else {
-            21_000 + 16 * input.len() as u64
+            // EIP-7623's calldata floor, at most 40 gas a byte, bounds what the input costs.
+            21_000 + 40 * input.len() as u64
         };
+        let max_fee_per_gas = base_fee * 2 + PAYOUT_TIP;
+        let cost = value.saturating_add(U256::from(max_fee_per_gas) * U256::from(gas_limit));
+        if cost > balance {
+            // It pays when its blocks have earned enough; it owes until then.
+            tracing::debug!(%recipient, %value, %balance, "refunds.payout.cannot_afford");
+            continue;
+        }
+        balance -= cost;
         let tx = TxEip1559 {
             chain_id: chain.spec().chain_id(),
             nonce,
             gas_limit,
-            max_fee_per_gas: base_fee * 2 + PAYOUT_TIP,
+            max_fee_per_gas,
             max_priority_fee_per_gas: PAYOUT_TIP,
             to: TxKind::Call(recipient),
             value,

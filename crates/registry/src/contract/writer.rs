@@ -156,6 +156,29 @@ impl RegistryWriter {
         Ok(id)
     }
 
+    /// Sends `value` wei from the writer's account to `to` unless `to` holds at least half of
+    /// it already (a devnet tops up its builders' coinbases this way, so they can pay the gas
+    /// of their refund payouts); whether it sent.
+    pub async fn top_up(
+        &self,
+        to: Address,
+        value: alloy_primitives::U256,
+    ) -> Result<bool, ContractError> {
+        let balance = self
+            .within("balance", self.provider.get_balance(to).into_future())
+            .await?
+            .map_err(ContractError::Rpc)?;
+        if balance >= value / alloy_primitives::U256::from(2) {
+            return Ok(false);
+        }
+        let request = TransactionRequest::default()
+            .from(self.sender)
+            .to(to)
+            .value(value);
+        self.send(request).await?;
+        Ok(true)
+    }
+
     /// Removes the current member `id`.
     pub async fn remove_member(&self, id: MemberId) -> Result<TxHash, ContractError> {
         let receipt = self
