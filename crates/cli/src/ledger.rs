@@ -158,7 +158,7 @@ fn endpoints(data_dir: &std::path::Path) -> eyre::Result<Endpoints> {
     serde_json::from_str(&text).wrap_err_with(|| format!("parsing {}", path.display()))
 }
 
-fn rpc_url(target: &Target) -> eyre::Result<String> {
+pub(crate) fn rpc_url(target: &Target) -> eyre::Result<String> {
     if let Some(rpc) = &target.rpc {
         return Ok(rpc.clone());
     }
@@ -170,7 +170,7 @@ fn rpc_url(target: &Target) -> eyre::Result<String> {
 }
 
 /// One JSON-RPC call; its result.
-fn call(
+pub(crate) fn call(
     runtime: &tokio::runtime::Runtime,
     url: &str,
     method: &str,

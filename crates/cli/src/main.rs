@@ -11,6 +11,7 @@ mod devnet;
 mod ledger;
 mod members;
 mod node;
+mod refunds;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,9 @@ pub(crate) enum Command {
     /// keys and the chain, from any member's RPC.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// What a recipient has earned from the ledger's refunds, from any member's RPC: each
+    /// order's refund, the slot record it comes from, and whether its payout landed.
+    Refunds(refunds::RefundsArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -66,7 +70,11 @@ fn main() -> eyre::Result<()> {
     let default_filter = match cli.command {
         Command::Devnet(_) | Command::Node(_) => "info",
         Command::Bench(_) => "warn,cobuild_bench=info",
-        Command::Keys(_) | Command::Registry(_) | Command::Status(_) | Command::Ledger(_) => "warn",
+        Command::Keys(_)
+        | Command::Registry(_)
+        | Command::Status(_)
+        | Command::Ledger(_)
+        | Command::Refunds(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -111,6 +119,10 @@ fn main() -> eyre::Result<()> {
         }
         Command::Ledger(command) => {
             print!("{}", ledger::ledger(command)?);
+            Ok(())
+        }
+        Command::Refunds(args) => {
+            print!("{}", refunds::refunds(&args)?);
             Ok(())
         }
     }
