@@ -2,6 +2,7 @@
 
 mod ledger;
 mod nodes;
+mod refunds;
 
 use std::{
     io::{BufRead, BufReader},
