@@ -243,6 +243,12 @@ fn render(entry: &LedgerEntry) -> String {
         .collect();
     let _ = writeln!(out, "  agreed cut (origin:orders) {}", agreed.join(" "));
     let _ = writeln!(out, "  previous record {}", record.prev);
+    if let Some(earlier) = cobuild_consensus::refunds_slot(record.slot) {
+        let _ = match record.refunds.0 {
+            Some(digest) => writeln!(out, "  refunds of slot {earlier}: digest {digest}"),
+            None => writeln!(out, "  refunds of slot {earlier}: none (no member won it)"),
+        };
+    }
     let _ = writeln!(out, "  epoch {}", record.epoch);
     if !record.next.is_empty() {
         let next: Vec<String> = record.next.0.iter().map(|m| m.id.to_string()).collect();

@@ -305,3 +305,200 @@ fn landing(order: &Decoded) -> Landed<OrderKey> {
         in_block_refund: order.in_block_refund,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy_consensus::{Block, BlockBody, Header};
+    use alloy_eips::Encodable2718 as _;
+    use alloy_primitives::{B256, keccak256};
+    use alloy_signer::SignerSync as _;
+    use alloy_signer_local::PrivateKeySigner;
+    use cobuild_chain::{
+        dev_signers,
+        test_utils::{sign, transfer},
+    };
+    use cobuild_net::EnvelopeBody;
+    use serde_json::json;
+
+    use super::*;
+
+    fn auth(byte: u8) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(byte)).expect("key")
+    }
+
+    fn tx(account: usize, to: u8) -> Recovered<TxEnvelope> {
+        sign(
+            &dev_signers()[account],
+            transfer(0, Address::repeat_byte(to), 1, 1),
+        )
+    }
+
+    fn raw(tx: &Recovered<TxEnvelope>) -> String {
+        format!(
+            "0x{}",
+            alloy_primitives::hex::encode(tx.inner().encoded_2718())
+        )
+    }
+
+    fn envelope(seq: u64, kind: OrderKind, payload: Vec<u8>, header: String) -> Envelope {
+        Envelope {
+            body: EnvelopeBody {
+                origin: 0,
+                seq,
+                received_at_ms: seq,
+                kind: kind as u8,
+                payload: payload.into(),
+                auth: header.into_bytes().into(),
+                call: 0,
+            },
+            signature: Default::default(),
+        }
+    }
+
+    /// A call signed as the Flashbots clients sign it.
+    fn signed(
+        seq: u64,
+        kind: OrderKind,
+        signer: &PrivateKeySigner,
+        method: &str,
+        params: Value,
+    ) -> Envelope {
+        let body = serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": [params]}),
+        )
+        .expect("json");
+        let digest = format!("{:#x}", keccak256(&body));
+        let signature = signer.sign_message_sync(digest.as_bytes()).expect("signs");
+        envelope(seq, kind, body, format!("{}:{signature}", signer.address()))
+    }
+
+    fn bundle(
+        seq: u64,
+        signer: &PrivateKeySigner,
+        txs: &[&Recovered<TxEnvelope>],
+        extra: Value,
+    ) -> Envelope {
+        let mut params =
+            json!({"txs": txs.iter().map(|t| raw(t)).collect::<Vec<_>>(), "blockNumber": "0x5"});
+        if let (Some(params), Some(extra)) = (params.as_object_mut(), extra.as_object()) {
+            params.extend(extra.clone());
+        }
+        signed(seq, OrderKind::SendBundle, signer, "eth_sendBundle", params)
+    }
+
+    #[test]
+    fn test_who_earns_is_read_from_the_orders_as_their_senders_sent_them() {
+        let (public, plain, named, kept, delayed) =
+            (tx(0, 1), tx(1, 2), tx(2, 3), tx(3, 4), tx(4, 5));
+        let (a, b, r, d, q) = (auth(0xa), auth(0xb), auth(0xc), auth(0xd), auth(0xe));
+        let delegate = Address::repeat_byte(0xdd);
+        let identity = Address::repeat_byte(0x1d);
+        let envelopes = vec![
+            envelope(
+                1,
+                OrderKind::RawTransaction,
+                public.inner().encoded_2718(),
+                String::new(),
+            ),
+            bundle(2, &a, &[&plain], json!({})),
+            bundle(3, &b, &[&named], json!({"refundIdentity": identity})),
+            bundle(4, &r, &[&kept], json!({"refundPercent": 50})),
+            bundle(
+                5,
+                &d,
+                &[&delayed],
+                json!({"refundPercent": 50, "delayedRefund": true}),
+            ),
+            // Made only of a transaction also sent raw: public orderflow repackaged.
+            bundle(6, &q, &[&public], json!({})),
+            {
+                let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1,
+                    "method": "flashbots_setFeeRefundRecipient", "params": [a.address(), delegate]}))
+                .expect("json");
+                let digest = format!("{:#x}", keccak256(&body));
+                let signature = a.sign_message_sync(digest.as_bytes()).expect("signs");
+                envelope(
+                    7,
+                    OrderKind::SetFeeRefundRecipient,
+                    body,
+                    format!("{}:{signature}", a.address()),
+                )
+            },
+        ];
+        let covered = decode(&envelopes);
+        let earns: Vec<(u64, Option<Address>, u8)> = covered
+            .orders
+            .iter()
+            .map(|o| {
+                (
+                    o.key.envelope.expect("an envelope").1,
+                    o.identity,
+                    o.in_block_refund,
+                )
+            })
+            .collect();
+        assert_eq!(
+            earns,
+            vec![
+                (1, None, 0),
+                (2, Some(a.address()), 0),
+                (3, Some(identity), 0),
+                (4, None, 50),
+                (5, Some(d.address()), 0),
+                (6, None, 0),
+            ]
+        );
+        assert_eq!(covered.delegations, vec![(a.address(), delegate)]);
+
+        // The block: the plain bundle, a transaction nobody sent as an order, the kept-refund
+        // bundle and the coinbase's own payment. The named bundle targeted it and did not land.
+        let coinbase = dev_signers()[9].address();
+        let stranger = tx(5, 6);
+        let payment = sign(
+            &dev_signers()[9],
+            transfer(0, Address::repeat_byte(9), 1, 0),
+        );
+        let txs = [&plain, &stranger, &kept, &payment];
+        let block = StoredBlock {
+            hash: B256::ZERO,
+            block: Block {
+                header: Header {
+                    number: 5,
+                    beneficiary: coinbase,
+                    ..Default::default()
+                },
+                body: BlockBody {
+                    transactions: txs.iter().map(|t| t.inner().clone()).collect(),
+                    ommers: Vec::new(),
+                    withdrawals: None,
+                },
+            },
+            senders: txs.iter().map(|t| t.signer()).collect(),
+        };
+        let (landed, candidates) = attribute(&block, &covered.orders);
+        let keys: Vec<(B256, Option<(u32, u64)>, Option<Address>)> = landed
+            .iter()
+            .map(|l| (l.key.hash, l.key.envelope, l.identity))
+            .collect();
+        let bundle_hash = |t: &Recovered<TxEnvelope>| keccak256(t.tx_hash());
+        assert_eq!(
+            keys,
+            vec![
+                (bundle_hash(&plain), Some((0, 2)), Some(a.address())),
+                (*stranger.tx_hash(), None, None),
+                (bundle_hash(&kept), Some((0, 4)), None),
+            ],
+            "the coinbase's payment is not an order"
+        );
+        assert_eq!(landed[2].in_block_refund, 50);
+        let candidates: Vec<u64> = candidates
+            .iter()
+            .filter_map(|c| c.key.envelope.map(|e| e.1))
+            .collect();
+        assert_eq!(
+            candidates,
+            vec![3, 5],
+            "the earning orders that targeted block 5 and missed it"
+        );
+    }
+}
