@@ -476,17 +476,21 @@ mod tests {
             senders: txs.iter().map(|t| t.signer()).collect(),
         };
         let (landed, candidates) = attribute(&block, &covered.orders);
-        let keys: Vec<(B256, Option<(u32, u64)>, Option<Address>)> = landed
-            .iter()
-            .map(|l| (l.key.hash, l.key.envelope, l.identity))
-            .collect();
+        let keys: Vec<(OrderKey, Option<Address>)> =
+            landed.iter().map(|l| (l.key, l.identity)).collect();
         let bundle_hash = |t: &Recovered<TxEnvelope>| keccak256(t.tx_hash());
         assert_eq!(
             keys,
             vec![
-                (bundle_hash(&plain), Some((0, 2)), Some(a.address())),
-                (*stranger.tx_hash(), None, None),
-                (bundle_hash(&kept), Some((0, 4)), None),
+                (key(&envelopes[1], bundle_hash(&plain)), Some(a.address())),
+                (
+                    OrderKey {
+                        hash: *stranger.tx_hash(),
+                        envelope: None
+                    },
+                    None
+                ),
+                (key(&envelopes[3], bundle_hash(&kept)), None),
             ],
             "the coinbase's payment is not an order"
         );
