@@ -129,25 +129,31 @@ pub struct BlockRef {
 #[serde(transparent)]
 pub struct Winner(pub Option<MemberId>);
 
-impl Encodable for Winner {
-    fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
-        self.0.into_iter().collect::<Vec<_>>().encode(out);
-    }
-    fn length(&self) -> usize {
-        self.0.into_iter().collect::<Vec<_>>().length()
-    }
+/// RLP of a newtype over `Option<T>` as a list of zero or one item.
+macro_rules! rlp_optional {
+    ($ty:ident, $inner:ty, $many:literal) => {
+        impl Encodable for $ty {
+            fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
+                self.0.into_iter().collect::<Vec<_>>().encode(out);
+            }
+            fn length(&self) -> usize {
+                self.0.into_iter().collect::<Vec<_>>().length()
+            }
+        }
+
+        impl Decodable for $ty {
+            fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+                match Vec::<$inner>::decode(buf)?.as_slice() {
+                    [] => Ok(Self(None)),
+                    [one] => Ok(Self(Some(*one))),
+                    _ => Err(alloy_rlp::Error::Custom($many)),
+                }
+            }
+        }
+    };
 }
 
-impl Decodable for Winner {
-    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
-        let ids = Vec::<MemberId>::decode(buf)?;
-        match ids.as_slice() {
-            [] => Ok(Self(None)),
-            [id] => Ok(Self(Some(*id))),
-            _ => Err(alloy_rlp::Error::Custom("more than one winner")),
-        }
-    }
-}
+rlp_optional!(Winner, MemberId, "more than one winner");
 
 /// How many slots after a slot its refunds are committed: the record of slot `s + REFUND_LAG`
 /// carries the digest of slot `s`'s refunds. Computing them needs the records of `s` and
@@ -166,25 +172,7 @@ pub fn refunds_slot(slot: u64) -> Option<u64> {
 #[serde(transparent)]
 pub struct RefundCommitment(pub Option<B256>);
 
-impl Encodable for RefundCommitment {
-    fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
-        self.0.into_iter().collect::<Vec<_>>().encode(out);
-    }
-    fn length(&self) -> usize {
-        self.0.into_iter().collect::<Vec<_>>().length()
-    }
-}
-
-impl Decodable for RefundCommitment {
-    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
-        let digests = Vec::<B256>::decode(buf)?;
-        match digests.as_slice() {
-            [] => Ok(Self(None)),
-            [digest] => Ok(Self(Some(*digest))),
-            _ => Err(alloy_rlp::Error::Custom("more than one refund digest")),
-        }
-    }
-}
+rlp_optional!(RefundCommitment, B256, "more than one refund digest");
 
 /// What a member's own chain says about a slot's block: the part of a record every member
 /// checks against its own view.
@@ -527,6 +515,16 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(SlotRecord::from_bytes(&trailing).is_err());
+        // The refunds it commits to are part of its content too.
+        let mut committed = record.clone();
+        committed.refunds = RefundCommitment(Some(B256::repeat_byte(7)));
+        assert_eq!(
+            SlotRecord::from_bytes(&committed.to_bytes()).expect("decodes"),
+            committed
+        );
+        assert_ne!(committed.digest(), record.digest());
+        let two = alloy_rlp::encode(vec![B256::ZERO, B256::ZERO]);
+        assert!(RefundCommitment::decode(&mut two.as_slice()).is_err());
     }
 
     #[test]
