@@ -7,6 +7,8 @@
 
 mod orders;
 pub mod payout;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -43,6 +45,9 @@ pub enum RefundsError {
     /// The book.
     #[error(transparent)]
     Book(#[from] cobuild_refunds::BookError),
+    /// The record a slot's refunds need is not final here yet.
+    #[error("the record of slot {0} is not final yet")]
+    NotFinal(u64),
     /// This member's log does not hold every order the records cover yet (replication brings
     /// them; the slot is tried again).
     #[error("the log holds origin {origin} up to {held}, the records cover up to {covered}")]
@@ -54,6 +59,26 @@ pub enum RefundsError {
         /// What the records cover.
         covered: u64,
     },
+}
+
+/// Fails with [`RefundsError::OrdersMissing`] unless this member's log holds every envelope the
+/// final records up to `slot` cover (every member must read the same orders; replication
+/// brings the missing ones, and the slot is tried again).
+fn holds_covered(store: &Store, log: &Log, slot: u64) -> Result<(), RefundsError> {
+    let Some(entry) = store.get(slot).map_err(ArchiveError::from)? else {
+        return Err(RefundsError::NotFinal(slot));
+    };
+    for prefix in &entry.record.agreed {
+        let held = log.contiguous(prefix.origin).map_err(ArchiveError::from)?;
+        if held < prefix.seq {
+            return Err(RefundsError::OrdersMissing {
+                origin: prefix.origin,
+                held,
+                covered: prefix.seq,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Every envelope the final records of slots `from..=to` added.
@@ -97,21 +122,7 @@ pub fn slot_refunds(
     else {
         return Ok(None);
     };
-    // Every member must read the same orders: wait until this one holds all the records cover.
-    let last = store
-        .get(slot + 1)
-        .map_err(ArchiveError::from)?
-        .unwrap_or(entry.clone());
-    for prefix in &last.record.agreed {
-        let held = log.contiguous(prefix.origin).map_err(ArchiveError::from)?;
-        if held < prefix.seq {
-            return Err(RefundsError::OrdersMissing {
-                origin: prefix.origin,
-                held,
-                covered: prefix.seq,
-            });
-        }
-    }
+    holds_covered(store, log, slot + 1)?;
     let envelopes = covered(store, log, slot.saturating_sub(ORDER_WINDOW - 2), slot + 1)?;
     let decoded = decode(&envelopes);
     let (landed, candidates) = attribute(&block, &decoded.orders);
@@ -171,7 +182,9 @@ fn process(
     book: &Book,
     slot: u64,
 ) -> Result<(), RefundsError> {
-    // Delegations of this record count for its own slot's refunds.
+    // Delegations of this record count for its own slot's refunds; like its orders, they are
+    // read only once the log holds everything the records cover.
+    holds_covered(store, log, slot + 1)?;
     let delegations = decode(&covered(store, log, slot, slot)?).delegations;
     let paid = match store.get(slot).map_err(ArchiveError::from)? {
         Some(entry) => payouts(chain, book, entry.record.facts.block.number)?,
@@ -282,7 +295,7 @@ pub async fn follow(
         .await;
         let behind = match step {
             Ok(Ok(())) => false,
-            Ok(Err(e @ RefundsError::OrdersMissing { .. })) => {
+            Ok(Err(e @ (RefundsError::OrdersMissing { .. } | RefundsError::NotFinal(_)))) => {
                 tracing::debug!(error = %e, "refunds.waiting_for_orders");
                 true
             }

@@ -41,7 +41,7 @@ pub struct PayoutConfig {
 
 /// A payout sent and not yet seen on chain.
 #[derive(Debug, Clone)]
-struct InFlight {
+pub(super) struct InFlight {
     hash: B256,
     nonce: u64,
     slots: Vec<u64>,
@@ -101,7 +101,7 @@ pub async fn run(config: PayoutConfig, book: Arc<Book>, chain: Chain) {
 
 /// The payouts to send now: per recipient owed by this member and not settled, unless one
 /// already sent is on chain or can still land (its nonce unused).
-fn sign_payouts(
+pub(super) fn sign_payouts(
     config: &PayoutConfig,
     book: &Book,
     chain: &Chain,
