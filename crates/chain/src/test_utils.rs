@@ -75,6 +75,20 @@ pub fn sign(signer: &PrivateKeySigner, tx: TxEip1559) -> Recovered<TxEnvelope> {
     Recovered::new_unchecked(tx.into_signed(signature).into(), signer.address())
 }
 
+/// `who`'s balance in the head state (zero for an account that does not exist).
+///
+/// # Panics
+/// If the state cannot be read.
+pub fn balance(chain: &Chain, who: Address) -> U256 {
+    use revm::database_interface::DatabaseRef as _;
+    let (_, state) = chain.head_state().expect("head state");
+    state
+        .basic_ref(who)
+        .expect("state reads")
+        .map(|a| a.balance)
+        .unwrap_or_default()
+}
+
 /// Attributes of the block after the head, paying `fee_recipient`.
 pub fn next_attrs(chain: &Chain, fee_recipient: Address) -> BlockAttributes {
     let head = chain.head();

@@ -23,7 +23,7 @@ pub use mev::{
 };
 pub use order::{
     Bundle, BundleRequest, MAX_BUNDLE_TXS, OrderError, Refund, Replacement, bundle_hash,
-    decode_transactions,
+    decode_transactions, quantity,
 };
 pub use rules::{Allowed, OrderRules, Ran, SingleTx, Strict, TxFate, TxRun};
 pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};

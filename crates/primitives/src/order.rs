@@ -363,7 +363,7 @@ pub fn bundle_hash(txs: &[Recovered<TxEnvelope>]) -> B256 {
 }
 
 /// A JSON quantity: a number or a 0x-hex string.
-fn quantity(value: &serde_json::Value) -> Option<u64> {
+pub fn quantity(value: &serde_json::Value) -> Option<u64> {
     match value {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s

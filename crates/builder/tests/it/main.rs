@@ -16,11 +16,10 @@ use cobuild_builder::{
 };
 use cobuild_chain::{
     Chain, dev_signers,
-    test_utils::{ETHER, GWEI, devnet_chain, next_attrs, sign, transfer, tx},
+    test_utils::{ETHER, GWEI, balance, devnet_chain, next_attrs, sign, transfer, tx},
 };
 use cobuild_pool::{PooledBundle, PooledTx};
 use cobuild_sim::{SimulatedOrder, Simulator};
-use revm::database_interface::DatabaseRef;
 
 const PROPOSER: Address = Address::repeat_byte(0xfe);
 
@@ -96,15 +95,6 @@ fn hashes(built: &BuiltBlock) -> Vec<B256> {
         .iter()
         .map(|t| *t.tx_hash())
         .collect()
-}
-
-fn balance(chain: &Chain, who: Address) -> U256 {
-    let (_, state) = chain.head_state().expect("state");
-    state
-        .basic_ref(who)
-        .expect("read")
-        .map(|a| a.balance)
-        .unwrap_or_default()
 }
 
 /// The block's last transaction must pay the proposer exactly the bid (invariant "honest value").

@@ -11,14 +11,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
-use alloy_eips::Decodable2718 as _;
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_rpc_types_mev::EthSendBundle;
 use cobuild_chain::StoredBlock;
 use cobuild_net::Envelope;
-use cobuild_primitives::{Allowed, Bundle, BundleRequest, OrderKind, parse_mev_bundle};
+use cobuild_primitives::{
+    Allowed, Bundle, BundleRequest, OrderKind, decode_transactions, parse_mev_bundle, quantity,
+};
 use cobuild_refunds::Landed;
-use serde_json::Value;
 
 /// Which order a refund is for: its bundle or transaction hash, and the envelope it came in
 /// (none for a block transaction no order in the records carried).
@@ -177,23 +177,9 @@ fn lone(tx: &Recovered<TxEnvelope>) -> Allowed {
     }
 }
 
-fn raw(bytes: &[u8]) -> Option<Recovered<TxEnvelope>> {
-    use alloy_consensus::transaction::SignerRecoverable as _;
-    let mut slice = bytes;
-    let tx = TxEnvelope::decode_2718(&mut slice).ok()?;
-    if !slice.is_empty() {
-        return None;
-    }
-    let signer = tx.recover_signer().ok()?;
-    Some(Recovered::new_unchecked(tx, signer))
-}
-
-fn quantity(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => u64::from_str_radix(s.strip_prefix("0x")?, 16).ok(),
-        _ => None,
-    }
+/// The transaction in `bytes`, decoded and its signer recovered as intake does.
+fn raw(bytes: &Bytes) -> Option<Recovered<TxEnvelope>> {
+    decode_transactions(std::slice::from_ref(bytes)).ok()?.pop()
 }
 
 /// The block's orders in block order, and the orders that targeted the block and did not

@@ -11,14 +11,13 @@ use alloy_signer::SignerSync as _;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{
     Chain, StoredBlock, dev_signers,
-    test_utils::{devnet_chain, next_attrs, sign, transfer},
+    test_utils::{balance, devnet_chain, next_attrs, sign, transfer},
 };
 use cobuild_consensus::{Entry, Prefix, SlotRecord, Store, to_b256};
 use cobuild_net::{Envelope, EnvelopeBody, Log};
 use cobuild_primitives::{AcceptedOrder, OrderKind};
 use cobuild_refunds::Book;
 use commonware_cryptography::Signer as _;
-use revm::database_interface::DatabaseRef as _;
 use serde_json::{Value, json};
 
 use super::{
@@ -224,15 +223,6 @@ fn u(n: u128) -> U256 {
 /// value.
 fn pay(signer: &PrivateKeySigner, nonce: u64, to: Address, units: u128) -> Recovered<TxEnvelope> {
     sign(signer, transfer(nonce, to, units * U, 0))
-}
-
-fn balance(chain: &Chain, who: Address) -> U256 {
-    let (_, state) = chain.head_state().expect("state");
-    state
-        .basic_ref(who)
-        .expect("read")
-        .map(|a| a.balance)
-        .unwrap_or_default()
 }
 
 /// The record of `slot`, whose block is `block` on `chain`, covering the log up to `seq`.
