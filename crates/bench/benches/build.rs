@@ -1,6 +1,6 @@
 //! Criterion harness over the same functions the `cobuild-bench` binary times, on a pool of
 //! 1,000 orders (seed 1, 60M gas): simulation with 1 and 2 threads, each building algorithm
-//! (seal included), and sealing alone. Kept short: 10 samples, 3 s of measurement each.
+//! (seal included), and sealing alone (incremental roots and the full rebuild). Kept short: 10 samples, 3 s of measurement each.
 //!
 //! The anvil baseline and intake need processes and sockets; they run in the binary only.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cobuild_bench::{
     Workload, WorkloadConfig,
-    bench::{Algo, build_block, prepare_seal, seal_block, sim_orders},
+    bench::{Algo, build_block, prepare_full_seal, prepare_seal, seal_block, sim_orders},
 };
 use cobuild_sim::Simulator;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -56,19 +56,20 @@ fn bench(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    group.bench_function(
-        format!(
-            "orders={ORDERS} txs={}",
-            best.block.block.block.body.transactions.len()
-        ),
-        |b| {
+    let txs = best.block.block.block.body.transactions.len();
+    // Incremental roots, and the full rebuild of the same block as their baseline.
+    for (roots, prepare) in [
+        ("incremental", prepare_seal as fn(&_, &_) -> _),
+        ("full", prepare_full_seal),
+    ] {
+        group.bench_function(format!("orders={ORDERS} txs={txs} roots={roots}"), |b| {
             b.iter_batched(
-                || prepare_seal(&ctx, &best).expect("replays"),
+                || prepare(&ctx, &best).expect("replays"),
                 |builder| seal_block(builder).expect("seals"),
                 BatchSize::PerIteration,
             )
-        },
-    );
+        });
+    }
     group.finish();
 }
 

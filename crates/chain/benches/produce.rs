@@ -3,6 +3,10 @@
 //!
 //! The block is 2,857 plain transfers from distinct senders to distinct new accounts: 60M gas,
 //! the default gas limit. `execute` is the baseline the other two are read against.
+//!
+//! `chain::seal` seals a sparse block, as a real chain's are: 200 of those transfers over a
+//! state of 200,000 more accounts, with roots hashed incrementally from the head's trie nodes
+//! and, as their baseline, rebuilt from every leaf.
 
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
@@ -10,7 +14,7 @@ use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::R
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use cobuild_chain::{BlockAttributes, Chain, Genesis, GenesisAccount};
+use cobuild_chain::{BlockAttributes, BlockBuilder, Chain, Genesis, GenesisAccount};
 use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -123,7 +127,59 @@ fn bench(c: &mut Criterion) {
         )
     });
     group.finish();
+    drop(chain);
+
+    let mut sparse = w.genesis.clone();
+    for i in 0..SPARSE_STATE {
+        sparse.accounts.insert(
+            Address::from_word(keccak256((i as u64).to_be_bytes())),
+            GenesisAccount {
+                balance: U256::from(i + 1),
+                ..Default::default()
+            },
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path(), &sparse);
+    let (parent, state) = chain.head_state().expect("head state");
+    let txs = &w.txs[..SPARSE_TXS];
+    let mut group = c.benchmark_group("chain::seal");
+    group.sample_size(20);
+    for (roots, state) in [
+        ("incremental", state.clone()),
+        ("full", state.without_trie()),
+    ] {
+        group.bench_function(
+            format!("accounts={SPARSE_STATE} txs={SPARSE_TXS} roots={roots}"),
+            |b| {
+                b.iter_batched(
+                    || {
+                        let mut builder = BlockBuilder::new(
+                            chain.spec().clone(),
+                            parent.clone(),
+                            state.clone(),
+                            attrs(&chain),
+                        )
+                        .expect("builder");
+                        for tx in txs {
+                            builder
+                                .execute(tx.clone())
+                                .expect("no fatal")
+                                .expect("included");
+                        }
+                        builder
+                    },
+                    |builder| builder.finish().expect("sealed"),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    group.finish();
 }
+
+const SPARSE_STATE: usize = 200_000;
+const SPARSE_TXS: usize = 200;
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use crate::{
     block::{self, BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError},
     genesis::Genesis,
     head_mark::{HeadMark, Mark},
-    state::{EmptyState, HashedStateDiff, StateSnapshot},
+    state::{EmptyState, HashedStateDiff, StateSnapshot, TrieNodes},
     store::{BlockWrite, ReadView, Store, StoreError, StoredBlock},
 };
 
@@ -103,6 +103,8 @@ struct Inner {
     store: Store,
     mark: HeadMark,
     head: RwLock<Arc<Sealed<Header>>>,
+    // The head's trie nodes; replaced at each commit, before `head`.
+    trie: RwLock<Arc<TrieNodes>>,
     // Serialises commits so the parent check and the write are one step.
     commit: Mutex<()>,
 }
@@ -140,7 +142,7 @@ impl Chain {
             }
             None => {
                 let genesis_block = genesis_block(genesis)?;
-                let diff = HashedStateDiff::new(&EmptyState, &genesis.changeset())?;
+                let diff = HashedStateDiff::new(&EmptyState, None, &genesis.changeset())?;
                 store.write_block(BlockWrite {
                     block: &genesis_block,
                     receipts: &[],
@@ -150,6 +152,8 @@ impl Chain {
             }
         };
         drop(view);
+        // Built after the genesis write, from what the store holds, so it checks that too.
+        let trie = TrieNodes::build(&store.read()?, head.hash(), head.state_root)?;
         let mark = HeadMark::beside(path);
         check_mark(path, &mark, &store, &head, rollback)?;
         tracing::info!(number = head.number, hash = %head.hash(), "chain.open");
@@ -159,6 +163,7 @@ impl Chain {
                 store,
                 mark,
                 head: RwLock::new(Arc::new(head)),
+                trie: RwLock::new(Arc::new(trie)),
                 commit: Mutex::new(()),
             }),
         })
@@ -192,7 +197,9 @@ impl Chain {
                 .ok_or(StoreError::Corrupt("no head header"))?;
             Arc::new(header.seal_slow())
         };
-        Ok((head, StateSnapshot::new(Arc::new(view), number)))
+        // A commit between the read and here leaves the nodes of a later block: not these.
+        let trie = Some(self.inner.trie.read().clone()).filter(|t| t.block() == head.hash());
+        Ok((head, StateSnapshot::new(Arc::new(view), number, trie)))
     }
 
     /// The header of block `number` and the state after it, for a block before the head too
@@ -258,6 +265,18 @@ impl Chain {
         )?)
     }
 
+    /// Hashes the head state again from its leaves and checks the result against the head's
+    /// state root and against the trie nodes kept for the head (which make roots incremental).
+    pub fn check_state(&self) -> Result<(), ChainError> {
+        let _guard = self.inner.commit.lock();
+        let head = self.head();
+        let rebuilt = TrieNodes::build(&self.inner.store.read()?, head.hash(), head.state_root)?;
+        if **self.inner.trie.read() != rebuilt {
+            return Err(StoreError::Corrupt("the kept trie nodes differ from a rebuild").into());
+        }
+        Ok(())
+    }
+
     /// Opens a block on the current head.
     pub fn builder(&self, attrs: BlockAttributes) -> Result<BlockBuilder, ChainError> {
         let (head, state) = self.head_state()?;
@@ -284,6 +303,20 @@ impl Chain {
             receipts: &executed.receipts,
             diff: &executed.diff,
         })?;
+        let trie = self
+            .inner
+            .trie
+            .read()
+            .apply(&executed.diff.trie, executed.block.hash)
+            .unwrap_or_else(|| {
+                // Hashed without the head's nodes: the next block reads every leaf.
+                tracing::debug!(
+                    number = executed.header().number,
+                    "chain.trie_nodes_dropped"
+                );
+                TrieNodes::empty(executed.block.hash)
+            });
+        *self.inner.trie.write() = Arc::new(trie);
         let sealed = Sealed::new_unchecked(executed.header().clone(), executed.block.hash);
         *self.inner.head.write() = Arc::new(sealed);
         record(
@@ -367,7 +400,7 @@ fn record(mark: &HeadMark, number: u64, hash: B256) {
 }
 
 fn genesis_block(genesis: &Genesis) -> Result<StoredBlock, ChainError> {
-    let diff = HashedStateDiff::new(&EmptyState, &genesis.changeset())?;
+    let diff = HashedStateDiff::new(&EmptyState, None, &genesis.changeset())?;
     let header = genesis.header(diff.state_root);
     let hash = header.hash_slow();
     Ok(StoredBlock {

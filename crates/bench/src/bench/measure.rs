@@ -77,10 +77,27 @@ pub fn build_block(
 /// Opens a block on `ctx` and executes every transaction of `built` into it, ready for
 /// [`seal_block`]. Every transaction must execute as it did when `built` was made.
 pub fn prepare_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<BlockBuilder, BenchError> {
+    replay_on(ctx, ctx.state.clone(), built)
+}
+
+/// [`prepare_seal`] on the parent state without its trie nodes, so sealing hashes every leaf
+/// (the full rebuild the incremental roots are measured against).
+pub fn prepare_full_seal(
+    ctx: &BuildContext,
+    built: &BuiltBlock,
+) -> Result<BlockBuilder, BenchError> {
+    replay_on(ctx, ctx.state.without_trie(), built)
+}
+
+fn replay_on(
+    ctx: &BuildContext,
+    state: cobuild_chain::StateSnapshot,
+    built: &BuiltBlock,
+) -> Result<BlockBuilder, BenchError> {
     let mut builder = BlockBuilder::new(
         ctx.spec.clone(),
         ctx.parent.clone(),
-        ctx.state.clone(),
+        state,
         ctx.attrs.clone(),
     )?;
     let block = &built.block.block;

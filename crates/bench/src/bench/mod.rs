@@ -31,7 +31,9 @@ pub use anvil::{AnvilConfig, AnvilError, AnvilFigure};
 pub use config::{BenchConfig, IntakeConfig};
 pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, intake};
-pub use measure::{Algo, Latency, build_block, prepare_seal, seal_block, sim_orders};
+pub use measure::{
+    Algo, Latency, build_block, prepare_full_seal, prepare_seal, seal_block, sim_orders,
+};
 pub use replication::{
     Baseline, IntakeComparison, IntakeRun, LedgerFigure, Machine, PhaseFigure,
     ReplicationBenchError, ReplicationConfig, ReplicationFigure, replication,

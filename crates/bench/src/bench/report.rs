@@ -50,8 +50,12 @@ pub struct BuildFigure {
 pub struct SealFigure {
     /// The algorithm that built the sealed block (build_best's choice).
     pub algorithm: &'static str,
-    /// Latency of `BlockBuilder::finish`.
+    /// Latency of `BlockBuilder::finish`, roots hashed incrementally from the parent's trie
+    /// nodes.
     pub latency: Latency,
+    /// Latency of `BlockBuilder::finish` with every leaf read and hashed (no trie nodes): the
+    /// baseline of `latency`.
+    pub full_rebuild: Latency,
     /// Latency of executing the block's transactions into a fresh builder (the fill part of a
     /// replay, for reference).
     pub execute: Latency,
@@ -277,6 +281,14 @@ impl fmt::Display for PoolReport {
             Ms(self.seal.latency.p99),
             self.seal.latency.samples,
             Ms(self.seal.execute.p50)
+        )?;
+        writeln!(
+            f,
+            "  vs the full rebuild (every leaf read and hashed, same block): p50 {}, p99 {}; incremental/full p50 {:.2}x",
+            Ms(self.seal.full_rebuild.p50),
+            Ms(self.seal.full_rebuild.p99),
+            self.seal.latency.p50.as_secs_f64()
+                / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)
         )?;
         match &self.anvil {
             Some(a) => writeln!(

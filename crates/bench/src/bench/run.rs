@@ -3,11 +3,16 @@
 
 use std::time::Instant;
 
+use cobuild_builder::{BuildContext, BuiltBlock};
+use cobuild_chain::BlockBuilder;
 use cobuild_sim::Simulator;
 
 use super::{
     BenchConfig, anvil, intake,
-    measure::{Algo, Latency, Sampler, build_block, prepare_seal, seal_block, sim_orders},
+    measure::{
+        Algo, Latency, Sampler, build_block, prepare_full_seal, prepare_seal, seal_block,
+        sim_orders,
+    },
     replication,
     report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
 };
@@ -153,31 +158,14 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     let best = blocks
         .last()
         .expect("Algo::ALL is not empty and ends with build_best");
-    let mut seal_samples = Vec::with_capacity(reps);
-    let mut execute_samples = Vec::with_capacity(reps);
-    let mut sampler = Sampler::new(config.warmup, reps, config.budget);
-    while let Some(timed) = sampler.next_run() {
-        let start = Instant::now();
-        let builder = prepare_seal(&ctx, best)?;
-        let executed_in = start.elapsed();
-        let start = Instant::now();
-        let sealed = seal_block(builder)?;
-        let sealed_in = start.elapsed();
-        if sealed.block.hash != best.block.block.hash {
-            return Err(BenchError::Replay(format!(
-                "resealing the {} block gave {}, not {}",
-                best.algorithm, sealed.block.hash, best.block.block.hash
-            )));
-        }
-        if timed {
-            seal_samples.push(sealed_in);
-            execute_samples.push(executed_in);
-        }
-    }
+    let (latency, execute) = time_seal(&ctx, best, config, prepare_seal)?;
+    // The baseline, in the same run: the same block sealed with every leaf read and hashed.
+    let (full_rebuild, _) = time_seal(&ctx, best, config, prepare_full_seal)?;
     let seal = SealFigure {
         algorithm: best.algorithm,
-        latency: Latency::from_samples(seal_samples),
-        execute: Latency::from_samples(execute_samples),
+        latency,
+        full_rebuild,
+        execute,
         txs: best.block.block.block.body.transactions.len(),
     };
 
@@ -217,4 +205,40 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         anvil,
         blocks,
     })
+}
+
+/// Seal and replay latencies of `best`, each run replaying it (untimed for the seal) into a
+/// builder from `prepare` and sealing it; the seal must give the same block.
+fn time_seal(
+    ctx: &BuildContext,
+    best: &BuiltBlock,
+    config: &BenchConfig,
+    prepare: fn(&BuildContext, &BuiltBlock) -> Result<BlockBuilder, BenchError>,
+) -> Result<(Latency, Latency), BenchError> {
+    let reps = config.reps;
+    let mut seal_samples = Vec::with_capacity(reps);
+    let mut execute_samples = Vec::with_capacity(reps);
+    let mut sampler = Sampler::new(config.warmup, reps, config.budget);
+    while let Some(timed) = sampler.next_run() {
+        let start = Instant::now();
+        let builder = prepare(ctx, best)?;
+        let executed_in = start.elapsed();
+        let start = Instant::now();
+        let sealed = seal_block(builder)?;
+        let sealed_in = start.elapsed();
+        if sealed.block.hash != best.block.block.hash {
+            return Err(BenchError::Replay(format!(
+                "resealing the {} block gave {}, not {}",
+                best.algorithm, sealed.block.hash, best.block.block.hash
+            )));
+        }
+        if timed {
+            seal_samples.push(sealed_in);
+            execute_samples.push(executed_in);
+        }
+    }
+    Ok((
+        Latency::from_samples(seal_samples),
+        Latency::from_samples(execute_samples),
+    ))
 }

@@ -336,13 +336,23 @@ impl BlockBuilder {
         let changes = db
             .take_bundle()
             .to_plain_state(revm::database::OriginalValuesKnown::Yes);
-        let diff = HashedStateDiff::new(snapshot.view(), &changes)?;
-
-        let mut logs_bloom = Bloom::ZERO;
-        for receipt in &result.receipts {
-            logs_bloom.accrue_bloom(&receipt.bloom());
-        }
         let envelopes: Vec<TxEnvelope> = transactions.iter().map(|tx| tx.inner().clone()).collect();
+        // The state roots and the block's own roots share nothing: hash them side by side.
+        let (diff, (transactions_root, receipts_root, logs_bloom)) = rayon::join(
+            || HashedStateDiff::new(snapshot.view(), snapshot.trie(), &changes),
+            || {
+                let mut logs_bloom = Bloom::ZERO;
+                for receipt in &result.receipts {
+                    logs_bloom.accrue_bloom(&receipt.bloom());
+                }
+                (
+                    calculate_transaction_root(&envelopes),
+                    calculate_receipt_root(&result.receipts),
+                    logs_bloom,
+                )
+            },
+        );
+        let diff = diff?;
         let requests_hash = if result.requests.is_empty() {
             EMPTY_REQUESTS_HASH
         } else {
@@ -353,8 +363,8 @@ impl BlockBuilder {
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
             beneficiary: attrs.fee_recipient,
             state_root: diff.state_root,
-            transactions_root: calculate_transaction_root(&envelopes),
-            receipts_root: calculate_receipt_root(&result.receipts),
+            transactions_root,
+            receipts_root,
             logs_bloom,
             difficulty: U256::ZERO,
             number: parent.number + 1,

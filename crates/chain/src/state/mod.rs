@@ -7,10 +7,13 @@
 //! ```
 
 mod diff;
+mod nodes;
 mod root;
 mod snapshot;
 
 pub use diff::{HashedStateDiff, StorageDiff};
+pub use nodes::{StorageUpdates, TrieNodes, TrieUpdates};
+pub use root::{BranchNodes, NodeUpdates};
 pub use snapshot::{StateError, StateSnapshot};
 
 use alloy_primitives::{B256, U256};
@@ -21,10 +24,15 @@ use crate::store::{AccountRecord, ReadView, StoreError};
 pub trait HashedState {
     /// The account at `keccak(address) == hashed`.
     fn account(&self, hashed: &B256) -> Result<Option<AccountRecord>, StoreError>;
-    /// Every account, in hashed-key order.
-    fn accounts(&self) -> Result<EntryIter<'_, AccountRecord>, StoreError>;
-    /// One account's storage, in hashed-slot order.
-    fn storage_slots(&self, hashed: &B256) -> Result<EntryIter<'_, U256>, StoreError>;
+    /// The accounts with hashed keys in `[lo, hi]`, in order.
+    fn accounts(&self, lo: &B256, hi: &B256) -> Result<EntryIter<'_, AccountRecord>, StoreError>;
+    /// One account's slots with hashed keys in `[lo, hi]`, in order.
+    fn storage_slots(
+        &self,
+        hashed: &B256,
+        lo: &B256,
+        hi: &B256,
+    ) -> Result<EntryIter<'_, U256>, StoreError>;
 }
 
 /// A sorted stream of stored trie entries.
@@ -34,11 +42,16 @@ impl HashedState for ReadView {
     fn account(&self, hashed: &B256) -> Result<Option<AccountRecord>, StoreError> {
         ReadView::account(self, hashed)
     }
-    fn accounts(&self) -> Result<EntryIter<'_, AccountRecord>, StoreError> {
-        Ok(Box::new(ReadView::accounts(self)?))
+    fn accounts(&self, lo: &B256, hi: &B256) -> Result<EntryIter<'_, AccountRecord>, StoreError> {
+        Ok(Box::new(ReadView::accounts(self, lo, hi)?))
     }
-    fn storage_slots(&self, hashed: &B256) -> Result<EntryIter<'_, U256>, StoreError> {
-        Ok(Box::new(ReadView::storage_slots(self, hashed)?))
+    fn storage_slots(
+        &self,
+        hashed: &B256,
+        lo: &B256,
+        hi: &B256,
+    ) -> Result<EntryIter<'_, U256>, StoreError> {
+        Ok(Box::new(ReadView::storage_slots(self, hashed, lo, hi)?))
     }
 }
 
@@ -50,10 +63,15 @@ impl HashedState for EmptyState {
     fn account(&self, _: &B256) -> Result<Option<AccountRecord>, StoreError> {
         Ok(None)
     }
-    fn accounts(&self) -> Result<EntryIter<'_, AccountRecord>, StoreError> {
+    fn accounts(&self, _: &B256, _: &B256) -> Result<EntryIter<'_, AccountRecord>, StoreError> {
         Ok(Box::new(std::iter::empty()))
     }
-    fn storage_slots(&self, _: &B256) -> Result<EntryIter<'_, U256>, StoreError> {
+    fn storage_slots(
+        &self,
+        _: &B256,
+        _: &B256,
+        _: &B256,
+    ) -> Result<EntryIter<'_, U256>, StoreError> {
         Ok(Box::new(std::iter::empty()))
     }
 }

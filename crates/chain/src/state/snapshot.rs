@@ -10,6 +10,7 @@ use revm::{
     state::AccountInfo,
 };
 
+use super::TrieNodes;
 use crate::store::{PastState, ReadView, StoreError};
 
 /// A state read failed; execution of the block attempt must stop.
@@ -34,14 +35,17 @@ pub struct StateSnapshot {
     view: Arc<ReadView>,
     number: u64,
     past: Option<Arc<PastState>>,
+    trie: Option<Arc<TrieNodes>>,
 }
 
 impl StateSnapshot {
-    pub(crate) fn new(view: Arc<ReadView>, number: u64) -> Self {
+    /// The head state `view` holds, with its trie nodes if they are at hand.
+    pub(crate) fn new(view: Arc<ReadView>, number: u64, trie: Option<Arc<TrieNodes>>) -> Self {
         Self {
             view,
             number,
             past: None,
+            trie,
         }
     }
 
@@ -51,6 +55,7 @@ impl StateSnapshot {
             view,
             number,
             past: Some(Arc::new(past)),
+            trie: None,
         }
     }
 
@@ -68,6 +73,20 @@ impl StateSnapshot {
     /// The store snapshot underneath, for root computation and queries.
     pub fn view(&self) -> &ReadView {
         &self.view
+    }
+
+    /// The state's trie nodes, which make its roots incremental; `None` when not at hand.
+    pub fn trie(&self) -> Option<&TrieNodes> {
+        self.trie.as_deref()
+    }
+
+    /// The same state without its trie nodes: a block sealed on it reads every leaf to hash
+    /// (the full rebuild), which benchmarks compare the incremental roots against.
+    pub fn without_trie(&self) -> Self {
+        Self {
+            trie: None,
+            ..self.clone()
+        }
     }
 
     /// Storage value of `slot` at `address`.

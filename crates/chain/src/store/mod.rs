@@ -464,23 +464,33 @@ impl ReadView {
             .map(|v| Bytes::copy_from_slice(v.value())))
     }
 
-    /// Every account, in trie (hashed-key) order.
+    /// The accounts with hashed keys in `[lo, hi]`, in trie (hashed-key) order.
     pub fn accounts(
         &self,
+        lo: &B256,
+        hi: &B256,
     ) -> Result<impl Iterator<Item = Result<(B256, AccountRecord), StoreError>> + '_, StoreError>
     {
-        Ok(self.accounts.iter()?.map(|entry| {
-            let (k, v) = entry?;
-            Ok((B256::from(*k.value()), AccountRecord::decode(v.value())?))
-        }))
+        Ok(self
+            .accounts
+            .range::<&[u8; 32]>(&lo.0..=&hi.0)?
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((B256::from(*k.value()), AccountRecord::decode(v.value())?))
+            }))
     }
 
-    /// One account's storage, in trie (hashed-slot) order.
+    /// One account's slots with hashed keys in `[lo, hi]`, in trie (hashed-slot) order.
     pub fn storage_slots(
         &self,
         hashed_address: &B256,
+        lo: &B256,
+        hi: &B256,
     ) -> Result<impl Iterator<Item = Result<(B256, U256), StoreError>> + '_, StoreError> {
-        let (lo, hi) = storage_range(hashed_address);
+        let (lo, hi) = (
+            storage_key(hashed_address, lo),
+            storage_key(hashed_address, hi),
+        );
         Ok(self.storage.range::<&[u8; 64]>(&lo..=&hi)?.map(|entry| {
             let (k, v) = entry?;
             Ok((

@@ -2,6 +2,7 @@
 //! cross-validation against anvil.
 
 mod anvil;
+mod trie;
 
 use std::sync::Arc;
 
