@@ -133,22 +133,34 @@ impl<V, O> Walk<'_, '_, V, O> {
                 self.leaves(lo, before)?;
             }
         }
+        // Children read as leaves (and empty ones between them) are read in one range, so a
+        // bottom branch costs one store read, not one per leaf.
+        let mut pending: Option<(B256, B256)> = None;
         for nibble in 0..16u8 {
             let mut child = *path;
             child.push_unchecked(nibble);
             let (child_lo, child_hi) = bounds(&child);
             let changed = self.changed(child_lo, child_hi);
-            if node.hash_mask.is_bit_set(nibble) && !changed {
-                self.hb.add_branch(
-                    child,
-                    node.hash_for_nibble(nibble),
-                    node.tree_mask.is_bit_set(nibble),
-                );
-            } else if node.tree_mask.is_bit_set(nibble) {
-                self.subtree(child)?;
+            let hashed = node.hash_mask.is_bit_set(nibble) && !changed;
+            if hashed || node.tree_mask.is_bit_set(nibble) {
+                if let Some((from, to)) = pending.take() {
+                    self.leaves(from, to)?;
+                }
+                if hashed {
+                    self.hb.add_branch(
+                        child,
+                        node.hash_for_nibble(nibble),
+                        node.tree_mask.is_bit_set(nibble),
+                    );
+                } else {
+                    self.subtree(child)?;
+                }
             } else if node.state_mask.is_bit_set(nibble) || changed {
-                self.leaves(child_lo, child_hi)?;
+                pending = Some((pending.map_or(child_lo, |(from, _)| from), child_hi));
             }
+        }
+        if let Some((from, to)) = pending {
+            self.leaves(from, to)?;
         }
         if path_hi < hi {
             let after = B256::from(U256::from_be_bytes(path_hi.0) + U256::from(1));
