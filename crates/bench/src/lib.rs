@@ -24,7 +24,6 @@
 pub mod bench;
 mod cli;
 mod error;
-mod rng;
 pub mod workload;
 
 pub use bench::{
@@ -32,6 +31,6 @@ pub use bench::{
     Report, replication, run, run_pool,
 };
 pub use cli::BenchArgs;
+pub use cobuild_test_utils::Rng;
 pub use error::BenchError;
-pub use rng::Rng;
 pub use workload::{Mix, MixShares, OrderKind, Workload, WorkloadConfig, WorkloadError};

@@ -83,8 +83,12 @@ fn attrs(chain: &Chain) -> BlockAttributes {
 }
 
 /// Opens a block on `chain` and executes every transaction of the workload.
-fn execute_all(chain: &Chain, txs: &[Recovered<TxEnvelope>]) -> cobuild_chain::BlockBuilder {
-    let mut builder = chain.builder(attrs(chain)).expect("builder");
+fn execute_all(chain: &Chain, txs: &[Recovered<TxEnvelope>]) -> BlockBuilder {
+    fill(chain.builder(attrs(chain)).expect("builder"), txs)
+}
+
+/// Executes every one of `txs` into `builder`; each must be included.
+fn fill(mut builder: BlockBuilder, txs: &[Recovered<TxEnvelope>]) -> BlockBuilder {
     for tx in txs {
         builder
             .execute(tx.clone())
@@ -154,20 +158,14 @@ fn bench(c: &mut Criterion) {
             |b| {
                 b.iter_batched(
                     || {
-                        let mut builder = BlockBuilder::new(
+                        let builder = BlockBuilder::new(
                             chain.spec().clone(),
                             parent.clone(),
                             state.clone(),
                             attrs(&chain),
                         )
                         .expect("builder");
-                        for tx in txs {
-                            builder
-                                .execute(tx.clone())
-                                .expect("no fatal")
-                                .expect("included");
-                        }
-                        builder
+                        fill(builder, txs)
                     },
                     |builder| builder.finish().expect("sealed"),
                     BatchSize::PerIteration,

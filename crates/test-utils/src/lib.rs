@@ -1,4 +1,5 @@
-//! Test helpers: the pinned external clients (anvil, cast) and processes driven by them.
+//! Test helpers: the pinned external clients (anvil, cast) and processes driven by them, and a
+//! seeded generator for property tests and workloads.
 //!
 //! The tools come from `tools/package.json` (installed by `scripts/test.sh`); tests find them in
 //! `COBUILD_TOOLS_BIN`, or in `tools/node_modules/.bin` of the repository.
@@ -10,6 +11,9 @@ use std::{
 };
 
 use serde_json::Value;
+
+mod rng;
+pub use rng::Rng;
 
 /// The folder holding the pinned tool binaries.
 pub fn tools_bin() -> PathBuf {

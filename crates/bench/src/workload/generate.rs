@@ -14,7 +14,7 @@ use super::{
     orders::{self, Market, Plan},
     setup::{self, coinbase_key},
 };
-use crate::rng::Rng;
+use crate::Rng;
 
 /// The proposer's fee recipient in every workload: the built blocks' last transaction pays it.
 pub const PROPOSER: Address = Address::repeat_byte(0xfe);

@@ -22,7 +22,7 @@ use super::{
         GWEI, Grant, SEARCHER_ETH, UNIT, USER_ETH, USER_TOKENS, account_key, coinbase_key, sign,
     },
 };
-use crate::rng::Rng;
+use crate::Rng;
 
 /// Gas limit of token transfers (a new recipient slot costs ~51k).
 const TOKEN_TRANSFER_GAS: u64 = 80_000;

@@ -12,7 +12,7 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{
     BlockAttributes, BundleRejected, Chain, ChainError, DEV_BALANCE, Genesis, ImportError,
-    Rollback, TxRejected, dev_signers,
+    Rollback, TxRejected, dev_signers, test_utils::balance,
 };
 use cobuild_primitives::{
     Allowed, ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE, Strict,
@@ -72,15 +72,6 @@ fn attrs(chain: &Chain) -> BlockAttributes {
         parent_beacon_block_root: B256::repeat_byte(0x01),
         extra_data: Bytes::from_static(b"cobuild"),
     }
-}
-
-fn balance(chain: &Chain, who: Address) -> U256 {
-    let (_, state) = chain.head_state().expect("state");
-    state
-        .basic_ref(who)
-        .expect("read")
-        .map(|a| a.balance)
-        .unwrap_or_default()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use cobuild_chain::{Chain, dev_signers};
+use cobuild_test_utils::Rng;
 
 use super::{attrs, open, signed, unsigned_transfer};
 
@@ -14,18 +15,6 @@ const STORE_INIT: [u8; 17] = [
     0x60, 0x00, 0x52, // MSTORE at 0 (runtime in bytes 24..32)
     0x60, 0x08, 0x60, 0x18, 0xf3, // RETURN(24, 8)
 ];
-
-struct Draw(u64);
-
-impl Draw {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 fn store_call(word0: U256, word1: U256) -> Bytes {
     let mut data = word0.to_be_bytes::<32>().to_vec();
@@ -60,18 +49,18 @@ fn test_random_blocks_keep_roots_and_nodes_equal_to_a_rebuild() {
     nonces[0] = 1;
     let store = signers[0].address().create(0);
 
-    let mut draw = Draw(7);
+    let mut rng = Rng::new(7);
     for block in 0..40 {
         let mut builder = chain.builder(attrs(&chain)).expect("builder");
-        let txs = 1 + draw.next() % 60;
+        let txs = 1 + rng.next_u64() % 60;
         for _ in 0..txs {
-            let who = (draw.next() % signers.len() as u64) as usize;
-            let tx = if draw.next().is_multiple_of(2) {
+            let who = (rng.next_u64() % signers.len() as u64) as usize;
+            let tx = if rng.next_u64().is_multiple_of(2) {
                 // A slot from a small space, so writes overwrite and deletions hit.
-                let slot = U256::from(draw.next() % 400);
-                let value = match draw.next() % 4 {
+                let slot = U256::from(rng.next_u64() % 400);
+                let value = match rng.next_u64() % 4 {
                     0 => U256::ZERO,
-                    _ => U256::from(draw.next()),
+                    _ => U256::from(rng.next_u64()),
                 };
                 TxEip1559 {
                     gas_limit: 60_000,
@@ -80,8 +69,8 @@ fn test_random_blocks_keep_roots_and_nodes_equal_to_a_rebuild() {
                 }
             } else {
                 // New accounts, and accounts that already exist.
-                let to = Address::from_word(B256::from(U256::from(draw.next() % 500 + 1)));
-                unsigned_transfer(nonces[who], to, 1 + u128::from(draw.next() % 1_000))
+                let to = Address::from_word(B256::from(U256::from(rng.next_u64() % 500 + 1)));
+                unsigned_transfer(nonces[who], to, 1 + u128::from(rng.next_u64() % 1_000))
             };
             let included = builder
                 .execute(signed(&signers[who], tx))
