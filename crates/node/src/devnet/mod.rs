@@ -75,6 +75,7 @@ pub struct Devnet {
     /// The coinbase of the devnet's own builder (none for a hub: its members build).
     pub builder_coinbase: Option<Address>,
     orderflow: Orderflow,
+    relay: RelayServer<Chain>,
     producer: Producer,
     relay_stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -186,7 +187,7 @@ impl Devnet {
             chain.clone(),
             orderflow.clone(),
             builder,
-            relay,
+            relay.clone(),
             config.clone(),
         );
         Ok(Self {
@@ -197,9 +198,18 @@ impl Devnet {
             relay_addr,
             builder_coinbase,
             orderflow,
+            relay,
             producer,
             relay_stop,
         })
+    }
+
+    /// Every bid the local relay accepts from now on, with its block's transactions (see
+    /// [`RelayServer::accepted_bids`]).
+    pub fn accepted_bids(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<std::sync::Arc<relay::server::AcceptedBid>> {
+        self.relay.accepted_bids()
     }
 
     /// Produces a block every slot until `shutdown` resolves, then stops the RPC server.

@@ -30,6 +30,6 @@ mod state;
 mod validate;
 
 pub use config::{Config, DEVNET_PROPOSER_SEED};
-pub use service::{ReceivedBid, RelayServer, Stats, WinningBid};
+pub use service::{AcceptedBid, ReceivedBid, RelayServer, Stats, WinningBid};
 pub use state::SlotContext;
 pub use validate::SubmissionError;

@@ -23,7 +23,7 @@ use alloy_rpc_types_beacon::{
 use cobuild_chain::ExecutedBlock;
 use cobuild_primitives::{MAX_ERROR_TEXT, bounded};
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use super::{
     config::Config,
@@ -74,6 +74,25 @@ pub struct ReceivedBid {
     pub cancellation: bool,
 }
 
+/// Accepted bids the feed buffers for a slow subscriber before it starts skipping.
+const FEED_CAPACITY: usize = 1024;
+
+/// An accepted bid as the in-process feed ([`RelayServer::accepted_bids`]) gives it: what a
+/// proposer-side observer needs to time orders from acknowledgement to bid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedBid {
+    /// The bid's slot.
+    pub slot: u64,
+    /// The block's hash.
+    pub block_hash: B256,
+    /// The verified proposer payment.
+    pub value: alloy_primitives::U256,
+    /// When the relay started on the submission (its body read), before any check.
+    pub received_at: std::time::Instant,
+    /// The block's transaction hashes, in block order.
+    pub transactions: Vec<B256>,
+}
+
 /// Counts of submissions since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -108,6 +127,7 @@ pub(crate) struct Shared<V> {
     validations: Semaphore,
     accepted: AtomicU64,
     received: Mutex<VecDeque<ReceivedBid>>,
+    feed: broadcast::Sender<Arc<AcceptedBid>>,
     rejected: AtomicU64,
     announcements: watch::Sender<Announcements>,
     /// One permit per open event stream.
@@ -130,6 +150,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 validations: Semaphore::new(config.max_concurrent_validations.max(1)),
                 accepted: AtomicU64::new(0),
                 received: Mutex::new(VecDeque::new()),
+                feed: broadcast::channel(FEED_CAPACITY).0,
                 rejected: AtomicU64::new(0),
                 announcements: watch::channel(Announcements::default()).0,
                 subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
@@ -229,6 +250,13 @@ impl<V: BlockVerifier> RelayServer<V> {
         self.shared.domain
     }
 
+    /// Every bid accepted from now on, with the transactions of its block. A subscriber that
+    /// falls more than 1,024 bids behind skips the oldest (`RecvError::Lagged`); with no
+    /// subscriber the relay does no extra work.
+    pub fn accepted_bids(&self) -> broadcast::Receiver<Arc<AcceptedBid>> {
+        self.shared.feed.subscribe()
+    }
+
     /// Submissions accepted and rejected so far.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -310,6 +338,7 @@ impl<V: BlockVerifier> Shared<V> {
         body: axum::body::Bytes,
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
+        let received_at = std::time::Instant::now();
         let ctx = self
             .board
             .lock()
@@ -362,6 +391,21 @@ impl<V: BlockVerifier> Shared<V> {
             timestamp_ms: now_ms,
             cancellation,
         };
+        // Hashing the block's transactions again is only worth it for someone listening.
+        let feed = (self.feed.receiver_count() > 0).then(|| AcceptedBid {
+            slot,
+            block_hash,
+            value,
+            received_at,
+            transactions: executed
+                .block
+                .block
+                .body
+                .transactions
+                .iter()
+                .map(|tx| *tx.tx_hash())
+                .collect(),
+        });
         let offer = self.board.lock().offer(
             slot,
             parent,
@@ -395,6 +439,11 @@ impl<V: BlockVerifier> Shared<V> {
             received.pop_front();
         }
         received.push_back(record);
+        drop(received);
+        if let Some(bid) = feed {
+            // No subscriber left is not an error: the feed is best effort.
+            let _ = self.feed.send(Arc::new(bid));
+        }
         Ok(())
     }
 }

@@ -54,6 +54,37 @@ async fn test_valid_bid_is_accepted_and_taken_as_best() {
 }
 
 #[tokio::test]
+async fn test_the_feed_gives_each_accepted_bid_with_its_transactions() {
+    let devnet = Devnet::start().await;
+    let mut feed = devnet.relay.accepted_bids();
+    let executed = devnet.paying_block(GWEI);
+    let before = std::time::Instant::now();
+    let outcome = devnet.client().submit(&devnet.bid(&executed)).await;
+    assert_eq!(outcome.expect("accepted"), SubmitOutcome::Sent);
+
+    let bid = feed.try_recv().expect("the accepted bid is on the feed");
+    assert_eq!(bid.slot, devnet.ctx.slot);
+    assert_eq!(bid.block_hash, executed.block.hash);
+    assert_eq!(bid.value, U256::from(GWEI));
+    assert!(bid.received_at >= before, "stamped when it arrived");
+    let hashes: Vec<B256> = executed
+        .block
+        .block
+        .body
+        .transactions
+        .iter()
+        .map(|tx| *tx.tx_hash())
+        .collect();
+    assert_eq!(bid.transactions, hashes);
+
+    // A refused bid never reaches the feed.
+    let mut bad = fulu(devnet.bid(&devnet.paying_block(2 * GWEI)));
+    bad.signature = sign_bid(&devnet.builder, &bad.message, builder_domain([0; 4]));
+    refused(&devnet, bad).await;
+    assert!(feed.try_recv().is_err(), "only accepted bids are fed");
+}
+
+#[tokio::test]
 async fn test_higher_bid_replaces_lower_and_lower_does_not() {
     let devnet = Devnet::start().await;
     let low = devnet.paying_block(GWEI);
