@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::{AnvilConfig, BenchConfig, IntakeConfig, ReplicationConfig};
+use crate::{AnvilConfig, BenchConfig, BidLatencyConfig, IntakeConfig, ReplicationConfig};
 
 /// The benchmark's command-line flags, shared by `cobuild bench` and `cobuild-bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +72,25 @@ pub struct BenchArgs {
     /// as --intake-requests and --intake-connections); 0 skips them.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub replication_intake_secs: u64,
+    /// Run only the accepted -> bid benchmark: a devnet node under load, each order timed
+    /// from its answer to the first accepted bid holding it (about 25 s).
+    #[arg(long, conflicts_with_all = ["no_bid_latency", "replication"])]
+    pub bid_latency: bool,
+    /// Skip the accepted -> bid benchmark.
+    #[arg(long)]
+    pub no_bid_latency: bool,
+    /// Orders per second of the accepted -> bid load (half raw transactions, half bundles).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(2..))]
+    pub bid_latency_rate: u32,
+    /// Seconds of the accepted -> bid load.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub bid_latency_secs: u64,
+    /// Slot of the accepted -> bid devnet, in milliseconds.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub bid_latency_slot_ms: u64,
+    /// Bundles of the accepted -> bid idle baseline.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub bid_latency_probes: u64,
     /// Also write every figure, with the machine's cores and load, to this JSON file
     /// (durations in milliseconds).
     #[arg(long)]
@@ -95,14 +114,22 @@ impl BenchArgs {
             }),
             ..ReplicationConfig::default()
         });
-        if self.replication {
-            // Only the replication benchmark.
+        let bid_latency = (!self.no_bid_latency).then(|| BidLatencyConfig {
+            rate: self.bid_latency_rate,
+            duration: Duration::from_secs(self.bid_latency_secs),
+            slot: Duration::from_millis(self.bid_latency_slot_ms),
+            probes: self.bid_latency_probes as usize,
+            ..BidLatencyConfig::default()
+        });
+        if self.replication || self.bid_latency {
+            // Only the replication or the accepted -> bid benchmark.
             return BenchConfig {
                 seed: self.seed,
                 pools: Vec::new(),
                 anvil: None,
                 intake: None,
-                replication,
+                replication: replication.filter(|_| self.replication),
+                bid_latency: bid_latency.filter(|_| self.bid_latency),
                 ..BenchConfig::default()
             };
         }
@@ -125,6 +152,7 @@ impl BenchArgs {
                 ..IntakeConfig::default()
             }),
             replication,
+            bid_latency,
         }
     }
 }

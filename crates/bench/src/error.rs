@@ -6,7 +6,7 @@ use cobuild_sim::SimError;
 
 use crate::{
     WorkloadError,
-    bench::{AnvilError, IntakeError, ReplicationBenchError},
+    bench::{AnvilError, BidLatencyError, IntakeError, ReplicationBenchError},
 };
 
 /// A benchmark run failed (not a slow figure: a broken measurement).
@@ -42,9 +42,18 @@ pub enum BenchError {
     /// The intake benchmark failed.
     #[error("intake: {0}")]
     Intake(#[from] IntakeError),
+    /// The accepted -> bid benchmark failed (boxed, as replication's).
+    #[error("accepted -> bid: {0}")]
+    BidLatency(Box<BidLatencyError>),
     /// The replication benchmark failed (boxed: its error is large and rare).
     #[error("replication: {0}")]
     Replication(Box<ReplicationBenchError>),
+}
+
+impl From<BidLatencyError> for BenchError {
+    fn from(error: BidLatencyError) -> Self {
+        Self::BidLatency(Box::new(error))
+    }
 }
 
 impl From<ReplicationBenchError> for BenchError {

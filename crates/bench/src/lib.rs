@@ -27,8 +27,8 @@ mod error;
 pub mod workload;
 
 pub use bench::{
-    AnvilConfig, BenchConfig, IntakeConfig, PoolReport, ReplicationConfig, ReplicationFigure,
-    Report, replication, run, run_pool,
+    AnvilConfig, BenchConfig, BidLatencyConfig, IntakeConfig, PoolReport, ReplicationConfig,
+    ReplicationFigure, Report, replication, run, run_pool,
 };
 pub use cli::BenchArgs;
 pub use cobuild_test_utils::Rng;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cobuild_primitives::DEFAULT_GAS_LIMIT;
 
-use super::{anvil::AnvilConfig, replication::ReplicationConfig};
+use super::{anvil::AnvilConfig, bid_latency::BidLatencyConfig, replication::ReplicationConfig};
 
 /// Settings of the intake benchmark (signed `eth_sendBundle` over HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +54,14 @@ pub struct BenchConfig {
     pub intake: Option<IntakeConfig>,
     /// The replication benchmark; `None` skips it.
     pub replication: Option<ReplicationConfig>,
+    /// The accepted -> bid benchmark; `None` skips it.
+    pub bid_latency: Option<BidLatencyConfig>,
 }
 
 impl Default for BenchConfig {
     /// Pools of 1,000 and 5,000 orders at 60M gas, 20 repetitions (30 s at most per
-    /// measurement), 1 and 2 simulation threads, anvil (10 repetitions), intake and
-    /// replication included.
+    /// measurement), 1 and 2 simulation threads, anvil (10 repetitions), intake, replication
+    /// and accepted -> bid included.
     fn default() -> Self {
         Self {
             seed: 1,
@@ -75,6 +77,7 @@ impl Default for BenchConfig {
             }),
             intake: Some(IntakeConfig::default()),
             replication: Some(ReplicationConfig::default()),
+            bid_latency: Some(BidLatencyConfig::default()),
         }
     }
 }

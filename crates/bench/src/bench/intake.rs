@@ -22,9 +22,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy_consensus::TxEnvelope;
 use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, Bytes, U256, hex, keccak256};
 use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
 use cobuild_node::{Devnet, DevnetConfig, DevnetError, devnet::default_builder_key};
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
 use cobuild_rpc::{FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
@@ -140,28 +142,39 @@ pub(crate) fn prepare(count: usize, signers: usize) -> Result<Vec<Signed>, Intak
             21_000,
             1_000_000_000,
         )?;
-        let raw = hex::encode_prefixed(tx.inner().encoded_2718());
-        let body = serde_json::to_vec(&json!({
-            "jsonrpc": "2.0",
-            "id": i,
-            "method": "eth_sendBundle",
-            "params": [{"txs": [raw], "blockNumber": "0x1"}],
-        }))
-        .map_err(|e| IntakeError::Sign(e.to_string()))?;
-        let message = format!("{:#x}", keccak256(&body));
-        let signature = key
-            .sign_message_sync(message.as_bytes())
-            .map_err(|e| IntakeError::Sign(e.to_string()))?;
-        out.push(Signed {
-            header: format!(
-                "{}:{}",
-                key.address(),
-                hex::encode_prefixed(signature.as_bytes())
-            ),
-            body: HttpBytes::from(body),
-        });
+        out.push(signed_bundle(key, i as u64, tx.inner(), 1)?);
     }
     Ok(out)
+}
+
+/// An `eth_sendBundle` request of the one transaction `tx` for block `block`, its body signed by
+/// `key` (`X-Flashbots-Signature`).
+pub(crate) fn signed_bundle(
+    key: &PrivateKeySigner,
+    id: u64,
+    tx: &TxEnvelope,
+    block: u64,
+) -> Result<Signed, IntakeError> {
+    let raw = hex::encode_prefixed(tx.encoded_2718());
+    let body = serde_json::to_vec(&json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "eth_sendBundle",
+        "params": [{"txs": [raw], "blockNumber": format!("{block:#x}")}],
+    }))
+    .map_err(|e| IntakeError::Sign(e.to_string()))?;
+    let message = format!("{:#x}", keccak256(&body));
+    let signature = key
+        .sign_message_sync(message.as_bytes())
+        .map_err(|e| IntakeError::Sign(e.to_string()))?;
+    Ok(Signed {
+        header: format!(
+            "{}:{}",
+            key.address(),
+            hex::encode_prefixed(signature.as_bytes())
+        ),
+        body: HttpBytes::from(body),
+    })
 }
 
 /// Checks every request's signature on one thread; checks per second.

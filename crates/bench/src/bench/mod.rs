@@ -10,8 +10,10 @@
 //!                      │     prepare_seal + seal_block (finish alone)            ─▶ SealFigure
 //!                      │     anvil: same txs, evm_mine                           ─▶ AnvilFigure
 //!                      ├─ intake: signed eth_sendBundle over HTTP vs signature checks
-//!                      └─ replication: 4 members on loopback, latency at a fixed rate,
-//!                         throughput, intake with replication on vs off
+//!                      ├─ replication: 4 members on loopback, latency at a fixed rate,
+//!                      │  throughput, intake with replication on vs off
+//!                      └─ accepted -> bid: a devnet node under load, each order timed from
+//!                         its answer to the first accepted bid holding it
 //!                                       ─▶ Report (Display: the table)
 //! ```
 //! Every figure that has a baseline is reported beside it from the same run, so the ratio
@@ -19,6 +21,7 @@
 //! time too.
 
 mod anvil;
+mod bid_latency;
 mod config;
 mod http;
 mod intake;
@@ -28,6 +31,9 @@ mod report;
 mod run;
 
 pub use anvil::{AnvilConfig, AnvilError, AnvilFigure};
+pub use bid_latency::{
+    BidLatencyConfig, BidLatencyError, BidLatencyFigure, KindFigure, bid_latency,
+};
 pub use config::{BenchConfig, IntakeConfig};
 pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, intake};

@@ -7,6 +7,7 @@ use cobuild_builder::BuiltBlock;
 
 use super::{
     anvil::AnvilFigure,
+    bid_latency::BidLatencyFigure,
     intake::IntakeFigure,
     measure::Latency,
     replication::{Machine, ReplicationFigure},
@@ -128,6 +129,8 @@ pub struct Report {
     pub intake: Option<IntakeFigure>,
     /// The replication benchmark, if run.
     pub replication: Option<ReplicationFigure>,
+    /// The accepted -> bid benchmark, if run.
+    pub bid_latency: Option<BidLatencyFigure>,
     /// Cores and load average when the run began: figures taken beside other work mislead.
     pub machine: Machine,
 }
@@ -377,6 +380,10 @@ impl fmt::Display for Report {
         if let Some(replication) = &self.replication {
             writeln!(f)?;
             write!(f, "{replication}")?;
+        }
+        if let Some(bid_latency) = &self.bid_latency {
+            writeln!(f)?;
+            write!(f, "{bid_latency}")?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use cobuild_chain::BlockBuilder;
 use cobuild_sim::Simulator;
 
 use super::{
-    BenchConfig, anvil, intake,
+    BenchConfig, anvil, bid_latency, intake,
     measure::{
         Algo, Latency, Sampler, build_block, prepare_full_seal, prepare_seal, seal_block,
         sim_orders,
@@ -54,6 +54,10 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         Some(replication_config) => Some(replication::replication(replication_config)?),
         None => None,
     };
+    let bid_latency = match &config.bid_latency {
+        Some(bid_config) => Some(bid_latency::bid_latency(bid_config)?),
+        None => None,
+    };
     Ok(Report {
         seed: config.seed,
         gas_limit: config.gas_limit,
@@ -63,6 +67,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         pools,
         intake,
         replication,
+        bid_latency,
         machine,
     })
 }

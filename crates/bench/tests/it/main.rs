@@ -7,7 +7,7 @@ use std::{collections::HashSet, time::Duration};
 use alloy_sol_types::SolCall;
 use cobuild_bench::{
     AnvilConfig, BenchConfig, IntakeConfig, OrderKind, ReplicationConfig, Workload, WorkloadConfig,
-    bench::{Algo, Machine, Report, intake, sim_orders},
+    bench::{Algo, BidLatencyConfig, Machine, Report, bid_latency, intake, sim_orders},
     replication, run_pool,
 };
 use cobuild_builder::conflict_groups;
@@ -215,6 +215,7 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
         pools: vec![report.clone()],
         intake: None,
         replication: None,
+        bid_latency: None,
         machine: Machine::now(),
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -256,6 +257,38 @@ fn test_intake_accepts_every_signed_bundle() {
     assert_eq!(figure.sent, 300);
     assert_eq!(figure.accepted, 300, "errors: {}", figure.errors);
     assert!(figure.requests_per_sec > 0.0 && figure.verify_per_sec > 0.0);
+}
+
+#[test]
+fn test_orders_under_load_reach_the_nodes_bids() {
+    let figure = bid_latency(&BidLatencyConfig {
+        rate: 100,
+        duration: Duration::from_secs(2),
+        slot: Duration::from_millis(500),
+        connections: 2,
+        probes: 3,
+    })
+    .expect("accepted -> bid bench runs");
+    assert_eq!(figure.refused, 0, "every order is acknowledged");
+    assert_eq!(figure.behind, 0, "100 orders/s never fill the connections");
+    assert_eq!(figure.offered, 200);
+    assert_eq!(figure.bundles.acked + figure.raw.acked, 200);
+    assert_eq!(figure.idle.acked, 3);
+    assert!(
+        figure.idle.in_bid >= 1,
+        "an idle node bids a probe: {figure}"
+    );
+    // Raw transactions stay pooled until a block holds them, so every one reaches a bid; a
+    // bundle may miss when its slot ends before a round takes it in.
+    assert_eq!(figure.raw.in_bid, figure.raw.acked, "{figure}");
+    assert!(figure.bundles.in_bid * 2 > figure.bundles.acked, "{figure}");
+    assert_eq!(figure.raw.latency.samples, figure.raw.in_bid);
+    assert!(figure.bids > 0 && figure.blocks >= 4, "{figure}");
+    let table = figure.to_string();
+    assert!(
+        table.contains("load: bundles") && table.contains("idle"),
+        "{table}"
+    );
 }
 
 #[test]
