@@ -1,10 +1,19 @@
-//! The builder's slot loop: while a slot is open, simulate what arrived, build with every
-//! algorithm, and publish each block that beats the slot's best so far.
+//! The builder's slot loop: while a slot is open, simulate what arrived, build, and publish
+//! each block that beats the slot's best so far.
 //!
+//! Two kinds of work, so a new order reaches a bid at the pace of the fast one:
+//! ```text
+//!  pools change ──▶ round: simulate what is new, greedy block ──▶ offer (at once)
+//!                     └─ no search running and the orders changed since the last one?
+//!                        ──▶ conflict search on this round's orders (beside later rounds)
+//!                                                            ──▶ offer when it ends
+//! ```
 //! A round starts as soon as the pools change (their change listener wakes the loop), at most
-//! once per `round_interval`. Rounds run on tokio's blocking pool (simulation and building are
-//! CPU-bound); the loop itself only waits. The best block is published on a `watch` channel, so
-//! a slow bidder always sees the latest best and never holds up building.
+//! once per `round_interval`; the slower conflict search runs one at a time, always on the
+//! newest orders when it starts, so it never holds a round back. Both run on tokio's blocking
+//! pool (simulation and building are CPU-bound); the loop itself only waits. The best block is
+//! published on a `watch` channel, so a slow bidder always sees the latest best and never holds
+//! up building.
 //!
 //! Cancellation: when an order in the published best is cancelled (or replaced), the next
 //! round's block replaces it whatever its value, marked as a withdrawal, so the bidder can
@@ -16,7 +25,7 @@ use std::{sync::Arc, time::Instant};
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{Address, U256};
 use cobuild_builder::{
-    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, Payout, build_best,
+    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, Payout,
 };
 use cobuild_chain::{BlockAttributes, Chain, ChainError, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, TxPool};
@@ -143,20 +152,25 @@ impl Builder {
             },
         });
         let mut best: Option<Bid> = None;
-        let mut last_orders: Option<OrderSet> = None;
+        let mut last: Option<Latest> = None;
+        let mut search = Search::default();
         while Instant::now() < deadline {
             let started = Instant::now();
             let this = self.clone();
             let round_ctx = ctx.clone();
-            let previous = last_orders.clone();
+            let previous = last.as_ref().map(|latest| latest.set.clone());
             let round =
                 tokio::task::spawn_blocking(move || this.round(&round_ctx, previous.as_ref()))
                     .await
                     .map_err(|e| BuilderError::Join(e.to_string()))
                     .and_then(|round| round);
             match round {
-                Ok((orders, built)) => {
-                    last_orders = Some(orders);
+                Ok((set, orders, built)) => {
+                    last = Some(Latest {
+                        set,
+                        orders,
+                        started,
+                    });
                     if let Some(block) = built {
                         self.offer(&job, &mut best, block, started);
                     }
@@ -165,12 +179,27 @@ impl Builder {
                 // falls back to its own block if no bid comes.
                 Err(e) => tracing::error!(slot = job.slot, error = %e, "builder.round_failed"),
             }
+            search.start(&ctx, last.as_ref());
             // Wait for the pools to change, but start no sooner than one interval after this
-            // round started, and never past the deadline.
+            // round started, and never past the deadline; a search that ends meanwhile is
+            // offered, and the next one starts on the newest orders.
             let earliest = (started + self.config.round_interval).min(deadline);
-            tokio::select! {
-                () = self.changed.notified() => {}
-                () = tokio::time::sleep_until(deadline.into()) => {}
+            loop {
+                tokio::select! {
+                    () = self.changed.notified() => break,
+                    () = tokio::time::sleep_until(deadline.into()) => break,
+                    (block, round_started) = search.finished() => {
+                        match block {
+                            Ok(block) => self.offer(&job, &mut best, block, round_started),
+                            Err(e) => tracing::error!(
+                                slot = job.slot,
+                                error = %e,
+                                "builder.search_failed"
+                            ),
+                        }
+                        search.start(&ctx, last.as_ref());
+                    }
+                }
             }
             tokio::time::sleep_until(earliest.into()).await;
         }
@@ -217,13 +246,14 @@ impl Builder {
             .all(|id| self.bundles.contains(id) || self.pool.get(id).is_some())
     }
 
-    /// One round: simulate what is new, and build if the set of runnable orders changed since
-    /// `previous` (or on the slot's first round).
+    /// One round: simulate what is new, and build greedily if the set of runnable orders
+    /// changed since `previous` (or on the slot's first round). Returns the orders too, for
+    /// the conflict search.
     fn round(
         &self,
         ctx: &BuildContext,
         previous: Option<&OrderSet>,
-    ) -> Result<(OrderSet, Option<BuiltBlock>), BuilderError> {
+    ) -> Result<Round, BuilderError> {
         let base_fee = ctx
             .parent
             .next_block_base_fee(ctx.spec.base_fee_params())
@@ -240,17 +270,70 @@ impl Builder {
             &bundles,
         )?;
         let orders = OrderSet::of(&round.orders);
+        let simulated: Arc<[Arc<SimulatedOrder>]> = round.orders.into();
         if previous == Some(&orders) {
-            return Ok((orders, None));
+            return Ok((orders, simulated, None));
         }
-        let algorithms: [&dyn Algorithm; 2] = [&Greedy, &ConflictSearch::default()];
-        let built = build_best(ctx, &round.orders, &algorithms)?;
-        Ok((orders, Some(built)))
+        let built = Greedy.build(ctx, &simulated)?;
+        Ok((orders, simulated, Some(built)))
     }
 
     /// Forgets the published best (the slot is over).
     pub fn end_slot(&self) {
         self.best.send_replace(None);
+    }
+}
+
+/// What a round ran on, and the greedy block when the orders changed.
+type Round = (OrderSet, Arc<[Arc<SimulatedOrder>]>, Option<BuiltBlock>);
+
+/// The orders of the slot's latest round.
+struct Latest {
+    set: OrderSet,
+    orders: Arc<[Arc<SimulatedOrder>]>,
+    /// When that round started: orders that arrived before are in it (if valid).
+    started: Instant,
+}
+
+/// The conflict search of a slot: at most one runs, on the newest orders when it starts.
+#[derive(Default)]
+struct Search {
+    /// The search's block, and when the round whose orders it runs on started.
+    running: Option<(
+        Instant,
+        tokio::task::JoinHandle<Result<BuiltBlock, BuildError>>,
+    )>,
+    /// The orders the last search started on.
+    searched: Option<OrderSet>,
+}
+
+impl Search {
+    /// Starts a search on `latest` unless one is running or `latest` was searched already.
+    fn start(&mut self, ctx: &Arc<BuildContext>, latest: Option<&Latest>) {
+        let Some(latest) = latest else { return };
+        if self.running.is_some() || self.searched.as_ref() == Some(&latest.set) {
+            return;
+        }
+        self.searched = Some(latest.set.clone());
+        let (ctx, orders) = (ctx.clone(), latest.orders.clone());
+        let task =
+            tokio::task::spawn_blocking(move || ConflictSearch::default().build(&ctx, &orders));
+        self.running = Some((latest.started, task));
+    }
+
+    /// The block of the running search, once it ends, and when the round whose orders it ran
+    /// on started; never resolves while none runs. A search left running at the slot's end finishes unseen.
+    async fn finished(&mut self) -> (Result<BuiltBlock, BuilderError>, Instant) {
+        let Some((started, task)) = self.running.as_mut() else {
+            return std::future::pending().await;
+        };
+        let started = *started;
+        let result = task.await;
+        self.running = None;
+        let block = result
+            .map_err(|e| BuilderError::Join(e.to_string()))
+            .and_then(|built| built.map_err(BuilderError::from));
+        (block, started)
     }
 }
 
@@ -263,5 +346,107 @@ impl OrderSet {
     fn of(orders: &[Arc<SimulatedOrder>]) -> Self {
         // The simulator returns orders sorted by id.
         Self(orders.iter().map(|o| o.order.id()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use alloy_eips::Encodable2718;
+    use alloy_primitives::{Bytes, TxKind};
+    use alloy_rpc_types_mev::EthSendBundle;
+    use alloy_signer_local::PrivateKeySigner;
+    use cobuild_chain::{
+        dev_signers,
+        test_utils::{ETHER, devnet_chain, next_attrs, sign, transfer, tx},
+    };
+    use cobuild_pool::PoolConfig;
+    use cobuild_primitives::BundleRequest;
+
+    use super::*;
+
+    fn bundle(
+        txs: &[alloy_consensus::transaction::Recovered<alloy_consensus::TxEnvelope>],
+    ) -> cobuild_primitives::Bundle {
+        let request = EthSendBundle {
+            txs: txs
+                .iter()
+                .map(|t| Bytes::from(t.inner().encoded_2718()))
+                .collect(),
+            block_number: 1,
+            ..Default::default()
+        };
+        match BundleRequest::from_rpc(request).expect("valid bundle") {
+            BundleRequest::Send(bundle) => bundle,
+            BundleRequest::Cancel(_) => unreachable!("the bundle has transactions"),
+        }
+    }
+
+    /// The greedy block goes out at once; the conflict search, running beside the rounds,
+    /// still gets the slot's best block when it is worth more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_the_conflict_search_beside_the_rounds_wins_when_richer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = devnet_chain(dir.path());
+        let limit = OrderLimit::new(100);
+        let pool = TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit);
+        let bundles = BundlePool::with_limit(&limit);
+        let coinbase = PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(0x42))
+            .expect("valid key");
+        let builder = Builder::new(
+            chain.clone(),
+            pool,
+            bundles.clone(),
+            &limit,
+            BuilderConfig {
+                coinbase: coinbase.clone(),
+                bid_percent: 100,
+                sim_threads: 0,
+                round_interval: Duration::from_millis(10),
+            },
+        )
+        .expect("builder");
+        // Both bundles spend nonce 0 of signer 1: greedy takes the one paying more per gas, the
+        // search the one paying five times as much in all.
+        let s = dev_signers();
+        let to = coinbase.address();
+        let cheap = bundle(&[sign(&s[1], transfer(0, to, ETHER / 10, 0))]);
+        let heavy = tx(
+            0,
+            TxKind::Call(Address::repeat_byte(0x11)),
+            U256::ZERO,
+            Bytes::from(vec![1u8; 4000]),
+            250_000,
+            0,
+        );
+        let rich = bundle(&[
+            sign(&s[1], transfer(0, to, ETHER / 2, 0)),
+            sign(&s[2], heavy),
+        ]);
+        let sender = Address::repeat_byte(0x5e);
+        let cheap = bundles.add(sender, cheap).expect("pooled");
+        let rich = bundles.add(sender, rich).expect("pooled");
+
+        let (parent, state) = chain.head_state().expect("state");
+        let job = SlotJob {
+            slot: 1,
+            parent,
+            state,
+            attrs: next_attrs(&chain, to),
+            proposer_fee_recipient: Address::repeat_byte(0xfe),
+        };
+        let mut published = builder.subscribe();
+        let best = builder
+            .run_slot(job, Instant::now() + Duration::from_millis(300))
+            .await
+            .expect("the slot runs")
+            .expect("a block paid");
+        assert_eq!(best.block.algorithm, "conflict-search");
+        assert_eq!(best.block.orders, vec![rich]);
+        assert!(published.has_changed().expect("open"));
+        let last = published.borrow_and_update().clone().expect("published");
+        assert_eq!(last.block.block.block.hash, best.block.block.block.hash);
+        assert_ne!(cheap, rich);
     }
 }

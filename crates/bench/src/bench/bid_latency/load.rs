@@ -220,7 +220,9 @@ impl Load {
     }
 }
 
-/// A one-transfer bundle from `key` at `nonce` for block `target`, signed.
+/// A one-transfer bundle from `key` at `nonce` for block `target`, signed. The value is the
+/// request id, so a sender that sends the same nonce again (its bundle missed its block) sends
+/// another transaction, and each order's first bid is its own.
 fn bundle(
     key: &PrivateKeySigner,
     nonce: u64,
@@ -228,7 +230,15 @@ fn bundle(
     id: u64,
     target: u64,
 ) -> Result<Order, BidLatencyError> {
-    let tx = sign(key, nonce, to, U256::from(1), Bytes::new(), 21_000, 2 * TIP)?;
+    let tx = sign(
+        key,
+        nonce,
+        to,
+        U256::from(id + 1),
+        Bytes::new(),
+        21_000,
+        2 * TIP,
+    )?;
     let signed = signed_bundle(key, id, tx.inner(), target)?;
     Ok(Order {
         hash: *tx.tx_hash(),

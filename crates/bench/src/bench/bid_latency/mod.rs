@@ -470,6 +470,9 @@ async fn connect(
                     }
                     Err(_) => false,
                 };
+                if !ok {
+                    tracing::debug!(reply = ?reply, "bench.bid_latency.refused");
+                }
                 acks.push(Ack {
                     hash: order.hash,
                     kind: order.kind,
