@@ -143,7 +143,12 @@ impl Producer {
     ) -> Result<ExecutedBlock, ProducerError> {
         let chain = self.chain.clone();
         let orderflow = self.orderflow.clone();
-        let winner = self.relay.take_best(job.slot);
+        // A bid that reached the relay before the slot ended counts even if its check ends
+        // later; the block waits for that at most a tenth of a slot.
+        let winner = self
+            .relay
+            .close_and_take_best(job.slot, self.config.slot / 10)
+            .await;
         let result = tokio::task::spawn_blocking(move || {
             let mut landed: &[alloy_primitives::B256] = &[];
             let block = match winner {

@@ -128,6 +128,8 @@ pub(crate) struct Shared<V> {
     accepted: AtomicU64,
     received: Mutex<VecDeque<ReceivedBid>>,
     feed: broadcast::Sender<Arc<AcceptedBid>>,
+    /// Submissions being checked right now.
+    checking: watch::Sender<usize>,
     rejected: AtomicU64,
     announcements: watch::Sender<Announcements>,
     /// One permit per open event stream.
@@ -151,6 +153,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 accepted: AtomicU64::new(0),
                 received: Mutex::new(VecDeque::new()),
                 feed: broadcast::channel(FEED_CAPACITY).0,
+                checking: watch::channel(0).0,
                 rejected: AtomicU64::new(0),
                 announcements: watch::channel(Announcements::default()).0,
                 subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
@@ -234,6 +237,25 @@ impl<V: BlockVerifier> RelayServer<V> {
         taken.map(|(_, bid)| bid)
     }
 
+    /// The proposer's side at the end of `slot`, as [`RelayServer::take_best`], except that a
+    /// bid the relay received before the end still counts: new submissions are refused at
+    /// once, those being checked get up to `grace` to finish, then the best is taken.
+    pub async fn close_and_take_best(
+        &self,
+        slot: u64,
+        grace: std::time::Duration,
+    ) -> Option<WinningBid> {
+        self.shared.board.lock().stop_submissions(slot);
+        let mut checking = self.shared.checking.subscribe();
+        if tokio::time::timeout(grace, checking.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::info!(slot, "relay.slot.checks_cut_off");
+        }
+        self.take_best(slot)
+    }
+
     /// The proposer duties the validators endpoint serves: the upcoming slot and the one
     /// after it, both proposed by the configured proposer. Empty before the first slot opens.
     pub fn duties(&self) -> Vec<Validator> {
@@ -263,6 +285,22 @@ impl<V: BlockVerifier> RelayServer<V> {
             accepted: self.shared.accepted.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Counts one submission as being checked while it lives.
+struct Checking<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Checking<'a> {
+    fn start(checking: &'a watch::Sender<usize>) -> Self {
+        checking.send_modify(|n| *n += 1);
+        Self(checking)
+    }
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 
@@ -339,6 +377,7 @@ impl<V: BlockVerifier> Shared<V> {
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
         let received_at = std::time::Instant::now();
+        let _checking = Checking::start(&self.checking);
         let ctx = self
             .board
             .lock()

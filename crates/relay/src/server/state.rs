@@ -44,6 +44,8 @@ pub(crate) struct Closed;
 #[derive(Debug)]
 pub(crate) struct BidBoard<K, T> {
     open: Option<SlotContext>,
+    /// The open slot takes no new submissions; the ones already being checked may still land.
+    closing: bool,
     bids: HashMap<K, (U256, u64, T)>,
     arrivals: u64,
     last_closed: Option<u64>,
@@ -53,6 +55,7 @@ impl<K, T> Default for BidBoard<K, T> {
     fn default() -> Self {
         Self {
             open: None,
+            closing: false,
             bids: HashMap::new(),
             arrivals: 0,
             last_closed: None,
@@ -67,12 +70,21 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
         if let Some(previous) = self.open.replace(ctx) {
             self.last_closed = Some(previous.slot);
         }
+        self.closing = false;
         self.take_best()
     }
 
-    /// The open slot.
+    /// The slot new submissions are checked for: the open one, unless it is closing.
     pub(crate) const fn context(&self) -> Option<SlotContext> {
-        self.open
+        if self.closing { None } else { self.open }
+    }
+
+    /// Stops taking new submissions for `slot` (if open); those already being checked may
+    /// still be offered until [`BidBoard::take`].
+    pub(crate) fn stop_submissions(&mut self, slot: u64) {
+        if self.open.is_some_and(|ctx| ctx.slot == slot) {
+            self.closing = true;
+        }
     }
 
     /// The slot whose proposer the relay advertises first: the open one, else the one after
@@ -141,6 +153,7 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
             return None;
         }
         self.open = None;
+        self.closing = false;
         self.last_closed = Some(slot);
         self.take_best()
     }
@@ -157,6 +170,29 @@ mod tests {
             timestamp: slot * 2,
             parent_beacon_block_root: B256::ZERO,
         }
+    }
+
+    #[test]
+    fn test_a_closing_slot_takes_no_new_submission_but_keeps_checked_offers() {
+        let mut board = BidBoard::default();
+        board.open(ctx(1));
+        board.stop_submissions(2);
+        assert_eq!(
+            board.context(),
+            Some(ctx(1)),
+            "another slot's stop changes nothing"
+        );
+        board.stop_submissions(1);
+        assert_eq!(board.context(), None, "no new submission is checked");
+        let parent = ctx(1).parent_hash;
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(5), "checked", false),
+            Ok(Offer::Best),
+            "a bid checked since it arrived still lands"
+        );
+        assert_eq!(board.take(1), Some((U256::from(5), "checked")));
+        board.open(ctx(2));
+        assert_eq!(board.context(), Some(ctx(2)), "the next slot takes bids");
     }
 
     #[test]

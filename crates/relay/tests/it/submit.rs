@@ -427,3 +427,78 @@ async fn test_validators_endpoint_gives_signed_duties() {
             .expect("the proposer signed its registration");
     }
 }
+
+/// Verifies with the chain, but only once the test lets it, and says when it started.
+struct Gated {
+    chain: cobuild_chain::Chain,
+    entered: tokio::sync::mpsc::UnboundedSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl cobuild_relay::BlockVerifier for Gated {
+    type Error = cobuild_chain::ChainError;
+
+    fn verify(
+        &self,
+        block: alloy_consensus::Block<alloy_consensus::TxEnvelope>,
+    ) -> Result<cobuild_chain::ExecutedBlock, Self::Error> {
+        let _ = self.entered.send(());
+        let release = self.release.lock().expect("not poisoned");
+        let _ = release.recv();
+        self.chain.reexecute(block)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_bid_received_before_the_slot_ends_counts_when_checked_after() {
+    let devnet = Devnet::start().await;
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let (release, gate) = std::sync::mpsc::channel();
+    let relay = cobuild_relay::RelayServer::new(
+        cobuild_relay::server::Config::devnet(
+            vec![devnet.builder.public_key()],
+            crate::FEE_RECIPIENT,
+            cobuild_primitives::DEFAULT_GAS_LIMIT,
+        ),
+        Gated {
+            chain: devnet.chain.clone(),
+            entered: entered_tx,
+            release: std::sync::Mutex::new(gate),
+        },
+    );
+    relay.open_slot(devnet.ctx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(relay.clone().serve(listener, std::future::pending()));
+    let client =
+        cobuild_relay::RelayClient::new(cobuild_relay::client::Config::new(&url)).expect("client");
+
+    let executed = devnet.paying_block(GWEI);
+    let bid = devnet.bid(&executed);
+    let sending = tokio::spawn(async move { client.submit(&bid).await });
+    entered.recv().await.expect("the check started");
+
+    // The slot ends while the bid is being checked: it still counts once it passes.
+    let closing = tokio::spawn({
+        let relay = relay.clone();
+        let slot = devnet.ctx.slot;
+        async move {
+            relay
+                .close_and_take_best(slot, std::time::Duration::from_secs(30))
+                .await
+        }
+    });
+    release.send(()).expect("verifier waits");
+    let winner = closing
+        .await
+        .expect("closes")
+        .expect("the checked bid wins");
+    assert_eq!(winner.trace.block_hash, executed.block.hash);
+    assert_eq!(
+        sending.await.expect("sends").expect("accepted"),
+        SubmitOutcome::Sent
+    );
+    assert_eq!(relay.stats().accepted, 1);
+}
