@@ -130,6 +130,9 @@ pub(crate) struct Shared<V> {
     feed: broadcast::Sender<Arc<AcceptedBid>>,
     /// Submissions being checked right now.
     checking: watch::Sender<usize>,
+    /// Submissions received so far: a bid's place in that order decides which of a builder's
+    /// bids is its latest.
+    receipts: AtomicU64,
     rejected: AtomicU64,
     announcements: watch::Sender<Announcements>,
     /// One permit per open event stream.
@@ -154,6 +157,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 received: Mutex::new(VecDeque::new()),
                 feed: broadcast::channel(FEED_CAPACITY).0,
                 checking: watch::channel(0).0,
+                receipts: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 announcements: watch::channel(Announcements::default()).0,
                 subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
@@ -377,6 +381,7 @@ impl<V: BlockVerifier> Shared<V> {
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
         let received_at = std::time::Instant::now();
+        let received = self.receipts.fetch_add(1, Ordering::Relaxed);
         let _checking = Checking::start(&self.checking);
         let ctx = self
             .board
@@ -452,6 +457,7 @@ impl<V: BlockVerifier> Shared<V> {
             value,
             WinningBid { trace, executed },
             cancellation,
+            received,
         );
         match offer {
             Ok(Offer::Best) => tracing::info!(

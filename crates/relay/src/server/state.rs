@@ -40,13 +40,16 @@ pub(crate) struct Closed;
 ///
 /// A builder's later bid replaces its earlier one only if worth more, unless it is sent as a
 /// cancellation (the builder-specs `cancellations` option): then it replaces it whatever its
-/// value, so a builder can withdraw a block whose orders were cancelled.
+/// value, so a builder can withdraw a block whose orders were cancelled. "Later" is by when the
+/// relay received it, not when its check ended: a builder with several bids in flight keeps
+/// the last one it sent, even when an earlier one finishes its check after it.
 #[derive(Debug)]
 pub(crate) struct BidBoard<K, T> {
     open: Option<SlotContext>,
     /// The open slot takes no new submissions; the ones already being checked may still land.
     closing: bool,
-    bids: HashMap<K, (U256, u64, T)>,
+    /// Each builder's bid: value, arrival on the board (first of equals wins), receipt order.
+    bids: HashMap<K, (U256, u64, u64, T)>,
     arrivals: u64,
     last_closed: Option<u64>,
 }
@@ -100,7 +103,7 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
     fn best(&self) -> Option<(&K, U256)> {
         self.bids
             .iter()
-            .max_by_key(|(_, (value, arrival, _))| (*value, std::cmp::Reverse(*arrival)))
+            .max_by_key(|(_, (value, arrival, ..))| (*value, std::cmp::Reverse(*arrival)))
             .map(|(builder, (value, ..))| (builder, *value))
     }
 
@@ -109,13 +112,15 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
         let best = self
             .bids
             .remove(&builder)
-            .map(|(value, _, bid)| (value, bid));
+            .map(|(value, _, _, bid)| (value, bid));
         self.bids.clear();
         best
     }
 
-    /// Offers `builder`'s valid bid for `slot` on `parent` (a `cancellation` replaces the
-    /// builder's earlier bid even when worth less).
+    /// Offers `builder`'s valid bid for `slot` on `parent`, the `received`-th submission the
+    /// relay got (a `cancellation` replaces the builder's bid received before it even when worth
+    /// less).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn offer(
         &mut self,
         slot: u64,
@@ -124,18 +129,21 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
         value: U256,
         bid: T,
         cancellation: bool,
+        received: u64,
     ) -> Result<Offer, Closed> {
         match self.open {
             Some(ctx) if ctx.slot == slot && ctx.parent_hash == parent => {}
             _ => return Err(Closed),
         }
         let replaces = match self.bids.get(&builder) {
-            Some((own, ..)) => cancellation || value > *own,
+            Some((own, _, own_received, _)) if cancellation => received > *own_received,
+            Some((own, ..)) => value > *own,
             None => true,
         };
         if replaces {
             self.arrivals += 1;
-            self.bids.insert(builder, (value, self.arrivals, bid));
+            self.bids
+                .insert(builder, (value, self.arrivals, received, bid));
         }
         match self.best() {
             Some((best_builder, best)) if replaces && *best_builder == builder && best == value => {
@@ -173,6 +181,30 @@ mod tests {
     }
 
     #[test]
+    fn test_a_cancellation_checked_late_never_replaces_one_received_after_it() {
+        let mut board = BidBoard::default();
+        board.open(ctx(1));
+        let parent = ctx(1).parent_hash;
+        // Received 2nd, checked first; then the 1st ends its check.
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(9), "second", true, 2),
+            Ok(Offer::Best)
+        );
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(5), "first", true, 1),
+            Ok(Offer::Outbid {
+                best: U256::from(9)
+            })
+        );
+        // A later one replaces it whatever its value (a withdrawal).
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(3), "third", true, 3),
+            Ok(Offer::Best)
+        );
+        assert_eq!(board.take(1), Some((U256::from(3), "third")));
+    }
+
+    #[test]
     fn test_a_closing_slot_takes_no_new_submission_but_keeps_checked_offers() {
         let mut board = BidBoard::default();
         board.open(ctx(1));
@@ -186,7 +218,7 @@ mod tests {
         assert_eq!(board.context(), None, "no new submission is checked");
         let parent = ctx(1).parent_hash;
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(5), "checked", false),
+            board.offer(1, parent, 'x', U256::from(5), "checked", false, 1),
             Ok(Offer::Best),
             "a bid checked since it arrived still lands"
         );
@@ -201,23 +233,23 @@ mod tests {
         board.open(ctx(1));
         let parent = ctx(1).parent_hash;
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(5), "a", false),
+            board.offer(1, parent, 'x', U256::from(5), "a", false, 2),
             Ok(Offer::Best)
         );
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(5), "b", false),
+            board.offer(1, parent, 'x', U256::from(5), "b", false, 3),
             Ok(Offer::Outbid {
                 best: U256::from(5)
             })
         );
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(3), "c", false),
+            board.offer(1, parent, 'x', U256::from(3), "c", false, 4),
             Ok(Offer::Outbid {
                 best: U256::from(5)
             })
         );
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(8), "d", false),
+            board.offer(1, parent, 'x', U256::from(8), "d", false, 5),
             Ok(Offer::Best)
         );
         assert_eq!(board.take(1), Some((U256::from(8), "d")));
@@ -231,13 +263,13 @@ mod tests {
         assert_eq!(board.take(2), None, "not the open slot");
         let parent = ctx(1).parent_hash;
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(1), (), false),
+            board.offer(1, parent, 'x', U256::from(1), (), false, 6),
             Ok(Offer::Best)
         );
         assert_eq!(board.take(1), Some((U256::from(1), ())));
         assert_eq!(board.take(1), None, "taken once");
         assert_eq!(
-            board.offer(1, parent, 'x', U256::from(2), (), false),
+            board.offer(1, parent, 'x', U256::from(2), (), false, 7),
             Err(Closed)
         );
         assert_eq!(board.context(), None);
@@ -249,15 +281,15 @@ mod tests {
         let mut board = BidBoard::default();
         board.open(ctx(1));
         assert_eq!(
-            board.offer(2, ctx(1).parent_hash, 'x', U256::from(1), (), false),
+            board.offer(2, ctx(1).parent_hash, 'x', U256::from(1), (), false, 8),
             Err(Closed)
         );
         assert_eq!(
-            board.offer(1, B256::repeat_byte(0xee), 'x', U256::from(1), (), false),
+            board.offer(1, B256::repeat_byte(0xee), 'x', U256::from(1), (), false, 9),
             Err(Closed)
         );
         assert_eq!(
-            board.offer(1, ctx(1).parent_hash, 'x', U256::from(1), (), false),
+            board.offer(1, ctx(1).parent_hash, 'x', U256::from(1), (), false, 10),
             Ok(Offer::Best)
         );
         // Opening the next slot drops the untaken bid.
@@ -272,25 +304,25 @@ mod tests {
         board.open(ctx(1));
         let parent = ctx(1).parent_hash;
         assert_eq!(
-            board.offer(1, parent, 'a', U256::from(9), "a9", false),
+            board.offer(1, parent, 'a', U256::from(9), "a9", false, 11),
             Ok(Offer::Best)
         );
         assert_eq!(
-            board.offer(1, parent, 'b', U256::from(7), "b7", false),
+            board.offer(1, parent, 'b', U256::from(7), "b7", false, 12),
             Ok(Offer::Outbid {
                 best: U256::from(9)
             })
         );
         // Without cancellation a lower bid does not replace the builder's own.
         assert_eq!(
-            board.offer(1, parent, 'a', U256::from(2), "a2", false),
+            board.offer(1, parent, 'a', U256::from(2), "a2", false, 13),
             Ok(Offer::Outbid {
                 best: U256::from(9)
             })
         );
         // With it, builder a withdraws its 9 and b's 7 becomes the best.
         assert_eq!(
-            board.offer(1, parent, 'a', U256::from(2), "a2", true),
+            board.offer(1, parent, 'a', U256::from(2), "a2", true, 14),
             Ok(Offer::Outbid {
                 best: U256::from(7)
             })
