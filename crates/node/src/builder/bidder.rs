@@ -3,7 +3,9 @@
 //! per-second cap).
 //!
 //! It watches a `watch` channel, so when submissions are slower than building it skips straight
-//! to the latest best instead of queueing stale blocks.
+//! to the latest best instead of queueing stale blocks. Up to [`MAX_IN_FLIGHT`] submissions go
+//! at once, so a new best does not wait for the relay to finish checking the one before (the
+//! relay keeps a builder's last-received bid, whatever order the checks end in).
 
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ use super::Bid;
 const MAX_RETRIES: u32 = 3;
 /// Pause before sending again after the cap held a bid back or a send failed.
 const RETRY_AFTER: Duration = Duration::from_millis(50);
+/// Submissions sent and not answered yet, at most.
+const MAX_IN_FLIGHT: usize = 2;
 
 /// A bid could not be submitted (the builder goes on; the next best is tried).
 #[derive(Debug, thiserror::Error)]
@@ -63,32 +67,83 @@ impl Bidder {
     /// Submits every new best until the channel closes. A bid the cap held back, or that failed
     /// to reach the relay, is retried with whatever is the best by then.
     pub async fn run(mut self, mut best: watch::Receiver<Option<Bid>>) {
-        while best.changed().await.is_ok() {
-            let mut failures = 0;
-            loop {
-                let Some(bid) = best.borrow_and_update().clone() else {
-                    break;
-                };
-                match self.submit(&bid).await {
-                    Ok(SubmitOutcome::Sent | SubmitOutcome::NotImproved { .. }) => break,
-                    Ok(SubmitOutcome::RateLimited) => {}
-                    Err(e) => {
-                        tracing::warn!(slot = bid.slot, error = %e, "bidder.submit_failed");
-                        failures += 1;
-                        if failures == MAX_RETRIES {
-                            break;
+        let mut in_flight = tokio::task::JoinSet::new();
+        // A best came that was not sent yet.
+        let mut unsent = false;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut failures = 0;
+        loop {
+            if unsent && retry_at.is_none() && in_flight.len() < MAX_IN_FLIGHT {
+                unsent = false;
+                let latest = best.borrow_and_update().clone();
+                if let Some(bid) = latest {
+                    match self.prepare(&bid).await {
+                        Ok(send) => {
+                            in_flight.spawn(async move { (bid.slot, send.await) });
+                        }
+                        Err(e) => {
+                            tracing::warn!(slot = bid.slot, error = %e, "bidder.submit_failed");
+                            failures += 1;
+                            if failures < MAX_RETRIES {
+                                unsent = true;
+                                retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                            } else {
+                                failures = 0;
+                            }
                         }
                     }
                 }
-                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            tokio::select! {
+                changed = best.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    unsent = true;
+                    failures = 0;
+                }
+                Some(done) = in_flight.join_next() => {
+                    let (slot, outcome) = match done {
+                        Ok(done) => done,
+                        Err(e) => (0, Err(BidError::Join(e.to_string()))),
+                    };
+                    match outcome {
+                        Ok(SubmitOutcome::Sent | SubmitOutcome::NotImproved { .. }) => {}
+                        Ok(SubmitOutcome::RateLimited) => {
+                            unsent = true;
+                            retry_at.get_or_insert(tokio::time::Instant::now() + RETRY_AFTER);
+                        }
+                        Err(e) => {
+                            tracing::warn!(slot, error = %e, "bidder.submit_failed");
+                            failures += 1;
+                            if failures < MAX_RETRIES {
+                                unsent = true;
+                                retry_at.get_or_insert(tokio::time::Instant::now() + RETRY_AFTER);
+                            }
+                        }
+                    }
+                }
+                () = async {
+                    match retry_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    retry_at = None;
+                }
             }
         }
     }
 
-    /// Signs and sends one bid. Every bid goes as a builder-specs cancellation: the builder
-    /// only publishes improvements, or a lower block that withdraws one holding a cancelled
-    /// order, so its latest bid is always the one the relay should keep.
-    async fn submit(&mut self, bid: &Bid) -> Result<SubmitOutcome, BidError> {
+    /// Everything one bid needs from this bidder (the proposer, fetched when its slot is new),
+    /// then the signing and sending as a future of its own. Every bid goes as a builder-specs
+    /// cancellation: the builder only publishes improvements, or a lower block that withdraws
+    /// one holding a cancelled order, so its latest bid is always the one the relay should keep.
+    async fn prepare(
+        &mut self,
+        bid: &Bid,
+    ) -> Result<impl std::future::Future<Output = Result<SubmitOutcome, BidError>> + use<>, BidError>
+    {
         let (proposer_pubkey, proposer_fee_recipient) = self.proposer(bid.slot).await?;
         let params = BidParams {
             slot: bid.slot,
@@ -96,24 +151,28 @@ impl Bidder {
             proposer_fee_recipient,
             domain: self.domain,
         };
-        let block = bid.block.clone();
+        let bid = bid.clone();
         let key = self.key.clone();
-        // Payload conversion and the BLS signature are CPU work.
-        let request =
-            tokio::task::spawn_blocking(move || build_submission(&block.block, &params, &key))
-                .await
-                .map_err(|e| BidError::Join(e.to_string()))??;
-        let outcome = self.client.submit_replacing(&request).await?;
-        if outcome == SubmitOutcome::Sent {
-            tracing::info!(
-                slot = bid.slot,
-                value = %bid.block.value,
-                latency_us = bid.round_started.elapsed().as_micros() as u64,
-                withdraws = bid.withdraws,
-                "bidder.sent"
-            );
-        }
-        Ok(outcome)
+        let client = self.client.clone();
+        Ok(async move {
+            let block = bid.block.clone();
+            // Payload conversion and the BLS signature are CPU work.
+            let request =
+                tokio::task::spawn_blocking(move || build_submission(&block.block, &params, &key))
+                    .await
+                    .map_err(|e| BidError::Join(e.to_string()))??;
+            let outcome = client.submit_replacing(&request).await?;
+            if outcome == SubmitOutcome::Sent {
+                tracing::info!(
+                    slot = bid.slot,
+                    value = %bid.block.value,
+                    latency_us = bid.round_started.elapsed().as_micros() as u64,
+                    withdraws = bid.withdraws,
+                    "bidder.sent"
+                );
+            }
+            Ok(outcome)
+        })
     }
 
     /// The proposer of `slot` and its fee recipient, from the relay's validators endpoint
