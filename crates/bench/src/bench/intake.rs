@@ -253,28 +253,29 @@ async fn connection(
     Ok(tally)
 }
 
-/// Runs the intake benchmark.
-pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
-    let requests = prepare(config.requests, config.signers)?;
-    let verify_per_sec = verify_baseline(&requests)?;
-
+/// A devnet node as `cobuild devnet` starts it (its own builder, bidder and local relay, no
+/// demo contracts, budgets that never refuse), in a temporary folder, on a runtime of two
+/// workers that stands for the node's process; its producer is not running yet.
+pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
+    prefix: &str,
+    slot: Duration,
+    max_orders: usize,
+) -> Result<(tokio::runtime::Runtime, tempfile::TempDir, Devnet), E> {
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let dir = tempfile::Builder::new()
-        .prefix("cobuild-bench-intake")
-        .tempdir()?;
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
     let devnet = server.block_on(Devnet::start(DevnetConfig {
         data_dir: dir.path().to_path_buf(),
         http_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         chain_id: DEVNET_CHAIN_ID,
-        slot: Duration::from_secs(12),
+        slot,
         gas_limit: DEFAULT_GAS_LIMIT,
         fee_recipient: Address::repeat_byte(0xfe),
         demo_contracts: false,
         limits: UNLIMITED,
-        max_orders: config.requests + 1_000,
+        max_orders,
         bundle_horizon: 256,
         accept_chain_rollback: false,
         builder_key: default_builder_key(),
@@ -282,6 +283,19 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
         relay_port: 0,
         max_bids_per_second: 20,
     }))?;
+    Ok((server, dir, devnet))
+}
+
+/// Runs the intake benchmark.
+pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
+    let requests = prepare(config.requests, config.signers)?;
+    let verify_per_sec = verify_baseline(&requests)?;
+
+    let (server, _dir, devnet) = start_devnet::<IntakeError>(
+        "cobuild-bench-intake",
+        Duration::from_secs(12),
+        config.requests + 1_000,
+    )?;
     let addr = devnet.rpc_addr;
 
     let clients = tokio::runtime::Builder::new_current_thread()

@@ -11,25 +11,25 @@
 //!            the moment its answer reached the client to the first accepted bid holding it
 //!  tail:     two more slots, so every order's block had its whole slot; then the node stops
 //! ```
-//! Bids are read off the relay's in-process feed ([`Devnet::accepted_bids`]), stamped when the
-//! relay began reading the submission: the figure holds the wait for a round, the round
-//! (simulation, building, sealing), signing and sending, not the relay's own checks. An order
-//! whose block was sealed before it arrived, or that no bid held, is counted as missed. Client,
-//! node and relay share the machine's cores.
+//! Bids are read off the relay's in-process feed
+//! ([`cobuild_node::Devnet::accepted_bids`]), stamped when the relay began reading the
+//! submission: the figure holds the wait for a round, the round (simulation, building,
+//! sealing), signing and sending, not the relay's own checks. An order whose block was sealed
+//! before it arrived, or that no bid held, is counted as missed. Client, node and relay share
+//! the machine's cores.
 
 mod load;
 mod report;
 
 use std::{
     collections::HashMap,
-    net::{Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use alloy_primitives::{Address, B256};
-use cobuild_node::{Devnet, DevnetConfig, DevnetError, devnet::default_builder_key};
-use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
+use alloy_primitives::B256;
+use cobuild_node::DevnetError;
 use cobuild_relay::{
     events::{ReceivedSlot, SubscribeConfig, subscribe},
     server::AcceptedBid,
@@ -37,7 +37,7 @@ use cobuild_relay::{
 use tokio::sync::{broadcast, oneshot, watch};
 
 use self::load::{Load, Order, OrderKind};
-use super::{http::HttpError, intake::UNLIMITED, measure::Latency};
+use super::{http::HttpError, intake::start_devnet, measure::Latency};
 use crate::workload::WorkloadError;
 
 /// Settings of the accepted → bid benchmark.
@@ -164,30 +164,8 @@ pub struct BidLatencyFigure {
 /// Runs the benchmark: starts a devnet in a temporary folder, drives it from this thread, stops
 /// it.
 pub fn bid_latency(config: &BidLatencyConfig) -> Result<BidLatencyFigure, BidLatencyError> {
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let dir = tempfile::Builder::new()
-        .prefix("cobuild-bench-bid")
-        .tempdir()?;
-    let devnet = server.block_on(Devnet::start(DevnetConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        chain_id: DEVNET_CHAIN_ID,
-        slot: config.slot,
-        gas_limit: DEFAULT_GAS_LIMIT,
-        fee_recipient: Address::repeat_byte(0xfe),
-        demo_contracts: false,
-        limits: UNLIMITED,
-        max_orders: 20_000,
-        bundle_horizon: 256,
-        accept_chain_rollback: false,
-        builder_key: default_builder_key(),
-        bid_percent: 100,
-        relay_port: 0,
-        max_bids_per_second: 20,
-    }))?;
+    let (server, _dir, devnet) =
+        start_devnet::<BidLatencyError>("cobuild-bench-bid", config.slot, 20_000)?;
     let node = Node {
         chain: devnet.chain.clone(),
         rpc: devnet.rpc_addr,
