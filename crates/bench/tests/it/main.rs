@@ -270,6 +270,7 @@ fn test_orders_under_load_reach_the_nodes_bids() {
     })
     .expect("accepted -> bid bench runs");
     assert_eq!(figure.behind, 0, "100 orders/s never fill the connections");
+    assert_eq!(figure.no_sender, 0, "a sender for every bundle of a slot");
     assert_eq!(figure.offered, 200);
     assert_eq!(
         figure.raw.acked, 100,

@@ -103,9 +103,10 @@ impl Bidder {
                     failures = 0;
                 }
                 Some(done) = in_flight.join_next() => {
+                    // A send task that died has no slot to report.
                     let (slot, outcome) = match done {
-                        Ok(done) => done,
-                        Err(e) => (0, Err(BidError::Join(e.to_string()))),
+                        Ok((slot, outcome)) => (Some(slot), outcome),
+                        Err(e) => (None, Err(BidError::Join(e.to_string()))),
                     };
                     match outcome {
                         Ok(SubmitOutcome::Sent | SubmitOutcome::NotImproved { .. }) => {}
@@ -114,7 +115,7 @@ impl Bidder {
                             retry_at.get_or_insert(tokio::time::Instant::now() + RETRY_AFTER);
                         }
                         Err(e) => {
-                            tracing::warn!(slot, error = %e, "bidder.submit_failed");
+                            tracing::warn!(?slot, error = %e, "bidder.submit_failed");
                             failures += 1;
                             if failures < MAX_RETRIES {
                                 unsent = true;

@@ -136,21 +136,10 @@ impl Builder {
     /// slot's best block (none when no block paid anything).
     pub async fn run_slot(
         &self,
-        mut job: SlotJob,
+        job: SlotJob,
         deadline: Instant,
     ) -> Result<Option<Bid>, BuilderError> {
-        job.attrs.fee_recipient = self.coinbase();
-        let ctx = Arc::new(BuildContext {
-            spec: self.chain.spec().clone(),
-            parent: job.parent.clone(),
-            state: job.state.clone(),
-            attrs: job.attrs.clone(),
-            payout: Payout {
-                coinbase: self.config.coinbase.clone(),
-                proposer_fee_recipient: job.proposer_fee_recipient,
-                bid_percent: self.config.bid_percent,
-            },
-        });
+        let ctx = Arc::new(self.context(&job));
         let mut best: Option<Bid> = None;
         let mut last: Option<Latest> = None;
         let mut search = Search::default();
@@ -204,6 +193,23 @@ impl Builder {
             tokio::time::sleep_until(earliest.into()).await;
         }
         Ok(best)
+    }
+
+    /// What every block of `job` is built on, paying this builder's coinbase.
+    fn context(&self, job: &SlotJob) -> BuildContext {
+        let mut attrs = job.attrs.clone();
+        attrs.fee_recipient = self.coinbase();
+        BuildContext {
+            spec: self.chain.spec().clone(),
+            parent: job.parent.clone(),
+            state: job.state.clone(),
+            attrs,
+            payout: Payout {
+                coinbase: self.config.coinbase.clone(),
+                proposer_fee_recipient: job.proposer_fee_recipient,
+                bid_percent: self.config.bid_percent,
+            },
+        }
     }
 
     /// Publishes `block` if it beats the slot's best, or if the best holds an order that is no
@@ -436,6 +442,15 @@ mod tests {
             attrs: next_attrs(&chain, to),
             proposer_fee_recipient: Address::repeat_byte(0xfe),
         };
+        // A round builds greedily only: the richer block is the search's, beside the rounds.
+        let (_, orders, greedy) = builder
+            .round(&builder.context(&job), None)
+            .expect("a round runs");
+        let greedy = greedy.expect("a slot's first round builds");
+        assert_eq!(orders.len(), 2);
+        assert_eq!(greedy.algorithm, "greedy");
+        assert_eq!(greedy.orders, vec![cheap]);
+
         let mut published = builder.subscribe();
         let best = builder
             .run_slot(job, Instant::now() + Duration::from_millis(300))

@@ -185,12 +185,12 @@ impl Load {
         }
     }
 
-    /// Probe `i` of the idle baseline: a bundle from its own sender, for block `target`.
+    /// Probe `i` of the idle baseline: the one bundle of its own sender (nonce 0), for block
+    /// `target`.
     pub(super) fn probe(&self, i: usize, target: Option<u64>) -> Result<Order, BidLatencyError> {
-        let key = &self.probes[i % self.probes.len()];
         bundle(
-            key,
-            (i / self.probes.len()) as u64,
+            &self.probes[i],
+            0,
             self.sink,
             i as u64,
             target.unwrap_or(self.target),

@@ -143,8 +143,11 @@ pub struct BidLatencyFigure {
     pub offered: usize,
     /// Orders per second sent, from the first to the last.
     pub offered_per_sec: f64,
-    /// Orders not sent because every connection was still busy (the node fell behind).
+    /// Orders not sent because the queue of the connection they were due on was full (the
+    /// node fell behind).
     pub behind: usize,
+    /// Bundles not sent because every bundle sender had sent one in the slot already.
+    pub no_sender: usize,
     /// Orders answered with an error or not answered.
     pub refused: usize,
     /// Request round trip of the load.
@@ -230,12 +233,14 @@ async fn drive(
     let (senders, connections) = connect(node.rpc, config.connections).await?;
     let total = (f64::from(config.rate) * config.duration.as_secs_f64()).round() as usize;
     let start = Instant::now();
-    let mut offered = 0;
+    // Orders due so far: sent, or counted as not sent.
+    let mut due_so_far = 0;
     let mut behind = 0;
+    let mut no_sender = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     load.new_slot(&node.chain, current_target(&slots))?;
-    while offered < total {
+    while due_so_far < total {
         tokio::select! {
             changed = slots.changed() => {
                 changed.map_err(|e| BidLatencyError::Slots(e.to_string()))?;
@@ -244,14 +249,20 @@ async fn drive(
             _ = tick.tick() => {
                 let due = ((start.elapsed().as_secs_f64() * f64::from(config.rate)) as usize)
                     .min(total);
-                while offered < due {
-                    let kind = if offered % 2 == 0 { OrderKind::Raw } else { OrderKind::Bundle };
-                    let order = load.next(kind, offered as u64)?;
-                    match &order {
-                        Some(order) if senders[offered % senders.len()].try_send(order.clone()).is_ok() => {}
-                        _ => behind += 1,
+                while due_so_far < due {
+                    let index = due_so_far;
+                    due_so_far += 1;
+                    // The place in the queue first: an order made and then dropped would
+                    // leave its sender's nonce used and every later one of it invalid.
+                    let Ok(place) = senders[index % senders.len()].try_reserve() else {
+                        behind += 1;
+                        continue;
+                    };
+                    let kind = if index % 2 == 0 { OrderKind::Raw } else { OrderKind::Bundle };
+                    match load.next(kind, index as u64)? {
+                        Some(order) => place.send(order),
+                        None => no_sender += 1,
                     }
-                    offered += 1;
                 }
             }
         }
@@ -293,10 +304,11 @@ async fn drive(
         slot: config.slot,
         duration: config.duration,
         connections: config.connections.max(1),
-        offered: offered - behind,
-        offered_per_sec: (offered - behind) as f64
+        offered: total - behind - no_sender,
+        offered_per_sec: (total - behind - no_sender) as f64
             / offered_in.as_secs_f64().max(f64::MIN_POSITIVE),
         behind,
+        no_sender,
         refused,
         request: Latency::from_samples(request),
         bundles: kind_figure(&bundle_acks, &first_bid),
@@ -331,9 +343,7 @@ async fn probe(
             tokio::select! {
                 bid = feed.recv() => match bid {
                     Ok(bid) => {
-                        for tx in &bid.transactions {
-                            first_bid.entry(*tx).or_insert(bid.received_at);
-                        }
+                        record(&mut first_bid, &bid);
                         if first_bid.contains_key(&hash) {
                             break;
                         }
@@ -379,6 +389,13 @@ fn kind_figure(acks: &[Ack], first_bid: &HashMap<B256, Instant>) -> KindFigure {
     figure
 }
 
+/// Notes, for each transaction `bid` holds and no earlier bid did, when the relay got `bid`.
+fn record(first_bid: &mut HashMap<B256, Instant>, bid: &AcceptedBid) {
+    for tx in &bid.transactions {
+        first_bid.entry(*tx).or_insert(bid.received_at);
+    }
+}
+
 /// For every transaction a bid held, when the relay got the first such bid; and the bid count.
 type FirstBids = (HashMap<B256, Instant>, usize);
 
@@ -396,9 +413,7 @@ fn collect(
                 bid = feed.recv() => match bid {
                     Ok(bid) => {
                         bids += 1;
-                        for tx in &bid.transactions {
-                            first_bid.entry(*tx).or_insert(bid.received_at);
-                        }
+                        record(&mut first_bid, &bid);
                     }
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         tracing::warn!(skipped, "bench.bid_latency.feed_lagged");

@@ -28,13 +28,14 @@ impl fmt::Display for BidLatencyFigure {
         )?;
         writeln!(
             f,
-            "  load: {} orders/s asked for {} s over {} connections (half eth_sendRawTransaction, half signed eth_sendBundle for the next block); sent {} ({} /s), not sent {} (connections busy), refused {}; request p50 {}, p99 {}",
+            "  load: {} orders/s asked for {} s over {} connections (half eth_sendRawTransaction, half signed eth_sendBundle for the next block); sent {} ({} /s), not sent {} (connection queue full) + {} (no bundle sender free in the slot), refused {}; request p50 {}, p99 {}",
             self.rate,
             self.duration.as_secs_f64(),
             self.connections,
             self.offered,
             Rate(self.offered_per_sec),
             self.behind,
+            self.no_sender,
             self.refused,
             Ms(self.request.p50),
             Ms(self.request.p99)
