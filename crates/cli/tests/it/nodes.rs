@@ -424,8 +424,10 @@ fn test_a_batch_replicates_call_by_call_and_a_wiped_log_does_not_reuse_numbers()
     let nodes: Vec<Member<'_>> = (0..4).map(|i| Member(&endpoints["nodes"][i])).collect();
 
     // One signed batch to node 0: a refused bundle, the same bundle for seven target blocks
-    // (the real clients' own pattern), a bundle and its cancel, a private transaction.
-    let target = hub.head() + 10;
+    // (the real clients' own pattern), a bundle and its cancel, a private transaction. The
+    // target is 10 s of slots ahead: every member must hold the orders before it passes, and
+    // with the whole suite running on 2 cores 5 s were once not enough.
+    let target = hub.head() + 20;
     let kept_tx = hub.signed_tx(SENDERS[0], TxSpec::default());
     let cancelled_tx = hub.signed_tx(SENDERS[1], TxSpec::default());
     let private_tx = hub.signed_tx(SENDERS[2], TxSpec::default());
