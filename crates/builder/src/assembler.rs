@@ -6,7 +6,7 @@ use cobuild_chain::{BlockBuilder, BundleRejected, TxRejected};
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
-    BuildContext, BuildError, BuiltBlock,
+    BuildContext, BuildError, BuiltBlock, Payout,
     payout::{self, CONTRACT_PAYMENT_GAS, TRANSFER_GAS},
     share,
 };
@@ -23,8 +23,9 @@ pub(crate) enum Skip {
 }
 
 /// A block being filled for one algorithm.
-pub(crate) struct Assembler<'c> {
-    ctx: &'c BuildContext,
+pub(crate) struct Assembler {
+    payout: Payout,
+    chain_id: u64,
     builder: BlockBuilder,
     start_balance: U256,
     /// Gas kept back for the proposer payment.
@@ -32,8 +33,8 @@ pub(crate) struct Assembler<'c> {
     orders: Vec<B256>,
 }
 
-impl<'c> Assembler<'c> {
-    pub(crate) fn new(ctx: &'c BuildContext) -> Result<Self, BuildError> {
+impl Assembler {
+    pub(crate) fn new(ctx: &BuildContext) -> Result<Self, BuildError> {
         let builder = BlockBuilder::new(
             ctx.spec.clone(),
             ctx.parent.clone(),
@@ -44,12 +45,30 @@ impl<'c> Assembler<'c> {
         let account = builder.account(coinbase)?.unwrap_or_default();
         let reserved = payment_gas(&builder, ctx.payout.proposer_fee_recipient)?;
         Ok(Self {
-            ctx,
+            payout: ctx.payout.clone(),
+            chain_id: ctx.spec.chain_id(),
             builder,
             start_balance: account.balance,
             reserved,
             orders: Vec::new(),
         })
+    }
+
+    /// A copy of the block so far that goes on (and seals) on its own.
+    pub(crate) fn fork(&self) -> Self {
+        Self {
+            payout: self.payout.clone(),
+            chain_id: self.chain_id,
+            builder: self.builder.fork(),
+            start_balance: self.start_balance,
+            reserved: self.reserved,
+            orders: self.orders.clone(),
+        }
+    }
+
+    /// Ids of the orders committed so far, in block order.
+    pub(crate) fn orders(&self) -> &[B256] {
+        &self.orders
     }
 
     /// Gas orders may still use.
@@ -170,8 +189,8 @@ impl<'c> Assembler<'c> {
         let value = total - cost;
         let coinbase = self.builder.coinbase();
         let tx = payout::transfer(
-            &self.ctx.payout.coinbase,
-            self.ctx.spec.chain_id(),
+            &self.payout.coinbase,
+            self.chain_id,
             self.nonce(coinbase)?,
             self.builder.base_fee(),
             gas_limit,
@@ -201,8 +220,8 @@ impl<'c> Assembler<'c> {
         let gas = self.reserved;
         self.reserved = 0;
         let value = self.pay(
-            self.ctx.payout.proposer_fee_recipient,
-            share(profit, self.ctx.payout.bid_percent.min(100)),
+            self.payout.proposer_fee_recipient,
+            share(profit, self.payout.bid_percent.min(100)),
             gas,
         )?;
         let block = self.builder.finish()?;

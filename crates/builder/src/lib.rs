@@ -18,7 +18,7 @@ mod algorithm;
 mod assembler;
 mod payout;
 
-pub use algorithm::{ConflictSearch, Greedy, conflict_groups};
+pub use algorithm::{ConflictSearch, Greedy, GreedyBlock, conflict_groups};
 pub use payout::{CONTRACT_PAYMENT_GAS, TRANSFER_GAS};
 
 use std::sync::Arc;

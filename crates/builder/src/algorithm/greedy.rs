@@ -5,15 +5,20 @@
 //! real profit is measured on the block so far; if an earlier commit made it worth less than the
 //! next candidate, it goes back into the heap with its real score instead (once). A transaction
 //! whose sender still misses an earlier nonce waits, and is put back when that nonce lands.
+//!
+//! [`GreedyBlock`] keeps the unsealed block between calls, so a builder whose pool grows during
+//! a slot adds only the new orders to the block it already has (greedily among themselves, after
+//! the earlier ones) instead of executing every order again; [`Greedy`] is one such call on an
+//! empty block.
 
 use std::{
     cmp::{Ordering, Reverse},
-    collections::{BinaryHeap, HashMap},
+    collections::{BinaryHeap, HashMap, HashSet},
     sync::Arc,
 };
 
 use alloy_consensus::Transaction as _;
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
@@ -25,13 +30,19 @@ use crate::{
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Greedy;
 
+const NAME: &str = "greedy";
+
+fn score(order: &SimulatedOrder) -> U256 {
+    per_gas(expected_profit(order), order.outcome.gas_used)
+}
+
 fn per_gas(profit: U256, gas: u64) -> U256 {
     profit / U256::from(gas.max(1))
 }
 
 impl Algorithm for Greedy {
     fn name(&self) -> &'static str {
-        "greedy"
+        NAME
     }
 
     fn build(
@@ -39,28 +50,92 @@ impl Algorithm for Greedy {
         ctx: &BuildContext,
         orders: &[Arc<SimulatedOrder>],
     ) -> Result<BuiltBlock, BuildError> {
-        let mut block = Assembler::new(ctx)?;
+        let mut block = GreedyBlock::new(ctx)?;
+        block.extend(orders)?;
+        block.block.seal(NAME)
+    }
+}
+
+/// A greedy block that grows: each [`extend`](Self::extend) adds the orders it has not seen to
+/// the block so far, and [`seal`](Self::seal) seals a copy, so the block goes on growing.
+pub struct GreedyBlock {
+    block: Assembler,
+    /// Every order offered so far, committed or not: an order is tried once per block.
+    seen: HashSet<B256>,
+    /// Transactions whose sender misses an earlier nonce, by that nonce: they run when it lands,
+    /// even in a later call.
+    waiting: HashMap<(Address, u64), Vec<Arc<SimulatedOrder>>>,
+}
+
+impl std::fmt::Debug for GreedyBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GreedyBlock")
+            .field("orders", &self.block.orders().len())
+            .field("seen", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GreedyBlock {
+    /// An empty block on `ctx`'s parent.
+    pub fn new(ctx: &BuildContext) -> Result<Self, BuildError> {
+        Ok(Self {
+            block: Assembler::new(ctx)?,
+            seen: HashSet::new(),
+            waiting: HashMap::new(),
+        })
+    }
+
+    /// Ids of the orders in the block, in block order.
+    pub fn orders(&self) -> &[B256] {
+        self.block.orders()
+    }
+
+    /// How many orders were offered to the block, in or not.
+    pub fn seen(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Adds the orders of `orders` not offered before, greedily among themselves; returns how
+    /// many were new. Orders are taken in profit-per-gas order after those already in the block,
+    /// so the block may be worth less than a greedy block of all of them built at once.
+    ///
+    /// `orders` are all the orders runnable now: a transaction still waiting for an earlier
+    /// nonce that is not among them (replaced, or gone from the pool) is forgotten.
+    pub fn extend(&mut self, orders: &[Arc<SimulatedOrder>]) -> Result<usize, BuildError> {
+        if !self.waiting.is_empty() {
+            let current: HashSet<B256> = orders.iter().map(|o| o.order.id()).collect();
+            self.waiting.retain(|_, ready| {
+                ready.retain(|o| current.contains(&o.order.id()));
+                !ready.is_empty()
+            });
+        }
+        let mut candidates: Vec<Arc<SimulatedOrder>> = orders
+            .iter()
+            .filter(|o| self.seen.insert(o.order.id()))
+            .cloned()
+            .collect();
+        let new = candidates.len();
         // (score, Reverse(index)): ties go to the lower index, which is deterministic.
-        let mut heap: BinaryHeap<(U256, Reverse<usize>)> = orders
+        let mut heap: BinaryHeap<(U256, Reverse<usize>)> = candidates
             .iter()
             .enumerate()
-            .map(|(i, o)| (per_gas(expected_profit(o), o.outcome.gas_used), Reverse(i)))
+            .map(|(i, o)| (score(o), Reverse(i)))
             .collect();
-        let mut rescored = vec![false; orders.len()];
-        let mut waiting: HashMap<(Address, u64), Vec<usize>> = HashMap::new();
+        let mut rescored = vec![false; candidates.len()];
         while let Some((_, Reverse(i))) = heap.pop() {
-            let order = &orders[i];
-            if order.outcome.gas_used > block.gas_left() {
+            let order = candidates[i].clone();
+            if order.outcome.gas_used > self.block.gas_left() {
                 continue;
             }
-            match block.nonce_order(&order.order)? {
+            match self.block.nonce_order(&order.order)? {
                 Ordering::Less => continue,
                 Ordering::Greater => {
                     if let Order::Tx(tx) = &order.order {
-                        waiting
+                        self.waiting
                             .entry((tx.sender(), tx.nonce()))
                             .or_default()
-                            .push(i);
+                            .push(order.clone());
                     }
                     continue;
                 }
@@ -71,20 +146,20 @@ impl Algorithm for Greedy {
                 Some((next, _)) if !rescored[i] => *next * U256::from(order.outcome.gas_used),
                 _ => U256::ZERO,
             };
-            match block.commit(order, |profit| profit >= floor)? {
+            match self.block.commit(&order, |profit| profit >= floor)? {
                 Ok(_) => {
                     for tx in order.order.txs() {
                         let Some(next) = tx.nonce().checked_add(1) else {
                             continue;
                         };
-                        if let Some(ready) = waiting.remove(&(tx.signer(), next)) {
-                            for j in ready {
-                                let o = &orders[j];
-                                heap.push((
-                                    per_gas(expected_profit(o), o.outcome.gas_used),
-                                    Reverse(j),
-                                ));
-                            }
+                        for ready in self
+                            .waiting
+                            .remove(&(tx.signer(), next))
+                            .unwrap_or_default()
+                        {
+                            heap.push((score(&ready), Reverse(candidates.len())));
+                            candidates.push(ready);
+                            rescored.push(false);
                         }
                     }
                 }
@@ -95,6 +170,11 @@ impl Algorithm for Greedy {
                 Err(Skip::NoGas | Skip::Invalid) => {}
             }
         }
-        block.seal(self.name())
+        Ok(new)
+    }
+
+    /// Seals a copy of the block as it is now; this one can go on growing.
+    pub fn seal(&self) -> Result<BuiltBlock, BuildError> {
+        self.block.fork().seal(NAME)
     }
 }

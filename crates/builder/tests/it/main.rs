@@ -12,7 +12,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_mev::EthSendBundle;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_builder::{
-    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, Payout, build_best,
+    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, GreedyBlock, Payout, build_best,
 };
 use cobuild_chain::{
     Chain, dev_signers,
@@ -179,6 +179,76 @@ fn test_greedy_keeps_nonce_order_when_later_nonces_pay_more() {
     chain
         .import(built.block.block.block.clone())
         .expect("block re-imports");
+}
+
+/// A growing greedy block adds each call's new orders after those it holds, seals copies while
+/// it grows, runs a transaction that waited a call for its earlier nonce, and forgets a waiting
+/// transaction that is no longer offered (replaced).
+#[test]
+fn test_a_growing_greedy_block_adds_new_orders_after_the_ones_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let s = dev_signers();
+    let to = Address::repeat_byte(0x55);
+    let alice0 = pooled(sign(&s[1], transfer(0, to, ETHER, 5 * GWEI)));
+    let alice1 = pooled(sign(&s[1], transfer(1, to, ETHER, 20 * GWEI)));
+    let alice1_replacement = pooled(sign(&s[1], transfer(1, to, 2 * ETHER, 2 * GWEI)));
+    let low = pooled(sign(&s[2], transfer(0, to, ETHER, GWEI)));
+    let high = pooled(sign(&s[3], transfer(0, to, ETHER, 9 * GWEI)));
+    let first = simulate(
+        &ctx,
+        &[alice0.clone(), alice1.clone(), low.clone(), high.clone()],
+        &[],
+    );
+    let replaced = simulate(&ctx, &[alice0.clone(), alice1_replacement.clone()], &[]);
+    let pick = |orders: &[Arc<SimulatedOrder>], tx: &Arc<PooledTx>| {
+        orders
+            .iter()
+            .find(|o| o.order.id() == tx.hash)
+            .cloned()
+            .expect("simulated")
+    };
+
+    let mut block = GreedyBlock::new(&ctx).expect("opens");
+    // Alice's nonce 1 comes before her nonce 0: it waits.
+    let new = block
+        .extend(&[pick(&first, &alice1), pick(&first, &low)])
+        .expect("extends");
+    assert_eq!(new, 2);
+    assert_eq!(block.orders(), &[low.hash]);
+    let early = block.seal().expect("seals a copy");
+    assert_eq!(&hashes(&early)[..1], &[low.hash]);
+
+    // Her nonce 0 arrives with a richer order, and her nonce 1 was replaced by a cheaper one.
+    let now = [
+        pick(&first, &alice0),
+        pick(&replaced, &alice1_replacement),
+        pick(&first, &low),
+        pick(&first, &high),
+    ];
+    assert_eq!(
+        block.extend(&now).expect("extends"),
+        3,
+        "low was offered before"
+    );
+    let want = [low.hash, high.hash, alice0.hash, alice1_replacement.hash];
+    assert_eq!(block.orders(), &want);
+    let late = block.seal().expect("seals a copy");
+    assert_eq!(&hashes(&late)[..4], &want);
+    assert_pays_bid(&late);
+    assert_eq!(
+        &hashes(&early)[..1],
+        &[low.hash],
+        "an earlier copy is untouched"
+    );
+    // Built at once, the richer order would come first: the growing block trades that for
+    // not running the earlier orders again.
+    let fresh = Greedy.build(&ctx, &now).expect("builds");
+    assert_eq!(hashes(&fresh)[0], high.hash);
+    chain
+        .import(late.block.block.block.clone())
+        .expect("the grown block re-imports");
 }
 
 #[test]

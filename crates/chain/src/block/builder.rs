@@ -10,7 +10,7 @@ use alloy_consensus::{
 };
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_evm::{
-    EvmFactory,
+    Evm as _, EvmEnv, EvmFactory,
     block::{BlockExecutionError, BlockExecutor, BlockValidationError},
     eth::{
         EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
@@ -312,6 +312,51 @@ impl BlockBuilder {
             success,
             coinbase_profit,
         }))
+    }
+
+    /// A copy of the block so far that goes on on its own: one copy can be sealed while the
+    /// other keeps taking transactions, so a builder that adds orders round after round never
+    /// executes the earlier ones again. Costs a copy of the state the block has touched.
+    pub fn fork(&self) -> Self {
+        let evm = self.executor.evm();
+        let env = EvmEnv::new(evm.cfg_env().clone(), evm.block().clone());
+        let state = evm.db();
+        // Every field of the state that execution reads or writes is copied; the database below
+        // it is the parent's immutable snapshot, shared.
+        let db = State {
+            cache: state.cache.clone(),
+            database: WrapDatabaseRef(self.snapshot.clone()),
+            transition_state: state.transition_state.clone(),
+            bundle_state: state.bundle_state.clone(),
+            use_preloaded_bundle: state.use_preloaded_bundle,
+            block_hashes: state.block_hashes.clone(),
+            bal_state: state.bal_state.clone(),
+            state_hook: None,
+        };
+        let evm = EthEvmFactory::default().create_evm(db, env);
+        let mut executor = EthBlockExecutor::new(
+            evm,
+            self.executor.ctx.clone(),
+            self.executor.spec.clone(),
+            AlloyReceiptBuilder::default(),
+        );
+        // The pre-execution system calls are already in the copied state; what the executor
+        // counts per block is copied so the fork's gas and receipts go on from here.
+        executor.receipts = self.executor.receipts.clone();
+        executor.cumulative_tx_gas_used = self.executor.cumulative_tx_gas_used;
+        executor.block_regular_gas_used = self.executor.block_regular_gas_used;
+        executor.block_state_gas_used = self.executor.block_state_gas_used;
+        executor.blob_gas_used = self.executor.blob_gas_used;
+        executor.skip_state_gas_capacity_check = self.executor.skip_state_gas_capacity_check;
+        Self {
+            executor,
+            parent: self.parent.clone(),
+            snapshot: self.snapshot.clone(),
+            attrs: self.attrs.clone(),
+            base_fee: self.base_fee,
+            excess_blob_gas: self.excess_blob_gas,
+            transactions: self.transactions.clone(),
+        }
     }
 
     /// Applies the post-block changes (withdrawals, EIP-7002/7251 requests), computes the roots

@@ -150,6 +150,64 @@ fn test_builder_rejects_stale_nonce_without_changing_block() {
     assert_eq!(builder.gas_used(), 21_000);
 }
 
+/// A fork seals the block so far while the original keeps going, and neither sees the
+/// other's later transactions: both seal exactly as blocks built straight through.
+#[test]
+fn test_a_forked_block_seals_alone_and_the_original_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let s = dev_signers();
+    let to = Address::repeat_byte(9);
+    let txs = [
+        transfer(&s[1], 0, to, 1),
+        transfer(&s[2], 0, to, 2),
+        transfer(&s[1], 1, to, 3),
+        transfer(&s[3], 0, s[1].address(), ONE_ETH),
+    ];
+    let straight = |n: usize| {
+        let mut builder = chain.builder(attrs(&chain)).expect("builder");
+        for tx in &txs[..n] {
+            builder
+                .execute(tx.clone())
+                .expect("no fatal")
+                .expect("included");
+        }
+        builder.finish().expect("seals")
+    };
+
+    let mut growing = chain.builder(attrs(&chain)).expect("builder");
+    for tx in &txs[..2] {
+        growing
+            .execute(tx.clone())
+            .expect("no fatal")
+            .expect("included");
+    }
+    let mut early = growing.fork();
+    for tx in &txs[2..] {
+        growing
+            .execute(tx.clone())
+            .expect("no fatal")
+            .expect("included");
+    }
+    // The fork did not see the original's later nonce 1 of signer 1: it takes it itself.
+    assert_eq!(early.transactions().len(), 2);
+    assert_eq!(early.gas_used(), 42_000);
+    let late = growing.fork().finish().expect("the second fork seals");
+    let full = growing.finish().expect("the original seals");
+    assert_eq!(full.block.hash, straight(4).block.hash);
+    assert_eq!(late.block.hash, full.block.hash);
+    assert_eq!(full.receipts, straight(4).receipts);
+
+    early
+        .execute(txs[2].clone())
+        .expect("no fatal")
+        .expect("the fork's own nonce 1");
+    assert_eq!(
+        early.finish().expect("the fork seals").block.hash,
+        straight(3).block.hash
+    );
+}
+
 #[test]
 fn test_import_accepts_valid_block_and_rejects_tampered_root() {
     let (a, b) = (
