@@ -4,7 +4,10 @@
 //! Transactions of one sender run as a chain in nonce order on one scratch state, so a later
 //! nonce sees its predecessors; chains and bundles are independent of each other and run in
 //! parallel. Results are cached per parent: a chain is re-run only when its transactions
-//! change, a bundle never (it is immutable; a replacement has another hash).
+//! change, a bundle never (it is immutable; a replacement has another hash). A chain that only
+//! grew (new nonces after the ones simulated) runs just the new transactions, on the scratch
+//! state its earlier ones left, so a sender streaming transactions through a slot costs each
+//! of them once, not once per round.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,7 +19,10 @@ use alloy_evm::EvmEnv;
 use alloy_primitives::{Address, B256};
 use cobuild_pool::{PooledBundle, PooledTx};
 use rayon::prelude::*;
-use revm::{DatabaseRef, database::CacheDB};
+use revm::{
+    DatabaseRef,
+    database::{CacheDB, in_memory_db::Cache},
+};
 
 use crate::{Order, SimError, SimOutcome, simulate_order};
 
@@ -35,18 +41,40 @@ pub struct SimulatedOrder {
 pub struct SimRound {
     /// Orders that can run, in a deterministic order (by id).
     pub orders: Vec<Arc<SimulatedOrder>>,
-    /// Orders simulated in this round (the rest came from the cache).
+    /// Orders (transactions and bundles) run in this round; the rest came from the cache.
     pub simulated: usize,
     /// Orders that cannot run on this head.
     pub rejected: usize,
 }
 
 enum Job {
-    Chain(Address, Vec<Arc<PooledTx>>),
+    Chain {
+        sender: Address,
+        chain: Vec<Arc<PooledTx>>,
+        /// The result for the first transactions of `chain`, simulated before: only the rest
+        /// runs, on the state they left.
+        prefix: Option<ChainResult>,
+    },
     Bundle(Arc<PooledBundle>),
 }
 
-type ChainResult = (Vec<B256>, Vec<Arc<SimulatedOrder>>, usize);
+/// A sender's chain as simulated: its hashes in nonce order, the orders that can run, how many
+/// cannot, and the scratch state after the last one that ran.
+#[derive(Debug)]
+struct ChainResult {
+    hashes: Vec<B256>,
+    orders: Vec<Arc<SimulatedOrder>>,
+    rejected: usize,
+    end: Cache,
+}
+
+impl ChainResult {
+    /// Whether `hashes` only adds transactions after this chain's, all of which ran: then the
+    /// new ones can run on `end`.
+    fn extends_to(&self, hashes: &[B256]) -> bool {
+        self.rejected == 0 && hashes.len() > self.hashes.len() && hashes.starts_with(&self.hashes)
+    }
+}
 
 /// Simulates orders on a head state, remembering results for that head.
 #[derive(Debug)]
@@ -111,11 +139,21 @@ impl Simulator {
         for (sender, mut chain) in by_sender {
             chain.sort_by_key(|tx| tx.tx.nonce());
             let hashes: Vec<B256> = chain.iter().map(|tx| tx.hash).collect();
-            let cached = self.chains.get(&sender).is_some_and(|(h, ..)| *h == hashes);
-            live_chains.insert(sender, hashes);
-            if !cached {
-                jobs.push(Job::Chain(sender, chain));
+            let cached = self.chains.get(&sender);
+            if cached.is_some_and(|c| c.hashes == hashes) {
+                live_chains.insert(sender, hashes);
+                continue;
             }
+            let prefix = match cached {
+                Some(c) if c.extends_to(&hashes) => self.chains.remove(&sender),
+                _ => None,
+            };
+            live_chains.insert(sender, hashes);
+            jobs.push(Job::Chain {
+                sender,
+                chain,
+                prefix,
+            });
         }
         let mut live_bundles = Vec::with_capacity(bundles.len());
         for bundle in bundles {
@@ -124,16 +162,24 @@ impl Simulator {
                 jobs.push(Job::Bundle(bundle.clone()));
             }
         }
-        let simulated = jobs.len();
-        let run = |job: &Job| run_job(state, env, job);
+        let simulated = jobs
+            .iter()
+            .map(|job| match job {
+                Job::Chain { chain, prefix, .. } => {
+                    chain.len() - prefix.as_ref().map_or(0, |p| p.orders.len())
+                }
+                Job::Bundle(_) => 1,
+            })
+            .sum();
+        let run = |job: Job| run_job(state, env, job);
         let results: Vec<Result<JobResult, SimError>> = match &self.threads {
-            Some(pool) => pool.install(|| jobs.par_iter().map(run).collect()),
-            None => jobs.iter().map(run).collect(),
+            Some(pool) => pool.install(|| jobs.into_par_iter().map(run).collect()),
+            None => jobs.into_iter().map(run).collect(),
         };
         for result in results {
             match result? {
-                JobResult::Chain(sender, hashes, orders, rejected) => {
-                    self.chains.insert(sender, (hashes, orders, rejected));
+                JobResult::Chain(sender, chain) => {
+                    self.chains.insert(sender, chain);
                 }
                 JobResult::Bundle(hash, order) => {
                     self.bundles.insert(hash, order);
@@ -150,9 +196,9 @@ impl Simulator {
             simulated,
             ..SimRound::default()
         };
-        for (orders_of, rejected) in self.chains.values().map(|(_, o, r)| (o, *r)) {
-            round.orders.extend(orders_of.iter().cloned());
-            round.rejected += rejected;
+        for chain in self.chains.values() {
+            round.orders.extend(chain.orders.iter().cloned());
+            round.rejected += chain.rejected;
         }
         for order in self.bundles.values() {
             match order {
@@ -172,21 +218,28 @@ impl Simulator {
 }
 
 enum JobResult {
-    Chain(Address, Vec<B256>, Vec<Arc<SimulatedOrder>>, usize),
+    Chain(Address, ChainResult),
     Bundle(B256, Option<Arc<SimulatedOrder>>),
 }
 
-fn run_job<DB>(state: &DB, env: &EvmEnv, job: &Job) -> Result<JobResult, SimError>
+fn run_job<DB>(state: &DB, env: &EvmEnv, job: Job) -> Result<JobResult, SimError>
 where
     DB: DatabaseRef + std::fmt::Debug,
     DB::Error: std::error::Error + Send + Sync + 'static,
 {
-    let mut db = CacheDB::new(state);
     match job {
-        Job::Chain(sender, chain) => {
+        Job::Chain {
+            sender,
+            chain,
+            prefix,
+        } => {
             let hashes = chain.iter().map(|tx| tx.hash).collect();
-            let mut orders = Vec::with_capacity(chain.len());
-            for tx in chain {
+            let (mut orders, cache) = match prefix {
+                Some(prefix) => (prefix.orders, prefix.end),
+                None => (Vec::with_capacity(chain.len()), CacheDB::new(state).cache),
+            };
+            let mut db = CacheDB { cache, db: state };
+            for tx in &chain[orders.len()..] {
                 let order = Order::Tx(tx.clone());
                 match simulate_order(&mut db, env, &order)? {
                     Ok(outcome) => orders.push(Arc::new(SimulatedOrder { order, outcome })),
@@ -198,11 +251,17 @@ where
                 }
             }
             let rejected = chain.len() - orders.len();
-            Ok(JobResult::Chain(*sender, hashes, orders, rejected))
+            let chain = ChainResult {
+                hashes,
+                orders,
+                rejected,
+                end: db.cache,
+            };
+            Ok(JobResult::Chain(sender, chain))
         }
         Job::Bundle(bundle) => {
             let order = Order::Bundle(bundle.clone());
-            let result = match simulate_order(&mut db, env, &order)? {
+            let result = match simulate_order(&mut CacheDB::new(state), env, &order)? {
                 Ok(outcome) => Some(Arc::new(SimulatedOrder { order, outcome })),
                 Err(reason) => {
                     tracing::trace!(id = %bundle.id, hash = %bundle.bundle.hash, %reason, "sim.bundle.rejected");

@@ -271,6 +271,7 @@ impl Builder {
         let bundles = self
             .bundles
             .for_block(ctx.parent.number + 1, ctx.attrs.timestamp);
+        let began = Instant::now();
         let round = self.sim.lock().simulate(
             ctx.parent.hash(),
             &ctx.state,
@@ -291,11 +292,21 @@ impl Builder {
             Some(block) if block.extends_to(&set) => growing.insert(block),
             _ => growing.insert(Growing::new(ctx)?),
         };
+        let simulated = began.elapsed();
         // A failed extension may leave the block short of orders it was offered: it is
         // dropped, and the next round builds afresh.
-        block.block.extend(&orders)?;
+        let added = block.block.extend(&orders)?;
         block.rebuilt_from.get_or_insert(block.block.seen());
+        let extended = began.elapsed();
         let built = block.block.seal()?;
+        tracing::debug!(
+            orders = orders.len(),
+            added,
+            sim_us = simulated.as_micros() as u64,
+            build_us = (extended - simulated).as_micros() as u64,
+            seal_us = (began.elapsed() - extended).as_micros() as u64,
+            "builder.round"
+        );
         Ok(Round {
             set,
             orders,

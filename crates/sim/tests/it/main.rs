@@ -256,6 +256,76 @@ fn test_cache_simulates_only_new_orders_until_the_head_moves() {
     );
 }
 
+/// A sender's chain that grows runs only its new transactions, on the state its earlier ones
+/// left, and gives what a fresh simulation of the whole chain gives; a chain changed in the
+/// middle runs again whole.
+#[test]
+fn test_a_growing_chain_runs_only_its_new_transactions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let (_, state) = chain.head_state().expect("state");
+    let alice = &dev_signers()[1];
+    let to = Address::repeat_byte(0x55);
+    // Each spends most of what is left, so a later nonce's outcome depends on the earlier ones.
+    let txs: Vec<_> = (0..4)
+        .map(|n| {
+            pooled(sign(
+                alice,
+                transfer(n, to, 2_000 * ETHER, GWEI * (n as u128 + 1)),
+            ))
+        })
+        .collect();
+    let env = env(&chain);
+    let parent = chain.head().hash();
+    let mut sim = Simulator::new(0).expect("simulator");
+    let round = sim
+        .simulate(parent, &state, &env, &txs[..1], &[])
+        .expect("simulates");
+    assert_eq!((round.simulated, round.orders.len()), (1, 1));
+    let round = sim
+        .simulate(parent, &state, &env, &txs[..3], &[])
+        .expect("simulates");
+    assert_eq!(
+        (round.simulated, round.orders.len()),
+        (2, 3),
+        "only nonces 1 and 2"
+    );
+    let round = sim
+        .simulate(parent, &state, &env, &txs, &[])
+        .expect("simulates");
+    assert_eq!(
+        (round.simulated, round.orders.len()),
+        (1, 4),
+        "only nonce 3"
+    );
+    let fresh = Simulator::new(0)
+        .expect("simulator")
+        .simulate(parent, &state, &env, &txs, &[])
+        .expect("simulates");
+    assert_eq!(round.orders, fresh.orders);
+    // Nonce 4 cannot pay (the 10,000 ETH account has spent 8,000 and gas): the chain stops there.
+    let mut broke = txs.clone();
+    broke.push(pooled(sign(alice, transfer(4, to, 2_000 * ETHER, GWEI))));
+    let round = sim
+        .simulate(parent, &state, &env, &broke, &[])
+        .expect("simulates");
+    assert_eq!(
+        (round.simulated, round.orders.len(), round.rejected),
+        (1, 4, 1)
+    );
+
+    let mut replaced = txs[..3].to_vec();
+    replaced[1] = pooled(sign(alice, transfer(1, to, ETHER, 7 * GWEI)));
+    let round = sim
+        .simulate(parent, &state, &env, &replaced, &[])
+        .expect("simulates");
+    assert_eq!(
+        (round.simulated, round.orders.len()),
+        (3, 3),
+        "changed mid-chain: all again"
+    );
+}
+
 #[test]
 fn test_parallel_round_matches_sequential_round() {
     let dir = tempfile::tempdir().expect("tempdir");
