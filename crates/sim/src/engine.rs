@@ -53,7 +53,7 @@ enum Job {
         chain: Vec<Arc<PooledTx>>,
         /// The result for the first transactions of `chain`, simulated before: only the rest
         /// runs, on the state they left.
-        prefix: Option<ChainResult>,
+        prefix: Option<Box<ChainResult>>,
     },
     Bundle(Arc<PooledBundle>),
 }
@@ -145,7 +145,7 @@ impl Simulator {
                 continue;
             }
             let prefix = match cached {
-                Some(c) if c.extends_to(&hashes) => self.chains.remove(&sender),
+                Some(c) if c.extends_to(&hashes) => self.chains.remove(&sender).map(Box::new),
                 _ => None,
             };
             live_chains.insert(sender, hashes);
