@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Steady orderflow against a running `cobuild devnet --nodes N`, with each process's memory and
+its data directory's size sampled as it runs: does a node's footprint stay flat over time?
+
+Sends signed EIP-1559 transfers from the ten development accounts (sequential nonces, read from
+the chain at the start) to the first node's RPC, in JSON-RPC batches, at a steady rate (or as fast
+as the node answers, if slower); replication carries them to every other member. Every `--every` seconds it prints one line per process:
+resident memory (from /proc) and the size of its data directory (logs, order log, chain).
+
+    tools/.venv/bin/python scripts/soak.py --data-dir /tmp/cobuild-soak --rate 500 --secs 600
+
+Needs the venv of tools/requirements.txt (eth-account comes with web3), plus `pip install
+coincurve`: without it eth-account signs in pure Python, at about 100 transactions a second.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+
+from eth_account import Account
+
+MNEMONIC = "test test test test test test test test test test test junk"
+CHAIN_ID = 31337
+SINK = "0x000000000000000000000000000000000000dEaD"
+
+
+def rpc(url, calls):
+    body = json.dumps(calls).encode()
+    request = urllib.request.Request(url, body, {"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def dev_accounts():
+    Account.enable_unaudited_hdwallet_features()
+    return [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
+
+
+def tree_size(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def processes(endpoints):
+    """The hub and each member node: (name, pid, data dir), as endpoints.json lists them."""
+    found = [("hub", endpoints["hub"]["pid"], endpoints["hub"]["data_dir"])]
+    for i, node in enumerate(endpoints["nodes"]):
+        found.append((f"node-{node.get('id', i)}", node.get("pid"), node["data_dir"]))
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True, help="the devnet's --data-dir")
+    parser.add_argument("--rate", type=float, default=500.0, help="transactions per second")
+    parser.add_argument("--secs", type=float, default=600.0, help="how long to send")
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
+    parser.add_argument("--batch", type=int, default=50, help="transactions per JSON-RPC batch")
+    args = parser.parse_args()
+
+    with open(os.path.join(args.data_dir, "endpoints.json")) as f:
+        endpoints = json.load(f)
+    url = endpoints["nodes"][0]["rpc"]
+    accounts = dev_accounts()
+    answers = rpc(url, [
+        {"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionCount", "params": [a.address, "pending"]}
+        for i, a in enumerate(accounts)
+    ])
+    nonces = [int(a["result"], 16) for a in sorted(answers, key=lambda a: a["id"])]
+    fee = int(rpc(url, {"jsonrpc": "2.0", "id": 0, "method": "eth_gasPrice", "params": []})["result"], 16)
+
+    sent = refused = 0
+    failures = {}
+    stop = time.monotonic() + args.secs
+    interval = args.batch / args.rate
+
+    def sample(elapsed):
+        for name, pid, directory in processes(endpoints):
+            rss = rss_kib(pid) if pid else None
+            # The hub's directory holds the nodes' too: count only its own files.
+            size = tree_size(directory) if name != "hub" else sum(
+                os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
+                if os.path.isfile(os.path.join(directory, f)))
+            print(f"t={elapsed:6.0f}s {name:8} rss {rss / 1024 if rss else float('nan'):8.1f} MiB"
+                  f"  data {size / 2**20:8.1f} MiB  sent {sent} refused {refused}", flush=True)
+
+    start = time.monotonic()
+    next_sample = start
+    next_batch = start
+    turn = 0
+    while time.monotonic() < stop:
+        now = time.monotonic()
+        if now >= next_sample:
+            sample(now - start)
+            next_sample += args.every
+        calls = []
+        for _ in range(args.batch):
+            i = turn % len(accounts)
+            turn += 1
+            tx = {
+                "type": 2, "chainId": CHAIN_ID, "nonce": nonces[i], "to": SINK, "value": 1,
+                "gas": 21000, "maxFeePerGas": 2 * fee + 10**9, "maxPriorityFeePerGas": 10**9,
+            }
+            raw = accounts[i].sign_transaction(tx).rawTransaction.hex()
+            nonces[i] += 1
+            calls.append({"jsonrpc": "2.0", "id": len(calls), "method": "eth_sendRawTransaction", "params": [raw]})
+        try:
+            for answer in rpc(url, calls):
+                if "error" in answer:
+                    refused += 1
+                    message = answer["error"].get("message", "")[:60]
+                    failures[message] = failures.get(message, 0) + 1
+                else:
+                    sent += 1
+        except OSError as error:
+            refused += len(calls)
+            failures[str(error)[:60]] = failures.get(str(error)[:60], 0) + 1
+        next_batch += interval
+        delay = next_batch - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    sample(time.monotonic() - start)
+    print(f"sent {sent} in {time.monotonic() - start:.0f} s ({sent / (time.monotonic() - start):.0f}/s), refused {refused}")
+    for message, count in sorted(failures.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {count} x {message}")
+    return 0 if sent else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
