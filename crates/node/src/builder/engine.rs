@@ -10,7 +10,8 @@
 //! ```
 //! A round starts as soon as the pools change (their change listener wakes the loop), at most
 //! once per `round_interval`; the slower conflict search runs one at a time, always on the
-//! newest orders when it starts, so it never holds a round back.
+//! newest orders when it starts, so it never holds a round back, and rests as long as it ran
+//! before the next one starts, so it takes at most half a core from the rounds.
 //!
 //! A round's greedy block grows through the slot ([`GreedyBlock`]): it adds only the orders
 //! that are new since the last round to the block so far and seals a copy, so a round costs
@@ -175,6 +176,7 @@ impl Builder {
             // offered, and the next one starts on the newest orders.
             let earliest = (started + self.config.round_interval).min(deadline);
             loop {
+                let rest = search.rest_until(last.as_ref());
                 tokio::select! {
                     () = self.changed.notified() => break,
                     () = tokio::time::sleep_until(deadline.into()) => break,
@@ -189,6 +191,7 @@ impl Builder {
                         }
                         search.start(&ctx, last.as_ref());
                     }
+                    () = until(rest) => search.start(&ctx, last.as_ref()),
                 }
             }
             tokio::time::sleep_until(earliest.into()).await;
@@ -409,41 +412,72 @@ struct Latest {
     started: Instant,
 }
 
-/// The conflict search of a slot: at most one runs, on the newest orders when it starts.
+/// The conflict search of a slot: at most one runs, on the newest orders when it starts, and
+/// each rests as long as the one before it ran: a search costs a whole block of execution per
+/// run, and back to back it would hold a core all slot long, which the rounds (whose blocks
+/// reach bids first) need more.
 #[derive(Default)]
 struct Search {
-    /// The search's block, and when the round whose orders it runs on started.
+    /// The search's block, when it started, and when the round whose orders it runs on started.
     running: Option<(
+        Instant,
         Instant,
         tokio::task::JoinHandle<Result<BuiltBlock, BuildError>>,
     )>,
     /// The orders the last search started on.
     searched: Option<OrderSet>,
+    /// No search starts before this.
+    resume_at: Option<Instant>,
 }
 
 impl Search {
-    /// Starts a search on `latest` unless one is running or `latest` was searched already.
+    /// Starts a search on `latest` unless one is running, `latest` was searched already, or
+    /// the last one's rest is not over.
     fn start(&mut self, ctx: &Arc<BuildContext>, latest: Option<&Latest>) {
         let Some(latest) = latest else { return };
-        if self.running.is_some() || self.searched.as_ref() == Some(&latest.set) {
+        if !self.due(latest) || self.resume_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         self.searched = Some(latest.set.clone());
         let (ctx, orders) = (ctx.clone(), latest.orders.clone());
         let task =
             tokio::task::spawn_blocking(move || ConflictSearch::default().build(&ctx, &orders));
-        self.running = Some((latest.started, task));
+        self.running = Some((Instant::now(), latest.started, task));
     }
 
+    /// Whether `latest` waits for a search: none runs and it was not searched.
+    fn due(&self, latest: &Latest) -> bool {
+        self.running.is_none() && self.searched.as_ref() != Some(&latest.set)
+    }
+
+    /// When a search waits only for the last one's rest to end: `latest` is due and the rest is
+    /// not over.
+    fn rest_until(&self, latest: Option<&Latest>) -> Option<Instant> {
+        let at = self.resume_at?;
+        (latest.is_some_and(|latest| self.due(latest)) && Instant::now() < at).then_some(at)
+    }
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Search {
     /// The block of the running search, once it ends, and when the round whose orders it ran
     /// on started; never resolves while none runs. A search left running at the slot's end finishes unseen.
     async fn finished(&mut self) -> (Result<BuiltBlock, BuilderError>, Instant) {
-        let Some((started, task)) = self.running.as_mut() else {
+        let Some((ran_from, started, task)) = self.running.as_mut() else {
             return std::future::pending().await;
         };
-        let started = *started;
+        let (ran_from, started) = (*ran_from, *started);
         let result = task.await;
         self.running = None;
+        let now = Instant::now();
+        self.resume_at = Some(now + (now - ran_from));
         let block = result
             .map_err(|e| BuilderError::Join(e.to_string()))
             .and_then(|built| built.map_err(BuilderError::from));
@@ -566,6 +600,80 @@ mod tests {
         bundles.remove(&cheap);
         let third = round(Some(&second.set));
         assert_eq!(third.built.expect("built").orders, vec![rich]);
+    }
+
+    /// A search rests as long as the one before it ran before it starts on newer orders, and
+    /// starts when the rest is over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_a_conflict_search_rests_as_long_as_the_last_one_ran() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = devnet_chain(dir.path());
+        let limit = OrderLimit::new(100);
+        let pool = TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit);
+        let bundles = BundlePool::with_limit(&limit);
+        let coinbase = PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(0x42))
+            .expect("valid key");
+        let builder = Builder::new(
+            chain.clone(),
+            pool,
+            bundles.clone(),
+            &limit,
+            BuilderConfig {
+                coinbase: coinbase.clone(),
+                bid_percent: 100,
+                sim_threads: 0,
+                round_interval: Duration::from_millis(10),
+            },
+        )
+        .expect("builder");
+        let s = dev_signers();
+        let to = coinbase.address();
+        let sender = Address::repeat_byte(0x5e);
+        let (parent, state) = chain.head_state().expect("state");
+        let job = SlotJob {
+            slot: 1,
+            parent,
+            state,
+            attrs: next_attrs(&chain, to),
+            proposer_fee_recipient: Address::repeat_byte(0xfe),
+        };
+        let ctx = Arc::new(builder.context(&job));
+        let mut growing = None;
+        let mut latest = |n: usize| {
+            bundles
+                .add(
+                    sender,
+                    bundle(&[sign(&s[n], transfer(0, to, ETHER / 100, 0))]),
+                )
+                .expect("pooled");
+            let round = builder
+                .round(&ctx, None, &mut growing)
+                .expect("a round runs");
+            Latest {
+                set: round.set,
+                orders: round.orders,
+                started: Instant::now(),
+            }
+        };
+
+        let mut search = Search::default();
+        let first = latest(1);
+        search.start(&ctx, Some(&first));
+        assert!(search.running.is_some());
+        let before = Instant::now();
+        let (block, _) = search.finished().await;
+        assert_eq!(block.expect("the search builds").orders.len(), 1);
+        let rest = search.resume_at.expect("a rest after a search");
+        assert!(rest > before);
+
+        let second = latest(2);
+        search.start(&ctx, Some(&second));
+        assert!(search.running.is_none(), "no search during the rest");
+        assert_eq!(search.rest_until(Some(&second)), Some(rest));
+        until(search.rest_until(Some(&second))).await;
+        search.start(&ctx, Some(&second));
+        assert!(search.running.is_some(), "the rest is over");
+        assert_eq!(search.rest_until(Some(&second)), None);
     }
 
     /// The greedy block goes out at once; the conflict search, running beside the rounds,
