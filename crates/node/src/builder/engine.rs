@@ -412,6 +412,9 @@ struct Latest {
     started: Instant,
 }
 
+/// A conflict search running on the blocking pool.
+type SearchTask = tokio::task::JoinHandle<Result<BuiltBlock, BuildError>>;
+
 /// The conflict search of a slot: at most one runs, on the newest orders when it starts, and
 /// each rests as long as the one before it ran: a search costs a whole block of execution per
 /// run, and back to back it would hold a core all slot long, which the rounds (whose blocks
@@ -419,11 +422,7 @@ struct Latest {
 #[derive(Default)]
 struct Search {
     /// The search's block, when it started, and when the round whose orders it runs on started.
-    running: Option<(
-        Instant,
-        Instant,
-        tokio::task::JoinHandle<Result<BuiltBlock, BuildError>>,
-    )>,
+    running: Option<(Instant, Instant, SearchTask)>,
     /// The orders the last search started on.
     searched: Option<OrderSet>,
     /// No search starts before this.
