@@ -18,8 +18,9 @@
 //! what arrived, not the whole pool. The block is built again from every order when one of its
 //! orders left the pools (cancelled or replaced), and when the orders added since its last
 //! rebuild outnumber those it was rebuilt from, which keeps the profit-per-gas ordering close
-//! to a fresh greedy block's for a constant factor of work. Both run on tokio's blocking
-//! pool (simulation and building are CPU-bound); the loop itself only waits. The best block is
+//! to a fresh greedy block's for a constant factor of work. Rounds run on a thread of the
+//! slot's own, which keeps that block; searches on tokio's blocking pool (simulation and
+//! building are CPU-bound); the loop itself only waits. The best block is
 //! published on a `watch` channel, so a slow bidder always sees the latest best and never holds
 //! up building.
 //!
