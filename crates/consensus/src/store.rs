@@ -85,7 +85,11 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = redb::Database::create(path)?;
+        // A record a slot, read back rarely: redb's default cache (1 GiB, grown with the file)
+        // would only hold memory.
+        let db = redb::Database::builder()
+            .set_cache_size(16 << 20)
+            .create(path)?;
         Self::init(db)
     }
 

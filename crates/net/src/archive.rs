@@ -23,9 +23,17 @@ pub(crate) struct Archive {
     db: redb::Database,
 }
 
+/// The archive's page cache: it is written in batches and read rarely, so redb's default
+/// (1 GiB, grown with the file) would only hold memory.
+const ARCHIVE_CACHE_BYTES: usize = 16 << 20;
+
 impl Archive {
     pub(crate) fn open(path: &Path) -> Result<Self, LogError> {
-        Self::with_db(redb::Database::create(path)?)
+        Self::with_db(
+            redb::Database::builder()
+                .set_cache_size(ARCHIVE_CACHE_BYTES)
+                .create(path)?,
+        )
     }
 
     pub(crate) fn in_memory() -> Result<Self, LogError> {

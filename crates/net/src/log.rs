@@ -30,6 +30,11 @@ const CONTIGUOUS: TableDefinition<'_, u32, u64> = TableDefinition::new("contiguo
 /// Per origin: the highest seq stored.
 const HIGH: TableDefinition<'_, u32, u64> = TableDefinition::new("high");
 
+/// The live log's page cache. Its rows are written once, read back on catch-up and moved to
+/// the archive after retention; redb's default (1 GiB, grown with the file) would only hold
+/// memory.
+const LOG_CACHE_BYTES: usize = 64 << 20;
+
 /// The log failed; the envelope was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -144,7 +149,10 @@ impl Log {
     /// archive is the file beside it named by [`Log::archive_path`].
     pub fn open(path: &Path, origin: MemberId, key: ed25519::PrivateKey) -> Result<Self, LogError> {
         let archive = Archive::open(&Self::archive_path(path))?;
-        Self::with_db(redb::Database::create(path)?, archive, origin, key)
+        let db = redb::Database::builder()
+            .set_cache_size(LOG_CACHE_BYTES)
+            .create(path)?;
+        Self::with_db(db, archive, origin, key)
     }
 
     /// The archive file of the log at `path` (`orders.redb` → `orders.archive.redb`).

@@ -125,7 +125,11 @@ pub struct Book {
 impl Book {
     /// Opens (or creates) the book at `path`.
     pub fn open(path: &Path) -> Result<Self, BookError> {
-        let db = redb::Database::create(path)?;
+        // A batch a slot, read back rarely: redb's default cache (1 GiB, grown with the file)
+        // would only hold memory.
+        let db = redb::Database::builder()
+            .set_cache_size(16 << 20)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(SLOTS)?;
         txn.open_table(DELEGATIONS)?;

@@ -115,10 +115,16 @@ pub(crate) struct Store {
     db: redb::Database,
 }
 
+/// The store's page cache. redb's default (1 GiB) lets a node's memory grow with the chain
+/// file for as long as it runs; the head state's hot pages fit well within this.
+const CACHE_BYTES: usize = 256 << 20;
+
 impl Store {
     /// Opens (or creates) the store at `path`. Fails if another process holds it.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = redb::Database::create(path)?;
+        let db = redb::Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             txn.open_table(META)?;
