@@ -506,7 +506,7 @@ mod tests {
     use std::time::Duration;
 
     use alloy_eips::Encodable2718;
-    use alloy_primitives::{Bytes, TxKind};
+    use alloy_primitives::{B256, Bytes, TxKind};
     use alloy_rpc_types_mev::EthSendBundle;
     use alloy_signer_local::PrivateKeySigner;
     use cobuild_chain::{
@@ -584,6 +584,19 @@ mod tests {
         }
     }
 
+    /// Who sends the tests' bundles.
+    const SENDER: Address = Address::repeat_byte(0x5e);
+
+    /// Pools a bundle of one transfer of `value` to the coinbase from dev account `signer`
+    /// (nonce 0), and returns its id.
+    fn pay(bundles: &BundlePool, coinbase: &PrivateKeySigner, signer: usize, value: u128) -> B256 {
+        let tx = sign(
+            &dev_signers()[signer],
+            transfer(0, coinbase.address(), value, 0),
+        );
+        bundles.add(SENDER, bundle(&[tx])).expect("pooled")
+    }
+
     /// A round adds what is new to the slot's growing block, after the orders it holds; when one
     /// of those leaves the pools, the next round builds the block again without it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,9 +608,6 @@ mod tests {
             coinbase,
             job,
         } = Fixture::new();
-        let s = dev_signers();
-        let to = coinbase.address();
-        let sender = Address::repeat_byte(0x5e);
         let ctx = builder.context(&job);
         let mut growing = None;
         let mut round = |previous: Option<&OrderSet>| {
@@ -606,12 +616,7 @@ mod tests {
                 .expect("a round runs")
         };
 
-        let cheap = bundles
-            .add(
-                sender,
-                bundle(&[sign(&s[1], transfer(0, to, ETHER / 100, 0))]),
-            )
-            .expect("pooled");
+        let cheap = pay(&bundles, &coinbase, 1, ETHER / 100);
         let first = round(None);
         assert_eq!(first.built.expect("built").orders, vec![cheap]);
         // The same orders again: nothing to build.
@@ -619,9 +624,7 @@ mod tests {
 
         // A richer order comes after the one the block holds (a fresh greedy block would put
         // it first).
-        let rich = bundles
-            .add(sender, bundle(&[sign(&s[2], transfer(0, to, ETHER, 0))]))
-            .expect("pooled");
+        let rich = pay(&bundles, &coinbase, 2, ETHER);
         let second = round(Some(&first.set));
         assert_eq!(second.built.expect("built").orders, vec![cheap, rich]);
 
@@ -641,18 +644,10 @@ mod tests {
             coinbase,
             job,
         } = Fixture::new();
-        let s = dev_signers();
-        let to = coinbase.address();
-        let sender = Address::repeat_byte(0x5e);
         let ctx = Arc::new(builder.context(&job));
         let mut growing = None;
         let mut latest = |n: usize| {
-            bundles
-                .add(
-                    sender,
-                    bundle(&[sign(&s[n], transfer(0, to, ETHER / 100, 0))]),
-                )
-                .expect("pooled");
+            pay(&bundles, &coinbase, n, ETHER / 100);
             let round = builder
                 .round(&ctx, None, &mut growing)
                 .expect("a round runs");
@@ -718,9 +713,8 @@ mod tests {
             sign(&s[1], transfer(0, to, ETHER / 2, 0)),
             sign(&s[2], heavy),
         ]);
-        let sender = Address::repeat_byte(0x5e);
-        let cheap = bundles.add(sender, cheap).expect("pooled");
-        let rich = bundles.add(sender, rich).expect("pooled");
+        let cheap = bundles.add(SENDER, cheap).expect("pooled");
+        let rich = bundles.add(SENDER, rich).expect("pooled");
 
         // A round builds greedily only: the richer block is the search's, beside the rounds.
         let Round { orders, built, .. } = builder
