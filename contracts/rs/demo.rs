@@ -17,16 +17,24 @@ pub struct DemoParams {
     pub nonce: u64,
     /// Max fee per gas of the deployment transactions.
     pub max_fee_per_gas: u128,
+    /// Whole tokens of each kind minted to the deployer; [`DemoDeployment::LIQUIDITY`] of
+    /// each go to the pool.
+    pub supply: u128,
+}
+
+impl DemoParams {
+    /// The devnet's supply of each demo token.
+    pub const DEVNET_SUPPLY: u128 = 1_000_000;
 }
 
 /// The demo contracts and the transactions that deploy and fund them, in order.
 #[derive(Debug, Clone)]
 pub struct DemoDeployment {
-    /// First token ("Demo A", 1,000,000 units to the deployer).
+    /// First token ("Demo A", the whole supply to the deployer).
     pub token_a: Address,
     /// Second token ("Demo B").
     pub token_b: Address,
-    /// The A/B pool, seeded with 100,000 of each.
+    /// The A/B pool, seeded with [`Self::LIQUIDITY`] of each.
     pub pool: Address,
     /// Signed transactions: deploy A, deploy B, deploy pool, approve twice, add liquidity.
     pub transactions: Vec<Recovered<TxEnvelope>>,
@@ -36,13 +44,16 @@ pub struct DemoDeployment {
 const UNIT: u128 = 1_000_000_000_000_000_000;
 
 impl DemoDeployment {
+    /// Whole tokens of each kind the deployment puts in the pool.
+    pub const LIQUIDITY: u128 = 100_000;
+
     /// Builds and signs the deployment from `deployer`.
     pub fn new(deployer: &PrivateKeySigner, params: DemoParams) -> Self {
         let from = deployer.address();
         let n = params.nonce;
         let (token_a, token_b, pool) = (from.create(n), from.create(n + 1), from.create(n + 2));
-        let supply = U256::from(1_000_000 * UNIT);
-        let liquidity = U256::from(100_000 * UNIT);
+        let supply = U256::from(params.supply) * U256::from(UNIT);
+        let liquidity = U256::from(Self::LIQUIDITY * UNIT);
         let deploy_token = |name: &str, symbol: &str| {
             let mut code = token_creation_code().to_vec();
             code.extend((name.to_string(), symbol.to_string(), supply).abi_encode_params());

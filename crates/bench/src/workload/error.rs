@@ -27,12 +27,4 @@ pub enum WorkloadError {
     /// The setup did not go as planned (a setup transaction failed).
     #[error("setup: {0}")]
     Setup(String),
-    /// More tokens are needed than the demo deployer holds.
-    #[error("the workload needs {needed} tokens of one kind, the demo deployer holds {available}")]
-    TooLarge {
-        /// Whole tokens needed.
-        needed: u128,
-        /// Whole tokens available.
-        available: u128,
-    },
 }

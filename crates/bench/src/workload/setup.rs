@@ -29,9 +29,6 @@ pub(crate) const USER_ETH: u128 = 100 * UNIT;
 pub(crate) const SEARCHER_ETH: u128 = 10 * UNIT;
 /// Tokens of each kind each user receives.
 pub(crate) const USER_TOKENS: u128 = 200 * UNIT;
-/// What the demo deployer holds of each token after seeding the pool (1,000,000 minted,
-/// 100,000 in the pool).
-const DEPLOYER_TOKENS: u128 = 900_000 * UNIT;
 /// Gas limit of the setup token transfers and approvals.
 const SETUP_CALL_GAS: u64 = 80_000;
 
@@ -143,13 +140,14 @@ pub(crate) fn setup(dir: &Path, gas_limit: u64, grants: &[Grant]) -> Result<Setu
         );
         funded.push((grant.signer.address(), balance));
     }
-    let need: [u128; 2] = [0, 1].map(|t| grants.iter().map(|g| g.tokens[t]).sum());
-    if need.iter().any(|n| *n > DEPLOYER_TOKENS) {
-        return Err(WorkloadError::TooLarge {
-            needed: need[0].max(need[1]) / UNIT,
-            available: DEPLOYER_TOKENS / UNIT,
-        });
-    }
+    // The devnet's supply when it covers the grants, so workloads that fit keep the devnet's
+    // state; else enough for them, in whole tokens.
+    let need = [0, 1]
+        .map(|t| grants.iter().map(|g| g.tokens[t]).sum::<u128>())
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    let supply = (need.div_ceil(UNIT) + DemoDeployment::LIQUIDITY).max(DemoParams::DEVNET_SUPPLY);
     let chain = Chain::open(
         &dir.join("chain.redb"),
         Arc::new(ChainSpec::devnet(DEVNET_CHAIN_ID)),
@@ -163,6 +161,7 @@ pub(crate) fn setup(dir: &Path, gas_limit: u64, grants: &[Grant]) -> Result<Setu
             chain_id: DEVNET_CHAIN_ID,
             nonce: 0,
             max_fee_per_gas: MAX_FEE,
+            supply,
         },
     );
     let tokens = [demo.token_a, demo.token_b];
@@ -266,4 +265,37 @@ fn commit_setup(
         chain.commit(&builder.finish()?)?;
     }
     Ok(blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_sol_types::SolValue;
+
+    use super::*;
+
+    #[test]
+    fn test_grants_beyond_the_devnet_supply_are_minted() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // Together more of token A than the devnet mints; each transfer reverts if the
+        // deployer lacks it, which fails the setup.
+        let grants: Vec<Grant> = (0..2)
+            .map(|i| Grant {
+                signer: account_key("test-whale", i),
+                eth: UNIT,
+                tokens: [600_000 * UNIT, UNIT],
+            })
+            .collect();
+        let setup = setup(dir.path(), 30_000_000, &grants).expect("the setup succeeds");
+        let (_, state) = setup.chain.head_state().expect("a head state");
+        // `balanceOf` is the token's fourth slot.
+        let slot = |holder: Address| {
+            U256::from_be_bytes(keccak256((holder.into_word(), U256::from(3)).abi_encode()).0)
+        };
+        for grant in &grants {
+            let balance = state
+                .storage_at(setup.demo.token_a, slot(grant.signer.address()))
+                .expect("a readable state");
+            assert_eq!(balance, U256::from(600_000 * UNIT));
+        }
+    }
 }

@@ -60,6 +60,7 @@ fn test_same_transactions_same_outcome_as_anvil() {
             chain_id: DEVNET_CHAIN_ID,
             nonce: 0,
             max_fee_per_gas: 100_000_000_000,
+            supply: DemoParams::DEVNET_SUPPLY,
         },
     );
     let dead = address!("0x000000000000000000000000000000000000dEaD");

@@ -122,6 +122,7 @@ impl Devnet {
                 chain_id: config.chain_id,
                 nonce: 0,
                 max_fee_per_gas: 100_000_000_000,
+                supply: DemoParams::DEVNET_SUPPLY,
             };
             DemoDeployment::new(deployer, params)
         });
