@@ -6,6 +6,11 @@ use clap::Parser;
 use cobuild_bench::{BenchArgs, run};
 use eyre::WrapErr;
 
+/// The node's allocator (see the `cobuild` binary), so in-process nodes measure as they run.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Simulation, build and seal benchmarks against anvil, order intake, and replication among
 /// members on loopback.
 #[derive(Debug, Parser)]

@@ -18,6 +18,13 @@ use clap::{Parser, Subcommand};
 use cobuild_bench::BenchArgs;
 use eyre::WrapErr;
 
+/// jemalloc returns freed pages to the system. Under glibc's malloc a node's resident size
+/// grew for as long as it ran (150 to over 350 MiB in ten minutes of orderflow) while its
+/// live heap stayed under 50 MiB: the per-thread arenas kept what was freed.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// cobuild: a distributed, Byzantine-fault-tolerant block builder for Ethereum.
 #[derive(Debug, Parser)]
 #[command(name = "cobuild", version, about, long_about = None)]
