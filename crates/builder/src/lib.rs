@@ -51,6 +51,9 @@ pub enum BuildError {
     /// An algorithm's thread panicked.
     #[error("algorithm {0} panicked")]
     Panicked(&'static str),
+    /// The attempt was called off before it ended (its slot is over).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Who the block pays, and how much of its profit it bids.

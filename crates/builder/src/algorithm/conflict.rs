@@ -11,7 +11,10 @@
 use std::{
     cmp::Reverse,
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use alloy_consensus::Transaction as _;
@@ -103,9 +106,40 @@ impl Algorithm for ConflictSearch {
         ctx: &BuildContext,
         orders: &[Arc<SimulatedOrder>],
     ) -> Result<BuiltBlock, BuildError> {
+        self.build_until(ctx, orders, &AtomicBool::new(false))
+    }
+}
+
+/// Set when a search's result is no longer wanted.
+#[derive(Clone, Copy)]
+struct Stop<'a>(&'a AtomicBool);
+
+impl Stop<'_> {
+    /// Checked before each order a search runs, so it ends within one order's execution.
+    fn check(self) -> Result<(), BuildError> {
+        if self.0.load(Ordering::Relaxed) {
+            Err(BuildError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ConflictSearch {
+    /// [`Algorithm::build`], giving up with [`BuildError::Cancelled`] within one order's
+    /// execution once `cancel` is set: a search runs for up to a block's execution per ordering
+    /// it tries, and one whose slot ended would hold a core into the next slot.
+    pub fn build_until(
+        &self,
+        ctx: &BuildContext,
+        orders: &[Arc<SimulatedOrder>],
+        cancel: &AtomicBool,
+    ) -> Result<BuiltBlock, BuildError> {
+        let stop = Stop(cancel);
         let env = ctx.evm_env();
         let mut plans = Vec::new();
         for group in conflict_groups(orders) {
+            stop.check()?;
             plans.push(if group.len() == 1 {
                 let o = &orders[group[0]];
                 Plan {
@@ -114,7 +148,7 @@ impl Algorithm for ConflictSearch {
                     sequence: group,
                 }
             } else {
-                self.search(&ctx.state, &env, orders, &group)?
+                self.search(&ctx.state, &env, orders, &group, stop)?
             });
         }
         // Merge: the richest groups per gas first.
@@ -128,6 +162,7 @@ impl Algorithm for ConflictSearch {
         let mut block = Assembler::new(ctx)?;
         for plan in plans {
             for i in plan.sequence {
+                stop.check()?;
                 let order = &orders[i];
                 if block.nonce_order(&order.order)? != std::cmp::Ordering::Equal {
                     continue;
@@ -138,15 +173,14 @@ impl Algorithm for ConflictSearch {
         }
         block.seal(self.name())
     }
-}
 
-impl ConflictSearch {
     fn search(
         &self,
         state: &StateSnapshot,
         env: &EvmEnv,
         orders: &[Arc<SimulatedOrder>],
         group: &[usize],
+        stop: Stop<'_>,
     ) -> Result<Plan, BuildError> {
         let mut candidates: Vec<Vec<usize>> = Vec::new();
         let mut by_profit = group.to_vec();
@@ -178,10 +212,10 @@ impl ConflictSearch {
             }
         };
         for candidate in candidates {
-            consider(evaluate(state, env, orders, &candidate)?);
+            consider(evaluate(state, env, orders, &candidate, stop)?);
         }
         if has_bundle && group.len() <= self.max_best_next {
-            consider(best_next(state, env, orders, group)?);
+            consider(best_next(state, env, orders, group, stop)?);
         }
         Ok(best.unwrap_or_default())
     }
@@ -195,6 +229,7 @@ fn evaluate(
     env: &EvmEnv,
     orders: &[Arc<SimulatedOrder>],
     sequence: &[usize],
+    stop: Stop<'_>,
 ) -> Result<Plan, BuildError> {
     let mut db = CacheDB::new(state);
     let mut plan = Plan {
@@ -204,6 +239,7 @@ fn evaluate(
     };
     let mut early = Early::default();
     for &i in sequence {
+        stop.check()?;
         run(&mut db, env, orders, i, &mut plan, &mut early)?;
     }
     Ok(plan)
@@ -274,6 +310,7 @@ fn best_next(
     env: &EvmEnv,
     orders: &[Arc<SimulatedOrder>],
     group: &[usize],
+    stop: Stop<'_>,
 ) -> Result<Plan, BuildError> {
     let mut db = CacheDB::new(state);
     let mut plan = Plan::default();
@@ -283,6 +320,7 @@ fn best_next(
         let mut sorted: Vec<usize> = remaining.iter().copied().collect();
         sorted.sort_unstable();
         for i in sorted {
+            stop.check()?;
             let mut trial = CacheDB::new(&db);
             if let Ok(outcome) = simulate_order(&mut trial, env, &orders[i].order)? {
                 let value = expected_profit(&SimulatedOrder {

@@ -4,7 +4,7 @@
 
 mod anvil;
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicBool};
 
 use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::Encodable2718;
@@ -12,7 +12,8 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_mev::EthSendBundle;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_builder::{
-    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, GreedyBlock, Payout, build_best,
+    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, GreedyBlock, Payout,
+    build_best,
 };
 use cobuild_chain::{
     Chain, dev_signers,
@@ -301,6 +302,32 @@ fn test_conflict_search_takes_the_richer_of_two_conflicting_bundles() {
         .import(best.block.block.block.clone())
         .expect("block re-imports");
     assert_eq!(balance(&chain, PROPOSER), best.value);
+}
+
+#[test]
+fn test_a_cancelled_conflict_search_gives_up_and_an_open_one_builds_as_usual() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let ctx = context(&chain);
+    let s = dev_signers();
+    let coinbase = ctx.attrs.fee_recipient;
+    // Two bundles on one nonce: a group the search has to try orderings for.
+    let a = bundle(&[sign(&s[1], transfer(0, coinbase, ETHER / 10, 0))], None);
+    let b = bundle(&[sign(&s[1], transfer(0, coinbase, ETHER / 5, 0))], None);
+    let orders = simulate(&ctx, &[], &[a, b.clone()]);
+    let search = ConflictSearch::default();
+
+    let open = AtomicBool::new(false);
+    let built = search.build_until(&ctx, &orders, &open).expect("builds");
+    assert_eq!(built.orders, vec![b.id]);
+    let usual = search.build(&ctx, &orders).expect("builds");
+    assert_eq!(built.block.block.hash, usual.block.block.hash);
+
+    let cancelled = AtomicBool::new(true);
+    assert!(matches!(
+        search.build_until(&ctx, &orders, &cancelled),
+        Err(BuildError::Cancelled)
+    ));
 }
 
 #[test]

@@ -29,13 +29,17 @@
 //! replace the bid at the relay; a block built before a cancel is checked again before it is
 //! published, so no block with a cancelled order is published after the cancel was answered.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{Address, U256};
-use cobuild_builder::{
-    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, GreedyBlock, Payout,
-};
+use cobuild_builder::{BuildContext, BuildError, BuiltBlock, ConflictSearch, GreedyBlock, Payout};
 use cobuild_chain::{BlockAttributes, Chain, ChainError, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, TxPool};
 use cobuild_sim::{SimError, SimulatedOrder, Simulator};
@@ -424,6 +428,8 @@ type SearchTask = tokio::task::JoinHandle<Result<BuiltBlock, BuildError>>;
 struct Search {
     /// The search's block, when it started, and when the round whose orders it runs on started.
     running: Option<(Instant, Instant, SearchTask)>,
+    /// Calls off the running search.
+    cancel: Arc<AtomicBool>,
     /// The orders the last search started on.
     searched: Option<OrderSet>,
     /// No search starts before this.
@@ -440,8 +446,11 @@ impl Search {
         }
         self.searched = Some(latest.set.clone());
         let (ctx, orders) = (ctx.clone(), latest.orders.clone());
-        let task =
-            tokio::task::spawn_blocking(move || ConflictSearch::default().build(&ctx, &orders));
+        self.cancel = Arc::new(AtomicBool::new(false));
+        let cancel = self.cancel.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            ConflictSearch::default().build_until(&ctx, &orders, &cancel)
+        });
         self.running = Some((Instant::now(), latest.started, task));
     }
 
@@ -468,7 +477,7 @@ async fn until(at: Option<Instant>) {
 
 impl Search {
     /// The block of the running search, once it ends, and when the round whose orders it ran
-    /// on started; never resolves while none runs. A search left running at the slot's end finishes unseen.
+    /// on started; never resolves while none runs.
     async fn finished(&mut self) -> (Result<BuiltBlock, BuilderError>, Instant) {
         let Some((ran_from, started, task)) = self.running.as_mut() else {
             return std::future::pending().await;
@@ -482,6 +491,14 @@ impl Search {
             .map_err(|e| BuilderError::Join(e.to_string()))
             .and_then(|built| built.map_err(BuilderError::from));
         (block, started)
+    }
+}
+
+/// The slot is over: a search still running is called off, so that it does not hold a core
+/// the next slot's first rounds need.
+impl Drop for Search {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
     }
 }
 
@@ -683,6 +700,38 @@ mod tests {
         search.start(&ctx, Some(&second));
         assert!(search.running.is_some(), "the rest is over");
         assert_eq!(search.rest_until(Some(&second)), None);
+    }
+
+    /// The slot loop drops its search when the slot ends: one still running is called off.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_a_search_still_running_when_the_slot_ends_is_called_off() {
+        let Fixture {
+            _dir,
+            builder,
+            bundles,
+            coinbase,
+            job,
+        } = Fixture::new();
+        let ctx = Arc::new(builder.context(&job));
+        pay(&bundles, &coinbase, 1, ETHER / 100);
+        let round = builder.round(&ctx, None, &mut None).expect("a round runs");
+        let latest = Latest {
+            set: round.set,
+            orders: round.orders,
+            started: Instant::now(),
+        };
+        let mut search = Search::default();
+        search.start(&ctx, Some(&latest));
+        let (_, _, task) = search.running.take().expect("a search runs");
+        let cancel = search.cancel.clone();
+        assert!(!cancel.load(Ordering::Relaxed));
+        drop(search);
+        assert!(cancel.load(Ordering::Relaxed), "the search is called off");
+        // Called off, or done before it looked: either way it ends.
+        match task.await.expect("the search task ends") {
+            Ok(_) | Err(BuildError::Cancelled) => {}
+            Err(e) => panic!("the search failed: {e}"),
+        }
     }
 
     /// The greedy block goes out at once; the conflict search, running beside the rounds,
