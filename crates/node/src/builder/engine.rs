@@ -614,6 +614,21 @@ mod tests {
         bundles.add(SENDER, bundle(&[tx])).expect("pooled")
     }
 
+    /// Pools a payment from dev account `signer` (see [`pay`]) and runs a fresh round: the
+    /// orders a search would be given.
+    fn pay_and_round(fixture: &Fixture, ctx: &BuildContext, signer: usize) -> Latest {
+        pay(&fixture.bundles, &fixture.coinbase, signer, ETHER / 100);
+        let round = fixture
+            .builder
+            .round(ctx, None, &mut None)
+            .expect("a round runs");
+        Latest {
+            set: round.set,
+            orders: round.orders,
+            started: Instant::now(),
+        }
+    }
+
     /// A round adds what is new to the slot's growing block, after the orders it holds; when one
     /// of those leaves the pools, the next round builds the block again without it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -654,26 +669,9 @@ mod tests {
     /// starts when the rest is over.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_a_conflict_search_rests_as_long_as_the_last_one_ran() {
-        let Fixture {
-            _dir,
-            builder,
-            bundles,
-            coinbase,
-            job,
-        } = Fixture::new();
-        let ctx = Arc::new(builder.context(&job));
-        let mut growing = None;
-        let mut latest = |n: usize| {
-            pay(&bundles, &coinbase, n, ETHER / 100);
-            let round = builder
-                .round(&ctx, None, &mut growing)
-                .expect("a round runs");
-            Latest {
-                set: round.set,
-                orders: round.orders,
-                started: Instant::now(),
-            }
-        };
+        let fixture = Fixture::new();
+        let ctx = Arc::new(fixture.builder.context(&fixture.job));
+        let latest = |signer| pay_and_round(&fixture, &ctx, signer);
 
         let mut search = Search::default();
         let first = latest(1);
@@ -705,21 +703,9 @@ mod tests {
     /// The slot loop drops its search when the slot ends: one still running is called off.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_a_search_still_running_when_the_slot_ends_is_called_off() {
-        let Fixture {
-            _dir,
-            builder,
-            bundles,
-            coinbase,
-            job,
-        } = Fixture::new();
-        let ctx = Arc::new(builder.context(&job));
-        pay(&bundles, &coinbase, 1, ETHER / 100);
-        let round = builder.round(&ctx, None, &mut None).expect("a round runs");
-        let latest = Latest {
-            set: round.set,
-            orders: round.orders,
-            started: Instant::now(),
-        };
+        let fixture = Fixture::new();
+        let ctx = Arc::new(fixture.builder.context(&fixture.job));
+        let latest = pay_and_round(&fixture, &ctx, 1);
         let mut search = Search::default();
         search.start(&ctx, Some(&latest));
         let (_, _, task) = search.running.take().expect("a search runs");
