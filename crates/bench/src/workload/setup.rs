@@ -142,9 +142,8 @@ pub(crate) fn setup(dir: &Path, gas_limit: u64, grants: &[Grant]) -> Result<Setu
     }
     // The devnet's supply when it covers the grants, so workloads that fit keep the devnet's
     // state; else enough for them, in whole tokens.
-    let need = [0, 1]
+    let need = (0..2)
         .map(|t| grants.iter().map(|g| g.tokens[t]).sum::<u128>())
-        .into_iter()
         .max()
         .unwrap_or(0);
     let supply = (need.div_ceil(UNIT) + DemoDeployment::LIQUIDITY).max(DemoParams::DEVNET_SUPPLY);
