@@ -9,7 +9,9 @@ use cobuild_primitives::ChainSpec;
 use parking_lot::{Mutex, RwLock};
 
 use crate::{
-    block::{self, BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError},
+    block::{
+        self, BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError, SenderCache,
+    },
     genesis::Genesis,
     head_mark::{HeadMark, Mark},
     state::{EmptyState, HashedStateDiff, StateSnapshot, TrieNodes},
@@ -107,6 +109,8 @@ struct Inner {
     trie: RwLock<Arc<TrieNodes>>,
     // Serialises commits so the parent check and the write are one step.
     commit: Mutex<()>,
+    // Signers of the transactions re-executed lately: a relay sees them again in every bid.
+    senders: SenderCache,
 }
 
 impl Chain {
@@ -165,6 +169,7 @@ impl Chain {
                 head: RwLock::new(Arc::new(head)),
                 trie: RwLock::new(Arc::new(trie)),
                 commit: Mutex::new(()),
+                senders: SenderCache::default(),
             }),
         })
     }
@@ -352,6 +357,7 @@ impl Chain {
             self.inner.spec.clone(),
             head,
             state,
+            &self.inner.senders,
             block,
         )?)
     }

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use alloy_consensus::{Block, Header, Sealed, TxEnvelope, transaction::SignerRecoverable};
+use alloy_consensus::{Block, Header, Sealed, TxEnvelope};
 use alloy_primitives::B256;
 use cobuild_primitives::ChainSpec;
 
-use super::{BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, TxRejected};
+use super::{BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, SenderCache, TxRejected};
 use crate::state::StateSnapshot;
 
 /// Why a block was not imported.
@@ -53,11 +53,13 @@ pub enum ImportError {
     Block(#[from] BlockError),
 }
 
-/// Re-executes `block` on `parent` and returns it ready to store if it is valid.
+/// Re-executes `block` on `parent` and returns it ready to store if it is valid; signers come
+/// from `senders` where known.
 pub(crate) fn reexecute(
     spec: Arc<ChainSpec>,
     parent: Arc<Sealed<Header>>,
     snapshot: StateSnapshot,
+    senders: &SenderCache,
     block: Block<TxEnvelope>,
 ) -> Result<ExecutedBlock, ImportError> {
     let header = &block.header;
@@ -85,11 +87,10 @@ pub(crate) fn reexecute(
         extra_data: header.extra_data.clone(),
     };
     let mut builder = BlockBuilder::new(spec, parent, snapshot, attrs)?;
-    for (index, tx) in block.body.transactions.iter().enumerate() {
-        let recovered = tx
-            .clone()
-            .try_into_recovered()
-            .map_err(|_| ImportError::BadSignature { index })?;
+    let recovered = senders
+        .recover_all(&block.body.transactions)
+        .map_err(|bad| ImportError::BadSignature { index: bad.0 })?;
+    for (index, recovered) in recovered.into_iter().enumerate() {
         builder
             .execute(recovered)?
             .map_err(|reason| ImportError::InvalidTransaction { index, reason })?;

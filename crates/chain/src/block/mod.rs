@@ -7,6 +7,7 @@ mod builder;
 mod bundle;
 mod env;
 mod import;
+mod senders;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
 pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected, TxTrial};
@@ -14,3 +15,4 @@ pub use bundle::{BundleOutcome, BundleRejected, BundleTrial};
 pub use env::{NextBlock, next_evm_env};
 pub use import::ImportError;
 pub(crate) use import::reexecute;
+pub(crate) use senders::SenderCache;

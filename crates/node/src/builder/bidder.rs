@@ -21,7 +21,7 @@ use super::Bid;
 
 /// Sends of one best that may fail before the bidder waits for the next best.
 const MAX_RETRIES: u32 = 3;
-/// Pause before sending again after the cap held a bid back or a send failed.
+/// Pause before sending again after a send failed (the cap says itself how long to wait).
 const RETRY_AFTER: Duration = Duration::from_millis(50);
 /// Submissions sent and not answered yet, at most.
 const MAX_IN_FLIGHT: usize = 2;
@@ -110,9 +110,9 @@ impl Bidder {
                     };
                     match outcome {
                         Ok(SubmitOutcome::Sent | SubmitOutcome::NotImproved { .. }) => {}
-                        Ok(SubmitOutcome::RateLimited) => {
+                        Ok(SubmitOutcome::RateLimited { retry_in }) => {
                             unsent = true;
-                            retry_at.get_or_insert(tokio::time::Instant::now() + RETRY_AFTER);
+                            retry_at.get_or_insert(tokio::time::Instant::now() + retry_in);
                         }
                         Err(e) => {
                             tracing::warn!(?slot, error = %e, "bidder.submit_failed");

@@ -44,8 +44,12 @@ pub enum SubmitOutcome {
         /// The value of that bid.
         last_sent: alloy_primitives::U256,
     },
-    /// Not sent: the per-second cap is reached.
-    RateLimited,
+    /// Not sent: the per-second cap is reached, or the last bid went less than its share of
+    /// the second ago.
+    RateLimited {
+        /// When the next bid may go.
+        retry_in: std::time::Duration,
+    },
 }
 
 /// One proposer duty from the relay's validators endpoint.
@@ -202,9 +206,9 @@ impl RelayClient {
                 );
                 return Ok(SubmitOutcome::NotImproved { last_sent });
             }
-            Admit::RateLimited => {
+            Admit::RateLimited { retry_in } => {
                 tracing::debug!(slot, value = wei(value), "relay.client.rate_limited");
-                return Ok(SubmitOutcome::RateLimited);
+                return Ok(SubmitOutcome::RateLimited { retry_in });
             }
         };
         // Encoded only once admitted: most bids a builder makes do not improve and stay home.

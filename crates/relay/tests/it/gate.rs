@@ -41,7 +41,7 @@ impl Clock for ManualClock {
 #[tokio::test]
 async fn test_client_sends_only_improving_bids() {
     let devnet = Devnet::start().await;
-    let client = devnet.client_with(100, ManualClock::new());
+    let client = devnet.client();
     let two = devnet.bid(&devnet.paying_block(2 * GWEI));
     let one = devnet.bid(&devnet.paying_block(GWEI));
     let three = devnet.bid(&devnet.paying_block(3 * GWEI));
@@ -75,7 +75,7 @@ async fn test_client_sends_only_improving_bids() {
 }
 
 #[tokio::test]
-async fn test_client_respects_per_second_cap() {
+async fn test_client_spreads_its_per_second_cap_over_the_second() {
     let devnet = Devnet::start().await;
     let clock = ManualClock::new();
     let client = devnet.client_with(2, clock.clone());
@@ -87,7 +87,21 @@ async fn test_client_respects_per_second_cap() {
         client.submit(&bids[0]).await.expect("1"),
         SubmitOutcome::Sent
     );
+    // Two a second go half a second apart, not both at once.
     clock.set(Duration::from_millis(400));
+    assert_eq!(
+        client.submit(&bids[1]).await.expect("2"),
+        SubmitOutcome::RateLimited {
+            retry_in: Duration::from_millis(100)
+        }
+    );
+    assert_eq!(
+        devnet.relay.stats().accepted,
+        1,
+        "the held bid was not sent"
+    );
+    // When the client says, the same bid goes.
+    clock.set(Duration::from_millis(500));
     assert_eq!(
         client.submit(&bids[1]).await.expect("2"),
         SubmitOutcome::Sent
@@ -95,24 +109,16 @@ async fn test_client_respects_per_second_cap() {
     clock.set(Duration::from_millis(999));
     assert_eq!(
         client.submit(&bids[2]).await.expect("3"),
-        SubmitOutcome::RateLimited
+        SubmitOutcome::RateLimited {
+            retry_in: Duration::from_millis(1)
+        }
     );
-    assert_eq!(
-        devnet.relay.stats().accepted,
-        2,
-        "the capped bid was not sent"
-    );
-    // A second after the first send, one place is free again: the same bid goes.
     clock.set(Duration::from_millis(1000));
     assert_eq!(
         client.submit(&bids[2]).await.expect("3"),
         SubmitOutcome::Sent
     );
-    assert_eq!(
-        client.submit(&bids[3]).await.expect("4"),
-        SubmitOutcome::RateLimited
-    );
-    clock.set(Duration::from_millis(1400));
+    clock.set(Duration::from_millis(1500));
     assert_eq!(
         client.submit(&bids[3]).await.expect("4"),
         SubmitOutcome::Sent
@@ -125,7 +131,7 @@ async fn test_client_respects_per_second_cap() {
 #[tokio::test]
 async fn test_refused_bid_gives_its_value_back() {
     let devnet = Devnet::start().await;
-    let client = devnet.client_with(100, ManualClock::new());
+    let client = devnet.client();
     let executed = devnet.paying_block(5 * GWEI);
     let mut inflated = crate::fulu(devnet.bid(&executed));
     inflated.message.value = U256::from(6 * GWEI);

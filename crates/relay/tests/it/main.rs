@@ -197,9 +197,14 @@ impl Devnet {
         }
     }
 
-    /// A client with a generous cap, on the system clock.
+    /// A client whose cap never holds a bid back (the tests of the cap use
+    /// [`Devnet::client_with`]), on the system clock.
     fn client(&self) -> RelayClient {
-        RelayClient::new(client::Config::new(&self.url)).expect("client")
+        let config = client::Config {
+            max_submissions_per_second: NonZeroU32::MAX,
+            ..client::Config::new(&self.url)
+        };
+        RelayClient::new(config).expect("client")
     }
 
     /// A client with `per_second` submissions a second, reading `clock`.
