@@ -281,10 +281,13 @@ pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
         builder_key: default_builder_key(),
         bid_percent: 100,
         relay_port: 0,
-        max_bids_per_second: 20,
+        max_bids_per_second: DEVNET_BIDS_PER_SECOND,
     }))?;
     Ok((server, dir, devnet))
 }
+
+/// The bid cap of the benchmarks' devnet: the CLI's default.
+pub(crate) const DEVNET_BIDS_PER_SECOND: u32 = 20;
 
 /// Runs the intake benchmark.
 pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  setup:    fund the bundle senders (raw transfers from the dev accounts); wait for the block
-//!  baseline: one bundle at a time on the idle node: acknowledgement -> first bid holding it
+//!  baseline: one bundle at a time on the idle node, a pause of two bid spacings after each:
+//!            acknowledgement -> first bid holding it
 //!  load:     R orders/s for D s over C keep-alive connections: half raw transfers from the dev
 //!            accounts (eth_sendRawTransaction), half signed one-transaction bundles for the
 //!            next block (eth_sendBundle) from the funded senders; every order is timed from
@@ -37,7 +38,11 @@ use cobuild_relay::{
 use tokio::sync::{broadcast, oneshot, watch};
 
 use self::load::{Load, Order, OrderKind};
-use super::{http::HttpError, intake::start_devnet, measure::Latency};
+use super::{
+    http::HttpError,
+    intake::{DEVNET_BIDS_PER_SECOND, start_devnet},
+    measure::Latency,
+};
 use crate::workload::WorkloadError;
 
 /// Settings of the accepted → bid benchmark.
@@ -319,8 +324,10 @@ async fn drive(
     })
 }
 
-/// The idle baseline: each probe bundle waits for its first bid (or two slots) before the next
-/// is sent.
+/// The idle baseline: each probe bundle waits for its first bid (or two slots), and then twice
+/// the bidder's spacing, before the next is sent. Without the pause the probes are a stream of
+/// ~50 orders a second, more bids than the cap lets out, and each would wait for the bidder's
+/// spacing (1 s / cap) rather than measure a lone order on a quiet node.
 async fn probe(
     config: &BidLatencyConfig,
     node: &Node,
@@ -356,6 +363,7 @@ async fn probe(
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
+        tokio::time::sleep(2 * Duration::from_secs(1) / DEVNET_BIDS_PER_SECOND).await;
     }
     drop(senders);
     for connection in connections {
