@@ -62,14 +62,14 @@ pub(crate) fn reexecute(
     senders: &SenderCache,
     block: Block<TxEnvelope>,
 ) -> Result<ExecutedBlock, ImportError> {
-    let header = &block.header;
+    let Block { header, body } = block;
     if header.parent_hash != parent.hash() {
         return Err(ImportError::UnknownParent {
             got: header.parent_hash,
             expected: parent.hash(),
         });
     }
-    if !block.body.ommers.is_empty() {
+    if !body.ommers.is_empty() {
         return Err(ImportError::Ommers);
     }
     let attrs = BlockAttributes {
@@ -77,18 +77,13 @@ pub(crate) fn reexecute(
         fee_recipient: header.beneficiary,
         prev_randao: header.mix_hash,
         gas_limit: header.gas_limit,
-        withdrawals: block
-            .body
-            .withdrawals
-            .clone()
-            .map(|w| w.into_inner())
-            .unwrap_or_default(),
+        withdrawals: body.withdrawals.map(|w| w.into_inner()).unwrap_or_default(),
         parent_beacon_block_root: header.parent_beacon_block_root.unwrap_or_default(),
         extra_data: header.extra_data.clone(),
     };
     let mut builder = BlockBuilder::new(spec, parent, snapshot, attrs)?;
     let recovered = senders
-        .recover_all(&block.body.transactions)
+        .recover_all(body.transactions)
         .map_err(|bad| ImportError::BadSignature { index: bad.0 })?;
     for (index, recovered) in recovered.into_iter().enumerate() {
         builder

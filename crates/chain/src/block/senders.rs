@@ -45,37 +45,39 @@ impl SenderCache {
 
     /// Every transaction with its signer, in order: remembered ones from the cache, the others
     /// recovered and remembered. Fails on the first transaction, by position, whose
-    /// signature does not recover.
+    /// signature does not recover; then nothing is remembered.
     pub(crate) fn recover_all(
         &self,
-        txs: &[TxEnvelope],
+        txs: Vec<TxEnvelope>,
     ) -> Result<Vec<Recovered<TxEnvelope>>, BadSignature> {
-        let hashes: Vec<B256> = txs.iter().map(|tx| *tx.tx_hash()).collect();
         let known: Vec<Option<Address>> = {
             let mut signers = self.signers.lock();
-            hashes.iter().map(|h| signers.get(h).copied()).collect()
+            txs.iter()
+                .map(|tx| signers.get(tx.tx_hash()).copied())
+                .collect()
         };
         // On the caller's thread, not rayon's pool: a block of new transactions would hold the
         // pool for tens of milliseconds, and the builder's seals wait on that pool.
-        let signers: Vec<Option<Address>> = txs
+        let signers = txs
             .iter()
             .zip(&known)
-            .map(|(tx, known)| known.or_else(|| tx.recover_signer().ok()))
-            .collect();
-        if let Some(index) = signers.iter().position(Option::is_none) {
-            return Err(BadSignature(index));
-        }
+            .enumerate()
+            .map(|(index, (tx, known))| match known {
+                Some(signer) => Ok(*signer),
+                None => tx.recover_signer().map_err(|_| BadSignature(index)),
+            })
+            .collect::<Result<Vec<Address>, _>>()?;
         let mut cache = self.signers.lock();
-        for ((hash, known), signer) in hashes.iter().zip(&known).zip(&signers) {
-            if let (None, Some(signer)) = (known, signer) {
-                cache.put(*hash, *signer);
+        for ((tx, known), signer) in txs.iter().zip(&known).zip(&signers) {
+            if known.is_none() {
+                cache.put(*tx.tx_hash(), *signer);
             }
         }
         drop(cache);
         Ok(txs
-            .iter()
+            .into_iter()
             .zip(signers)
-            .map(|(tx, signer)| Recovered::new_unchecked(tx.clone(), signer.unwrap_or_default()))
+            .map(|(tx, signer)| Recovered::new_unchecked(tx, signer))
             .collect())
     }
 }
@@ -117,7 +119,7 @@ mod tests {
             .chain([signed(&b, 0)])
             .collect();
         let cache = SenderCache::new(NonZeroUsize::new(3).expect("not zero"));
-        let recovered = cache.recover_all(&txs).expect("all valid");
+        let recovered = cache.recover_all(txs.clone()).expect("all valid");
         let signers: Vec<Address> = recovered.iter().map(|tx| tx.signer()).collect();
         assert_eq!(
             signers,
@@ -125,7 +127,7 @@ mod tests {
         );
         assert_eq!(cache.len(), 3, "the oldest is forgotten past the capacity");
         // A second pass answers from the cache and recovers what was forgotten.
-        let again = cache.recover_all(&txs).expect("all valid");
+        let again = cache.recover_all(txs).expect("all valid");
         assert_eq!(
             again.iter().map(|tx| tx.signer()).collect::<Vec<_>>(),
             signers
@@ -137,7 +139,7 @@ mod tests {
         let a = PrivateKeySigner::random();
         let tx = signed(&a, 0);
         let cache = SenderCache::default();
-        cache.recover_all(std::slice::from_ref(&tx)).expect("valid");
+        cache.recover_all(vec![tx.clone()]).expect("valid");
         // The same hash with a signature that recovers to someone else can only come from the
         // cache: the hash commits to the signature, so a real one never differs this way.
         let TxEnvelope::Eip1559(signed_tx) = &tx else {
@@ -148,7 +150,7 @@ mod tests {
             alloy_consensus::Signed::new_unchecked(signed_tx.tx().clone(), other, *tx.tx_hash())
                 .into();
         let recovered = cache
-            .recover_all(std::slice::from_ref(&forged))
+            .recover_all(vec![forged])
             .expect("answered from the cache");
         assert_eq!(recovered[0].signer(), a.address());
     }
@@ -163,10 +165,7 @@ mod tests {
         let zero = Signature::new(U256::ZERO, U256::ZERO, false);
         let bad: TxEnvelope = signed_tx.tx().clone().into_signed(zero).into();
         let cache = SenderCache::default();
-        assert_eq!(
-            cache.recover_all(&[good.clone(), bad]),
-            Err(BadSignature(1))
-        );
+        assert_eq!(cache.recover_all(vec![good, bad]), Err(BadSignature(1)));
         assert_eq!(cache.len(), 0, "a failed block remembers nothing");
     }
 }
