@@ -1,6 +1,6 @@
 //! Criterion harness over the same functions the `cobuild-bench` binary times, on a pool of
 //! 1,000 orders (seed 1, 60M gas): simulation with 1 and 2 threads, each building algorithm
-//! (seal included), and sealing alone (incremental roots and the full rebuild). Kept short: 10 samples, 3 s of measurement each.
+//! (seal included), and sealing alone (incremental roots, the full rebuild, and again after a round's transactions). Kept short: 10 samples, 3 s of measurement each.
 //!
 //! The anvil baseline and intake need processes and sockets; they run in the binary only.
 
@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use cobuild_bench::{
     Workload, WorkloadConfig,
-    bench::{Algo, build_block, prepare_full_seal, prepare_seal, seal_block, sim_orders},
+    bench::{
+        Algo, build_block, prepare_full_seal, prepare_round_seal, prepare_seal, seal_block,
+        sim_orders,
+    },
 };
 use cobuild_sim::Simulator;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -61,6 +64,7 @@ fn bench(c: &mut Criterion) {
     for (roots, prepare) in [
         ("incremental", prepare_seal as fn(&_, &_) -> _),
         ("full", prepare_full_seal),
+        ("after-round", prepare_round_seal),
     ] {
         group.bench_function(format!("orders={ORDERS} txs={txs} roots={roots}"), |b| {
             b.iter_batched(

@@ -2,7 +2,7 @@
 //! (not its simulated one), paying in-block refunds, and sealing with the proposer payment.
 
 use alloy_primitives::{Address, B256, U256};
-use cobuild_chain::{BlockBuilder, BundleRejected, TxRejected};
+use cobuild_chain::{BlockBuilder, BundleRejected, HashedStateDiff, TxRejected};
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
@@ -210,8 +210,14 @@ impl Assembler {
         }
     }
 
-    /// Pays the proposer its share of the block's profit as the last transaction and seals.
-    pub(crate) fn seal(mut self, algorithm: &'static str) -> Result<BuiltBlock, BuildError> {
+    /// Pays the proposer its share of the block's profit as the last transaction and seals,
+    /// hashing the state from `previous` (the diff of a block sealed earlier on the same
+    /// parent) where given.
+    pub(crate) fn seal(
+        mut self,
+        algorithm: &'static str,
+        previous: Option<&HashedStateDiff>,
+    ) -> Result<BuiltBlock, BuildError> {
         let coinbase = self.builder.coinbase();
         let profit = self
             .builder
@@ -224,7 +230,10 @@ impl Assembler {
             share(profit, self.payout.bid_percent.min(100)),
             gas,
         )?;
-        let block = self.builder.finish()?;
+        let block = match previous {
+            Some(previous) => self.builder.finish_after(previous)?,
+            None => self.builder.finish()?,
+        };
         Ok(BuiltBlock {
             block,
             value,

@@ -1,5 +1,6 @@
 //! The measured operations, shared by the `cobuild-bench` binary and the criterion harness:
-//! [`sim_orders`], [`build_block`], [`prepare_seal`] + [`seal_block`], and the latency summary.
+//! [`sim_orders`], [`build_block`], [`prepare_seal`] (or [`prepare_round_seal`]) + [`seal_block`],
+//! and the latency summary.
 //!
 //! Sealing is not separable through the builder's public API ([`Algorithm::build`] always
 //! seals), so it is measured on its own by replaying the built block's transactions into a fresh
@@ -7,6 +8,7 @@
 //! state root, receipts and transactions roots, header hash.
 
 use std::{
+    ops::Range,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -15,7 +17,7 @@ use alloy_consensus::transaction::Recovered;
 use cobuild_builder::{
     Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, build_best,
 };
-use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock};
+use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, HashedStateDiff};
 use cobuild_sim::{SimError, SimRound, SimulatedOrder, Simulator};
 
 use crate::{BenchError, Workload};
@@ -74,34 +76,79 @@ pub fn build_block(
     }
 }
 
+/// Transactions a builder round adds to its growing block before sealing it again: about what
+/// 20 ms of orderflow at 1,000 orders a second brings.
+pub const ROUND_TXS: usize = 20;
+
+/// A filled block ready for [`seal_block`], with the diff of an earlier seal on the same parent
+/// when the seal is to start from it.
+pub struct Prepared {
+    builder: BlockBuilder,
+    previous: Option<HashedStateDiff>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("after_earlier_seal", &self.previous.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Opens a block on `ctx` and executes every transaction of `built` into it, ready for
 /// [`seal_block`]. Every transaction must execute as it did when `built` was made.
-pub fn prepare_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<BlockBuilder, BenchError> {
-    replay_on(ctx, ctx.state.clone(), built)
+pub fn prepare_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepared, BenchError> {
+    let txs = built.block.block.block.body.transactions.len();
+    Ok(Prepared {
+        builder: replay_on(ctx, ctx.state.clone(), built, 0..txs, None)?,
+        previous: None,
+    })
 }
 
 /// [`prepare_seal`] on the parent state without its trie nodes, so sealing hashes every leaf
 /// (the full rebuild the incremental roots are measured against).
-pub fn prepare_full_seal(
-    ctx: &BuildContext,
-    built: &BuiltBlock,
-) -> Result<BlockBuilder, BenchError> {
-    replay_on(ctx, ctx.state.without_trie(), built)
+pub fn prepare_full_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepared, BenchError> {
+    let txs = built.block.block.block.body.transactions.len();
+    Ok(Prepared {
+        builder: replay_on(ctx, ctx.state.without_trie(), built, 0..txs, None)?,
+        previous: None,
+    })
 }
 
+/// [`prepare_seal`] as a builder round meets the block: all but the last [`ROUND_TXS`]
+/// transactions executed and a copy of that sealed (untimed), then the rest executed, so the
+/// seal starts from the copy's diff.
+pub fn prepare_round_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepared, BenchError> {
+    let txs = built.block.block.block.body.transactions.len();
+    let split = txs.saturating_sub(ROUND_TXS);
+    let earlier = replay_on(ctx, ctx.state.clone(), built, 0..split, None)?;
+    let previous = earlier.fork().finish()?.diff;
+    Ok(Prepared {
+        builder: replay_on(ctx, ctx.state.clone(), built, split..txs, Some(earlier))?,
+        previous: Some(previous),
+    })
+}
+
+/// Executes the transactions `range` of `built` into `builder` (a new one on `state` if none).
 fn replay_on(
     ctx: &BuildContext,
     state: cobuild_chain::StateSnapshot,
     built: &BuiltBlock,
+    range: Range<usize>,
+    builder: Option<BlockBuilder>,
 ) -> Result<BlockBuilder, BenchError> {
-    let mut builder = BlockBuilder::new(
-        ctx.spec.clone(),
-        ctx.parent.clone(),
-        state,
-        ctx.attrs.clone(),
-    )?;
+    let mut builder = match builder {
+        Some(builder) => builder,
+        None => BlockBuilder::new(
+            ctx.spec.clone(),
+            ctx.parent.clone(),
+            state,
+            ctx.attrs.clone(),
+        )?,
+    };
     let block = &built.block.block;
-    for (tx, signer) in block.block.body.transactions.iter().zip(&block.senders) {
+    let txs = block.block.body.transactions.iter().zip(&block.senders);
+    for (tx, signer) in txs.skip(range.start).take(range.len()) {
         if let Err(reason) = builder.execute(Recovered::new_unchecked(tx.clone(), *signer))? {
             return Err(BenchError::Replay(format!(
                 "transaction {} of the {} block: {reason}",
@@ -114,8 +161,11 @@ fn replay_on(
 }
 
 /// Seals a filled block: the part of building a block that [`seal_block`] isolates.
-pub fn seal_block(builder: BlockBuilder) -> Result<ExecutedBlock, BlockError> {
-    builder.finish()
+pub fn seal_block(prepared: Prepared) -> Result<ExecutedBlock, BlockError> {
+    match prepared.previous {
+        Some(previous) => prepared.builder.finish_after(&previous),
+        None => prepared.builder.finish(),
+    }
 }
 
 /// Latency percentiles of a set of samples (nearest rank).

@@ -38,7 +38,8 @@ pub use config::{BenchConfig, IntakeConfig};
 pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, intake};
 pub use measure::{
-    Algo, Latency, build_block, prepare_full_seal, prepare_seal, seal_block, sim_orders,
+    Algo, Latency, Prepared, ROUND_TXS, build_block, prepare_full_seal, prepare_round_seal,
+    prepare_seal, seal_block, sim_orders,
 };
 pub use replication::{
     Baseline, IntakeComparison, IntakeRun, LedgerFigure, Machine, PhaseFigure,

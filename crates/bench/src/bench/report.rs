@@ -9,7 +9,7 @@ use super::{
     anvil::AnvilFigure,
     bid_latency::BidLatencyFigure,
     intake::IntakeFigure,
-    measure::Latency,
+    measure::{Latency, ROUND_TXS},
     replication::{Machine, ReplicationFigure},
 };
 use crate::Mix;
@@ -57,6 +57,9 @@ pub struct SealFigure {
     /// Latency of `BlockBuilder::finish` with every leaf read and hashed (no trie nodes): the
     /// baseline of `latency`.
     pub full_rebuild: Latency,
+    /// Latency of sealing the block again after its last `ROUND_TXS` transactions, starting
+    /// from the diff of the seal before them, as a builder round does.
+    pub round: Latency,
     /// Latency of executing the block's transactions into a fresh builder (the fill part of a
     /// replay, for reference).
     pub execute: Latency,
@@ -292,6 +295,13 @@ impl fmt::Display for PoolReport {
             Ms(self.seal.full_rebuild.p99),
             self.seal.latency.p50.as_secs_f64()
                 / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)
+        )?;
+        writeln!(
+            f,
+            "  sealed again after its last {ROUND_TXS} txs, from the earlier seal's diff (as a builder round): p50 {}, p99 {}; round/full p50 {:.2}x",
+            Ms(self.seal.round.p50),
+            Ms(self.seal.round.p99),
+            self.seal.round.p50.as_secs_f64() / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)
         )?;
         match &self.anvil {
             Some(a) => writeln!(

@@ -4,14 +4,13 @@
 use std::time::Instant;
 
 use cobuild_builder::{BuildContext, BuiltBlock};
-use cobuild_chain::BlockBuilder;
 use cobuild_sim::Simulator;
 
 use super::{
     BenchConfig, anvil, bid_latency, intake,
     measure::{
-        Algo, Latency, Sampler, build_block, prepare_full_seal, prepare_seal, seal_block,
-        sim_orders,
+        Algo, Latency, Prepared, Sampler, build_block, prepare_full_seal, prepare_round_seal,
+        prepare_seal, seal_block, sim_orders,
     },
     replication,
     report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
@@ -166,10 +165,13 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     let (latency, execute) = time_seal(&ctx, best, config, prepare_seal)?;
     // The baseline, in the same run: the same block sealed with every leaf read and hashed.
     let (full_rebuild, _) = time_seal(&ctx, best, config, prepare_full_seal)?;
+    // As a builder round meets it: the block sealed again after its last few transactions.
+    let (after_round, _) = time_seal(&ctx, best, config, prepare_round_seal)?;
     let seal = SealFigure {
         algorithm: best.algorithm,
         latency,
         full_rebuild,
+        round: after_round,
         execute,
         txs: best.block.block.block.body.transactions.len(),
     };
@@ -218,7 +220,7 @@ fn time_seal(
     ctx: &BuildContext,
     best: &BuiltBlock,
     config: &BenchConfig,
-    prepare: fn(&BuildContext, &BuiltBlock) -> Result<BlockBuilder, BenchError>,
+    prepare: fn(&BuildContext, &BuiltBlock) -> Result<Prepared, BenchError>,
 ) -> Result<(Latency, Latency), BenchError> {
     let reps = config.reps;
     let mut seal_samples = Vec::with_capacity(reps);

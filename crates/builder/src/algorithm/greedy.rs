@@ -19,6 +19,7 @@ use std::{
 
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, U256};
+use cobuild_chain::HashedStateDiff;
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
@@ -52,7 +53,7 @@ impl Algorithm for Greedy {
     ) -> Result<BuiltBlock, BuildError> {
         let mut block = GreedyBlock::new(ctx)?;
         block.extend(orders)?;
-        block.block.seal(NAME)
+        block.block.seal(NAME, None)
     }
 }
 
@@ -65,6 +66,8 @@ pub struct GreedyBlock {
     /// Transactions whose sender misses an earlier nonce, by that nonce: they run when it lands,
     /// even in a later call.
     waiting: HashMap<(Address, u64), Vec<Arc<SimulatedOrder>>>,
+    /// The state diff of the copy sealed last.
+    last_sealed: Option<HashedStateDiff>,
 }
 
 impl std::fmt::Debug for GreedyBlock {
@@ -83,6 +86,7 @@ impl GreedyBlock {
             block: Assembler::new(ctx)?,
             seen: HashSet::new(),
             waiting: HashMap::new(),
+            last_sealed: None,
         })
     }
 
@@ -173,8 +177,11 @@ impl GreedyBlock {
         Ok(new)
     }
 
-    /// Seals a copy of the block as it is now; this one can go on growing.
-    pub fn seal(&self) -> Result<BuiltBlock, BuildError> {
-        self.block.fork().seal(NAME)
+    /// Seals a copy of the block as it is now; this one can go on growing. The state is hashed
+    /// from the last copy sealed, so a seal costs what changed since.
+    pub fn seal(&mut self) -> Result<BuiltBlock, BuildError> {
+        let built = self.block.fork().seal(NAME, self.last_sealed.as_ref())?;
+        self.last_sealed = Some(built.block.diff.clone());
+        Ok(built)
     }
 }

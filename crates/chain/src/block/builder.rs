@@ -362,6 +362,18 @@ impl BlockBuilder {
     /// Applies the post-block changes (withdrawals, EIP-7002/7251 requests), computes the roots
     /// and seals the block.
     pub fn finish(self) -> Result<ExecutedBlock, BlockError> {
+        self.seal(None)
+    }
+
+    /// [`finish`](Self::finish), hashing the state from `previous`, the diff of an earlier block
+    /// sealed on the same parent: only what differs between the two is hashed, so a builder
+    /// that seals a growing block round after round pays for the round's changes, not the
+    /// block's. The result is the same.
+    pub fn finish_after(self, previous: &HashedStateDiff) -> Result<ExecutedBlock, BlockError> {
+        self.seal(Some(previous))
+    }
+
+    fn seal(self, previous: Option<&HashedStateDiff>) -> Result<ExecutedBlock, BlockError> {
         let Self {
             executor,
             parent,
@@ -382,18 +394,26 @@ impl BlockBuilder {
             .take_bundle()
             .to_plain_state(revm::database::OriginalValuesKnown::Yes);
         let envelopes: Vec<TxEnvelope> = transactions.iter().map(|tx| tx.inner().clone()).collect();
-        // The state roots and the block's own roots share nothing: hash them side by side.
-        let (diff, (transactions_root, receipts_root, logs_bloom)) = rayon::join(
-            || HashedStateDiff::new(snapshot.view(), snapshot.trie(), &changes),
-            || {
-                let mut logs_bloom = Bloom::ZERO;
-                for receipt in &result.receipts {
-                    logs_bloom.accrue_bloom(&receipt.bloom());
+        // The state roots, the transactions root and the receipts root share nothing: they are
+        // hashed side by side. Once the state is hashed from an earlier seal, the receipts
+        // (each with its bloom) are the largest of the three.
+        let (diff, (transactions_root, (receipts_root, logs_bloom))) = rayon::join(
+            || match (previous, snapshot.trie()) {
+                (Some(previous), Some(nodes)) => {
+                    HashedStateDiff::after(previous, snapshot.view(), nodes, &changes)
                 }
-                (
-                    calculate_transaction_root(&envelopes),
-                    calculate_receipt_root(&result.receipts),
-                    logs_bloom,
+                _ => HashedStateDiff::new(snapshot.view(), snapshot.trie(), &changes),
+            },
+            || {
+                rayon::join(
+                    || calculate_transaction_root(&envelopes),
+                    || {
+                        let mut logs_bloom = Bloom::ZERO;
+                        for receipt in &result.receipts {
+                            logs_bloom.accrue_bloom(&receipt.bloom());
+                        }
+                        (calculate_receipt_root(&result.receipts), logs_bloom)
+                    },
                 )
             },
         );

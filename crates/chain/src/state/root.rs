@@ -44,6 +44,19 @@ impl NodeUpdates {
         }
         nodes.extend(self.updated.iter().map(|(k, v)| (*k, v.clone())));
     }
+
+    /// These updates followed by `next` (computed on the nodes these updates lead to), as
+    /// one set of updates to the nodes these were computed from.
+    pub(super) fn then(&self, next: &Self) -> Self {
+        let mut updated = self.updated.clone();
+        for path in &next.removed {
+            updated.remove(path);
+        }
+        updated.extend(next.updated.iter().map(|(k, v)| (*k, v.clone())));
+        let mut removed = self.removed.clone();
+        removed.extend(next.removed.iter().copied());
+        Self { removed, updated }
+    }
 }
 
 /// Reads a trie's stored leaves in an inclusive key range, in order.
@@ -214,7 +227,7 @@ fn bounds(prefix: &Nibbles) -> (B256, B256) {
 
 /// Merges a sorted stored stream with sorted changes (which win on equal keys) and feeds the
 /// surviving entries to `leaf`.
-fn merge<'c, V, O: 'c>(
+pub(super) fn merge<'c, V, O: 'c>(
     stored: impl Iterator<Item = Result<(B256, V), StoreError>>,
     changes: impl Iterator<Item = (&'c B256, &'c O)>,
     keep: impl Fn(&O) -> Option<V>,
