@@ -2,7 +2,7 @@
 //! (not its simulated one), paying in-block refunds, and sealing with the proposer payment.
 
 use alloy_primitives::{Address, B256, U256};
-use cobuild_chain::{BlockBuilder, BundleRejected, HashedStateDiff, TxRejected};
+use cobuild_chain::{BlockBuilder, BundleRejected, ExecutedBlock, SealCache, TxRejected};
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
@@ -210,14 +210,26 @@ impl Assembler {
         }
     }
 
-    /// Pays the proposer its share of the block's profit as the last transaction and seals,
-    /// hashing the state from `previous` (the diff of a block sealed earlier on the same
-    /// parent) where given.
-    pub(crate) fn seal(
-        mut self,
+    /// Pays the proposer its share of the block's profit as the last transaction and seals.
+    pub(crate) fn seal(self, algorithm: &'static str) -> Result<BuiltBlock, BuildError> {
+        let (paid, builder) = self.pay_proposer()?;
+        Ok(paid.into_built(builder.finish()?, algorithm))
+    }
+
+    /// [`seal`](Self::seal), starting from what an `earlier` seal of a block on the same parent
+    /// kept ([`BlockBuilder::finish_cached`]) and keeping what the next one needs.
+    pub(crate) fn seal_cached(
+        self,
         algorithm: &'static str,
-        previous: Option<&HashedStateDiff>,
-    ) -> Result<BuiltBlock, BuildError> {
+        earlier: Option<&SealCache>,
+    ) -> Result<(BuiltBlock, SealCache), BuildError> {
+        let (paid, builder) = self.pay_proposer()?;
+        let (block, cache) = builder.finish_cached(earlier)?;
+        Ok((paid.into_built(block, algorithm), cache))
+    }
+
+    /// Pays the proposer its share of the block's profit as the last transaction.
+    fn pay_proposer(mut self) -> Result<(Paid, BlockBuilder), BuildError> {
         let coinbase = self.builder.coinbase();
         let profit = self
             .builder
@@ -230,17 +242,31 @@ impl Assembler {
             share(profit, self.payout.bid_percent.min(100)),
             gas,
         )?;
-        let block = match previous {
-            Some(previous) => self.builder.finish_after(previous)?,
-            None => self.builder.finish()?,
-        };
-        Ok(BuiltBlock {
-            block,
+        let paid = Paid {
             value,
             profit,
             orders: self.orders,
+        };
+        Ok((paid, self.builder))
+    }
+}
+
+/// A block's takings once the proposer is paid, waiting for the seal.
+struct Paid {
+    value: U256,
+    profit: U256,
+    orders: Vec<B256>,
+}
+
+impl Paid {
+    fn into_built(self, block: ExecutedBlock, algorithm: &'static str) -> BuiltBlock {
+        BuiltBlock {
+            block,
+            value: self.value,
+            profit: self.profit,
+            orders: self.orders,
             algorithm,
-        })
+        }
     }
 }
 

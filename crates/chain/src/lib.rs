@@ -27,8 +27,8 @@ pub mod test_utils;
 
 pub use block::{
     BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, BundleTrial,
-    ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, TxOutcome, TxRejected, TxTrial,
-    next_evm_env, next_gas_limit,
+    ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, SealCache, TxOutcome, TxRejected,
+    TxTrial, next_evm_env, next_gas_limit,
 };
 pub use chain::{Chain, ChainError, Rollback};
 pub use genesis::{

@@ -17,7 +17,7 @@ use alloy_consensus::transaction::Recovered;
 use cobuild_builder::{
     Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, build_best,
 };
-use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, HashedStateDiff};
+use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, SealCache};
 use cobuild_sim::{SimError, SimRound, SimulatedOrder, Simulator};
 
 use crate::{BenchError, Workload};
@@ -84,13 +84,13 @@ pub const ROUND_TXS: usize = 20;
 /// when the seal is to start from it.
 pub struct Prepared {
     builder: BlockBuilder,
-    previous: Option<HashedStateDiff>,
+    earlier: Option<SealCache>,
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
-            .field("after_earlier_seal", &self.previous.is_some())
+            .field("after_earlier_seal", &self.earlier.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +101,7 @@ pub fn prepare_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepared, 
     let txs = built.block.block.block.body.transactions.len();
     Ok(Prepared {
         builder: replay_on(ctx, ctx.state.clone(), built, 0..txs, None)?,
-        previous: None,
+        earlier: None,
     })
 }
 
@@ -111,21 +111,21 @@ pub fn prepare_full_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepa
     let txs = built.block.block.block.body.transactions.len();
     Ok(Prepared {
         builder: replay_on(ctx, ctx.state.without_trie(), built, 0..txs, None)?,
-        previous: None,
+        earlier: None,
     })
 }
 
 /// [`prepare_seal`] as a builder round meets the block: all but the last [`ROUND_TXS`]
 /// transactions executed and a copy of that sealed (untimed), then the rest executed, so the
-/// seal starts from the copy's diff.
+/// seal starts from what the copy's seal kept.
 pub fn prepare_round_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepared, BenchError> {
     let txs = built.block.block.block.body.transactions.len();
     let split = txs.saturating_sub(ROUND_TXS);
     let earlier = replay_on(ctx, ctx.state.clone(), built, 0..split, None)?;
-    let previous = earlier.fork().finish()?.diff;
+    let (_, cache) = earlier.fork().finish_cached(None)?;
     Ok(Prepared {
         builder: replay_on(ctx, ctx.state.clone(), built, split..txs, Some(earlier))?,
-        previous: Some(previous),
+        earlier: Some(cache),
     })
 }
 
@@ -162,8 +162,8 @@ fn replay_on(
 
 /// Seals a filled block: the part of building a block that [`seal_block`] isolates.
 pub fn seal_block(prepared: Prepared) -> Result<ExecutedBlock, BlockError> {
-    match prepared.previous {
-        Some(previous) => prepared.builder.finish_after(&previous),
+    match prepared.earlier {
+        Some(earlier) => Ok(prepared.builder.finish_cached(Some(&earlier))?.0),
         None => prepared.builder.finish(),
     }
 }

@@ -19,7 +19,7 @@ use std::{
 
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, U256};
-use cobuild_chain::HashedStateDiff;
+use cobuild_chain::SealCache;
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
@@ -53,7 +53,7 @@ impl Algorithm for Greedy {
     ) -> Result<BuiltBlock, BuildError> {
         let mut block = GreedyBlock::new(ctx)?;
         block.extend(orders)?;
-        block.block.seal(NAME, None)
+        block.block.seal(NAME)
     }
 }
 
@@ -66,8 +66,8 @@ pub struct GreedyBlock {
     /// Transactions whose sender misses an earlier nonce, by that nonce: they run when it lands,
     /// even in a later call.
     waiting: HashMap<(Address, u64), Vec<Arc<SimulatedOrder>>>,
-    /// The state diff of the copy sealed last.
-    last_sealed: Option<HashedStateDiff>,
+    /// What the seal of the last copy kept for the next.
+    last_sealed: Option<SealCache>,
 }
 
 impl std::fmt::Debug for GreedyBlock {
@@ -177,11 +177,14 @@ impl GreedyBlock {
         Ok(new)
     }
 
-    /// Seals a copy of the block as it is now; this one can go on growing. The state is hashed
-    /// from the last copy sealed, so a seal costs what changed since.
+    /// Seals a copy of the block as it is now; this one can go on growing. The seal starts from
+    /// what the last one kept, so it costs what changed since.
     pub fn seal(&mut self) -> Result<BuiltBlock, BuildError> {
-        let built = self.block.fork().seal(NAME, self.last_sealed.as_ref())?;
-        self.last_sealed = Some(built.block.diff.clone());
+        let (built, cache) = self
+            .block
+            .fork()
+            .seal_cached(NAME, self.last_sealed.as_ref())?;
+        self.last_sealed = Some(cache);
         Ok(built)
     }
 }

@@ -5,10 +5,9 @@ use std::{borrow::Cow, sync::Arc};
 
 use alloy_consensus::{
     EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, Sealed, TxEnvelope, TxReceipt,
-    proofs::{calculate_receipt_root, calculate_transaction_root, calculate_withdrawals_root},
-    transaction::Recovered,
+    proofs::calculate_withdrawals_root, transaction::Recovered,
 };
-use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_eips::{eip2718::Encodable2718, eip7685::EMPTY_REQUESTS_HASH};
 use alloy_evm::{
     Evm as _, EvmEnv, EvmFactory,
     block::{BlockExecutionError, BlockExecutor, BlockValidationError},
@@ -16,7 +15,7 @@ use alloy_evm::{
         EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
     },
 };
-use alloy_primitives::{Address, Bloom, U256};
+use alloy_primitives::{Address, B256, Bloom, U256};
 use cobuild_primitives::ChainSpec;
 use revm::{
     context::result::ExecutionResult,
@@ -27,7 +26,10 @@ use revm::{
 };
 
 use crate::{
-    block::BlockAttributes,
+    block::{
+        BlockAttributes,
+        roots::{OrderedGroups, ordered_root},
+    },
     state::{HashedStateDiff, StateError, StateSnapshot},
     store::{StoreError, StoredBlock},
 };
@@ -112,6 +114,20 @@ impl ExecutedBlock {
     pub fn header(&self) -> &Header {
         &self.block.block.header
     }
+}
+
+/// What a seal keeps for the next seal of a block on the same parent and attributes: the state
+/// diff, and the hashes of the transactions and receipts tries' complete groups of 16. A block
+/// that begins with the same transactions hashes only what comes after them and what its state
+/// changes differently ([`BlockBuilder::finish_cached`]).
+#[derive(Debug, Clone)]
+pub struct SealCache {
+    parent: B256,
+    attrs: BlockAttributes,
+    diff: HashedStateDiff,
+    transactions: Vec<B256>,
+    transaction_groups: OrderedGroups,
+    receipt_groups: OrderedGroups,
 }
 
 /// Builds one block on a parent. CPU-bound and synchronous: run it off the async runtime.
@@ -362,18 +378,30 @@ impl BlockBuilder {
     /// Applies the post-block changes (withdrawals, EIP-7002/7251 requests), computes the roots
     /// and seals the block.
     pub fn finish(self) -> Result<ExecutedBlock, BlockError> {
-        self.seal(None)
+        Ok(self.seal(None, false)?.0)
     }
 
-    /// [`finish`](Self::finish), hashing the state from `previous`, the diff of an earlier block
-    /// sealed on the same parent: only what differs between the two is hashed, so a builder
-    /// that seals a growing block round after round pays for the round's changes, not the
-    /// block's. The result is the same.
-    pub fn finish_after(self, previous: &HashedStateDiff) -> Result<ExecutedBlock, BlockError> {
-        self.seal(Some(previous))
+    /// [`finish`](Self::finish), starting from what an earlier seal on the same parent kept,
+    /// and keeping what the next one needs. A builder that seals a growing block round after
+    /// round pays for the round's changes, not the block's: the state is hashed where it
+    /// differs from the earlier block's, and of the transactions and receipts roots only what
+    /// follows the transactions the two blocks begin with. The block is the same as
+    /// [`finish`](Self::finish) seals; a cache from another parent or other attributes is
+    /// ignored.
+    pub fn finish_cached(
+        self,
+        earlier: Option<&SealCache>,
+    ) -> Result<(ExecutedBlock, SealCache), BlockError> {
+        let (block, cache) = self.seal(earlier, true)?;
+        let cache = cache.ok_or(BlockError::Attributes("a seal kept no cache"))?;
+        Ok((block, cache))
     }
 
-    fn seal(self, previous: Option<&HashedStateDiff>) -> Result<ExecutedBlock, BlockError> {
+    fn seal(
+        self,
+        earlier: Option<&SealCache>,
+        keep: bool,
+    ) -> Result<(ExecutedBlock, Option<SealCache>), BlockError> {
         let Self {
             executor,
             parent,
@@ -394,10 +422,33 @@ impl BlockBuilder {
             .take_bundle()
             .to_plain_state(revm::database::OriginalValuesKnown::Yes);
         let envelopes: Vec<TxEnvelope> = transactions.iter().map(|tx| tx.inner().clone()).collect();
+        let hashes: Vec<B256> = envelopes.iter().map(|tx| *tx.tx_hash()).collect();
+        let earlier = earlier.filter(|c| c.parent == parent.hash() && c.attrs == attrs);
+        let no_groups = OrderedGroups::default();
+        let (previous, transaction_groups, receipt_groups, unchanged) = match earlier {
+            Some(c) => (
+                Some(&c.diff),
+                &c.transaction_groups,
+                &c.receipt_groups,
+                // Same parent, attributes and transactions: the same receipts.
+                c.transactions
+                    .iter()
+                    .zip(&hashes)
+                    .take_while(|(a, b)| a == b)
+                    .count(),
+            ),
+            None => (None, &no_groups, &no_groups, 0),
+        };
         // The state roots, the transactions root and the receipts root share nothing: they are
         // hashed side by side. Once the state is hashed from an earlier seal, the receipts
         // (each with its bloom) are the largest of the three.
-        let (diff, (transactions_root, (receipts_root, logs_bloom))) = rayon::join(
+        let (
+            diff,
+            (
+                (transactions_root, transaction_groups),
+                ((receipts_root, receipt_groups), logs_bloom),
+            ),
+        ) = rayon::join(
             || match (previous, snapshot.trie()) {
                 (Some(previous), Some(nodes)) => {
                     HashedStateDiff::after(previous, snapshot.view(), nodes, &changes)
@@ -406,18 +457,39 @@ impl BlockBuilder {
             },
             || {
                 rayon::join(
-                    || calculate_transaction_root(&envelopes),
+                    || {
+                        ordered_root(
+                            &envelopes,
+                            |tx, out| tx.encode_2718(out),
+                            transaction_groups,
+                            unchanged,
+                        )
+                    },
                     || {
                         let mut logs_bloom = Bloom::ZERO;
                         for receipt in &result.receipts {
                             logs_bloom.accrue_bloom(&receipt.bloom());
                         }
-                        (calculate_receipt_root(&result.receipts), logs_bloom)
+                        let receipts = ordered_root(
+                            &result.receipts,
+                            |receipt, out| receipt.encode_2718(out),
+                            receipt_groups,
+                            unchanged,
+                        );
+                        (receipts, logs_bloom)
                     },
                 )
             },
         );
         let diff = diff?;
+        let cache = keep.then(|| SealCache {
+            parent: parent.hash(),
+            attrs: attrs.clone(),
+            diff: diff.clone(),
+            transactions: hashes,
+            transaction_groups,
+            receipt_groups,
+        });
         let requests_hash = if result.requests.is_empty() {
             EMPTY_REQUESTS_HASH
         } else {
@@ -459,7 +531,7 @@ impl BlockBuilder {
                 withdrawals: Some(attrs.withdrawals.into()),
             },
         };
-        Ok(ExecutedBlock {
+        let executed = ExecutedBlock {
             block: StoredBlock {
                 hash,
                 block,
@@ -467,7 +539,8 @@ impl BlockBuilder {
             },
             receipts: result.receipts,
             diff,
-        })
+        };
+        Ok((executed, cache))
     }
 }
 

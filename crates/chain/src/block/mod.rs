@@ -7,10 +7,13 @@ mod builder;
 mod bundle;
 mod env;
 mod import;
+mod roots;
 mod senders;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
-pub use builder::{BlockBuilder, BlockError, ExecutedBlock, TxOutcome, TxRejected, TxTrial};
+pub use builder::{
+    BlockBuilder, BlockError, ExecutedBlock, SealCache, TxOutcome, TxRejected, TxTrial,
+};
 pub use bundle::{BundleOutcome, BundleRejected, BundleTrial};
 pub use env::{NextBlock, next_evm_env};
 pub use import::ImportError;

@@ -209,6 +209,94 @@ fn test_a_forked_block_seals_alone_and_the_original_goes_on() {
 }
 
 #[test]
+fn test_a_growing_block_sealed_from_its_last_seal_is_the_block_sealed_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let s = dev_signers();
+    // Past 16 transactions, so the transactions and receipts tries have whole groups to keep.
+    let txs: Vec<_> = (0..40u64)
+        .map(|n| {
+            transfer(
+                &s[1 + (n % 3) as usize],
+                n / 3,
+                Address::repeat_byte(n as u8),
+                1,
+            )
+        })
+        .collect();
+    let straight = |attrs: BlockAttributes, n: usize| {
+        let mut builder = chain.builder(attrs).expect("builder");
+        for tx in &txs[..n] {
+            builder
+                .execute(tx.clone())
+                .expect("no fatal")
+                .expect("included");
+        }
+        builder.finish().expect("seals")
+    };
+
+    let mut growing = chain.builder(attrs(&chain)).expect("builder");
+    let mut cache = None;
+    let mut done = 0;
+    for n in [1, 17, 18, 33, 40] {
+        for tx in &txs[done..n] {
+            growing
+                .execute(tx.clone())
+                .expect("no fatal")
+                .expect("included");
+        }
+        done = n;
+        let (sealed, kept) = growing.fork().finish_cached(cache.as_ref()).expect("seals");
+        let alone = straight(attrs(&chain), n);
+        assert_eq!(sealed.block.hash, alone.block.hash, "{n} transactions");
+        assert_eq!(sealed.receipts, alone.receipts);
+        assert_eq!(sealed.diff.state_root, alone.diff.state_root);
+        cache = Some(kept);
+    }
+    // Committed, the last seal's state hashes to its root, and the trie nodes its composed
+    // updates left are those a rebuild makes.
+    let (last, _) = growing.finish_cached(cache.as_ref()).expect("seals");
+    chain.commit(&last).expect("commits");
+    assert_eq!(chain.head().hash(), last.block.hash);
+    chain
+        .check_state()
+        .expect("the committed state and nodes match a rebuild");
+
+    // A cache kept for other attributes is not used.
+    let other_chain_dir = tempfile::tempdir().expect("tempdir");
+    let other = open(other_chain_dir.path());
+    let mut other_attrs = attrs(&other);
+    other_attrs.fee_recipient = Address::repeat_byte(0xc1);
+    let mut first = other.builder(attrs(&other)).expect("builder");
+    for tx in &txs[..20] {
+        first
+            .execute(tx.clone())
+            .expect("no fatal")
+            .expect("included");
+    }
+    let (_, kept) = first.finish_cached(None).expect("seals");
+    let mut second = other.builder(other_attrs.clone()).expect("builder");
+    for tx in &txs[..20] {
+        second
+            .execute(tx.clone())
+            .expect("no fatal")
+            .expect("included");
+    }
+    let alone = {
+        let mut builder = other.builder(other_attrs).expect("builder");
+        for tx in &txs[..20] {
+            builder
+                .execute(tx.clone())
+                .expect("no fatal")
+                .expect("included");
+        }
+        builder.finish().expect("seals")
+    };
+    let (sealed, _) = second.finish_cached(Some(&kept)).expect("seals");
+    assert_eq!(sealed.block.hash, alone.block.hash);
+}
+
+#[test]
 fn test_import_accepts_valid_block_and_rejects_tampered_root() {
     let (a, b) = (
         tempfile::tempdir().expect("tempdir"),
