@@ -221,7 +221,7 @@ impl Assembler {
     pub(crate) fn seal_cached(
         self,
         algorithm: &'static str,
-        earlier: Option<&SealCache>,
+        earlier: Option<SealCache>,
     ) -> Result<(BuiltBlock, SealCache), BuildError> {
         let (paid, builder) = self.pay_proposer()?;
         let (block, cache) = builder.finish_cached(earlier)?;

@@ -163,7 +163,7 @@ fn replay_on(
 /// Seals a filled block: the part of building a block that [`seal_block`] isolates.
 pub fn seal_block(prepared: Prepared) -> Result<ExecutedBlock, BlockError> {
     match prepared.earlier {
-        Some(earlier) => Ok(prepared.builder.finish_cached(Some(&earlier))?.0),
+        Some(earlier) => Ok(prepared.builder.finish_cached(Some(earlier))?.0),
         None => prepared.builder.finish(),
     }
 }

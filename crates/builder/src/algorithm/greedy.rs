@@ -183,7 +183,7 @@ impl GreedyBlock {
         let (built, cache) = self
             .block
             .fork()
-            .seal_cached(NAME, self.last_sealed.as_ref())?;
+            .seal_cached(NAME, self.last_sealed.take())?;
         self.last_sealed = Some(cache);
         Ok(built)
     }

@@ -30,7 +30,7 @@ use crate::{
         BlockAttributes,
         roots::{OrderedGroups, ordered_root},
     },
-    state::{HashedStateDiff, StateError, StateSnapshot},
+    state::{HashedStateDiff, KeyHashes, StateError, StateSnapshot},
     store::{StoreError, StoredBlock},
 };
 
@@ -117,7 +117,8 @@ impl ExecutedBlock {
 }
 
 /// What a seal keeps for the next seal of a block on the same parent and attributes: the state
-/// diff, and the hashes of the transactions and receipts tries' complete groups of 16. A block
+/// diff, the hashes of the transactions and receipts tries' complete groups of 16, and the
+/// hashes of the state keys met so far. A block
 /// that begins with the same transactions hashes only what comes after them and what its state
 /// changes differently ([`BlockBuilder::finish_cached`]).
 #[derive(Debug, Clone)]
@@ -128,6 +129,7 @@ pub struct SealCache {
     transactions: Vec<B256>,
     transaction_groups: OrderedGroups,
     receipt_groups: OrderedGroups,
+    keys: KeyHashes,
 }
 
 /// Builds one block on a parent. CPU-bound and synchronous: run it off the async runtime.
@@ -390,7 +392,7 @@ impl BlockBuilder {
     /// ignored.
     pub fn finish_cached(
         self,
-        earlier: Option<&SealCache>,
+        earlier: Option<SealCache>,
     ) -> Result<(ExecutedBlock, SealCache), BlockError> {
         let (block, cache) = self.seal(earlier, true)?;
         let cache = cache.ok_or(BlockError::Attributes("a seal kept no cache"))?;
@@ -399,7 +401,7 @@ impl BlockBuilder {
 
     fn seal(
         self,
-        earlier: Option<&SealCache>,
+        earlier: Option<SealCache>,
         keep: bool,
     ) -> Result<(ExecutedBlock, Option<SealCache>), BlockError> {
         let Self {
@@ -423,7 +425,16 @@ impl BlockBuilder {
             .to_plain_state(revm::database::OriginalValuesKnown::Yes);
         let envelopes: Vec<TxEnvelope> = transactions.iter().map(|tx| tx.inner().clone()).collect();
         let hashes: Vec<B256> = envelopes.iter().map(|tx| *tx.tx_hash()).collect();
-        let earlier = earlier.filter(|c| c.parent == parent.hash() && c.attrs == attrs);
+        // Key hashes hold on any parent; the rest only on the one it was kept for.
+        let (earlier, mut keys) = match earlier {
+            Some(mut c) => {
+                let keys = std::mem::take(&mut c.keys);
+                let same = c.parent == parent.hash() && c.attrs == attrs;
+                (same.then_some(c), keys)
+            }
+            None => (None, KeyHashes::default()),
+        };
+        let earlier = earlier.as_ref();
         let no_groups = OrderedGroups::default();
         let (previous, transaction_groups, receipt_groups, unchanged) = match earlier {
             Some(c) => (
@@ -449,9 +460,9 @@ impl BlockBuilder {
                 ((receipts_root, receipt_groups), logs_bloom),
             ),
         ) = rayon::join(
-            || match (previous, snapshot.trie()) {
-                (Some(previous), Some(nodes)) => {
-                    HashedStateDiff::after(previous, snapshot.view(), nodes, &changes)
+            || match snapshot.trie() {
+                Some(nodes) if keep => {
+                    HashedStateDiff::after(previous, snapshot.view(), nodes, &changes, &mut keys)
                 }
                 _ => HashedStateDiff::new(snapshot.view(), snapshot.trie(), &changes),
             },
@@ -489,6 +500,7 @@ impl BlockBuilder {
             transactions: hashes,
             transaction_groups,
             receipt_groups,
+            keys,
         });
         let requests_hash = if result.requests.is_empty() {
             EMPTY_REQUESTS_HASH

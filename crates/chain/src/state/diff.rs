@@ -7,9 +7,9 @@
 //! candidate left them. The result is the same diff, relative to the parent, that
 //! [`HashedStateDiff::new`] computes from the parent alone.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use alloy_primitives::{B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Encodable;
 use alloy_trie::EMPTY_ROOT_HASH;
 use rayon::prelude::*;
@@ -62,22 +62,46 @@ struct HashedChanges {
     storage: BTreeMap<B256, StorageDiff>,
 }
 
+/// `keccak` of the addresses and slots seen so far. A builder that seals one growing block
+/// again and again meets the same keys every time; it hashes each once.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHashes {
+    addresses: HashMap<Address, B256>,
+    slots: HashMap<U256, B256>,
+}
+
+impl KeyHashes {
+    fn address(&mut self, address: Address) -> B256 {
+        *self
+            .addresses
+            .entry(address)
+            .or_insert_with(|| keccak256(address))
+    }
+
+    fn slot(&mut self, slot: U256) -> B256 {
+        *self
+            .slots
+            .entry(slot)
+            .or_insert_with(|| keccak256(B256::from(slot)))
+    }
+}
+
 impl HashedChanges {
-    fn of(changes: &StateChangeset) -> Self {
+    fn of(changes: &StateChangeset, keys: &mut KeyHashes) -> Self {
         let accounts = changes
             .accounts
             .iter()
             .map(|(address, info)| {
                 let fields = info.as_ref().map(|i| (i.nonce, i.balance, i.code_hash));
-                (keccak256(address), fields)
+                (keys.address(*address), fields)
             })
             .collect();
         let mut storage: BTreeMap<B256, StorageDiff> = BTreeMap::new();
         for change in &changes.storage {
-            let entry = storage.entry(keccak256(change.address)).or_default();
+            let entry = storage.entry(keys.address(change.address)).or_default();
             entry.wiped |= change.wipe_storage;
             for (slot, value) in &change.storage {
-                entry.slots.insert(keccak256(B256::from(*slot)), *value);
+                entry.slots.insert(keys.slot(*slot), *value);
             }
         }
         Self { accounts, storage }
@@ -180,46 +204,69 @@ impl HashedStateDiff {
         changes: &StateChangeset,
     ) -> Result<Self, StoreError> {
         let empty = TrieNodes::default();
-        let hashed = hash(base, nodes.unwrap_or(&empty), HashedChanges::of(changes))?;
+        let changes_hashed = HashedChanges::of(changes, &mut KeyHashes::default());
+        Self::from_changes(base, nodes.unwrap_or(&empty), changes_hashed, changes).map(|diff| {
+            Self {
+                trie: TrieUpdates {
+                    base: nodes.map(TrieNodes::block),
+                    ..diff.trie
+                },
+                ..diff
+            }
+        })
+    }
+
+    fn from_changes(
+        base: &(impl HashedState + Sync + ?Sized),
+        nodes: &TrieNodes,
+        hashed_changes: HashedChanges,
+        changes: &StateChangeset,
+    ) -> Result<Self, StoreError> {
+        let hashed = hash(base, nodes, hashed_changes)?;
         Ok(Self {
             accounts: hashed.accounts,
             storage: hashed.storage,
             contracts: contracts(changes),
             state_root: hashed.state_root,
             trie: TrieUpdates {
-                base: nodes.map(TrieNodes::block),
+                base: Some(nodes.block()),
                 accounts: hashed.accounts_trie,
                 storage: hashed.storage_tries,
             },
         })
     }
 
-    /// The same diff as [`new`](Self::new) with `nodes`, computed from `previous`, an earlier
-    /// diff on the same `base` and `nodes`: only what differs between the two is hashed.
+    /// The same diff as [`new`](Self::new) with `nodes`, computed from `previous` where given,
+    /// an earlier diff on the same `base` and `nodes`: only what differs between the two is
+    /// hashed. Keys are hashed through `keys`, which remembers them for the next call.
     ///
-    /// Falls back to [`new`](Self::new) when `previous` was computed from other nodes, and
-    /// when either deletes an account or wipes a storage (rare, and their tries would have to
-    /// be rebuilt from nothing anyway).
+    /// Starts from `base` alone when `previous` was computed from other nodes, and when either
+    /// deletes an account or wipes a storage (rare, and their tries would have to be rebuilt
+    /// from nothing anyway).
     pub fn after(
-        previous: &Self,
+        previous: Option<&Self>,
         base: &(impl HashedState + Sync + ?Sized),
         nodes: &TrieNodes,
         changes: &StateChangeset,
+        keys: &mut KeyHashes,
     ) -> Result<Self, StoreError> {
-        let current = HashedChanges::of(changes);
+        let current = HashedChanges::of(changes, keys);
+        let Some(previous) = previous else {
+            return Self::from_changes(base, nodes, current, changes);
+        };
         let previous_deletes = previous.accounts.values().any(Option::is_none)
             || previous.storage.values().any(|s| s.wiped);
         let previous_nodes = (previous.trie.base == Some(nodes.block()))
             .then(|| nodes.apply(&previous.trie, nodes.block()))
             .flatten();
         let Some(previous_nodes) = previous_nodes.filter(|_| !previous_deletes) else {
-            return Self::new(base, Some(nodes), changes);
+            return Self::from_changes(base, nodes, current, changes);
         };
         if current.deletes() {
-            return Self::new(base, Some(nodes), changes);
+            return Self::from_changes(base, nodes, current, changes);
         }
         let Some(step) = current.since(previous, base)? else {
-            return Self::new(base, Some(nodes), changes);
+            return Self::from_changes(base, nodes, current, changes);
         };
         let stacked = Stacked {
             base,
@@ -436,7 +483,6 @@ pub(super) fn account_root(
 
 #[cfg(test)]
 mod tests {
-    use alloy_primitives::Address;
     use cobuild_test_utils::Rng;
     use revm::{
         bytecode::Bytecode, database::states::PlainStorageChangeset, primitives::KECCAK_EMPTY,
@@ -609,14 +655,21 @@ mod tests {
 
             // Candidates sealed one after the other, each from the one before.
             let mut candidate = changes(&mut rng, space, deletes);
-            let mut previous =
-                HashedStateDiff::new(&parent, Some(&nodes), &candidate).expect("memory reads");
+            let mut keys = KeyHashes::default();
+            let mut previous = HashedStateDiff::after(None, &parent, &nodes, &candidate, &mut keys)
+                .expect("memory reads");
+            assert_eq!(
+                previous,
+                HashedStateDiff::new(&parent, Some(&nodes), &candidate).expect("memory reads"),
+                "seed {seed}: from the parent alone"
+            );
             for round in 0..6 {
                 candidate = grow(&mut rng, &candidate, space, deletes);
                 let fresh =
                     HashedStateDiff::new(&parent, Some(&nodes), &candidate).expect("memory reads");
-                let stepped = HashedStateDiff::after(&previous, &parent, &nodes, &candidate)
-                    .expect("memory reads");
+                let stepped =
+                    HashedStateDiff::after(Some(&previous), &parent, &nodes, &candidate, &mut keys)
+                        .expect("memory reads");
                 let at = format!("seed {seed} round {round}");
                 assert_eq!(stepped.state_root, fresh.state_root, "{at}");
                 // Committed, both leave the same state and the same trie nodes.

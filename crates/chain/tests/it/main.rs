@@ -11,8 +11,8 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{
-    BlockAttributes, BundleRejected, Chain, ChainError, DEV_BALANCE, Genesis, ImportError,
-    Rollback, TxRejected, dev_signers, test_utils::balance,
+    BlockAttributes, BlockBuilder, BundleRejected, Chain, ChainError, DEV_BALANCE, Genesis,
+    ImportError, Rollback, TxRejected, dev_signers, test_utils::balance,
 };
 use cobuild_primitives::{
     Allowed, ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE, Strict,
@@ -166,29 +166,14 @@ fn test_a_forked_block_seals_alone_and_the_original_goes_on() {
     ];
     let straight = |n: usize| {
         let mut builder = chain.builder(attrs(&chain)).expect("builder");
-        for tx in &txs[..n] {
-            builder
-                .execute(tx.clone())
-                .expect("no fatal")
-                .expect("included");
-        }
+        fill(&mut builder, &txs[..n]);
         builder.finish().expect("seals")
     };
 
     let mut growing = chain.builder(attrs(&chain)).expect("builder");
-    for tx in &txs[..2] {
-        growing
-            .execute(tx.clone())
-            .expect("no fatal")
-            .expect("included");
-    }
+    fill(&mut growing, &txs[..2]);
     let mut early = growing.fork();
-    for tx in &txs[2..] {
-        growing
-            .execute(tx.clone())
-            .expect("no fatal")
-            .expect("included");
-    }
+    fill(&mut growing, &txs[2..]);
     // The fork did not see the original's later nonce 1 of signer 1: it takes it itself.
     assert_eq!(early.transactions().len(), 2);
     assert_eq!(early.gas_used(), 42_000);
@@ -208,6 +193,16 @@ fn test_a_forked_block_seals_alone_and_the_original_goes_on() {
     );
 }
 
+/// Executes `txs` into `builder`; each must be included.
+fn fill(builder: &mut BlockBuilder, txs: &[Recovered<TxEnvelope>]) {
+    for tx in txs {
+        builder
+            .execute(tx.clone())
+            .expect("no fatal")
+            .expect("included");
+    }
+}
+
 #[test]
 fn test_a_growing_block_sealed_from_its_last_seal_is_the_block_sealed_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -224,14 +219,9 @@ fn test_a_growing_block_sealed_from_its_last_seal_is_the_block_sealed_alone() {
             )
         })
         .collect();
-    let straight = |attrs: BlockAttributes, n: usize| {
+    let alone = |chain: &Chain, attrs: BlockAttributes, n: usize| {
         let mut builder = chain.builder(attrs).expect("builder");
-        for tx in &txs[..n] {
-            builder
-                .execute(tx.clone())
-                .expect("no fatal")
-                .expect("included");
-        }
+        fill(&mut builder, &txs[..n]);
         builder.finish().expect("seals")
     };
 
@@ -239,61 +229,36 @@ fn test_a_growing_block_sealed_from_its_last_seal_is_the_block_sealed_alone() {
     let mut cache = None;
     let mut done = 0;
     for n in [1, 17, 18, 33, 40] {
-        for tx in &txs[done..n] {
-            growing
-                .execute(tx.clone())
-                .expect("no fatal")
-                .expect("included");
-        }
+        fill(&mut growing, &txs[done..n]);
         done = n;
-        let (sealed, kept) = growing.fork().finish_cached(cache.as_ref()).expect("seals");
-        let alone = straight(attrs(&chain), n);
-        assert_eq!(sealed.block.hash, alone.block.hash, "{n} transactions");
-        assert_eq!(sealed.receipts, alone.receipts);
-        assert_eq!(sealed.diff.state_root, alone.diff.state_root);
+        let (sealed, kept) = growing.fork().finish_cached(cache.take()).expect("seals");
+        let want = alone(&chain, attrs(&chain), n);
+        assert_eq!(sealed.block.hash, want.block.hash, "{n} transactions");
+        assert_eq!(sealed.receipts, want.receipts);
+        assert_eq!(sealed.diff.state_root, want.diff.state_root);
         cache = Some(kept);
     }
     // Committed, the last seal's state hashes to its root, and the trie nodes its composed
     // updates left are those a rebuild makes.
-    let (last, _) = growing.finish_cached(cache.as_ref()).expect("seals");
+    let (last, _) = growing.finish_cached(cache).expect("seals");
     chain.commit(&last).expect("commits");
     assert_eq!(chain.head().hash(), last.block.hash);
     chain
         .check_state()
         .expect("the committed state and nodes match a rebuild");
 
-    // A cache kept for other attributes is not used.
-    let other_chain_dir = tempfile::tempdir().expect("tempdir");
-    let other = open(other_chain_dir.path());
+    // A cache kept on other attributes is ignored, and the seal is right.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = open(other_dir.path());
     let mut other_attrs = attrs(&other);
     other_attrs.fee_recipient = Address::repeat_byte(0xc1);
     let mut first = other.builder(attrs(&other)).expect("builder");
-    for tx in &txs[..20] {
-        first
-            .execute(tx.clone())
-            .expect("no fatal")
-            .expect("included");
-    }
+    fill(&mut first, &txs[..20]);
     let (_, kept) = first.finish_cached(None).expect("seals");
     let mut second = other.builder(other_attrs.clone()).expect("builder");
-    for tx in &txs[..20] {
-        second
-            .execute(tx.clone())
-            .expect("no fatal")
-            .expect("included");
-    }
-    let alone = {
-        let mut builder = other.builder(other_attrs).expect("builder");
-        for tx in &txs[..20] {
-            builder
-                .execute(tx.clone())
-                .expect("no fatal")
-                .expect("included");
-        }
-        builder.finish().expect("seals")
-    };
-    let (sealed, _) = second.finish_cached(Some(&kept)).expect("seals");
-    assert_eq!(sealed.block.hash, alone.block.hash);
+    fill(&mut second, &txs[..20]);
+    let (sealed, _) = second.finish_cached(Some(kept)).expect("seals");
+    assert_eq!(sealed.block.hash, alone(&other, other_attrs, 20).block.hash);
 }
 
 #[test]
