@@ -394,16 +394,22 @@ impl BlockBuilder {
         self,
         earlier: Option<SealCache>,
     ) -> Result<(ExecutedBlock, SealCache), BlockError> {
-        let (block, cache) = self.seal(earlier, true)?;
-        let cache = cache.ok_or(BlockError::Attributes("a seal kept no cache"))?;
+        let (block, kept) = self.seal(earlier, true)?;
+        let cache = SealCache {
+            diff: block.diff.clone(),
+            ..kept
+        };
         Ok((block, cache))
     }
 
+    /// Seals, from `earlier` where it holds; `cached` says the caller keeps what the seal
+    /// returns beside the block (everything of a [`SealCache`] but the diff, which the block
+    /// holds), so the state keys are hashed through the cache.
     fn seal(
         self,
         earlier: Option<SealCache>,
-        keep: bool,
-    ) -> Result<(ExecutedBlock, Option<SealCache>), BlockError> {
+        cached: bool,
+    ) -> Result<(ExecutedBlock, SealCache), BlockError> {
         let Self {
             executor,
             parent,
@@ -461,7 +467,7 @@ impl BlockBuilder {
             ),
         ) = rayon::join(
             || match snapshot.trie() {
-                Some(nodes) if keep => {
+                Some(nodes) if cached => {
                     HashedStateDiff::after(previous, snapshot.view(), nodes, &changes, &mut keys)
                 }
                 _ => HashedStateDiff::new(snapshot.view(), snapshot.trie(), &changes),
@@ -493,15 +499,15 @@ impl BlockBuilder {
             },
         );
         let diff = diff?;
-        let cache = keep.then(|| SealCache {
+        let kept = SealCache {
             parent: parent.hash(),
             attrs: attrs.clone(),
-            diff: diff.clone(),
+            diff: HashedStateDiff::default(),
             transactions: hashes,
             transaction_groups,
             receipt_groups,
             keys,
-        });
+        };
         let requests_hash = if result.requests.is_empty() {
             EMPTY_REQUESTS_HASH
         } else {
@@ -552,7 +558,7 @@ impl BlockBuilder {
             receipts: result.receipts,
             diff,
         };
-        Ok((executed, cache))
+        Ok((executed, kept))
     }
 }
 

@@ -203,33 +203,27 @@ impl HashedStateDiff {
         nodes: Option<&TrieNodes>,
         changes: &StateChangeset,
     ) -> Result<Self, StoreError> {
-        let empty = TrieNodes::default();
-        let changes_hashed = HashedChanges::of(changes, &mut KeyHashes::default());
-        Self::from_changes(base, nodes.unwrap_or(&empty), changes_hashed, changes).map(|diff| {
-            Self {
-                trie: TrieUpdates {
-                    base: nodes.map(TrieNodes::block),
-                    ..diff.trie
-                },
-                ..diff
-            }
-        })
+        let hashed_changes = HashedChanges::of(changes, &mut KeyHashes::default());
+        Self::from_changes(base, nodes, hashed_changes, changes)
     }
 
+    /// The diff of `hashed_changes` (the hashed form of `changes`) on `base`, walking `nodes`
+    /// where given.
     fn from_changes(
         base: &(impl HashedState + Sync + ?Sized),
-        nodes: &TrieNodes,
+        nodes: Option<&TrieNodes>,
         hashed_changes: HashedChanges,
         changes: &StateChangeset,
     ) -> Result<Self, StoreError> {
-        let hashed = hash(base, nodes, hashed_changes)?;
+        let empty = TrieNodes::default();
+        let hashed = hash(base, nodes.unwrap_or(&empty), hashed_changes)?;
         Ok(Self {
             accounts: hashed.accounts,
             storage: hashed.storage,
             contracts: contracts(changes),
             state_root: hashed.state_root,
             trie: TrieUpdates {
-                base: Some(nodes.block()),
+                base: nodes.map(TrieNodes::block),
                 accounts: hashed.accounts_trie,
                 storage: hashed.storage_tries,
             },
@@ -252,7 +246,7 @@ impl HashedStateDiff {
     ) -> Result<Self, StoreError> {
         let current = HashedChanges::of(changes, keys);
         let Some(previous) = previous else {
-            return Self::from_changes(base, nodes, current, changes);
+            return Self::from_changes(base, Some(nodes), current, changes);
         };
         let previous_deletes = previous.accounts.values().any(Option::is_none)
             || previous.storage.values().any(|s| s.wiped);
@@ -260,13 +254,13 @@ impl HashedStateDiff {
             .then(|| nodes.apply(&previous.trie, nodes.block()))
             .flatten();
         let Some(previous_nodes) = previous_nodes.filter(|_| !previous_deletes) else {
-            return Self::from_changes(base, nodes, current, changes);
+            return Self::from_changes(base, Some(nodes), current, changes);
         };
         if current.deletes() {
-            return Self::from_changes(base, nodes, current, changes);
+            return Self::from_changes(base, Some(nodes), current, changes);
         }
         let Some(step) = current.since(previous, base)? else {
-            return Self::from_changes(base, nodes, current, changes);
+            return Self::from_changes(base, Some(nodes), current, changes);
         };
         let stacked = Stacked {
             base,

@@ -247,7 +247,8 @@ fn test_a_growing_block_sealed_from_its_last_seal_is_the_block_sealed_alone() {
         .check_state()
         .expect("the committed state and nodes match a rebuild");
 
-    // A cache kept on other attributes is ignored, and the seal is right.
+    // A cache kept on other attributes still gives the right block. (Transfers' receipts do
+    // not depend on the fee recipient, so this does not show the cache is set aside.)
     let other_dir = tempfile::tempdir().expect("tempdir");
     let other = open(other_dir.path());
     let mut other_attrs = attrs(&other);
