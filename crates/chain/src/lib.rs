@@ -35,7 +35,7 @@ pub use genesis::{
     DEV_ACCOUNT_COUNT, DEV_BALANCE, DEV_MNEMONIC, Genesis, GenesisAccount, dev_signers,
 };
 pub use state::{
-    BranchNodes, EmptyState, EntryIter, HashedState, HashedStateDiff, KeyHashes, NodeUpdates,
+    BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff, NodeUpdates,
     StateError, StateSnapshot, StorageDiff, StorageUpdates, TrieNodes, TrieUpdates,
 };
 pub use store::{AccountRecord, HISTORY_BLOCKS, PastState, ReadView, StoreError, StoredBlock};

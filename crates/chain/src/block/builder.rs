@@ -29,8 +29,9 @@ use crate::{
     block::{
         BlockAttributes,
         roots::{OrderedGroups, ordered_root},
+        touched::{self, Touch},
     },
-    state::{HashedStateDiff, KeyHashes, StateError, StateSnapshot},
+    state::{DiffMemo, HashedStateDiff, StateError, StateSnapshot},
     store::{StoreError, StoredBlock},
 };
 
@@ -117,10 +118,10 @@ impl ExecutedBlock {
 }
 
 /// What a seal keeps for the next seal of a block on the same parent and attributes: the state
-/// diff, the hashes of the transactions and receipts tries' complete groups of 16, and the
-/// hashes of the state keys met so far. A block
-/// that begins with the same transactions hashes only what comes after them and what its state
-/// changes differently ([`BlockBuilder::finish_cached`]).
+/// diff with what its hashing leaves for the next ([`DiffMemo`]), the keys the post-block
+/// changes touched, and the hashes of the transactions and receipts tries' complete groups of
+/// 16. A block that begins with the same transactions hashes only what comes after them and
+/// what its state changes differently ([`BlockBuilder::finish_cached`]).
 #[derive(Debug, Clone)]
 pub struct SealCache {
     parent: B256,
@@ -129,7 +130,8 @@ pub struct SealCache {
     transactions: Vec<B256>,
     transaction_groups: OrderedGroups,
     receipt_groups: OrderedGroups,
-    keys: KeyHashes,
+    memo: DiffMemo,
+    post_block: Vec<Touch>,
 }
 
 /// Builds one block on a parent. CPU-bound and synchronous: run it off the async runtime.
@@ -141,6 +143,8 @@ pub struct BlockBuilder {
     base_fee: u64,
     excess_blob_gas: u64,
     transactions: Vec<Recovered<TxEnvelope>>,
+    /// Per transaction, the state keys its commit changed.
+    touched: Vec<Arc<[Touch]>>,
 }
 
 impl std::fmt::Debug for BlockBuilder {
@@ -214,6 +218,7 @@ impl BlockBuilder {
             base_fee,
             excess_blob_gas,
             transactions: Vec::new(),
+            touched: Vec::new(),
         })
     }
 
@@ -323,8 +328,10 @@ impl BlockBuilder {
             return Ok(Err(TxRejected::Refused));
         }
         let success = output.result.result.is_success();
+        let touched = touched::touches(&output.result.state);
         let gas = self.executor.commit_transaction(output);
         self.transactions.push(tx);
+        self.touched.push(touched);
         Ok(Ok(TxOutcome {
             gas_used: gas.tx_gas_used(),
             success,
@@ -374,6 +381,7 @@ impl BlockBuilder {
             base_fee: self.base_fee,
             excess_blob_gas: self.excess_blob_gas,
             transactions: self.transactions.clone(),
+            touched: self.touched.clone(),
         }
     }
 
@@ -411,34 +419,35 @@ impl BlockBuilder {
         cached: bool,
     ) -> Result<(ExecutedBlock, SealCache), BlockError> {
         let Self {
-            executor,
+            mut executor,
             parent,
             snapshot,
             attrs,
             base_fee,
             excess_blob_gas,
             transactions,
+            touched,
         } = self;
         if snapshot.is_past() {
             // The store's tables hold the head's trie, not this state's: roots would be wrong.
             return Err(BlockError::Attributes("a replayed block cannot be sealed"));
         }
+        let post_block = cached.then(|| touched::record(executor.evm_mut().db_mut()));
         let (evm, result) = executor.finish()?;
         let (mut db, _env) = alloy_evm::Evm::finish(evm);
-        db.merge_transitions(BundleRetention::PlainState);
-        let changes = db
-            .take_bundle()
-            .to_plain_state(revm::database::OriginalValuesKnown::Yes);
-        let envelopes: Vec<TxEnvelope> = transactions.iter().map(|tx| tx.inner().clone()).collect();
+        db.set_state_hook(None);
+        let post_block = post_block.map(|r| r.take()).unwrap_or_default();
+        let (envelopes, senders): (Vec<TxEnvelope>, Vec<Address>) =
+            transactions.into_iter().map(Recovered::into_parts).unzip();
         let hashes: Vec<B256> = envelopes.iter().map(|tx| *tx.tx_hash()).collect();
         // Key hashes hold on any parent; the rest only on the one it was kept for.
-        let (earlier, mut keys) = match earlier {
+        let (earlier, mut memo) = match earlier {
             Some(mut c) => {
-                let keys = std::mem::take(&mut c.keys);
+                let memo = std::mem::take(&mut c.memo);
                 let same = c.parent == parent.hash() && c.attrs == attrs;
-                (same.then_some(c), keys)
+                (same.then_some(c), memo)
             }
-            None => (None, KeyHashes::default()),
+            None => (None, DiffMemo::default()),
         };
         let earlier = earlier.as_ref();
         let no_groups = OrderedGroups::default();
@@ -456,6 +465,14 @@ impl BlockBuilder {
             ),
             None => (None, &no_groups, &no_groups, 0),
         };
+        // A block that extends the earlier one differs from it only where the transactions
+        // since, or either block's post-block changes, touched the state.
+        let round = earlier
+            .filter(|c| unchanged == c.transactions.len())
+            .and_then(|c| {
+                let since = touched[unchanged..].iter().flat_map(|keys| keys.iter());
+                touched::present(&db, since.chain(&post_block).chain(&c.post_block))
+            });
         // The state roots, the transactions root and the receipts root share nothing: they are
         // hashed side by side. Once the state is hashed from an earlier seal, the receipts
         // (each with its bloom) are the largest of the three.
@@ -466,11 +483,26 @@ impl BlockBuilder {
                 ((receipts_root, receipt_groups), logs_bloom),
             ),
         ) = rayon::join(
-            || match snapshot.trie() {
-                Some(nodes) if cached => {
-                    HashedStateDiff::after(previous, snapshot.view(), nodes, &changes, &mut keys)
+            || {
+                let view = snapshot.view();
+                let nodes = snapshot.trie().filter(|_| cached);
+                if let (Some(nodes), Some(previous), Some(round)) = (nodes, previous, &round) {
+                    let diff =
+                        HashedStateDiff::after_round(previous, view, nodes, round, &mut memo)?;
+                    if let Some(diff) = diff {
+                        return Ok(diff);
+                    }
                 }
-                _ => HashedStateDiff::new(snapshot.view(), snapshot.trie(), &changes),
+                db.merge_transitions(BundleRetention::PlainState);
+                let changes = db
+                    .take_bundle()
+                    .to_plain_state(revm::database::OriginalValuesKnown::Yes);
+                match nodes {
+                    Some(nodes) => {
+                        HashedStateDiff::after(previous, view, nodes, &changes, &mut memo)
+                    }
+                    None => HashedStateDiff::new(view, snapshot.trie(), &changes),
+                }
             },
             || {
                 rayon::join(
@@ -506,7 +538,8 @@ impl BlockBuilder {
             transactions: hashes,
             transaction_groups,
             receipt_groups,
-            keys,
+            memo,
+            post_block,
         };
         let requests_hash = if result.requests.is_empty() {
             EMPTY_REQUESTS_HASH
@@ -540,7 +573,6 @@ impl BlockBuilder {
             slot_number: None,
         };
         let hash = header.hash_slow();
-        let senders = transactions.iter().map(|tx| tx.signer()).collect();
         let block = alloy_consensus::Block {
             header,
             body: alloy_consensus::BlockBody {

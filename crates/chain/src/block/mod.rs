@@ -9,6 +9,7 @@ mod env;
 mod import;
 mod roots;
 mod senders;
+mod touched;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
 pub use builder::{

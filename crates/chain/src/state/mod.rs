@@ -11,7 +11,7 @@ mod nodes;
 mod root;
 mod snapshot;
 
-pub use diff::{HashedStateDiff, KeyHashes, StorageDiff};
+pub use diff::{DiffMemo, HashedStateDiff, StorageDiff};
 pub use nodes::{StorageUpdates, TrieNodes, TrieUpdates};
 pub use root::{BranchNodes, NodeUpdates};
 pub use snapshot::{StateError, StateSnapshot};

@@ -123,17 +123,27 @@ impl TrieNodes {
         }
         let mut next = self.clone();
         next.block = block;
-        updates.accounts.apply_to(Arc::make_mut(&mut next.accounts));
-        for (hashed, storage) in &updates.storage {
-            if storage.wiped {
-                next.storage.remove(hashed);
+        next.update(&updates.accounts, &updates.storage);
+        Some(next)
+    }
+
+    /// Applies updates computed from these nodes, in place: nodes no other set shares are
+    /// changed without a copy.
+    pub(crate) fn update(
+        &mut self,
+        accounts: &NodeUpdates,
+        storage: &BTreeMap<B256, StorageUpdates>,
+    ) {
+        accounts.apply_to(Arc::make_mut(&mut self.accounts));
+        for (hashed, updates) in storage {
+            if updates.wiped {
+                self.storage.remove(hashed);
             }
-            let nodes = next.storage.entry(*hashed).or_default();
-            storage.nodes.apply_to(Arc::make_mut(nodes));
+            let nodes = self.storage.entry(*hashed).or_default();
+            updates.nodes.apply_to(Arc::make_mut(nodes));
             if nodes.is_empty() {
-                next.storage.remove(hashed);
+                self.storage.remove(hashed);
             }
         }
-        Some(next)
     }
 }

@@ -1,12 +1,15 @@
 //! Incremental roots: blocks of random transfers and storage writes (new slots, overwrites,
-//! deletions, new accounts) keep roots and trie nodes equal to a rebuild from the leaves.
+//! deletions, new accounts) keep roots and trie nodes equal to a rebuild from the leaves, and
+//! so do blocks sealed round after round, each seal from the last.
 
-use alloy_consensus::TxEip1559;
+use alloy_consensus::{TxEip1559, TxEnvelope, transaction::Recovered};
+use alloy_eips::eip4895::Withdrawal;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{Chain, dev_signers};
 use cobuild_test_utils::Rng;
 
-use super::{attrs, open, signed, unsigned_transfer};
+use super::{attrs, fill, open, signed, unsigned_transfer};
 
 /// Init code of a contract whose runtime stores calldata word 1 at slot calldata word 0
 /// (`SSTORE(calldataload(0), calldataload(32))`), so a zero value deletes the slot.
@@ -22,6 +25,67 @@ fn store_call(word0: U256, word1: U256) -> Bytes {
     data.into()
 }
 
+/// Deploys the store contract from the first dev account; returns its address.
+fn deploy_store(chain: &Chain, signers: &[PrivateKeySigner]) -> Address {
+    let mut builder = chain.builder(attrs(chain)).expect("builder");
+    builder
+        .execute(signed(&signers[0], deployment(0)))
+        .expect("no fatal")
+        .expect("included");
+    chain
+        .commit(&builder.finish().expect("sealed"))
+        .expect("committed");
+    signers[0].address().create(0)
+}
+
+fn deployment(nonce: u64) -> TxEip1559 {
+    TxEip1559 {
+        gas_limit: 200_000,
+        to: TxKind::Create,
+        input: Bytes::copy_from_slice(&STORE_INIT),
+        ..unsigned_transfer(nonce, Address::ZERO, 0)
+    }
+}
+
+/// Accounts from a small space, so blocks meet existing ones and create new ones.
+fn account(rng: &mut Rng) -> Address {
+    Address::from_word(B256::from(U256::from(rng.next_u64() % 500 + 1)))
+}
+
+/// A random transaction from a random dev account at its next nonce: a write to the store
+/// contract (a slot from a small space, so writes overwrite and deletions hit), a transfer,
+/// or, with `deploys`, now and then a new contract.
+fn random_tx(
+    rng: &mut Rng,
+    signers: &[PrivateKeySigner],
+    nonces: &[u64],
+    store: Address,
+    deploys: bool,
+) -> (usize, Recovered<TxEnvelope>) {
+    let who = (rng.next_u64() % signers.len() as u64) as usize;
+    let tx = match rng.next_u64() % 20 {
+        0 if deploys => deployment(nonces[who]),
+        n if n % 2 == 0 => {
+            let slot = U256::from(rng.next_u64() % 400);
+            let value = match rng.next_u64() % 4 {
+                0 => U256::ZERO,
+                _ => U256::from(rng.next_u64()),
+            };
+            TxEip1559 {
+                gas_limit: 60_000,
+                input: store_call(slot, value),
+                ..unsigned_transfer(nonces[who], store, 0)
+            }
+        }
+        _ => unsigned_transfer(
+            nonces[who],
+            account(rng),
+            1 + u128::from(rng.next_u64() % 1_000),
+        ),
+    };
+    (who, signed(&signers[who], tx))
+}
+
 #[test]
 fn test_random_blocks_keep_roots_and_nodes_equal_to_a_rebuild() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -29,53 +93,16 @@ fn test_random_blocks_keep_roots_and_nodes_equal_to_a_rebuild() {
     chain.check_state().expect("nodes built at open match");
     let signers = dev_signers();
     let mut nonces = vec![0u64; signers.len()];
-    let deploy = |chain: &Chain, nonce: u64| {
-        let mut builder = chain.builder(attrs(chain)).expect("builder");
-        let tx = TxEip1559 {
-            gas_limit: 200_000,
-            to: TxKind::Create,
-            input: Bytes::copy_from_slice(&STORE_INIT),
-            ..unsigned_transfer(nonce, Address::ZERO, 0)
-        };
-        builder
-            .execute(signed(&signers[0], tx))
-            .expect("no fatal")
-            .expect("included");
-        chain
-            .commit(&builder.finish().expect("sealed"))
-            .expect("committed");
-    };
-    deploy(&chain, 0);
+    let store = deploy_store(&chain, &signers);
     nonces[0] = 1;
-    let store = signers[0].address().create(0);
 
     let mut rng = Rng::new(7);
     for block in 0..40 {
         let mut builder = chain.builder(attrs(&chain)).expect("builder");
         let txs = 1 + rng.next_u64() % 60;
         for _ in 0..txs {
-            let who = (rng.next_u64() % signers.len() as u64) as usize;
-            let tx = if rng.next_u64().is_multiple_of(2) {
-                // A slot from a small space, so writes overwrite and deletions hit.
-                let slot = U256::from(rng.next_u64() % 400);
-                let value = match rng.next_u64() % 4 {
-                    0 => U256::ZERO,
-                    _ => U256::from(rng.next_u64()),
-                };
-                TxEip1559 {
-                    gas_limit: 60_000,
-                    input: store_call(slot, value),
-                    ..unsigned_transfer(nonces[who], store, 0)
-                }
-            } else {
-                // New accounts, and accounts that already exist.
-                let to = Address::from_word(B256::from(U256::from(rng.next_u64() % 500 + 1)));
-                unsigned_transfer(nonces[who], to, 1 + u128::from(rng.next_u64() % 1_000))
-            };
-            let included = builder
-                .execute(signed(&signers[who], tx))
-                .expect("no fatal")
-                .is_ok();
+            let (who, tx) = random_tx(&mut rng, &signers, &nonces, store, false);
+            let included = builder.execute(tx).expect("no fatal").is_ok();
             if included {
                 nonces[who] += 1;
             }
@@ -92,4 +119,60 @@ fn test_random_blocks_keep_roots_and_nodes_equal_to_a_rebuild() {
     open(dir.path())
         .check_state()
         .expect("reopened chain matches");
+}
+
+#[test]
+fn test_rounds_sealed_from_the_last_seal_equal_the_block_sealed_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let signers = dev_signers();
+    let mut nonces = vec![0u64; signers.len()];
+    let store = deploy_store(&chain, &signers);
+    nonces[0] = 1;
+
+    let mut rng = Rng::new(11);
+    for block in 0..8 {
+        // Withdrawals, so the post-block changes touch accounts the transactions touch too.
+        let mut attrs = attrs(&chain);
+        attrs.withdrawals = (0..3)
+            .map(|index| Withdrawal {
+                index,
+                validator_index: index,
+                address: account(&mut rng),
+                amount: 1 + rng.next_u64() % 1_000,
+            })
+            .collect();
+        let mut growing = chain.builder(attrs.clone()).expect("builder");
+        let mut cache = None;
+        for round in 0..6 {
+            for _ in 0..rng.next_u64() % 12 {
+                let (who, tx) = random_tx(&mut rng, &signers, &nonces, store, true);
+                if growing.execute(tx).expect("no fatal").is_ok() {
+                    nonces[who] += 1;
+                }
+            }
+            let (sealed, kept) = growing.fork().finish_cached(cache.take()).expect("seals");
+            let mut alone = chain.builder(attrs.clone()).expect("builder");
+            fill(&mut alone, growing.transactions());
+            let want = alone.finish().expect("seals");
+            let at = format!("block {block} round {round}");
+            assert_eq!(sealed.block.hash, want.block.hash, "{at}");
+            let code = |mut contracts: Vec<(B256, Bytes)>| {
+                contracts.sort();
+                contracts
+            };
+            assert_eq!(
+                code(sealed.diff.contracts),
+                code(want.diff.contracts),
+                "{at}"
+            );
+            cache = Some(kept);
+        }
+        // Committed, the last seal leaves the state and trie nodes a rebuild makes.
+        let (last, _) = growing.finish_cached(cache).expect("seals");
+        chain.commit(&last).expect("commits");
+        chain
+            .check_state()
+            .unwrap_or_else(|e| panic!("block {block}: {e}"));
+    }
 }
