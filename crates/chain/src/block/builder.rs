@@ -441,7 +441,7 @@ impl BlockBuilder {
             transactions.into_iter().map(Recovered::into_parts).unzip();
         let hashes: Vec<B256> = envelopes.iter().map(|tx| *tx.tx_hash()).collect();
         // Key hashes hold on any parent; the rest only on the one it was kept for.
-        let (earlier, mut memo) = match earlier {
+        let (mut earlier, mut memo) = match earlier {
             Some(mut c) => {
                 let memo = std::mem::take(&mut c.memo);
                 let same = c.parent == parent.hash() && c.attrs == attrs;
@@ -449,11 +449,12 @@ impl BlockBuilder {
             }
             None => (None, DiffMemo::default()),
         };
+        // The earlier diff is built on (moved, not copied) where the round allows.
+        let previous = earlier.as_mut().map(|c| std::mem::take(&mut c.diff));
         let earlier = earlier.as_ref();
         let no_groups = OrderedGroups::default();
-        let (previous, transaction_groups, receipt_groups, unchanged) = match earlier {
+        let (transaction_groups, receipt_groups, unchanged) = match earlier {
             Some(c) => (
-                Some(&c.diff),
                 &c.transaction_groups,
                 &c.receipt_groups,
                 // Same parent, attributes and transactions: the same receipts.
@@ -463,7 +464,7 @@ impl BlockBuilder {
                     .take_while(|(a, b)| a == b)
                     .count(),
             ),
-            None => (None, &no_groups, &no_groups, 0),
+            None => (&no_groups, &no_groups, 0),
         };
         // A block that extends the earlier one differs from it only where the transactions
         // since, or either block's post-block changes, touched the state.
@@ -486,11 +487,13 @@ impl BlockBuilder {
             || {
                 let view = snapshot.view();
                 let nodes = snapshot.trie().filter(|_| cached);
-                if let (Some(nodes), Some(previous), Some(round)) = (nodes, previous, &round) {
-                    let diff =
-                        HashedStateDiff::after_round(previous, view, nodes, round, &mut memo)?;
-                    if let Some(diff) = diff {
-                        return Ok(diff);
+                let mut previous = previous;
+                if let (Some(nodes), Some(round)) = (nodes, &round)
+                    && let Some(earlier) = previous.take()
+                {
+                    match HashedStateDiff::after_round(earlier, view, nodes, round, &mut memo)? {
+                        Ok(diff) => return Ok(diff),
+                        Err(earlier) => previous = Some(earlier),
                     }
                 }
                 db.merge_transitions(BundleRetention::PlainState);
@@ -499,7 +502,7 @@ impl BlockBuilder {
                     .to_plain_state(revm::database::OriginalValuesKnown::Yes);
                 match nodes {
                     Some(nodes) => {
-                        HashedStateDiff::after(previous, view, nodes, &changes, &mut memo)
+                        HashedStateDiff::after(previous.as_ref(), view, nodes, &changes, &mut memo)
                     }
                     None => HashedStateDiff::new(view, snapshot.trie(), &changes),
                 }

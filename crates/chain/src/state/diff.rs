@@ -9,7 +9,10 @@
 //! round of orders touched hands over just those ([`HashedStateDiff::after_round`]), so a
 //! round costs what it changed, not what the block holds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet, HashMap},
+};
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Encodable;
@@ -274,7 +277,7 @@ impl HashedStateDiff {
     ) -> Result<Self, StoreError> {
         let current = HashedChanges::of(changes, &mut memo.keys);
         if let Some(previous) = previous.filter(|_| !current.deletes()) {
-            let contracts = contracts(changes);
+            let (previous, contracts) = (Cow::Borrowed(previous), contracts(changes));
             let stepped = Self::step(
                 previous,
                 base,
@@ -284,7 +287,7 @@ impl HashedStateDiff {
                 contracts,
                 memo,
             )?;
-            if let Some(diff) = stepped {
+            if let Ok(diff) = stepped {
                 return Ok(diff);
             }
         }
@@ -299,53 +302,50 @@ impl HashedStateDiff {
     /// The diff [`after`](Self::after) computes for a block whose changes are `previous`'s
     /// plus `round`: `round` holds the present value of every account and slot that may
     /// differ from what `previous` left (an account's fields wherever one of its slots is
-    /// there), and code first deployed since. Costs what `round` holds, not the block.
+    /// there), and code first deployed since. Costs what `round` holds, not the block:
+    /// `previous` is built on, not copied.
     ///
-    /// `None` where `after` would start from `base`: the caller hands it the whole block.
+    /// Gives `previous` back (`Ok(Err(_))`) where `after` would start from `base`: the caller
+    /// hands `after` the whole block.
     pub fn after_round(
-        previous: &Self,
+        previous: Self,
         base: &(impl HashedState + Sync + ?Sized),
         nodes: &TrieNodes,
         round: &StateChangeset,
         memo: &mut DiffMemo,
-    ) -> Result<Option<Self>, StoreError> {
+    ) -> Result<Result<Self, Self>, StoreError> {
         let current = HashedChanges::of(round, &mut memo.keys);
         if current.deletes() {
-            return Ok(None);
+            return Ok(Err(previous));
         }
-        let mut contracts = previous.contracts.clone();
-        for (hash, code) in self::contracts(round) {
-            if !contracts.iter().any(|(known, _)| *known == hash) {
-                contracts.push((hash, code));
-            }
-        }
-        Self::step(
-            previous,
+        let stepped = Self::step(
+            Cow::Owned(previous),
             base,
             nodes,
             &current,
             Scope::Touched,
-            contracts,
+            contracts(round),
             memo,
-        )
+        )?;
+        Ok(stepped.map_err(Cow::into_owned))
     }
 
-    /// `previous` moved on to `current` (compared over `scope`): the step between them hashed
-    /// on the state and nodes `previous` leads to. `None` when `previous` deletes, or was not
-    /// computed from `nodes`.
-    fn step(
-        previous: &Self,
+    /// `previous` moved on to `current` (compared over `scope`, with the `contracts` it
+    /// deployed): the step between them hashed on the state and nodes `previous` leads to.
+    /// Gives `previous` back when it deletes, or was not computed from `nodes`.
+    fn step<'p>(
+        previous: Cow<'p, Self>,
         base: &(impl HashedState + Sync + ?Sized),
         nodes: &TrieNodes,
         current: &HashedChanges,
         scope: Scope,
         contracts: Vec<(B256, Bytes)>,
         memo: &mut DiffMemo,
-    ) -> Result<Option<Self>, StoreError> {
+    ) -> Result<Result<Self, Cow<'p, Self>>, StoreError> {
         let deletes = previous.accounts.values().any(Option::is_none)
             || previous.storage.values().any(|s| s.wiped);
         if deletes || previous.trie.base != Some(nodes.block()) {
-            return Ok(None);
+            return Ok(Err(previous));
         }
         let kept = memo
             .nodes
@@ -355,41 +355,43 @@ impl HashedStateDiff {
             .map(|(_, kept)| kept)
             .or_else(|| nodes.apply(&previous.trie, nodes.block()))
         else {
-            return Ok(None);
+            return Ok(Err(previous));
         };
-        let Some(step) = current.since(previous, base, scope)? else {
-            return Ok(None);
+        let Some(step) = current.since(&previous, base, scope)? else {
+            return Ok(Err(previous));
         };
         let stacked = Stacked {
             base,
-            top: previous,
+            top: &previous,
         };
         let hashed = hash(&stacked, &previous_nodes, step)?;
         previous_nodes.update(&hashed.accounts_trie, &hashed.storage_tries);
         memo.nodes = Some((hashed.state_root, previous_nodes));
 
-        let mut accounts = previous.accounts.clone();
-        accounts.extend(hashed.accounts);
-        let mut storage = previous.storage.clone();
-        for (address, diff) in hashed.storage {
-            storage.entry(address).or_default().slots.extend(diff.slots);
+        let mut diff = previous.into_owned();
+        diff.accounts.extend(hashed.accounts);
+        for (address, change) in hashed.storage {
+            let slots = &mut diff.storage.entry(address).or_default().slots;
+            slots.extend(change.slots);
         }
-        let mut storage_tries = previous.trie.storage.clone();
         for (address, updates) in hashed.storage_tries {
-            let entry = storage_tries.entry(address).or_default();
-            entry.nodes = entry.nodes.then(&updates.nodes);
+            let entry = diff.trie.storage.entry(address).or_default();
+            entry.nodes = std::mem::take(&mut entry.nodes).then(&updates.nodes);
         }
-        Ok(Some(Self {
-            accounts,
-            storage,
-            contracts,
-            state_root: hashed.state_root,
-            trie: TrieUpdates {
-                base: previous.trie.base,
-                accounts: previous.trie.accounts.then(&hashed.accounts_trie),
-                storage: storage_tries,
-            },
-        }))
+        diff.trie.accounts = std::mem::take(&mut diff.trie.accounts).then(&hashed.accounts_trie);
+        diff.state_root = hashed.state_root;
+        match scope {
+            Scope::Whole => diff.contracts = contracts,
+            // The round's code joins what the block deployed before it.
+            Scope::Touched => {
+                for (hash, code) in contracts {
+                    if !diff.contracts.iter().any(|(known, _)| *known == hash) {
+                        diff.contracts.push((hash, code));
+                    }
+                }
+            }
+        }
+        Ok(Ok(diff))
     }
 }
 
@@ -868,25 +870,32 @@ mod tests {
                     HashedStateDiff::new(&parent, Some(&nodes), &candidate).expect("memory reads");
                 let touched =
                     present(&mut rng, &parent, &earlier, &candidate).filter(|_| rounds_only);
-                let stepped = touched
-                    .and_then(|round| {
-                        HashedStateDiff::after_round(&previous, &parent, &nodes, &round, &mut memo)
-                            .expect("memory reads")
-                    })
-                    .inspect(|_| from_rounds += 1)
-                    .map_or_else(
-                        || {
-                            HashedStateDiff::after(
-                                Some(&previous),
-                                &parent,
-                                &nodes,
-                                &candidate,
-                                &mut memo,
-                            )
-                        },
-                        Ok,
+                // As a builder does: the round alone where it can, else the whole block.
+                let mut earlier_diff = Some(previous);
+                let mut stepped = None;
+                if let Some(round) = touched {
+                    let diff = earlier_diff.take().expect("kept");
+                    match HashedStateDiff::after_round(diff, &parent, &nodes, &round, &mut memo)
+                        .expect("memory reads")
+                    {
+                        Ok(diff) => {
+                            from_rounds += 1;
+                            stepped = Some(diff);
+                        }
+                        Err(diff) => earlier_diff = Some(diff),
+                    }
+                }
+                let stepped = match stepped {
+                    Some(diff) => diff,
+                    None => HashedStateDiff::after(
+                        earlier_diff.as_ref(),
+                        &parent,
+                        &nodes,
+                        &candidate,
+                        &mut memo,
                     )
-                    .expect("memory reads");
+                    .expect("memory reads"),
+                };
                 let at = format!("seed {seed} round {round}");
                 assert_eq!(stepped.state_root, fresh.state_root, "{at}");
                 // Committed, both leave the same state and the same trie nodes.

@@ -47,15 +47,14 @@ impl NodeUpdates {
 
     /// These updates followed by `next` (computed on the nodes these updates lead to), as
     /// one set of updates to the nodes these were computed from.
-    pub(super) fn then(&self, next: &Self) -> Self {
-        let mut updated = self.updated.clone();
+    pub(super) fn then(mut self, next: &Self) -> Self {
         for path in &next.removed {
-            updated.remove(path);
+            self.updated.remove(path);
         }
-        updated.extend(next.updated.iter().map(|(k, v)| (*k, v.clone())));
-        let mut removed = self.removed.clone();
-        removed.extend(next.removed.iter().copied());
-        Self { removed, updated }
+        self.updated
+            .extend(next.updated.iter().map(|(k, v)| (*k, v.clone())));
+        self.removed.extend(next.removed.iter().copied());
+        self
     }
 }
 
