@@ -38,4 +38,6 @@ pub use state::{
     BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff, NodeUpdates,
     StateError, StateSnapshot, StorageDiff, StorageUpdates, TrieNodes, TrieUpdates,
 };
-pub use store::{AccountRecord, HISTORY_BLOCKS, PastState, ReadView, StoreError, StoredBlock};
+pub use store::{
+    AccountRecord, HISTORY_BLOCKS, LogField, PastState, ReadView, StoreError, StoredBlock,
+};

@@ -12,11 +12,14 @@
 
 mod codec;
 mod history;
+mod logs;
 
 pub use codec::AccountRecord;
 pub(crate) use codec::{storage_key, storage_range};
 use history::{AccountRevert, BlockReverts, SlotRevert};
 pub use history::{HISTORY_BLOCKS, PastState};
+use logs::LOG_INDEX;
+pub use logs::LogField;
 
 use std::path::Path;
 
@@ -47,6 +50,8 @@ const BENEFICIARY: TableDefinition<'_, u64, &[u8; 64]> = TableDefinition::new("b
 const REVERTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reverts");
 
 const HEAD_KEY: &str = "head";
+/// The first block the log index does not cover yet (absent in stores written before it).
+const LOGS_INDEXED_KEY: &str = "logs_indexed";
 
 /// Errors of the chain store.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +145,8 @@ impl Store {
             txn.open_table(CODE)?;
             txn.open_table(BENEFICIARY)?;
             txn.open_table(REVERTS)?;
+            txn.open_table(LOG_INDEX)?;
+            index_missing_logs(&txn)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -162,6 +169,7 @@ impl Store {
             code: txn.open_table(CODE)?,
             beneficiary: txn.open_table(BENEFICIARY)?,
             reverts: txn.open_table(REVERTS)?,
+            log_index: txn.open_table(LOG_INDEX)?,
         })
     }
 
@@ -201,6 +209,8 @@ impl Store {
             let mut buf = Vec::new();
             alloy_rlp::encode_list::<ReceiptEnvelope, _>(write.receipts, &mut buf);
             txn.open_table(RECEIPTS)?.insert(number, buf.as_slice())?;
+            logs::index_block(&mut txn.open_table(LOG_INDEX)?, number, write.receipts)?;
+            meta.insert(LOGS_INDEXED_KEY, (number + 1).to_be_bytes().as_slice())?;
             let mut locations = txn.open_table(TX_LOCATIONS)?;
             for (i, tx) in write.block.block.body.transactions.iter().enumerate() {
                 let loc = codec::encode_tx_location(number, i as u32);
@@ -261,6 +271,38 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Indexes the logs of the blocks the index does not cover yet: none for a store that has
+/// always had it, every block for one written before it.
+fn index_missing_logs(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let Some(head) = meta
+        .get(HEAD_KEY)?
+        .map(|v| decode_u64(v.value()))
+        .transpose()?
+    else {
+        return Ok(());
+    };
+    let next = match meta.get(LOGS_INDEXED_KEY)? {
+        Some(v) => decode_u64(v.value())?,
+        None => 0,
+    };
+    if next > head {
+        return Ok(());
+    }
+    let receipts = txn.open_table(RECEIPTS)?;
+    let mut index = txn.open_table(LOG_INDEX)?;
+    for number in next..=head {
+        let raw = receipts
+            .get(number)?
+            .ok_or(StoreError::Corrupt("a block without receipts"))?;
+        let block_receipts = Vec::<ReceiptEnvelope>::decode(&mut raw.value())?;
+        logs::index_block(&mut index, number, &block_receipts)?;
+    }
+    meta.insert(LOGS_INDEXED_KEY, (head + 1).to_be_bytes().as_slice())?;
+    tracing::info!(blocks = head + 1 - next, "chain.store.logs_indexed");
+    Ok(())
 }
 
 /// What `diff` is about to overwrite in `accounts` and `storage`.
@@ -335,6 +377,7 @@ pub struct ReadView {
     code: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     beneficiary: redb::ReadOnlyTable<u64, &'static [u8; 64]>,
     reverts: redb::ReadOnlyTable<u64, &'static [u8]>,
+    log_index: redb::ReadOnlyTable<&'static [u8; 41], ()>,
 }
 
 impl std::fmt::Debug for ReadView {
@@ -396,6 +439,18 @@ impl ReadView {
             block,
             senders,
         }))
+    }
+
+    /// The blocks in `from..=to` that hold a log with `value` at `field` (an address as
+    /// [`Address::into_word`]), in order, from the log index.
+    pub fn blocks_with_log(
+        &self,
+        field: LogField,
+        value: &B256,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        logs::blocks_with(&self.log_index, field, value, from, to)
     }
 
     /// The receipts of the block at `number`.
