@@ -3,7 +3,7 @@
 use std::{ffi::OsString, net::SocketAddr};
 
 use cobuild_node::OrderflowConfig;
-use cobuild_rpc::OrderflowLimits;
+use cobuild_rpc::{LogLimits, OrderflowLimits};
 
 /// Where the JSON-RPC server listens and how much orderflow it takes.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -40,6 +40,13 @@ pub(crate) struct OrderflowArgs {
     /// dropped this many blocks after it arrived. Farther targets are refused.
     #[arg(long, default_value_t = cobuild_pool::DEFAULT_BUNDLE_HORIZON, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) bundle_horizon: u64,
+    /// Most blocks one `eth_getLogs` query may span; a wider one is refused with the limit.
+    #[arg(long, default_value_t = LogLimits::DEFAULT.max_blocks, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_log_blocks: u64,
+    /// Most logs one `eth_getLogs` answer may carry; a query that finds more is refused with
+    /// a range that fits.
+    #[arg(long, default_value_t = LogLimits::DEFAULT.max_logs)]
+    pub(crate) max_logs: usize,
 }
 
 impl OrderflowArgs {
@@ -57,6 +64,10 @@ impl OrderflowArgs {
             },
             max_orders: self.max_orders,
             bundle_horizon: self.bundle_horizon,
+            log_limits: LogLimits {
+                max_blocks: self.max_log_blocks,
+                max_logs: self.max_logs,
+            },
         }
     }
 
@@ -72,6 +83,8 @@ impl OrderflowArgs {
             ("--sim-gas-rate", self.sim_gas_rate.to_string()),
             ("--max-orders", self.max_orders.to_string()),
             ("--bundle-horizon", self.bundle_horizon.to_string()),
+            ("--max-log-blocks", self.max_log_blocks.to_string()),
+            ("--max-logs", self.max_logs.to_string()),
         ])
     }
 }

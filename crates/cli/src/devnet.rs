@@ -77,6 +77,7 @@ impl DevnetArgs {
             limits: orderflow.limits,
             max_orders: orderflow.max_orders,
             bundle_horizon: orderflow.bundle_horizon,
+            log_limits: orderflow.log_limits,
             accept_chain_rollback: self.accept_chain_rollback,
             builder_key: self.builder_key.unwrap_or_else(default_builder_key),
             bid_percent: self.bid.bid_percent,

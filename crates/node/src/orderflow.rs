@@ -17,7 +17,7 @@ use std::{net::SocketAddr, sync::Arc};
 use alloy_primitives::B256;
 use cobuild_chain::{Chain, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
-use cobuild_rpc::{Bundles, Eth, Intake, OrderflowLimits, Replicate, RpcConfig};
+use cobuild_rpc::{Bundles, Eth, Intake, LogLimits, OrderflowLimits, Replicate, RpcConfig};
 
 /// Settings of a node's order intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct OrderflowConfig {
     pub max_orders: usize,
     /// How many blocks past the head a bundle may reach (and a bundle for any block stay).
     pub bundle_horizon: u64,
+    /// Bounds on one `eth_getLogs` query.
+    pub log_limits: LogLimits,
 }
 
 /// The RPC server could not start.
@@ -116,7 +118,7 @@ impl Orderflow {
             pool,
             bundles,
         } = pools;
-        let mut eth = Eth::new(chain.clone(), pool.clone());
+        let mut eth = Eth::new(chain.clone(), pool.clone()).with_log_limits(config.log_limits);
         let mut api = Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits);
         if let Some(hook) = replication {
             eth = eth.with_replication(hook.clone());

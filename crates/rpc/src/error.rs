@@ -60,6 +60,9 @@ pub enum RpcError {
         /// The bound.
         limit: usize,
     },
+    /// The request asks for more than the node answers at once (the message names the bound).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The node failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -86,7 +89,9 @@ impl From<RpcError> for ErrorObjectOwned {
                 ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(output))
             }
             RpcError::Internal(_) => ErrorObjectOwned::owned(INTERNAL_ERROR, message, None::<()>),
-            RpcError::RateLimited { .. } | RpcError::TooMuchToReplicate { .. } => {
+            RpcError::RateLimited { .. }
+            | RpcError::TooMuchToReplicate { .. }
+            | RpcError::LimitExceeded(_) => {
                 ErrorObjectOwned::owned(LIMIT_EXCEEDED, message, None::<()>)
             }
             RpcError::Unauthorized(_) => {

@@ -33,7 +33,9 @@ pub use error::{
     EXECUTION_REVERTED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, LIMIT_EXCEEDED, RpcError,
     SERVER_ERROR,
 };
-pub use eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer};
+pub use eth::{
+    DebugApiServer, Eth, EthApiServer, LogLimits, NetApiServer, WITHOUT_PARAMS, Web3ApiServer,
+};
 pub use intake::{Intake, IntakeError, signed_call};
 pub use ledger::{Ledger, LedgerApiServer, LedgerEntry, MAX_RECORDS_PER_CALL};
 pub use middleware::{

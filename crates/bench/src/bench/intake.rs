@@ -277,6 +277,7 @@ pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
         limits: UNLIMITED,
         max_orders,
         bundle_horizon: 256,
+        log_limits: cobuild_rpc::LogLimits::DEFAULT,
         accept_chain_rollback: false,
         builder_key: default_builder_key(),
         bid_percent: 100,

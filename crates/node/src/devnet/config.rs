@@ -31,6 +31,8 @@ pub struct DevnetConfig {
     pub max_orders: usize,
     /// How many blocks past the head a bundle may reach (and a bundle for any block stay).
     pub bundle_horizon: u64,
+    /// Bounds on one `eth_getLogs` query.
+    pub log_limits: cobuild_rpc::LogLimits,
     /// Open a chain store that was rolled back since its last commit (logged as an error)
     /// instead of refusing to start.
     pub accept_chain_rollback: bool,
@@ -52,6 +54,7 @@ impl DevnetConfig {
             limits: self.limits,
             max_orders: self.max_orders,
             bundle_horizon: self.bundle_horizon,
+            log_limits: self.log_limits,
         }
     }
 }

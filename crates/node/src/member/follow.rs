@@ -235,6 +235,7 @@ mod tests {
             limits: OrderflowLimits::default(),
             max_orders: 100,
             bundle_horizon: cobuild_pool::DEFAULT_BUNDLE_HORIZON,
+            log_limits: cobuild_rpc::LogLimits::DEFAULT,
         };
         Orderflow::start(chain, &config).await.expect("rpc starts")
     }

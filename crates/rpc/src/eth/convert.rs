@@ -5,7 +5,7 @@ use alloy_consensus::{
     transaction::{Recovered, TransactionInfo},
 };
 use alloy_eips::Encodable2718;
-use alloy_primitives::{TxKind, U256};
+use alloy_primitives::{B256, TxKind, U256};
 use alloy_rlp::Encodable;
 use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Log, Transaction, TransactionReceipt};
 use cobuild_chain::StoredBlock;
@@ -91,16 +91,7 @@ pub(super) fn receipts(
             let gas_used = cumulative - last_cumulative;
             last_cumulative = cumulative;
             let inner = receipt.map_logs(|log| {
-                let log = Log {
-                    inner: log,
-                    block_hash: Some(stored.hash),
-                    block_number: Some(header.number),
-                    block_timestamp: Some(header.timestamp),
-                    transaction_hash: Some(hash),
-                    transaction_index: Some(index as u64),
-                    log_index: Some(log_index),
-                    removed: false,
-                };
+                let log = included_log(stored, index, hash, log_index, log);
                 log_index += 1;
                 log
             });
@@ -124,4 +115,44 @@ pub(super) fn receipts(
             }
         })
         .collect()
+}
+
+/// A log with where it was included: the block, the transaction, and its index in the block.
+fn included_log(
+    stored: &StoredBlock,
+    transaction_index: usize,
+    transaction_hash: B256,
+    log_index: u64,
+    inner: alloy_primitives::Log,
+) -> Log {
+    let header = &stored.block.header;
+    Log {
+        inner,
+        block_hash: Some(stored.hash),
+        block_number: Some(header.number),
+        block_timestamp: Some(header.timestamp),
+        transaction_hash: Some(transaction_hash),
+        transaction_index: Some(transaction_index as u64),
+        log_index: Some(log_index),
+        removed: false,
+    }
+}
+
+/// Every log of a block, in order, with where it was included.
+pub(super) fn block_logs<'a>(
+    stored: &'a StoredBlock,
+    receipts: &'a [alloy_consensus::ReceiptEnvelope],
+) -> impl Iterator<Item = Log> + 'a {
+    receipts
+        .iter()
+        .zip(&stored.block.body.transactions)
+        .enumerate()
+        .flat_map(|(index, (receipt, tx))| {
+            let hash = tx.trie_hash();
+            receipt.logs().iter().map(move |log| (index, hash, log))
+        })
+        .enumerate()
+        .map(|(log_index, (index, hash, log))| {
+            included_log(stored, index, hash, log_index as u64, log.clone())
+        })
 }

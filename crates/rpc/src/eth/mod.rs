@@ -4,6 +4,7 @@ mod call;
 mod convert;
 mod debug;
 mod fees;
+mod logs;
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use alloy_consensus::{
 use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
-    Block, FeeHistory, Transaction, TransactionReceipt, TransactionRequest, state::StateOverride,
+    Block, FeeHistory, Filter, Log, Transaction, TransactionReceipt, TransactionRequest,
+    state::StateOverride,
 };
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::{Reservation, TxPool};
@@ -25,6 +27,7 @@ use revm::{database_interface::DatabaseRef, state::AccountInfo};
 use crate::RpcError;
 
 pub use debug::DebugApiServer;
+pub use logs::LogLimits;
 
 /// The methods of the eth, net and web3 namespaces that take no parameters: jsonrpsee would
 /// ignore any given, the server refuses them (`-32602`).
@@ -114,6 +117,10 @@ pub trait EthApi {
         newest: BlockNumberOrTag,
         percentiles: Option<Vec<f64>>,
     ) -> RpcResult<FeeHistory>;
+    /// The logs a filter matches: a block range or one block by hash, addresses, and topic
+    /// sets by position.
+    #[method(name = "getLogs")]
+    async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
     /// A transaction's receipt, once included.
     #[method(name = "getTransactionReceipt")]
     async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
@@ -147,6 +154,7 @@ pub struct Eth {
     chain: Chain,
     pool: TxPool,
     replication: crate::replicate::Hook,
+    log_limits: LogLimits,
 }
 
 impl Eth {
@@ -156,7 +164,15 @@ impl Eth {
             chain,
             pool,
             replication: None,
+            log_limits: LogLimits::DEFAULT,
         }
+    }
+
+    /// Answers log queries within `limits` (default [`LogLimits::DEFAULT`]).
+    #[must_use]
+    pub const fn with_log_limits(mut self, limits: LogLimits) -> Self {
+        self.log_limits = limits;
+        self
     }
 
     /// Hands every accepted raw transaction to `hook` before answering.
@@ -424,6 +440,21 @@ impl EthApiServer for Eth {
                 newest,
                 percentiles.as_deref(),
             )
+        })
+        .await
+    }
+
+    async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
+        self.blocking(move |this| {
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            let head = view
+                .head_number()
+                .map_err(RpcError::internal)?
+                .unwrap_or_default();
+            match logs::range(&view, head, &filter)? {
+                Some(range) => logs::logs(&view, &filter, range, this.log_limits),
+                None => Ok(Vec::new()),
+            }
         })
         .await
     }

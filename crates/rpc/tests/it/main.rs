@@ -1,6 +1,7 @@
 //! The RPC server over a real devnet chain and pools, called over HTTP as clients call it:
 //! private transactions, MEV-Share bundles and the per-IP budget.
 
+mod logs;
 mod mev;
 mod private;
 mod replicate;
@@ -9,15 +10,15 @@ mod spec;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::Encodable2718;
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{BlockAttributes, Chain, Genesis};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
 use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
-use cobuild_rpc::{Bundles, Eth, OrderflowLimits, RpcConfig};
+use cobuild_rpc::{Bundles, Eth, LogLimits, OrderflowLimits, RpcConfig};
 use serde_json::{Value, json};
 
 const GWEI: u128 = 1_000_000_000;
@@ -44,14 +45,17 @@ impl Node {
             limits,
             hook,
             RpcConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+            LogLimits::DEFAULT,
         )
     }
 
-    /// A node whose server has `config` (its address is ignored: loopback, any port).
+    /// A node whose server has `config` (its address is ignored: loopback, any port) and
+    /// answers log queries within `log_limits`.
     fn start_configured(
         limits: OrderflowLimits,
         hook: Option<Arc<dyn cobuild_rpc::Replicate>>,
         config: RpcConfig,
+        log_limits: LogLimits,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = Chain::open(
@@ -68,7 +72,7 @@ impl Node {
             .enable_all()
             .build()
             .expect("runtime");
-        let mut eth = Eth::new(chain.clone(), txs.clone());
+        let mut eth = Eth::new(chain.clone(), txs.clone()).with_log_limits(log_limits);
         let mut api = Bundles::new(chain.clone(), txs.clone(), bundles.clone(), limits);
         if let Some(hook) = hook {
             eth = eth.with_replication(hook.clone());
@@ -117,26 +121,36 @@ impl Node {
     /// Seals `n` empty blocks and tells the pools.
     fn seal_empty(&self, n: usize) {
         for _ in 0..n {
-            let head = self.chain.head();
-            let builder = self
-                .chain
-                .builder(BlockAttributes {
-                    timestamp: head.timestamp + 1,
-                    fee_recipient: Address::ZERO,
-                    prev_randao: B256::ZERO,
-                    gas_limit: head.gas_limit,
-                    withdrawals: Vec::new(),
-                    parent_beacon_block_root: B256::ZERO,
-                    extra_data: Bytes::new(),
-                })
-                .expect("builder");
-            self.chain
-                .commit(&builder.finish().expect("seal"))
-                .expect("commit");
-            let (head, state) = self.chain.head_state().expect("state");
-            self.txs.on_block(&state);
-            self.bundles.on_block(head.number);
+            self.seal(&[]);
         }
+    }
+
+    /// Seals a block of `txs` (each must be included) and tells the pools.
+    fn seal(&self, txs: &[Bytes]) {
+        let head = self.chain.head();
+        let mut builder = self
+            .chain
+            .builder(BlockAttributes {
+                timestamp: head.timestamp + 1,
+                fee_recipient: Address::ZERO,
+                prev_randao: B256::ZERO,
+                gas_limit: head.gas_limit,
+                withdrawals: Vec::new(),
+                parent_beacon_block_root: B256::ZERO,
+                extra_data: Bytes::new(),
+            })
+            .expect("builder");
+        for raw in txs {
+            let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).expect("a signed transaction");
+            let tx = tx.try_into_recovered().expect("a valid signature");
+            builder.execute(tx).expect("executes").expect("included");
+        }
+        self.chain
+            .commit(&builder.finish().expect("seal"))
+            .expect("commit");
+        let (head, state) = self.chain.head_state().expect("state");
+        self.txs.on_block(&state);
+        self.bundles.on_block(head.number);
     }
 }
 
