@@ -104,7 +104,12 @@ pub(crate) struct Inner {
     config: PoolConfig,
     limit: OrderLimit,
     state: Mutex<PoolState>,
+    /// Hashes of public transactions as they become visible (see [`TxPool::public_hashes`]).
+    public: tokio::sync::broadcast::Sender<B256>,
 }
+
+/// How many announced hashes a listener may fall behind by before it misses some.
+const PUBLIC_BACKLOG: usize = 4_096;
 
 #[derive(Debug, Default)]
 struct PoolState {
@@ -239,6 +244,7 @@ impl TxPool {
             config,
             limit: limit.clone(),
             state: Mutex::new(PoolState::default()),
+            public: tokio::sync::broadcast::channel(PUBLIC_BACKLOG).0,
         });
         limit.register_txs(&inner);
         Self { inner }
@@ -331,12 +337,27 @@ impl TxPool {
     /// Shows a reserved transaction (see [`Reservation::publish`]).
     pub(crate) fn publish(&self, hash: &B256) {
         let mut pool = self.inner.state.lock();
-        let shown = pool.hidden.publish(hash) && pool.by_hash.contains_key(hash);
+        let shown = pool
+            .hidden
+            .publish(hash)
+            .then(|| pool.by_hash.get(hash).map(|tx| tx.private.is_none()))
+            .flatten();
         drop(pool);
-        if shown {
+        if let Some(public) = shown {
             tracing::debug!(%hash, "pool.add");
             self.inner.limit.changed();
+            if public {
+                // No listener is not an error: the hash is simply not announced.
+                let _ = self.inner.public.send(*hash);
+            }
         }
+    }
+
+    /// The hashes of public transactions as they become visible in the pool, from now on. A
+    /// private transaction is never announced. A listener that falls more than 4,096 hashes
+    /// behind misses the oldest ones (its next receive says how many).
+    pub fn public_hashes(&self) -> tokio::sync::broadcast::Receiver<B256> {
+        self.inner.public.subscribe()
     }
 
     /// Takes a reserved transaction out and puts back the one it replaced, if its place is

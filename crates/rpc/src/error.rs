@@ -43,6 +43,10 @@ pub enum RpcError {
     /// The block does not exist.
     #[error("header not found")]
     UnknownBlock,
+    /// No filter has this id (never installed, uninstalled, or expired unpolled), or it is
+    /// not of the kind the method reads.
+    #[error("filter not found")]
+    FilterNotFound,
     /// The request did not prove a sender where one is required.
     #[error(transparent)]
     Unauthorized(#[from] crate::auth::AuthError),
@@ -100,7 +104,10 @@ impl From<RpcError> for ErrorObjectOwned {
             RpcError::Pool(_)
             | RpcError::Execution(_)
             | RpcError::HistoricalState(_)
-            | RpcError::UnknownBlock => ErrorObjectOwned::owned(SERVER_ERROR, message, None::<()>),
+            | RpcError::UnknownBlock
+            | RpcError::FilterNotFound => {
+                ErrorObjectOwned::owned(SERVER_ERROR, message, None::<()>)
+            }
         }
     }
 }

@@ -72,6 +72,31 @@ pub(super) fn range(
     Ok((from <= head).then_some((from, to.min(head))))
 }
 
+/// The numeric bounds an installed filter keeps to while it is polled: a block number bounds it,
+/// a tag does not (a filter from `latest` reports every block sealed after it was installed).
+pub(super) fn watched(view: &ReadView, filter: &Filter) -> Result<(u64, u64), RpcError> {
+    match filter.block_option {
+        FilterBlockOption::AtBlockHash(hash) => {
+            let number = view
+                .block_number(&hash)
+                .map_err(RpcError::internal)?
+                .ok_or(RpcError::UnknownBlock)?;
+            Ok((number, number))
+        }
+        FilterBlockOption::Range {
+            from_block,
+            to_block,
+        } => {
+            let bound = |tag: Option<BlockNumberOrTag>, open: u64| match tag {
+                Some(BlockNumberOrTag::Number(n)) => n,
+                Some(BlockNumberOrTag::Earliest) => 0,
+                _ => open,
+            };
+            Ok((bound(from_block, 0), bound(to_block, u64::MAX)))
+        }
+    }
+}
+
 /// The logs of blocks `from..=to` that `filter` matches, in chain order.
 pub(super) fn logs(
     view: &ReadView,

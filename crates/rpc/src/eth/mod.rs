@@ -4,6 +4,7 @@ mod call;
 mod convert;
 mod debug;
 mod fees;
+mod filters;
 mod logs;
 
 use std::sync::Arc;
@@ -13,10 +14,10 @@ use alloy_consensus::{
     transaction::{Recovered, SignerRecoverable},
 };
 use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718};
-use alloy_primitives::{Address, B256, Bytes, U64, U256};
+use alloy_primitives::{Address, B256, Bytes, U64, U128, U256};
 use alloy_rpc_types_eth::{
-    Block, FeeHistory, Filter, Log, Transaction, TransactionReceipt, TransactionRequest,
-    state::StateOverride,
+    Block, FeeHistory, Filter, FilterChanges, Log, Transaction, TransactionReceipt,
+    TransactionRequest, state::StateOverride,
 };
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::{Reservation, TxPool};
@@ -27,6 +28,7 @@ use revm::{database_interface::DatabaseRef, state::AccountInfo};
 use crate::RpcError;
 
 pub use debug::DebugApiServer;
+pub use filters::FilterLimits;
 pub use logs::LogLimits;
 
 /// The methods of the eth, net and web3 namespaces that take no parameters: jsonrpsee would
@@ -38,6 +40,8 @@ pub const WITHOUT_PARAMS: &[&str] = &[
     "eth_accounts",
     "eth_gasPrice",
     "eth_maxPriorityFeePerGas",
+    "eth_newBlockFilter",
+    "eth_newPendingTransactionFilter",
     "net_version",
     "web3_clientVersion",
 ];
@@ -121,6 +125,24 @@ pub trait EthApi {
     /// sets by position.
     #[method(name = "getLogs")]
     async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
+    /// Installs a filter of the logs of the blocks sealed from now on; returns its id.
+    #[method(name = "newFilter")]
+    async fn new_filter(&self, filter: Filter) -> RpcResult<U128>;
+    /// Installs a filter of the blocks sealed from now on.
+    #[method(name = "newBlockFilter")]
+    async fn new_block_filter(&self) -> RpcResult<U128>;
+    /// Installs a filter of the public transactions entering the pool from now on.
+    #[method(name = "newPendingTransactionFilter")]
+    async fn new_pending_transaction_filter(&self) -> RpcResult<U128>;
+    /// What a filter has seen since it was last polled: logs, or block or transaction hashes.
+    #[method(name = "getFilterChanges")]
+    async fn filter_changes(&self, id: U128) -> RpcResult<FilterChanges>;
+    /// Every log a log filter matches, over its whole range.
+    #[method(name = "getFilterLogs")]
+    async fn filter_logs(&self, id: U128) -> RpcResult<Vec<Log>>;
+    /// Removes a filter; whether there was one.
+    #[method(name = "uninstallFilter")]
+    async fn uninstall_filter(&self, id: U128) -> RpcResult<bool>;
     /// A transaction's receipt, once included.
     #[method(name = "getTransactionReceipt")]
     async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
@@ -155,17 +177,27 @@ pub struct Eth {
     pool: TxPool,
     replication: crate::replicate::Hook,
     log_limits: LogLimits,
+    filters: filters::Filters,
 }
 
 impl Eth {
     /// Serves `chain` and submits transactions to `pool`.
-    pub const fn new(chain: Chain, pool: TxPool) -> Self {
+    pub fn new(chain: Chain, pool: TxPool) -> Self {
         Self {
             chain,
             pool,
             replication: None,
             log_limits: LogLimits::DEFAULT,
+            filters: filters::Filters::new(FilterLimits::DEFAULT),
         }
+    }
+
+    /// Keeps installed filters within `limits` (default [`FilterLimits::DEFAULT`]); filters
+    /// installed before are dropped.
+    #[must_use]
+    pub fn with_filter_limits(mut self, limits: FilterLimits) -> Self {
+        self.filters = filters::Filters::new(limits);
+        self
     }
 
     /// Answers log queries within `limits` (default [`LogLimits::DEFAULT`]).
@@ -457,6 +489,66 @@ impl EthApiServer for Eth {
             }
         })
         .await
+    }
+
+    async fn new_filter(&self, filter: Filter) -> RpcResult<U128> {
+        let next = self.chain.head().number + 1;
+        let watch = filters::Watch::Logs {
+            filter: Box::new(filter),
+            next,
+        };
+        Ok(self.filters.install(watch)?)
+    }
+
+    async fn new_block_filter(&self) -> RpcResult<U128> {
+        let next = self.chain.head().number + 1;
+        Ok(self.filters.install(filters::Watch::Blocks { next })?)
+    }
+
+    async fn new_pending_transaction_filter(&self) -> RpcResult<U128> {
+        let watch = filters::Watch::Pending(self.pool.public_hashes());
+        Ok(self.filters.install(watch)?)
+    }
+
+    async fn filter_changes(&self, id: U128) -> RpcResult<FilterChanges> {
+        self.blocking(move |this| {
+            let view = this.chain.read().map_err(RpcError::internal)?;
+            let head = view
+                .head_number()
+                .map_err(RpcError::internal)?
+                .unwrap_or_default();
+            Ok(match this.filters.poll(id, head)? {
+                filters::Due::Pending(hashes) => FilterChanges::Hashes(hashes),
+                filters::Due::Blocks { from, to } => {
+                    let hashes = (from..=to)
+                        .map(|n| view.canonical_hash(n).map_err(RpcError::internal))
+                        .filter_map(Result::transpose)
+                        .collect::<Result<_, _>>()?;
+                    FilterChanges::Hashes(hashes)
+                }
+                filters::Due::Logs { filter, from, to } => {
+                    // Within both the filter's own bounds and what is new since the last poll.
+                    let (lo, hi) = logs::watched(&view, &filter)?;
+                    let range = (from.max(lo), to.min(hi));
+                    let found = if range.0 <= range.1 {
+                        logs::logs(&view, &filter, range, this.log_limits)?
+                    } else {
+                        Vec::new()
+                    };
+                    FilterChanges::Logs(found)
+                }
+            })
+        })
+        .await
+    }
+
+    async fn filter_logs(&self, id: U128) -> RpcResult<Vec<Log>> {
+        let filter = self.filters.log_filter(id)?;
+        self.logs(*filter).await
+    }
+
+    async fn uninstall_filter(&self, id: U128) -> RpcResult<bool> {
+        Ok(self.filters.uninstall(id))
     }
 
     async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {

@@ -7,7 +7,7 @@ use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_signer::SignerSync;
 use cobuild_primitives::DEVNET_CHAIN_ID;
-use cobuild_rpc::{LogLimits, OrderflowLimits, RpcConfig};
+use cobuild_rpc::{Eth, LogLimits, OrderflowLimits, RpcConfig};
 use cobuild_test_utils::Rng;
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ const EMITTER_INIT: [u8; 22] = [
 ];
 
 /// A transaction by dev account 0 at `nonce`: a deployment (`to` none) or a call with `input`.
-fn tx(nonce: u64, to: Option<Address>, input: Bytes) -> Bytes {
+pub(super) fn tx(nonce: u64, to: Option<Address>, input: Bytes) -> Bytes {
     let signer = &cobuild_chain::dev_signers()[0];
     let tx = TxEip1559 {
         chain_id: DEVNET_CHAIN_ID,
@@ -41,18 +41,18 @@ fn tx(nonce: u64, to: Option<Address>, input: Bytes) -> Bytes {
     TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
 }
 
-fn topic(n: u64) -> B256 {
+pub(super) fn topic(n: u64) -> B256 {
     B256::from(U256::from(n + 1))
 }
 
-/// A node whose chain holds blocks 1 (two emitters deployed) to 12, each with a few logs from
-/// either emitter with topics from small sets.
-fn chain_with_logs(log_limits: LogLimits) -> (Node, [Address; 2]) {
+/// A node (its eth API set up by `eth_api`) whose chain holds blocks 1 (two emitters
+/// deployed) to 12, each with a few logs from either emitter with topics from small sets.
+pub(super) fn chain_with_logs(eth_api: impl FnOnce(Eth) -> Eth) -> (Node, [Address; 2]) {
     let node = Node::start_configured(
         OrderflowLimits::default(),
         None,
         RpcConfig::new(([127, 0, 0, 1], 0).into()),
-        log_limits,
+        eth_api,
     );
     let deployer = cobuild_chain::dev_signers()[0].address();
     let emitters = [deployer.create(0), deployer.create(1)];
@@ -76,7 +76,7 @@ fn chain_with_logs(log_limits: LogLimits) -> (Node, [Address; 2]) {
 }
 
 /// Every log of blocks `from..=to`, from the receipts.
-fn all_logs(node: &Node, from: u64, to: u64) -> Vec<Value> {
+pub(super) fn all_logs(node: &Node, from: u64, to: u64) -> Vec<Value> {
     (from..=to)
         .flat_map(|n| {
             let reply = node.call(None, "eth_getBlockReceipts", json!([format!("{n:#x}")]));
@@ -102,7 +102,7 @@ fn matches(log: &Value, addresses: &[Address], topics: &[Option<Vec<B256>>]) -> 
 
 #[test]
 fn test_get_logs_answers_every_filter_as_the_receipts_do() {
-    let (node, emitters) = chain_with_logs(LogLimits::DEFAULT);
+    let (node, emitters) = chain_with_logs(|eth| eth);
     let head = 12;
     let everything = all_logs(&node, 0, head);
     assert!(
@@ -207,10 +207,11 @@ fn test_get_logs_answers_every_filter_as_the_receipts_do() {
 
 #[test]
 fn test_get_logs_refuses_past_its_limits_naming_them() {
-    let (node, _) = chain_with_logs(LogLimits {
+    let limits = LogLimits {
         max_blocks: 5,
         max_logs: 4,
-    });
+    };
+    let (node, _) = chain_with_logs(|eth| eth.with_log_limits(limits));
     let message = |reply: &Value| {
         reply["error"]["message"]
             .as_str()

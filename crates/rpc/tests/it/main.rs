@@ -1,6 +1,7 @@
 //! The RPC server over a real devnet chain and pools, called over HTTP as clients call it:
 //! private transactions, MEV-Share bundles and the per-IP budget.
 
+mod filters;
 mod logs;
 mod mev;
 mod private;
@@ -18,7 +19,7 @@ use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::{BlockAttributes, Chain, Genesis};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
 use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
-use cobuild_rpc::{Bundles, Eth, LogLimits, OrderflowLimits, RpcConfig};
+use cobuild_rpc::{Bundles, Eth, OrderflowLimits, RpcConfig};
 use serde_json::{Value, json};
 
 const GWEI: u128 = 1_000_000_000;
@@ -45,17 +46,17 @@ impl Node {
             limits,
             hook,
             RpcConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
-            LogLimits::DEFAULT,
+            |eth| eth,
         )
     }
 
     /// A node whose server has `config` (its address is ignored: loopback, any port) and
-    /// answers log queries within `log_limits`.
+    /// whose eth API `eth_api` sets up.
     fn start_configured(
         limits: OrderflowLimits,
         hook: Option<Arc<dyn cobuild_rpc::Replicate>>,
         config: RpcConfig,
-        log_limits: LogLimits,
+        eth_api: impl FnOnce(Eth) -> Eth,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = Chain::open(
@@ -72,7 +73,7 @@ impl Node {
             .enable_all()
             .build()
             .expect("runtime");
-        let mut eth = Eth::new(chain.clone(), txs.clone()).with_log_limits(log_limits);
+        let mut eth = eth_api(Eth::new(chain.clone(), txs.clone()));
         let mut api = Bundles::new(chain.clone(), txs.clone(), bundles.clone(), limits);
         if let Some(hook) = hook {
             eth = eth.with_replication(hook.clone());

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use cobuild_rpc::{LogLimits, MAX_ERROR_RESPONSE, OrderflowLimits, RpcConfig};
+use cobuild_rpc::{MAX_ERROR_RESPONSE, OrderflowLimits, RpcConfig};
 use serde_json::{Value, json};
 
 use super::{Node, auth, error_code, raw_tx};
@@ -155,7 +155,7 @@ fn test_an_error_never_echoes_the_input() {
 fn test_a_body_over_the_limit_is_413_however_it_is_sent() {
     let mut config = RpcConfig::new(([127, 0, 0, 1], 0).into());
     config.max_request_body = 1024;
-    let node = Node::start_configured(OrderflowLimits::default(), None, config, LogLimits::DEFAULT);
+    let node = Node::start_configured(OrderflowLimits::default(), None, config, |eth| eth);
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[],"pad":"{}"}}"#,
         "x".repeat(2048)
@@ -191,7 +191,7 @@ fn test_a_body_over_the_limit_is_413_however_it_is_sent() {
 fn test_a_body_that_does_not_arrive_in_time_is_cut_off() {
     let mut config = RpcConfig::new(([127, 0, 0, 1], 0).into());
     config.serve.body_timeout = Duration::from_millis(300);
-    let node = Node::start_configured(OrderflowLimits::default(), None, config, LogLimits::DEFAULT);
+    let node = Node::start_configured(OrderflowLimits::default(), None, config, |eth| eth);
     let addr = node.url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).expect("connect");
     // The header promises 100 bytes; 10 come, then nothing.
