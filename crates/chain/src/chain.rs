@@ -111,6 +111,8 @@ struct Inner {
     commit: Mutex<()>,
     // Signers of the transactions re-executed lately: a relay sees them again in every bid.
     senders: SenderCache,
+    // Tells watchers a block was committed (the latest head; the blocks between are stored).
+    heads: tokio::sync::watch::Sender<Arc<Sealed<Header>>>,
 }
 
 impl Chain {
@@ -161,15 +163,17 @@ impl Chain {
         let mark = HeadMark::beside(path);
         check_mark(path, &mark, &store, &head, rollback)?;
         tracing::info!(number = head.number, hash = %head.hash(), "chain.open");
+        let head = Arc::new(head);
         Ok(Self {
             inner: Arc::new(Inner {
                 spec,
                 store,
                 mark,
-                head: RwLock::new(Arc::new(head)),
+                head: RwLock::new(head.clone()),
                 trie: RwLock::new(Arc::new(trie)),
                 commit: Mutex::new(()),
                 senders: SenderCache::default(),
+                heads: tokio::sync::watch::Sender::new(head),
             }),
         })
     }
@@ -182,6 +186,12 @@ impl Chain {
     /// The current head header.
     pub fn head(&self) -> Arc<Sealed<Header>> {
         self.inner.head.read().clone()
+    }
+
+    /// Watches the head: the receiver wakes after each commit and holds the latest head. A
+    /// watcher that wakes after several commits reads the blocks between from the store.
+    pub fn watch_head(&self) -> tokio::sync::watch::Receiver<Arc<Sealed<Header>>> {
+        self.inner.heads.subscribe()
     }
 
     /// A snapshot of everything committed, for queries.
@@ -322,8 +332,12 @@ impl Chain {
                 TrieNodes::empty(executed.block.hash)
             });
         *self.inner.trie.write() = Arc::new(trie);
-        let sealed = Sealed::new_unchecked(executed.header().clone(), executed.block.hash);
-        *self.inner.head.write() = Arc::new(sealed);
+        let sealed = Arc::new(Sealed::new_unchecked(
+            executed.header().clone(),
+            executed.block.hash,
+        ));
+        *self.inner.head.write() = sealed.clone();
+        self.inner.heads.send_replace(sealed);
         record(
             &self.inner.mark,
             executed.header().number,

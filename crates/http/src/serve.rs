@@ -74,7 +74,10 @@ pub async fn serve<M, S, B>(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(config.header_timeout);
-            let connection = builder.serve_connection(TokioIo::new(socket), service);
+            // Upgrades let a client turn its connection into a WebSocket on the same port.
+            let connection = builder
+                .serve_connection(TokioIo::new(socket), service)
+                .with_upgrades();
             tokio::pin!(connection);
             let served = tokio::select! {
                 served = connection.as_mut() => served,

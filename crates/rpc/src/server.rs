@@ -14,7 +14,10 @@ use jsonrpsee::{
 
 use crate::{
     bundle::{BundleApiServer, Bundles, MevApiServer, RefundRecipientApiServer},
-    eth::{DebugApiServer, Eth, EthApiServer, NetApiServer, WITHOUT_PARAMS, Web3ApiServer},
+    eth::{
+        DebugApiServer, Eth, EthApiServer, EthPubSubApiServer, NetApiServer, WITHOUT_PARAMS,
+        Web3ApiServer,
+    },
     middleware::{
         BodyLimits, CallIndexLayer, FlashbotsAuthLayer, PeerAddrService, RequestCheckLayer,
         SpecLayer,
@@ -32,6 +35,11 @@ pub struct RpcConfig {
     pub max_response_body: u32,
     /// Most calls in one JSON-RPC batch (geth's default: 1,000); a longer batch is refused.
     pub max_batch_calls: u32,
+    /// Most `eth_subscribe` subscriptions one WebSocket connection holds.
+    pub max_subscriptions: u32,
+    /// Messages one WebSocket connection may have waiting to be written; a subscription whose
+    /// notifications find it full is ended.
+    pub message_buffer: u32,
     /// Connections in all and per client IP, and the header and body deadlines.
     pub serve: ServeConfig,
 }
@@ -45,8 +53,30 @@ impl RpcConfig {
             max_request_body: 5 * 1024 * 1024,
             max_response_body: 64 * 1024 * 1024,
             max_batch_calls: 1_000,
+            max_subscriptions: 1_024,
+            message_buffer: 1_024,
             serve: ServeConfig::default(),
         }
+    }
+}
+
+/// Subscription ids as geth gives them: 16 random bytes in `0x` hex (jsonrpsee's default, a
+/// number, trips clients that expect a string).
+#[derive(Debug, Clone, Copy)]
+struct HexIds;
+
+impl jsonrpsee::core::traits::IdProvider for HexIds {
+    fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
+        let mut id = [0u8; 16];
+        // The OS's randomness failing leaves the (still distinct per call) counter below.
+        if getrandom::fill(&mut id).is_err() {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            id[8..].copy_from_slice(&n.to_be_bytes());
+        }
+        jsonrpsee::types::SubscriptionId::Str(
+            format!("0x{}", alloy_primitives::hex::encode(id)).into(),
+        )
     }
 }
 
@@ -81,7 +111,11 @@ pub async fn start_with(
         .max_request_body_size(config.max_request_body)
         .max_response_body_size(config.max_response_body)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_calls))
-        .http_only()
+        .max_subscriptions_per_connection(config.max_subscriptions)
+        // Notifications waiting to be written, per connection: a subscriber that reads slower
+        // than its notifications come is dropped once this is full (see `eth::pubsub`).
+        .set_message_buffer_capacity(config.message_buffer)
+        .set_id_provider(HexIds)
         .build();
     let limits = BodyLimits {
         max: config.max_request_body,
@@ -103,6 +137,9 @@ pub async fn start_with(
     let mut module = RpcModule::new(());
     module
         .merge(EthApiServer::into_rpc(eth.clone()))
+        .map_err(std::io::Error::other)?;
+    module
+        .merge(EthPubSubApiServer::into_rpc(eth.clone()))
         .map_err(std::io::Error::other)?;
     module
         .merge(NetApiServer::into_rpc(eth.clone()))

@@ -831,6 +831,38 @@ fn test_ethers_provider_bundle_private_transactions_land_and_cancelled_ones_neve
 }
 
 #[test]
+fn test_ethers_websocket_watcher_sees_heads_logs_and_public_pending_transactions_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnet = Devnet::start(dir.path());
+    let ws = devnet.url.replacen("http://", "ws://", 1);
+    let report = run_client(
+        Command::new("node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/subscribe.cjs"))
+            .args([
+                &devnet.url,
+                &ws,
+                "0x00000000000000000000000000000000000b0b03",
+            ])
+            .env("NODE_PATH", tools_bin().join("../")),
+    );
+    assert_eq!(
+        report["headsInOrder"], true,
+        "every block, in order: {report}"
+    );
+    assert!(report["heads"].as_u64() >= Some(3), "{report}");
+    assert_eq!(report["log"]["tx"], report["call"]["hash"], "{report}");
+    assert_eq!(report["log"]["block"], report["call"]["block"], "{report}");
+    assert_eq!(
+        report["log"]["topic1"],
+        format!("0x{}2a", "00".repeat(31)),
+        "{report}"
+    );
+    assert_eq!(report["publicAnnounced"], true, "{report}");
+    assert_eq!(report["privateLanded"], true, "{report}");
+    assert_eq!(report["privateAnnounced"], false, "invariant 7: {report}");
+}
+
+#[test]
 fn test_mev_share_bundle_backruns_a_private_transaction_and_lands() {
     let dir = tempfile::tempdir().expect("tempdir");
     let devnet = Devnet::start(dir.path());

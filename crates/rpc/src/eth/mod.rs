@@ -6,6 +6,7 @@ mod debug;
 mod fees;
 mod filters;
 mod logs;
+mod pubsub;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use crate::RpcError;
 pub use debug::DebugApiServer;
 pub use filters::FilterLimits;
 pub use logs::LogLimits;
+pub use pubsub::EthPubSubApiServer;
 
 /// The methods of the eth, net and web3 namespaces that take no parameters: jsonrpsee would
 /// ignore any given, the server refuses them (`-32602`).

@@ -8,6 +8,7 @@ mod private;
 mod replicate;
 mod sim_budget;
 mod spec;
+mod ws;
 
 use std::{net::SocketAddr, sync::Arc};
 
