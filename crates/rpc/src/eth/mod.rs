@@ -14,7 +14,7 @@ use alloy_consensus::{
     Header, Sealed, Transaction as _, TxEnvelope,
     transaction::{Recovered, SignerRecoverable},
 };
-use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718};
+use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U128, U256};
 use alloy_rpc_types_eth::{
     Block, FeeHistory, Filter, FilterChanges, Log, Transaction, TransactionReceipt,
@@ -43,6 +43,10 @@ pub const WITHOUT_PARAMS: &[&str] = &[
     "eth_gasPrice",
     "eth_maxPriorityFeePerGas",
     "eth_newBlockFilter",
+    "eth_blobBaseFee",
+    "eth_coinbase",
+    "eth_mining",
+    "eth_hashrate",
     "eth_newPendingTransactionFilter",
     "net_version",
     "web3_clientVersion",
@@ -145,6 +149,62 @@ pub trait EthApi {
     /// Removes a filter; whether there was one.
     #[method(name = "uninstallFilter")]
     async fn uninstall_filter(&self, id: U128) -> RpcResult<bool>;
+    /// The transaction at `index` of the block with `hash`.
+    #[method(name = "getTransactionByBlockHashAndIndex")]
+    async fn transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>>;
+    /// The transaction at `index` of block `number`.
+    #[method(name = "getTransactionByBlockNumberAndIndex")]
+    async fn transaction_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>>;
+    /// A transaction's signed bytes, included or publicly pending.
+    #[method(name = "getRawTransactionByHash")]
+    async fn raw_transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Bytes>>;
+    /// How many transactions the block with `hash` holds.
+    #[method(name = "getBlockTransactionCountByHash")]
+    async fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
+    /// How many transactions block `number` holds.
+    #[method(name = "getBlockTransactionCountByNumber")]
+    async fn block_transaction_count_by_number(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<U64>>;
+    /// Uncles of the block with `hash`: none since the merge.
+    #[method(name = "getUncleCountByBlockHash")]
+    async fn uncle_count_by_block_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
+    /// Uncles of block `number`: none since the merge.
+    #[method(name = "getUncleCountByBlockNumber")]
+    async fn uncle_count_by_block_number(&self, number: BlockNumberOrTag)
+    -> RpcResult<Option<U64>>;
+    /// An uncle of the block with `hash`: there are none.
+    #[method(name = "getUncleByBlockHashAndIndex")]
+    fn uncle_by_block_hash_and_index(&self, hash: B256, index: U64) -> RpcResult<Option<Block>>;
+    /// An uncle of block `number`: there are none.
+    #[method(name = "getUncleByBlockNumberAndIndex")]
+    fn uncle_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Block>>;
+    /// The blob base fee of the next block.
+    #[method(name = "blobBaseFee")]
+    fn blob_base_fee(&self) -> RpcResult<U256>;
+    /// The fee recipient of the head block: this node mines nothing itself, its builder's
+    /// blocks name their own.
+    #[method(name = "coinbase")]
+    fn coinbase(&self) -> RpcResult<Address>;
+    /// This node does not mine.
+    #[method(name = "mining")]
+    fn mining(&self) -> RpcResult<bool>;
+    /// This node does not mine: no hashes.
+    #[method(name = "hashrate")]
+    fn hashrate(&self) -> RpcResult<U64>;
     /// A transaction's receipt, once included.
     #[method(name = "getTransactionReceipt")]
     async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
@@ -309,6 +369,27 @@ impl Eth {
     ) -> Result<Option<AccountInfo>, RpcError> {
         let (_, state) = self.state_at(block)?;
         state.basic_ref(address).map_err(RpcError::internal)
+    }
+
+    /// The transaction at `index` of block `id`, if both exist.
+    fn transaction_in(&self, id: BlockId, index: U64) -> Result<Option<Transaction>, RpcError> {
+        let view = self.chain.read().map_err(RpcError::internal)?;
+        let Some(stored) = self.stored_block(&view, id)? else {
+            return Ok(None);
+        };
+        let index = usize::try_from(index.to::<u64>()).unwrap_or(usize::MAX);
+        Ok(convert::block_transactions(&stored).into_iter().nth(index))
+    }
+
+    /// `count` of block `id`, if it exists.
+    fn count_in(
+        &self,
+        id: BlockId,
+        count: impl FnOnce(&alloy_consensus::Block<TxEnvelope>) -> usize,
+    ) -> Result<Option<U64>, RpcError> {
+        let view = self.chain.read().map_err(RpcError::internal)?;
+        let stored = self.stored_block(&view, id)?;
+        Ok(stored.map(|b| U64::from(count(&b.block))))
     }
 
     fn rpc_block(&self, id: BlockId, full: bool) -> Result<Option<Block>, RpcError> {
@@ -551,6 +632,99 @@ impl EthApiServer for Eth {
 
     async fn uninstall_filter(&self, id: U128) -> RpcResult<bool> {
         Ok(self.filters.uninstall(id))
+    }
+
+    async fn transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>> {
+        self.blocking(move |this| this.transaction_in(BlockId::from(hash), index))
+            .await
+    }
+
+    async fn transaction_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>> {
+        self.blocking(move |this| this.transaction_in(BlockId::Number(number), index))
+            .await
+    }
+
+    async fn raw_transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Bytes>> {
+        // As `eth_getTransactionByHash`: a private transaction is never shown.
+        if let Some(pending) = self.pool.visible(&hash, None) {
+            return Ok(Some(pending.tx.inner().encoded_2718().into()));
+        }
+        self.blocking(move |this| {
+            let Some((_, stored, index)) = this.included(&hash)? else {
+                return Ok(None);
+            };
+            let tx = stored.block.body.transactions.get(index);
+            Ok(tx.map(|tx| tx.encoded_2718().into()))
+        })
+        .await
+    }
+
+    async fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>> {
+        self.blocking(move |this| this.count_in(BlockId::from(hash), |b| b.body.transactions.len()))
+            .await
+    }
+
+    async fn block_transaction_count_by_number(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<U64>> {
+        let id = BlockId::Number(number);
+        self.blocking(move |this| this.count_in(id, |b| b.body.transactions.len()))
+            .await
+    }
+
+    async fn uncle_count_by_block_hash(&self, hash: B256) -> RpcResult<Option<U64>> {
+        self.blocking(move |this| this.count_in(BlockId::from(hash), |b| b.body.ommers.len()))
+            .await
+    }
+
+    async fn uncle_count_by_block_number(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<U64>> {
+        let id = BlockId::Number(number);
+        self.blocking(move |this| this.count_in(id, |b| b.body.ommers.len()))
+            .await
+    }
+
+    fn uncle_by_block_hash_and_index(&self, _hash: B256, _index: U64) -> RpcResult<Option<Block>> {
+        Ok(None)
+    }
+
+    fn uncle_by_block_number_and_index(
+        &self,
+        _number: BlockNumberOrTag,
+        _index: U64,
+    ) -> RpcResult<Option<Block>> {
+        Ok(None)
+    }
+
+    fn blob_base_fee(&self) -> RpcResult<U256> {
+        let head = self.chain.head();
+        let fee = head
+            .next_block_blob_fee(self.chain.spec().blob_params())
+            .unwrap_or_default();
+        Ok(U256::from(fee))
+    }
+
+    fn coinbase(&self) -> RpcResult<Address> {
+        Ok(self.chain.head().beneficiary)
+    }
+
+    fn mining(&self) -> RpcResult<bool> {
+        Ok(false)
+    }
+
+    fn hashrate(&self) -> RpcResult<U64> {
+        Ok(U64::ZERO)
     }
 
     async fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {

@@ -1,6 +1,7 @@
 //! The RPC server over a real devnet chain and pools, called over HTTP as clients call it:
 //! private transactions, MEV-Share bundles and the per-IP budget.
 
+mod blocks;
 mod filters;
 mod logs;
 mod mev;
