@@ -863,6 +863,38 @@ fn test_ethers_websocket_watcher_sees_heads_logs_and_public_pending_transactions
 }
 
 #[test]
+fn test_a_searcher_bot_backruns_a_public_swap_it_saw_over_websocket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Slots long enough that a bot answering within tens of milliseconds is always in time.
+    let devnet = Devnet::start_with(dir.path(), &["--slot-ms", "1000"]);
+    let ws = devnet.url.replacen("http://", "ws://", 1);
+    let report = run_client(
+        Command::new("node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/bot.cjs"))
+            .args([&devnet.url, &ws])
+            .env("NODE_PATH", tools_bin().join("../")),
+    );
+    assert_eq!(report["botSawVictim"], true, "{report}");
+    assert_eq!(report["victim"]["status"], 1, "{report}");
+    assert_eq!(report["backrun"]["status"], 1, "{report}");
+    // The bundle landed whole: the backrun right after the victim, in the same block.
+    assert_eq!(
+        report["backrun"]["block"], report["victim"]["block"],
+        "{report}"
+    );
+    assert_eq!(
+        report["backrun"]["index"].as_u64(),
+        report["victim"]["index"].as_u64().map(|i| i + 1),
+        "{report}"
+    );
+    // The bot's subscription saw both swaps, victim first.
+    let events = report["swapEvents"].as_array().expect("events");
+    assert_eq!(events.len(), 2, "{report}");
+    assert_eq!(events[0]["tx"], report["victim"]["hash"], "{report}");
+    assert_eq!(events[1]["tx"], report["backrun"]["hash"], "{report}");
+}
+
+#[test]
 fn test_mev_share_bundle_backruns_a_private_transaction_and_lands() {
     let dir = tempfile::tempdir().expect("tempdir");
     let devnet = Devnet::start(dir.path());
