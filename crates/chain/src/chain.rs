@@ -188,6 +188,12 @@ impl Chain {
         self.inner.head.read().clone()
     }
 
+    /// Keeps the state of the last `blocks` blocks readable (at least
+    /// [`HISTORY_BLOCKS`](crate::HISTORY_BLOCKS)), or of every block (`None`, the default).
+    pub fn keep_history(&self, blocks: Option<u64>) {
+        self.inner.store.keep_history(blocks);
+    }
+
     /// Watches the head: the receiver wakes after each commit and holds the latest head. A
     /// watcher that wakes after several commits reads the blocks between from the store.
     pub fn watch_head(&self) -> tokio::sync::watch::Receiver<Arc<Sealed<Header>>> {

@@ -47,6 +47,10 @@ pub(crate) struct OrderflowArgs {
     /// a range that fits.
     #[arg(long, default_value_t = LogLimits::DEFAULT.max_logs)]
     pub(crate) max_logs: usize,
+    /// Keep the state of the last this many blocks only (at least 256) for queries at past
+    /// blocks; by default every block's state is kept.
+    #[arg(long)]
+    pub(crate) history_blocks: Option<u64>,
 }
 
 impl OrderflowArgs {
@@ -68,12 +72,13 @@ impl OrderflowArgs {
                 max_blocks: self.max_log_blocks,
                 max_logs: self.max_logs,
             },
+            history_blocks: self.history_blocks,
         }
     }
 
     /// The flags that give these settings.
     pub(crate) fn to_argv(&self) -> Vec<OsString> {
-        flags(&[
+        let mut argv = flags(&[
             ("--http-port", self.http_port.to_string()),
             ("--http-addr", self.http_addr.to_string()),
             ("--bundle-rate", self.bundle_rate.to_string()),
@@ -85,7 +90,11 @@ impl OrderflowArgs {
             ("--bundle-horizon", self.bundle_horizon.to_string()),
             ("--max-log-blocks", self.max_log_blocks.to_string()),
             ("--max-logs", self.max_logs.to_string()),
-        ])
+        ]);
+        if let Some(blocks) = self.history_blocks {
+            argv.extend(flags(&[("--history-blocks", blocks.to_string())]));
+        }
+        argv
     }
 }
 

@@ -78,6 +78,7 @@ impl DevnetArgs {
             max_orders: orderflow.max_orders,
             bundle_horizon: orderflow.bundle_horizon,
             log_limits: orderflow.log_limits,
+            history_blocks: orderflow.history_blocks,
             accept_chain_rollback: self.accept_chain_rollback,
             builder_key: self.builder_key.unwrap_or_else(default_builder_key),
             bid_percent: self.bid.bid_percent,

@@ -33,6 +33,8 @@ pub struct OrderflowConfig {
     pub bundle_horizon: u64,
     /// Bounds on one `eth_getLogs` query.
     pub log_limits: LogLimits,
+    /// Blocks whose state queries at past blocks can read (`None`: every block).
+    pub history_blocks: Option<u64>,
 }
 
 /// The RPC server could not start.
@@ -118,6 +120,7 @@ impl Orderflow {
             pool,
             bundles,
         } = pools;
+        chain.keep_history(config.history_blocks);
         let mut eth = Eth::new(chain.clone(), pool.clone()).with_log_limits(config.log_limits);
         let mut api = Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits);
         if let Some(hook) = replication {

@@ -37,8 +37,8 @@ pub enum RpcError {
     /// The call halted (out of gas, invalid opcode ...) or was invalid for the state.
     #[error("{0}")]
     Execution(String),
-    /// State of a block other than the head was asked for.
-    #[error("historical state {0} is not available (this node keeps the head state only)")]
+    /// The state of a block the node does not keep (or a method cannot use) was asked for.
+    #[error("historical state {0} is not available")]
     HistoricalState(String),
     /// The block does not exist.
     #[error("header not found")]

@@ -278,6 +278,7 @@ pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
         max_orders,
         bundle_horizon: 256,
         log_limits: cobuild_rpc::LogLimits::DEFAULT,
+        history_blocks: None,
         accept_chain_rollback: false,
         builder_key: default_builder_key(),
         bid_percent: 100,

@@ -2,9 +2,10 @@
 //!
 //! A block's reverts are the values its changes replaced: every account and storage slot it
 //! wrote, as they were before it. The state after block `n` is the head state with, for each
-//! key, the value recorded by the earliest block after `n` that wrote it. Only the last
-//! [`HISTORY_BLOCKS`] blocks keep theirs: the ledger reads the state a block was built on while
-//! the block's record is agreed, a few slots after it, never months later.
+//! key, the value recorded by the earliest block after `n` that wrote it. Every block keeps its
+//! reverts unless the node is given a window (`--history-blocks`), which is never narrower than
+//! [`HISTORY_BLOCKS`]: the ledger reads the state a block was built on while the block's record
+//! is agreed, a few slots after it.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 
 use super::{AccountRecord, StoreError};
 
-/// Blocks whose reverts are kept.
+/// The narrowest history window: the blocks whose reverts are always kept.
 pub const HISTORY_BLOCKS: u64 = 256;
 
 /// An account as it was before a block (an empty record: it did not exist).

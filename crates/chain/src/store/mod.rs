@@ -45,8 +45,8 @@ const CODE: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("code")
 /// Per block, the fee recipient's balance before and after it (two 32-byte words): what the
 /// block was worth to its builder, which the slot ledger records, without keeping history.
 const BENEFICIARY: TableDefinition<'_, u64, &[u8; 64]> = TableDefinition::new("beneficiary");
-/// Per block, what its state changes overwrote (see [`history`]), for the last
-/// [`HISTORY_BLOCKS`] blocks.
+/// Per block, what its state changes overwrote (see [`history`]): for every block, or the last
+/// blocks of the window a node is given (never fewer than [`HISTORY_BLOCKS`]).
 const REVERTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reverts");
 
 const HEAD_KEY: &str = "head";
@@ -118,6 +118,8 @@ pub(crate) struct BlockWrite<'a> {
 #[derive(Debug)]
 pub(crate) struct Store {
     db: redb::Database,
+    /// Blocks whose reverts are kept; `u64::MAX`: all of them.
+    history: std::sync::atomic::AtomicU64,
 }
 
 /// The store's page cache. redb's default (1 GiB) lets a node's memory grow with the chain
@@ -149,7 +151,18 @@ impl Store {
             index_missing_logs(&txn)?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            history: std::sync::atomic::AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// Keeps the reverts of the last `blocks` blocks only (at least [`HISTORY_BLOCKS`]), or of
+    /// every block (`None`, the default). Older ones go as the next block is written.
+    pub(crate) fn keep_history(&self, blocks: Option<u64>) {
+        let window = blocks.map_or(u64::MAX, |b| b.max(HISTORY_BLOCKS));
+        self.history
+            .store(window, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A consistent snapshot of everything committed so far.
@@ -236,8 +249,10 @@ impl Store {
             let reverts = block_reverts(&accounts, &storage, write.diff)?;
             let mut history = txn.open_table(REVERTS)?;
             history.insert(number, reverts.to_bytes().as_slice())?;
-            if let Some(old) = number.checked_sub(HISTORY_BLOCKS) {
-                history.remove(old)?;
+            let window = self.history.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(old) = number.checked_sub(window) {
+                // Everything up to `old`: a window narrowed since the last start prunes at once.
+                history.retain_in(..=old, |_, _| false)?;
             }
             for (hashed, change) in &write.diff.storage {
                 if change.wiped {
@@ -474,7 +489,7 @@ impl ReadView {
     }
 
     /// The state after block `number` as it differs from the head's: `None` when a block
-    /// after it no longer keeps what it overwrote (older than [`HISTORY_BLOCKS`], or stored
+    /// after it no longer keeps what it overwrote (older than the history window, or stored
     /// before the store kept history) or `number` is past the head.
     pub fn past_state(&self, number: u64) -> Result<Option<PastState>, StoreError> {
         let head = self.head_number()?.unwrap_or_default();

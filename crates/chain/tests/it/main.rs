@@ -534,3 +534,32 @@ fn test_the_state_before_a_recent_block_is_read_back_and_its_block_replays() {
         Err(ChainError::NoHistory { number: 4, head: 3 })
     ));
 }
+
+#[test]
+fn test_every_blocks_state_is_kept_unless_a_window_is_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    seal_empty(&chain, 300);
+    // By default every block's state stays readable, the genesis too.
+    assert!(chain.state_at(0).is_ok(), "the genesis state is kept");
+    assert!(chain.state_at(150).is_ok());
+
+    // A window of 10 is widened to the 256 blocks the ledger needs; the next block prunes
+    // everything older at once.
+    chain.keep_history(Some(10));
+    seal_empty(&chain, 1);
+    let head = chain.head().number;
+    assert_eq!(head, 301);
+    assert!(matches!(
+        chain.state_at(0),
+        Err(ChainError::NoHistory { number: 0, .. })
+    ));
+    assert!(matches!(
+        chain.state_at(head - 257),
+        Err(ChainError::NoHistory { .. })
+    ));
+    assert!(
+        chain.state_at(head - 256).is_ok(),
+        "the last 256 blocks' states are kept"
+    );
+}

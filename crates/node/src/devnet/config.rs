@@ -33,6 +33,8 @@ pub struct DevnetConfig {
     pub bundle_horizon: u64,
     /// Bounds on one `eth_getLogs` query.
     pub log_limits: cobuild_rpc::LogLimits,
+    /// Blocks whose state queries at past blocks can read (`None`: every block).
+    pub history_blocks: Option<u64>,
     /// Open a chain store that was rolled back since its last commit (logged as an error)
     /// instead of refusing to start.
     pub accept_chain_rollback: bool,
@@ -55,6 +57,7 @@ impl DevnetConfig {
             max_orders: self.max_orders,
             bundle_horizon: self.bundle_horizon,
             log_limits: self.log_limits,
+            history_blocks: self.history_blocks,
         }
     }
 }

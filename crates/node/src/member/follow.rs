@@ -236,6 +236,7 @@ mod tests {
             max_orders: 100,
             bundle_horizon: cobuild_pool::DEFAULT_BUNDLE_HORIZON,
             log_limits: cobuild_rpc::LogLimits::DEFAULT,
+            history_blocks: None,
         };
         Orderflow::start(chain, &config).await.expect("rpc starts")
     }

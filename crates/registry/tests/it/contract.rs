@@ -152,6 +152,7 @@ async fn test_members_added_updated_and_removed_are_read_back_on_the_devnet() {
         max_orders: 10_000,
         bundle_horizon: 256,
         log_limits: cobuild_node::LogLimits::DEFAULT,
+        history_blocks: None,
         accept_chain_rollback: false,
         builder_key: default_builder_key(),
         bid_percent: 90,

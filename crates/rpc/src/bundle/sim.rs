@@ -38,7 +38,7 @@ pub(super) fn sim_bundle(
         }
         Some(BlockId::Hash(hash)) if hash.block_hash != head.hash() => {
             return Err(RpcError::HistoricalState(format!(
-                "block {}",
+                "block {}: mev_simBundle runs on the head state only",
                 hash.block_hash
             )));
         }

@@ -301,30 +301,42 @@ impl Eth {
             .map_err(Into::into)
     }
 
-    /// The head's state, if `block` names the head. Only the head state is kept.
+    /// The header and state of `block` (the head when none is named): any block the chain
+    /// holds, while the store keeps what the blocks after it overwrote.
     fn state_at(
         &self,
         block: Option<BlockId>,
     ) -> Result<(Arc<Sealed<Header>>, StateSnapshot), RpcError> {
         let (head, state) = self.chain.head_state().map_err(RpcError::internal)?;
-        let is_head = match block.unwrap_or_default() {
-            BlockId::Number(tag) => match tag {
-                BlockNumberOrTag::Latest
-                | BlockNumberOrTag::Pending
-                | BlockNumberOrTag::Safe
-                | BlockNumberOrTag::Finalized => true,
-                BlockNumberOrTag::Earliest => head.number == 0,
-                BlockNumberOrTag::Number(n) => n == head.number,
-            },
-            BlockId::Hash(hash) => hash.block_hash == head.hash(),
+        let number = match block.unwrap_or_default() {
+            // Pending, safe and finalized are the head on this chain.
+            BlockId::Number(BlockNumberOrTag::Number(n)) => n,
+            BlockId::Number(BlockNumberOrTag::Earliest) => 0,
+            BlockId::Number(_) => return Ok((head, state)),
+            BlockId::Hash(hash) if hash.block_hash == head.hash() => return Ok((head, state)),
+            BlockId::Hash(hash) => {
+                let view = self.chain.read().map_err(RpcError::internal)?;
+                view.block_number(&hash.block_hash)
+                    .map_err(RpcError::internal)?
+                    .ok_or(RpcError::UnknownBlock)?
+            }
         };
-        if !is_head {
-            return Err(RpcError::HistoricalState(format!(
-                "{:?}",
-                block.unwrap_or_default()
-            )));
+        if number == head.number {
+            return Ok((head, state));
         }
-        Ok((head, state))
+        if number > head.number {
+            return Err(RpcError::UnknownBlock);
+        }
+        drop(state);
+        match self.chain.state_at(number) {
+            Ok(past) => Ok(past),
+            Err(cobuild_chain::ChainError::NoHistory { number, .. }) => {
+                Err(RpcError::HistoricalState(format!(
+                    "after block {number}: this node keeps the state of its last blocks only (--history-blocks)"
+                )))
+            }
+            Err(e) => Err(RpcError::internal(e)),
+        }
     }
 
     fn resolve_number(&self, tag: BlockNumberOrTag) -> u64 {

@@ -3,6 +3,7 @@
 
 mod blocks;
 mod filters;
+mod history;
 mod logs;
 mod mev;
 mod private;
