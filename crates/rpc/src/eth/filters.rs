@@ -122,11 +122,7 @@ impl Filters {
     /// its cursor past it.
     pub(super) fn poll(&self, id: U128, head: u64) -> Result<Due, RpcError> {
         let mut installed = self.installed.lock();
-        let filter = installed
-            .get_mut(&id)
-            .filter(|f| f.polled.elapsed() < self.limits.idle)
-            .ok_or(RpcError::FilterNotFound)?;
-        filter.polled = Instant::now();
+        let filter = polled(&mut installed, id, self.limits.idle)?;
         Ok(match &mut filter.watch {
             Watch::Logs { filter, next } => {
                 let from = std::mem::replace(next, head + 1);
@@ -158,14 +154,24 @@ impl Filters {
     /// The filter of log filter `id`, which its last poll does not move.
     pub(super) fn log_filter(&self, id: U128) -> Result<Box<Filter>, RpcError> {
         let mut installed = self.installed.lock();
-        let filter = installed
-            .get_mut(&id)
-            .filter(|f| f.polled.elapsed() < self.limits.idle)
-            .ok_or(RpcError::FilterNotFound)?;
-        filter.polled = Instant::now();
+        let filter = polled(&mut installed, id, self.limits.idle)?;
         match &filter.watch {
             Watch::Logs { filter, .. } => Ok(filter.clone()),
             Watch::Blocks { .. } | Watch::Pending(_) => Err(RpcError::FilterNotFound),
         }
     }
+}
+
+/// Filter `id`, unless it sat unpolled past `idle`, marked as polled now.
+fn polled(
+    installed: &mut HashMap<U128, Installed>,
+    id: U128,
+    idle: Duration,
+) -> Result<&mut Installed, RpcError> {
+    let filter = installed
+        .get_mut(&id)
+        .filter(|f| f.polled.elapsed() < idle)
+        .ok_or(RpcError::FilterNotFound)?;
+    filter.polled = Instant::now();
+    Ok(filter)
 }

@@ -237,28 +237,8 @@ fn test_raw_block_imports_into_another_replica_and_unknown_blocks_are_errors() {
     let raw = raw_tx(0, 0, Address::repeat_byte(0xbe), 21_000, 2);
     let reply = node.call(None, "eth_sendRawTransaction", json!([raw]));
     assert!(reply.get("error").is_none(), "{reply}");
-    // A block with the transaction, built from the pool as a producer would.
-    let head = node.chain.head();
-    let mut builder = node
-        .chain
-        .builder(BlockAttributes {
-            timestamp: head.timestamp + 1,
-            fee_recipient: Address::ZERO,
-            prev_randao: B256::ZERO,
-            gas_limit: head.gas_limit,
-            withdrawals: Vec::new(),
-            parent_beacon_block_root: B256::ZERO,
-            extra_data: Bytes::new(),
-        })
-        .expect("builder");
-    let pooled = node.txs.best(builder.base_fee()).next().expect("pooled");
-    builder
-        .execute(pooled.tx.clone())
-        .expect("executes")
-        .expect("included");
-    node.chain
-        .commit(&builder.finish().expect("seal"))
-        .expect("commit");
+    // A block with the transaction.
+    node.seal(&[raw]);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let replica = Chain::open(
