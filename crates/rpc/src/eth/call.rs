@@ -1,17 +1,20 @@
-//! `eth_call` and `eth_estimateGas`: run a request on the head state without committing.
+//! `eth_call`, `eth_estimateGas` and `eth_createAccessList`: run a request on a block's state
+//! without committing.
 
 use alloy_consensus::{Header, Sealed};
+use alloy_eips::eip2930::{AccessList, AccessListItem, AccessListResult};
 use alloy_evm::{
     Evm, EvmEnv, EvmFactory, eth::EthEvmFactory, overrides::apply_state_overrides,
     rpc::TryIntoTxEnv,
 };
-use alloy_primitives::Bytes;
+use alloy_primitives::{Address, U256};
+use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::{TransactionRequest, state::StateOverride};
 use cobuild_chain::StateSnapshot;
 use cobuild_primitives::ChainSpec;
 use revm::{
     context::TxEnv,
-    context_interface::result::{ExecutionResult, HaltReason},
+    context_interface::result::{ExecutionResult, HaltReason, ResultAndState},
     database::CacheDB,
     primitives::eip7825::TX_GAS_LIMIT_CAP,
 };
@@ -75,13 +78,17 @@ fn prepare(
 }
 
 fn run(p: &Prepared, gas_limit: u64) -> Result<ExecutionResult<HaltReason>, RpcError> {
-    let mut evm = EthEvmFactory::default().create_evm(p.db.clone(), p.env.clone());
     let tx = TxEnv {
         gas_limit,
         ..p.tx.clone()
     };
+    Ok(run_tx(p, tx)?.result)
+}
+
+fn run_tx(p: &Prepared, tx: TxEnv) -> Result<ResultAndState<HaltReason>, RpcError> {
+    let mut evm = EthEvmFactory::default().create_evm(p.db.clone(), p.env.clone());
     match evm.transact(tx) {
-        Ok(result) => Ok(result.result),
+        Ok(result) => Ok(result),
         Err(revm::context_interface::result::EVMError::Transaction(invalid)) => {
             Err(RpcError::Execution(invalid.to_string()))
         }
@@ -179,4 +186,79 @@ pub(super) fn estimate_gas(
         }
     }
     Ok(hi)
+}
+
+/// The access list `request` would use, and the gas it then uses, as geth answers
+/// `eth_createAccessList`: every account and slot the execution loaded, but the sender, the
+/// recipient, the fee recipient (all warm already) and precompiles. Run again with the list
+/// until it stops growing, since an access list can change the path execution takes.
+pub(super) fn create_access_list(
+    spec: &ChainSpec,
+    head: &Sealed<Header>,
+    state: StateSnapshot,
+    request: TransactionRequest,
+    overrides: Option<StateOverride>,
+) -> Result<AccessListResult, RpcError> {
+    let prepared = prepare(spec, head, state, request, overrides, TX_GAS_LIMIT_CAP)?;
+    let warm: [Address; 2] = [prepared.tx.caller, prepared.env.block_env.beneficiary];
+    let to = prepared.tx.kind.to().copied();
+    let mut list = prepared.tx.access_list.clone();
+    // An access list only ever adds what execution reaches: a few rounds settle it.
+    for _ in 0..8 {
+        let tx = TxEnv {
+            access_list: list.clone(),
+            // An access list needs a typed transaction (EIP-2930 keeps a legacy one's fees).
+            tx_type: prepared.tx.tx_type.max(1),
+            ..prepared.tx.clone()
+        };
+        let outcome = run_tx(&prepared, tx)?;
+        let mut items: Vec<AccessListItem> = outcome
+            .state
+            .iter()
+            .filter(|(address, _)| {
+                !warm.contains(address) && Some(**address) != to && !is_precompile(address)
+            })
+            .map(|(address, account)| {
+                let mut storage_keys: Vec<_> = account
+                    .storage
+                    .keys()
+                    .map(|slot| B256::from(*slot))
+                    .collect();
+                storage_keys.sort_unstable();
+                AccessListItem {
+                    address: *address,
+                    storage_keys,
+                }
+            })
+            .collect();
+        items.sort_unstable_by_key(|item| item.address);
+        let found = AccessList(items);
+        if found == list {
+            let error = match &outcome.result {
+                ExecutionResult::Success { .. } => None,
+                ExecutionResult::Revert { output, .. } => {
+                    Some(alloy_sol_types::decode_revert_reason(output).map_or_else(
+                        || "execution reverted".into(),
+                        |r| format!("execution reverted: {r}"),
+                    ))
+                }
+                ExecutionResult::Halt { reason, .. } => Some(halt_message(reason.clone())),
+            };
+            return Ok(AccessListResult {
+                access_list: found,
+                gas_used: U256::from(outcome.result.tx_gas_used()),
+                error,
+            });
+        }
+        list = found;
+    }
+    Err(RpcError::Execution(
+        "the access list did not settle: execution reaches other state with every list".into(),
+    ))
+}
+
+/// The precompiles' addresses through Osaka: 0x01 to 0x11 and P256VERIFY at 0x100.
+fn is_precompile(address: &Address) -> bool {
+    let n = U256::from_be_slice(address.as_slice());
+    (n >= U256::from(1) && n <= U256::from(0x11)) || n == U256::from(0x100)
 }

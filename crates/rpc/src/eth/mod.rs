@@ -113,6 +113,14 @@ pub trait EthApi {
         block: Option<BlockId>,
         overrides: Option<StateOverride>,
     ) -> RpcResult<U64>;
+    /// The access list a transaction would use, with the gas it then uses.
+    #[method(name = "createAccessList")]
+    async fn create_access_list(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> RpcResult<alloy_eips::eip2930::AccessListResult>;
     /// A legacy gas price that gets a transaction into the next block.
     #[method(name = "gasPrice")]
     async fn gas_price(&self) -> RpcResult<U256>;
@@ -528,6 +536,19 @@ impl EthApiServer for Eth {
         self.blocking(move |this| {
             let (head, state) = this.state_at(block)?;
             call::estimate_gas(this.chain.spec(), &head, state, request, overrides).map(U64::from)
+        })
+        .await
+    }
+
+    async fn create_access_list(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> RpcResult<alloy_eips::eip2930::AccessListResult> {
+        self.blocking(move |this| {
+            let (head, state) = this.state_at(block)?;
+            call::create_access_list(this.chain.spec(), &head, state, request, overrides)
         })
         .await
     }

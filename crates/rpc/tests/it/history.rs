@@ -87,3 +87,57 @@ fn test_state_queries_answer_at_every_block_as_it_stood_then() {
     );
     assert_eq!(error_code(&unknown), -32000, "{unknown}");
 }
+
+/// Init code of a contract whose runtime stores calldata word 1 at slot calldata word 0.
+const STORE_INIT: [u8; 17] = [
+    0x67, 0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x00, 0x60, 0x00, 0x52, 0x60, 0x08, 0x60, 0x18,
+    0xf3,
+];
+/// Init code of a contract whose runtime calls the address in calldata word 0 with no data.
+const CALLER_INIT: [u8; 25] = [
+    0x6f, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x35, 0x5a, 0xf1,
+    0x00, 0x60, 0x00, 0x52, 0x60, 0x10, 0x60, 0x10, 0xf3,
+];
+
+#[test]
+fn test_create_access_list_names_what_the_call_reaches_and_the_gas_it_saves() {
+    let (node, _) = chain_with_logs(|eth| eth);
+    let dev0 = cobuild_chain::dev_signers()[0].address();
+    let call = |method: &str, params: Value| {
+        let reply = node.call(None, method, params);
+        assert!(reply.get("error").is_none(), "{method}: {reply}");
+        reply["result"].clone()
+    };
+    let nonce = quantity(&call("eth_getTransactionCount", json!([dev0, "latest"])));
+    node.seal(&[
+        super::logs::tx(
+            nonce,
+            None,
+            alloy_primitives::Bytes::from_static(&STORE_INIT),
+        ),
+        super::logs::tx(
+            nonce + 1,
+            None,
+            alloy_primitives::Bytes::from_static(&CALLER_INIT),
+        ),
+    ]);
+    let (store, caller) = (dev0.create(nonce), dev0.create(nonce + 1));
+    // The caller calls the store, which writes slot 0 (calldata is empty there).
+    let request = json!({"from": dev0, "to": caller, "data": store.into_word()});
+    let result = call("eth_createAccessList", json!([request, "latest"]));
+    assert_eq!(
+        result["accessList"],
+        json!([{"address": store, "storageKeys": [B256::ZERO]}]),
+        "{result}"
+    );
+    assert!(result.get("error").is_none(), "{result}");
+    // With the list the call costs what the answer says, and less than without it.
+    let with_list = json!({"from": dev0, "to": caller, "data": store.into_word(), "accessList": result["accessList"]});
+    let listed = quantity(&call("eth_estimateGas", json!([with_list])));
+    let plain = quantity(&call("eth_estimateGas", json!([request])));
+    assert!(listed < plain, "the list saves gas: {listed} vs {plain}");
+    assert!(quantity(&result["gasUsed"]) <= listed, "{result}");
+    // Before the contracts existed, the call reaches nothing.
+    let before = call("eth_createAccessList", json!([request, "0x1"]));
+    assert_eq!(before["accessList"], json!([]), "{before}");
+}
