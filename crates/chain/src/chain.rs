@@ -188,6 +188,20 @@ impl Chain {
         self.inner.head.read().clone()
     }
 
+    /// The EIP-1186 proof of `address` and its `slots` (as given, unhashed) at the head, with
+    /// the head whose state root it proves against.
+    pub fn proof(
+        &self,
+        address: alloy_primitives::Address,
+        slots: &[B256],
+    ) -> Result<(Arc<Sealed<Header>>, crate::AccountProof), ChainError> {
+        let (head, state) = self.head_state()?;
+        let none = TrieNodes::empty(head.hash());
+        let nodes = state.trie().unwrap_or(&none);
+        let proof = crate::state::prove(state.view(), nodes, head.state_root, address, slots)?;
+        Ok((head, proof))
+    }
+
     /// Keeps the state of the last `blocks` blocks readable (at least
     /// [`HISTORY_BLOCKS`](crate::HISTORY_BLOCKS)), or of every block (`None`, the default).
     pub fn keep_history(&self, blocks: Option<u64>) {

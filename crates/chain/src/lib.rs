@@ -35,8 +35,8 @@ pub use genesis::{
     DEV_ACCOUNT_COUNT, DEV_BALANCE, DEV_MNEMONIC, Genesis, GenesisAccount, dev_signers,
 };
 pub use state::{
-    BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff, NodeUpdates,
-    StateError, StateSnapshot, StorageDiff, StorageUpdates, TrieNodes, TrieUpdates,
+    AccountProof, BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff,
+    NodeUpdates, StateError, StateSnapshot, StorageDiff, StorageUpdates, TrieNodes, TrieUpdates,
 };
 pub use store::{
     AccountRecord, HISTORY_BLOCKS, LogField, PastState, ReadView, StoreError, StoredBlock,

@@ -8,11 +8,14 @@
 
 mod diff;
 mod nodes;
+mod proof;
 mod root;
 mod snapshot;
 
 pub use diff::{DiffMemo, HashedStateDiff, StorageDiff};
 pub use nodes::{StorageUpdates, TrieNodes, TrieUpdates};
+pub use proof::AccountProof;
+pub(crate) use proof::prove;
 pub use root::{BranchNodes, NodeUpdates};
 pub use snapshot::{StateError, StateSnapshot};
 

@@ -16,7 +16,10 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::{B256, U256};
-use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles, TrieMask};
+use alloy_trie::{
+    BranchNodeCompact, HashBuilder, Nibbles, TrieMask,
+    proof::{ProofNodes, ProofRetainer},
+};
 
 use super::EntryIter;
 use crate::store::StoreError;
@@ -80,13 +83,7 @@ pub(super) struct TrieInput<'a, V, O> {
 pub(super) fn trie_root<V, O>(
     input: &TrieInput<'_, V, O>,
 ) -> Result<(B256, NodeUpdates), StoreError> {
-    let mut walk = Walk {
-        input,
-        hb: HashBuilder::default().with_updates(true),
-        buf: Vec::with_capacity(128),
-        removed: Vec::new(),
-    };
-    walk.subtree(Nibbles::default())?;
+    let mut walk = Walk::run(input, HashBuilder::default().with_updates(true))?;
     let root = walk.hb.root();
     let (_, updated) = walk.hb.split();
     Ok((
@@ -98,6 +95,19 @@ pub(super) fn trie_root<V, O>(
     ))
 }
 
+/// The trie's root after the changes, with the nodes on the path to each of `targets` (the
+/// proof of its leaf, or of its absence). A target must be among the changed keys, so the
+/// walk descends to it rather than taking its subtree's stored hash.
+pub(super) fn trie_proof<V, O>(
+    input: &TrieInput<'_, V, O>,
+    targets: Vec<Nibbles>,
+) -> Result<(B256, ProofNodes), StoreError> {
+    let retainer = ProofRetainer::new(targets);
+    let mut walk = Walk::run(input, HashBuilder::default().with_proof_retainer(retainer))?;
+    let root = walk.hb.root();
+    Ok((root, walk.hb.take_proof_nodes()))
+}
+
 struct Walk<'i, 'a, V, O> {
     input: &'i TrieInput<'a, V, O>,
     hb: HashBuilder,
@@ -105,7 +115,19 @@ struct Walk<'i, 'a, V, O> {
     removed: Vec<Nibbles>,
 }
 
-impl<V, O> Walk<'_, '_, V, O> {
+impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
+    /// Feeds the whole trie to `hb`.
+    fn run(input: &'i TrieInput<'a, V, O>, hb: HashBuilder) -> Result<Self, StoreError> {
+        let mut walk = Walk {
+            input,
+            hb,
+            buf: Vec::with_capacity(128),
+            removed: Vec::new(),
+        };
+        walk.subtree(Nibbles::default())?;
+        Ok(walk)
+    }
+
     /// Feeds every leaf under `prefix`, as hashes where nothing under them changed.
     ///
     /// `prefix` is a node boundary of the stored trie (the root, or a child of a stored branch),

@@ -176,3 +176,64 @@ fn test_rounds_sealed_from_the_last_seal_equal_the_block_sealed_alone() {
             .unwrap_or_else(|e| panic!("block {block}: {e}"));
     }
 }
+
+#[test]
+fn test_proofs_of_accounts_and_slots_verify_against_the_state_root() {
+    use alloy_rlp::Encodable;
+    use alloy_trie::{Nibbles, proof::verify_proof};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = open(dir.path());
+    let signers = dev_signers();
+    let store = deploy_store(&chain, &signers);
+    let mut builder = chain.builder(attrs(&chain)).expect("builder");
+    for (n, slot) in (1..40u64).enumerate() {
+        let tx = TxEip1559 {
+            gas_limit: 60_000,
+            input: store_call(U256::from(slot * 7), U256::from(slot)),
+            ..unsigned_transfer(1 + n as u64, store, 0)
+        };
+        builder
+            .execute(signed(&signers[0], tx))
+            .expect("no fatal")
+            .expect("included");
+    }
+    chain
+        .commit(&builder.finish().expect("sealed"))
+        .expect("committed");
+
+    let absent = Address::repeat_byte(0x77);
+    for address in [store, signers[1].address(), absent] {
+        let slots: Vec<B256> = [7u64, 14, 8, 275, 1_000]
+            .iter()
+            .map(|s| B256::from(U256::from(*s)))
+            .collect();
+        let (head, proof) = chain.proof(address, &slots).expect("proves");
+        let key = Nibbles::unpack(alloy_primitives::keccak256(address));
+        let leaf = proof.record.map(|record| {
+            let mut out = Vec::new();
+            record.trie_account().encode(&mut out);
+            out
+        });
+        verify_proof(head.state_root, key, leaf, &proof.account_proof)
+            .unwrap_or_else(|e| panic!("{address}: {e:?}"));
+        assert_eq!(proof.record.is_none(), address == absent);
+        let storage_root = proof
+            .record
+            .map_or(alloy_trie::EMPTY_ROOT_HASH, |r| r.storage_root);
+        for (slot, value, nodes) in &proof.storage {
+            let key = Nibbles::unpack(alloy_primitives::keccak256(slot));
+            let leaf = (!value.is_zero()).then(|| {
+                let mut out = Vec::new();
+                value.encode(&mut out);
+                out
+            });
+            verify_proof(storage_root, key, leaf, nodes)
+                .unwrap_or_else(|e| panic!("{address} slot {slot}: {e:?}"));
+            // Slots 7 and 14 were written (value = slot / 7); 8, 275 and 1000 never were.
+            let number = U256::from_be_bytes(slot.0);
+            let written = address == store && (number == U256::from(7) || number == U256::from(14));
+            assert_eq!(!value.is_zero(), written, "{address} slot {slot}");
+        }
+    }
+}

@@ -113,6 +113,14 @@ pub trait EthApi {
         block: Option<BlockId>,
         overrides: Option<StateOverride>,
     ) -> RpcResult<U64>;
+    /// The EIP-1186 proof of an account and some of its storage slots, at the head.
+    #[method(name = "getProof")]
+    async fn proof(
+        &self,
+        address: Address,
+        keys: Vec<alloy_serde::JsonStorageKey>,
+        block: Option<BlockId>,
+    ) -> RpcResult<alloy_rpc_types_eth::EIP1186AccountProofResponse>;
     /// The access list a transaction would use, with the gas it then uses.
     #[method(name = "createAccessList")]
     async fn create_access_list(
@@ -536,6 +544,56 @@ impl EthApiServer for Eth {
         self.blocking(move |this| {
             let (head, state) = this.state_at(block)?;
             call::estimate_gas(this.chain.spec(), &head, state, request, overrides).map(U64::from)
+        })
+        .await
+    }
+
+    async fn proof(
+        &self,
+        address: Address,
+        keys: Vec<alloy_serde::JsonStorageKey>,
+        block: Option<BlockId>,
+    ) -> RpcResult<alloy_rpc_types_eth::EIP1186AccountProofResponse> {
+        self.blocking(move |this| {
+            let slots: Vec<B256> = keys
+                .iter()
+                .map(alloy_serde::JsonStorageKey::as_b256)
+                .collect();
+            let (head, proof) = this
+                .chain
+                .proof(address, &slots)
+                .map_err(RpcError::internal)?;
+            // Proofs walk the head's trie: an older block's would need its whole trie rebuilt.
+            let (asked, _) = this.state_at(block)?;
+            if asked.hash() != head.hash() {
+                return Err(RpcError::HistoricalState(format!(
+                    "proof at block {}: eth_getProof answers at the head only",
+                    asked.number
+                )));
+            }
+            // An account that does not exist proves as the empty one.
+            let record = proof.record.unwrap_or(cobuild_chain::AccountRecord {
+                nonce: 0,
+                balance: U256::ZERO,
+                code_hash: revm::primitives::KECCAK_EMPTY,
+                storage_root: alloy_trie::EMPTY_ROOT_HASH,
+            });
+            let storage_proof = keys
+                .into_iter()
+                .zip(proof.storage)
+                .map(|(key, (_, value, nodes))| {
+                    alloy_rpc_types_eth::EIP1186StorageProof::new(key, value, nodes)
+                })
+                .collect();
+            Ok(alloy_rpc_types_eth::EIP1186AccountProofResponse {
+                address,
+                balance: record.balance,
+                code_hash: record.code_hash,
+                nonce: record.nonce,
+                storage_hash: record.storage_root,
+                account_proof: proof.account_proof,
+                storage_proof,
+            })
         })
         .await
     }
