@@ -159,6 +159,9 @@ pub async fn start_with(
     module
         .merge(Web3ApiServer::into_rpc(eth))
         .map_err(std::io::Error::other)?;
+    module
+        .merge(crate::eth::refused())
+        .map_err(std::io::Error::other)?;
     module.merge(extra).map_err(std::io::Error::other)?;
     let methods = Methods::from(module);
     let (stop, handle) = stop_channel();

@@ -7,6 +7,7 @@ mod fees;
 mod filters;
 mod logs;
 mod pubsub;
+mod refused;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub use debug::DebugApiServer;
 pub use filters::FilterLimits;
 pub use logs::LogLimits;
 pub use pubsub::EthPubSubApiServer;
+pub(crate) use refused::refused;
 
 /// The methods of the eth, net and web3 namespaces that take no parameters: jsonrpsee would
 /// ignore any given, the server refuses them (`-32602`).
@@ -44,6 +46,7 @@ pub const WITHOUT_PARAMS: &[&str] = &[
     "eth_maxPriorityFeePerGas",
     "eth_newBlockFilter",
     "eth_blobBaseFee",
+    "eth_baseFee",
     "eth_coinbase",
     "eth_mining",
     "eth_hashrate",
@@ -208,6 +211,16 @@ pub trait EthApi {
         number: BlockNumberOrTag,
         index: U64,
     ) -> RpcResult<Option<Block>>;
+    /// The base fee of the next block.
+    #[method(name = "baseFee")]
+    fn base_fee(&self) -> RpcResult<U256>;
+    /// Storage slots of several accounts at one block: per address, the values of its keys.
+    #[method(name = "getStorageValues")]
+    async fn storage_values(
+        &self,
+        requests: std::collections::BTreeMap<Address, Vec<alloy_serde::JsonStorageKey>>,
+        block: Option<BlockId>,
+    ) -> RpcResult<std::collections::BTreeMap<Address, Vec<B256>>>;
     /// The blob base fee of the next block.
     #[method(name = "blobBaseFee")]
     fn blob_base_fee(&self) -> RpcResult<U256>;
@@ -796,6 +809,49 @@ impl EthApiServer for Eth {
         _index: U64,
     ) -> RpcResult<Option<Block>> {
         Ok(None)
+    }
+
+    fn base_fee(&self) -> RpcResult<U256> {
+        let head = self.chain.head();
+        let fee = head
+            .next_block_base_fee(self.chain.spec().base_fee_params())
+            .unwrap_or_default();
+        Ok(U256::from(fee))
+    }
+
+    async fn storage_values(
+        &self,
+        requests: std::collections::BTreeMap<Address, Vec<alloy_serde::JsonStorageKey>>,
+        block: Option<BlockId>,
+    ) -> RpcResult<std::collections::BTreeMap<Address, Vec<B256>>> {
+        // One request reads at most as many slots as a batch may hold calls.
+        let slots: usize = requests.values().map(Vec::len).sum();
+        if slots > 1_000 {
+            return Err(RpcError::LimitExceeded(format!(
+                "{slots} storage slots asked for: at most 1000 per request"
+            ))
+            .into());
+        }
+        self.blocking(move |this| {
+            let (_, state) = this.state_at(block)?;
+            requests
+                .into_iter()
+                .map(|(address, keys)| {
+                    let values = keys
+                        .iter()
+                        .map(|key| {
+                            let slot = U256::from_be_bytes(key.as_b256().0);
+                            let value = state
+                                .storage_at(address, slot)
+                                .map_err(RpcError::internal)?;
+                            Ok(B256::from(value))
+                        })
+                        .collect::<Result<Vec<_>, RpcError>>()?;
+                    Ok((address, values))
+                })
+                .collect()
+        })
+        .await
     }
 
     fn blob_base_fee(&self) -> RpcResult<U256> {

@@ -2,6 +2,7 @@
 //! private transactions, MEV-Share bundles and the per-IP budget.
 
 mod blocks;
+mod conformance;
 mod filters;
 mod history;
 mod logs;
