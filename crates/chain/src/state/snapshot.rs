@@ -92,10 +92,8 @@ impl StateSnapshot {
     /// Storage value of `slot` at `address`.
     pub fn storage_at(&self, address: Address, slot: U256) -> Result<U256, StateError> {
         let (hashed_address, hashed_slot) = (keccak256(address), keccak256(B256::from(slot)));
-        if let Some(value) = self
-            .past
-            .as_ref()
-            .and_then(|past| past.slot(&hashed_address, &hashed_slot))
+        if let Some(past) = &self.past
+            && let Some(value) = self.view.past_slot(past, &hashed_address, &hashed_slot)?
         {
             return Ok(value);
         }
@@ -108,7 +106,11 @@ impl DatabaseRef for StateSnapshot {
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
         let hashed = keccak256(address);
-        let record = match self.past.as_ref().and_then(|past| past.account(&hashed)) {
+        let past = match &self.past {
+            Some(past) => self.view.past_account(past, &hashed)?,
+            None => None,
+        };
+        let record = match past {
             Some(record) => record,
             None => self.view.account(&hashed)?,
         };

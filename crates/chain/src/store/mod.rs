@@ -16,7 +16,7 @@ mod logs;
 
 pub use codec::AccountRecord;
 pub(crate) use codec::{storage_key, storage_range};
-use history::{AccountRevert, BlockReverts, SlotRevert};
+use history::{ACCOUNT_HISTORY, AccountRevert, BlockReverts, SLOT_HISTORY, SlotRevert};
 pub use history::{HISTORY_BLOCKS, PastState};
 use logs::LOG_INDEX;
 pub use logs::LogField;
@@ -52,6 +52,8 @@ const REVERTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reverts")
 const HEAD_KEY: &str = "head";
 /// The first block the log index does not cover yet (absent in stores written before it).
 const LOGS_INDEXED_KEY: &str = "logs_indexed";
+/// Present once the per-key history index covers every kept block's reverts.
+const HISTORY_INDEXED_KEY: &str = "history_indexed";
 
 /// Errors of the chain store.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +150,10 @@ impl Store {
             txn.open_table(BENEFICIARY)?;
             txn.open_table(REVERTS)?;
             txn.open_table(LOG_INDEX)?;
+            txn.open_table(ACCOUNT_HISTORY)?;
+            txn.open_table(SLOT_HISTORY)?;
             index_missing_logs(&txn)?;
+            index_history(&txn)?;
         }
         txn.commit()?;
         Ok(Self {
@@ -183,6 +188,8 @@ impl Store {
             beneficiary: txn.open_table(BENEFICIARY)?,
             reverts: txn.open_table(REVERTS)?,
             log_index: txn.open_table(LOG_INDEX)?,
+            account_history: txn.open_table(ACCOUNT_HISTORY)?,
+            slot_history: txn.open_table(SLOT_HISTORY)?,
         })
     }
 
@@ -249,9 +256,35 @@ impl Store {
             let reverts = block_reverts(&accounts, &storage, write.diff)?;
             let mut history = txn.open_table(REVERTS)?;
             history.insert(number, reverts.to_bytes().as_slice())?;
+            let mut account_history = txn.open_table(ACCOUNT_HISTORY)?;
+            let mut slot_history = txn.open_table(SLOT_HISTORY)?;
+            history::index(
+                &mut account_history,
+                &mut slot_history,
+                number,
+                &reverts,
+                true,
+            )?;
+            meta.insert(HISTORY_INDEXED_KEY, [1u8].as_slice())?;
             let window = self.history.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(old) = number.checked_sub(window) {
                 // Everything up to `old`: a window narrowed since the last start prunes at once.
+                let pruned: Vec<(u64, BlockReverts)> = history
+                    .range(..=old)?
+                    .map(|entry| {
+                        let (block, raw) = entry?;
+                        Ok((block.value(), BlockReverts::from_bytes(raw.value())?))
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                for (block, reverts) in &pruned {
+                    history::index(
+                        &mut account_history,
+                        &mut slot_history,
+                        *block,
+                        reverts,
+                        false,
+                    )?;
+                }
                 history.retain_in(..=old, |_, _| false)?;
             }
             for (hashed, change) in &write.diff.storage {
@@ -317,6 +350,35 @@ fn index_missing_logs(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     }
     meta.insert(LOGS_INDEXED_KEY, (head + 1).to_be_bytes().as_slice())?;
     tracing::info!(blocks = head + 1 - next, "chain.store.logs_indexed");
+    Ok(())
+}
+
+/// Indexes every kept block's reverts by key, for a store written before the index.
+fn index_history(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    if meta.get(HISTORY_INDEXED_KEY)?.is_some() {
+        return Ok(());
+    }
+    let reverts = txn.open_table(REVERTS)?;
+    let mut accounts = txn.open_table(ACCOUNT_HISTORY)?;
+    let mut slots = txn.open_table(SLOT_HISTORY)?;
+    let mut blocks = 0u64;
+    for entry in reverts.range::<u64>(..)? {
+        let (block, raw) = entry?;
+        let block_reverts = BlockReverts::from_bytes(raw.value())?;
+        history::index(
+            &mut accounts,
+            &mut slots,
+            block.value(),
+            &block_reverts,
+            true,
+        )?;
+        blocks += 1;
+    }
+    meta.insert(HISTORY_INDEXED_KEY, [1u8].as_slice())?;
+    if blocks > 0 {
+        tracing::info!(blocks, "chain.store.history_indexed");
+    }
     Ok(())
 }
 
@@ -393,6 +455,8 @@ pub struct ReadView {
     beneficiary: redb::ReadOnlyTable<u64, &'static [u8; 64]>,
     reverts: redb::ReadOnlyTable<u64, &'static [u8]>,
     log_index: redb::ReadOnlyTable<&'static [u8; 41], ()>,
+    account_history: redb::ReadOnlyTable<&'static [u8; 40], &'static [u8]>,
+    slot_history: redb::ReadOnlyTable<&'static [u8; 72], &'static [u8; 32]>,
 }
 
 impl std::fmt::Debug for ReadView {
@@ -496,14 +560,31 @@ impl ReadView {
         if number > head {
             return Ok(None);
         }
-        let mut past = PastState::default();
-        for later in (number + 1..=head).rev() {
-            let Some(raw) = self.reverts.get(later)? else {
-                return Ok(None);
-            };
-            past.apply(BlockReverts::from_bytes(raw.value())?)?;
+        // Kept blocks are contiguous up to the head: the oldest kept must follow `number`.
+        let oldest = self.reverts.first()?.map(|(block, _)| block.value());
+        if number < head && oldest.is_none_or(|oldest| oldest > number + 1) {
+            return Ok(None);
         }
-        Ok(Some(past))
+        Ok(Some(PastState::after(number)))
+    }
+
+    /// The account at `hashed` after block `past`, if a later block wrote it.
+    pub(crate) fn past_account(
+        &self,
+        past: &PastState,
+        hashed: &B256,
+    ) -> Result<Option<Option<AccountRecord>>, StoreError> {
+        past.account(&self.account_history, hashed)
+    }
+
+    /// A storage value after block `past`, if a later block wrote it.
+    pub(crate) fn past_slot(
+        &self,
+        past: &PastState,
+        hashed_address: &B256,
+        hashed_slot: &B256,
+    ) -> Result<Option<U256>, StoreError> {
+        past.slot(&self.slot_history, hashed_address, hashed_slot)
     }
 
     /// Where the transaction with `hash` was included.
