@@ -160,7 +160,6 @@ impl PastState {
 mod tests {
     use std::collections::BTreeMap;
 
-    use alloy_consensus::{Block, Header};
     use alloy_primitives::keccak256;
     use alloy_trie::EMPTY_ROOT_HASH;
     use revm::primitives::KECCAK_EMPTY;
@@ -168,7 +167,7 @@ mod tests {
     use super::*;
     use crate::{
         state::{HashedStateDiff, StorageDiff},
-        store::{BlockWrite, META, Store, StoredBlock},
+        store::{META, Store, write_test_block},
     };
 
     fn record(balance: u64) -> AccountRecord {
@@ -182,17 +181,6 @@ mod tests {
 
     /// Block `number` setting the account's balance (`None`: deleting it) and slot 1.
     fn write(store: &Store, number: u64, account: &B256, balance: Option<u64>, slot: u64) {
-        let block = StoredBlock {
-            hash: B256::with_last_byte(number as u8 + 1),
-            block: Block {
-                header: Header {
-                    number,
-                    ..Default::default()
-                },
-                body: Default::default(),
-            },
-            senders: Vec::new(),
-        };
         let diff = HashedStateDiff {
             accounts: BTreeMap::from([(*account, balance.map(record))]),
             storage: BTreeMap::from([(
@@ -204,13 +192,7 @@ mod tests {
             )]),
             ..Default::default()
         };
-        store
-            .write_block(BlockWrite {
-                block: &block,
-                receipts: &[],
-                diff: &diff,
-            })
-            .expect("written");
+        write_test_block(store, number, &[], &diff);
     }
 
     #[test]

@@ -87,13 +87,13 @@ pub(super) fn blocks_with(
 
 #[cfg(test)]
 mod tests {
-    use alloy_consensus::{Block, Header, Receipt, ReceiptWithBloom};
+    use alloy_consensus::{Receipt, ReceiptWithBloom};
     use alloy_primitives::{Address, Log, LogData};
 
     use super::*;
     use crate::{
         state::HashedStateDiff,
-        store::{BlockWrite, Store, StoredBlock},
+        store::{Store, write_test_block},
     };
 
     fn receipt(logs: Vec<(Address, Vec<B256>)>) -> ReceiptEnvelope {
@@ -112,24 +112,7 @@ mod tests {
     }
 
     fn write(store: &Store, number: u64, receipts: &[ReceiptEnvelope]) {
-        let block = StoredBlock {
-            hash: B256::with_last_byte(number as u8 + 1),
-            block: Block {
-                header: Header {
-                    number,
-                    ..Default::default()
-                },
-                body: Default::default(),
-            },
-            senders: Vec::new(),
-        };
-        store
-            .write_block(BlockWrite {
-                block: &block,
-                receipts,
-                diff: &HashedStateDiff::default(),
-            })
-            .expect("written");
+        write_test_block(store, number, receipts, &HashedStateDiff::default());
     }
 
     fn blocks(store: &Store, field: LogField, value: B256, from: u64, to: u64) -> Vec<u64> {

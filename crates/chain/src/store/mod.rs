@@ -52,7 +52,8 @@ const REVERTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reverts")
 const HEAD_KEY: &str = "head";
 /// The first block the log index does not cover yet (absent in stores written before it).
 const LOGS_INDEXED_KEY: &str = "logs_indexed";
-/// Present once the per-key history index covers every kept block's reverts.
+/// Present once the per-key history index covers every kept block's reverts (set when the
+/// store opens; every block written after indexes its own).
 const HISTORY_INDEXED_KEY: &str = "history_indexed";
 
 /// Errors of the chain store.
@@ -265,7 +266,6 @@ impl Store {
                 &reverts,
                 true,
             )?;
-            meta.insert(HISTORY_INDEXED_KEY, [1u8].as_slice())?;
             let window = self.history.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(old) = number.checked_sub(window) {
                 // Everything up to `old`: a window narrowed since the last start prunes at once.
@@ -656,4 +656,32 @@ impl ReadView {
             ))
         }))
     }
+}
+
+/// Writes an otherwise empty block `number` with `receipts` and `diff`, for the store's tests.
+#[cfg(test)]
+pub(super) fn write_test_block(
+    store: &Store,
+    number: u64,
+    receipts: &[ReceiptEnvelope],
+    diff: &HashedStateDiff,
+) {
+    let block = StoredBlock {
+        hash: B256::with_last_byte(number as u8 + 1),
+        block: Block {
+            header: Header {
+                number,
+                ..Default::default()
+            },
+            body: Default::default(),
+        },
+        senders: Vec::new(),
+    };
+    store
+        .write_block(BlockWrite {
+            block: &block,
+            receipts,
+            diff,
+        })
+        .expect("written");
 }

@@ -201,6 +201,9 @@ pub(super) fn create_access_list(
 ) -> Result<AccessListResult, RpcError> {
     let prepared = prepare(spec, head, state, request, overrides, TX_GAS_LIMIT_CAP)?;
     let warm: [Address; 2] = [prepared.tx.caller, prepared.env.block_env.beneficiary];
+    let precompiles = revm::precompile::Precompiles::new(
+        revm::precompile::PrecompileSpecId::from_spec_id(prepared.env.cfg_env.spec),
+    );
     let to = prepared.tx.kind.to().copied();
     let mut list = prepared.tx.access_list.clone();
     // An access list only ever adds what execution reaches: a few rounds settle it.
@@ -216,7 +219,7 @@ pub(super) fn create_access_list(
             .state
             .iter()
             .filter(|(address, _)| {
-                !warm.contains(address) && Some(**address) != to && !is_precompile(address)
+                !warm.contains(address) && Some(**address) != to && !precompiles.contains(address)
             })
             .map(|(address, account)| {
                 let mut storage_keys: Vec<_> = account
@@ -255,10 +258,4 @@ pub(super) fn create_access_list(
     Err(RpcError::Execution(
         "the access list did not settle: execution reaches other state with every list".into(),
     ))
-}
-
-/// The precompiles' addresses through Osaka: 0x01 to 0x11 and P256VERIFY at 0x100.
-fn is_precompile(address: &Address) -> bool {
-    let n = U256::from_be_slice(address.as_slice());
-    (n >= U256::from(1) && n <= U256::from(0x11)) || n == U256::from(0x100)
 }

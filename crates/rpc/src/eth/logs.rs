@@ -45,10 +45,7 @@ pub(super) fn range(
 ) -> Result<Option<(u64, u64)>, RpcError> {
     let (from, to) = match filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
-            let number = view
-                .block_number(&hash)
-                .map_err(RpcError::internal)?
-                .ok_or(RpcError::UnknownBlock)?;
+            let number = hash_number(view, &hash)?;
             (number, number)
         }
         FilterBlockOption::Range {
@@ -77,10 +74,7 @@ pub(super) fn range(
 pub(super) fn watched(view: &ReadView, filter: &Filter) -> Result<(u64, u64), RpcError> {
     match filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
-            let number = view
-                .block_number(&hash)
-                .map_err(RpcError::internal)?
-                .ok_or(RpcError::UnknownBlock)?;
+            let number = hash_number(view, &hash)?;
             Ok((number, number))
         }
         FilterBlockOption::Range {
@@ -95,6 +89,13 @@ pub(super) fn watched(view: &ReadView, filter: &Filter) -> Result<(u64, u64), Rp
             Ok((bound(from_block, 0), bound(to_block, u64::MAX)))
         }
     }
+}
+
+/// The number of the block with `hash`; "header not found" if the chain has none.
+fn hash_number(view: &ReadView, hash: &B256) -> Result<u64, RpcError> {
+    view.block_number(hash)
+        .map_err(RpcError::internal)?
+        .ok_or(RpcError::UnknownBlock)
 }
 
 /// The logs of blocks `from..=to` that `filter` matches, in chain order.

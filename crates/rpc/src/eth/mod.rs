@@ -577,11 +577,18 @@ impl EthApiServer for Eth {
                 .proof(address, &slots)
                 .map_err(RpcError::internal)?;
             // Proofs walk the head's trie: an older block's would need its whole trie rebuilt.
-            let (asked, _) = this.state_at(block)?;
-            if asked.hash() != head.hash() {
+            // Checked against the head the proof was made at, so a new block cannot slip in.
+            let at_head = match block.unwrap_or_default() {
+                BlockId::Number(BlockNumberOrTag::Number(n)) => n == head.number,
+                BlockId::Number(BlockNumberOrTag::Earliest) => head.number == 0,
+                BlockId::Number(_) => true,
+                BlockId::Hash(hash) => hash.block_hash == head.hash(),
+            };
+            if !at_head {
                 return Err(RpcError::HistoricalState(format!(
-                    "proof at block {}: eth_getProof answers at the head only",
-                    asked.number
+                    "proof at {:?}: eth_getProof answers at the head only (block {})",
+                    block.unwrap_or_default(),
+                    head.number
                 )));
             }
             // An account that does not exist proves as the empty one.

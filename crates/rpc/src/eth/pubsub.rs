@@ -126,12 +126,8 @@ async fn heads(eth: Eth, mut sink: SubscriptionSink, filter: Option<Box<Filter>>
         })
         .await;
         next = head + 1;
-        let items = match read {
-            Ok(Ok(items)) => items,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "rpc.subscription.read");
-                return;
-            }
+        let items = match read.map_err(RpcError::internal).and_then(|read| read) {
+            Ok(items) => items,
             Err(error) => {
                 tracing::warn!(%error, "rpc.subscription.read");
                 return;
