@@ -130,7 +130,7 @@ impl Chain {
         genesis: &Genesis,
         rollback: Rollback,
     ) -> Result<Self, ChainError> {
-        let store = Store::open(path)?;
+        let mut store = Store::open(path)?;
         let view = store.read()?;
         let head = match view.head_number()? {
             Some(number) => {
@@ -158,6 +158,7 @@ impl Chain {
             }
         };
         drop(view);
+        store.index_in_background()?;
         // Built after the genesis write, from what the store holds, so it checks that too.
         let trie = TrieNodes::build(&store.read()?, head.hash(), head.state_root)?;
         let mark = HeadMark::beside(path);
@@ -188,24 +189,18 @@ impl Chain {
         self.inner.head.read().clone()
     }
 
-    /// The EIP-1186 proof of `address` and its `slots` (as given, unhashed) at the head, with
-    /// the head whose state root it proves against.
-    pub fn proof(
-        &self,
-        address: alloy_primitives::Address,
-        slots: &[B256],
-    ) -> Result<(Arc<Sealed<Header>>, crate::AccountProof), ChainError> {
-        let (head, state) = self.head_state()?;
-        let none = TrieNodes::empty(head.hash());
-        let nodes = state.trie().unwrap_or(&none);
-        let proof = crate::state::prove(state.view(), nodes, head.state_root, address, slots)?;
-        Ok((head, proof))
-    }
-
     /// Keeps the state of the last `blocks` blocks readable (at least
     /// [`HISTORY_BLOCKS`](crate::HISTORY_BLOCKS)), or of every block (`None`, the default).
     pub fn keep_history(&self, blocks: Option<u64>) {
         self.inner.store.keep_history(blocks);
+    }
+
+    /// Indexes the history of the blocks committed since the background pass and applies the
+    /// history window, on this thread and now rather than shortly after the commits; returns
+    /// how many blocks it indexed. Reads are the same either way: for tools and tests that
+    /// need the window applied at a known point.
+    pub fn index_history(&self) -> Result<u64, ChainError> {
+        Ok(self.inner.store.index_history()?)
     }
 
     /// Watches the head: the receiver wakes after each commit and holds the latest head. A

@@ -51,6 +51,10 @@ pub(crate) struct OrderflowArgs {
     /// blocks; by default every block's state is kept.
     #[arg(long)]
     pub(crate) history_blocks: Option<u64>,
+    /// How far behind the head `eth_getProof` answers, in blocks: a proof at a past block
+    /// rebuilds that block's trie from the state changes since, so its cost grows with them.
+    #[arg(long, default_value_t = cobuild_rpc::DEFAULT_PROOF_WINDOW)]
+    pub(crate) proof_window: u64,
 }
 
 impl OrderflowArgs {
@@ -73,6 +77,7 @@ impl OrderflowArgs {
                 max_logs: self.max_logs,
             },
             history_blocks: self.history_blocks,
+            proof_window: self.proof_window,
         }
     }
 
@@ -90,6 +95,7 @@ impl OrderflowArgs {
             ("--bundle-horizon", self.bundle_horizon.to_string()),
             ("--max-log-blocks", self.max_log_blocks.to_string()),
             ("--max-logs", self.max_logs.to_string()),
+            ("--proof-window", self.proof_window.to_string()),
         ]);
         if let Some(blocks) = self.history_blocks {
             argv.extend(flags(&[("--history-blocks", blocks.to_string())]));

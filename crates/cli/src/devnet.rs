@@ -79,6 +79,7 @@ impl DevnetArgs {
             bundle_horizon: orderflow.bundle_horizon,
             log_limits: orderflow.log_limits,
             history_blocks: orderflow.history_blocks,
+            proof_window: orderflow.proof_window,
             accept_chain_rollback: self.accept_chain_rollback,
             builder_key: self.builder_key.unwrap_or_else(default_builder_key),
             bid_percent: self.bid.bid_percent,

@@ -35,6 +35,8 @@ pub struct OrderflowConfig {
     pub log_limits: LogLimits,
     /// Blocks whose state queries at past blocks can read (`None`: every block).
     pub history_blocks: Option<u64>,
+    /// How many blocks behind the head `eth_getProof` answers.
+    pub proof_window: u64,
 }
 
 /// The RPC server could not start.
@@ -121,7 +123,9 @@ impl Orderflow {
             bundles,
         } = pools;
         chain.keep_history(config.history_blocks);
-        let mut eth = Eth::new(chain.clone(), pool.clone()).with_log_limits(config.log_limits);
+        let mut eth = Eth::new(chain.clone(), pool.clone())
+            .with_log_limits(config.log_limits)
+            .with_proof_window(config.proof_window);
         let mut api = Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits);
         if let Some(hook) = replication {
             eth = eth.with_replication(hook.clone());

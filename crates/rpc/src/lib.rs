@@ -34,8 +34,8 @@ pub use error::{
     SERVER_ERROR,
 };
 pub use eth::{
-    DebugApiServer, Eth, EthApiServer, EthPubSubApiServer, FilterLimits, LogLimits, NetApiServer,
-    WITHOUT_PARAMS, Web3ApiServer,
+    DEFAULT_PROOF_WINDOW, DebugApiServer, Eth, EthApiServer, EthPubSubApiServer, FilterLimits,
+    LogLimits, NetApiServer, WITHOUT_PARAMS, Web3ApiServer,
 };
 pub use intake::{Intake, IntakeError, signed_call};
 pub use ledger::{Ledger, LedgerApiServer, LedgerEntry, MAX_RECORDS_PER_CALL};

@@ -279,6 +279,7 @@ pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
         bundle_horizon: 256,
         log_limits: cobuild_rpc::LogLimits::DEFAULT,
         history_blocks: None,
+        proof_window: cobuild_rpc::DEFAULT_PROOF_WINDOW,
         accept_chain_rollback: false,
         builder_key: default_builder_key(),
         bid_percent: 100,

@@ -10,7 +10,7 @@ use revm::{
     state::AccountInfo,
 };
 
-use super::TrieNodes;
+use super::{AccountProof, TrieNodes, prove};
 use crate::store::{PastState, ReadView, StoreError};
 
 /// A state read failed; execution of the block attempt must stop.
@@ -87,6 +87,28 @@ impl StateSnapshot {
             trie: None,
             ..self.clone()
         }
+    }
+
+    /// The EIP-1186 proof of `address` and its `slots` (as given, unhashed) in this state,
+    /// whose root is `state_root`. The head's walks its trie nodes; a past state's reads every
+    /// key the later blocks wrote, and every leaf, so its cost grows with the state and with
+    /// the blocks since.
+    pub fn prove(
+        &self,
+        state_root: B256,
+        address: Address,
+        slots: &[B256],
+    ) -> Result<AccountProof, StoreError> {
+        let none = TrieNodes::empty(B256::ZERO);
+        if self.past.is_none() {
+            let nodes = self.trie.as_deref().unwrap_or(&none);
+            return prove(&*self.view, nodes, state_root, address, slots);
+        }
+        let past = self
+            .view
+            .past_trie_state(self.number)?
+            .ok_or(StoreError::Corrupt("a past state without its reverts"))?;
+        prove(&past, &none, state_root, address, slots)
     }
 
     /// Storage value of `slot` at `address`.

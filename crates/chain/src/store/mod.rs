@@ -12,6 +12,7 @@
 
 mod codec;
 mod history;
+mod indexer;
 mod logs;
 
 pub use codec::AccountRecord;
@@ -52,9 +53,6 @@ const REVERTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reverts")
 const HEAD_KEY: &str = "head";
 /// The first block the log index does not cover yet (absent in stores written before it).
 const LOGS_INDEXED_KEY: &str = "logs_indexed";
-/// Present once the per-key history index covers every kept block's reverts (set when the
-/// store opens; every block written after indexes its own).
-const HISTORY_INDEXED_KEY: &str = "history_indexed";
 
 /// Errors of the chain store.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +66,9 @@ pub enum StoreError {
     /// A stored record has an impossible shape.
     #[error("corrupt store: {0}")]
     Corrupt(&'static str),
+    /// The thread that indexes history did not start.
+    #[error("cannot start the history index thread: {0}")]
+    Spawn(std::io::Error),
     /// A block was written on top of something other than the head.
     #[error("block {number} does not extend the head {head}")]
     NotOnHead {
@@ -120,9 +121,11 @@ pub(crate) struct BlockWrite<'a> {
 /// The chain's database.
 #[derive(Debug)]
 pub(crate) struct Store {
-    db: redb::Database,
+    // Declared first so it is dropped first: its thread finishes before the database closes.
+    indexer: Option<indexer::Indexer>,
+    db: std::sync::Arc<redb::Database>,
     /// Blocks whose reverts are kept; `u64::MAX`: all of them.
-    history: std::sync::atomic::AtomicU64,
+    history: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The store's page cache. redb's default (1 GiB) lets a node's memory grow with the chain
@@ -154,13 +157,35 @@ impl Store {
             txn.open_table(ACCOUNT_HISTORY)?;
             txn.open_table(SLOT_HISTORY)?;
             index_missing_logs(&txn)?;
-            index_history(&txn)?;
+            let blocks = history::index_pending(&txn, u64::MAX)?;
+            if blocks > 0 {
+                tracing::info!(blocks, "chain.store.history_indexed");
+            }
         }
         txn.commit()?;
         Ok(Self {
-            db,
-            history: std::sync::atomic::AtomicU64::new(u64::MAX),
+            indexer: None,
+            db: std::sync::Arc::new(db),
+            history: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
         })
+    }
+
+    /// From now on, indexes each block's reverts by key on a thread of its own, after the
+    /// block's commit (without it, only [`Self::index_history`] does).
+    pub(crate) fn index_in_background(&mut self) -> Result<(), StoreError> {
+        let indexer = indexer::Indexer::spawn(self.db.clone(), self.history.clone())
+            .map_err(StoreError::Spawn)?;
+        self.indexer = Some(indexer);
+        Ok(())
+    }
+
+    /// Indexes the blocks committed since the last pass and prunes outside the history
+    /// window, now; returns how many blocks it indexed.
+    pub(crate) fn index_history(&self) -> Result<u64, StoreError> {
+        indexer::index(
+            &self.db,
+            self.history.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Keeps the reverts of the last `blocks` blocks only (at least [`HISTORY_BLOCKS`]), or of
@@ -255,38 +280,9 @@ impl Store {
             txn.open_table(BENEFICIARY)?.insert(number, &balances)?;
             let mut storage = txn.open_table(STORAGE)?;
             let reverts = block_reverts(&accounts, &storage, write.diff)?;
-            let mut history = txn.open_table(REVERTS)?;
-            history.insert(number, reverts.to_bytes().as_slice())?;
-            let mut account_history = txn.open_table(ACCOUNT_HISTORY)?;
-            let mut slot_history = txn.open_table(SLOT_HISTORY)?;
-            history::index(
-                &mut account_history,
-                &mut slot_history,
-                number,
-                &reverts,
-                true,
-            )?;
-            let window = self.history.load(std::sync::atomic::Ordering::Relaxed);
-            if let Some(old) = number.checked_sub(window) {
-                // Everything up to `old`: a window narrowed since the last start prunes at once.
-                let pruned: Vec<(u64, BlockReverts)> = history
-                    .range(..=old)?
-                    .map(|entry| {
-                        let (block, raw) = entry?;
-                        Ok((block.value(), BlockReverts::from_bytes(raw.value())?))
-                    })
-                    .collect::<Result<_, StoreError>>()?;
-                for (block, reverts) in &pruned {
-                    history::index(
-                        &mut account_history,
-                        &mut slot_history,
-                        *block,
-                        reverts,
-                        false,
-                    )?;
-                }
-                history.retain_in(..=old, |_, _| false)?;
-            }
+            // Indexed by key later, off the commit (see `history`).
+            txn.open_table(REVERTS)?
+                .insert(number, reverts.to_bytes().as_slice())?;
             for (hashed, change) in &write.diff.storage {
                 if change.wiped {
                     let (lo, hi) = storage_range(hashed);
@@ -317,6 +313,9 @@ impl Store {
             }
         }
         txn.commit()?;
+        if let Some(indexer) = &self.indexer {
+            indexer.wake();
+        }
         Ok(())
     }
 }
@@ -350,35 +349,6 @@ fn index_missing_logs(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     }
     meta.insert(LOGS_INDEXED_KEY, (head + 1).to_be_bytes().as_slice())?;
     tracing::info!(blocks = head + 1 - next, "chain.store.logs_indexed");
-    Ok(())
-}
-
-/// Indexes every kept block's reverts by key, for a store written before the index.
-fn index_history(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let mut meta = txn.open_table(META)?;
-    if meta.get(HISTORY_INDEXED_KEY)?.is_some() {
-        return Ok(());
-    }
-    let reverts = txn.open_table(REVERTS)?;
-    let mut accounts = txn.open_table(ACCOUNT_HISTORY)?;
-    let mut slots = txn.open_table(SLOT_HISTORY)?;
-    let mut blocks = 0u64;
-    for entry in reverts.range::<u64>(..)? {
-        let (block, raw) = entry?;
-        let block_reverts = BlockReverts::from_bytes(raw.value())?;
-        history::index(
-            &mut accounts,
-            &mut slots,
-            block.value(),
-            &block_reverts,
-            true,
-        )?;
-        blocks += 1;
-    }
-    meta.insert(HISTORY_INDEXED_KEY, [1u8].as_slice())?;
-    if blocks > 0 {
-        tracing::info!(blocks, "chain.store.history_indexed");
-    }
     Ok(())
 }
 
@@ -552,41 +522,6 @@ impl ReadView {
         }))
     }
 
-    /// The state after block `number` as it differs from the head's: `None` when a block
-    /// after it no longer keeps what it overwrote (older than the history window, or stored
-    /// before the store kept history) or `number` is past the head.
-    pub fn past_state(&self, number: u64) -> Result<Option<PastState>, StoreError> {
-        let head = self.head_number()?.unwrap_or_default();
-        if number > head {
-            return Ok(None);
-        }
-        // Kept blocks are contiguous up to the head: the oldest kept must follow `number`.
-        let oldest = self.reverts.first()?.map(|(block, _)| block.value());
-        if number < head && oldest.is_none_or(|oldest| oldest > number + 1) {
-            return Ok(None);
-        }
-        Ok(Some(PastState::after(number)))
-    }
-
-    /// The account at `hashed` after block `past`, if a later block wrote it.
-    pub(crate) fn past_account(
-        &self,
-        past: &PastState,
-        hashed: &B256,
-    ) -> Result<Option<Option<AccountRecord>>, StoreError> {
-        past.account(&self.account_history, hashed)
-    }
-
-    /// A storage value after block `past`, if a later block wrote it.
-    pub(crate) fn past_slot(
-        &self,
-        past: &PastState,
-        hashed_address: &B256,
-        hashed_slot: &B256,
-    ) -> Result<Option<U256>, StoreError> {
-        past.slot(&self.slot_history, hashed_address, hashed_slot)
-    }
-
     /// Where the transaction with `hash` was included.
     pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>, StoreError> {
         Ok(self
@@ -667,7 +602,7 @@ pub(super) fn write_test_block(
     diff: &HashedStateDiff,
 ) {
     let block = StoredBlock {
-        hash: B256::with_last_byte(number as u8 + 1),
+        hash: B256::from(U256::from(number + 1)),
         block: Block {
             header: Header {
                 number,

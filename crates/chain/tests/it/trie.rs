@@ -177,63 +177,111 @@ fn test_rounds_sealed_from_the_last_seal_equal_the_block_sealed_alone() {
     }
 }
 
-#[test]
-fn test_proofs_of_accounts_and_slots_verify_against_the_state_root() {
+/// Checks the proof of `address` and `slots` at block `number` against the block's state root,
+/// and that the slots proved set are `written` (the others prove absent); returns the balance.
+fn check_proof(chain: &Chain, number: u64, address: Address, written: &[u64]) -> U256 {
     use alloy_rlp::Encodable;
     use alloy_trie::{Nibbles, proof::verify_proof};
 
+    let slots: Vec<B256> = [7u64, 14, 8, 275, 1_000]
+        .iter()
+        .map(|s| B256::from(U256::from(*s)))
+        .collect();
+    let (header, state) = chain.state_at(number).expect("state");
+    assert_eq!(state.is_past(), number != chain.head().number);
+    let proof = state
+        .prove(header.state_root, address, &slots)
+        .expect("proves");
+    let key = Nibbles::unpack(alloy_primitives::keccak256(address));
+    let leaf = proof.record.map(|record| {
+        let mut out = Vec::new();
+        record.trie_account().encode(&mut out);
+        out
+    });
+    verify_proof(header.state_root, key, leaf, &proof.account_proof)
+        .unwrap_or_else(|e| panic!("{address} at {number}: {e:?}"));
+    let storage_root = proof
+        .record
+        .map_or(alloy_trie::EMPTY_ROOT_HASH, |r| r.storage_root);
+    for (slot, value, nodes) in &proof.storage {
+        let key = Nibbles::unpack(alloy_primitives::keccak256(slot));
+        let leaf = (!value.is_zero()).then(|| {
+            let mut out = Vec::new();
+            value.encode(&mut out);
+            out
+        });
+        verify_proof(storage_root, key, leaf, nodes)
+            .unwrap_or_else(|e| panic!("{address} slot {slot} at {number}: {e:?}"));
+        let slot = U256::from_be_bytes(slot.0);
+        let is_written = written.iter().any(|w| U256::from(*w) == slot);
+        assert_eq!(
+            !value.is_zero(),
+            is_written,
+            "{address} slot {slot} at {number}"
+        );
+        if is_written {
+            assert_eq!(
+                *value,
+                slot / U256::from(7) + U256::from(number),
+                "at {number}"
+            );
+        }
+    }
+    proof.record.map_or(U256::ZERO, |r| r.balance)
+}
+
+#[test]
+fn test_proofs_of_accounts_and_slots_verify_against_the_state_root_at_the_head_and_before() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain = open(dir.path());
     let signers = dev_signers();
     let store = deploy_store(&chain, &signers);
-    let mut builder = chain.builder(attrs(&chain)).expect("builder");
-    for (n, slot) in (1..40u64).enumerate() {
-        let tx = TxEip1559 {
+    // Block n (from 2) writes slot s as s / 7 + n for s in 7, 14, 21, …: block 2 the first 39
+    // multiples, each later block one fewer (the last one deleted), so every block changes
+    // every slot a proof asks for and the storage trie shrinks.
+    let mut nonce = 1;
+    let first = chain.head().number + 1;
+    for (round, number) in (first..first + 3).enumerate() {
+        let mut builder = chain.builder(attrs(&chain)).expect("builder");
+        for slot in 1..40 - round as u64 {
+            let tx = TxEip1559 {
+                gas_limit: 60_000,
+                input: store_call(U256::from(slot * 7), U256::from(slot + number)),
+                ..unsigned_transfer(nonce, store, 0)
+            };
+            nonce += 1;
+            builder
+                .execute(signed(&signers[0], tx))
+                .expect("no fatal")
+                .expect("included");
+        }
+        let delete = TxEip1559 {
             gas_limit: 60_000,
-            input: store_call(U256::from(slot * 7), U256::from(slot)),
-            ..unsigned_transfer(1 + n as u64, store, 0)
+            input: store_call(U256::from((40 - round as u64) * 7), U256::ZERO),
+            ..unsigned_transfer(nonce, store, 0)
         };
+        nonce += 1;
         builder
-            .execute(signed(&signers[0], tx))
+            .execute(signed(&signers[0], delete))
             .expect("no fatal")
             .expect("included");
+        chain
+            .commit(&builder.finish().expect("sealed"))
+            .expect("committed");
     }
-    chain
-        .commit(&builder.finish().expect("sealed"))
-        .expect("committed");
 
     let absent = Address::repeat_byte(0x77);
-    for address in [store, signers[1].address(), absent] {
-        let slots: Vec<B256> = [7u64, 14, 8, 275, 1_000]
-            .iter()
-            .map(|s| B256::from(U256::from(*s)))
-            .collect();
-        let (head, proof) = chain.proof(address, &slots).expect("proves");
-        let key = Nibbles::unpack(alloy_primitives::keccak256(address));
-        let leaf = proof.record.map(|record| {
-            let mut out = Vec::new();
-            record.trie_account().encode(&mut out);
-            out
-        });
-        verify_proof(head.state_root, key, leaf, &proof.account_proof)
-            .unwrap_or_else(|e| panic!("{address}: {e:?}"));
-        assert_eq!(proof.record.is_none(), address == absent);
-        let storage_root = proof
-            .record
-            .map_or(alloy_trie::EMPTY_ROOT_HASH, |r| r.storage_root);
-        for (slot, value, nodes) in &proof.storage {
-            let key = Nibbles::unpack(alloy_primitives::keccak256(slot));
-            let leaf = (!value.is_zero()).then(|| {
-                let mut out = Vec::new();
-                value.encode(&mut out);
-                out
-            });
-            verify_proof(storage_root, key, leaf, nodes)
-                .unwrap_or_else(|e| panic!("{address} slot {slot}: {e:?}"));
-            // Slots 7 and 14 were written (value = slot / 7); 8, 275 and 1000 never were.
-            let number = U256::from_be_bytes(slot.0);
-            let written = address == store && (number == U256::from(7) || number == U256::from(14));
-            assert_eq!(!value.is_zero(), written, "{address} slot {slot}");
-        }
+    let head = chain.head().number;
+    let mut balances = Vec::new();
+    for number in first..=head {
+        check_proof(&chain, number, store, &[7, 14]);
+        balances.push(check_proof(&chain, number, signers[0].address(), &[]));
+        check_proof(&chain, number, absent, &[]);
     }
+    // The sender paid gas in every block: each past proof shows the balance of its block.
+    assert!(balances.windows(2).all(|w| w[0] > w[1]), "{balances:?}");
+    // Before the contract existed, it proves absent.
+    let (header, state) = chain.state_at(first - 2).expect("state");
+    let proof = state.prove(header.state_root, store, &[]).expect("proves");
+    assert_eq!(proof.record, None);
 }

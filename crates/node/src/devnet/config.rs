@@ -35,6 +35,8 @@ pub struct DevnetConfig {
     pub log_limits: cobuild_rpc::LogLimits,
     /// Blocks whose state queries at past blocks can read (`None`: every block).
     pub history_blocks: Option<u64>,
+    /// How many blocks behind the head `eth_getProof` answers.
+    pub proof_window: u64,
     /// Open a chain store that was rolled back since its last commit (logged as an error)
     /// instead of refusing to start.
     pub accept_chain_rollback: bool,
@@ -58,6 +60,7 @@ impl DevnetConfig {
             bundle_horizon: self.bundle_horizon,
             log_limits: self.log_limits,
             history_blocks: self.history_blocks,
+            proof_window: self.proof_window,
         }
     }
 }

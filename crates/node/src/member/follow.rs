@@ -237,6 +237,7 @@ mod tests {
             bundle_horizon: cobuild_pool::DEFAULT_BUNDLE_HORIZON,
             log_limits: cobuild_rpc::LogLimits::DEFAULT,
             history_blocks: None,
+            proof_window: cobuild_rpc::DEFAULT_PROOF_WINDOW,
         };
         Orderflow::start(chain, &config).await.expect("rpc starts")
     }

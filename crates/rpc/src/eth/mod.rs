@@ -268,8 +268,13 @@ pub struct Eth {
     pool: TxPool,
     replication: crate::replicate::Hook,
     log_limits: LogLimits,
+    proof_window: u64,
     filters: filters::Filters,
 }
+
+/// How many blocks behind the head `eth_getProof` answers by default. A proof at a past block
+/// walks every leaf and every key written since, so a deep one costs a node real work.
+pub const DEFAULT_PROOF_WINDOW: u64 = 1024;
 
 impl Eth {
     /// Serves `chain` and submits transactions to `pool`.
@@ -279,6 +284,7 @@ impl Eth {
             pool,
             replication: None,
             log_limits: LogLimits::DEFAULT,
+            proof_window: DEFAULT_PROOF_WINDOW,
             filters: filters::Filters::new(FilterLimits::DEFAULT),
         }
     }
@@ -295,6 +301,14 @@ impl Eth {
     #[must_use]
     pub const fn with_log_limits(mut self, limits: LogLimits) -> Self {
         self.log_limits = limits;
+        self
+    }
+
+    /// Answers `eth_getProof` at blocks up to `blocks` behind the head (default
+    /// [`DEFAULT_PROOF_WINDOW`]; 0: the head only).
+    #[must_use]
+    pub const fn with_proof_window(mut self, blocks: u64) -> Self {
+        self.proof_window = blocks;
         self
     }
 
@@ -572,25 +586,18 @@ impl EthApiServer for Eth {
                 .iter()
                 .map(alloy_serde::JsonStorageKey::as_b256)
                 .collect();
-            let (head, proof) = this
-                .chain
-                .proof(address, &slots)
-                .map_err(RpcError::internal)?;
-            // Proofs walk the head's trie: an older block's would need its whole trie rebuilt.
-            // Checked against the head the proof was made at, so a new block cannot slip in.
-            let at_head = match block.unwrap_or_default() {
-                BlockId::Number(BlockNumberOrTag::Number(n)) => n == head.number,
-                BlockId::Number(BlockNumberOrTag::Earliest) => head.number == 0,
-                BlockId::Number(_) => true,
-                BlockId::Hash(hash) => hash.block_hash == head.hash(),
-            };
-            if !at_head {
+            let (header, state) = this.state_at(block)?;
+            let behind = this.chain.head().number.saturating_sub(header.number);
+            if behind > this.proof_window {
                 return Err(RpcError::HistoricalState(format!(
-                    "proof at {:?}: eth_getProof answers at the head only (block {})",
-                    block.unwrap_or_default(),
-                    head.number
+                    "proof at block {}: {behind} blocks behind the head, and this node proves \
+                     up to {} behind (--proof-window)",
+                    header.number, this.proof_window
                 )));
             }
+            let proof = state
+                .prove(header.state_root, address, &slots)
+                .map_err(RpcError::internal)?;
             // An account that does not exist proves as the empty one.
             let record = proof.record.unwrap_or(cobuild_chain::AccountRecord {
                 nonce: 0,

@@ -143,87 +143,108 @@ fn test_create_access_list_names_what_the_call_reaches_and_the_gas_it_saves() {
 }
 
 #[test]
-fn test_get_proof_verifies_against_the_head_state_root() {
+fn test_get_proof_verifies_against_the_state_root_of_the_head_and_of_past_blocks() {
     use alloy_rlp::Encodable;
     use alloy_trie::{Nibbles, TrieAccount, proof::verify_proof};
 
-    let (node, _) = chain_with_logs(|eth| eth);
+    let (node, _) = chain_with_logs(|eth| eth.with_proof_window(3));
     let dev0 = cobuild_chain::dev_signers()[0].address();
     let nonce =
         quantity(&node.call(None, "eth_getTransactionCount", json!([dev0, "latest"]))["result"]);
     let store = dev0.create(nonce);
     let mut write = B256::with_last_byte(5).to_vec();
     write.extend_from_slice(B256::with_last_byte(9).as_slice());
-    node.seal(&[
-        super::logs::tx(
-            nonce,
-            None,
-            alloy_primitives::Bytes::from_static(&STORE_INIT),
-        ),
-        super::logs::tx(nonce + 1, Some(store), write.into()),
-    ]);
+    // The contract in one block, its slot 5 written in the next.
+    node.seal(&[super::logs::tx(
+        nonce,
+        None,
+        alloy_primitives::Bytes::from_static(&STORE_INIT),
+    )]);
+    node.seal(&[super::logs::tx(nonce + 1, Some(store), write.into())]);
     let head = node.call(None, "eth_getBlockByNumber", json!(["latest", false]))["result"].clone();
-    let state_root: B256 = serde_json::from_value(head["stateRoot"].clone()).expect("root");
+    let head_number: u64 = quantity(&head["number"]);
 
-    for (address, exists) in [
-        (store, true),
-        (dev0, true),
-        (alloy_primitives::Address::repeat_byte(0x42), false),
-    ] {
-        let reply = node.call(
+    // At the head slot 5 holds 9; one block before, the contract exists with nothing stored.
+    for (number, slot5) in [(head_number, 9u64), (head_number - 1, 0)] {
+        let block = node.call(
             None,
-            "eth_getProof",
-            json!([address, ["0x5", "0x6"], "latest"]),
+            "eth_getBlockByNumber",
+            json!([format!("{number:#x}"), false]),
         );
-        let proof = reply["result"].clone();
-        assert!(proof.is_object(), "{reply}");
-        let nodes: Vec<alloy_primitives::Bytes> =
-            serde_json::from_value(proof["accountProof"].clone()).expect("nodes");
-        let account = TrieAccount {
-            nonce: quantity(&proof["nonce"]),
-            balance: serde_json::from_value(proof["balance"].clone()).expect("balance"),
-            storage_root: serde_json::from_value(proof["storageHash"].clone()).expect("hash"),
-            code_hash: serde_json::from_value(proof["codeHash"].clone()).expect("hash"),
-        };
-        let leaf = exists.then(|| {
-            let mut out = Vec::new();
-            account.encode(&mut out);
-            out
-        });
-        let key = Nibbles::unpack(alloy_primitives::keccak256(address));
-        verify_proof(state_root, key, leaf, &nodes).unwrap_or_else(|e| panic!("{address}: {e:?}"));
-        for (i, item) in proof["storageProof"]
-            .as_array()
-            .expect("slots")
-            .iter()
-            .enumerate()
-        {
-            let value: U256 = serde_json::from_value(item["value"].clone()).expect("value");
-            let want = if address == store && i == 0 {
-                U256::from(9)
-            } else {
-                U256::ZERO
-            };
-            assert_eq!(value, want, "{address} {item}");
+        let state_root: B256 =
+            serde_json::from_value(block["result"]["stateRoot"].clone()).expect("root");
+        for (address, exists) in [
+            (store, true),
+            (dev0, true),
+            (alloy_primitives::Address::repeat_byte(0x42), false),
+        ] {
+            let reply = node.call(
+                None,
+                "eth_getProof",
+                json!([address, ["0x5", "0x6"], format!("{number:#x}")]),
+            );
+            let proof = reply["result"].clone();
+            assert!(proof.is_object(), "{reply}");
             let nodes: Vec<alloy_primitives::Bytes> =
-                serde_json::from_value(item["proof"].clone()).expect("nodes");
-            let slot = B256::with_last_byte(5 + i as u8);
-            let leaf = (!value.is_zero()).then(|| {
+                serde_json::from_value(proof["accountProof"].clone()).expect("nodes");
+            let account = TrieAccount {
+                nonce: quantity(&proof["nonce"]),
+                balance: serde_json::from_value(proof["balance"].clone()).expect("balance"),
+                storage_root: serde_json::from_value(proof["storageHash"].clone()).expect("hash"),
+                code_hash: serde_json::from_value(proof["codeHash"].clone()).expect("hash"),
+            };
+            let leaf = exists.then(|| {
                 let mut out = Vec::new();
-                value.encode(&mut out);
+                account.encode(&mut out);
                 out
             });
-            let key = Nibbles::unpack(alloy_primitives::keccak256(slot));
-            verify_proof(account.storage_root, key, leaf, &nodes)
-                .unwrap_or_else(|e| panic!("{address} slot {slot}: {e:?}"));
+            let key = Nibbles::unpack(alloy_primitives::keccak256(address));
+            verify_proof(state_root, key, leaf, &nodes)
+                .unwrap_or_else(|e| panic!("{address} at {number}: {e:?}"));
+            for (i, item) in proof["storageProof"]
+                .as_array()
+                .expect("slots")
+                .iter()
+                .enumerate()
+            {
+                let value: U256 = serde_json::from_value(item["value"].clone()).expect("value");
+                let want = if address == store && i == 0 {
+                    U256::from(slot5)
+                } else {
+                    U256::ZERO
+                };
+                assert_eq!(value, want, "{address} at {number}: {item}");
+                let nodes: Vec<alloy_primitives::Bytes> =
+                    serde_json::from_value(item["proof"].clone()).expect("nodes");
+                let slot = B256::with_last_byte(5 + i as u8);
+                let leaf = (!value.is_zero()).then(|| {
+                    let mut out = Vec::new();
+                    value.encode(&mut out);
+                    out
+                });
+                let key = Nibbles::unpack(alloy_primitives::keccak256(slot));
+                verify_proof(account.storage_root, key, leaf, &nodes)
+                    .unwrap_or_else(|e| panic!("{address} slot {slot} at {number}: {e:?}"));
+            }
         }
     }
-    let old = node.call(None, "eth_getProof", json!([dev0, [], "0x1"]));
+    // Beyond the window (3 blocks here) the node says how far it proves.
+    let old = node.call(
+        None,
+        "eth_getProof",
+        json!([dev0, [], format!("{:#x}", head_number - 4)]),
+    );
     assert_eq!(error_code(&old), -32000, "{old}");
     assert!(
         old["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("head only")),
+            .is_some_and(|m| m.contains("--proof-window")),
         "{old}"
     );
+    let edge = node.call(
+        None,
+        "eth_getProof",
+        json!([dev0, [], format!("{:#x}", head_number - 3)]),
+    );
+    assert!(edge["result"].is_object(), "{edge}");
 }
