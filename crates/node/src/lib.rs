@@ -32,6 +32,6 @@ pub mod orderflow;
 pub mod refunds;
 pub mod replication;
 
-pub use cobuild_rpc::{LogLimits, OrderflowLimits};
+pub use cobuild_rpc::{DEFAULT_PROOF_WINDOW, LogLimits, OrderflowLimits};
 pub use devnet::{Devnet, DevnetConfig, DevnetError};
 pub use orderflow::{Orderflow, OrderflowConfig, Pools};

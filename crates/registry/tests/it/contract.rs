@@ -153,6 +153,7 @@ async fn test_members_added_updated_and_removed_are_read_back_on_the_devnet() {
         bundle_horizon: 256,
         log_limits: cobuild_node::LogLimits::DEFAULT,
         history_blocks: None,
+        proof_window: cobuild_node::DEFAULT_PROOF_WINDOW,
         accept_chain_rollback: false,
         builder_key: default_builder_key(),
         bid_percent: 90,
