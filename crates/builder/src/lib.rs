@@ -4,8 +4,8 @@
 //! # Design
 //! ```text
 //!  SimRound.orders ──┬─▶ Greedy          ─┐  each fills its own BlockBuilder through the
-//!                    └─▶ ConflictSearch  ─┤  Assembler: real (not simulated) profit per order,
-//!                                         │  bundle rules, in-block refunds
+//!                    ├─▶ GreedyByProfit  ─┤  Assembler: real (not simulated) profit per order,
+//!                    └─▶ ConflictSearch  ─┤  bundle rules, in-block refunds
 //!                      build_best ◀───────┘  highest bid value wins
 //!                          │
 //!                     BuiltBlock { sealed block, value = proposer payment (last tx), profit }
@@ -18,7 +18,9 @@ mod algorithm;
 mod assembler;
 mod payout;
 
-pub use algorithm::{ConflictSearch, Greedy, GreedyBlock, conflict_groups};
+pub use algorithm::{
+    ConflictSearch, Greedy, GreedyBlock, GreedyByProfit, Priority, conflict_groups,
+};
 pub use payout::{CONTRACT_PAYMENT_GAS, TRANSFER_GAS};
 
 use std::sync::Arc;

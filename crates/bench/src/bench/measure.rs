@@ -15,7 +15,8 @@ use std::{
 
 use alloy_consensus::transaction::Recovered;
 use cobuild_builder::{
-    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, build_best,
+    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, GreedyByProfit,
+    build_best,
 };
 use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, SealCache};
 use cobuild_sim::{SimError, SimRound, SimulatedOrder, Simulator};
@@ -25,23 +26,35 @@ use crate::{BenchError, Workload};
 /// A building algorithm to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algo {
-    /// [`Greedy`] alone, on the caller's thread.
+    /// [`Greedy`] (by profit per gas) alone, on the caller's thread.
     Greedy,
+    /// [`GreedyByProfit`] alone, on the caller's thread.
+    GreedyByProfit,
     /// [`ConflictSearch`] (default bounds) alone, on the caller's thread.
     ConflictSearch,
-    /// [`build_best`] over both, one scoped thread each.
+    /// A node's round: [`build_best`] over the two greedy blocks, one scoped thread each.
+    Round,
+    /// [`build_best`] over all three algorithms, one scoped thread each.
     Best,
 }
 
 impl Algo {
     /// Every variant, in table order.
-    pub const ALL: [Self; 3] = [Self::Greedy, Self::ConflictSearch, Self::Best];
+    pub const ALL: [Self; 5] = [
+        Self::Greedy,
+        Self::GreedyByProfit,
+        Self::ConflictSearch,
+        Self::Round,
+        Self::Best,
+    ];
 
     /// The name in tables and benchmark ids.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Greedy => "greedy",
+            Self::GreedyByProfit => "greedy-profit",
             Self::ConflictSearch => "conflict-search",
+            Self::Round => "node round",
             Self::Best => "build_best",
         }
     }
@@ -71,8 +84,14 @@ pub fn build_block(
 ) -> Result<BuiltBlock, BuildError> {
     match algo {
         Algo::Greedy => Greedy.build(ctx, orders),
+        Algo::GreedyByProfit => GreedyByProfit.build(ctx, orders),
         Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders),
-        Algo::Best => build_best(ctx, orders, &[&Greedy, &ConflictSearch::default()]),
+        Algo::Round => build_best(ctx, orders, &[&Greedy, &GreedyByProfit]),
+        Algo::Best => build_best(
+            ctx,
+            orders,
+            &[&Greedy, &GreedyByProfit, &ConflictSearch::default()],
+        ),
     }
 }
 

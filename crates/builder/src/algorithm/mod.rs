@@ -5,4 +5,4 @@ mod conflict;
 mod greedy;
 
 pub use conflict::{ConflictSearch, conflict_groups};
-pub use greedy::{Greedy, GreedyBlock};
+pub use greedy::{Greedy, GreedyBlock, GreedyByProfit, Priority};

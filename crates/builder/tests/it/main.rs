@@ -12,8 +12,8 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_mev::EthSendBundle;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_builder::{
-    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, GreedyBlock, Payout,
-    build_best,
+    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, GreedyBlock,
+    GreedyByProfit, Payout, build_best,
 };
 use cobuild_chain::{
     Chain, dev_signers,
@@ -293,6 +293,12 @@ fn test_conflict_search_takes_the_richer_of_two_conflicting_bundles() {
         "the search takes the richer bundle"
     );
     assert!(search.value > greedy.value * U256::from(4));
+    // Greedy by profit takes the richer one too, without trying orderings.
+    let by_profit = GreedyByProfit.build(&ctx, &orders).expect("builds");
+    assert_eq!(by_profit.algorithm, "greedy-profit");
+    assert_eq!(by_profit.orders, vec![rich.id]);
+    assert_eq!(by_profit.value, search.value);
+    assert_pays_bid(&by_profit);
 
     let best = build_best(&ctx, &orders, &[&Greedy, &ConflictSearch::default()]).expect("builds");
     assert_eq!(best.algorithm, "conflict-search");

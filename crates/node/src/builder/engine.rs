@@ -13,14 +13,11 @@
 //! newest orders when it starts, so it never holds a round back, and rests as long as it ran
 //! before the next one starts, so it takes at most half a core from the rounds.
 //!
-//! A round's greedy block grows through the slot ([`GreedyBlock`]): it adds only the orders
-//! that are new since the last round to the block so far and seals a copy, so a round costs
-//! what arrived, not the whole pool. The block is built again from every order when one of its
-//! orders left the pools (cancelled or replaced), and when the orders added since its last
-//! rebuild outnumber those it was rebuilt from, which keeps the profit-per-gas ordering close
-//! to a fresh greedy block's for a constant factor of work. Rounds run on a thread of the
-//! slot's own, which keeps that block; searches on tokio's blocking pool (simulation and
-//! building are CPU-bound); the loop itself only waits. The best block is
+//! A round's greedy blocks grow through the slot (see [`super::blocks`]): two of them, by
+//! profit per gas and by profit, extended side by side; each adds only the orders that are new
+//! since the last round and seals a copy, so a round costs what arrived, not the whole pool.
+//! Rounds run on a thread of the slot's own, which keeps those blocks; searches on tokio's
+//! blocking pool (simulation and building are CPU-bound); the loop itself only waits. The best block is
 //! published on a `watch` channel, so a slow bidder always sees the latest best and never holds
 //! up building.
 //!
@@ -39,14 +36,14 @@ use std::{
 
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{Address, U256};
-use cobuild_builder::{BuildContext, BuildError, BuiltBlock, ConflictSearch, GreedyBlock, Payout};
+use cobuild_builder::{BuildContext, BuildError, BuiltBlock, ConflictSearch, Payout};
 use cobuild_chain::{BlockAttributes, Chain, ChainError, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, TxPool};
 use cobuild_sim::{SimError, SimulatedOrder, Simulator};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::BuilderConfig;
+use super::{BuilderConfig, blocks::SlotBlocks};
 
 /// The builder cannot go on with this slot.
 #[derive(Debug, thiserror::Error)]
@@ -262,14 +259,14 @@ impl Builder {
     }
 
     /// One round: simulate what is new and, if the set of runnable orders changed since
-    /// `previous` (or on the slot's first round), add what is new to the growing greedy block
-    /// (or build it again, see the module doc) and seal it. Returns the orders too, for the
-    /// conflict search.
+    /// `previous` (or on the slot's first round), add what is new to the growing greedy blocks
+    /// (or build them again, see [`super::blocks`]) and seal them. Returns the orders too, for
+    /// the conflict search.
     fn round(
         &self,
         ctx: &BuildContext,
         previous: Option<&OrderSet>,
-        growing: &mut Option<Growing>,
+        blocks: &mut SlotBlocks,
     ) -> Result<Round, BuilderError> {
         let base_fee = ctx
             .parent
@@ -296,23 +293,14 @@ impl Builder {
                 built: None,
             });
         }
-        let block = match growing.take() {
-            Some(block) if block.extends_to(&set) => growing.insert(block),
-            _ => growing.insert(Growing::new(ctx)?),
-        };
         let simulated = began.elapsed();
-        // A failed extension may leave the block short of orders it was offered: it is
-        // dropped, and the next round builds afresh.
-        let added = block.block.extend(&orders)?;
-        block.rebuilt_from.get_or_insert(block.block.seen());
-        let extended = began.elapsed();
-        let built = block.block.seal()?;
+        let (built, added) = blocks.build(ctx, &orders, &set)?;
         tracing::debug!(
             orders = orders.len(),
             added,
+            algorithm = built.algorithm,
             sim_us = simulated.as_micros() as u64,
-            build_us = (extended - simulated).as_micros() as u64,
-            seal_us = (began.elapsed() - extended).as_micros() as u64,
+            build_seal_us = (began.elapsed() - simulated).as_micros() as u64,
             "builder.round"
         );
         Ok(Round {
@@ -356,12 +344,9 @@ impl RoundThread {
         std::thread::Builder::new()
             .name("builder-rounds".into())
             .spawn(move || {
-                let mut growing = None;
+                let mut blocks = SlotBlocks::default();
                 while let Some((previous, answer)) = incoming.blocking_recv() {
-                    let round = builder.round(&ctx, previous.as_ref(), &mut growing);
-                    if round.is_err() {
-                        growing = None;
-                    }
+                    let round = builder.round(&ctx, previous.as_ref(), &mut blocks);
                     // The slot loop is gone only when the slot ended: nothing to tell.
                     let _ = answer.send(round);
                 }
@@ -379,33 +364,6 @@ impl RoundThread {
             .await
             .map_err(|_| gone())?;
         round.await.map_err(|_| gone())?
-    }
-}
-
-/// Orders added since the last rebuild may outnumber those it was built from by this much
-/// before the block is built again; small pools are rebuilt rarely, as their rounds are cheap.
-const REBUILD_FLOOR: usize = 64;
-
-/// The slot's greedy block, growing round by round.
-struct Growing {
-    block: GreedyBlock,
-    /// Orders offered to it when it was last built from scratch.
-    rebuilt_from: Option<usize>,
-}
-
-impl Growing {
-    fn new(ctx: &BuildContext) -> Result<Self, BuildError> {
-        Ok(Self {
-            block: GreedyBlock::new(ctx)?,
-            rebuilt_from: None,
-        })
-    }
-
-    /// Whether the next round may add to this block rather than build it again: every order in
-    /// it is still runnable, and it has not doubled since it was built from scratch.
-    fn extends_to(&self, set: &OrderSet) -> bool {
-        let base = self.rebuilt_from.unwrap_or_default().max(REBUILD_FLOOR);
-        self.block.seen() <= 2 * base && self.block.orders().iter().all(|id| set.contains(id))
     }
 }
 
@@ -505,15 +463,15 @@ impl Drop for Search {
 /// Which orders a round could run (ids, sorted): a round whose set equals the previous one's
 /// would build the same block, so it is skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OrderSet(Vec<alloy_primitives::B256>);
+pub(super) struct OrderSet(Vec<alloy_primitives::B256>);
 
 impl OrderSet {
-    fn of(orders: &[Arc<SimulatedOrder>]) -> Self {
+    pub(super) fn of(orders: &[Arc<SimulatedOrder>]) -> Self {
         // The simulator returns orders sorted by id.
         Self(orders.iter().map(|o| o.order.id()).collect())
     }
 
-    fn contains(&self, id: &alloy_primitives::B256) -> bool {
+    pub(super) fn contains(&self, id: &alloy_primitives::B256) -> bool {
         self.0.binary_search(id).is_ok()
     }
 }
@@ -620,13 +578,61 @@ mod tests {
         pay(&fixture.bundles, &fixture.coinbase, signer, ETHER / 100);
         let round = fixture
             .builder
-            .round(ctx, None, &mut None)
+            .round(ctx, None, &mut SlotBlocks::default())
             .expect("a round runs");
         Latest {
             set: round.set,
             orders: round.orders,
             started: Instant::now(),
         }
+    }
+
+    /// Two bundles of the same sender compete for its nonce: one pays less but per gas more.
+    /// The round offers the block that takes the richer one (the by-profit block), and keeps
+    /// offering it as the blocks grow.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_a_round_offers_the_richer_of_competing_bundles_even_at_less_per_gas() {
+        let Fixture {
+            _dir,
+            builder,
+            bundles,
+            coinbase,
+            job,
+        } = Fixture::new();
+        let ctx = builder.context(&job);
+        let signer = &dev_signers()[1];
+        let to = coinbase.address();
+        // 0.01 ETH over 21,000 gas against 0.016 ETH over 42,000 gas.
+        let cheap = bundles
+            .add(
+                SENDER,
+                bundle(&[sign(signer, transfer(0, to, ETHER / 100, 0))]),
+            )
+            .expect("pooled");
+        let rich = bundles
+            .add(
+                SENDER,
+                bundle(&[
+                    sign(signer, transfer(0, to, ETHER / 125, 0)),
+                    sign(signer, transfer(1, to, ETHER / 125, 0)),
+                ]),
+            )
+            .expect("pooled");
+        let mut blocks = SlotBlocks::default();
+        let first = builder
+            .round(&ctx, None, &mut blocks)
+            .expect("a round runs");
+        let built = first.built.expect("built");
+        assert_eq!(built.orders, vec![rich]);
+        assert_eq!(built.algorithm, "greedy-profit");
+        assert!(!built.orders.contains(&cheap));
+
+        // Both blocks grow: a new independent payment joins the richer block.
+        let more = pay(&bundles, &coinbase, 2, ETHER / 100);
+        let second = builder
+            .round(&ctx, Some(&first.set), &mut blocks)
+            .expect("a round runs");
+        assert_eq!(second.built.expect("built").orders, vec![rich, more]);
     }
 
     /// A round adds what is new to the slot's growing block, after the orders it holds; when one
@@ -641,10 +647,10 @@ mod tests {
             job,
         } = Fixture::new();
         let ctx = builder.context(&job);
-        let mut growing = None;
+        let mut blocks = SlotBlocks::default();
         let mut round = |previous: Option<&OrderSet>| {
             builder
-                .round(&ctx, previous, &mut growing)
+                .round(&ctx, previous, &mut blocks)
                 .expect("a round runs")
         };
 
@@ -731,34 +737,48 @@ mod tests {
             coinbase,
             job,
         } = Fixture::new();
-        // Both bundles spend nonce 0 of signer 1: greedy takes the one paying more per gas, the
-        // search the one paying five times as much in all.
+        // One bundle spends nonce 0 of signers 1 and 2 and pays the most, and the most per gas:
+        // both greedy blocks take it. Two others each spend one of those nonces (beside a
+        // heavy transaction of another signer) and together pay more: only the search, which
+        // tries the group's orderings, finds them.
         let s = dev_signers();
         let to = coinbase.address();
-        let cheap = bundle(&[sign(&s[1], transfer(0, to, ETHER / 10, 0))]);
-        let heavy = tx(
-            0,
-            TxKind::Call(Address::repeat_byte(0x11)),
-            U256::ZERO,
-            Bytes::from(vec![1u8; 4000]),
-            250_000,
-            0,
-        );
-        let rich = bundle(&[
-            sign(&s[1], transfer(0, to, ETHER / 2, 0)),
-            sign(&s[2], heavy),
+        let heavy = |signer: &PrivateKeySigner| {
+            sign(
+                signer,
+                tx(
+                    0,
+                    TxKind::Call(Address::repeat_byte(0x11)),
+                    U256::ZERO,
+                    Bytes::from(vec![1u8; 4000]),
+                    250_000,
+                    0,
+                ),
+            )
+        };
+        let both = bundle(&[
+            sign(&s[1], transfer(0, to, ETHER / 4, 0)),
+            sign(&s[2], transfer(0, to, ETHER / 4, 0)),
         ]);
-        let cheap = bundles.add(SENDER, cheap).expect("pooled");
-        let rich = bundles.add(SENDER, rich).expect("pooled");
+        let first = bundle(&[
+            sign(&s[1], transfer(0, to, ETHER * 3 / 10, 0)),
+            heavy(&s[3]),
+        ]);
+        let second = bundle(&[
+            sign(&s[2], transfer(0, to, ETHER * 3 / 10, 0)),
+            heavy(&s[4]),
+        ]);
+        let both = bundles.add(SENDER, both).expect("pooled");
+        let first = bundles.add(SENDER, first).expect("pooled");
+        let second = bundles.add(SENDER, second).expect("pooled");
 
         // A round builds greedily only: the richer block is the search's, beside the rounds.
         let Round { orders, built, .. } = builder
-            .round(&builder.context(&job), None, &mut None)
+            .round(&builder.context(&job), None, &mut SlotBlocks::default())
             .expect("a round runs");
         let greedy = built.expect("a slot's first round builds");
-        assert_eq!(orders.len(), 2);
-        assert_eq!(greedy.algorithm, "greedy");
-        assert_eq!(greedy.orders, vec![cheap]);
+        assert_eq!(orders.len(), 3);
+        assert_eq!(greedy.orders, vec![both]);
 
         let mut published = builder.subscribe();
         let best = builder
@@ -767,10 +787,13 @@ mod tests {
             .expect("the slot runs")
             .expect("a block paid");
         assert_eq!(best.block.algorithm, "conflict-search");
-        assert_eq!(best.block.orders, vec![rich]);
+        let mut searched = best.block.orders.clone();
+        searched.sort();
+        let mut expected = vec![first, second];
+        expected.sort();
+        assert_eq!(searched, expected);
         assert!(published.has_changed().expect("open"));
         let last = published.borrow_and_update().clone().expect("published");
         assert_eq!(last.block.block.block.hash, best.block.block.block.hash);
-        assert_ne!(cheap, rich);
     }
 }

@@ -2,6 +2,7 @@
 //! best block for the bidder.
 
 mod bidder;
+mod blocks;
 mod config;
 mod engine;
 
