@@ -21,6 +21,9 @@ pub enum BenchError {
     /// A block attempt failed.
     #[error("build: {0}")]
     Build(#[from] BuildError),
+    /// A node's round failed.
+    #[error("round: {0}")]
+    Round(#[from] cobuild_node::builder::BuilderError),
     /// Sealing failed.
     #[error("seal: {0}")]
     Block(#[from] BlockError),

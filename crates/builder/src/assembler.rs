@@ -228,13 +228,19 @@ impl Assembler {
         Ok((paid.into_built(block, algorithm), cache))
     }
 
-    /// Pays the proposer its share of the block's profit as the last transaction.
-    fn pay_proposer(mut self) -> Result<(Paid, BlockBuilder), BuildError> {
+    /// What the coinbase has gained so far (after refunds): the block's profit, of which the
+    /// proposer payment is a share, so blocks on the same parent rank by it before sealing.
+    pub(crate) fn profit(&self) -> Result<U256, BuildError> {
         let coinbase = self.builder.coinbase();
-        let profit = self
+        Ok(self
             .builder
             .balance(coinbase)?
-            .saturating_sub(self.start_balance);
+            .saturating_sub(self.start_balance))
+    }
+
+    /// Pays the proposer its share of the block's profit as the last transaction.
+    fn pay_proposer(mut self) -> Result<(Paid, BlockBuilder), BuildError> {
+        let profit = self.profit()?;
         let gas = self.reserved;
         self.reserved = 0;
         let value = self.pay(

@@ -15,10 +15,10 @@ use std::{
 
 use alloy_consensus::transaction::Recovered;
 use cobuild_builder::{
-    Algorithm, BuildContext, BuildError, BuiltBlock, ConflictSearch, Greedy, GreedyByProfit,
-    build_best,
+    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, GreedyByProfit, build_best,
 };
 use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, SealCache};
+use cobuild_node::builder::SlotBlocks;
 use cobuild_sim::{SimError, SimRound, SimulatedOrder, Simulator};
 
 use crate::{BenchError, Workload};
@@ -32,7 +32,8 @@ pub enum Algo {
     GreedyByProfit,
     /// [`ConflictSearch`] (default bounds) alone, on the caller's thread.
     ConflictSearch,
-    /// A node's round: [`build_best`] over the two greedy blocks, one scoped thread each.
+    /// A slot's first round in a node: both greedy blocks at once, one thread each, only the
+    /// richer sealed ([`SlotBlocks`]).
     Round,
     /// [`build_best`] over all three algorithms, one scoped thread each.
     Best,
@@ -81,18 +82,21 @@ pub fn build_block(
     ctx: &BuildContext,
     orders: &[Arc<SimulatedOrder>],
     algo: Algo,
-) -> Result<BuiltBlock, BuildError> {
-    match algo {
-        Algo::Greedy => Greedy.build(ctx, orders),
-        Algo::GreedyByProfit => GreedyByProfit.build(ctx, orders),
-        Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders),
-        Algo::Round => build_best(ctx, orders, &[&Greedy, &GreedyByProfit]),
+) -> Result<BuiltBlock, BenchError> {
+    Ok(match algo {
+        Algo::Greedy => Greedy.build(ctx, orders)?,
+        Algo::GreedyByProfit => GreedyByProfit.build(ctx, orders)?,
+        Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders)?,
+        Algo::Round => {
+            let orders: Arc<[Arc<SimulatedOrder>]> = orders.into();
+            SlotBlocks::default().build(ctx, &orders)?.0
+        }
         Algo::Best => build_best(
             ctx,
             orders,
             &[&Greedy, &GreedyByProfit, &ConflictSearch::default()],
-        ),
-    }
+        )?,
+    })
 }
 
 /// Transactions a builder round adds to its growing block before sealing it again: about what

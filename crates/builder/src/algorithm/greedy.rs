@@ -248,6 +248,12 @@ impl GreedyBlock {
         Ok(new)
     }
 
+    /// What the block's coinbase has gained so far: its bid grows with this, so two blocks on
+    /// the same parent and payout rank by it before either is sealed.
+    pub fn profit(&self) -> Result<U256, BuildError> {
+        self.block.profit()
+    }
+
     /// Seals a copy of the block as it is now; this one can go on growing. The seal starts from
     /// what the last one kept, so it costs what changed since.
     pub fn seal(&mut self) -> Result<BuiltBlock, BuildError> {

@@ -294,7 +294,7 @@ impl Builder {
             });
         }
         let simulated = began.elapsed();
-        let (built, added) = blocks.build(ctx, &orders, &set)?;
+        let (built, added) = blocks.build(ctx, &orders)?;
         tracing::debug!(
             orders = orders.len(),
             added,

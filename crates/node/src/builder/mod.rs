@@ -7,5 +7,6 @@ mod config;
 mod engine;
 
 pub use bidder::{BidError, Bidder};
+pub use blocks::SlotBlocks;
 pub use config::BuilderConfig;
 pub use engine::{Bid, Builder, BuilderError, SlotJob};
