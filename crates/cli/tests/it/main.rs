@@ -1096,7 +1096,9 @@ fn test_bench_prints_figures_beside_the_anvil_baseline() {
     for expected in [
         "pool of 60 orders",
         "greedy",
+        "greedy-profit",
         "conflict-search",
+        "node round",
         "build_best",
         "anvil evm_mine",
         "vs anvil",
