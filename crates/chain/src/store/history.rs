@@ -23,7 +23,7 @@ use alloy_primitives::{B256, Bytes, U256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use redb::{ReadableTable, TableDefinition};
 
-use super::{AccountRecord, HEAD_KEY, META, REVERTS, StoreError, decode_u64};
+use super::{AccountRecord, HEAD_KEY, META, REVERTS, StoreError, meta_u64};
 use crate::state::{EntryIter, HashedState};
 
 /// The narrowest history window: the blocks whose reverts are always kept.
@@ -94,18 +94,10 @@ const LEGACY_INDEXED_KEY: &str = "history_indexed";
 /// index entries) of the blocks older than `window`. Returns how many blocks it indexed.
 pub(super) fn index_pending(txn: &redb::WriteTransaction, window: u64) -> Result<u64, StoreError> {
     let mut meta = txn.open_table(META)?;
-    let Some(head) = meta
-        .get(HEAD_KEY)?
-        .map(|v| decode_u64(v.value()))
-        .transpose()?
-    else {
+    let Some(head) = meta_u64(&meta, HEAD_KEY)? else {
         return Ok(0);
     };
-    let next = meta
-        .get(HISTORY_NEXT_KEY)?
-        .map(|v| decode_u64(v.value()))
-        .transpose()?;
-    let next = match next {
+    let next = match meta_u64(&meta, HISTORY_NEXT_KEY)? {
         Some(next) => next,
         None if meta.remove(LEGACY_INDEXED_KEY)?.is_some() => head + 1,
         None => 0,
@@ -338,10 +330,7 @@ fn overlay<'a, V: 'a>(
 impl super::ReadView {
     /// The first block the per-key history index does not cover yet.
     fn history_indexed_to(&self) -> Result<u64, StoreError> {
-        Ok(match self.meta.get(HISTORY_NEXT_KEY)? {
-            Some(v) => decode_u64(v.value())?,
-            None => 0,
-        })
+        Ok(meta_u64(&self.meta, HISTORY_NEXT_KEY)?.unwrap_or(0))
     }
 
     /// Whether block `number`'s state can be read again: every block after it up to the

@@ -227,10 +227,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
-            let head = match meta.get(HEAD_KEY)? {
-                Some(v) => Some(decode_u64(v.value())?),
-                None => None,
-            };
+            let head = meta_u64(&meta, HEAD_KEY)?;
             match head {
                 Some(head) if head + 1 != number => {
                     return Err(StoreError::NotOnHead { number, head });
@@ -324,17 +321,10 @@ impl Store {
 /// always had it, every block for one written before it.
 fn index_missing_logs(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
-    let Some(head) = meta
-        .get(HEAD_KEY)?
-        .map(|v| decode_u64(v.value()))
-        .transpose()?
-    else {
+    let Some(head) = meta_u64(&meta, HEAD_KEY)? else {
         return Ok(());
     };
-    let next = match meta.get(LOGS_INDEXED_KEY)? {
-        Some(v) => decode_u64(v.value())?,
-        None => 0,
-    };
+    let next = meta_u64(&meta, LOGS_INDEXED_KEY)?.unwrap_or(0);
     if next > head {
         return Ok(());
     }
@@ -399,6 +389,14 @@ fn block_reverts(
     Ok(reverts)
 }
 
+/// The number stored under `key` in the meta table, if any.
+fn meta_u64(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<u64>, StoreError> {
+    meta.get(key)?.map(|v| decode_u64(v.value())).transpose()
+}
+
 fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes
         .try_into()
@@ -438,10 +436,7 @@ impl std::fmt::Debug for ReadView {
 impl ReadView {
     /// Number of the head block, or `None` for an empty store.
     pub fn head_number(&self) -> Result<Option<u64>, StoreError> {
-        self.meta
-            .get(HEAD_KEY)?
-            .map(|v| decode_u64(v.value()))
-            .transpose()
+        meta_u64(&self.meta, HEAD_KEY)
     }
 
     /// Hash of the canonical block at `number`.
