@@ -18,7 +18,7 @@ use cobuild_builder::{
     Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, GreedyByProfit, build_best,
 };
 use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, SealCache};
-use cobuild_node::builder::SlotBlocks;
+use cobuild_node::builder::{OrderSet, SlotBlocks};
 use cobuild_sim::{SimError, SimRound, SimulatedOrder, Simulator};
 
 use crate::{BenchError, Workload};
@@ -89,7 +89,9 @@ pub fn build_block(
         Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders)?,
         Algo::Round => {
             let orders: Arc<[Arc<SimulatedOrder>]> = orders.into();
-            SlotBlocks::default().build(ctx, &orders)?.0
+            SlotBlocks::default()
+                .build(ctx, &orders, &OrderSet::of(&orders))?
+                .0
         }
         Algo::Best => build_best(
             ctx,

@@ -165,7 +165,7 @@ pub(super) fn index(
 
 /// The state after one block, as it differs from the head's: read through the per-key index
 /// for the blocks it covers, and from the reverts of the blocks after them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PastState {
     after: u64,
     /// The first block the index lookups leave out: it and the later ones are in the maps.
@@ -186,7 +186,8 @@ impl PastState {
         let mut past = Self {
             after,
             indexed_to: indexed_to.max(after + 1),
-            ..Self::default()
+            accounts: BTreeMap::new(),
+            slots: BTreeMap::new(),
         };
         // The earliest block after `after` that wrote a key holds the key's value after it.
         for block in reverts {

@@ -167,27 +167,25 @@ impl std::fmt::Debug for SlotBlocks {
 }
 
 impl SlotBlocks {
-    /// Adds the orders of `orders` not seen before to both blocks at once, then seals the one
-    /// with more profit (per gas on a tie) and returns it with how many orders were new. Fails
-    /// only if both blocks failed; a failed block is built afresh next round.
+    /// Adds the orders of `orders` (whose ids are `set`) not seen before to both blocks at
+    /// once, then seals the one with more profit (per gas on a tie) and returns it with how
+    /// many orders were new. Fails only if both blocks failed; a failed block is built afresh
+    /// next round.
     pub fn build(
         &mut self,
         ctx: &BuildContext,
         orders: &Arc<[Arc<SimulatedOrder>]>,
+        set: &OrderSet,
     ) -> Result<(BuiltBlock, usize), BuilderError> {
-        let set = OrderSet::of(orders);
-        if self.by_profit.is_none() {
-            self.by_profit = Some(Companion::start(ctx.clone())?);
-        }
-        let companion = self
-            .by_profit
-            .as_ref()
-            .ok_or_else(|| gone("no companion"))?;
+        let companion = match &mut self.by_profit {
+            Some(companion) => &*companion,
+            slot @ None => &*slot.insert(Companion::start(ctx.clone())?),
+        };
         let asked = companion
             .requests
             .send(Request::Extend(orders.clone(), set.clone()))
             .map_err(|_| gone("the profit block's thread stopped"));
-        let per_gas = Growing::extend(&mut self.per_gas, ctx, Priority::ProfitPerGas, orders, &set);
+        let per_gas = Growing::extend(&mut self.per_gas, ctx, Priority::ProfitPerGas, orders, set);
         let by_profit = asked
             .and_then(|()| {
                 companion

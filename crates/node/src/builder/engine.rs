@@ -294,7 +294,7 @@ impl Builder {
             });
         }
         let simulated = began.elapsed();
-        let (built, added) = blocks.build(ctx, &orders)?;
+        let (built, added) = blocks.build(ctx, &orders, &set)?;
         tracing::debug!(
             orders = orders.len(),
             added,
@@ -463,10 +463,11 @@ impl Drop for Search {
 /// Which orders a round could run (ids, sorted): a round whose set equals the previous one's
 /// would build the same block, so it is skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct OrderSet(Vec<alloy_primitives::B256>);
+pub struct OrderSet(Vec<alloy_primitives::B256>);
 
 impl OrderSet {
-    pub(super) fn of(orders: &[Arc<SimulatedOrder>]) -> Self {
+    /// The ids of `orders`, as the simulator returns them.
+    pub fn of(orders: &[Arc<SimulatedOrder>]) -> Self {
         // The simulator returns orders sorted by id.
         Self(orders.iter().map(|o| o.order.id()).collect())
     }

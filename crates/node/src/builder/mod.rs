@@ -9,4 +9,4 @@ mod engine;
 pub use bidder::{BidError, Bidder};
 pub use blocks::SlotBlocks;
 pub use config::BuilderConfig;
-pub use engine::{Bid, Builder, BuilderError, SlotJob};
+pub use engine::{Bid, Builder, BuilderError, OrderSet, SlotJob};
