@@ -38,6 +38,8 @@ use crate::{
 type Db = State<WrapDatabaseRef<StateSnapshot>>;
 type Evm = <EthEvmFactory as EvmFactory>::Evm<Db, revm::inspector::NoOpInspector>;
 type Executor = EthBlockExecutor<'static, Evm, Arc<ChainSpec>, AlloyReceiptBuilder>;
+/// A transaction's execution, ready to commit.
+pub(super) type TxOutput = <Executor as BlockExecutor>::Result;
 
 /// This block attempt cannot go on (the state failed to read, or a system call failed).
 #[derive(Debug, thiserror::Error)]
@@ -328,15 +330,23 @@ impl BlockBuilder {
             return Ok(Err(TxRejected::Refused));
         }
         let success = output.result.result.is_success();
+        let gas_used = self.commit_output(tx, output);
+        Ok(Ok(TxOutcome {
+            gas_used,
+            success,
+            coinbase_profit,
+        }))
+    }
+
+    /// Commits `tx` with the result of its execution on the block state as it is now (by the
+    /// executor, or by a dry run over it: execution being deterministic, the two are the same)
+    /// and returns the gas it used.
+    pub(super) fn commit_output(&mut self, tx: Recovered<TxEnvelope>, output: TxOutput) -> u64 {
         let touched = touched::touches(&output.result.state);
         let gas = self.executor.commit_transaction(output);
         self.transactions.push(tx);
         self.touched.push(touched);
-        Ok(Ok(TxOutcome {
-            gas_used: gas.tx_gas_used(),
-            success,
-            coinbase_profit,
-        }))
+        gas.tx_gas_used()
     }
 
     /// A copy of the block so far that goes on on its own: one copy can be sealed while the

@@ -1,17 +1,24 @@
 //! Executing a bundle atomically: every transaction it keeps lands, in order, or none does.
 //!
 //! alloy-evm's executor commits each transaction into the block state as it goes, so a bundle
-//! is first dry-run on a scratch layer over the builder's current state. Only if its rules hold
+//! is first run on a scratch layer over the builder's current state. Only if its rules hold
 //! ([`OrderRules::fate`]: no revert the bundle does not allow; invalid or reverting transactions
-//! left out only where it allows) are the kept transactions executed for real, which, execution
-//! being deterministic, repeats the dry run exactly.
+//! left out only where it allows) are the kept transactions' results committed to the block.
+//! They are the results the block's own executor would reach (the same transactions, in the
+//! same order, on the same state), so a bundle is executed once, not once to judge and again to
+//! commit.
 
 use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
-use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_evm::{
+    Evm, EvmEnv, EvmFactory, FromRecoveredTx,
+    eth::{EthEvmFactory, EthTxResult},
+};
 use alloy_primitives::{B256, U256};
 use cobuild_primitives::{OrderRules, Ran, TxFate};
 use revm::{
-    DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::InvalidTransaction,
+    DatabaseCommit, DatabaseRef,
+    context::TxEnv,
+    context_interface::result::{HaltReason, InvalidTransaction, ResultAndState},
     database::CacheDB,
 };
 
@@ -73,9 +80,10 @@ pub struct BundleTrial {
     pub gas_used: u64,
 }
 
-/// What a dry run decided: the transactions to commit and what they would do.
+/// What a dry run decided: the transactions to commit, each with its result on the block state
+/// and the kept transactions before it, and what they would do together.
 struct DryRun<'t> {
-    kept: Vec<&'t Recovered<TxEnvelope>>,
+    kept: Vec<(&'t Recovered<TxEnvelope>, ResultAndState<HaltReason>)>,
     trial: BundleTrial,
 }
 
@@ -110,23 +118,14 @@ impl BlockBuilder {
         }
         let mut included = Vec::with_capacity(kept.len());
         let mut gas_used = 0;
-        for tx in kept {
-            let hash = *tx.tx_hash();
-            match self.execute(tx.clone())? {
-                Ok(outcome) => {
-                    gas_used += outcome.gas_used;
-                    included.push(hash);
-                }
-                Err(reason) => {
-                    // The dry run saw the same state; a difference is a bug, and the block
-                    // already holds part of the bundle, so this attempt must stop.
-                    return Err(BlockError::Execution(
-                        alloy_evm::block::BlockExecutionError::msg(format!(
-                            "bundle transaction {hash} diverged from its dry run: {reason}"
-                        )),
-                    ));
-                }
-            }
+        for (tx, result) in kept {
+            let output = EthTxResult {
+                result,
+                blob_gas_used: tx.inner().blob_gas_used().unwrap_or_default(),
+                tx_type: tx.inner().tx_type(),
+            };
+            included.push(*tx.tx_hash());
+            gas_used += self.commit_output(tx.clone(), output);
         }
         Ok(Ok(BundleOutcome {
             included,
@@ -156,7 +155,7 @@ impl BlockBuilder {
         let mut gas_limit = 0u64;
         let mut gas_used = 0u64;
         let mut blob_gas = 0u64;
-        for tx in txs {
+        for (index, tx) in txs.iter().enumerate() {
             let hash = *tx.tx_hash();
             let outcome = scratch.transact(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
             let Ran {
@@ -168,11 +167,15 @@ impl BlockBuilder {
             })?;
             match (rules.fate(&hash, run), result) {
                 (TxFate::Keep, Some(result)) => {
-                    scratch.db_mut().commit(result.state);
+                    // The last transaction's changes are read from its result: no one runs
+                    // after it on the scratch layer.
+                    if index + 1 < txs.len() {
+                        scratch.db_mut().commit(result.state.clone());
+                    }
                     gas_limit += tx.inner().gas_limit();
                     gas_used += result.result.tx_gas_used();
                     blob_gas += tx.inner().blob_gas_used().unwrap_or_default();
-                    kept.push(tx);
+                    kept.push((tx, result));
                 }
                 (TxFate::Drop, _) => {}
                 // Void (a transaction that could not run is never kept).
@@ -198,7 +201,15 @@ impl BlockBuilder {
         if blob_gas > self.blob_gas_left() {
             return Ok(Err(BundleRejected::BlobGasExhausted));
         }
-        let after = balance(scratch.db())?;
+        let after = match kept.last() {
+            Some((last, result)) if std::ptr::eq(*last, &txs[txs.len() - 1]) => {
+                match result.state.get(&coinbase) {
+                    Some(account) => account.info.balance,
+                    None => balance(scratch.db())?,
+                }
+            }
+            _ => balance(scratch.db())?,
+        };
         Ok(Ok(DryRun {
             kept,
             trial: BundleTrial {

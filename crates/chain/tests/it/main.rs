@@ -476,6 +476,74 @@ fn test_bundle_drops_only_what_it_may() {
 }
 
 #[test]
+fn test_a_bundle_commits_what_its_dry_run_did_and_seals_the_block_its_transactions_make_alone() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (chain, follower) = (open(a.path()), open(b.path()));
+    let s = dev_signers();
+    let fresh = Address::repeat_byte(0x77);
+    let before = transfer(&s[6], 0, fresh, ONE_ETH);
+    // Each transaction runs on what the earlier ones left: the sender's nonces, the fresh
+    // account; one reverts (allowed), one cannot run (nonce 5, dropped).
+    let bundle = [
+        transfer(&s[6], 1, fresh, ONE_ETH),
+        call(&s[6], 2, REVERTS, 100_000),
+        transfer(&s[7], 5, fresh, 1),
+        transfer(&s[6], 3, fresh, 2),
+    ];
+    let after = transfer(&s[6], 4, fresh, 3);
+    let rules = Allowed {
+        reverting: vec![*bundle[1].tx_hash()],
+        dropping: vec![*bundle[2].tx_hash()],
+    };
+
+    let mut builder = chain.builder(attrs(&chain)).expect("builder");
+    fill(&mut builder, std::slice::from_ref(&before));
+    let outcome = builder
+        .execute_bundle(&bundle, &rules)
+        .expect("no fatal")
+        .expect("kept");
+    fill(&mut builder, std::slice::from_ref(&after));
+
+    let kept = [&bundle[0], &bundle[1], &bundle[3]];
+    assert_eq!(
+        outcome.included,
+        kept.iter().map(|tx| *tx.tx_hash()).collect::<Vec<_>>()
+    );
+    let mut alone = chain.builder(attrs(&chain)).expect("builder");
+    fill(&mut alone, std::slice::from_ref(&before));
+    let (mut gas, mut profit) = (0, U256::ZERO);
+    for tx in kept {
+        let one = alone.execute(tx.clone()).expect("no fatal").expect("in");
+        gas += one.gas_used;
+        profit += one.coinbase_profit;
+    }
+    fill(&mut alone, std::slice::from_ref(&after));
+    assert_eq!((outcome.gas_used, outcome.coinbase_profit), (gas, profit));
+    let want = alone.finish().expect("seals");
+
+    // Both seals: the one from the whole diff and the one from the keys each commit touched.
+    let whole = builder.fork().finish().expect("seals");
+    let (touched, _) = builder.finish_cached(None).expect("seals");
+    for sealed in [&whole, &touched] {
+        assert_eq!(sealed.block.hash, want.block.hash);
+        assert_eq!(sealed.receipts, want.receipts);
+        assert_eq!(sealed.diff.state_root, want.diff.state_root);
+    }
+    chain.commit(&touched).expect("commits");
+    chain
+        .check_state()
+        .expect("the committed state matches a rebuild");
+    let imported = follower
+        .import(touched.block.block.clone())
+        .expect("another node re-executes the block to the same roots");
+    assert_eq!(imported, touched.block.hash);
+    assert_eq!(balance(&follower, fresh), U256::from(2 * ONE_ETH + 5));
+}
+
+#[test]
 fn test_the_state_before_a_recent_block_is_read_back_and_its_block_replays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain = open(dir.path());
