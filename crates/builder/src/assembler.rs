@@ -77,10 +77,10 @@ impl Assembler {
     }
 
     /// The nonce `address` has in the block so far.
-    pub(crate) fn nonce(&self, address: Address) -> Result<u64, BuildError> {
+    pub(crate) fn nonce(&mut self, address: Address) -> Result<u64, BuildError> {
         Ok(self
             .builder
-            .account(address)?
+            .load_account(address)?
             .map(|a| a.nonce)
             .unwrap_or_default())
     }
@@ -88,7 +88,7 @@ impl Assembler {
     /// Whether a transaction order's nonce is the sender's next one in this block: `Less` when
     /// it is already used, `Greater` when an earlier nonce is still missing. Bundles are judged
     /// by execution instead.
-    pub(crate) fn nonce_order(&self, order: &Order) -> Result<std::cmp::Ordering, BuildError> {
+    pub(crate) fn nonce_order(&mut self, order: &Order) -> Result<std::cmp::Ordering, BuildError> {
         match order {
             Order::Tx(tx) => Ok(tx.nonce().cmp(&self.nonce(tx.sender())?)),
             Order::Bundle(_) => Ok(std::cmp::Ordering::Equal),
@@ -188,10 +188,11 @@ impl Assembler {
         }
         let value = total - cost;
         let coinbase = self.builder.coinbase();
+        let nonce = self.nonce(coinbase)?;
         let tx = payout::transfer(
             &self.payout.coinbase,
             self.chain_id,
-            self.nonce(coinbase)?,
+            nonce,
             self.builder.base_fee(),
             gas_limit,
             to,

@@ -20,12 +20,17 @@
 
 use std::{
     cmp::{Ordering, Reverse},
-    collections::{BinaryHeap, HashMap, HashSet},
+    collections::BinaryHeap,
     sync::Arc,
 };
 
 use alloy_consensus::Transaction as _;
-use alloy_primitives::{Address, B256, U256};
+// foldhash, not SipHash: order ids are hashes already, and every candidate of a round is
+// looked up.
+use alloy_primitives::{
+    Address, B256, U256,
+    map::{HashMap, HashSet},
+};
 use cobuild_chain::SealCache;
 use cobuild_sim::{Order, SimulatedOrder};
 
@@ -154,8 +159,8 @@ impl GreedyBlock {
         Ok(Self {
             priority,
             block: Assembler::new(ctx)?,
-            seen: HashSet::new(),
-            waiting: HashMap::new(),
+            seen: HashSet::default(),
+            waiting: HashMap::default(),
             last_sealed: None,
         })
     }

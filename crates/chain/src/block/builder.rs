@@ -11,9 +11,7 @@ use alloy_eips::{eip2718::Encodable2718, eip7685::EMPTY_REQUESTS_HASH};
 use alloy_evm::{
     Evm as _, EvmEnv, EvmFactory,
     block::{BlockExecutionError, BlockExecutor, BlockValidationError},
-    eth::{
-        EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
-    },
+    eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
 use alloy_primitives::{Address, B256, Bloom, U256};
 use cobuild_primitives::ChainSpec;
@@ -28,6 +26,7 @@ use revm::{
 use crate::{
     block::{
         BlockAttributes,
+        receipts::MemoReceipts,
         roots::{OrderedGroups, ordered_root},
         touched::{self, Touch},
     },
@@ -37,7 +36,7 @@ use crate::{
 
 type Db = State<WrapDatabaseRef<StateSnapshot>>;
 type Evm = <EthEvmFactory as EvmFactory>::Evm<Db, revm::inspector::NoOpInspector>;
-type Executor = EthBlockExecutor<'static, Evm, Arc<ChainSpec>, AlloyReceiptBuilder>;
+type Executor = EthBlockExecutor<'static, Evm, Arc<ChainSpec>, MemoReceipts>;
 /// A transaction's execution, ready to commit.
 pub(super) type TxOutput = <Executor as BlockExecutor>::Result;
 
@@ -210,7 +209,7 @@ impl BlockBuilder {
             tx_count_hint: None,
             slot_number: None,
         };
-        let mut executor = EthBlockExecutor::new(evm, ctx, spec, AlloyReceiptBuilder::default());
+        let mut executor = EthBlockExecutor::new(evm, ctx, spec, MemoReceipts::default());
         executor.apply_pre_execution_changes()?;
         Ok(Self {
             executor,
@@ -275,6 +274,14 @@ impl BlockBuilder {
     /// An account as the block state so far has it.
     pub fn account(&self, address: Address) -> Result<Option<AccountInfo>, BlockError> {
         DatabaseRef::basic_ref(alloy_evm::Evm::db(self.executor.evm()), address)
+            .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
+    }
+
+    /// [`account`](Self::account), keeping what it read from the parent state in the block's
+    /// cache: a builder that checks a sender's nonce before executing its transaction reads the
+    /// account from the store once, not once to check and again to execute.
+    pub fn load_account(&mut self, address: Address) -> Result<Option<AccountInfo>, BlockError> {
+        revm::Database::basic(self.executor.evm_mut().db_mut(), address)
             .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
     }
 
@@ -373,7 +380,7 @@ impl BlockBuilder {
             evm,
             self.executor.ctx.clone(),
             self.executor.spec.clone(),
-            AlloyReceiptBuilder::default(),
+            MemoReceipts::default(),
         );
         // The pre-execution system calls are already in the copied state; what the executor
         // counts per block is copied so the fork's gas and receipts go on from here.

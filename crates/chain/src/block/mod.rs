@@ -7,6 +7,7 @@ mod builder;
 mod bundle;
 mod env;
 mod import;
+mod receipts;
 mod roots;
 mod senders;
 mod touched;
