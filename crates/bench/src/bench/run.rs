@@ -79,22 +79,22 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     let reps = config.reps.max(1);
     let orders = workload.orders();
 
-    // Simulation: a fresh simulator each time (it caches per parent); only `simulate` is timed.
+    // Simulation: a fresh simulator and a fresh state snapshot each time (both remember what
+    // they read or ran); only `simulate` is timed.
     let mut sim = Vec::new();
-    let mut round = None;
     for &threads in &config.sim_threads {
         let mut samples = Vec::with_capacity(reps);
         let mut sampler = Sampler::new(config.warmup, reps, config.budget);
         while let Some(timed) = sampler.next_run() {
+            let fresh = workload.context()?;
             let mut simulator =
                 Simulator::new(threads).map_err(|e| BenchError::Threads(e.to_string()))?;
             let start = Instant::now();
-            let result = sim_orders(workload, &ctx, &mut simulator)?;
+            sim_orders(workload, &fresh, &mut simulator)?;
             let elapsed = start.elapsed();
             if timed {
                 samples.push(elapsed);
             }
-            round = Some(result);
         }
         let latency = Latency::from_samples(samples);
         tracing::info!(
@@ -109,14 +109,13 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
             orders_per_sec: orders as f64 / latency.p50.as_secs_f64().max(f64::MIN_POSITIVE),
         });
     }
-    let round = match round {
-        Some(round) => round,
-        None => sim_orders(
-            workload,
-            &ctx,
-            &mut Simulator::new(0).map_err(|e| BenchError::Threads(e.to_string()))?,
-        )?,
-    };
+    // The blocks are built on the snapshot this simulation read, as a node's round builds on
+    // the snapshot its simulation has just read.
+    let round = sim_orders(
+        workload,
+        &ctx,
+        &mut Simulator::new(0).map_err(|e| BenchError::Threads(e.to_string()))?,
+    )?;
 
     // Building, seal included.
     let mut builds = Vec::new();

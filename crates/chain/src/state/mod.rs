@@ -6,6 +6,7 @@
 //!      └──────────────▶ HashedStateDiff::new (storage roots, state root) ◀┘
 //! ```
 
+mod cache;
 mod diff;
 mod nodes;
 mod proof;

@@ -10,7 +10,7 @@ use revm::{
     state::AccountInfo,
 };
 
-use super::{AccountProof, TrieNodes, prove};
+use super::{AccountProof, TrieNodes, cache::ReadCache, prove};
 use crate::store::{PastState, ReadView, StoreError};
 
 /// A state read failed; execution of the block attempt must stop.
@@ -28,14 +28,16 @@ impl DBErrorMarker for StateError {}
 
 /// The state at one block, readable by the EVM from many threads at once.
 ///
-/// Clones share one underlying snapshot. A snapshot of a block before the head reads the head
-/// state through what the later blocks overwrote; it can execute, but not hash, a block.
+/// Clones share one underlying snapshot, and what any of them has read ([`ReadCache`]). A
+/// snapshot of a block before the head reads the head state through what the later blocks
+/// overwrote; it can execute, but not hash, a block.
 #[derive(Debug, Clone)]
 pub struct StateSnapshot {
     view: Arc<ReadView>,
     number: u64,
     past: Option<Arc<PastState>>,
     trie: Option<Arc<TrieNodes>>,
+    cache: Arc<ReadCache>,
 }
 
 impl StateSnapshot {
@@ -46,6 +48,7 @@ impl StateSnapshot {
             number,
             past: None,
             trie,
+            cache: Arc::default(),
         }
     }
 
@@ -56,6 +59,7 @@ impl StateSnapshot {
             number,
             past: Some(Arc::new(past)),
             trie: None,
+            cache: Arc::default(),
         }
     }
 
@@ -113,6 +117,11 @@ impl StateSnapshot {
 
     /// Storage value of `slot` at `address`.
     pub fn storage_at(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.cache
+            .storage(address, slot, || self.read_storage(address, slot))
+    }
+
+    fn read_storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
         let (hashed_address, hashed_slot) = (keccak256(address), keccak256(B256::from(slot)));
         if let Some(past) = &self.past
             && let Some(value) = self.view.past_slot(past, &hashed_address, &hashed_slot)?
@@ -121,12 +130,9 @@ impl StateSnapshot {
         }
         Ok(self.view.storage(&hashed_address, &hashed_slot)?)
     }
-}
 
-impl DatabaseRef for StateSnapshot {
-    type Error = StateError;
-
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+    /// An account with its code, from the store.
+    fn read_account(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
         let hashed = keccak256(address);
         let past = match &self.past {
             Some(past) => self.view.past_account(past, &hashed)?,
@@ -150,6 +156,14 @@ impl DatabaseRef for StateSnapshot {
             info.code = Some(self.code_by_hash_ref(record.code_hash)?);
         }
         Ok(Some(info))
+    }
+}
+
+impl DatabaseRef for StateSnapshot {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        self.cache.account(address, || self.read_account(address))
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
