@@ -36,7 +36,8 @@ pub use genesis::{
 };
 pub use state::{
     AccountProof, BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff,
-    NodeUpdates, StateError, StateSnapshot, StorageDiff, StorageUpdates, TrieNodes, TrieUpdates,
+    NodeUpdates, Prefetched, StateError, StateSnapshot, StateSource, StorageDiff, StorageUpdates,
+    StoreSource, TrieNodes, TrieUpdates,
 };
 pub use store::{
     AccountRecord, HISTORY_BLOCKS, LogField, PastState, ReadView, StoreError, StoredBlock,

@@ -55,6 +55,9 @@ pub enum BlockError {
     /// The attributes break a consensus rule for this parent.
     #[error("invalid block attributes: {0}")]
     Attributes(&'static str),
+    /// The block executed, but its state cannot give it roots.
+    #[error("cannot seal: {0}")]
+    Unsealable(&'static str),
 }
 
 /// Why a transaction was not added to the block. The block is unchanged.
@@ -447,8 +450,13 @@ impl BlockBuilder {
         } = self;
         if snapshot.is_past() {
             // The store's tables hold the head's trie, not this state's: roots would be wrong.
-            return Err(BlockError::Attributes("a replayed block cannot be sealed"));
+            return Err(BlockError::Unsealable("a replayed block cannot be sealed"));
         }
+        let Some(view) = snapshot.view() else {
+            return Err(BlockError::Unsealable(
+                "a state read from an execution client has no store to compute roots from",
+            ));
+        };
         let post_block = cached.then(|| touched::record(executor.evm_mut().db_mut()));
         let (evm, result) = executor.finish()?;
         let (mut db, _env) = alloy_evm::Evm::finish(evm);
@@ -502,7 +510,6 @@ impl BlockBuilder {
             ),
         ) = rayon::join(
             || {
-                let view = snapshot.view();
                 let nodes = snapshot.trie().filter(|_| cached);
                 let mut previous = previous;
                 if let (Some(nodes), Some(round)) = (nodes, &round)

@@ -58,6 +58,16 @@ impl ReadCache {
         Ok(value)
     }
 
+    /// Whether `address` has been read.
+    pub(crate) fn has_account(&self, address: &Address) -> bool {
+        self.accounts.contains_key(address)
+    }
+
+    /// Whether `key` (address, slot) has been read.
+    pub(crate) fn has_slot(&self, key: &(Address, U256)) -> bool {
+        self.storage.contains_key(key)
+    }
+
     /// Whether one more entry fits; counts it if so. Two threads reading the same key at once
     /// may both count it: the cap is approximate, never exceeded.
     fn room(&self) -> bool {

@@ -12,6 +12,7 @@ mod nodes;
 mod proof;
 mod root;
 mod snapshot;
+mod source;
 
 pub use diff::{DiffMemo, HashedStateDiff, StorageDiff};
 pub use nodes::{StorageUpdates, TrieNodes, TrieUpdates};
@@ -19,6 +20,7 @@ pub use proof::AccountProof;
 pub(crate) use proof::prove;
 pub use root::{BranchNodes, NodeUpdates};
 pub use snapshot::{StateError, StateSnapshot};
+pub use source::{Prefetched, StateSource, StoreSource};
 
 use alloy_primitives::{B256, U256};
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{Address, B256, U256};
 use revm::{
     bytecode::Bytecode,
     database_interface::{DBErrorMarker, DatabaseRef},
@@ -10,7 +10,12 @@ use revm::{
     state::AccountInfo,
 };
 
-use super::{AccountProof, TrieNodes, cache::ReadCache, prove};
+use super::{
+    AccountProof, TrieNodes,
+    cache::ReadCache,
+    prove,
+    source::{StateSource, StoreSource},
+};
 use crate::store::{PastState, ReadView, StoreError};
 
 /// A state read failed; execution of the block attempt must stop.
@@ -22,20 +27,24 @@ pub enum StateError {
     /// An account names code the store does not have.
     #[error("missing code {0}")]
     MissingCode(B256),
+    /// A source other than the store (an execution client) failed.
+    #[error("state source: {0}")]
+    Source(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl DBErrorMarker for StateError {}
 
 /// The state at one block, readable by the EVM from many threads at once.
 ///
-/// Clones share one underlying snapshot, and what any of them has read ([`ReadCache`]). A
-/// snapshot of a block before the head reads the head state through what the later blocks
-/// overwrote; it can execute, but not hash, a block.
+/// Reads come from a [`StateSource`]; clones share it, and what any of them has read
+/// ([`ReadCache`]). The embedded chain's snapshots also carry the store's tables, which roots
+/// and proofs are computed from. A snapshot of a block before the head reads the head state
+/// through what the later blocks overwrote; it can execute, but not hash, a block.
 #[derive(Debug, Clone)]
 pub struct StateSnapshot {
-    view: Arc<ReadView>,
     number: u64,
-    past: Option<Arc<PastState>>,
+    reads: Arc<dyn StateSource>,
+    store: Option<StoreSource>,
     trie: Option<Arc<TrieNodes>>,
     cache: Arc<ReadCache>,
 }
@@ -43,21 +52,35 @@ pub struct StateSnapshot {
 impl StateSnapshot {
     /// The head state `view` holds, with its trie nodes if they are at hand.
     pub(crate) fn new(view: Arc<ReadView>, number: u64, trie: Option<Arc<TrieNodes>>) -> Self {
-        Self {
+        Self::of_store(StoreSource { view, past: None }, number, trie)
+    }
+
+    /// The state after block `number`, below the head `view` holds, from `past`.
+    pub(crate) fn past(view: Arc<ReadView>, number: u64, past: PastState) -> Self {
+        let store = StoreSource {
             view,
+            past: Some(Arc::new(past)),
+        };
+        Self::of_store(store, number, None)
+    }
+
+    fn of_store(store: StoreSource, number: u64, trie: Option<Arc<TrieNodes>>) -> Self {
+        Self {
             number,
-            past: None,
+            reads: Arc::new(store.clone()),
+            store: Some(store),
             trie,
             cache: Arc::default(),
         }
     }
 
-    /// The state after block `number`, below the head `view` holds, from `past`.
-    pub(crate) fn past(view: Arc<ReadView>, number: u64, past: PastState) -> Self {
+    /// The state after block `number` as `source` reads it (an execution client). It executes
+    /// blocks; sealing one needs roots the store's tables give, so it is refused.
+    pub fn from_source(source: Arc<dyn StateSource>, number: u64) -> Self {
         Self {
-            view,
             number,
-            past: Some(Arc::new(past)),
+            reads: source,
+            store: None,
             trie: None,
             cache: Arc::default(),
         }
@@ -65,8 +88,8 @@ impl StateSnapshot {
 
     /// Whether this is the state of a block before the head (whose roots the store's tables
     /// do not describe).
-    pub const fn is_past(&self) -> bool {
-        self.past.is_some()
+    pub fn is_past(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.past.is_some())
     }
 
     /// Number of the block whose post-state this is.
@@ -74,9 +97,10 @@ impl StateSnapshot {
         self.number
     }
 
-    /// The store snapshot underneath, for root computation and queries.
-    pub fn view(&self) -> &ReadView {
-        &self.view
+    /// The store snapshot underneath, for root computation and queries; `None` for a state
+    /// read from another source.
+    pub fn view(&self) -> Option<&ReadView> {
+        self.store.as_ref().map(|s| &*s.view)
     }
 
     /// The state's trie nodes, which make its roots incremental; `None` when not at hand.
@@ -103,12 +127,16 @@ impl StateSnapshot {
         address: Address,
         slots: &[B256],
     ) -> Result<AccountProof, StoreError> {
+        let store = self
+            .store
+            .as_ref()
+            .ok_or(StoreError::Corrupt("proofs come from the store's tables"))?;
         let none = TrieNodes::empty(B256::ZERO);
-        if self.past.is_none() {
+        if store.past.is_none() {
             let nodes = self.trie.as_deref().unwrap_or(&none);
-            return prove(&*self.view, nodes, state_root, address, slots);
+            return prove(&*store.view, nodes, state_root, address, slots);
         }
-        let past = self
+        let past = store
             .view
             .past_trie_state(self.number)?
             .ok_or(StoreError::Corrupt("a past state without its reverts"))?;
@@ -118,42 +146,54 @@ impl StateSnapshot {
     /// Storage value of `slot` at `address`.
     pub fn storage_at(&self, address: Address, slot: U256) -> Result<U256, StateError> {
         self.cache
-            .storage(address, slot, || self.read_storage(address, slot))
+            .storage(address, slot, || self.reads.storage(address, slot))
     }
 
-    fn read_storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
-        let (hashed_address, hashed_slot) = (keccak256(address), keccak256(B256::from(slot)));
-        if let Some(past) = &self.past
-            && let Some(value) = self.view.past_slot(past, &hashed_address, &hashed_slot)?
-        {
-            return Ok(value);
+    /// Reads `accounts` and `slots` ahead of execution (those not read yet), in one batch where
+    /// the source allows: the simulation of a new order reads what it touches from a remote
+    /// source in one round trip instead of one per key.
+    pub fn prefetch(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+    ) -> Result<(), StateError> {
+        let accounts: Vec<Address> = accounts
+            .iter()
+            .copied()
+            .filter(|a| !self.cache.has_account(a))
+            .collect();
+        let slots: Vec<(Address, U256)> = slots
+            .iter()
+            .copied()
+            .filter(|k| !self.cache.has_slot(k))
+            .collect();
+        if accounts.is_empty() && slots.is_empty() {
+            return Ok(());
         }
-        Ok(self.view.storage(&hashed_address, &hashed_slot)?)
+        let read = self.reads.prefetch(&accounts, &slots)?;
+        for (address, info) in read.accounts {
+            let info = self.with_code(info)?;
+            self.cache.account(address, || Ok::<_, StateError>(info))?;
+        }
+        for ((address, slot), value) in read.slots {
+            self.cache
+                .storage(address, slot, || Ok::<_, StateError>(value))?;
+        }
+        Ok(())
     }
 
-    /// An account with its code, from the store.
+    /// An account with its code, from the source.
     fn read_account(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
-        let hashed = keccak256(address);
-        let past = match &self.past {
-            Some(past) => self.view.past_account(past, &hashed)?,
-            None => None,
-        };
-        let record = match past {
-            Some(record) => record,
-            None => self.view.account(&hashed)?,
-        };
-        let Some(record) = record else {
+        let info = self.reads.account(address)?;
+        self.with_code(info)
+    }
+
+    fn with_code(&self, info: Option<AccountInfo>) -> Result<Option<AccountInfo>, StateError> {
+        let Some(mut info) = info else {
             return Ok(None);
         };
-        let mut info = AccountInfo::new(
-            record.balance,
-            record.nonce,
-            record.code_hash,
-            Bytecode::default(),
-        );
-        info.code = None;
-        if record.code_hash != KECCAK_EMPTY {
-            info.code = Some(self.code_by_hash_ref(record.code_hash)?);
+        if info.code.is_none() && info.code_hash != KECCAK_EMPTY {
+            info.code = Some(self.reads.code(info.code_hash)?);
         }
         Ok(Some(info))
     }
@@ -170,11 +210,7 @@ impl DatabaseRef for StateSnapshot {
         if code_hash == KECCAK_EMPTY {
             return Ok(Bytecode::default());
         }
-        let raw = self
-            .view
-            .code(&code_hash)?
-            .ok_or(StateError::MissingCode(code_hash))?;
-        Ok(Bytecode::new_raw(raw))
+        self.reads.code(code_hash)
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
@@ -182,7 +218,6 @@ impl DatabaseRef for StateSnapshot {
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
-        // BLOCKHASH only reaches the 256 most recent ancestors; revm enforces the window.
-        Ok(self.view.canonical_hash(number)?.unwrap_or_default())
+        self.reads.block_hash(number)
     }
 }
