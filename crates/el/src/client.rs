@@ -1,0 +1,129 @@
+//! One JSON-RPC connection to an execution client, shared by the states read through it.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use alloy_primitives::{B256, map::HashMap};
+use alloy_rpc_client::RpcClient;
+use parking_lot::RwLock;
+use revm::bytecode::Bytecode;
+
+use crate::{ElError, RpcSource};
+
+/// The execution client's head when asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElHead {
+    /// Its number.
+    pub number: u64,
+    /// Its hash.
+    pub hash: B256,
+}
+
+/// A connection to an execution client's JSON-RPC (HTTP), with the code it has read (by hash,
+/// for good) and a count of its round trips. Clones share all three.
+#[derive(Debug, Clone)]
+pub struct ElClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) rpc: RpcClient,
+    runtime: tokio::runtime::Runtime,
+    pub(crate) code: RwLock<HashMap<B256, Bytecode>>,
+    round_trips: AtomicU64,
+}
+
+impl ElClient {
+    /// Connects to the execution client at `url` (`http://` or `https://`). Nothing is sent
+    /// until the first read.
+    pub fn connect(url: &str) -> Result<Self, ElError> {
+        let parsed: reqwest::Url = url.parse().map_err(|e| ElError::Url {
+            url: url.to_owned(),
+            reason: format!("{e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ElError::Url {
+                url: url.to_owned(),
+                reason: "only http:// and https:// are supported".to_owned(),
+            });
+        }
+        // Its own runtime: reads come from simulation and building threads, which wait.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("el-rpc")
+            .enable_all()
+            .build()?;
+        let rpc = {
+            let _entered = runtime.enter();
+            RpcClient::new_http(parsed)
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                rpc,
+                runtime,
+                code: RwLock::new(HashMap::default()),
+                round_trips: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The client's head block.
+    pub fn head(&self) -> Result<ElHead, ElError> {
+        let block: Option<alloy_rpc_types_eth::Block> = self.inner.call(
+            "eth_getBlockByNumber",
+            self.inner
+                .rpc
+                .request("eth_getBlockByNumber", ("latest", false)),
+        )?;
+        let block = block.ok_or(ElError::NoBlock(B256::ZERO))?;
+        Ok(ElHead {
+            number: block.header.number,
+            hash: block.header.hash,
+        })
+    }
+
+    /// The state after the block `hash` (number `number`), every read pinned to that block.
+    pub fn state_at(&self, hash: B256, number: u64) -> RpcSource {
+        RpcSource::new(self.inner.clone(), hash, number)
+    }
+
+    /// JSON-RPC round trips so far (a batch counts once): what the per-slot figures report.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    /// Waits on the client's runtime for `future`, one round trip.
+    pub(crate) fn call<T>(
+        &self,
+        method: &'static str,
+        future: impl Future<Output = alloy_transport::TransportResult<T>>,
+    ) -> Result<T, ElError> {
+        self.wait(async {
+            future
+                .await
+                .map_err(|source| ElError::Rpc { method, source })
+        })
+    }
+
+    /// Runs `future` on the client's runtime and waits for it on this thread, counting one
+    /// round trip.
+    pub(crate) fn wait<T>(
+        &self,
+        future: impl Future<Output = Result<T, ElError>>,
+    ) -> Result<T, ElError> {
+        // Waiting inside a runtime would stall its worker (and tokio refuses it).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(ElError::InRuntime);
+        }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.runtime.block_on(future)
+    }
+}

@@ -1,0 +1,29 @@
+//! An Ethereum execution client as the state cobuild simulates and builds on.
+//!
+//! Any execution client (reth, geth, Nethermind, anvil) answers the standard JSON-RPC reads; an
+//! [`ElClient`] is one connection to one, and [`ElClient::state_at`] gives the state after one
+//! block, pinned by the block's hash (EIP-1898), as a [`StateSource`](cobuild_chain::StateSource)
+//! a [`StateSnapshot`](cobuild_chain::StateSnapshot) executes on. What that snapshot reads it
+//! remembers, so each key costs one read per parent; code is remembered by hash for good (it
+//! never changes); and [`StateSnapshot::prefetch`](cobuild_chain::StateSnapshot::prefetch) reads
+//! the keys orders are known to touch in one batch.
+//!
+//! ```text
+//!  EVM (sim / builder threads) ─▶ StateSnapshot ─▶ ReadCache ─miss─▶ RpcSource::account/storage
+//!                                                                     │ eth_getProof (nonce,
+//!                                                                     │ balance, code hash)
+//!                                       code by hash (for good) ◀─────┤ eth_getCode if new
+//!                                                                     │ eth_getStorageAt
+//!                                       one JSON-RPC batch ◀── prefetch(accounts, slots)
+//! ```
+//! Reads are synchronous (revm's `DatabaseRef`) and run on the simulation and building threads,
+//! never on an async runtime: the client drives its HTTP connection on a small runtime of its
+//! own and the reading thread waits for the answer.
+
+mod client;
+mod error;
+mod source;
+
+pub use client::{ElClient, ElHead};
+pub use error::ElError;
+pub use source::RpcSource;

@@ -1,0 +1,259 @@
+//! The state after one block of an execution client, as the EVM reads it.
+
+use std::sync::Arc;
+
+use alloy_eips::BlockId;
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_rpc_types_eth::EIP1186AccountProofResponse;
+use cobuild_chain::{Prefetched, StateError, StateSource};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
+
+use crate::{ElError, client::Inner};
+
+/// Every read of one block's post-state, pinned by the block's hash (EIP-1898): whatever the
+/// client's head does meanwhile, the answers are that block's, or an error if the client no
+/// longer has it.
+#[derive(Debug, Clone)]
+pub struct RpcSource {
+    el: Arc<Inner>,
+    block: B256,
+    number: u64,
+}
+
+impl RpcSource {
+    pub(crate) fn new(el: Arc<Inner>, block: B256, number: u64) -> Self {
+        Self { el, block, number }
+    }
+
+    /// The block whose post-state this is.
+    pub const fn block(&self) -> B256 {
+        self.block
+    }
+
+    /// Its number.
+    pub const fn number(&self) -> u64 {
+        self.number
+    }
+
+    fn at(&self) -> BlockId {
+        BlockId::hash(self.block)
+    }
+
+    /// The code `code_hash` names, from what the client has read, or `address`'s code at this
+    /// block (checked against the hash, then kept for good).
+    fn code_of(&self, address: Address, code_hash: B256) -> Result<Bytecode, ElError> {
+        if let Some(code) = self.el.code.read().get(&code_hash) {
+            return Ok(code.clone());
+        }
+        let raw: Bytes = self.el.call(
+            "eth_getCode",
+            self.el.rpc.request("eth_getCode", (address, self.at())),
+        )?;
+        self.remember_code(address, code_hash, raw)
+    }
+
+    fn remember_code(
+        &self,
+        address: Address,
+        code_hash: B256,
+        raw: Bytes,
+    ) -> Result<Bytecode, ElError> {
+        if keccak256(&raw) != code_hash {
+            return Err(ElError::CodeMismatch {
+                address,
+                expected: code_hash,
+            });
+        }
+        let code = Bytecode::new_raw(raw);
+        self.el.code.write().insert(code_hash, code.clone());
+        Ok(code)
+    }
+
+    fn prefetch_all(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+    ) -> Result<Prefetched, ElError> {
+        let batch_error = |source| ElError::Rpc {
+            method: "batch",
+            source,
+        };
+        let at = self.at();
+        let mut batch = self.el.rpc.new_batch();
+        let proofs = accounts
+            .iter()
+            .map(|a| {
+                batch.add_call::<_, EIP1186AccountProofResponse>(
+                    "eth_getProof",
+                    &(a, Vec::<B256>::new(), at),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(batch_error)?;
+        let values = slots
+            .iter()
+            .map(|(a, s)| batch.add_call::<_, U256>("eth_getStorageAt", &(a, s, at)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(batch_error)?;
+        let (proofs, values) = self.el.wait(async move {
+            batch.send().await.map_err(batch_error)?;
+            let mut read = (
+                Vec::with_capacity(proofs.len()),
+                Vec::with_capacity(values.len()),
+            );
+            for proof in proofs {
+                read.0.push(proof.await.map_err(|source| ElError::Rpc {
+                    method: "eth_getProof",
+                    source,
+                })?);
+            }
+            for value in values {
+                read.1.push(value.await.map_err(|source| ElError::Rpc {
+                    method: "eth_getStorageAt",
+                    source,
+                })?);
+            }
+            Ok(read)
+        })?;
+        let mut infos: Vec<(Address, Option<AccountInfo>)> = accounts
+            .iter()
+            .zip(&proofs)
+            .map(|(a, p)| (*a, account_info(p)))
+            .collect();
+        // The code of contracts not seen before, in a second batch.
+        let known = self.el.code.read();
+        let mut missing: Vec<(Address, B256)> = infos
+            .iter()
+            .filter_map(|(a, info)| info.as_ref().map(|i| (*a, i.code_hash)))
+            .filter(|(_, h)| *h != KECCAK_EMPTY && !known.contains_key(h))
+            .collect();
+        drop(known);
+        missing.sort_by_key(|(_, h)| *h);
+        missing.dedup_by_key(|(_, h)| *h);
+        if !missing.is_empty() {
+            let mut batch = self.el.rpc.new_batch();
+            let codes = missing
+                .iter()
+                .map(|(a, _)| batch.add_call::<_, Bytes>("eth_getCode", &(a, at)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(batch_error)?;
+            let codes = self.el.wait(async move {
+                batch.send().await.map_err(batch_error)?;
+                let mut read = Vec::with_capacity(codes.len());
+                for code in codes {
+                    read.push(code.await.map_err(|source| ElError::Rpc {
+                        method: "eth_getCode",
+                        source,
+                    })?);
+                }
+                Ok(read)
+            })?;
+            for ((address, hash), raw) in missing.into_iter().zip(codes) {
+                self.remember_code(address, hash, raw)?;
+            }
+        }
+        let code = self.el.code.read();
+        for (_, info) in &mut infos {
+            if let Some(info) = info
+                && info.code_hash != KECCAK_EMPTY
+            {
+                info.code = code.get(&info.code_hash).cloned();
+            }
+        }
+        drop(code);
+        Ok(Prefetched {
+            accounts: infos,
+            slots: slots.iter().copied().zip(values).collect(),
+        })
+    }
+}
+
+/// The account a proof describes; `None` for one that does not exist (no nonce, balance or
+/// code: after EIP-161 the EVM treats such an account as absent).
+fn account_info(proof: &EIP1186AccountProofResponse) -> Option<AccountInfo> {
+    // Clients answer an absent account's code hash as the empty code's hash or as zero.
+    let code_hash = match proof.code_hash {
+        B256::ZERO => KECCAK_EMPTY,
+        hash => hash,
+    };
+    if proof.nonce == 0 && proof.balance.is_zero() && code_hash == KECCAK_EMPTY {
+        return None;
+    }
+    let mut info = AccountInfo::new(proof.balance, proof.nonce, code_hash, Bytecode::default());
+    info.code = None;
+    Some(info)
+}
+
+fn source_error(error: ElError) -> StateError {
+    StateError::Source(Box::new(error))
+}
+
+impl StateSource for RpcSource {
+    fn account(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        let proof: EIP1186AccountProofResponse = self
+            .el
+            .call(
+                "eth_getProof",
+                self.el
+                    .rpc
+                    .request("eth_getProof", (address, Vec::<B256>::new(), self.at())),
+            )
+            .map_err(source_error)?;
+        let Some(mut info) = account_info(&proof) else {
+            return Ok(None);
+        };
+        if info.code_hash != KECCAK_EMPTY {
+            info.code = Some(
+                self.code_of(address, info.code_hash)
+                    .map_err(source_error)?,
+            );
+        }
+        Ok(Some(info))
+    }
+
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.el
+            .call(
+                "eth_getStorageAt",
+                self.el
+                    .rpc
+                    .request("eth_getStorageAt", (address, slot, self.at())),
+            )
+            .map_err(source_error)
+    }
+
+    fn code(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        // Accounts come with their code; a hash not seen is one no account here has.
+        self.el
+            .code
+            .read()
+            .get(&code_hash)
+            .cloned()
+            .ok_or(StateError::MissingCode(code_hash))
+    }
+
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        if number == self.number {
+            return Ok(self.block);
+        }
+        let block: Option<alloy_rpc_types_eth::Block> = self
+            .el
+            .call(
+                "eth_getBlockByNumber",
+                self.el.rpc.request(
+                    "eth_getBlockByNumber",
+                    (alloy_eips::BlockNumberOrTag::Number(number), false),
+                ),
+            )
+            .map_err(source_error)?;
+        Ok(block.map(|b| b.header.hash).unwrap_or_default())
+    }
+
+    fn prefetch(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+    ) -> Result<Prefetched, StateError> {
+        self.prefetch_all(accounts, slots).map_err(source_error)
+    }
+}

@@ -1,0 +1,311 @@
+//! An execution client's state read over JSON-RPC (anvil here, as any client): what a
+//! transaction does on it is what the client does when it mines the transaction, reads stay on
+//! the block they are pinned to, and a prefetch reads many keys in two round trips.
+
+use std::sync::Arc;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered};
+use alloy_eips::Encodable2718;
+use alloy_evm::{Evm, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::SolCall;
+use cobuild_chain::{NextBlock, StateSnapshot, dev_signers, next_evm_env};
+use cobuild_contracts::{DemoDeployment, DemoParams, IPool};
+use cobuild_el::{ElClient, ElError};
+use cobuild_primitives::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
+use cobuild_test_utils::Anvil;
+use revm::{context::TxEnv, database::CacheDB, database_interface::DatabaseRef};
+use serde_json::Value;
+
+fn sign(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    input: Vec<u8>,
+) -> Recovered<TxEnvelope> {
+    let tx = TxEip1559 {
+        chain_id: DEVNET_CHAIN_ID,
+        nonce,
+        gas_limit: 200_000,
+        max_fee_per_gas: 100_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: Bytes::from(input),
+    };
+    let sig = signer.sign_hash_sync(&tx.signature_hash()).expect("sign");
+    Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
+}
+
+fn publish(anvil: &Anvil, txs: &[Recovered<TxEnvelope>]) {
+    for tx in txs {
+        let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
+        anvil.cast.ok(&["publish", "--async", &raw]);
+    }
+    anvil.cast.rpc("evm_mine", "[]");
+}
+
+fn latest(anvil: &Anvil) -> alloy_rpc_types_eth::Block {
+    serde_json::from_str(&anvil.cast.ok(&["block", "latest", "--json"])).expect("block json")
+}
+
+#[test]
+fn test_a_transaction_on_the_clients_state_does_what_the_client_mines_and_reads_stay_pinned() {
+    let (gas_limit, chain_id) = (DEFAULT_GAS_LIMIT.to_string(), DEVNET_CHAIN_ID.to_string());
+    let base_fee = INITIAL_BASE_FEE.to_string();
+    let anvil = Anvil::start(&[
+        "--no-mining",
+        "--order",
+        "fifo",
+        "--hardfork",
+        "osaka",
+        "--gas-limit",
+        &gas_limit,
+        "--chain-id",
+        &chain_id,
+        "--base-fee",
+        &base_fee,
+    ]);
+    let signers = dev_signers();
+    let unit = U256::from(10u64).pow(U256::from(18));
+    let demo = DemoDeployment::new(
+        &signers[9],
+        DemoParams {
+            chain_id: DEVNET_CHAIN_ID,
+            nonce: 0,
+            max_fee_per_gas: 100_000_000_000,
+            supply: DemoParams::DEVNET_SUPPLY,
+        },
+    );
+    let (token, pool) = (demo.token_a, demo.pool);
+    let trader = &signers[9];
+    let nonce = demo.transactions.len() as u64;
+    publish(&anvil, &demo.transactions);
+
+    let el = ElClient::connect(&anvil.cast.url).expect("connects");
+    let head = el.head().expect("head");
+    let parent = latest(&anvil);
+    assert_eq!(
+        (head.number, head.hash),
+        (parent.header.number, parent.header.hash)
+    );
+    let before =
+        StateSnapshot::from_source(Arc::new(el.state_at(head.hash, head.number)), head.number);
+
+    // Reads agree with the client's own answers.
+    let account = before
+        .basic_ref(trader.address())
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(account.nonce, nonce);
+    assert_eq!(
+        account.balance,
+        anvil
+            .cast
+            .ok(&["balance", &trader.address().to_string()])
+            .parse::<U256>()
+            .expect("wei")
+    );
+    assert_eq!(
+        before
+            .basic_ref(address!("0x00000000000000000000000000000000000dead1"))
+            .expect("reads"),
+        None
+    );
+    let pool_account = before.basic_ref(pool).expect("reads").expect("deployed");
+    assert!(
+        pool_account.code.as_ref().is_some_and(|c| !c.is_empty()),
+        "contracts come with their code"
+    );
+
+    // A swap, executed here with revm on the client's state for the next block ...
+    let coinbase = address!("0x00000000000000000000000000000000000c0b11");
+    let spec = ChainSpec::devnet(DEVNET_CHAIN_ID);
+    let next_base_fee = parent
+        .header
+        .next_block_base_fee(spec.base_fee_params())
+        .expect("base fee");
+    let timestamp = parent.header.timestamp + 12;
+    let env = next_evm_env(
+        &spec,
+        &parent.header.inner,
+        NextBlock {
+            number: head.number + 1,
+            timestamp,
+            beneficiary: coinbase,
+            gas_limit: parent.header.gas_limit,
+            base_fee: next_base_fee,
+            prev_randao: B256::ZERO,
+        },
+    );
+    let swap = sign(
+        trader,
+        nonce,
+        pool,
+        IPool::swapCall {
+            tokenIn: token,
+            amountIn: unit * U256::from(10),
+            minAmountOut: U256::ZERO,
+        }
+        .abi_encode(),
+    );
+    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(&before), env);
+    let ours = evm
+        .transact(TxEnv::from_recovered_tx(swap.inner(), trader.address()))
+        .expect("executes");
+    assert!(ours.result.is_success(), "{:?}", ours.result);
+
+    // ... and mined by the client in the same block environment.
+    anvil
+        .cast
+        .rpc("anvil_setCoinbase", &format!("[\"{coinbase}\"]"));
+    anvil
+        .cast
+        .rpc("evm_setNextBlockTimestamp", &format!("[{timestamp}]"));
+    anvil.cast.rpc(
+        "anvil_setNextBlockBaseFeePerGas",
+        &format!("[\"{next_base_fee:#x}\"]"),
+    );
+    publish(&anvil, std::slice::from_ref(&swap));
+    let receipt: Value =
+        serde_json::from_str(
+            &anvil
+                .cast
+                .ok(&["receipt", &swap.tx_hash().to_string(), "--json"]),
+        )
+        .expect("receipt");
+    let gas_used = u64::from_str_radix(
+        receipt["gasUsed"]
+            .as_str()
+            .expect("gas")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .expect("hex");
+    assert_eq!(
+        ours.result.tx_gas_used(),
+        gas_used,
+        "gas used as the client's"
+    );
+    assert_eq!(
+        receipt["logs"].as_array().expect("logs").len(),
+        ours.result.logs().len()
+    );
+
+    // Every storage slot the swap wrote holds, at the client's new head, what revm computed.
+    let mined = el.head().expect("head");
+    assert_eq!(mined.number, head.number + 1);
+    let after = StateSnapshot::from_source(
+        Arc::new(el.state_at(mined.hash, mined.number)),
+        mined.number,
+    );
+    let mut slots = 0;
+    for (address, account) in &ours.state {
+        for (slot, value) in &account.storage {
+            if value.is_changed() {
+                assert_eq!(
+                    after.storage_ref(*address, *slot).expect("reads"),
+                    value.present_value,
+                    "{address} slot {slot}"
+                );
+                slots += 1;
+            }
+        }
+    }
+    assert!(
+        slots >= 4,
+        "token balances and pool reserves moved: {slots} slots"
+    );
+
+    // The first snapshot stays on its block: the trader's nonce there is the old one.
+    let pinned = el.state_at(head.hash, head.number);
+    let again = StateSnapshot::from_source(Arc::new(pinned), head.number);
+    assert_eq!(
+        again
+            .basic_ref(trader.address())
+            .expect("reads")
+            .expect("exists")
+            .nonce,
+        nonce
+    );
+    assert_eq!(
+        after
+            .basic_ref(trader.address())
+            .expect("reads")
+            .expect("exists")
+            .nonce,
+        nonce + 1
+    );
+
+    // Read ahead: accounts (one of them a contract whose code is new to the client) and slots
+    // in two round trips (the reads, then the new code), after which reading them costs none.
+    let fresh = ElClient::connect(&anvil.cast.url).expect("connects");
+    let ahead = StateSnapshot::from_source(
+        Arc::new(fresh.state_at(mined.hash, mined.number)),
+        mined.number,
+    );
+    let accounts: Vec<Address> = signers
+        .iter()
+        .take(4)
+        .map(|s| s.address())
+        .chain([token, pool])
+        .collect();
+    let keys: Vec<(Address, U256)> = ours
+        .state
+        .iter()
+        .flat_map(|(a, acc)| acc.storage.keys().map(|s| (*a, *s)))
+        .collect();
+    ahead.prefetch(&accounts, &keys).expect("prefetches");
+    assert_eq!(
+        fresh.round_trips(),
+        2,
+        "one batch of reads, one of new code"
+    );
+    for address in &accounts {
+        assert_eq!(
+            ahead.basic_ref(*address).expect("reads"),
+            after.basic_ref(*address).expect("reads")
+        );
+    }
+    for (address, slot) in &keys {
+        assert_eq!(
+            ahead.storage_ref(*address, *slot).expect("reads"),
+            after.storage_ref(*address, *slot).expect("reads")
+        );
+    }
+    assert_eq!(
+        fresh.round_trips(),
+        2,
+        "everything read ahead is answered from the snapshot"
+    );
+    ahead.prefetch(&accounts, &keys).expect("prefetches");
+    assert_eq!(fresh.round_trips(), 2, "what was read is not read again");
+
+    // A block the client does not have is an error, not a panic or a zero.
+    let unknown = StateSnapshot::from_source(Arc::new(el.state_at(B256::repeat_byte(7), 9)), 9);
+    let error = unknown
+        .basic_ref(trader.address())
+        .expect_err("no such block");
+    assert!(
+        matches!(error, cobuild_chain::StateError::Source(_)),
+        "{error}"
+    );
+
+    // Waiting for the client inside an async runtime would stall it: refused, not a panic.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let error = runtime
+        .block_on(async { after.basic_ref(Address::repeat_byte(0x42)) })
+        .expect_err("refused");
+    let cobuild_chain::StateError::Source(source) = error else {
+        panic!("{error}")
+    };
+    assert!(matches!(
+        source.downcast_ref::<ElError>(),
+        Some(ElError::InRuntime)
+    ));
+}
