@@ -452,11 +452,9 @@ impl BlockBuilder {
             // The store's tables hold the head's trie, not this state's: roots would be wrong.
             return Err(BlockError::Unsealable("a replayed block cannot be sealed"));
         }
-        let Some(view) = snapshot.view() else {
-            return Err(BlockError::Unsealable(
-                "a state read from an execution client has no store to compute roots from",
-            ));
-        };
+        // Without the store's tables (a state read from an execution client) the state root
+        // comes from the source's proofs.
+        let view = snapshot.view();
         let post_block = cached.then(|| touched::record(executor.evm_mut().db_mut()));
         let (evm, result) = executor.finish()?;
         let (mut db, _env) = alloy_evm::Evm::finish(evm);
@@ -509,7 +507,17 @@ impl BlockBuilder {
                 ((receipts_root, receipt_groups), logs_bloom),
             ),
         ) = rayon::join(
-            || {
+            || -> Result<HashedStateDiff, BlockError> {
+                let Some(view) = view else {
+                    db.merge_transitions(BundleRetention::PlainState);
+                    let changes = db
+                        .take_bundle()
+                        .to_plain_state(revm::database::OriginalValuesKnown::Yes);
+                    return Ok(HashedStateDiff {
+                        state_root: snapshot.root_from_proofs(&changes)?,
+                        ..HashedStateDiff::default()
+                    });
+                };
                 let nodes = snapshot.trie().filter(|_| cached);
                 let mut previous = previous;
                 if let (Some(nodes), Some(round)) = (nodes, &round)
@@ -524,12 +532,12 @@ impl BlockBuilder {
                 let changes = db
                     .take_bundle()
                     .to_plain_state(revm::database::OriginalValuesKnown::Yes);
-                match nodes {
+                Ok(match nodes {
                     Some(nodes) => {
-                        HashedStateDiff::after(previous.as_ref(), view, nodes, &changes, &mut memo)
+                        HashedStateDiff::after(previous.as_ref(), view, nodes, &changes, &mut memo)?
                     }
-                    None => HashedStateDiff::new(view, snapshot.trie(), &changes),
-                }
+                    None => HashedStateDiff::new(view, snapshot.trie(), &changes)?,
+                })
             },
             || {
                 rayon::join(

@@ -578,7 +578,7 @@ pub(super) fn account_root(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use cobuild_test_utils::Rng;
     use revm::{
         bytecode::Bytecode, database::states::PlainStorageChangeset, primitives::KECCAK_EMPTY,
@@ -589,7 +589,7 @@ mod tests {
 
     /// A state in memory, as the store would hold it.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
-    struct Memory {
+    pub(crate) struct Memory {
         accounts: BTreeMap<B256, AccountRecord>,
         storage: BTreeMap<B256, BTreeMap<B256, U256>>,
     }
@@ -622,7 +622,7 @@ mod tests {
     }
 
     impl Memory {
-        fn commit(&mut self, diff: &HashedStateDiff) {
+        pub(crate) fn commit(&mut self, diff: &HashedStateDiff) {
             for (hashed, change) in &diff.storage {
                 let slots = self.storage.entry(*hashed).or_default();
                 if change.wiped {
@@ -653,7 +653,7 @@ mod tests {
 
     /// A random block's changes over the accounts `0..space`; `deletes` lets it delete an
     /// account or wipe a storage.
-    fn changes(rng: &mut Rng, space: u64, deletes: bool) -> StateChangeset {
+    pub(crate) fn changes(rng: &mut Rng, space: u64, deletes: bool) -> StateChangeset {
         let mut accounts = BTreeMap::new();
         let mut storage: BTreeMap<Address, PlainStorageChangeset> = BTreeMap::new();
         for _ in 0..1 + rng.next_u64() % 40 {

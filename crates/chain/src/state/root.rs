@@ -230,7 +230,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
 }
 
 /// The inclusive range of 32-byte keys that start with `prefix`.
-fn bounds(prefix: &Nibbles) -> (B256, B256) {
+pub(super) fn bounds(prefix: &Nibbles) -> (B256, B256) {
     let mut lo = [0u8; 32];
     let mut hi = [0xffu8; 32];
     for (i, nibble) in prefix.iter().enumerate() {

@@ -3,17 +3,19 @@
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, U256};
+use parking_lot::Mutex;
 use revm::{
     bytecode::Bytecode,
+    database::states::StateChangeset,
     database_interface::{DBErrorMarker, DatabaseRef},
     primitives::KECCAK_EMPTY,
     state::AccountInfo,
 };
 
 use super::{
-    AccountProof, TrieNodes,
+    AccountProof, ProofError, ProofRequest, ProvedState, TrieNodes,
     cache::ReadCache,
-    prove,
+    key_under, prove,
     source::{StateSource, StoreSource},
 };
 use crate::store::{PastState, ReadView, StoreError};
@@ -30,6 +32,9 @@ pub enum StateError {
     /// A source other than the store (an execution client) failed.
     #[error("state source: {0}")]
     Source(Box<dyn std::error::Error + Send + Sync>),
+    /// A root could not be computed from the source's proofs.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
 }
 
 impl DBErrorMarker for StateError {}
@@ -47,6 +52,9 @@ pub struct StateSnapshot {
     store: Option<StoreSource>,
     trie: Option<Arc<TrieNodes>>,
     cache: Arc<ReadCache>,
+    /// What the source's proofs revealed, for the roots of blocks built on a source without
+    /// the store's tables; `None` until the first such root.
+    proved: Arc<Mutex<Option<ProvedState>>>,
 }
 
 impl StateSnapshot {
@@ -71,11 +79,12 @@ impl StateSnapshot {
             store: Some(store),
             trie,
             cache: Arc::default(),
+            proved: Arc::default(),
         }
     }
 
-    /// The state after block `number` as `source` reads it (an execution client). It executes
-    /// blocks; sealing one needs roots the store's tables give, so it is refused.
+    /// The state after block `number` as `source` reads it (an execution client). Blocks built
+    /// on it are sealed from the source's proofs ([`root_from_proofs`](Self::root_from_proofs)).
     pub fn from_source(source: Arc<dyn StateSource>, number: u64) -> Self {
         Self {
             number,
@@ -83,6 +92,7 @@ impl StateSnapshot {
             store: None,
             trie: None,
             cache: Arc::default(),
+            proved: Arc::default(),
         }
     }
 
@@ -178,6 +188,65 @@ impl StateSnapshot {
         for ((address, slot), value) in read.slots {
             self.cache
                 .storage(address, slot, || Ok::<_, StateError>(value))?;
+        }
+        Ok(())
+    }
+
+    /// The state root after `changes` on this state, from the source's proofs (for a source
+    /// without the store's tables: an execution client). What the proofs reveal is kept for
+    /// later calls on this snapshot and its clones, so the candidates of a slot fetch only the
+    /// proofs of keys none before them changed.
+    pub fn root_from_proofs(&self, changes: &StateChangeset) -> Result<B256, StateError> {
+        // Nodes one root may have to reveal for its deletions, each a proof fetched.
+        const MAX_REVEALS: usize = 64;
+        let mut reveals = 0;
+        loop {
+            let wanted = {
+                let mut proved = self.proved.lock();
+                let proved = match &mut *proved {
+                    Some(proved) => proved,
+                    empty => empty.insert(ProvedState::new(self.reads.state_root()?)),
+                };
+                proved.unproved(changes)
+            };
+            if !wanted.is_empty() {
+                self.reveal(&wanted)?;
+            }
+            let root = match &*self.proved.lock() {
+                Some(proved) => proved.root_after(changes),
+                None => Err(ProofError::Unsupported),
+            };
+            match root {
+                Ok(root) => return Ok(root),
+                Err(ProofError::Missing { account, path, .. }) if reveals < MAX_REVEALS => {
+                    reveals += 1;
+                    // The proof of any key under the node's path passes through the node.
+                    let word = key_under(&path, account.is_some())
+                        .ok_or(ProofError::NoKeyUnder { account, path })?;
+                    let request = match account {
+                        Some(address) => vec![(address, vec![word])],
+                        None => vec![(Address::from_slice(&word[12..]), Vec::new())],
+                    };
+                    self.reveal(&request)?;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Fetches the proofs of `keys` (without holding the lock meanwhile) and reveals them.
+    fn reveal(&self, keys: &ProofRequest) -> Result<(), StateError> {
+        let proofs = self.reads.proofs(keys)?;
+        if proofs.len() != keys.len() {
+            return Err(StateError::Source(
+                "the source answered a different number of proofs than asked".into(),
+            ));
+        }
+        let mut proved = self.proved.lock();
+        if let Some(proved) = proved.as_mut() {
+            for ((address, _), proof) in keys.iter().zip(&proofs) {
+                proved.reveal(*address, proof)?;
+            }
         }
         Ok(())
     }

@@ -4,14 +4,15 @@
 //! chain's store ([`StoreSource`]), or an execution client read over JSON-RPC (the `cobuild-el`
 //! crate). The snapshot remembers what it read ([`ReadCache`](super::cache::ReadCache)), so a
 //! source answers each key once per parent; a remote one also reads ahead in batches
-//! ([`StateSource::prefetch`]).
+//! ([`StateSource::prefetch`]), and gives the proofs a block built on it is sealed from
+//! ([`StateSource::proofs`]).
 
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, U256, keccak256};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
-use super::StateError;
+use super::{AccountProof, ProofError, StateError};
 use crate::store::{PastState, ReadView};
 
 /// Accounts and slots read ahead: every key asked for, with its value.
@@ -56,6 +57,20 @@ pub trait StateSource: std::fmt::Debug + Send + Sync {
                 .map(|&(a, s)| Ok(((a, s), self.storage(a, s)?)))
                 .collect::<Result<_, StateError>>()?,
         })
+    }
+
+    /// The root of this state, which its proofs lead to. Unsupported by default: the store's
+    /// roots come from its tables, not from proofs.
+    fn state_root(&self) -> Result<B256, StateError> {
+        Err(ProofError::Unsupported.into())
+    }
+
+    /// EIP-1186 proofs of `keys` (accounts, each with the slots wanted, as words) in this
+    /// state, in as few round trips as the source allows, in the order asked: what a block built
+    /// on a source without the state's tables is sealed from. Unsupported by default.
+    fn proofs(&self, keys: &[(Address, Vec<B256>)]) -> Result<Vec<AccountProof>, StateError> {
+        let _ = keys;
+        Err(ProofError::Unsupported.into())
     }
 }
 
