@@ -5,7 +5,8 @@ use std::sync::Arc;
 use alloy_eips::BlockId;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rpc_types_eth::EIP1186AccountProofResponse;
-use cobuild_chain::{Prefetched, StateError, StateSource};
+use alloy_trie::EMPTY_ROOT_HASH;
+use cobuild_chain::{AccountProof, AccountRecord, Prefetched, StateError, StateSource};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
 use crate::{ElError, client::Inner};
@@ -67,6 +68,29 @@ impl RpcSource {
         let code = Bytecode::new_raw(raw);
         self.el.code.write().insert(code_hash, code.clone());
         Ok(code)
+    }
+
+    /// One batch of calls to `method`, one per parameter set, answered in order.
+    fn batch<P, R>(&self, method: &'static str, params: &[P]) -> Result<Vec<R>, ElError>
+    where
+        P: alloy_json_rpc::RpcSend,
+        R: alloy_json_rpc::RpcRecv,
+    {
+        let batch_error = |source| ElError::Rpc { method, source };
+        let mut batch = self.el.rpc.new_batch();
+        let calls = params
+            .iter()
+            .map(|p| batch.add_call::<_, R>(method, p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(batch_error)?;
+        self.el.wait(async move {
+            batch.send().await.map_err(batch_error)?;
+            let mut answers = Vec::with_capacity(calls.len());
+            for call in calls {
+                answers.push(call.await.map_err(batch_error)?);
+            }
+            Ok(answers)
+        })
     }
 
     fn prefetch_all(
@@ -131,23 +155,8 @@ impl RpcSource {
         missing.sort_by_key(|(_, h)| *h);
         missing.dedup_by_key(|(_, h)| *h);
         if !missing.is_empty() {
-            let mut batch = self.el.rpc.new_batch();
-            let codes = missing
-                .iter()
-                .map(|(a, _)| batch.add_call::<_, Bytes>("eth_getCode", &(a, at)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(batch_error)?;
-            let codes = self.el.wait(async move {
-                batch.send().await.map_err(batch_error)?;
-                let mut read = Vec::with_capacity(codes.len());
-                for code in codes {
-                    read.push(code.await.map_err(|source| ElError::Rpc {
-                        method: "eth_getCode",
-                        source,
-                    })?);
-                }
-                Ok(read)
-            })?;
+            let params: Vec<(Address, BlockId)> = missing.iter().map(|(a, _)| (*a, at)).collect();
+            let codes: Vec<Bytes> = self.batch("eth_getCode", &params)?;
             for ((address, hash), raw) in missing.into_iter().zip(codes) {
                 self.remember_code(address, hash, raw)?;
             }
@@ -165,6 +174,31 @@ impl RpcSource {
             accounts: infos,
             slots: slots.iter().copied().zip(values).collect(),
         })
+    }
+}
+
+/// What an `eth_getProof` answer proves: the account's record (`None` where it does not exist)
+/// and the nodes to it and to each slot asked for (`slots`, in the order asked).
+fn account_proof(answer: EIP1186AccountProofResponse, slots: &[B256]) -> AccountProof {
+    let record = account_info(&answer).map(|info| AccountRecord {
+        nonce: info.nonce,
+        balance: info.balance,
+        code_hash: info.code_hash,
+        // Clients answer an empty storage's root as the empty trie's root or as zero.
+        storage_root: match answer.storage_hash {
+            B256::ZERO => EMPTY_ROOT_HASH,
+            root => root,
+        },
+    });
+    let storage = slots
+        .iter()
+        .zip(answer.storage_proof)
+        .map(|(slot, proof)| (*slot, proof.value, proof.proof))
+        .collect();
+    AccountProof {
+        record,
+        account_proof: answer.account_proof,
+        storage,
     }
 }
 
@@ -255,5 +289,35 @@ impl StateSource for RpcSource {
         slots: &[(Address, U256)],
     ) -> Result<Prefetched, StateError> {
         self.prefetch_all(accounts, slots).map_err(source_error)
+    }
+
+    fn state_root(&self) -> Result<B256, StateError> {
+        let block: Option<alloy_rpc_types_eth::Block> = self
+            .el
+            .call(
+                "eth_getBlockByHash",
+                self.el
+                    .rpc
+                    .request("eth_getBlockByHash", (self.block, false)),
+            )
+            .map_err(source_error)?;
+        block
+            .map(|b| b.header.state_root)
+            .ok_or_else(|| source_error(ElError::NoBlock(self.block)))
+    }
+
+    fn proofs(&self, keys: &[(Address, Vec<B256>)]) -> Result<Vec<AccountProof>, StateError> {
+        let at = self.at();
+        let params: Vec<(Address, Vec<B256>, BlockId)> = keys
+            .iter()
+            .map(|(address, slots)| (*address, slots.clone(), at))
+            .collect();
+        let answers: Vec<EIP1186AccountProofResponse> =
+            self.batch("eth_getProof", &params).map_err(source_error)?;
+        Ok(answers
+            .into_iter()
+            .zip(keys)
+            .map(|(answer, (_, slots))| account_proof(answer, slots))
+            .collect())
     }
 }
