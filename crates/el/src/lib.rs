@@ -15,6 +15,8 @@
 //!                                       code by hash (for good) ◀─────┤ eth_getCode if new
 //!                                                                     │ eth_getStorageAt
 //!                                       one JSON-RPC batch ◀── prefetch(accounts, slots)
+//!  seal ─▶ StateSnapshot::root_from_proofs ─▶ RpcSource::proofs (one eth_getProof batch of the
+//!          changed keys not proved yet) and state_root (the parent's header, once)
 //! ```
 //! Reads are synchronous (revm's `DatabaseRef`) and run on the simulation and building threads,
 //! never on an async runtime: the client drives its HTTP connection on a small runtime of its
