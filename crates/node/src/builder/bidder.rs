@@ -109,7 +109,11 @@ impl Bidder {
                         Err(e) => (None, Err(BidError::Join(e.to_string()))),
                     };
                     match outcome {
-                        Ok(SubmitOutcome::Sent | SubmitOutcome::NotImproved { .. }) => {}
+                        Ok(
+                            SubmitOutcome::Sent
+                            | SubmitOutcome::NotImproved { .. }
+                            | SubmitOutcome::OverMaxBid { .. },
+                        ) => {}
                         Ok(SubmitOutcome::RateLimited { retry_in }) => {
                             unsent = true;
                             retry_at.get_or_insert(tokio::time::Instant::now() + retry_in);

@@ -2,6 +2,19 @@
 
 use std::{num::NonZeroU32, time::Duration};
 
+use alloy_primitives::U256;
+
+/// How a submission's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// JSON (`Content-Type: application/json`), what every relay takes.
+    #[default]
+    Json,
+    /// SSZ (`Content-Type: application/octet-stream`): a third of JSON's size and no hex to
+    /// parse, taken by mev-boost-relay and its forks.
+    Ssz,
+}
+
 /// How to reach a relay and how hard to use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -11,15 +24,29 @@ pub struct Config {
     pub max_submissions_per_second: NonZeroU32,
     /// How long one request may take, connection included.
     pub timeout: Duration,
+    /// Headers sent with every request (an auth token, a builder id), as name and value.
+    pub headers: Vec<(String, String)>,
+    /// How submissions are encoded.
+    pub encoding: Encoding,
+    /// Whether submission bodies are gzip-compressed (`Content-Encoding: gzip`).
+    pub gzip: bool,
+    /// Largest bid value sent to this relay; a block worth more is not sent to it (the value
+    /// is the block's proposer payment, so it cannot be lowered without a new block).
+    pub max_bid: Option<U256>,
 }
 
 impl Config {
-    /// Settings for the relay at `url`: at most 10 submissions a second, 2 s per request.
+    /// Settings for the relay at `url`: at most 10 submissions a second, 2 s per request, JSON
+    /// without compression, no extra headers, no maximum bid.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             max_submissions_per_second: NonZeroU32::new(10).expect("10 is not zero"),
             timeout: Duration::from_secs(2),
+            headers: Vec::new(),
+            encoding: Encoding::Json,
+            gzip: false,
+            max_bid: None,
         }
     }
 }

@@ -29,6 +29,17 @@ pub enum RelayError {
     /// The submission could not be encoded.
     #[error("encoding the request: {0}")]
     Encode(serde_json::Error),
+    /// A configured header is not a valid HTTP header.
+    #[error("relay header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header's name as configured.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Compressing the body failed.
+    #[error("compressing the request: {0}")]
+    Compress(std::io::Error),
     /// A success reply did not hold what the endpoint promises.
     #[error("decoding the relay reply: {0}")]
     Decode(serde_json::Error),

@@ -10,14 +10,19 @@
 //! its place in the per-second window: the relay saw a request either way.
 //!
 //! Every reply that is not a success becomes a [`RelayError`] in one function,
-//! [`RelayError::from_reply`].
+//! [`RelayError::from_reply`]; every success status (an empty 200, `{}`, 202 for a bid below
+//! the relay's floor) is a bid received.
+//!
+//! Each relay has its own client, with its own headers, encoding (JSON or SSZ, optionally
+//! gzip-compressed), cap and maximum bid ([`Config`]); a builder bidding to many relays runs
+//! one bidder per client.
 
 mod config;
 mod error;
 mod gate;
 mod relay;
 
-pub use config::Config;
+pub use config::{Config, Encoding};
 pub use error::RelayError;
 pub use relay::{
     BLOCKS_PATH, ProposerDuty, RECEIVED_PATH, RelayClient, SubmitOutcome, VALIDATORS_PATH,

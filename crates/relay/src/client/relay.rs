@@ -17,7 +17,7 @@ use hyper_util::{
 use parking_lot::Mutex;
 
 use super::{
-    config::Config,
+    config::{Config, Encoding},
     error::RelayError,
     gate::{Admit, Gate},
 };
@@ -49,6 +49,11 @@ pub enum SubmitOutcome {
     RateLimited {
         /// When the next bid may go.
         retry_in: std::time::Duration,
+    },
+    /// Not sent: worth more than the most this relay is configured to be bid.
+    OverMaxBid {
+        /// That maximum.
+        max_bid: alloy_primitives::U256,
     },
 }
 
@@ -98,6 +103,10 @@ pub struct RelayClient {
 
 struct Inner {
     url: String,
+    headers: Vec<(header::HeaderName, header::HeaderValue)>,
+    encoding: Encoding,
+    gzip: bool,
+    max_bid: Option<alloy_primitives::U256>,
     blocks: Uri,
     /// The blocks endpoint with `cancellations=1`.
     blocks_cancel: Uri,
@@ -147,10 +156,30 @@ impl RelayClient {
         let blocks = uri(BLOCKS_PATH)?;
         let blocks_cancel = uri(&format!("{BLOCKS_PATH}?cancellations=1"))?;
         let validators = uri(VALIDATORS_PATH)?;
+        let headers = config
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let invalid = |reason: String| RelayError::InvalidHeader {
+                    name: name.clone(),
+                    reason,
+                };
+                Ok((
+                    header::HeaderName::try_from(name.as_str())
+                        .map_err(|e| invalid(e.to_string()))?,
+                    header::HeaderValue::try_from(value.as_str())
+                        .map_err(|e| invalid(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<_, RelayError>>()?;
         let http = Client::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
+                headers,
+                encoding: config.encoding,
+                gzip: config.gzip,
+                max_bid: config.max_bid,
                 blocks,
                 blocks_cancel,
                 validators,
@@ -189,6 +218,15 @@ impl RelayClient {
     ) -> Result<SubmitOutcome, RelayError> {
         let trace = request.bid_trace();
         let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
+        if let Some(max_bid) = self.inner.max_bid.filter(|max| value > *max) {
+            tracing::debug!(
+                slot,
+                value = wei(value),
+                max_bid = wei(max_bid),
+                "relay.client.over_max_bid"
+            );
+            return Ok(SubmitOutcome::OverMaxBid { max_bid });
+        }
         let now = self.inner.clock.now();
         let previous = match self
             .inner
@@ -212,16 +250,14 @@ impl RelayClient {
             }
         };
         // Encoded only once admitted: most bids a builder makes do not improve and stay home.
-        let result = match serde_json::to_vec(request) {
-            Ok(body) => {
-                let uri = if withdrawal {
-                    self.inner.blocks_cancel.clone()
-                } else {
-                    self.inner.blocks.clone()
-                };
-                self.request(Method::POST, uri, Some(body)).await
-            }
-            Err(err) => Err(RelayError::Encode(err)),
+        let uri = if withdrawal {
+            self.inner.blocks_cancel.clone()
+        } else {
+            self.inner.blocks.clone()
+        };
+        let result = match self.encode(request) {
+            Ok(body) => self.request(Method::POST, uri, Some(body)).await,
+            Err(err) => Err(err),
         };
         match result {
             Ok(_) => {
@@ -237,6 +273,25 @@ impl RelayClient {
                 Err(err)
             }
         }
+    }
+
+    /// The submission's body as this relay takes it.
+    fn encode(&self, request: &SubmitBlockRequest) -> Result<Vec<u8>, RelayError> {
+        let body = match self.inner.encoding {
+            Encoding::Json => serde_json::to_vec(request).map_err(RelayError::Encode)?,
+            Encoding::Ssz => ssz::Encode::as_ssz_bytes(request),
+        };
+        if !self.inner.gzip {
+            return Ok(body);
+        }
+        use std::io::Write;
+        // Fast compression: a payload is mostly hashes and calldata, and the bid is in a race.
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 2),
+            flate2::Compression::fast(),
+        );
+        encoder.write_all(&body).map_err(RelayError::Compress)?;
+        encoder.finish().map_err(RelayError::Compress)
     }
 
     /// The base URL this client talks to.
@@ -266,7 +321,17 @@ impl RelayClient {
             .uri(uri)
             .header(header::ACCEPT, "application/json");
         if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            let content_type = match self.inner.encoding {
+                Encoding::Json => "application/json",
+                Encoding::Ssz => "application/octet-stream",
+            };
+            builder = builder.header(header::CONTENT_TYPE, content_type);
+            if self.inner.gzip {
+                builder = builder.header(header::CONTENT_ENCODING, "gzip");
+            }
+        }
+        for (name, value) in &self.inner.headers {
+            builder = builder.header(name, value);
         }
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

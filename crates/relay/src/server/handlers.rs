@@ -1,5 +1,5 @@
-//! The HTTP surface: the builder API, the data API and the slot event stream, JSON in and out, and every failure as `{code, message,
-//! reason}` with its status. The handlers only parse and answer; the checks live in
+//! The HTTP surface: the builder API (submissions in JSON or SSZ, plain or gzip), the data API
+//! and the slot event stream, and every failure as `{code, message, reason}` with its status. The handlers only parse and answer; the checks live in
 //! [`Shared::submit`](super::service).
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use axum::{
     Json, Router,
     body::Body,
     extract::State,
-    http::{StatusCode, Uri},
+    http::{HeaderMap, StatusCode, Uri, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -16,7 +16,10 @@ use axum::{
 use cobuild_http::{BodyError, read_body};
 use cobuild_primitives::{MAX_ERROR_TEXT, bounded};
 
-use super::{events, service::Shared};
+use super::{
+    events,
+    service::{BodyFormat, Shared},
+};
 use crate::{
     BlockVerifier,
     client::{BLOCKS_PATH, RECEIVED_PATH, VALIDATORS_PATH},
@@ -36,8 +39,19 @@ pub(crate) fn router<V: BlockVerifier>(shared: Arc<Shared<V>>) -> Router {
 async fn submit<V: BlockVerifier>(
     State(shared): State<Arc<Shared<V>>>,
     uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // As mev-boost-relay reads them: SSZ when the body says it is octet-stream, else JSON;
+    // gzip when the content encoding says so.
+    let format = BodyFormat {
+        ssz: headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream")),
+        gzip: headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip")),
+    };
     // builder-specs: `?cancellations=1` lets a lower bid replace the builder's earlier one.
     let cancellation = uri.query().is_some_and(|q| {
         q.split('&')
@@ -56,7 +70,7 @@ async fn submit<V: BlockVerifier>(
             return error_reply(status, RejectReason::Malformed, error.to_string());
         }
     };
-    match shared.submit(body, cancellation).await {
+    match shared.submit(body, format, cancellation).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => {
             tracing::info!(reason = ?err.reason(), error = %err, "relay.bid.rejected");

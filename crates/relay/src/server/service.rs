@@ -359,14 +359,15 @@ impl<V: BlockVerifier> Shared<V> {
             .collect()
     }
 
-    /// Runs one JSON submission through every check and offers it to the board; with
+    /// Runs one submission through every check and offers it to the board; with
     /// `cancellation`, it replaces the builder's earlier bid even if worth less.
     pub(crate) async fn submit(
         self: Arc<Self>,
         body: axum::body::Bytes,
+        format: BodyFormat,
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
-        let result = self.clone().check(body, cancellation).await;
+        let result = self.clone().check(body, format, cancellation).await;
         let counter = match &result {
             Ok(_) => &self.accepted,
             Err(_) => &self.rejected,
@@ -378,6 +379,7 @@ impl<V: BlockVerifier> Shared<V> {
     async fn check(
         self: Arc<Self>,
         body: axum::body::Bytes,
+        format: BodyFormat,
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
         let received_at = std::time::Instant::now();
@@ -392,10 +394,7 @@ impl<V: BlockVerifier> Shared<V> {
         // off the async workers.
         let this = self.clone();
         let (block, trace) = tokio::task::spawn_blocking(move || {
-            let submission: SignedBidSubmissionV5 =
-                serde_json::from_slice(&body).map_err(|err| {
-                    SubmissionError::Malformed(bounded(&err.to_string(), MAX_ERROR_TEXT))
-                })?;
+            let submission = format.decode(&body, this.config.max_body_bytes)?;
             check_bid(&this.config, &this.builders, this.domain, &ctx, &submission)?;
             let block = submission_block(&submission, ctx.parent_beacon_block_root)?;
             Ok::<_, SubmissionError>((block, submission.message))
@@ -490,5 +489,49 @@ impl<V: BlockVerifier> Shared<V> {
             let _ = self.feed.send(Arc::new(bid));
         }
         Ok(())
+    }
+}
+
+/// How a submission's body is encoded, from its headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BodyFormat {
+    /// SSZ (`application/octet-stream`), else JSON.
+    pub ssz: bool,
+    /// gzip-compressed.
+    pub gzip: bool,
+}
+
+impl BodyFormat {
+    /// The Fulu submission `body` holds; a compressed body may grow to at most `max_bytes`.
+    pub(crate) fn decode(
+        self,
+        body: &[u8],
+        max_bytes: usize,
+    ) -> Result<SignedBidSubmissionV5, SubmissionError> {
+        let malformed = |err: String| SubmissionError::Malformed(bounded(&err, MAX_ERROR_TEXT));
+        let inflated;
+        let body = if self.gzip {
+            use std::io::Read;
+            let mut out = Vec::new();
+            // One byte over the limit tells a body that is too large from one that fits.
+            flate2::read::GzDecoder::new(body)
+                .take(max_bytes as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| malformed(format!("gzip: {e}")))?;
+            if out.len() > max_bytes {
+                return Err(malformed(format!(
+                    "gzip: inflates to more than {max_bytes} bytes"
+                )));
+            }
+            inflated = out;
+            &inflated[..]
+        } else {
+            body
+        };
+        if self.ssz {
+            ssz::Decode::from_ssz_bytes(body).map_err(|e| malformed(format!("ssz: {e:?}")))
+        } else {
+            serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))
+        }
     }
 }

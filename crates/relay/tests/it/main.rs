@@ -3,6 +3,7 @@
 
 mod events;
 mod gate;
+mod relays;
 mod submit;
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
@@ -210,9 +211,9 @@ impl Devnet {
     /// A client with `per_second` submissions a second, reading `clock`.
     fn client_with(&self, per_second: u32, clock: Arc<dyn Clock>) -> RelayClient {
         let config = client::Config {
-            url: self.url.clone(),
             max_submissions_per_second: NonZeroU32::new(per_second).expect("non-zero cap"),
             timeout: Duration::from_secs(30),
+            ..client::Config::new(&self.url)
         };
         RelayClient::with_clock(config, clock).expect("client")
     }

@@ -1,0 +1,148 @@
+//! One client per relay, each with its own settings: headers, SSZ and gzip bodies, a maximum
+//! bid; and every success answer a real relay gives is a bid received.
+
+use std::sync::Arc;
+
+use alloy_primitives::U256;
+use axum::{
+    Router,
+    body::Bytes,
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+    routing::post,
+};
+use cobuild_relay::{
+    RelayClient, SubmitBlockRequest,
+    client::{self, BLOCKS_PATH, Encoding, SubmitOutcome},
+};
+use parking_lot::Mutex;
+
+use crate::{Devnet, GWEI};
+
+/// What a stand-in relay received: each request's headers and body.
+type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A relay that records every submission and answers `status` with `body`.
+async fn recording_relay(status: StatusCode, body: &'static str) -> (String, Received) {
+    let received: Received = Arc::default();
+    let seen = received.clone();
+    let app = Router::new().route(
+        BLOCKS_PATH,
+        post(move |headers: HeaderMap, bytes: Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().push((headers, bytes));
+                (status, body).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test]
+async fn test_a_bid_goes_in_ssz_gzipped_with_the_relays_headers_and_the_devnet_relay_takes_it() {
+    let devnet = Devnet::start().await;
+    let executed = devnet.paying_block(GWEI);
+    let bid = devnet.bid(&executed);
+    let settings = |url: &str| client::Config {
+        headers: vec![
+            ("X-Auth-Token".to_owned(), "secret".to_owned()),
+            ("X-Builder-Id".to_owned(), "cobuild-test".to_owned()),
+        ],
+        encoding: Encoding::Ssz,
+        gzip: true,
+        ..client::Config::new(url)
+    };
+
+    // What goes on the wire.
+    let (url, received) = recording_relay(StatusCode::OK, "").await;
+    let outcome = RelayClient::new(settings(&url))
+        .expect("client")
+        .submit(&bid)
+        .await;
+    assert_eq!(outcome.expect("sent"), SubmitOutcome::Sent);
+    let (headers, body) = received.lock().pop().expect("one request");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(headers["x-auth-token"], "secret");
+    assert_eq!(headers["x-builder-id"], "cobuild-test");
+    let mut ssz = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut ssz)
+        .expect("gzip");
+    let decoded: SubmitBlockRequest = ssz::Decode::from_ssz_bytes(&ssz).expect("ssz");
+    assert_eq!(
+        decoded.bid_trace().block_hash,
+        executed.block.hash,
+        "the same bid"
+    );
+
+    // A relay that reads SSZ and gzip (the devnet relay does, as mev-boost-relay) keeps it.
+    let outcome = RelayClient::new(settings(&devnet.url))
+        .expect("client")
+        .submit(&bid)
+        .await;
+    assert_eq!(outcome.expect("accepted"), SubmitOutcome::Sent);
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("a winner");
+    assert_eq!(winner.trace.block_hash, executed.block.hash);
+}
+
+#[tokio::test]
+async fn test_a_bid_over_the_relays_maximum_stays_home_and_every_success_answer_is_received() {
+    let devnet = Devnet::start().await;
+    let bid = devnet.bid(&devnet.paying_block(GWEI));
+
+    let (url, received) = recording_relay(StatusCode::OK, "").await;
+    let capped = RelayClient::new(client::Config {
+        max_bid: Some(U256::from(GWEI - 1)),
+        ..client::Config::new(&url)
+    })
+    .expect("client");
+    assert_eq!(
+        capped.submit(&bid).await.expect("not sent"),
+        SubmitOutcome::OverMaxBid {
+            max_bid: U256::from(GWEI - 1)
+        }
+    );
+    assert!(received.lock().is_empty(), "nothing reached the relay");
+    let at_max = RelayClient::new(client::Config {
+        max_bid: Some(U256::from(GWEI)),
+        ..client::Config::new(&url)
+    })
+    .expect("client");
+    assert_eq!(
+        at_max.submit(&bid).await.expect("sent"),
+        SubmitOutcome::Sent
+    );
+
+    // An empty 200, `{}`, and 202 (a bid below the relay's floor, still received).
+    for (status, body) in [
+        (StatusCode::OK, ""),
+        (StatusCode::OK, "{}"),
+        (StatusCode::ACCEPTED, ""),
+        (StatusCode::NO_CONTENT, ""),
+    ] {
+        let (url, received) = recording_relay(status, body).await;
+        let client = RelayClient::new(client::Config::new(&url)).expect("client");
+        assert_eq!(
+            client.submit(&bid).await.expect("received"),
+            SubmitOutcome::Sent,
+            "{status} {body:?}"
+        );
+        assert_eq!(received.lock().len(), 1);
+    }
+
+    // A header that is not one is refused when the client is made, not at the first bid.
+    let bad = client::Config {
+        headers: vec![("Bad Header".to_owned(), "x".to_owned())],
+        ..client::Config::new(&devnet.url)
+    };
+    assert!(matches!(
+        RelayClient::new(bad),
+        Err(client::RelayError::InvalidHeader { .. })
+    ));
+}
