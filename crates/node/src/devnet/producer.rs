@@ -114,6 +114,10 @@ impl Producer {
             parent_hash: head.hash(),
             timestamp: attrs.timestamp,
             parent_beacon_block_root: attrs.parent_beacon_block_root,
+            prev_randao: attrs.prev_randao,
+            withdrawals_root: alloy_consensus::proofs::calculate_withdrawals_root(
+                &attrs.withdrawals,
+            ),
         });
         self.relay.announce(
             payload_event(

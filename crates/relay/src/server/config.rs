@@ -34,6 +34,10 @@ pub struct Config {
     pub max_subscribers: usize,
     /// Connections in all and per client IP, and the header and body deadlines.
     pub serve: ServeConfig,
+    /// Check submissions as mev-boost-relay does, in its order and with its messages, and
+    /// answer refusals as it does (`{code, message}`, no reason); off by default, when the
+    /// relay checks in its own order and says why in a `reason` too.
+    pub strict: bool,
 }
 
 impl Config {
@@ -55,6 +59,7 @@ impl Config {
             max_concurrent_validations: 2,
             max_subscribers: 128,
             serve: ServeConfig::default(),
+            strict: false,
         }
     }
 }

@@ -57,14 +57,14 @@ pub(crate) async fn events<V: BlockVerifier>(
     if !topics.contains(&PAYLOAD_ATTRIBUTES_TOPIC) {
         return super::handlers::error_reply(
             StatusCode::BAD_REQUEST,
-            RejectReason::Malformed,
+            Some(RejectReason::Malformed),
             format!("topics: only {PAYLOAD_ATTRIBUTES_TOPIC} is served, asked for {topics:?}"),
         );
     }
     let Some(permit) = shared.subscriber() else {
         return super::handlers::error_reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            RejectReason::Busy,
+            Some(RejectReason::Busy),
             format!(
                 "the relay serves at most {} event streams at once",
                 shared.config().max_subscribers

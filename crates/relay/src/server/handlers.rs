@@ -67,14 +67,16 @@ async fn submit<V: BlockVerifier>(
                 BodyError::Broken => StatusCode::BAD_REQUEST,
             };
             tracing::info!(status = status.as_u16(), %error, "relay.bid.rejected");
-            return error_reply(status, RejectReason::Malformed, error.to_string());
+            return error_reply(status, Some(RejectReason::Malformed), error.to_string());
         }
     };
+    let strict = shared.config().strict;
     match shared.submit(body, format, cancellation).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => {
             tracing::info!(reason = ?err.reason(), error = %err, "relay.bid.rejected");
-            error_reply(err.status(), err.reason(), err.to_string())
+            let reason = (!strict).then(|| err.reason());
+            error_reply(err.status(), reason, err.to_string())
         }
     }
 }
@@ -89,7 +91,7 @@ async fn received<V: BlockVerifier>(State(shared): State<Arc<Shared<V>>>, uri: U
                 Err(_) => {
                     return error_reply(
                         StatusCode::BAD_REQUEST,
-                        RejectReason::Malformed,
+                        Some(RejectReason::Malformed),
                         format!("slot: not a number: {value}"),
                     );
                 }
@@ -105,11 +107,15 @@ async fn validators<V: BlockVerifier>(State(shared): State<Arc<Shared<V>>>) -> R
 
 /// Every refusal's body; the message is cut to [`MAX_ERROR_TEXT`] bytes, since it may quote
 /// what the client sent.
-pub(super) fn error_reply(status: StatusCode, reason: RejectReason, message: String) -> Response {
+pub(super) fn error_reply(
+    status: StatusCode,
+    reason: Option<RejectReason>,
+    message: String,
+) -> Response {
     let body = ErrorReply {
         code: status.as_u16(),
         message: bounded(&message, MAX_ERROR_TEXT),
-        reason: Some(reason),
+        reason,
     };
     (status, Json(body)).into_response()
 }

@@ -30,7 +30,9 @@ use super::{
     events::{Announcement, Announcements},
     handlers,
     state::{BidBoard, Closed, Offer, SlotContext},
-    validate::{SubmissionError, check_bid, check_payment},
+    validate::{
+        Screened, SubmissionError, check_bid, check_payment, screen_strict, strict_simulation,
+    },
 };
 use crate::{
     BlockVerifier,
@@ -368,12 +370,13 @@ impl<V: BlockVerifier> Shared<V> {
         cancellation: bool,
     ) -> Result<(), SubmissionError> {
         let result = self.clone().check(body, format, cancellation).await;
-        let counter = match &result {
-            Ok(_) => &self.accepted,
-            Err(_) => &self.rejected,
+        match &result {
+            Ok(true) => self.accepted.fetch_add(1, Ordering::Relaxed),
+            // Answered as received, and dropped (strict mode's ignored bids).
+            Ok(false) => 0,
+            Err(_) => self.rejected.fetch_add(1, Ordering::Relaxed),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        result
+        result.map(|_| ())
     }
 
     async fn check(
@@ -381,26 +384,41 @@ impl<V: BlockVerifier> Shared<V> {
         body: axum::body::Bytes,
         format: BodyFormat,
         cancellation: bool,
-    ) -> Result<(), SubmissionError> {
+    ) -> Result<bool, SubmissionError> {
+        let strict = self.config.strict;
+        let simulated = move |e: SubmissionError| if strict { strict_simulation(e) } else { e };
         let received_at = std::time::Instant::now();
         let received = self.receipts.fetch_add(1, Ordering::Relaxed);
         let _checking = Checking::start(&self.checking);
-        let ctx = self
-            .board
-            .lock()
-            .context()
-            .ok_or(SubmissionError::NoOpenSlot)?;
+        let ctx = self.board.lock().context().ok_or(if strict {
+            SubmissionError::Strict("payload attributes not (yet) known".to_owned())
+        } else {
+            SubmissionError::NoOpenSlot
+        })?;
         // Parsing up to the body limit, the BLS check and decoding the payload are CPU work:
         // off the async workers.
         let this = self.clone();
-        let (block, trace) = tokio::task::spawn_blocking(move || {
+        let checked = tokio::task::spawn_blocking(move || {
             let submission = format.decode(&body, this.config.max_body_bytes)?;
-            check_bid(&this.config, &this.builders, this.domain, &ctx, &submission)?;
-            let block = submission_block(&submission, ctx.parent_beacon_block_root)?;
-            Ok::<_, SubmissionError>((block, submission.message))
+            if strict {
+                let screened =
+                    screen_strict(&this.config, &this.builders, this.domain, &ctx, &submission)?;
+                if let Screened::Ignore(why) = screened {
+                    tracing::info!(slot = submission.message.slot, why, "relay.bid.ignored");
+                    return Ok(None);
+                }
+            } else {
+                check_bid(&this.config, &this.builders, this.domain, &ctx, &submission)?;
+            }
+            let block = submission_block(&submission, ctx.parent_beacon_block_root)
+                .map_err(|e| simulated(e.into()))?;
+            Ok::<_, SubmissionError>(Some((block, submission.message)))
         })
         .await
         .map_err(|join| SubmissionError::Internal(Box::new(join)))??;
+        let Some((block, trace)) = checked else {
+            return Ok(false);
+        };
 
         let _turn = self
             .validations
@@ -413,12 +431,12 @@ impl<V: BlockVerifier> Shared<V> {
             .map_err(|join| SubmissionError::Internal(Box::new(join)))?
             .map_err(|err| {
                 if V::is_invalid_block(&err) {
-                    SubmissionError::InvalidBlock(Box::new(err))
+                    simulated(SubmissionError::InvalidBlock(Box::new(err)))
                 } else {
                     SubmissionError::Internal(Box::new(err))
                 }
             })?;
-        check_payment(&executed, &trace)?;
+        check_payment(&executed, &trace).map_err(simulated)?;
 
         let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
         let builder = trace.builder_pubkey;
@@ -476,6 +494,11 @@ impl<V: BlockVerifier> Shared<V> {
                 best = false,
                 "relay.bid.accepted"
             ),
+            Err(Closed) if strict => {
+                return Err(SubmissionError::Strict(
+                    "payload for this slot was already delivered".to_owned(),
+                ));
+            }
             Err(Closed) => return Err(SubmissionError::SlotClosed(slot)),
         }
         let mut received = self.received.lock();
@@ -488,7 +511,7 @@ impl<V: BlockVerifier> Shared<V> {
             // No subscriber left is not an error: the feed is best effort.
             let _ = self.feed.send(Arc::new(bid));
         }
-        Ok(())
+        Ok(true)
     }
 }
 

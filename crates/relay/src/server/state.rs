@@ -17,6 +17,10 @@ pub struct SlotContext {
     pub timestamp: u64,
     /// The parent beacon block root of the slot (EIP-4788); the payload does not carry it.
     pub parent_beacon_block_root: B256,
+    /// The slot's `prev_randao` (the payload's `prev_randao` must be it).
+    pub prev_randao: B256,
+    /// The root of the slot's withdrawals (the payload's must hash to it).
+    pub withdrawals_root: B256,
 }
 
 /// What became of a valid bid offered to the board.
@@ -177,6 +181,8 @@ mod tests {
             parent_hash: B256::repeat_byte(slot as u8),
             timestamp: slot * 2,
             parent_beacon_block_root: B256::ZERO,
+            prev_randao: B256::ZERO,
+            withdrawals_root: B256::ZERO,
         }
     }
 

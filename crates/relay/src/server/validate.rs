@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use alloy_consensus::proofs::calculate_withdrawals_root;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_beacon::{
     BlsPublicKey,
@@ -82,6 +83,25 @@ pub enum SubmissionError {
         /// The slot's.
         expected: u64,
     },
+    /// The payload's `prev_randao` is not the slot's.
+    #[error("payload prev_randao {got}, the slot's is {expected}")]
+    WrongRandao {
+        /// The payload's.
+        got: B256,
+        /// The slot's.
+        expected: B256,
+    },
+    /// The payload's withdrawals are not the slot's.
+    #[error("payload withdrawals root {got}, the slot's is {expected}")]
+    WrongWithdrawals {
+        /// The root of the payload's withdrawals.
+        got: B256,
+        /// The root of the slot's.
+        expected: B256,
+    },
+    /// Strict mode's refusal, worded as mev-boost-relay words it.
+    #[error("{0}")]
+    Strict(String),
     /// The payload is not the block it claims to be.
     #[error(transparent)]
     Payload(#[from] PayloadError),
@@ -116,9 +136,12 @@ impl SubmissionError {
             Self::WrongProposer(_) | Self::WrongFeeRecipient { .. } => RejectReason::WrongProposer,
             Self::UnknownBuilder(_) => RejectReason::UnknownBuilder,
             Self::BadSignature(_) => RejectReason::BadSignature,
-            Self::Inconsistent { .. } | Self::WrongTimestamp { .. } | Self::Payload(_) => {
-                RejectReason::InvalidPayload
-            }
+            Self::Inconsistent { .. }
+            | Self::WrongTimestamp { .. }
+            | Self::WrongRandao { .. }
+            | Self::WrongWithdrawals { .. }
+            | Self::Payload(_) => RejectReason::InvalidPayload,
+            Self::Strict(_) => RejectReason::Other,
             Self::InvalidBlock(_) => RejectReason::InvalidBlock,
             Self::Payment(_) | Self::ValueMismatch { .. } => RejectReason::ValueMismatch,
             Self::Internal(_) => RejectReason::Internal,
@@ -208,7 +231,108 @@ pub(crate) fn check_bid(
             expected: ctx.timestamp,
         });
     }
+    if v1.prev_randao != ctx.prev_randao {
+        return Err(SubmissionError::WrongRandao {
+            got: v1.prev_randao,
+            expected: ctx.prev_randao,
+        });
+    }
+    let withdrawals = withdrawals_root(submission);
+    if withdrawals != ctx.withdrawals_root {
+        return Err(SubmissionError::WrongWithdrawals {
+            got: withdrawals,
+            expected: ctx.withdrawals_root,
+        });
+    }
     Ok(())
+}
+
+fn withdrawals_root(submission: &SignedBidSubmissionV5) -> B256 {
+    calculate_withdrawals_root(&submission.execution_payload.payload_inner.withdrawals)
+}
+
+/// What strict mode does with a submission that passed its checks before simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Screened {
+    /// Simulate it, and keep it if it is valid.
+    Simulate,
+    /// Answer 200 and drop it, as mev-boost-relay does for a blacklisted builder and for a
+    /// bid of zero value or without transactions.
+    Ignore(&'static str),
+}
+
+/// mev-boost-relay's checks before simulation, in its order and with its messages
+/// (`handleSubmitNewBlock`): past slot, timestamp, builder, proposer duty, fee recipient, zero
+/// value, trace against payload, payload attributes, prev_randao, withdrawals, signature.
+/// This relay's allow-list stands for its builder status: a builder off the list is treated
+/// as blacklisted. A slot after the open one has no duty here (mev-boost-relay would check its
+/// timestamp first, from a slot clock this relay does not keep).
+pub(crate) fn screen_strict(
+    config: &Config,
+    builders: &HashSet<BlsPublicKey>,
+    domain: B256,
+    ctx: &SlotContext,
+    submission: &SignedBidSubmissionV5,
+) -> Result<Screened, SubmissionError> {
+    let refuse = |message: String| Err(SubmissionError::Strict(message));
+    let trace = &submission.message;
+    let v1 = &submission.execution_payload.payload_inner.payload_inner;
+    if trace.slot < ctx.slot {
+        return refuse("submission for past slot".to_owned());
+    }
+    if trace.slot == ctx.slot && v1.timestamp != ctx.timestamp {
+        return refuse(format!(
+            "incorrect timestamp. got {}, expected {}",
+            v1.timestamp, ctx.timestamp
+        ));
+    }
+    if !builders.contains(&trace.builder_pubkey) {
+        return Ok(Screened::Ignore("builder is not allowed"));
+    }
+    if trace.slot != ctx.slot {
+        return refuse("could not find slot duty".to_owned());
+    }
+    if trace.proposer_fee_recipient != config.proposer_fee_recipient {
+        return refuse("fee recipient does not match".to_owned());
+    }
+    if trace.value.is_zero() || v1.transactions.is_empty() {
+        return Ok(Screened::Ignore("zero value or no transactions"));
+    }
+    if trace.block_hash != v1.block_hash {
+        return refuse("blockHash mismatch".to_owned());
+    }
+    if trace.parent_hash != v1.parent_hash {
+        return refuse("parentHash mismatch".to_owned());
+    }
+    if trace.parent_hash != ctx.parent_hash {
+        return refuse("payload attributes not (yet) known".to_owned());
+    }
+    if v1.prev_randao != ctx.prev_randao {
+        return refuse(format!(
+            "incorrect prev_randao - got: {}, expected: {}",
+            v1.prev_randao, ctx.prev_randao
+        ));
+    }
+    let withdrawals = withdrawals_root(submission);
+    if withdrawals != ctx.withdrawals_root {
+        return refuse(format!(
+            "incorrect withdrawals root - got: {withdrawals}, expected: {}",
+            ctx.withdrawals_root
+        ));
+    }
+    if verify_bid(trace, &submission.signature, domain).is_err() {
+        return refuse("invalid signature".to_owned());
+    }
+    Ok(Screened::Simulate)
+}
+
+/// A failure found by executing the block, worded as mev-boost-relay reports its simulator's
+/// answer; the relay's own failures stay what they are.
+pub(crate) fn strict_simulation(error: SubmissionError) -> SubmissionError {
+    match error {
+        SubmissionError::Internal(_) | SubmissionError::Strict(_) => error,
+        other => SubmissionError::Strict(format!("simulation failed: {other}")),
+    }
 }
 
 /// Invariant "honest value": the verified block's last transaction pays the proposer exactly

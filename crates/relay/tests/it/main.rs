@@ -4,10 +4,12 @@
 mod events;
 mod gate;
 mod relays;
+mod strict;
 mod submit;
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
+use alloy_consensus::EMPTY_ROOT_HASH;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
 use alloy_rpc_types_beacon::{
@@ -32,6 +34,8 @@ const FEE_RECIPIENT: Address = address!("0x00000000000000000000000000000000000fe
 /// Receives the filler transfer each test block carries before the payment.
 const SINK: Address = address!("0x000000000000000000000000000000000000beef");
 const GWEI: u128 = 1_000_000_000;
+/// The `prev_randao` of every test slot.
+const PREV_RANDAO: B256 = B256::repeat_byte(0x42);
 
 /// A devnet chain, the relay serving it on loopback, and the slot open for bids.
 struct Devnet {
@@ -84,6 +88,8 @@ impl Devnet {
                 parent_hash: B256::ZERO,
                 timestamp: 0,
                 parent_beacon_block_root: B256::ZERO,
+                prev_randao: PREV_RANDAO,
+                withdrawals_root: EMPTY_ROOT_HASH,
             },
             _shutdown: shutdown,
         };
@@ -99,6 +105,8 @@ impl Devnet {
             parent_hash: head.hash(),
             timestamp: head.timestamp + 2,
             parent_beacon_block_root: B256::repeat_byte(0xbe),
+            prev_randao: PREV_RANDAO,
+            withdrawals_root: EMPTY_ROOT_HASH,
         };
         self.relay.open_slot(self.ctx);
     }
@@ -112,7 +120,7 @@ impl Devnet {
         BlockAttributes {
             timestamp: self.ctx.timestamp,
             fee_recipient: self.coinbase().address(),
-            prev_randao: B256::repeat_byte(0x42),
+            prev_randao: PREV_RANDAO,
             gas_limit: self.chain.head().gas_limit,
             withdrawals: Vec::new(),
             parent_beacon_block_root: self.ctx.parent_beacon_block_root,

@@ -261,8 +261,32 @@ async fn test_invalid_bids_are_refused_and_never_win() {
     let err = refused(&devnet, late).await;
     assert_eq!(err.reject_reason(), Some(RejectReason::WrongSlot), "{err}");
 
+    // Another prev_randao than the slot's, and withdrawals the slot does not have.
+    let mut randao = devnet.raw_bid(&executed, U256::from(10 * GWEI), &devnet.builder);
+    randao
+        .execution_payload
+        .payload_inner
+        .payload_inner
+        .prev_randao = B256::repeat_byte(0x04);
+    let err = refused(&devnet, randao).await;
+    assert_eq!(
+        err.reject_reason(),
+        Some(RejectReason::InvalidPayload),
+        "{err}"
+    );
+    let mut withdrawing = devnet.raw_bid(&executed, U256::from(10 * GWEI), &devnet.builder);
+    withdrawing.execution_payload.payload_inner.withdrawals =
+        vec![alloy_eips::eip4895::Withdrawal {
+            index: 1,
+            validator_index: 2,
+            address: alloy_primitives::Address::repeat_byte(0x05),
+            amount: 3,
+        }];
+    let err = refused(&devnet, withdrawing).await;
+    assert!(err.to_string().contains("withdrawals root"), "{err}");
+
     assert_eq!(devnet.relay.stats().accepted, 1);
-    assert_eq!(devnet.relay.stats().rejected, 9);
+    assert_eq!(devnet.relay.stats().rejected, 11);
     let winner = devnet
         .relay
         .take_best(devnet.ctx.slot)
