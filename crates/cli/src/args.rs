@@ -113,18 +113,31 @@ pub(crate) struct BidArgs {
     /// Most bids the builder submits to the relay per second.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_bids_per_second: u32,
+    /// More relays to bid to, each with its own URL, headers, encoding, cap and maximum bid
+    /// (a TOML list of `[[relay]]` tables; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) relay_config: Option<std::path::PathBuf>,
 }
 
 impl BidArgs {
     /// The flags that give these settings.
     pub(crate) fn to_argv(&self) -> Vec<OsString> {
-        flags(&[
+        let mut argv = flags(&[
             ("--bid-percent", self.bid_percent.to_string()),
             (
                 "--max-bids-per-second",
                 self.max_bids_per_second.to_string(),
             ),
-        ])
+        ]);
+        if let Some(file) = &self.relay_config {
+            argv.extend(["--relay-config".into(), file.clone().into_os_string()]);
+        }
+        argv
+    }
+
+    /// The relays of `--relay-config` (none without it).
+    pub(crate) fn extra_relays(&self) -> eyre::Result<Vec<cobuild_relay::client::Config>> {
+        crate::relays::read_relays(self.relay_config.as_deref())
     }
 }
 

@@ -39,6 +39,10 @@ pub(crate) struct DevnetArgs {
     /// Port of the local relay's builder API (0: any free port; printed at start).
     #[arg(long, default_value_t = 0)]
     pub(crate) relay_port: u16,
+    /// Run the local relay in strict mode: submissions checked in mev-boost-relay's order and
+    /// refused with its messages (`{code, message}`), as a real relay would.
+    #[arg(long)]
+    pub(crate) strict_relay: bool,
     /// Run N member nodes as separate processes (each with its own data dir, keys, chain
     /// replica, RPC and builder) that bid to this devnet's relay; the devnet itself then only
     /// proposes. Endpoints go to <data-dir>/endpoints.json, node logs to
@@ -64,9 +68,9 @@ pub(crate) struct DevnetArgs {
 }
 
 impl DevnetArgs {
-    pub(crate) fn config(&self) -> DevnetConfig {
+    pub(crate) fn config(&self) -> eyre::Result<DevnetConfig> {
         let orderflow = self.orderflow.config();
-        DevnetConfig {
+        Ok(DevnetConfig {
             data_dir: self.data_dir.clone(),
             http_addr: orderflow.http_addr,
             chain_id: self.chain_id,
@@ -85,7 +89,9 @@ impl DevnetArgs {
             bid_percent: self.bid.bid_percent,
             relay_port: self.relay_port,
             max_bids_per_second: self.bid.max_bids_per_second,
-        }
+            extra_relays: self.bid.extra_relays()?,
+            strict_relay: self.strict_relay,
+        })
     }
 }
 
@@ -94,7 +100,7 @@ pub(crate) async fn run(args: DevnetArgs) -> eyre::Result<()> {
     if let Some(nodes) = args.nodes {
         return crate::cluster::run(args, nodes).await;
     }
-    let devnet = Devnet::start(args.config())
+    let devnet = Devnet::start(args.config()?)
         .await
         .wrap_err_with(|| format!("starting the devnet in {}", args.data_dir.display()))?;
     print_banner(&banner(&devnet, &args, &[]));

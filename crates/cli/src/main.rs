@@ -12,6 +12,7 @@ mod ledger;
 mod members;
 mod node;
 mod refunds;
+mod relays;
 mod status;
 
 use clap::{Parser, Subcommand};

@@ -181,6 +181,7 @@ impl NodeArgs {
             orderflow: self.orderflow.config(),
             bid_percent: self.bid.bid_percent,
             max_bids_per_second: self.bid.max_bids_per_second,
+            extra_relays: self.bid.extra_relays()?,
             poll_interval: Duration::from_millis(self.poll_ms),
             hub_timeout: Duration::from_secs(30),
             recovery_timeout: Duration::from_secs(self.recovery_timeout_secs),

@@ -7,7 +7,10 @@ use std::{num::NonZeroU32, time::Duration};
 use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::Chain;
-use cobuild_relay::{BuilderKey, RelayClient, client::RelayError};
+use cobuild_relay::{
+    BuilderKey, RelayClient,
+    client::{Config as RelayConfig, RelayError},
+};
 
 use crate::{
     builder::{Bidder, Builder, BuilderConfig, BuilderError},
@@ -27,8 +30,11 @@ pub struct BiddingConfig {
     pub domain: B256,
     /// Share of a block's profit bid to the proposer, in percent (1..=100).
     pub bid_percent: u8,
-    /// Most bids submitted per second.
+    /// Most bids submitted per second to that relay.
     pub max_bids_per_second: u32,
+    /// More relays the same bids go to, each with its own settings (headers, encoding, cap,
+    /// maximum bid).
+    pub extra_relays: Vec<RelayConfig>,
     /// Least time between the starts of two build rounds of a slot.
     pub round_interval: Duration,
 }
@@ -44,8 +50,8 @@ pub enum BiddingError {
     RelayClient(#[from] RelayError),
 }
 
-/// Starts a builder over `chain` and `orderflow`'s pools, and a bidder task submitting its
-/// best block of each slot to the relay. Slots are run by the caller ([`Builder::run_slot`]).
+/// Starts a builder over `chain` and `orderflow`'s pools, and a bidder task per relay
+/// submitting its best block of each slot. Slots are run by the caller ([`Builder::run_slot`]).
 pub fn start_bidding(
     chain: &Chain,
     orderflow: &Orderflow,
@@ -63,10 +69,20 @@ pub fn start_bidding(
             round_interval: config.round_interval,
         },
     )?;
-    let mut client_config = cobuild_relay::client::Config::new(config.relay_url);
-    client_config.max_submissions_per_second =
-        NonZeroU32::new(config.max_bids_per_second).unwrap_or(NonZeroU32::MIN);
-    let bidder = Bidder::new(RelayClient::new(client_config)?, config.bls, config.domain);
-    tokio::spawn(bidder.run(builder.subscribe()));
+    let main = RelayConfig {
+        max_submissions_per_second: NonZeroU32::new(config.max_bids_per_second)
+            .unwrap_or(NonZeroU32::MIN),
+        ..RelayConfig::new(config.relay_url)
+    };
+    // One bidder per relay: each has its own gate, proposer duties and pace, so a slow or
+    // refusing relay holds up no other.
+    let clients = std::iter::once(main)
+        .chain(config.extra_relays)
+        .map(RelayClient::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    for client in clients {
+        let bidder = Bidder::new(client, config.bls.clone(), config.domain);
+        tokio::spawn(bidder.run(builder.subscribe()));
+    }
     Ok(builder)
 }

@@ -285,6 +285,8 @@ pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
         bid_percent: 100,
         relay_port: 0,
         max_bids_per_second: DEVNET_BIDS_PER_SECOND,
+        extra_relays: Vec::new(),
+        strict_relay: false,
     }))?;
     Ok((server, dir, devnet))
 }

@@ -67,7 +67,7 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
         .map(|p| BlsPublicKey::try_from(p.public.bls_key.as_ref()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| eyre::eyre!("a BLS key in {} is not 48 bytes", registry.display()))?;
-    let mut config = args.config();
+    let mut config = args.config()?;
     config.data_dir = data_dir.clone();
     let devnet = Devnet::start_hub(config, builders)
         .await

@@ -3,6 +3,7 @@
 mod ledger;
 mod nodes;
 mod refunds;
+mod relays;
 
 use std::{
     io::{BufRead, BufReader},

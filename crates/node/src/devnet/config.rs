@@ -48,6 +48,10 @@ pub struct DevnetConfig {
     pub relay_port: u16,
     /// Most bids the builder submits per second.
     pub max_bids_per_second: u32,
+    /// More relays the builder bids to, beside the local one.
+    pub extra_relays: Vec<cobuild_relay::client::Config>,
+    /// Run the local relay in strict mode (mev-boost-relay's checks, order and messages).
+    pub strict_relay: bool,
 }
 
 impl DevnetConfig {

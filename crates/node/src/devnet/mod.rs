@@ -137,7 +137,10 @@ impl Devnet {
 
         // The local relay + proposer, serving the builder API beside the RPC server.
         let relay = RelayServer::new(
-            relay::server::Config::devnet(builders, config.fee_recipient, config.gas_limit),
+            relay::server::Config {
+                strict: config.strict_relay,
+                ..relay::server::Config::devnet(builders, config.fee_recipient, config.gas_limit)
+            },
             chain.clone(),
         );
         let relay_bind = SocketAddr::new(config.http_addr.ip(), config.relay_port);
@@ -171,6 +174,7 @@ impl Devnet {
                     domain: relay.domain(),
                     bid_percent: config.bid_percent,
                     max_bids_per_second: config.max_bids_per_second,
+                    extra_relays: config.extra_relays.clone(),
                     // About a hundred rounds a slot at most: more would only repeat the
                     // same block.
                     round_interval: (config.slot / 100).clamp(

@@ -27,8 +27,10 @@ pub struct MemberConfig {
     pub orderflow: OrderflowConfig,
     /// Share of a block's profit bid to the proposer, in percent (1..=100).
     pub bid_percent: u8,
-    /// Most bids submitted per second.
+    /// Most bids submitted per second (to the hub's relay).
     pub max_bids_per_second: u32,
+    /// More relays the node bids to, beside the hub's.
+    pub extra_relays: Vec<cobuild_relay::client::Config>,
     /// How often the node asks the hub for its head besides the slot announcements.
     pub poll_interval: Duration,
     /// How long starting waits for the hub to answer, and each later hub request may take.

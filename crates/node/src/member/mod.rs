@@ -264,6 +264,7 @@ impl MemberNode {
                 domain: builder_domain(DEVNET_GENESIS_FORK_VERSION),
                 bid_percent: config.bid_percent,
                 max_bids_per_second: config.max_bids_per_second,
+                extra_relays: config.extra_relays.clone(),
                 round_interval: ROUND_INTERVAL,
             },
         )?;

@@ -159,6 +159,8 @@ async fn test_members_added_updated_and_removed_are_read_back_on_the_devnet() {
         bid_percent: 90,
         relay_port: 0,
         max_bids_per_second: 20,
+        extra_relays: Vec::new(),
+        strict_relay: false,
     })
     .await
     .expect("devnet starts");
