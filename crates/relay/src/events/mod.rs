@@ -21,11 +21,20 @@
 //! for bids. A relative time needs no clock agreement between machines.
 //!
 //! Only the newest slot matters to a builder, so both ends keep a `watch`: a slow reader skips
-//! to the current slot instead of working through stale ones.
+//! to the current slot instead of working through stale ones. A builder beside several sources
+//! (beacon nodes, relays) merges their streams ([`subscribe_all`]): each slot is passed on the
+//! first time any source announces it. A beacon node also gives the chain's slot clock
+//! ([`fetch_slot_clock`]), which says when a slot starts and what timestamp its block carries.
 
+mod beacon;
+mod clock;
 mod event;
+mod merge;
 mod sse;
 mod subscribe;
 
+pub use beacon::{BeaconError, GENESIS_PATH, SPEC_PATH, fetch_slot_clock};
+pub use clock::SlotClock;
 pub use event::{EVENTS_PATH, FORK_VERSION, PAYLOAD_ATTRIBUTES_TOPIC, SlotEvent, payload_event};
+pub use merge::subscribe_all;
 pub use subscribe::{ReceivedSlot, SubscribeConfig, SubscribeError, subscribe};

@@ -138,3 +138,73 @@ async fn test_shutdown_ends_open_streams() {
         .expect("joins")
         .expect("serves cleanly");
 }
+
+#[tokio::test]
+async fn test_slots_from_several_sources_are_merged_and_outlive_a_source_that_stops() {
+    let (first, second) = (Devnet::start().await, Devnet::start().await);
+    let mut merged = cobuild_relay::events::subscribe_all(vec![
+        SubscribeConfig::new(&first.url),
+        SubscribeConfig::new(&second.url),
+    ])
+    .expect("subscribes");
+    // Heard from whichever source announces it.
+    announce(&first, 1, Duration::from_secs(3));
+    let got = next_slot(&mut merged).await;
+    assert_eq!(got.event.slot(), 1);
+    assert_eq!(got.event.parent_hash(), first.chain.head().hash());
+    announce(&second, 2, Duration::from_secs(3));
+    assert_eq!(next_slot(&mut merged).await.event.slot(), 2);
+    // The first source goes away; the second still announces.
+    drop(first);
+    announce(&second, 3, Duration::from_secs(3));
+    assert_eq!(next_slot(&mut merged).await.event.slot(), 3);
+}
+
+#[tokio::test]
+async fn test_the_slot_clock_comes_from_a_beacon_nodes_genesis_and_spec() {
+    use axum::{Json, Router, routing::get};
+    use cobuild_relay::events::{GENESIS_PATH, SPEC_PATH, fetch_slot_clock};
+    use serde_json::json;
+
+    let serve = |seconds: &'static str| async move {
+        let app = Router::new()
+            .route(
+                GENESIS_PATH,
+                get(|| async {
+                    Json(json!({"data": {
+                        "genesis_time": "1606824023",
+                        "genesis_validators_root": format!("0x{}", "4b".repeat(32)),
+                        "genesis_fork_version": "0x00000000"
+                    }}))
+                }),
+            )
+            .route(
+                SPEC_PATH,
+                get(move || async move {
+                    Json(json!({"data": {"SECONDS_PER_SLOT": seconds, "SLOTS_PER_EPOCH": "32"}}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    };
+    let clock = fetch_slot_clock(&serve("12").await, Duration::from_secs(5))
+        .await
+        .expect("reads the clock");
+    assert_eq!(clock.seconds_per_slot(), 12);
+    assert_eq!(clock.start(10), 1_606_824_023 + 120);
+
+    // A spec without a usable slot length, and a node that is not there, are errors.
+    let error = fetch_slot_clock(&serve("0").await, Duration::from_secs(5))
+        .await
+        .expect_err("slots of no length");
+    assert!(error.to_string().contains("SECONDS_PER_SLOT"), "{error}");
+    assert!(
+        fetch_slot_clock("http://127.0.0.1:1", Duration::from_secs(5))
+            .await
+            .is_err()
+    );
+}
