@@ -33,6 +33,9 @@ pub enum BenchError {
     /// Replaying a built block for the seal measurement did not give the same block.
     #[error("replay: {0}")]
     Replay(String),
+    /// Building on the execution client's state failed.
+    #[error("execution client: {0}")]
+    El(String),
     /// The simulator's thread pool could not start.
     #[error("simulator threads: {0}")]
     Threads(String),

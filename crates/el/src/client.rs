@@ -8,6 +8,7 @@ use std::{
     },
 };
 
+use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{B256, map::HashMap};
 use alloy_rpc_client::RpcClient;
 use parking_lot::RwLock;
@@ -86,6 +87,16 @@ impl ElClient {
             number: block.header.number,
             hash: block.header.hash,
         })
+    }
+
+    /// The header of the block `hash`, sealed with that hash.
+    pub fn header(&self, hash: B256) -> Result<Sealed<Header>, ElError> {
+        let block: Option<alloy_rpc_types_eth::Block> = self.inner.call(
+            "eth_getBlockByHash",
+            self.inner.rpc.request("eth_getBlockByHash", (hash, false)),
+        )?;
+        let block = block.ok_or(ElError::NoBlock(hash))?;
+        Ok(Sealed::new_unchecked(block.header.inner, block.header.hash))
     }
 
     /// The state after the block `hash` (number `number`), every read pinned to that block.

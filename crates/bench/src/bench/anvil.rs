@@ -7,6 +7,9 @@
 //!    ─▶ per repetition: evm_snapshot, send the canonical pending txs, set the next base fee,
 //!       time evm_mine, read the block, anvil_dropAllTransactions, evm_revert
 //! ```
+//! Then, back at the setup state, the same workload is built on anvil's state read over
+//! JSON-RPC (see `el`).
+//!
 //! Only `evm_mine` is timed (as one JSON-RPC round trip on loopback, which adds well under a
 //! millisecond). Anvil has no bundles: their transactions arrive flattened in pool order and
 //! are mined one by one, so a bundle's bid lands even when its swap reverts.
@@ -22,6 +25,7 @@ use alloy_primitives::{Address, Bytes, U256};
 use serde_json::{Value, json};
 
 use super::{
+    el::{self, ElFigure},
     http::{HttpError, JsonRpc},
     measure::Latency,
 };
@@ -62,6 +66,9 @@ pub enum AnvilError {
     /// Anvil's state after the setup differs from the workload's chain.
     #[error("anvil diverged from the workload chain: {0}")]
     Diverged(String),
+    /// Building on anvil's state over JSON-RPC failed.
+    #[error("building on anvil's state: {0}")]
+    El(String),
 }
 
 /// Where anvil is and how often to time it.
@@ -99,6 +106,8 @@ pub struct AnvilFigure {
     pub gas_used: u64,
     /// What the coinbase gained in the mined block (tips plus bids, bundles not atomic).
     pub coinbase_gain: U256,
+    /// The same workload built on anvil's state read over JSON-RPC.
+    pub el: ElFigure,
 }
 
 /// An anvil process on loopback, killed on drop.
@@ -231,7 +240,7 @@ pub(crate) async fn baseline(
     config: &AnvilConfig,
 ) -> Result<AnvilFigure, AnvilError> {
     let version = version(&config.path)?;
-    let (_process, mut rpc) = spawn(
+    let (process, mut rpc) = spawn(
         &config.path,
         workload.config.gas_limit,
         workload.chain.spec().chain_id(),
@@ -313,11 +322,18 @@ pub(crate) async fn baseline(
             ));
         }
     }
+    // Back at the setup state: the same workload on anvil's state, read over JSON-RPC. Its
+    // reads wait on a runtime of their own, so they run on a thread outside this one.
+    let url = format!("http://{}", process.addr);
+    let el = std::thread::scope(|s| s.spawn(|| el::measure(&url, workload)).join())
+        .map_err(|_| AnvilError::El("the measurement panicked".into()))?
+        .map_err(|e| AnvilError::El(e.to_string()))?;
     Ok(AnvilFigure {
         version,
         latency: Latency::from_samples(samples),
         txs: last.0,
         gas_used: last.1,
         coinbase_gain: last.2,
+        el,
     })
 }

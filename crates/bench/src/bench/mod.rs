@@ -9,6 +9,8 @@
 //!                      │     build_block    (greedy, conflict-search, build_best) ─▶ BuildFigure
 //!                      │     prepare_seal + seal_block (finish alone)            ─▶ SealFigure
 //!                      │     anvil: same txs, evm_mine                           ─▶ AnvilFigure
+//!                      │       and on anvil's state over JSON-RPC: fetch, simulate, greedy,
+//!                      │       seal from proofs (time, round trips)             ─▶ ElFigure
 //!                      ├─ intake: signed eth_sendBundle over HTTP vs signature checks
 //!                      ├─ replication: 4 members on loopback, latency at a fixed rate,
 //!                      │  throughput, intake with replication on vs off
@@ -23,6 +25,7 @@
 mod anvil;
 mod bid_latency;
 mod config;
+mod el;
 mod http;
 mod intake;
 mod measure;
@@ -35,6 +38,7 @@ pub use bid_latency::{
     BidLatencyConfig, BidLatencyError, BidLatencyFigure, KindFigure, bid_latency,
 };
 pub use config::{BenchConfig, IntakeConfig};
+pub use el::{ElFigure, ElStep};
 pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, intake};
 pub use measure::{

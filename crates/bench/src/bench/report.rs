@@ -194,6 +194,41 @@ impl fmt::Display for Rate {
     }
 }
 
+impl PoolReport {
+    /// The slot's steps on anvil's state over JSON-RPC, beside the embedded chain's.
+    fn fmt_el(&self, f: &mut fmt::Formatter<'_>, el: &super::ElFigure) -> fmt::Result {
+        let embedded_sim = self
+            .sim
+            .iter()
+            .find(|s| s.threads == 1)
+            .map(|s| s.latency.p50);
+        let embedded_greedy = self
+            .builds
+            .iter()
+            .find(|b| b.algorithm == "greedy")
+            .map(|b| b.latency.p50);
+        let vs = |a: Duration, b: Option<Duration>| ratio_text(b.and_then(|b| ratio(a, b)));
+        writeln!(
+            f,
+            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): read ahead {} accounts {} [{}]; simulate (1 thread) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
+            el.accounts,
+            Ms(el.fetch.time),
+            el.fetch.round_trips,
+            Ms(el.sim.time),
+            el.sim.round_trips,
+            vs(el.sim.time, embedded_sim),
+            Ms(el.build.time),
+            el.build.round_trips,
+            vs(el.build.time, embedded_greedy),
+            Ms(el.seal.time),
+            el.seal.round_trips,
+            el.txs,
+            Eth(el.value),
+            el.valid,
+        )
+    }
+}
+
 fn ratio_text(r: Option<f64>) -> String {
     r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
 }
@@ -304,17 +339,20 @@ impl fmt::Display for PoolReport {
             self.seal.round.p50.as_secs_f64() / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)
         )?;
         match &self.anvil {
-            Some(a) => writeln!(
-                f,
-                "anvil evm_mine ({}; --no-mining --order fifo; same pending txs, bundles flattened): p50 {}, p99 {} over {} runs; block {} txs, {} gas, coinbase gain {} ETH (bundles not atomic)",
-                a.version,
-                Ms(a.latency.p50),
-                Ms(a.latency.p99),
-                a.latency.samples,
-                a.txs,
-                a.gas_used,
-                Eth(a.coinbase_gain)
-            ),
+            Some(a) => {
+                writeln!(
+                    f,
+                    "anvil evm_mine ({}; --no-mining --order fifo; same pending txs, bundles flattened): p50 {}, p99 {} over {} runs; block {} txs, {} gas, coinbase gain {} ETH (bundles not atomic)",
+                    a.version,
+                    Ms(a.latency.p50),
+                    Ms(a.latency.p99),
+                    a.latency.samples,
+                    a.txs,
+                    a.gas_used,
+                    Eth(a.coinbase_gain)
+                )?;
+                self.fmt_el(f, &a.el)
+            }
             None => writeln!(f, "anvil baseline: not run"),
         }
     }

@@ -201,9 +201,23 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
         "anvil mined the pending txs"
     );
     assert!(anvil.version.contains("1.7.1"), "{}", anvil.version);
+    // The same orders on anvil's state over JSON-RPC: the same ones valid, a block worth
+    // something, sealed again from proofs to the same block (checked inside), with round trips
+    // counted.
+    let el = &anvil.el;
+    assert_eq!(
+        el.valid, report.valid,
+        "the same orders simulate on both states"
+    );
+    assert!(el.txs > 0 && !el.value.is_zero(), "{el:?}");
+    assert!(
+        el.fetch.round_trips >= 1 && el.seal.round_trips >= 1,
+        "{el:?}"
+    );
     assert!(report.ratio_vs_anvil("build_best").is_some());
     let table = report.to_string();
     assert!(table.contains("anvil evm_mine") && table.contains("conflict-search"));
+    assert!(table.contains("on anvil's state over JSON-RPC"), "{table}");
 
     // `--json` writes every figure, durations in milliseconds, beside the machine's load.
     let run = Report {
@@ -235,6 +249,10 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
         assert!(p50 > 0.0, "{build}");
     }
     assert!(pool["anvil"]["latency"]["p50_ms"].as_f64() > Some(0.0));
+    assert!(
+        pool["anvil"]["el"]["seal"]["ms"].as_f64() > Some(0.0),
+        "{pool}"
+    );
     assert!(pool["seal"]["latency"]["p99_ms"].as_f64().is_some());
 
     // Every block stands on its own on the chain: import the best one.

@@ -1,0 +1,147 @@
+//! Building on an execution client's state (real-chain mode) beside the embedded chain: the
+//! baseline's anvil, once the workload's setup blocks are mined on it, read over JSON-RPC as a
+//! [`StateSource`](cobuild_chain::StateSource).
+//!
+//! One pass per step, each timed with the client's round trips, because a slot fills caches
+//! once (repeating a step would measure the caches): the accounts the orders send from and to
+//! read ahead in one batch; every order simulated; the greedy block built and sealed from
+//! proofs; then the same block sealed again on a fresh snapshot of the same block, where every
+//! proof is fetched (the first candidate of a slot), its transactions re-executed untimed first.
+//! Relay submission is not part of it (the bench has no relay).
+
+use std::{
+    collections::BTreeSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{Address, U256};
+use cobuild_chain::StateSnapshot;
+use cobuild_el::ElClient;
+use cobuild_sim::Simulator;
+use serde::Serialize;
+
+use super::measure::{Algo, build_block, prepare_seal, seal_block};
+use crate::{BenchError, Workload};
+
+/// One step on the execution client's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ElStep {
+    /// How long it took.
+    #[serde(rename = "ms", serialize_with = "super::report::ms")]
+    pub time: Duration,
+    /// JSON-RPC round trips to the client (a batch counts once).
+    pub round_trips: u64,
+}
+
+/// The slot's steps on the execution client's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ElFigure {
+    /// Accounts read ahead (senders and recipients of the orders).
+    pub accounts: usize,
+    /// Reading them ahead.
+    pub fetch: ElStep,
+    /// Simulating every order.
+    pub sim: ElStep,
+    /// Orders simulation kept.
+    pub valid: usize,
+    /// Building and sealing the greedy block (proofs of what it changed fetched as it seals).
+    pub build: ElStep,
+    /// Sealing the same block on a fresh snapshot: every proof fetched.
+    pub seal: ElStep,
+    /// Transactions in the block.
+    pub txs: usize,
+    /// The block's bid.
+    pub value: U256,
+}
+
+fn step<T>(
+    client: &ElClient,
+    run: impl FnOnce() -> Result<T, BenchError>,
+) -> Result<(T, ElStep), BenchError> {
+    let trips = client.round_trips();
+    let start = Instant::now();
+    let out = run()?;
+    Ok((
+        out,
+        ElStep {
+            time: start.elapsed(),
+            round_trips: client.round_trips() - trips,
+        },
+    ))
+}
+
+fn el_error(e: cobuild_el::ElError) -> BenchError {
+    BenchError::El(e.to_string())
+}
+
+/// Measures the steps on the client at `url`, whose head holds the workload's setup state.
+/// Reads wait on the client's own runtime, so this runs on a thread outside any async runtime.
+pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchError> {
+    let client = ElClient::connect(url).map_err(el_error)?;
+    let head = client.head().map_err(el_error)?;
+    let parent = Arc::new(client.header(head.hash).map_err(el_error)?);
+    let snapshot = |client: &ElClient| {
+        StateSnapshot::from_source(
+            Arc::new(client.state_at(head.hash, head.number)),
+            head.number,
+        )
+    };
+    let mut ctx = workload.context()?;
+    ctx.attrs.timestamp = parent.timestamp + 12;
+    ctx.attrs.gas_limit = parent.gas_limit;
+    ctx.parent = parent;
+    ctx.state = snapshot(&client);
+
+    let accounts: BTreeSet<Address> = workload
+        .txs
+        .iter()
+        .map(|tx| &tx.tx)
+        .chain(workload.bundles.iter().flat_map(|b| &b.bundle.txs))
+        .flat_map(|tx| {
+            let to = alloy_consensus::Transaction::to(tx.inner());
+            std::iter::once(tx.signer()).chain(to)
+        })
+        .collect();
+    let accounts: Vec<Address> = accounts.into_iter().collect();
+    let ((), fetch) = step(&client, || {
+        ctx.state
+            .prefetch(&accounts, &[])
+            .map_err(|e| BenchError::El(e.to_string()))
+    })?;
+    let mut simulator = Simulator::new(1).map_err(|e| BenchError::Threads(e.to_string()))?;
+    let (round, sim) = step(&client, || {
+        Ok(simulator.simulate(
+            ctx.parent.hash(),
+            &ctx.state,
+            &ctx.evm_env(),
+            &workload.txs,
+            &workload.bundles,
+        )?)
+    })?;
+    let (built, build) = step(&client, || build_block(&ctx, &round.orders, Algo::Greedy))?;
+
+    // The same block on a fresh snapshot (nothing read or proved yet): re-executed untimed,
+    // then sealed, fetching every proof.
+    let fresh = ElClient::connect(url).map_err(el_error)?;
+    let mut cold = ctx.clone();
+    cold.state = snapshot(&fresh);
+    let prepared = prepare_seal(&cold, &built)?;
+    let (sealed, seal) = step(&fresh, || Ok(seal_block(prepared)?))?;
+    if sealed.block.hash != built.block.block.hash {
+        return Err(BenchError::Replay(format!(
+            "the greedy block sealed again on a fresh snapshot gave {}, not {}",
+            sealed.block.hash, built.block.block.hash
+        )));
+    }
+    Ok(ElFigure {
+        accounts: accounts.len(),
+        fetch,
+        sim,
+        valid: round.orders.len(),
+        build,
+        seal,
+        txs: built.block.block.block.body.transactions.len(),
+        value: built.value,
+    })
+}
