@@ -19,7 +19,9 @@ pub use diff::{DiffMemo, HashedStateDiff, StorageDiff};
 pub use nodes::{StorageUpdates, TrieNodes, TrieUpdates};
 pub use proof::AccountProof;
 pub(crate) use proof::prove;
-pub use proved::{MAX_SEARCH_NIBBLES, ProofError, ProofRequest, ProvedState, key_under};
+pub use proved::{
+    MAX_SEARCH_NIBBLES, MissingNode, ProofError, ProofRequest, ProvedState, key_under,
+};
 pub use root::{BranchNodes, NodeUpdates};
 pub use snapshot::{StateError, StateSnapshot};
 pub use source::{Prefetched, StateSource, StoreSource};

@@ -11,7 +11,8 @@
 //! A deletion can need more. When a branch is left with one child, the child moves up into
 //! the parent's place and how it moves depends on what it is (a branch gains an extension, a
 //! leaf or extension a longer key); the builder treats a hash as a branch, so a lone child
-//! whose node is not in the pool is reported ([`ProofError::Missing`]). Its node comes from
+//! whose node is not in the pool is reported ([`ProofError::Missing`], every such node the
+//! root meets, so they are fetched in one batch). Its node comes from
 //! the proof of any key under its path; [`key_under`] finds such a key by trying keys in turn,
 //! which is cheap in a shallow trie and hopeless in a deep one, where the seal fails rather
 //! than guess.
@@ -50,16 +51,10 @@ pub enum ProofError {
         /// Its hash.
         hash: B256,
     },
-    /// A deletion leaves a node alone in its branch, and the node is not revealed.
-    #[error("node {hash} at {path:?} must be revealed (trie of {account:?})")]
-    Missing {
-        /// The account whose storage trie it is; `None` for the account trie.
-        account: Option<Address>,
-        /// The node's path.
-        path: Nibbles,
-        /// Its hash.
-        hash: B256,
-    },
+    /// Deletions leave nodes alone in their branches, and these are not revealed: every one
+    /// the root met, so they are fetched together.
+    #[error("{} trie nodes left alone by deletions must be revealed", .0.len())]
+    Missing(Vec<MissingNode>),
     /// No key under a missing node's path was found within the search's budget (see
     /// [`key_under`]): the trie is too deep there to seal from proofs.
     #[error("no key found under {path:?} (trie of {account:?})")]
@@ -72,6 +67,17 @@ pub enum ProofError {
     /// A proof node is not a trie node.
     #[error("proof node does not decode: {0}")]
     Decode(#[from] alloy_rlp::Error),
+}
+
+/// A node a deletion leaves alone in its branch, which the root needs revealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingNode {
+    /// The account whose storage trie it is in; `None` for the account trie.
+    pub account: Option<Address>,
+    /// The node's path.
+    pub path: Nibbles,
+    /// Its hash.
+    pub hash: B256,
 }
 
 /// What the proofs fetched so far tell of one state: its trie nodes, and the accounts and
@@ -170,6 +176,8 @@ impl ProvedState {
         }
         let addresses: HashSet<Address> = infos.keys().chain(storage.keys()).copied().collect();
         let mut leaves = BTreeMap::new();
+        // Every storage trie is tried, so the nodes they all miss are fetched in one go.
+        let mut missing = Vec::new();
         for address in addresses {
             let proved = self
                 .accounts
@@ -192,10 +200,18 @@ impl ProvedState {
                         .filter(|(_, v)| v.is_some())
                         .map(|(k, v)| (*k, v.clone()))
                         .collect();
-                    self.trie_root(Some(address), EMPTY_ROOT_HASH, &set)?
+                    self.trie_root(Some(address), EMPTY_ROOT_HASH, &set)
                 }
-                Some((false, slots)) => self.trie_root(Some(address), old_root, slots)?,
-                None => old_root,
+                Some((false, slots)) => self.trie_root(Some(address), old_root, slots),
+                None => Ok(old_root),
+            };
+            let storage_root = match storage_root {
+                Ok(root) => root,
+                Err(ProofError::Missing(nodes)) => {
+                    missing.extend(nodes);
+                    continue;
+                }
+                Err(other) => return Err(other),
             };
             let account = TrieAccount {
                 nonce,
@@ -206,6 +222,9 @@ impl ProvedState {
             let mut leaf = Vec::with_capacity(account.length());
             account.encode(&mut leaf);
             leaves.insert(keccak256(address), Some(leaf));
+        }
+        if !missing.is_empty() {
+            return Err(ProofError::Missing(missing));
         }
         self.trie_root(None, self.state_root, &leaves)
     }
@@ -231,6 +250,7 @@ impl ProvedState {
             walk.hashed(Nibbles::default(), root, Kind::Unknown)?;
         }
         let elements = merge(walk.out, changes);
+        let mut missing = Vec::new();
         for (i, element) in elements.iter().enumerate() {
             let Element::Hash(path, hash, Kind::Unknown) = element else {
                 continue;
@@ -243,12 +263,15 @@ impl ProvedState {
                     .is_some_and(|e| e.path().starts_with(&parent))
             };
             if !beside(i.checked_sub(1)) && !beside(i.checked_add(1)) {
-                return Err(ProofError::Missing {
+                missing.push(MissingNode {
                     account,
                     path: *path,
                     hash: *hash,
                 });
             }
+        }
+        if !missing.is_empty() {
+            return Err(ProofError::Missing(missing));
         }
         let mut hb = HashBuilder::default();
         for element in &elements {
@@ -430,21 +453,27 @@ mod tests {
             }
         };
         reveal(proved, proved.unproved(changes));
-        let mut revealed = 0;
+        let (mut revealed, mut rounds) = (0, 0);
         loop {
             match proved.root_after(changes) {
                 Ok(root) => return (root, revealed),
-                Err(ProofError::Missing { account, path, .. }) => {
-                    revealed += 1;
-                    assert!(revealed < 64, "a node is asked for again");
-                    let word = key_under(&path, account.is_some()).expect("a shallow trie");
-                    reveal(
-                        proved,
-                        match account {
-                            Some(address) => vec![(address, vec![word])],
-                            None => vec![(Address::from_slice(&word[12..]), Vec::new())],
-                        },
-                    );
+                Err(ProofError::Missing(nodes)) => {
+                    revealed += nodes.len();
+                    rounds += 1;
+                    // Storage tries first, then the account trie: two rounds at most.
+                    assert!(rounds <= 2, "a node is asked for again");
+                    let request = nodes
+                        .iter()
+                        .map(|node| {
+                            let word = key_under(&node.path, node.account.is_some())
+                                .expect("a shallow trie");
+                            match node.account {
+                                Some(address) => (address, vec![word]),
+                                None => (Address::from_slice(&word[12..]), Vec::new()),
+                            }
+                        })
+                        .collect();
+                    reveal(proved, request);
                 }
                 Err(other) => panic!("{other}"),
             }

@@ -197,8 +197,9 @@ impl StateSnapshot {
     /// later calls on this snapshot and its clones, so the candidates of a slot fetch only the
     /// proofs of keys none before them changed.
     pub fn root_from_proofs(&self, changes: &StateChangeset) -> Result<B256, StateError> {
-        // Nodes one root may have to reveal for its deletions, each a proof fetched.
-        const MAX_REVEALS: usize = 64;
+        // Rounds of reveals one root may need for its deletions: one for the storage tries,
+        // one for the account trie, and a margin for a state that changes under the proofs.
+        const MAX_REVEALS: usize = 4;
         let mut reveals = 0;
         loop {
             let wanted = {
@@ -218,15 +219,22 @@ impl StateSnapshot {
             };
             match root {
                 Ok(root) => return Ok(root),
-                Err(ProofError::Missing { account, path, .. }) if reveals < MAX_REVEALS => {
+                Err(ProofError::Missing(nodes)) if reveals < MAX_REVEALS => {
                     reveals += 1;
-                    // The proof of any key under the node's path passes through the node.
-                    let word = key_under(&path, account.is_some())
-                        .ok_or(ProofError::NoKeyUnder { account, path })?;
-                    let request = match account {
-                        Some(address) => vec![(address, vec![word])],
-                        None => vec![(Address::from_slice(&word[12..]), Vec::new())],
-                    };
+                    // The proof of any key under a node's path passes through the node.
+                    let mut request: ProofRequest = Vec::with_capacity(nodes.len());
+                    for node in nodes {
+                        let word = key_under(&node.path, node.account.is_some()).ok_or(
+                            ProofError::NoKeyUnder {
+                                account: node.account,
+                                path: node.path,
+                            },
+                        )?;
+                        request.push(match node.account {
+                            Some(address) => (address, vec![word]),
+                            None => (Address::from_slice(&word[12..]), Vec::new()),
+                        });
+                    }
                     self.reveal(&request)?;
                 }
                 Err(other) => return Err(other.into()),
