@@ -4,7 +4,8 @@
 //!
 //! One pass per step, each timed with the client's round trips, because a slot fills caches
 //! once (repeating a step would measure the caches): the accounts the orders send from and to
-//! read ahead in one batch; every order simulated; the greedy block built and sealed from
+//! read ahead in one batch; every order simulated (on more threads than cores: the reads wait
+//! on the client, not the CPU); the greedy block built and sealed from
 //! proofs; then the same block sealed again on a fresh snapshot of the same block, where every
 //! proof is fetched (the first candidate of a slot), its transactions re-executed untimed first.
 //! Relay submission is not part of it (the bench has no relay).
@@ -23,6 +24,10 @@ use serde::Serialize;
 
 use super::measure::{Algo, build_block, prepare_seal, seal_block};
 use crate::{BenchError, Workload};
+
+/// Simulation threads on the execution client's state: its reads wait on the network, not the
+/// CPU, so more threads than cores overlap their round trips.
+const EL_SIM_THREADS: usize = 8;
 
 /// One step on the execution client's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +48,8 @@ pub struct ElFigure {
     pub fetch: ElStep,
     /// Simulating every order.
     pub sim: ElStep,
+    /// On how many threads.
+    pub sim_threads: usize,
     /// Orders simulation kept.
     pub valid: usize,
     /// Building and sealing the greedy block (proofs of what it changed fetched as it seals).
@@ -109,7 +116,7 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
             .prefetch(&accounts, &[])
             .map_err(|e| BenchError::El(e.to_string()))
     })?;
-    let mut simulator = Simulator::new(1).map_err(|e| BenchError::Threads(e.to_string()))?;
+    let mut simulator = Simulator::new(EL_SIM_THREADS).map_err(|e| BenchError::Threads(e.to_string()))?;
     let (round, sim) = step(&client, || {
         Ok(simulator.simulate(
             ctx.parent.hash(),
@@ -138,6 +145,7 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
         accounts: accounts.len(),
         fetch,
         sim,
+        sim_threads: EL_SIM_THREADS,
         valid: round.orders.len(),
         build,
         seal,

@@ -210,10 +210,11 @@ impl PoolReport {
         let vs = |a: Duration, b: Option<Duration>| ratio_text(b.and_then(|b| ratio(a, b)));
         writeln!(
             f,
-            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): read ahead {} accounts {} [{}]; simulate (1 thread) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
+            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): read ahead {} accounts {} [{}]; simulate ({} threads, their reads overlapping; vs 1 thread here) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
             el.accounts,
             Ms(el.fetch.time),
             el.fetch.round_trips,
+            el.sim_threads,
             Ms(el.sim.time),
             el.sim.round_trips,
             vs(el.sim.time, embedded_sim),
