@@ -15,6 +15,7 @@
 //!                                       code by hash (for good) ◀─────┤ eth_getCode if new
 //!                                                                     │ eth_getStorageAt
 //!                                       one JSON-RPC batch ◀── prefetch(accounts, slots)
+//!  keys to read ahead for orders ◀── touched_by(txs): one eth_createAccessList batch
 //!  seal ─▶ StateSnapshot::root_from_proofs ─▶ RpcSource::proofs (one eth_getProof batch of the
 //!          changed keys not proved yet) and state_root (the parent's header, once)
 //! ```
@@ -28,4 +29,4 @@ mod source;
 
 pub use client::{ElClient, ElHead};
 pub use error::ElError;
-pub use source::RpcSource;
+pub use source::{RpcSource, Touched};

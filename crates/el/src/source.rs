@@ -1,6 +1,9 @@
 //! The state after one block of an execution client, as the EVM reads it.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
+
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
+use alloy_rpc_types_eth::{AccessListResult, TransactionRequest};
 
 use alloy_eips::BlockId;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -10,6 +13,15 @@ use cobuild_chain::{AccountProof, AccountRecord, Prefetched, StateError, StateSo
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
 use crate::{ElError, client::Inner};
+
+/// Accounts and slots a set of transactions touches (see [`RpcSource::touched_by`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Accounts.
+    pub accounts: BTreeSet<Address>,
+    /// Storage slots.
+    pub slots: BTreeSet<(Address, U256)>,
+}
 
 /// Every read of one block's post-state, pinned by the block's hash (EIP-1898): whatever the
 /// client's head does meanwhile, the answers are that block's, or an error if the client no
@@ -91,6 +103,53 @@ impl RpcSource {
             }
             Ok(answers)
         })
+    }
+
+    /// The accounts and slots `txs` touch, each executed alone on this block by the client
+    /// (`eth_createAccessList`, one batch for all), with each one's sender and recipient: what
+    /// to read ahead before simulating them. A transaction the client cannot execute (a nonce
+    /// gap, a dependency on an earlier one) adds its sender and recipient only; what else it
+    /// reads is read when simulation gets there.
+    pub fn touched_by<'a>(
+        &self,
+        txs: impl IntoIterator<Item = &'a Recovered<TxEnvelope>>,
+    ) -> Result<Touched, ElError> {
+        let method = "eth_createAccessList";
+        let batch_error = |source| ElError::Rpc { method, source };
+        let at = self.at();
+        let mut touched = Touched::default();
+        let mut batch = self.el.rpc.new_batch();
+        let mut calls = Vec::new();
+        for tx in txs {
+            touched.accounts.insert(tx.signer());
+            touched
+                .accounts
+                .extend(alloy_consensus::Transaction::to(tx.inner()));
+            let request = TransactionRequest::from_recovered_transaction(tx.clone());
+            calls.push(
+                batch
+                    .add_call::<_, AccessListResult>(method, &(request, at))
+                    .map_err(batch_error)?,
+            );
+        }
+        let lists = self.el.wait(async move {
+            batch.send().await.map_err(batch_error)?;
+            let mut lists = Vec::with_capacity(calls.len());
+            for call in calls {
+                // One transaction's failure is that transaction's: the rest still count.
+                lists.push(call.await.ok());
+            }
+            Ok(lists)
+        })?;
+        for item in lists.into_iter().flatten().flat_map(|l| l.access_list.0) {
+            touched.accounts.insert(item.address);
+            touched.slots.extend(
+                item.storage_keys
+                    .into_iter()
+                    .map(|key| (item.address, U256::from_be_bytes(key.0))),
+            );
+        }
+        Ok(touched)
     }
 
     fn prefetch_all(

@@ -3,15 +3,15 @@
 //! [`StateSource`](cobuild_chain::StateSource).
 //!
 //! One pass per step, each timed with the client's round trips, because a slot fills caches
-//! once (repeating a step would measure the caches): the accounts the orders send from and to
-//! read ahead in one batch; every order simulated (on more threads than cores: the reads wait
-//! on the client, not the CPU); the greedy block built and sealed from
-//! proofs; then the same block sealed again on a fresh snapshot of the same block, where every
-//! proof is fetched (the first candidate of a slot), its transactions re-executed untimed first.
+//! once (repeating a step would measure the caches): what the orders touch, each run alone by
+//! the client (one `eth_createAccessList` batch), read ahead in one batch (and one of new
+//! code); every order simulated (on more threads than cores: the reads wait on the client, not
+//! the CPU); the greedy block built and sealed from proofs; then the same block sealed again
+//! on a fresh snapshot of the same block, where every proof is fetched (the first candidate of
+//! a slot), its transactions re-executed untimed first.
 //! Relay submission is not part of it (the bench has no relay).
 
 use std::{
-    collections::BTreeSet,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -42,9 +42,12 @@ pub struct ElStep {
 /// The slot's steps on the execution client's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ElFigure {
-    /// Accounts read ahead (senders and recipients of the orders).
+    /// Accounts read ahead: what the orders touch, each run alone by the client
+    /// (`eth_createAccessList`), with their senders and recipients and the coinbase.
     pub accounts: usize,
-    /// Reading them ahead.
+    /// Storage slots read ahead, the same way.
+    pub slots: usize,
+    /// Listing what they touch and reading it ahead.
     pub fetch: ElStep,
     /// Simulating every order.
     pub sim: ElStep,
@@ -88,35 +91,34 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
     let client = ElClient::connect(url).map_err(el_error)?;
     let head = client.head().map_err(el_error)?;
     let parent = Arc::new(client.header(head.hash).map_err(el_error)?);
-    let snapshot = |client: &ElClient| {
-        StateSnapshot::from_source(
-            Arc::new(client.state_at(head.hash, head.number)),
-            head.number,
-        )
-    };
+    let source = Arc::new(client.state_at(head.hash, head.number));
     let mut ctx = workload.context()?;
     ctx.attrs.timestamp = parent.timestamp + 12;
     ctx.attrs.gas_limit = parent.gas_limit;
     ctx.parent = parent;
-    ctx.state = snapshot(&client);
+    ctx.state = StateSnapshot::from_source(source.clone(), head.number);
 
-    let accounts: BTreeSet<Address> = workload
+    // What the orders touch, each run alone by the client, then all of it read in one go.
+    let txs = workload
         .txs
         .iter()
         .map(|tx| &tx.tx)
-        .chain(workload.bundles.iter().flat_map(|b| &b.bundle.txs))
-        .flat_map(|tx| {
-            let to = alloy_consensus::Transaction::to(tx.inner());
-            std::iter::once(tx.signer()).chain(to)
-        })
-        .collect();
-    let accounts: Vec<Address> = accounts.into_iter().collect();
-    let ((), fetch) = step(&client, || {
+        .chain(workload.bundles.iter().flat_map(|b| &b.bundle.txs));
+    let ((accounts, slots), fetch) = step(&client, || {
+        let touched = source.touched_by(txs).map_err(el_error)?;
+        let accounts: Vec<Address> = touched
+            .accounts
+            .into_iter()
+            .chain([ctx.attrs.fee_recipient])
+            .collect();
+        let slots: Vec<(Address, U256)> = touched.slots.into_iter().collect();
         ctx.state
-            .prefetch(&accounts, &[])
-            .map_err(|e| BenchError::El(e.to_string()))
+            .prefetch(&accounts, &slots)
+            .map_err(|e| BenchError::El(e.to_string()))?;
+        Ok((accounts.len(), slots.len()))
     })?;
-    let mut simulator = Simulator::new(EL_SIM_THREADS).map_err(|e| BenchError::Threads(e.to_string()))?;
+    let mut simulator =
+        Simulator::new(EL_SIM_THREADS).map_err(|e| BenchError::Threads(e.to_string()))?;
     let (round, sim) = step(&client, || {
         Ok(simulator.simulate(
             ctx.parent.hash(),
@@ -132,7 +134,10 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
     // then sealed, fetching every proof.
     let fresh = ElClient::connect(url).map_err(el_error)?;
     let mut cold = ctx.clone();
-    cold.state = snapshot(&fresh);
+    cold.state = StateSnapshot::from_source(
+        Arc::new(fresh.state_at(head.hash, head.number)),
+        head.number,
+    );
     let prepared = prepare_seal(&cold, &built)?;
     let (sealed, seal) = step(&fresh, || Ok(seal_block(prepared)?))?;
     if sealed.block.hash != built.block.block.hash {
@@ -142,7 +147,8 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
         )));
     }
     Ok(ElFigure {
-        accounts: accounts.len(),
+        accounts,
+        slots,
         fetch,
         sim,
         sim_threads: EL_SIM_THREADS,

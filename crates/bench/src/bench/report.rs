@@ -210,8 +210,9 @@ impl PoolReport {
         let vs = |a: Duration, b: Option<Duration>| ratio_text(b.and_then(|b| ratio(a, b)));
         writeln!(
             f,
-            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): read ahead {} accounts {} [{}]; simulate ({} threads, their reads overlapping; vs 1 thread here) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
+            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): read ahead what the orders touch ({} accounts, {} slots) {} [{}]; simulate ({} threads, their reads overlapping; vs 1 thread here) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
             el.accounts,
+            el.slots,
             Ms(el.fetch.time),
             el.fetch.round_trips,
             el.sim_threads,

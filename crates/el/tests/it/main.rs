@@ -176,7 +176,7 @@ fn test_a_transaction_on_the_clients_state_does_what_the_client_mines_and_reads_
         }
         .abi_encode(),
     );
-    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(&before), env);
+    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(&before), env.clone());
     let ours = evm
         .transact(TxEnv::from_recovered_tx(swap.inner(), trader.address()))
         .expect("executes");
@@ -298,6 +298,36 @@ fn test_a_transaction_on_the_clients_state_does_what_the_client_mines_and_reads_
     );
     ahead.prefetch(&accounts, &keys).expect("prefetches");
     assert_eq!(fresh.round_trips(), 2, "what was read is not read again");
+
+    // What a transaction will touch, from the client (one batch of eth_createAccessList),
+    // read ahead (two more): executing it then reads nothing more.
+    let third = ElClient::connect(&anvil.cast.url).expect("connects");
+    let source = Arc::new(third.state_at(head.hash, head.number));
+    let touched = source
+        .touched_by([&swap])
+        .expect("the client lists what it touches");
+    assert_eq!(third.round_trips(), 1);
+    assert!(touched.accounts.contains(&pool) && touched.accounts.contains(&token));
+    assert!(
+        touched.slots.len() >= 4,
+        "balances and reserves: {touched:?}"
+    );
+    let primed = StateSnapshot::from_source(source, head.number);
+    let accounts: Vec<Address> = touched.accounts.iter().copied().chain([coinbase]).collect();
+    let slots: Vec<(Address, U256)> = touched.slots.iter().copied().collect();
+    primed.prefetch(&accounts, &slots).expect("prefetches");
+    let before_execution = third.round_trips();
+    assert!(before_execution <= 3, "{before_execution} round trips");
+    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(&primed), env.clone());
+    let again = evm
+        .transact(TxEnv::from_recovered_tx(swap.inner(), trader.address()))
+        .expect("executes");
+    assert_eq!(again.result, ours.result, "the same execution");
+    assert_eq!(
+        third.round_trips(),
+        before_execution,
+        "everything it read was read ahead"
+    );
 
     // A block the client does not have is an error, not a panic or a zero.
     let unknown = StateSnapshot::from_source(Arc::new(el.state_at(B256::repeat_byte(7), 9)), 9);
