@@ -29,4 +29,4 @@ mod source;
 
 pub use client::{ElClient, ElHead};
 pub use error::ElError;
-pub use source::{RpcSource, Touched};
+pub use source::{MAX_BATCH, RpcSource, Touched};

@@ -14,6 +14,10 @@ use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
 use crate::{ElError, client::Inner};
 
+/// Most calls in one JSON-RPC batch: geth refuses batches of more than 1,000 by default, and
+/// answers of 500 proofs stay a few MB.
+pub const MAX_BATCH: usize = 500;
+
 /// Accounts and slots a set of transactions touches (see [`RpcSource::touched_by`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Touched {
@@ -82,27 +86,32 @@ impl RpcSource {
         Ok(code)
     }
 
-    /// One batch of calls to `method`, one per parameter set, answered in order.
+    /// Calls to `method`, one per parameter set, answered in order, in batches of at most
+    /// [`MAX_BATCH`].
     fn batch<P, R>(&self, method: &'static str, params: &[P]) -> Result<Vec<R>, ElError>
     where
         P: alloy_json_rpc::RpcSend,
         R: alloy_json_rpc::RpcRecv,
     {
         let batch_error = |source| ElError::Rpc { method, source };
-        let mut batch = self.el.rpc.new_batch();
-        let calls = params
-            .iter()
-            .map(|p| batch.add_call::<_, R>(method, p))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(batch_error)?;
-        self.el.wait(async move {
-            batch.send().await.map_err(batch_error)?;
-            let mut answers = Vec::with_capacity(calls.len());
-            for call in calls {
-                answers.push(call.await.map_err(batch_error)?);
-            }
-            Ok(answers)
-        })
+        let mut answers = Vec::with_capacity(params.len());
+        for chunk in params.chunks(MAX_BATCH) {
+            let mut batch = self.el.rpc.new_batch();
+            let calls = chunk
+                .iter()
+                .map(|p| batch.add_call::<_, R>(method, p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(batch_error)?;
+            answers.extend(self.el.wait(async move {
+                batch.send().await.map_err(batch_error)?;
+                let mut answers = Vec::with_capacity(calls.len());
+                for call in calls {
+                    answers.push(call.await.map_err(batch_error)?);
+                }
+                Ok(answers)
+            })?);
+        }
+        Ok(answers)
     }
 
     /// The accounts and slots `txs` touch, each executed alone on this block by the client
@@ -118,29 +127,32 @@ impl RpcSource {
         let batch_error = |source| ElError::Rpc { method, source };
         let at = self.at();
         let mut touched = Touched::default();
-        let mut batch = self.el.rpc.new_batch();
-        let mut calls = Vec::new();
+        let mut requests = Vec::new();
         for tx in txs {
             touched.accounts.insert(tx.signer());
             touched
                 .accounts
                 .extend(alloy_consensus::Transaction::to(tx.inner()));
-            let request = TransactionRequest::from_recovered_transaction(tx.clone());
-            calls.push(
-                batch
-                    .add_call::<_, AccessListResult>(method, &(request, at))
-                    .map_err(batch_error)?,
-            );
+            requests.push(TransactionRequest::from_recovered_transaction(tx.clone()));
         }
-        let lists = self.el.wait(async move {
-            batch.send().await.map_err(batch_error)?;
-            let mut lists = Vec::with_capacity(calls.len());
-            for call in calls {
-                // One transaction's failure is that transaction's: the rest still count.
-                lists.push(call.await.ok());
-            }
-            Ok(lists)
-        })?;
+        let mut lists = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(MAX_BATCH) {
+            let mut batch = self.el.rpc.new_batch();
+            let calls = chunk
+                .iter()
+                .map(|request| batch.add_call::<_, AccessListResult>(method, &(request, at)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(batch_error)?;
+            lists.extend(self.el.wait(async move {
+                batch.send().await.map_err(batch_error)?;
+                let mut lists = Vec::with_capacity(calls.len());
+                for call in calls {
+                    // One transaction's failure is that transaction's: the rest still count.
+                    lists.push(call.await.ok());
+                }
+                Ok(lists)
+            })?);
+        }
         for item in lists.into_iter().flatten().flat_map(|l| l.access_list.0) {
             touched.accounts.insert(item.address);
             touched.slots.extend(
@@ -157,6 +169,29 @@ impl RpcSource {
         accounts: &[Address],
         slots: &[(Address, U256)],
     ) -> Result<Prefetched, ElError> {
+        // Accounts then slots, in batches of at most MAX_BATCH calls.
+        let total = accounts.len() + slots.len();
+        let mut proofs = Vec::with_capacity(accounts.len());
+        let mut values = Vec::with_capacity(slots.len());
+        for start in (0..total).step_by(MAX_BATCH) {
+            let end = (start + MAX_BATCH).min(total);
+            let (a, s) = (accounts.len(), start.saturating_sub(accounts.len()));
+            let (p, v) = self.read_batch(
+                &accounts[start.min(a)..end.min(a)],
+                &slots[s..end.saturating_sub(a)],
+            )?;
+            proofs.extend(p);
+            values.extend(v);
+        }
+        self.with_new_code(accounts, slots, &proofs, values)
+    }
+
+    /// One batch: the proofs of `accounts` and the values of `slots`.
+    fn read_batch(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+    ) -> Result<(Vec<EIP1186AccountProofResponse>, Vec<U256>), ElError> {
         let batch_error = |source| ElError::Rpc {
             method: "batch",
             source,
@@ -178,7 +213,7 @@ impl RpcSource {
             .map(|(a, s)| batch.add_call::<_, U256>("eth_getStorageAt", &(a, s, at)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(batch_error)?;
-        let (proofs, values) = self.el.wait(async move {
+        self.el.wait(async move {
             batch.send().await.map_err(batch_error)?;
             let mut read = (
                 Vec::with_capacity(proofs.len()),
@@ -197,10 +232,22 @@ impl RpcSource {
                 })?);
             }
             Ok(read)
-        })?;
+        })
+    }
+
+    /// The accounts `proofs` describe, with their code (what is new to the client in one
+    /// more batch), and the slots with their `values`.
+    fn with_new_code(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+        proofs: &[EIP1186AccountProofResponse],
+        values: Vec<U256>,
+    ) -> Result<Prefetched, ElError> {
+        let at = self.at();
         let mut infos: Vec<(Address, Option<AccountInfo>)> = accounts
             .iter()
-            .zip(&proofs)
+            .zip(proofs)
             .map(|(a, p)| (*a, account_info(p)))
             .collect();
         // The code of contracts not seen before, in a second batch.
