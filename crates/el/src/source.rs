@@ -87,8 +87,25 @@ impl RpcSource {
     }
 
     /// Calls to `method`, one per parameter set, answered in order, in batches of at most
-    /// [`MAX_BATCH`].
+    /// [`MAX_BATCH`]; any call's failure fails them all.
     fn batch<P, R>(&self, method: &'static str, params: &[P]) -> Result<Vec<R>, ElError>
+    where
+        P: alloy_json_rpc::RpcSend,
+        R: alloy_json_rpc::RpcRecv,
+    {
+        self.batch_each(method, params)?
+            .into_iter()
+            .map(|answer| answer.map_err(|source| ElError::Rpc { method, source }))
+            .collect()
+    }
+
+    /// Calls to `method` as [`batch`](Self::batch) makes them, each call's answer or failure
+    /// on its own; `Err` only when a whole batch failed.
+    fn batch_each<P, R>(
+        &self,
+        method: &'static str,
+        params: &[P],
+    ) -> Result<Vec<alloy_transport::TransportResult<R>>, ElError>
     where
         P: alloy_json_rpc::RpcSend,
         R: alloy_json_rpc::RpcRecv,
@@ -106,7 +123,7 @@ impl RpcSource {
                 batch.send().await.map_err(batch_error)?;
                 let mut answers = Vec::with_capacity(calls.len());
                 for call in calls {
-                    answers.push(call.await.map_err(batch_error)?);
+                    answers.push(call.await);
                 }
                 Ok(answers)
             })?);
@@ -123,8 +140,6 @@ impl RpcSource {
         &self,
         txs: impl IntoIterator<Item = &'a Recovered<TxEnvelope>>,
     ) -> Result<Touched, ElError> {
-        let method = "eth_createAccessList";
-        let batch_error = |source| ElError::Rpc { method, source };
         let at = self.at();
         let mut touched = Touched::default();
         let mut requests = Vec::new();
@@ -133,27 +148,17 @@ impl RpcSource {
             touched
                 .accounts
                 .extend(alloy_consensus::Transaction::to(tx.inner()));
-            requests.push(TransactionRequest::from_recovered_transaction(tx.clone()));
+            requests.push((
+                TransactionRequest::from_recovered_transaction(tx.clone()),
+                at,
+            ));
         }
-        let mut lists = Vec::with_capacity(requests.len());
-        for chunk in requests.chunks(MAX_BATCH) {
-            let mut batch = self.el.rpc.new_batch();
-            let calls = chunk
-                .iter()
-                .map(|request| batch.add_call::<_, AccessListResult>(method, &(request, at)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(batch_error)?;
-            lists.extend(self.el.wait(async move {
-                batch.send().await.map_err(batch_error)?;
-                let mut lists = Vec::with_capacity(calls.len());
-                for call in calls {
-                    // One transaction's failure is that transaction's: the rest still count.
-                    lists.push(call.await.ok());
-                }
-                Ok(lists)
-            })?);
-        }
-        for item in lists.into_iter().flatten().flat_map(|l| l.access_list.0) {
+        // One transaction's failure is that transaction's: the rest still count.
+        let lists = self
+            .batch_each::<_, AccessListResult>("eth_createAccessList", &requests)?
+            .into_iter()
+            .map(Result::ok);
+        for item in lists.flatten().flat_map(|l| l.access_list.0) {
             touched.accounts.insert(item.address);
             touched.slots.extend(
                 item.storage_keys

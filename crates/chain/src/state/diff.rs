@@ -646,6 +646,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// A parent state: a few blocks of random changes over the accounts `0..space` committed
+    /// from nothing, with its root.
+    pub(crate) fn parent_state(rng: &mut Rng, space: u64) -> (Memory, B256) {
+        let mut parent = Memory::default();
+        for _ in 0..3 {
+            let diff = HashedStateDiff::new(&parent, None, &changes(rng, space, false))
+                .expect("memory reads");
+            parent.commit(&diff);
+        }
+        let root = HashedStateDiff::new(&parent, None, &StateChangeset::default())
+            .expect("memory reads")
+            .state_root;
+        (parent, root)
+    }
+
     /// Addresses and slots from small spaces, so blocks touch the same keys again.
     fn address(rng: &mut Rng, space: u64) -> Address {
         Address::with_last_byte((rng.next_u64() % space) as u8)
@@ -841,16 +856,7 @@ pub(crate) mod tests {
             let deletes = seed % 4 == 3;
             // Half the seeds hand over only the keys a round touched, as a builder does.
             let rounds_only = seed % 2 == 0;
-            // The parent: a few blocks of changes committed from nothing.
-            let mut parent = Memory::default();
-            for _ in 0..3 {
-                let diff = HashedStateDiff::new(&parent, None, &changes(&mut rng, space, false))
-                    .expect("memory reads");
-                parent.commit(&diff);
-            }
-            let root = HashedStateDiff::new(&parent, None, &StateChangeset::default())
-                .expect("memory reads")
-                .state_root;
+            let (parent, root) = parent_state(&mut rng, space);
             let nodes = TrieNodes::build(&parent, tag, root).expect("nodes match the state");
 
             // Candidates sealed one after the other, each from the one before.

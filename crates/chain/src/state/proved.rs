@@ -432,7 +432,7 @@ mod tests {
     use super::*;
     use crate::state::{
         HashedStateDiff, TrieNodes,
-        diff::tests::{Memory, changes},
+        diff::tests::{Memory, changes, parent_state},
         prove,
     };
 
@@ -486,15 +486,7 @@ mod tests {
         for seed in 0..80u64 {
             let mut rng = Rng::new(seed);
             let space = [4u64, 30, 200][(seed % 3) as usize];
-            let mut parent = Memory::default();
-            for _ in 0..3 {
-                let diff = HashedStateDiff::new(&parent, None, &changes(&mut rng, space, false))
-                    .expect("memory reads");
-                parent.commit(&diff);
-            }
-            let root = HashedStateDiff::new(&parent, None, &StateChangeset::default())
-                .expect("memory reads")
-                .state_root;
+            let (parent, root) = parent_state(&mut rng, space);
             // Candidates of one slot share what the proofs revealed.
             let mut proved = ProvedState::new(root);
             for candidate in 0..4 {

@@ -76,6 +76,19 @@ fn start_anvil() -> Anvil {
     ])
 }
 
+/// The devnet's demo tokens and pool, deployed by `owner` from its first nonce.
+fn demo(owner: &PrivateKeySigner) -> DemoDeployment {
+    DemoDeployment::new(
+        owner,
+        DemoParams {
+            chain_id: DEVNET_CHAIN_ID,
+            nonce: 0,
+            max_fee_per_gas: 100_000_000_000,
+            supply: DemoParams::DEVNET_SUPPLY,
+        },
+    )
+}
+
 /// Has anvil mine the next block with `coinbase`, `timestamp` and `base_fee`.
 fn next_block_env(anvil: &Anvil, coinbase: Address, timestamp: u64, base_fee: u64) {
     anvil
@@ -95,15 +108,7 @@ fn test_a_transaction_on_the_clients_state_does_what_the_client_mines_and_reads_
     let anvil = start_anvil();
     let signers = dev_signers();
     let unit = U256::from(10u64).pow(U256::from(18));
-    let demo = DemoDeployment::new(
-        &signers[9],
-        DemoParams {
-            chain_id: DEVNET_CHAIN_ID,
-            nonce: 0,
-            max_fee_per_gas: 100_000_000_000,
-            supply: DemoParams::DEVNET_SUPPLY,
-        },
-    );
+    let demo = demo(&signers[9]);
     let (token, pool) = (demo.token_a, demo.pool);
     let trader = &signers[9];
     let nonce = demo.transactions.len() as u64;
@@ -361,15 +366,7 @@ fn test_a_block_sealed_from_the_clients_proofs_has_the_roots_the_client_mines() 
     let signers = dev_signers();
     let unit = U256::from(10u64).pow(U256::from(18));
     let owner = &signers[9];
-    let demo = DemoDeployment::new(
-        owner,
-        DemoParams {
-            chain_id: DEVNET_CHAIN_ID,
-            nonce: 0,
-            max_fee_per_gas: 100_000_000_000,
-            supply: DemoParams::DEVNET_SUPPLY,
-        },
-    );
+    let demo = demo(owner);
     let (token, pool) = (demo.token_a, demo.pool);
     publish(&anvil, &demo.transactions);
     // Two holders who pass on part of what they hold: their slots change, the receivers' are
