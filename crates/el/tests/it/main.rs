@@ -76,6 +76,22 @@ fn start_anvil() -> Anvil {
     ])
 }
 
+/// `amount` of `token` swapped on `pool`, whatever comes out.
+fn swap(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    pool: Address,
+    token: Address,
+    amount: U256,
+) -> Recovered<TxEnvelope> {
+    let call = IPool::swapCall {
+        tokenIn: token,
+        amountIn: amount,
+        minAmountOut: U256::ZERO,
+    };
+    sign(signer, nonce, pool, call.abi_encode())
+}
+
 /// The devnet's demo tokens and pool, deployed by `owner` from its first nonce.
 fn demo(owner: &PrivateKeySigner) -> DemoDeployment {
     DemoDeployment::new(
@@ -170,17 +186,7 @@ fn test_a_transaction_on_the_clients_state_does_what_the_client_mines_and_reads_
             prev_randao: B256::ZERO,
         },
     );
-    let swap = sign(
-        trader,
-        nonce,
-        pool,
-        IPool::swapCall {
-            tokenIn: token,
-            amountIn: unit * U256::from(10),
-            minAmountOut: U256::ZERO,
-        }
-        .abi_encode(),
-    );
+    let swap = swap(trader, nonce, pool, token, unit * U256::from(10));
     let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(&before), env.clone());
     let ours = evm
         .transact(TxEnv::from_recovered_tx(swap.inner(), trader.address()))
@@ -434,17 +440,7 @@ fn test_a_block_sealed_from_the_clients_proofs_has_the_roots_the_client_mines() 
     let txs = vec![
         transfer(1, 0, signers[3].address()),
         transfer(2, 0, owner.address()),
-        sign(
-            owner,
-            owner_nonce,
-            pool,
-            IPool::swapCall {
-                tokenIn: token,
-                amountIn: unit * U256::from(10),
-                minAmountOut: U256::ZERO,
-            }
-            .abi_encode(),
-        ),
+        swap(owner, owner_nonce, pool, token, unit * U256::from(10)),
         // Plain value to an account that does not exist yet.
         {
             let tx = TxEip1559 {
