@@ -91,12 +91,7 @@ impl ElClient {
 
     /// The header of the block `hash`, sealed with that hash.
     pub fn header(&self, hash: B256) -> Result<Sealed<Header>, ElError> {
-        let block: Option<alloy_rpc_types_eth::Block> = self.inner.call(
-            "eth_getBlockByHash",
-            self.inner.rpc.request("eth_getBlockByHash", (hash, false)),
-        )?;
-        let block = block.ok_or(ElError::NoBlock(hash))?;
-        Ok(Sealed::new_unchecked(block.header.inner, block.header.hash))
+        self.inner.header(hash)
     }
 
     /// The state after the block `hash` (number `number`), every read pinned to that block.
@@ -111,6 +106,16 @@ impl ElClient {
 }
 
 impl Inner {
+    /// The header of the block `hash`, sealed with that hash.
+    pub(crate) fn header(&self, hash: B256) -> Result<Sealed<Header>, ElError> {
+        let block: Option<alloy_rpc_types_eth::Block> = self.call(
+            "eth_getBlockByHash",
+            self.rpc.request("eth_getBlockByHash", (hash, false)),
+        )?;
+        let block = block.ok_or(ElError::NoBlock(hash))?;
+        Ok(Sealed::new_unchecked(block.header.inner, block.header.hash))
+    }
+
     /// Waits on the client's runtime for `future`, one round trip.
     pub(crate) fn call<T>(
         &self,

@@ -403,18 +403,7 @@ impl StateSource for RpcSource {
     }
 
     fn state_root(&self) -> Result<B256, StateError> {
-        let block: Option<alloy_rpc_types_eth::Block> = self
-            .el
-            .call(
-                "eth_getBlockByHash",
-                self.el
-                    .rpc
-                    .request("eth_getBlockByHash", (self.block, false)),
-            )
-            .map_err(source_error)?;
-        block
-            .map(|b| b.header.state_root)
-            .ok_or_else(|| source_error(ElError::NoBlock(self.block)))
+        Ok(self.el.header(self.block).map_err(source_error)?.state_root)
     }
 
     fn proofs(&self, keys: &[(Address, Vec<B256>)]) -> Result<Vec<AccountProof>, StateError> {

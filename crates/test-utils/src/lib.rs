@@ -123,6 +123,34 @@ impl Anvil {
     }
 }
 
+impl Anvil {
+    /// Anvil with a devnet's rules: every fork through Osaka, `chain_id`, `gas_limit` and
+    /// `base_fee` at genesis, mining only when told, transactions in the order they arrive.
+    ///
+    /// # Panics
+    /// If it does not start.
+    pub fn like_devnet(chain_id: u64, gas_limit: u64, base_fee: u64) -> Self {
+        let (chain_id, gas_limit, base_fee) = (
+            chain_id.to_string(),
+            gas_limit.to_string(),
+            base_fee.to_string(),
+        );
+        Self::start(&[
+            "--no-mining",
+            "--order",
+            "fifo",
+            "--hardfork",
+            "osaka",
+            "--gas-limit",
+            &gas_limit,
+            "--chain-id",
+            &chain_id,
+            "--base-fee",
+            &base_fee,
+        ])
+    }
+}
+
 impl Drop for Anvil {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -59,20 +59,7 @@ fn test_sealed_block_replays_on_anvil_to_the_same_receipts_and_balances() {
         .expect("our own chain re-imports it");
 
     let base_fee = built.block.header().base_fee_per_gas.expect("base fee");
-    let (gas_limit, chain_id) = (DEFAULT_GAS_LIMIT.to_string(), DEVNET_CHAIN_ID.to_string());
-    let process = Anvil::start(&[
-        "--no-mining",
-        "--order",
-        "fifo",
-        "--hardfork",
-        "osaka",
-        "--gas-limit",
-        &gas_limit,
-        "--chain-id",
-        &chain_id,
-        "--base-fee",
-        &INITIAL_BASE_FEE.to_string(),
-    ]);
+    let process = Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
     let anvil = &process.cast;
     anvil.rpc("anvil_setCoinbase", &format!("[\"{coinbase}\"]"));
     // Anvil's pool checks the coinbase's refund and payment against its balance before the

@@ -202,13 +202,16 @@ impl StateSnapshot {
         const MAX_REVEALS: usize = 4;
         let mut reveals = 0;
         loop {
-            let wanted = {
-                let mut proved = self.proved.lock();
-                let proved = match &mut *proved {
-                    Some(proved) => proved,
-                    empty => empty.insert(ProvedState::new(self.reads.state_root()?)),
-                };
-                proved.unproved(changes)
+            // The parent's root is read once per snapshot, and not under the lock.
+            if self.proved.lock().is_none() {
+                let root = self.reads.state_root()?;
+                self.proved
+                    .lock()
+                    .get_or_insert_with(|| ProvedState::new(root));
+            }
+            let wanted = match &*self.proved.lock() {
+                Some(proved) => proved.unproved(changes),
+                None => return Err(ProofError::Unsupported.into()),
             };
             if !wanted.is_empty() {
                 self.reveal(&wanted)?;

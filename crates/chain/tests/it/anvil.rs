@@ -135,21 +135,7 @@ fn test_same_transactions_same_outcome_as_anvil() {
         .expect("base fee");
 
     // Anvil, with the block environment matched: timestamp, coinbase, gas limit, base fee.
-    let (gas_limit, chain_id) = (DEFAULT_GAS_LIMIT.to_string(), DEVNET_CHAIN_ID.to_string());
-    let initial_base_fee = INITIAL_BASE_FEE.to_string();
-    let process = Anvil::start(&[
-        "--no-mining",
-        "--order",
-        "fifo",
-        "--hardfork",
-        "osaka",
-        "--gas-limit",
-        &gas_limit,
-        "--chain-id",
-        &chain_id,
-        "--base-fee",
-        &initial_base_fee,
-    ]);
+    let process = Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
     let anvil = &process.cast;
     anvil.rpc("anvil_setCoinbase", &format!("[\"{coinbase}\"]"));
     anvil.rpc("evm_setNextBlockTimestamp", &format!("[{timestamp}]"));

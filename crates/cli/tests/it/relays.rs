@@ -9,6 +9,7 @@ use std::{
 };
 
 use cobuild_relay::SubmitBlockRequest;
+use cobuild_test_utils::http_get;
 
 use crate::{DEV0_KEY, Devnet, TxSpec};
 
@@ -48,24 +49,6 @@ fn read_request(stream: &mut TcpStream) -> Option<Received> {
     Some(Received { head, body })
 }
 
-/// The devnet relay's answer to `GET path`, whole.
-fn fetch(relay: &str, path: &str) -> Vec<u8> {
-    let address = relay.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).expect("devnet relay");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("writes");
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).expect("reads");
-    let at = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a reply head");
-    reply[at + 4..].to_vec()
-}
-
 /// A relay on loopback that hands every submission to `submissions` and answers 200, and
 /// serves the proposer duties of the relay in `duties_from` once it is set.
 fn stand_in_relay(
@@ -84,8 +67,9 @@ fn stand_in_relay(
                     let body = if request.head.starts_with("get /relay/v1/builder/validators") {
                         duties_from
                             .get()
-                            .map(|relay| fetch(relay, "/relay/v1/builder/validators"))
-                            .unwrap_or_else(|| b"[]".to_vec())
+                            .map(|relay| http_get(relay, "/relay/v1/builder/validators").1)
+                            .unwrap_or_else(|| "[]".to_owned())
+                            .into_bytes()
                     } else {
                         let _ = submissions.send(request);
                         Vec::new()

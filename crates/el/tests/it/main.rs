@@ -59,21 +59,7 @@ fn latest(anvil: &Anvil) -> alloy_rpc_types_eth::Block {
 /// Anvil with the devnet's chain id, gas limit and base fee, mining only when told, in the
 /// order transactions arrive.
 fn start_anvil() -> Anvil {
-    let (gas_limit, chain_id) = (DEFAULT_GAS_LIMIT.to_string(), DEVNET_CHAIN_ID.to_string());
-    let base_fee = INITIAL_BASE_FEE.to_string();
-    Anvil::start(&[
-        "--no-mining",
-        "--order",
-        "fifo",
-        "--hardfork",
-        "osaka",
-        "--gas-limit",
-        &gas_limit,
-        "--chain-id",
-        &chain_id,
-        "--base-fee",
-        &base_fee,
-    ])
+    Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE)
 }
 
 /// `amount` of `token` swapped on `pool`, whatever comes out.
