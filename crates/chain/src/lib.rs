@@ -19,6 +19,7 @@
 mod block;
 mod chain;
 mod genesis;
+mod head;
 mod head_mark;
 mod state;
 mod store;
@@ -28,9 +29,10 @@ pub mod test_utils;
 pub use block::{
     BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, BundleTrial,
     ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, SealCache, TxOutcome, TxRejected,
-    TxTrial, next_evm_env, next_gas_limit,
+    TxTrial, next_evm_env, next_gas_limit, reexecute_on,
 };
 pub use chain::{Chain, ChainError, Rollback};
+pub use head::HeadSource;
 pub use genesis::{
     DEV_ACCOUNT_COUNT, DEV_BALANCE, DEV_MNEMONIC, Genesis, GenesisAccount, dev_signers,
 };

@@ -94,6 +94,14 @@ impl ElClient {
         self.inner.header(hash)
     }
 
+    /// The id of the client's chain (what transactions must be signed for).
+    pub fn chain_id(&self) -> Result<u64, ElError> {
+        let id: alloy_primitives::U64 = self
+            .inner
+            .call("eth_chainId", self.inner.rpc.request_noparams("eth_chainId"))?;
+        Ok(id.to())
+    }
+
     /// The state after the block `hash` (number `number`), every read pinned to that block.
     pub fn state_at(&self, hash: B256, number: u64) -> RpcSource {
         RpcSource::new(self.inner.clone(), hash, number)
@@ -117,10 +125,10 @@ impl Inner {
     }
 
     /// Waits on the client's runtime for `future`, one round trip.
-    pub(crate) fn call<T>(
+    pub(crate) fn call<T: Send>(
         &self,
         method: &'static str,
-        future: impl Future<Output = alloy_transport::TransportResult<T>>,
+        future: impl Future<Output = alloy_transport::TransportResult<T>> + Send,
     ) -> Result<T, ElError> {
         self.wait(async {
             future
@@ -131,15 +139,22 @@ impl Inner {
 
     /// Runs `future` on the client's runtime and waits for it on this thread, counting one
     /// round trip.
-    pub(crate) fn wait<T>(
+    pub(crate) fn wait<T: Send>(
         &self,
-        future: impl Future<Output = Result<T, ElError>>,
+        future: impl Future<Output = Result<T, ElError>> + Send,
     ) -> Result<T, ElError> {
-        // Waiting inside a runtime would stall its worker (and tokio refuses it).
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(ElError::InRuntime);
-        }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        self.runtime.block_on(future)
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.runtime.block_on(future);
+        }
+        // Inside another runtime's context (an RPC handler validating an order, a blocking-pool
+        // task) tokio refuses to start a nested wait, so a scoped thread waits instead; it
+        // costs tens of microseconds beside a round trip of a millisecond or more.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.runtime.block_on(future))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 }

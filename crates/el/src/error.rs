@@ -35,8 +35,4 @@ pub enum ElError {
         /// The hash the client gave.
         expected: B256,
     },
-    /// A read was made from inside an async runtime, where waiting for the answer would stall
-    /// the runtime's worker; execution runs on its own threads.
-    #[error("state read from inside an async runtime")]
-    InRuntime,
 }

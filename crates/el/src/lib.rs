@@ -19,14 +19,16 @@
 //!  seal ─▶ StateSnapshot::root_from_proofs ─▶ RpcSource::proofs (one eth_getProof batch of the
 //!          changed keys not proved yet) and state_root (the parent's header, once)
 //! ```
-//! Reads are synchronous (revm's `DatabaseRef`) and run on the simulation and building threads,
-//! never on an async runtime: the client drives its HTTP connection on a small runtime of its
-//! own and the reading thread waits for the answer.
+//! Reads are synchronous (revm's `DatabaseRef`) and run on the simulation and building threads:
+//! the client drives its HTTP connection on a small runtime of its own and the reading thread
+//! waits for the answer (from inside another runtime's context, on a scoped thread).
 
+mod chain;
 mod client;
 mod error;
 mod source;
 
+pub use chain::ElChain;
 pub use client::{ElClient, ElHead};
 pub use error::ElError;
 pub use source::{MAX_BATCH, RpcSource, Touched};

@@ -2,11 +2,11 @@
 //! that competes for blocks, set up the same way in the single-process devnet and in a member
 //! node.
 
-use std::{num::NonZeroU32, time::Duration};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
-use cobuild_chain::Chain;
+use cobuild_primitives::ChainSpec;
 use cobuild_relay::{
     BuilderKey, RelayClient,
     client::{Config as RelayConfig, RelayError},
@@ -50,15 +50,15 @@ pub enum BiddingError {
     RelayClient(#[from] RelayError),
 }
 
-/// Starts a builder over `chain` and `orderflow`'s pools, and a bidder task per relay
+/// Starts a builder for a chain under `spec` over `orderflow`'s pools, and a bidder task per relay
 /// submitting its best block of each slot. Slots are run by the caller ([`Builder::run_slot`]).
 pub fn start_bidding(
-    chain: &Chain,
+    spec: Arc<ChainSpec>,
     orderflow: &Orderflow,
     config: BiddingConfig,
 ) -> Result<Builder, BiddingError> {
     let builder = Builder::new(
-        chain.clone(),
+        spec,
         orderflow.pool.clone(),
         orderflow.bundles.clone(),
         &orderflow.limit,

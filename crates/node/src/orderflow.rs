@@ -15,7 +15,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use alloy_primitives::B256;
-use cobuild_chain::{Chain, StateSnapshot};
+use cobuild_chain::{Chain, HeadSource, StateSnapshot};
 use cobuild_pool::{BundlePool, OrderLimit, PoolConfig, TxPool};
 use cobuild_rpc::{Bundles, Eth, Intake, LogLimits, OrderflowLimits, Replicate, RpcConfig};
 
@@ -63,9 +63,9 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Empty pools over `chain`, holding at most `max_orders` orders together and bundles up
-    /// to `bundle_horizon` blocks past the head.
-    pub fn new(chain: &Chain, max_orders: usize, bundle_horizon: u64) -> Self {
+    /// Empty pools over `chain`'s head, holding at most `max_orders` orders together and
+    /// bundles up to `bundle_horizon` blocks past the head.
+    pub fn new(chain: &(impl HeadSource + Clone), max_orders: usize, bundle_horizon: u64) -> Self {
         let limit = OrderLimit::new(max_orders);
         Self {
             pool: TxPool::with_limit(chain.clone(), PoolConfig::default(), &limit),
@@ -117,18 +117,39 @@ impl Orderflow {
         replication: Option<Arc<dyn Replicate>>,
         ledger: Option<(Arc<cobuild_consensus::Store>, Arc<cobuild_refunds::Book>)>,
     ) -> Result<Self, RpcStartError> {
+        chain.keep_history(config.history_blocks);
+        let eth = Eth::new(chain.clone(), pools.pool.clone())
+            .with_log_limits(config.log_limits)
+            .with_proof_window(config.proof_window);
+        Self::serve_on(pools, chain.clone(), Some(eth), config, replication, ledger).await
+    }
+
+    /// Starts the RPC server's orderflow methods on `pools`, validating against `head` (an
+    /// execution client's, which serves the eth namespace itself).
+    pub async fn serve_orders(
+        pools: Pools,
+        head: impl HeadSource,
+        config: &OrderflowConfig,
+    ) -> Result<Self, RpcStartError> {
+        Self::serve_on(pools, head, None, config, None, None).await
+    }
+
+    async fn serve_on(
+        pools: Pools,
+        head: impl HeadSource,
+        mut eth: Option<Eth>,
+        config: &OrderflowConfig,
+        replication: Option<Arc<dyn Replicate>>,
+        ledger: Option<(Arc<cobuild_consensus::Store>, Arc<cobuild_refunds::Book>)>,
+    ) -> Result<Self, RpcStartError> {
         let Pools {
             limit,
             pool,
             bundles,
         } = pools;
-        chain.keep_history(config.history_blocks);
-        let mut eth = Eth::new(chain.clone(), pool.clone())
-            .with_log_limits(config.log_limits)
-            .with_proof_window(config.proof_window);
-        let mut api = Bundles::new(chain.clone(), pool.clone(), bundles.clone(), config.limits);
+        let mut api = Bundles::new(head, pool.clone(), bundles.clone(), config.limits);
         if let Some(hook) = replication {
-            eth = eth.with_replication(hook.clone());
+            eth = eth.map(|eth| eth.with_replication(hook.clone()));
             api = api.with_replication(hook);
         }
         let mut extra = jsonrpsee::Methods::new();

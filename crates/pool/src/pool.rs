@@ -9,7 +9,7 @@ use alloy_consensus::{Transaction, TxEnvelope, transaction::Recovered};
 use alloy_eips::Encodable2718;
 use alloy_evm::FromRecoveredTx;
 use alloy_primitives::{Address, B256, U256};
-use cobuild_chain::{Chain, StateSnapshot};
+use cobuild_chain::{HeadSource, StateSnapshot};
 use parking_lot::Mutex;
 use revm::{
     context::TxEnv, context_interface::cfg::gas::calculate_initial_tx_gas_for_tx,
@@ -100,7 +100,7 @@ pub struct TxPool {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    chain: Chain,
+    chain: Arc<dyn HeadSource>,
     config: PoolConfig,
     limit: OrderLimit,
     state: Mutex<PoolState>,
@@ -232,15 +232,15 @@ impl Inner {
 impl TxPool {
     /// An empty pool validating against `chain`'s head, holding at most
     /// `config.max_transactions`.
-    pub fn new(chain: Chain, config: PoolConfig) -> Self {
+    pub fn new(chain: impl HeadSource, config: PoolConfig) -> Self {
         Self::with_limit(chain, config, &OrderLimit::new(config.max_transactions))
     }
 
     /// An empty pool validating against `chain`'s head, bounded together with the other pool
     /// that shares `limit` (`config.max_transactions` is not used).
-    pub fn with_limit(chain: Chain, config: PoolConfig, limit: &OrderLimit) -> Self {
+    pub fn with_limit(chain: impl HeadSource, config: PoolConfig, limit: &OrderLimit) -> Self {
         let inner = Arc::new(Inner {
-            chain,
+            chain: Arc::new(chain),
             config,
             limit: limit.clone(),
             state: Mutex::new(PoolState::default()),

@@ -97,13 +97,15 @@ pub struct RpcServer {
 /// connections per IP or a slow client's header: each connection's jsonrpsee service is
 /// wrapped so every request carries its [`PeerAddr`](crate::PeerAddr).
 pub async fn start(config: RpcConfig, eth: Eth, bundles: Bundles) -> std::io::Result<RpcServer> {
-    start_with(config, eth, bundles, Methods::new()).await
+    start_with(config, Some(eth), bundles, Methods::new()).await
 }
 
-/// [`start`], serving `extra` methods too (a member's slot ledger).
+/// [`start`], serving `extra` methods too (a member's slot ledger); without `eth` (a node whose
+/// chain is an execution client's, which serves those namespaces itself) only the orderflow
+/// methods.
 pub async fn start_with(
     config: RpcConfig,
-    eth: Eth,
+    eth: Option<Eth>,
     bundles: Bundles,
     extra: Methods,
 ) -> std::io::Result<RpcServer> {
@@ -135,15 +137,23 @@ pub async fn start_with(
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let local_addr = listener.local_addr()?;
     let mut module = RpcModule::new(());
-    module
-        .merge(EthApiServer::into_rpc(eth.clone()))
-        .map_err(std::io::Error::other)?;
-    module
-        .merge(EthPubSubApiServer::into_rpc(eth.clone()))
-        .map_err(std::io::Error::other)?;
-    module
-        .merge(NetApiServer::into_rpc(eth.clone()))
-        .map_err(std::io::Error::other)?;
+    if let Some(eth) = eth {
+        module
+            .merge(EthApiServer::into_rpc(eth.clone()))
+            .map_err(std::io::Error::other)?;
+        module
+            .merge(EthPubSubApiServer::into_rpc(eth.clone()))
+            .map_err(std::io::Error::other)?;
+        module
+            .merge(NetApiServer::into_rpc(eth.clone()))
+            .map_err(std::io::Error::other)?;
+        module
+            .merge(DebugApiServer::into_rpc(eth.clone()))
+            .map_err(std::io::Error::other)?;
+        module
+            .merge(Web3ApiServer::into_rpc(eth))
+            .map_err(std::io::Error::other)?;
+    }
     module
         .merge(BundleApiServer::into_rpc(bundles.clone()))
         .map_err(std::io::Error::other)?;
@@ -152,12 +162,6 @@ pub async fn start_with(
         .map_err(std::io::Error::other)?;
     module
         .merge(RefundRecipientApiServer::into_rpc(bundles))
-        .map_err(std::io::Error::other)?;
-    module
-        .merge(DebugApiServer::into_rpc(eth.clone()))
-        .map_err(std::io::Error::other)?;
-    module
-        .merge(Web3ApiServer::into_rpc(eth))
         .map_err(std::io::Error::other)?;
     module
         .merge(crate::eth::refused())

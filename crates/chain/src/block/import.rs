@@ -53,6 +53,21 @@ pub enum ImportError {
     Block(#[from] BlockError),
 }
 
+/// Re-executes `block` on `parent`, whose post-state is `state`, and returns it if it is valid
+/// (every header field matches): how a relay or a test checks a block built on an execution
+/// client's state, where no chain store keeps the parent.
+pub fn reexecute_on(
+    spec: Arc<ChainSpec>,
+    parent: Arc<Sealed<Header>>,
+    state: StateSnapshot,
+    block: Block<TxEnvelope>,
+) -> Result<ExecutedBlock, ImportError> {
+    let senders = SenderCache::new(
+        std::num::NonZeroUsize::new(block.body.transactions.len()).unwrap_or(std::num::NonZeroUsize::MIN),
+    );
+    reexecute(spec, parent, state, &senders, block)
+}
+
 /// Re-executes `block` on `parent` and returns it ready to store if it is valid; signers come
 /// from `senders` where known.
 pub(crate) fn reexecute(

@@ -37,7 +37,8 @@ use std::{
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{Address, U256};
 use cobuild_builder::{BuildContext, BuildError, BuiltBlock, ConflictSearch, Payout};
-use cobuild_chain::{BlockAttributes, Chain, ChainError, StateSnapshot};
+use cobuild_chain::{BlockAttributes, ChainError, StateSnapshot};
+use cobuild_primitives::ChainSpec;
 use cobuild_pool::{BundlePool, OrderLimit, TxPool};
 use cobuild_sim::{SimError, SimulatedOrder, Simulator};
 use parking_lot::Mutex;
@@ -97,7 +98,7 @@ pub struct Bid {
 /// A node's block builder. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Builder {
-    chain: Chain,
+    spec: Arc<ChainSpec>,
     pool: TxPool,
     bundles: BundlePool,
     config: BuilderConfig,
@@ -107,10 +108,10 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// A builder over the node's chain and pools; `limit` is the pools' shared bound, whose
-    /// change listener it takes over to start rounds as orders arrive.
+    /// A builder for a chain under `spec`, over the node's pools; `limit` is the pools' shared
+    /// bound, whose change listener it takes over to start rounds as orders arrive.
     pub fn new(
-        chain: Chain,
+        spec: Arc<ChainSpec>,
         pool: TxPool,
         bundles: BundlePool,
         limit: &OrderLimit,
@@ -122,7 +123,7 @@ impl Builder {
         let sim =
             Simulator::new(config.sim_threads).map_err(|e| BuilderError::Threads(e.to_string()))?;
         Ok(Self {
-            chain,
+            spec,
             pool,
             bundles,
             config,
@@ -206,7 +207,7 @@ impl Builder {
         let mut attrs = job.attrs.clone();
         attrs.fee_recipient = self.coinbase();
         BuildContext {
-            spec: self.chain.spec().clone(),
+            spec: self.spec.clone(),
             parent: job.parent.clone(),
             state: job.state.clone(),
             attrs,
@@ -530,7 +531,7 @@ mod tests {
             let coinbase = PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(0x42))
                 .expect("valid key");
             let builder = Builder::new(
-                chain.clone(),
+                chain.spec().clone(),
                 pool,
                 bundles.clone(),
                 &limit,

@@ -165,7 +165,7 @@ impl Devnet {
 
         let builder = match own_builder {
             Some((coinbase, bls)) => Some(start_bidding(
-                &chain,
+                chain.spec().clone(),
                 &orderflow,
                 BiddingConfig {
                     coinbase,

@@ -255,7 +255,7 @@ impl MemberNode {
         )
         .await?;
         let builder = start_bidding(
-            &chain,
+            chain.spec().clone(),
             &orderflow,
             BiddingConfig {
                 coinbase: keys.coinbase().clone(),

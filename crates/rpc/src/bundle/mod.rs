@@ -26,7 +26,7 @@ use alloy_rpc_types_mev::{
     EthBundleHash, EthCallBundle, EthCancelBundle, EthCancelPrivateTransaction, EthSendBundle,
     SimBundleOverrides, SimBundleResponse,
 };
-use cobuild_chain::Chain;
+use cobuild_chain::HeadSource;
 use cobuild_pool::{BundlePool, PrivateTx, Reservation, TxPool};
 use cobuild_primitives::{
     Bundle, BundleRequest, OrderError, OrderKind, Replacement, parse_mev_bundle,
@@ -130,7 +130,7 @@ impl Default for OrderflowLimits {
 /// The orderflow API over a chain and its pools. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Bundles {
-    chain: Chain,
+    chain: Arc<dyn HeadSource>,
     txs: TxPool,
     pool: BundlePool,
     senders: Arc<SenderLimiter>,
@@ -142,9 +142,14 @@ pub struct Bundles {
 impl Bundles {
     /// Serves the orderflow methods against `chain`, keeping private transactions in `txs` and
     /// bundles in `pool`, within `limits`.
-    pub fn new(chain: Chain, txs: TxPool, pool: BundlePool, limits: OrderflowLimits) -> Self {
+    pub fn new(
+        chain: impl HeadSource,
+        txs: TxPool,
+        pool: BundlePool,
+        limits: OrderflowLimits,
+    ) -> Self {
         Self {
-            chain,
+            chain: Arc::new(chain),
             txs,
             pool,
             senders: Arc::new(RateLimiter::new(limits.sender_rate, limits.sender_burst)),

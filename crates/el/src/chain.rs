@@ -1,0 +1,94 @@
+//! An execution client's chain as the head a node validates orders against and builds on.
+
+use std::sync::Arc;
+
+use alloy_consensus::{Block, Header, Sealed, TxEnvelope};
+use alloy_primitives::B256;
+use cobuild_chain::{
+    ChainError, ExecutedBlock, HeadSource, ImportError, StateSnapshot, reexecute_on,
+};
+use cobuild_primitives::ChainSpec;
+use parking_lot::RwLock;
+
+use crate::{ElClient, ElError};
+
+/// The block a node builds on, followed on an execution client: its header and the state
+/// after it, pinned by hash. Each new parent gets one [`StateSnapshot`], shared by every
+/// clone, so the pools, the RPC and every builder of a slot read each key from the client once.
+/// Cheap to clone; clones share the head.
+#[derive(Debug, Clone)]
+pub struct ElChain {
+    client: ElClient,
+    spec: Arc<ChainSpec>,
+    head: Arc<RwLock<Pinned>>,
+}
+
+#[derive(Debug, Clone)]
+struct Pinned {
+    header: Arc<Sealed<Header>>,
+    state: StateSnapshot,
+}
+
+impl ElChain {
+    /// Follows `client` from its current head, under the newest fork's rules for the client's
+    /// chain id (what every network cobuild can bid on runs: older forks have no builder API).
+    pub fn connect(client: ElClient) -> Result<Self, ElError> {
+        let spec = Arc::new(ChainSpec::devnet(client.chain_id()?));
+        let head = client.head()?;
+        let pinned = pin(&client, client.header(head.hash)?);
+        Ok(Self {
+            client,
+            spec,
+            head: Arc::new(RwLock::new(pinned)),
+        })
+    }
+
+    /// The connection reads go through.
+    pub const fn client(&self) -> &ElClient {
+        &self.client
+    }
+
+    /// Moves the head to the block `hash` (a slot's parent, or the client's new head): its
+    /// header is read and its state pinned. Returns the head and whether it moved; following
+    /// the head it already has reads nothing.
+    pub fn follow(&self, hash: B256) -> Result<(Arc<Sealed<Header>>, bool), ElError> {
+        let current = self.head.read().header.clone();
+        if current.hash() == hash {
+            return Ok((current, false));
+        }
+        let pinned = pin(&self.client, self.client.header(hash)?);
+        let header = pinned.header.clone();
+        *self.head.write() = pinned;
+        Ok((header, true))
+    }
+
+    /// Re-executes `block` on the head and returns it if every header field matches what the
+    /// execution gives: how a relay beside an execution client checks a bid.
+    pub fn reexecute(&self, block: Block<TxEnvelope>) -> Result<ExecutedBlock, ImportError> {
+        let Pinned { header, state } = self.head.read().clone();
+        reexecute_on(self.spec.clone(), header, state, block)
+    }
+}
+
+fn pin(client: &ElClient, header: Sealed<Header>) -> Pinned {
+    let state = client.state_at(header.hash(), header.number);
+    Pinned {
+        state: StateSnapshot::from_source(Arc::new(state), header.number),
+        header: Arc::new(header),
+    }
+}
+
+impl HeadSource for ElChain {
+    fn spec(&self) -> &Arc<ChainSpec> {
+        &self.spec
+    }
+
+    fn head(&self) -> Arc<Sealed<Header>> {
+        self.head.read().header.clone()
+    }
+
+    fn head_state(&self) -> Result<(Arc<Sealed<Header>>, StateSnapshot), ChainError> {
+        let Pinned { header, state } = self.head.read().clone();
+        Ok((header, state))
+    }
+}
