@@ -23,6 +23,17 @@ pub struct ElChain {
     head: Arc<RwLock<Pinned>>,
 }
 
+/// The head after [`ElChain::follow`].
+#[derive(Debug, Clone)]
+pub struct Followed {
+    /// Its header.
+    pub header: Arc<Sealed<Header>>,
+    /// The state after it.
+    pub state: StateSnapshot,
+    /// Whether the head moved (the pools must follow).
+    pub moved: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Pinned {
     header: Arc<Sealed<Header>>,
@@ -49,17 +60,23 @@ impl ElChain {
     }
 
     /// Moves the head to the block `hash` (a slot's parent, or the client's new head): its
-    /// header is read and its state pinned. Returns the head and whether it moved; following
-    /// the head it already has reads nothing.
-    pub fn follow(&self, hash: B256) -> Result<(Arc<Sealed<Header>>, bool), ElError> {
-        let current = self.head.read().header.clone();
-        if current.hash() == hash {
-            return Ok((current, false));
+    /// header is read and its state pinned. Following the head it already has reads nothing.
+    pub fn follow(&self, hash: B256) -> Result<Followed, ElError> {
+        let current = self.head.read().clone();
+        if current.header.hash() == hash {
+            return Ok(Followed {
+                header: current.header,
+                state: current.state,
+                moved: false,
+            });
         }
         let pinned = pin(&self.client, self.client.header(hash)?);
-        let header = pinned.header.clone();
-        *self.head.write() = pinned;
-        Ok((header, true))
+        *self.head.write() = pinned.clone();
+        Ok(Followed {
+            header: pinned.header,
+            state: pinned.state,
+            moved: true,
+        })
     }
 
     /// Re-executes `block` on the head and returns it if every header field matches what the

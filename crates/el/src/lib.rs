@@ -28,7 +28,7 @@ mod client;
 mod error;
 mod source;
 
-pub use chain::ElChain;
+pub use chain::{ElChain, Followed};
 pub use client::{ElClient, ElHead};
 pub use error::ElError;
 pub use source::{MAX_BATCH, RpcSource, Touched};

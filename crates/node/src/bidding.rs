@@ -74,15 +74,25 @@ pub fn start_bidding(
             .unwrap_or(NonZeroU32::MIN),
         ..RelayConfig::new(config.relay_url)
     };
-    // One bidder per relay: each has its own gate, proposer duties and pace, so a slow or
-    // refusing relay holds up no other.
     let clients = std::iter::once(main)
         .chain(config.extra_relays)
         .map(RelayClient::new)
         .collect::<Result<Vec<_>, _>>()?;
+    spawn_bidders(&builder, clients, &config.bls, config.domain);
+    Ok(builder)
+}
+
+/// Starts a bidder task per relay client, each submitting `builder`'s best block of each slot
+/// signed with `bls` over `domain`. One bidder per relay: each has its own gate, proposer
+/// duties and pace, so a slow or refusing relay holds up no other.
+pub(crate) fn spawn_bidders(
+    builder: &Builder,
+    clients: Vec<RelayClient>,
+    bls: &BuilderKey,
+    domain: B256,
+) {
     for client in clients {
-        let bidder = Bidder::new(client, config.bls.clone(), config.domain);
+        let bidder = Bidder::new(client, bls.clone(), domain);
         tokio::spawn(bidder.run(builder.subscribe()));
     }
-    Ok(builder)
 }

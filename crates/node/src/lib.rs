@@ -26,6 +26,7 @@ pub mod bidding;
 pub mod builder;
 pub mod chain;
 pub mod devnet;
+pub mod el;
 pub mod ledger;
 pub mod member;
 pub mod orderflow;

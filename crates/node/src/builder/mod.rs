@@ -4,9 +4,11 @@
 mod bidder;
 mod blocks;
 mod config;
+mod cutoff;
 mod engine;
 
 pub use bidder::{BidError, Bidder};
 pub use blocks::SlotBlocks;
 pub use config::BuilderConfig;
+pub use cutoff::cutoff;
 pub use engine::{Bid, Builder, BuilderError, OrderSet, SlotJob};

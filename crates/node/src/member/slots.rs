@@ -5,7 +5,7 @@
 //! A newer announcement arriving mid-slot ends the slot being built at once: the hub has moved
 //! on, and bids for the old slot would be refused.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use alloy_primitives::Bytes;
 use cobuild_chain::Chain;
@@ -13,18 +13,7 @@ use cobuild_relay::events::ReceivedSlot;
 use tokio::sync::watch;
 
 use super::{follow::Follower, hub::HubClient};
-use crate::builder::{Builder, SlotJob};
-
-/// Longest margin kept between the end of building and the relay's deadline: the last bid
-/// still has to be signed, sent and re-executed by the relay.
-const MAX_MARGIN: Duration = Duration::from_millis(150);
-
-/// When to stop building for a slot whose bids close at `deadline`, announced at `received`:
-/// a fifth of the window before the deadline, at most [`MAX_MARGIN`].
-pub(crate) fn cutoff(received: Instant, deadline: Instant) -> Instant {
-    let window = deadline.saturating_duration_since(received);
-    deadline - (window / 5).min(MAX_MARGIN)
-}
+use crate::builder::{Builder, SlotJob, cutoff};
 
 /// What the slot loop works with.
 #[derive(Debug)]
@@ -125,19 +114,5 @@ impl Slots<'_> {
             Ok(None) => tracing::debug!(slot = number, "member.slot.nothing_to_bid"),
             Err(error) => tracing::error!(slot = number, %error, "member.slot.failed"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_cutoff_keeps_a_fifth_of_the_window_up_to_the_margin() {
-        let now = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(cutoff(now, now + ms(500)), now + ms(400));
-        assert_eq!(cutoff(now, now + ms(12_000)), now + ms(12_000) - MAX_MARGIN);
-        assert_eq!(cutoff(now, now), now);
     }
 }

@@ -139,6 +139,8 @@ pub(crate) struct Shared<V> {
     announcements: watch::Sender<Announcements>,
     /// One permit per open event stream.
     subscribers: Arc<Semaphore>,
+    /// Whether the proposer's registration is listed (see [`RelayServer::set_registered`]).
+    registered: std::sync::atomic::AtomicBool,
 }
 
 impl<V: BlockVerifier> RelayServer<V> {
@@ -163,6 +165,7 @@ impl<V: BlockVerifier> RelayServer<V> {
                 rejected: AtomicU64::new(0),
                 announcements: watch::channel(Announcements::default()).0,
                 subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
+                registered: std::sync::atomic::AtomicBool::new(true),
                 config,
             }),
         }
@@ -268,6 +271,15 @@ impl<V: BlockVerifier> RelayServer<V> {
         self.shared.duties()
     }
 
+    /// Lists the proposer's registration (the default) or withdraws it: while withdrawn the
+    /// validators endpoint lists no duty, as a relay does for a proposer that did not register
+    /// (a solo staker without MEV-Boost), and builders must leave those slots alone.
+    pub fn set_registered(&self, registered: bool) {
+        self.shared
+            .registered
+            .store(registered, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The proposer's BLS public key.
     pub fn proposer_pubkey(&self) -> BlsPublicKey {
         self.shared.config.proposer.public_key()
@@ -335,6 +347,9 @@ impl<V: BlockVerifier> Shared<V> {
     }
 
     pub(crate) fn duties(&self) -> Vec<Validator> {
+        if !self.registered.load(std::sync::atomic::Ordering::Relaxed) {
+            return Vec::new();
+        }
         let Some(first) = self.board.lock().upcoming_slot() else {
             return Vec::new();
         };

@@ -1,0 +1,274 @@
+//! A consensus client of the project's own, for tests and trials of real-chain mode: it drives
+//! an execution client that mines on demand (anvil) one slot at a time, through a relay that
+//! checks bids on that same execution client.
+//!
+//! ```text
+//!  open_slot: anvil head ─▶ ElChain::follow ─▶ relay.open_slot + relay.announce ─▶ builders (SSE)
+//!  close_slot: relay.close_and_take_best ─▶ the winner's transactions sent to anvil and mined
+//!              with its coinbase, timestamp and base fee ─▶ the mined header, to compare roots
+//!  reorg: anvil_reorg ─▶ the slot opened again on the new parent
+//! ```
+//! The relay's `/eth/v1/events` stream is the Beacon API event stream the builders follow, so
+//! the mock needs no server of its own. Randomness and beacon root are zero: anvil puts zero in
+//! its headers and keeps no EIP-4788 contract.
+
+use std::time::{Duration, Instant};
+
+use alloy_eips::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes};
+use alloy_provider::{DynProvider, Provider, ProviderBuilder};
+use alloy_rpc_types_eth::Header as RpcHeader;
+use cobuild_chain::BlockAttributes;
+use cobuild_el::{ElChain, ElError};
+use cobuild_relay::{
+    RelayServer,
+    events::payload_event,
+    server::{SlotContext, WinningBid},
+};
+
+use super::ElVerifier;
+
+/// Seconds between two slots' timestamps, as on mainnet.
+pub const SECONDS_PER_SLOT: u64 = 12;
+
+/// The mock could not drive its execution client.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    /// A JSON-RPC call to the execution client failed.
+    #[error("execution client {method}: {source}")]
+    Rpc {
+        /// The method.
+        method: &'static str,
+        /// Why.
+        source: alloy_transport::TransportError,
+    },
+    /// The execution client's chain could not be followed.
+    #[error(transparent)]
+    El(#[from] ElError),
+    /// The URL is not one a client can connect to.
+    #[error("execution client url {0}")]
+    Url(String),
+    /// The execution client has no head block.
+    #[error("execution client has no latest block")]
+    NoHead,
+    /// A blocking task died.
+    #[error("task: {0}")]
+    Join(String),
+}
+
+/// A slot opened on the relay and announced.
+#[derive(Debug, Clone)]
+pub struct OpenSlot {
+    /// The slot number.
+    pub slot: u64,
+    /// The parent the block must build on.
+    pub parent: RpcHeader,
+    /// The block's timestamp.
+    pub timestamp: u64,
+    /// When bids stop being taken.
+    pub deadline: Instant,
+}
+
+/// What came of a slot.
+#[derive(Debug)]
+pub struct SlotOutcome {
+    /// The slot.
+    pub slot: u64,
+    /// The relay's best valid bid, if any came.
+    pub winner: Option<WinningBid>,
+    /// The block the execution client mined for the slot: the winner's transactions in the
+    /// winner's environment, or an empty block.
+    pub mined: RpcHeader,
+}
+
+/// Drives an anvil slot by slot through `relay`.
+#[derive(Debug)]
+pub struct MockConsensus {
+    anvil: DynProvider,
+    chain: ElChain,
+    relay: RelayServer<ElVerifier>,
+    proposer_fee_recipient: Address,
+    gas_limit: u64,
+    next_slot: u64,
+}
+
+impl MockConsensus {
+    /// A mock over the anvil at `url` whose relay checks bids with `chain` (the [`ElVerifier`]
+    /// it was made with follows the same client). The first slot is the head's number plus one.
+    pub async fn new(
+        url: &str,
+        chain: ElChain,
+        relay: RelayServer<ElVerifier>,
+        proposer_fee_recipient: Address,
+        gas_limit: u64,
+    ) -> Result<Self, MockError> {
+        let anvil = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect(url)
+            .await
+            .map_err(|_| MockError::Url(url.to_owned()))?
+            .erased();
+        let mut mock = Self {
+            anvil,
+            chain,
+            relay,
+            proposer_fee_recipient,
+            gas_limit,
+            next_slot: 0,
+        };
+        mock.next_slot = mock.head().await?.number + 1;
+        Ok(mock)
+    }
+
+    /// The relay bids go to.
+    pub const fn relay(&self) -> &RelayServer<ElVerifier> {
+        &self.relay
+    }
+
+    /// The execution client's head.
+    pub async fn head(&self) -> Result<RpcHeader, MockError> {
+        let block = self
+            .anvil
+            .get_block_by_number(alloy_eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|source| MockError::Rpc {
+                method: "eth_getBlockByNumber",
+                source,
+            })?
+            .ok_or(MockError::NoHead)?;
+        Ok(block.header)
+    }
+
+    /// Opens the next slot on the execution client's head and announces it, bids taken for
+    /// `window`.
+    pub async fn open_slot(&mut self, window: Duration) -> Result<OpenSlot, MockError> {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let parent = self.head().await?;
+        self.announce(slot, parent, window).await
+    }
+
+    /// Reorgs the execution client `depth` blocks deep (the blocks mined again empty) and opens
+    /// `open`'s slot again on the new head, bids taken for `window`: what a consensus client
+    /// does when the head it announced a slot on is replaced.
+    pub async fn reorg(
+        &mut self,
+        open: &OpenSlot,
+        depth: u64,
+        window: Duration,
+    ) -> Result<OpenSlot, MockError> {
+        self.rpc::<()>("anvil_reorg", (depth, Vec::<()>::new()))
+            .await?;
+        let parent = self.head().await?;
+        self.announce(open.slot, parent, window).await
+    }
+
+    async fn announce(
+        &self,
+        slot: u64,
+        parent: RpcHeader,
+        window: Duration,
+    ) -> Result<OpenSlot, MockError> {
+        let chain = self.chain.clone();
+        let hash = parent.hash;
+        tokio::task::spawn_blocking(move || chain.follow(hash))
+            .await
+            .map_err(|e| MockError::Join(e.to_string()))??;
+        let attrs = BlockAttributes {
+            timestamp: parent.timestamp + SECONDS_PER_SLOT,
+            fee_recipient: self.proposer_fee_recipient,
+            prev_randao: B256::ZERO,
+            gas_limit: self.gas_limit,
+            withdrawals: Vec::new(),
+            parent_beacon_block_root: B256::ZERO,
+            extra_data: Bytes::new(),
+        };
+        self.relay.open_slot(SlotContext {
+            slot,
+            parent_hash: parent.hash,
+            timestamp: attrs.timestamp,
+            parent_beacon_block_root: attrs.parent_beacon_block_root,
+            prev_randao: attrs.prev_randao,
+            withdrawals_root: alloy_consensus::proofs::calculate_withdrawals_root(&[]),
+        });
+        let deadline = Instant::now() + window;
+        self.relay.announce(
+            payload_event(slot, parent.number, parent.hash, &attrs, self.gas_limit),
+            deadline,
+        );
+        tracing::info!(slot, parent = %parent.hash, number = parent.number, "mock_cl.slot.open");
+        Ok(OpenSlot {
+            slot,
+            timestamp: attrs.timestamp,
+            parent,
+            deadline,
+        })
+    }
+
+    /// Waits for `open`'s deadline, takes the relay's best bid and has the execution client
+    /// mine the winner's transactions in the winner's environment (an empty block when no bid
+    /// came).
+    pub async fn close_slot(&self, open: &OpenSlot) -> Result<SlotOutcome, MockError> {
+        tokio::time::sleep_until(open.deadline.into()).await;
+        let winner = self
+            .relay
+            .close_and_take_best(open.slot, Duration::from_secs(2))
+            .await;
+        let (coinbase, timestamp, base_fee) = match &winner {
+            Some(winner) => {
+                let header = winner.executed.header();
+                (
+                    header.beneficiary,
+                    header.timestamp,
+                    header.base_fee_per_gas.unwrap_or_default(),
+                )
+            }
+            None => (
+                self.proposer_fee_recipient,
+                open.timestamp,
+                open.parent
+                    .next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum())
+                    .unwrap_or_default(),
+            ),
+        };
+        self.rpc::<()>("anvil_setCoinbase", (coinbase,)).await?;
+        self.rpc::<()>("evm_setNextBlockTimestamp", (timestamp,))
+            .await?;
+        self.rpc::<()>(
+            "anvil_setNextBlockBaseFeePerGas",
+            (format!("{base_fee:#x}"),),
+        )
+        .await?;
+        if let Some(winner) = &winner {
+            for tx in &winner.executed.block.block.body.transactions {
+                let raw = Bytes::from(tx.encoded_2718());
+                self.rpc::<B256>("eth_sendRawTransaction", (raw,)).await?;
+            }
+        }
+        self.rpc::<String>("evm_mine", ()).await?;
+        let mined = self.head().await?;
+        tracing::info!(
+            slot = open.slot,
+            number = mined.number,
+            hash = %mined.hash,
+            won = winner.is_some(),
+            "mock_cl.slot.mined"
+        );
+        Ok(SlotOutcome {
+            slot: open.slot,
+            winner,
+            mined,
+        })
+    }
+
+    async fn rpc<T: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static>(
+        &self,
+        method: &'static str,
+        params: impl serde::Serialize + Clone + std::fmt::Debug + Send + Sync + Unpin,
+    ) -> Result<T, MockError> {
+        self.anvil
+            .raw_request(method.into(), params)
+            .await
+            .map_err(|source| MockError::Rpc { method, source })
+    }
+}

@@ -1,0 +1,180 @@
+//! A node beside the operator's own execution and consensus clients (real-chain mode): the
+//! state it validates orders against and builds on is the execution client's, read over its
+//! standard JSON-RPC; the slots come from the consensus clients' `payload_attributes` events;
+//! bids go to every configured relay.
+//!
+//! # Design
+//! ```text
+//!  senders ──HTTP──▶ Orderflow (orderflow methods only) ──▶ TxPool / BundlePool
+//!                          │ validate against                     │
+//!                          ▼                                      ▼
+//!  execution client ◀── ElChain (head pinned by hash) ──▶ Builder ──▶ Bidder per relay ──▶ relays
+//!        ▲                     ▲ follow(parent)                ▲ SlotJob
+//!        │                     └──────────── slots::Slots ─────┘
+//!        │                                        ▲ ReceivedSlot (merged, deduplicated)
+//!  consensus clients ── payload_attributes (SSE) ─┘   + registrations::Registrations (relays'
+//!                                                      validators: skip unregistered slots)
+//! ```
+//! The node keeps no chain of its own: no store, no replica to sync. Each slot's parent is
+//! read from the execution client when the slot is announced, its state pinned by hash, and
+//! blocks are sealed from the client's proofs. The eth namespace is the execution client's;
+//! the node serves only the orderflow methods.
+//!
+//! [`mock`] is a consensus client of the project's own for tests and trials: it drives an anvil
+//! one slot at a time through a relay that checks bids on the same execution client.
+
+mod config;
+pub mod mock;
+mod registrations;
+mod slots;
+mod verify;
+
+pub use config::ElNodeConfig;
+pub use verify::ElVerifier;
+
+use std::{future::Future, net::SocketAddr};
+
+use cobuild_chain::HeadSource;
+use cobuild_el::{ElChain, ElClient, ElError};
+use cobuild_relay::{
+    RelayClient,
+    client::RelayError,
+    events::{SubscribeConfig, SubscribeError, subscribe_all},
+};
+
+use crate::{
+    bidding::spawn_bidders,
+    builder::{Builder, BuilderConfig, BuilderError},
+    orderflow::{Orderflow, Pools, RpcStartError},
+};
+
+/// Why a node beside an execution client could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ElNodeError {
+    /// The execution client could not be reached or read.
+    #[error(transparent)]
+    El(#[from] ElError),
+    /// No relay was given.
+    #[error("no relay to bid to")]
+    NoRelay,
+    /// No consensus client was given.
+    #[error("no beacon API to take slots from")]
+    NoBeacon,
+    /// A relay client could not be set up.
+    #[error("relay client: {0}")]
+    Relay(#[from] RelayError),
+    /// The slot subscription could not start.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// The RPC server could not start.
+    #[error(transparent)]
+    Rpc(#[from] RpcStartError),
+    /// The builder could not start.
+    #[error(transparent)]
+    Builder(#[from] BuilderError),
+    /// The connecting task died.
+    #[error("starting task: {0}")]
+    Join(String),
+}
+
+/// A running node beside an execution client.
+#[derive(Debug)]
+pub struct ElNode {
+    /// Its order intake (RPC and pools).
+    pub orderflow: Orderflow,
+    /// The execution client's chain it follows.
+    pub chain: ElChain,
+    builder: Builder,
+    slots: slots::Slots,
+    announcements: tokio::sync::watch::Receiver<Option<cobuild_relay::events::ReceivedSlot>>,
+}
+
+impl ElNode {
+    /// Connects to the execution client (its chain id and head), starts the orderflow RPC, the
+    /// builder, a bidder per relay and the slot subscription.
+    pub async fn start(config: ElNodeConfig) -> Result<Self, ElNodeError> {
+        if config.relays.is_empty() {
+            return Err(ElNodeError::NoRelay);
+        }
+        if config.beacons.is_empty() {
+            return Err(ElNodeError::NoBeacon);
+        }
+        let url = config.el_rpc.clone();
+        let chain = tokio::task::spawn_blocking(move || ElChain::connect(ElClient::connect(&url)?))
+            .await
+            .map_err(|e| ElNodeError::Join(e.to_string()))??;
+        let pools = Pools::new(
+            &chain,
+            config.orderflow.max_orders,
+            config.orderflow.bundle_horizon,
+        );
+        let orderflow = Orderflow::serve_orders(pools, chain.clone(), &config.orderflow).await?;
+        let builder = Builder::new(
+            chain.spec().clone(),
+            orderflow.pool.clone(),
+            orderflow.bundles.clone(),
+            &orderflow.limit,
+            BuilderConfig {
+                coinbase: config.coinbase.clone(),
+                bid_percent: config.bid_percent,
+                sim_threads: 2,
+                round_interval: config.round_interval,
+            },
+        )?;
+        let clients = config
+            .relays
+            .iter()
+            .cloned()
+            .map(RelayClient::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        spawn_bidders(&builder, clients.clone(), &config.bls, config.domain);
+        let announcements =
+            subscribe_all(config.beacons.iter().map(SubscribeConfig::new).collect())?;
+        let head = chain.head();
+        tracing::info!(
+            rpc = %orderflow.rpc_addr,
+            el = %config.el_rpc,
+            chain_id = chain.spec().chain_id(),
+            head = head.number,
+            coinbase = %builder.coinbase(),
+            relays = config.relays.len(),
+            beacons = config.beacons.len(),
+            "el.start"
+        );
+        Ok(Self {
+            slots: slots::Slots {
+                chain: chain.clone(),
+                orderflow: orderflow.clone(),
+                builder: builder.clone(),
+                registrations: registrations::Registrations::new(clients),
+                extra_data: config.extra_data,
+            },
+            orderflow,
+            chain,
+            builder,
+            announcements,
+        })
+    }
+
+    /// Where the orderflow RPC listens.
+    pub const fn rpc_addr(&self) -> SocketAddr {
+        self.orderflow.rpc_addr
+    }
+
+    /// The coinbase of the node's blocks.
+    pub fn coinbase(&self) -> alloy_primitives::Address {
+        self.builder.coinbase()
+    }
+
+    /// Builds for every announced slot until `shutdown` resolves, then stops the RPC server.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let announcements = self.announcements.clone();
+        tokio::select! {
+            () = shutdown => {}
+            () = self.slots.run(announcements) => tracing::error!("el.slots.ended"),
+        }
+        self.builder.end_slot();
+        self.orderflow.stop().await;
+        tracing::info!("el.stopped");
+    }
+}

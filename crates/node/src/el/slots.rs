@@ -1,0 +1,128 @@
+//! The slot loop beside an execution client: for each slot a consensus client announces, check
+//! that a relay lists a proposer registration for it, follow the execution client to the slot's
+//! parent, and build on it until shortly before bids close.
+//!
+//! A newer announcement ends the slot being built at once: a later slot, or the same slot on
+//! another parent (a reorg), whose block the old candidates no longer are.
+
+use std::time::Instant;
+
+use alloy_primitives::Bytes;
+use cobuild_chain::next_gas_limit;
+use cobuild_el::ElChain;
+use cobuild_relay::events::ReceivedSlot;
+use tokio::sync::watch;
+
+use super::registrations::Registrations;
+use crate::{
+    builder::{Builder, SlotJob, cutoff},
+    orderflow::Orderflow,
+};
+
+/// What the slot loop works with.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    pub(crate) chain: ElChain,
+    pub(crate) orderflow: Orderflow,
+    pub(crate) builder: Builder,
+    pub(crate) registrations: Registrations,
+    /// The header extra data of this node's blocks.
+    pub(crate) extra_data: Bytes,
+}
+
+impl Slots {
+    /// Builds for every announced slot, until the announcements end or the future is dropped.
+    pub(crate) async fn run(&mut self, mut slots: watch::Receiver<Option<ReceivedSlot>>) {
+        let mut pending = false;
+        loop {
+            if !pending && slots.changed().await.is_err() {
+                return;
+            }
+            pending = false;
+            let Some(slot) = slots.borrow_and_update().clone() else {
+                continue;
+            };
+            let superseded = {
+                let build = self.build(&slot);
+                tokio::pin!(build);
+                tokio::select! {
+                    () = &mut build => Some(false),
+                    changed = slots.changed() => changed.ok().map(|()| true),
+                }
+            };
+            self.builder.end_slot();
+            match superseded {
+                None => return,
+                Some(true) => {
+                    tracing::info!(slot = slot.event.slot(), "el.slot.superseded");
+                    pending = true;
+                }
+                Some(false) => {}
+            }
+        }
+    }
+
+    /// Builds for one slot until its cut-off, if a relay lists its proposer.
+    async fn build(&mut self, slot: &ReceivedSlot) {
+        let number = slot.event.slot();
+        let cutoff = cutoff(slot.received, slot.deadline());
+        if Instant::now() >= cutoff {
+            tracing::debug!(slot = number, "el.slot.too_late");
+            return;
+        }
+        let Some(duty) = self.registrations.for_slot(number).await else {
+            tracing::info!(slot = number, "el.slot.unregistered");
+            return;
+        };
+        let chain = self.chain.clone();
+        let parent_hash = slot.event.parent_hash();
+        let orderflow = self.orderflow.clone();
+        // Reading the parent's header, and the pools' nonce checks on a new head, wait on the
+        // execution client.
+        let followed = tokio::task::spawn_blocking(move || {
+            let followed = chain.follow(parent_hash)?;
+            if followed.moved {
+                orderflow.on_head(&followed.state, followed.header.number, &[]);
+            }
+            Ok::<_, cobuild_el::ElError>((followed.header, followed.state))
+        })
+        .await;
+        let (parent, state) = match followed {
+            Ok(Ok(followed)) => followed,
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    slot = number,
+                    parent = %parent_hash,
+                    %error,
+                    "el.slot.parent_unreadable"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::error!(slot = number, %error, "el.slot.follow_failed");
+                return;
+            }
+        };
+        let mut attrs = slot
+            .event
+            .block_attributes(parent.gas_limit, self.extra_data.clone());
+        attrs.gas_limit = next_gas_limit(parent.gas_limit, duty.gas_limit);
+        let job = SlotJob {
+            slot: number,
+            attrs,
+            parent,
+            state,
+            proposer_fee_recipient: duty.fee_recipient,
+        };
+        match self.builder.run_slot(job, cutoff).await {
+            Ok(Some(best)) => tracing::info!(
+                slot = number,
+                value = %best.block.value,
+                hash = %best.block.block.block.hash,
+                "el.slot.built"
+            ),
+            Ok(None) => tracing::debug!(slot = number, "el.slot.nothing_to_bid"),
+            Err(error) => tracing::error!(slot = number, %error, "el.slot.failed"),
+        }
+    }
+}
