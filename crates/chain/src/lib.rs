@@ -32,10 +32,10 @@ pub use block::{
     TxTrial, next_evm_env, next_gas_limit, reexecute_on,
 };
 pub use chain::{Chain, ChainError, Rollback};
-pub use head::HeadSource;
 pub use genesis::{
     DEV_ACCOUNT_COUNT, DEV_BALANCE, DEV_MNEMONIC, Genesis, GenesisAccount, dev_signers,
 };
+pub use head::HeadSource;
 pub use state::{
     AccountProof, BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff,
     MAX_SEARCH_NIBBLES, MissingNode, NodeUpdates, Prefetched, ProofError, ProofRequest,

@@ -96,9 +96,10 @@ impl ElClient {
 
     /// The id of the client's chain (what transactions must be signed for).
     pub fn chain_id(&self) -> Result<u64, ElError> {
-        let id: alloy_primitives::U64 = self
-            .inner
-            .call("eth_chainId", self.inner.rpc.request_noparams("eth_chainId"))?;
+        let id: alloy_primitives::U64 = self.inner.call(
+            "eth_chainId",
+            self.inner.rpc.request_noparams("eth_chainId"),
+        )?;
         Ok(id.to())
     }
 

@@ -63,7 +63,8 @@ pub fn reexecute_on(
     block: Block<TxEnvelope>,
 ) -> Result<ExecutedBlock, ImportError> {
     let senders = SenderCache::new(
-        std::num::NonZeroUsize::new(block.body.transactions.len()).unwrap_or(std::num::NonZeroUsize::MIN),
+        std::num::NonZeroUsize::new(block.body.transactions.len())
+            .unwrap_or(std::num::NonZeroUsize::MIN),
     );
     reexecute(spec, parent, state, &senders, block)
 }

@@ -18,6 +18,6 @@ pub use builder::{
 };
 pub use bundle::{BundleOutcome, BundleRejected, BundleTrial};
 pub use env::{NextBlock, next_evm_env};
-pub use import::{ImportError, reexecute_on};
 pub(crate) use import::reexecute;
+pub use import::{ImportError, reexecute_on};
 pub(crate) use senders::SenderCache;

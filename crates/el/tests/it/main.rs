@@ -347,7 +347,11 @@ fn test_a_transaction_on_the_clients_state_does_what_the_client_mines_and_reads_
         .expect("account");
     assert_eq!(
         inside.nonce,
-        after.basic_ref(trader.address()).expect("read").expect("account").nonce
+        after
+            .basic_ref(trader.address())
+            .expect("read")
+            .expect("account")
+            .nonce
     );
 }
 

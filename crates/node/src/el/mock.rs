@@ -148,17 +148,23 @@ impl MockConsensus {
         self.announce(slot, parent, window).await
     }
 
-    /// Reorgs the execution client `depth` blocks deep (the blocks mined again empty) and opens
-    /// `open`'s slot again on the new head, bids taken for `window`: what a consensus client
-    /// does when the head it announced a slot on is replaced.
+    /// Reorgs the execution client `depth` blocks deep (the blocks mined again, the first of
+    /// them with `txs`, signed transactions) and opens `open`'s slot again on the new head,
+    /// bids taken for `window`: what a consensus client does when the head it announced a slot
+    /// on is replaced.
     pub async fn reorg(
         &mut self,
         open: &OpenSlot,
         depth: u64,
+        txs: &[Bytes],
         window: Duration,
     ) -> Result<OpenSlot, MockError> {
-        self.rpc::<()>("anvil_reorg", (depth, Vec::<()>::new()))
-            .await?;
+        let pairs: Vec<(&Bytes, u64)> = txs.iter().map(|tx| (tx, 0)).collect();
+        self.rpc::<serde_json::Value>(
+            "anvil_reorg",
+            serde_json::json!({ "depth": depth, "tx_block_pairs": pairs }),
+        )
+        .await?;
         let parent = self.head().await?;
         self.announce(open.slot, parent, window).await
     }
@@ -261,7 +267,9 @@ impl MockConsensus {
         })
     }
 
-    async fn rpc<T: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static>(
+    async fn rpc<
+        T: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
+    >(
         &self,
         method: &'static str,
         params: impl serde::Serialize + Clone + std::fmt::Debug + Send + Sync + Unpin,
