@@ -216,7 +216,7 @@ async fn test_a_node_beside_an_execution_client_bids_registered_slots_and_rebuil
     // A bundle for the next block wins the slot; anvil mines it to the same roots.
     let first = transfer(1, 0, 5);
     setup
-        .send_bundle(&[first.clone()], unregistered.mined.number + 1)
+        .send_bundle(std::slice::from_ref(&first), unregistered.mined.number + 1)
         .await;
     let open = setup.mock.open_slot(WINDOW).await.expect("opens");
     let outcome = setup.mock.close_slot(&open).await.expect("closes");
@@ -235,7 +235,7 @@ async fn test_a_node_beside_an_execution_client_bids_registered_slots_and_rebuil
     // winner builds on.
     let third = transfer(3, 0, 5);
     setup
-        .send_bundle(&[third.clone()], outcome.mined.number + 1)
+        .send_bundle(std::slice::from_ref(&third), outcome.mined.number + 1)
         .await;
     let mut accepted = setup.mock.relay().accepted_bids();
     let open = setup.mock.open_slot(WINDOW).await.expect("opens");
