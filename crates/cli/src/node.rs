@@ -1,11 +1,22 @@
 //! `cobuild node`: one member node against a hub (a `cobuild devnet` or any chain that serves
 //! `debug_getRawBlock` and a relay with the `payload_attributes` stream). `cobuild devnet
 //! --nodes N` starts its nodes with exactly these flags, rendered by [`NodeArgs::to_argv`].
+//!
+//! With `--el-rpc` the node builds beside an execution client instead (real-chain mode): slots
+//! from `--beacon` event streams, bids to every `--relay`, no hub, registry or replication.
 
-use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
-use cobuild_node::member::{MemberConfig, MemberNode, RegistrySource};
-use cobuild_registry::MemberId;
+use cobuild_chain::HeadSource;
+use cobuild_node::{
+    el::{ElNode, ElNodeConfig},
+    member::{MemberConfig, MemberNode, RegistrySource},
+};
+use cobuild_registry::{MemberId, NodeKeys};
+use cobuild_relay::{
+    bid::{DEVNET_GENESIS_FORK_VERSION, builder_domain},
+    client::Config as RelayConfig,
+};
 use eyre::WrapErr;
 
 use crate::args::{BidArgs, OrderflowArgs, flags};
@@ -32,7 +43,7 @@ pub(crate) struct NodeArgs {
     /// The registry file listing the members (`cobuild registry add --file`).
     #[arg(
         long,
-        required_unless_present = "registry_contract",
+        required_unless_present_any = ["registry_contract", "el_rpc"],
         conflicts_with = "registry_contract"
     )]
     pub(crate) registry: Option<PathBuf>,
@@ -47,11 +58,30 @@ pub(crate) struct NodeArgs {
     #[arg(long)]
     pub(crate) member_id: Option<MemberId>,
     /// JSON-RPC URL of the hub whose chain the node follows.
-    #[arg(long)]
-    pub(crate) hub_rpc: String,
+    #[arg(long, required_unless_present = "el_rpc", conflicts_with = "el_rpc")]
+    pub(crate) hub_rpc: Option<String>,
     /// Base URL of the hub's relay (builder API and payload_attributes events).
-    #[arg(long)]
-    pub(crate) relay_url: String,
+    #[arg(long, required_unless_present = "el_rpc", conflicts_with = "el_rpc")]
+    pub(crate) relay_url: Option<String>,
+    /// Build beside this execution client (its JSON-RPC URL, `http://`) instead of following a
+    /// hub: orders are checked against its head and blocks built on its state, pinned by block
+    /// hash and sealed from its proofs. Takes --beacon and --relay (or --relay-config), and the
+    /// key file's coinbase and BLS keys; no registry, replication or ledger.
+    #[arg(long, value_name = "URL", requires = "beacons")]
+    pub(crate) el_rpc: Option<String>,
+    /// Beacon API base URL of a consensus client whose `payload_attributes` events announce
+    /// the slots (repeat for several: the first to announce a slot wins); with --el-rpc.
+    #[arg(long = "beacon", value_name = "URL", conflicts_with = "hub_rpc")]
+    pub(crate) beacons: Vec<String>,
+    /// Base URL of a relay to bid to (repeat for several; --relay-config gives one headers, an
+    /// encoding, a cap or a maximum bid); with --el-rpc.
+    #[arg(long = "relay", value_name = "URL", conflicts_with = "hub_rpc")]
+    pub(crate) relays: Vec<String>,
+    /// The chain's genesis fork version, hex: with a zero validators root it makes the builder
+    /// signing domain (mainnet 0x00000000, hoodi 0x10000910); with --el-rpc [default: the
+    /// devnet's].
+    #[arg(long, value_name = "HEX", conflicts_with = "hub_rpc")]
+    pub(crate) genesis_fork_version: Option<String>,
     /// Port of the P2P transport, on --http-addr [default: the port the registry lists].
     #[arg(long)]
     pub(crate) p2p_port: Option<u16>,
@@ -113,8 +143,6 @@ impl NodeArgs {
             argv.extend(["--registry".into(), file.clone().into()]);
         }
         let mut pairs = vec![
-            ("--hub-rpc", self.hub_rpc.clone()),
-            ("--relay-url", self.relay_url.clone()),
             ("--poll-ms", self.poll_ms.to_string()),
             (
                 "--log-retention-slots",
@@ -127,6 +155,12 @@ impl NodeArgs {
                 self.recovery_timeout_secs.to_string(),
             ),
         ];
+        if let Some(hub) = &self.hub_rpc {
+            pairs.push(("--hub-rpc", hub.clone()));
+        }
+        if let Some(relay) = &self.relay_url {
+            pairs.push(("--relay-url", relay.clone()));
+        }
         if let Some(id) = self.member_id {
             pairs.push(("--member-id", id.to_string()));
         }
@@ -152,6 +186,10 @@ impl NodeArgs {
     }
 
     fn config(&self) -> eyre::Result<MemberConfig> {
+        let (Some(hub_rpc), Some(relay_url)) = (self.hub_rpc.clone(), self.relay_url.clone())
+        else {
+            eyre::bail!("a member node needs --hub-rpc and --relay-url");
+        };
         let ledger_founders = self
             .ledger_founders
             .as_ref()
@@ -162,10 +200,7 @@ impl NodeArgs {
             key_file: self.key_file(),
             registry: match (&self.registry, self.registry_contract) {
                 (_, Some(address)) => RegistrySource::Contract {
-                    rpc_url: self
-                        .registry_rpc
-                        .clone()
-                        .unwrap_or_else(|| self.hub_rpc.clone()),
+                    rpc_url: self.registry_rpc.clone().unwrap_or_else(|| hub_rpc.clone()),
                     address,
                 },
                 // clap requires one of the two.
@@ -176,8 +211,8 @@ impl NodeArgs {
             p2p_addr: self
                 .p2p_port
                 .map(|port| SocketAddr::new(self.orderflow.http_addr, port)),
-            hub_rpc: self.hub_rpc.clone(),
-            relay_url: self.relay_url.clone(),
+            hub_rpc,
+            relay_url,
             orderflow: self.orderflow.config(),
             bid_percent: self.bid.bid_percent,
             max_bids_per_second: self.bid.max_bids_per_second,
@@ -195,10 +230,69 @@ impl NodeArgs {
             ),
         })
     }
+
+    /// The settings of a node beside the execution client at `el_rpc`.
+    fn el_config(&self, el_rpc: &str) -> eyre::Result<ElNodeConfig> {
+        let keys = NodeKeys::read(&self.key_file())
+            .wrap_err_with(|| format!("reading {}", self.key_file().display()))?;
+        let fork_version = match &self.genesis_fork_version {
+            Some(hex) => {
+                let bytes = alloy_primitives::hex::decode(hex)
+                    .wrap_err_with(|| format!("--genesis-fork-version {hex}"))?;
+                <[u8; 4]>::try_from(bytes.as_slice())
+                    .map_err(|_| eyre::eyre!("--genesis-fork-version {hex}: four bytes expected"))?
+            }
+            None => DEVNET_GENESIS_FORK_VERSION,
+        };
+        let cap = NonZeroU32::new(self.bid.max_bids_per_second).unwrap_or(NonZeroU32::MIN);
+        let mut relays: Vec<RelayConfig> = self
+            .relays
+            .iter()
+            .map(|url| RelayConfig {
+                max_submissions_per_second: cap,
+                ..RelayConfig::new(url.clone())
+            })
+            .collect();
+        relays.extend(self.bid.extra_relays()?);
+        if relays.is_empty() {
+            eyre::bail!("--el-rpc needs a relay to bid to: --relay URL or --relay-config FILE");
+        }
+        Ok(ElNodeConfig {
+            el_rpc: el_rpc.to_owned(),
+            beacons: self.beacons.clone(),
+            relays,
+            coinbase: keys.coinbase().clone(),
+            bls: keys.builder().clone(),
+            domain: builder_domain(fork_version),
+            orderflow: self.orderflow.config(),
+            bid_percent: self.bid.bid_percent,
+            extra_data: alloy_primitives::Bytes::from_static(b"cobuild"),
+            round_interval: Duration::from_millis(20),
+        })
+    }
 }
 
-/// Runs a member node until Ctrl-C or SIGTERM.
+/// Runs a member node, or with --el-rpc a node beside an execution client, until Ctrl-C or
+/// SIGTERM.
 pub(crate) async fn run(args: NodeArgs) -> eyre::Result<()> {
+    if let Some(el_rpc) = &args.el_rpc {
+        let node = ElNode::start(args.el_config(el_rpc)?)
+            .await
+            .wrap_err_with(|| format!("starting the node beside {el_rpc}"))?;
+        let head = node.chain.head();
+        crate::devnet::print_banner(&format!(
+            "cobuild node (beside an execution client)\n  rpc        http://{}\n  el         {el_rpc} (chain id {}, head #{} {})\n  beacons    {}\n  coinbase   {}\n",
+            node.rpc_addr(),
+            node.chain.spec().chain_id(),
+            head.number,
+            head.hash(),
+            args.beacons.join(" "),
+            node.coinbase(),
+        ));
+        tracing::info!(rpc = %node.rpc_addr(), coinbase = %node.coinbase(), "cli.node.ready");
+        node.run(crate::shutdown_signal()).await;
+        return Ok(());
+    }
     let node = MemberNode::start(args.config()?)
         .await
         .wrap_err_with(|| format!("starting the node in {}", args.data_dir.display()))?;
@@ -272,5 +366,61 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn test_beside_an_execution_client_the_node_takes_beacons_and_relays_instead_of_a_hub() {
+        let parse = |argv: &[&str]| {
+            Cli::try_parse_from(std::iter::once("cobuild").chain(argv.iter().copied())).map(|cli| {
+                match cli.command {
+                    Command::Node(args) => args,
+                    other => panic!("expected the node command, got {other:?}"),
+                }
+            })
+        };
+        let args = parse(&[
+            "node",
+            "--el-rpc",
+            "http://127.0.0.1:8545",
+            "--beacon",
+            "http://127.0.0.1:5052",
+            "--beacon",
+            "http://127.0.0.1:5053",
+            "--relay",
+            "http://127.0.0.1:9000",
+            "--genesis-fork-version",
+            "0x10000910",
+        ])
+        .expect("parses without a hub or registry");
+        assert_eq!(args.beacons.len(), 2);
+        assert_eq!(args.relays, ["http://127.0.0.1:9000"]);
+        assert_eq!((args.hub_rpc, args.registry), (None, None));
+
+        // The execution client needs a consensus client's slots; the beacon flags need the
+        // execution client; a hub and an execution client exclude each other.
+        assert!(parse(&["node", "--el-rpc", "http://127.0.0.1:8545"]).is_err());
+        let member = [
+            "node",
+            "--registry",
+            "r.toml",
+            "--hub-rpc",
+            "http://127.0.0.1:8545",
+            "--relay-url",
+            "http://127.0.0.1:9000",
+        ];
+        assert!(parse(&member).is_ok());
+        assert!(parse(&[&member[..], &["--beacon", "http://127.0.0.1:5052"]].concat()).is_err());
+        assert!(
+            parse(&[
+                "node",
+                "--el-rpc",
+                "http://127.0.0.1:8545",
+                "--beacon",
+                "http://127.0.0.1:5052",
+                "--hub-rpc",
+                "http://127.0.0.1:8546",
+            ])
+            .is_err()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! End to end: the real `cobuild` binary, driven by `cast` and an ethers v6 provider.
 
+mod el;
 mod ledger;
 mod nodes;
 mod refunds;

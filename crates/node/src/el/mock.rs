@@ -19,11 +19,11 @@ use alloy_primitives::{Address, B256, Bytes};
 use alloy_provider::{DynProvider, Provider, ProviderBuilder};
 use alloy_rpc_types_eth::Header as RpcHeader;
 use cobuild_chain::BlockAttributes;
-use cobuild_el::{ElChain, ElError};
+use cobuild_el::{ElChain, ElClient, ElError};
 use cobuild_relay::{
-    RelayServer,
+    BlsPublicKey, RelayServer,
     events::payload_event,
-    server::{SlotContext, WinningBid},
+    server::{Config as ServerConfig, SlotContext, WinningBid},
 };
 
 use super::ElVerifier;
@@ -54,6 +54,9 @@ pub enum MockError {
     /// A blocking task died.
     #[error("task: {0}")]
     Join(String),
+    /// The relay could not listen.
+    #[error("relay: {0}")]
+    Relay(std::io::Error),
 }
 
 /// A slot opened on the relay and announced.
@@ -87,21 +90,43 @@ pub struct MockConsensus {
     anvil: DynProvider,
     chain: ElChain,
     relay: RelayServer<ElVerifier>,
+    relay_url: String,
     proposer_fee_recipient: Address,
     gas_limit: u64,
     next_slot: u64,
 }
 
 impl MockConsensus {
-    /// A mock over the anvil at `url` whose relay checks bids with `chain` (the [`ElVerifier`]
-    /// it was made with follows the same client). The first slot is the head's number plus one.
-    pub async fn new(
+    /// A mock over the anvil at `url`, with a relay on loopback (any free port) that takes bids
+    /// from `builders`, pays `proposer_fee_recipient`, registers `gas_limit` and, `strict`,
+    /// checks submissions as mev-boost-relay does. The first slot is the head's number plus one.
+    pub async fn start(
         url: &str,
-        chain: ElChain,
-        relay: RelayServer<ElVerifier>,
+        builders: Vec<BlsPublicKey>,
         proposer_fee_recipient: Address,
         gas_limit: u64,
+        strict: bool,
     ) -> Result<Self, MockError> {
+        let connect = url.to_owned();
+        let chain =
+            tokio::task::spawn_blocking(move || ElChain::connect(ElClient::connect(&connect)?))
+                .await
+                .map_err(|e| MockError::Join(e.to_string()))??;
+        let relay = RelayServer::new(
+            ServerConfig {
+                strict,
+                ..ServerConfig::devnet(builders, proposer_fee_recipient, gas_limit)
+            },
+            ElVerifier(chain.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(MockError::Relay)?;
+        let relay_url = format!(
+            "http://{}",
+            listener.local_addr().map_err(MockError::Relay)?
+        );
+        tokio::spawn(relay.clone().serve(listener, std::future::pending()));
         let anvil = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect(url)
@@ -112,12 +137,19 @@ impl MockConsensus {
             anvil,
             chain,
             relay,
+            relay_url,
             proposer_fee_recipient,
             gas_limit,
             next_slot: 0,
         };
         mock.next_slot = mock.head().await?.number + 1;
         Ok(mock)
+    }
+
+    /// Base URL of the relay: its builder API, and the `payload_attributes` stream builders
+    /// take as their Beacon API.
+    pub fn relay_url(&self) -> &str {
+        &self.relay_url
     }
 
     /// The relay bids go to.

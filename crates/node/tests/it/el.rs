@@ -11,20 +11,18 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_chain::dev_signers;
-use cobuild_el::{ElChain, ElClient};
 use cobuild_node::{
     LogLimits, OrderflowConfig, OrderflowLimits,
     el::{
-        ElNode, ElNodeConfig, ElVerifier,
+        ElNode, ElNodeConfig,
         mock::{MockConsensus, OpenSlot, SlotOutcome},
     },
 };
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
 use cobuild_relay::{
-    BuilderKey, RelayServer,
+    BuilderKey,
     bid::{DEVNET_GENESIS_FORK_VERSION, builder_domain},
     client::Config as RelayConfig,
-    server::Config as ServerConfig,
 };
 use cobuild_test_utils::{Anvil, http_post};
 
@@ -46,28 +44,17 @@ struct Setup {
 async fn setup() -> Setup {
     let anvil = Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
     let url = anvil.cast.url.clone();
-    let connect = url.clone();
-    let relay_chain =
-        tokio::task::spawn_blocking(move || ElChain::connect(ElClient::connect(&connect)?))
-            .await
-            .expect("task")
-            .expect("relay follows anvil");
     let bls = BuilderKey::from_seed(b"el node test builder");
-    let relay = RelayServer::new(
-        ServerConfig {
-            strict: true,
-            ..ServerConfig::devnet(vec![bls.public_key()], PROPOSER, DEFAULT_GAS_LIMIT)
-        },
-        ElVerifier(relay_chain.clone()),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let relay_url = format!("http://{}", listener.local_addr().expect("bound"));
-    tokio::spawn(relay.clone().serve(listener, std::future::pending()));
-    let mock = MockConsensus::new(&url, relay_chain, relay, PROPOSER, DEFAULT_GAS_LIMIT)
-        .await
-        .expect("mock consensus client");
+    let mock = MockConsensus::start(
+        &url,
+        vec![bls.public_key()],
+        PROPOSER,
+        DEFAULT_GAS_LIMIT,
+        true,
+    )
+    .await
+    .expect("mock consensus client and its relay");
+    let relay_url = mock.relay_url().to_owned();
     let node = ElNode::start(ElNodeConfig {
         el_rpc: url,
         beacons: vec![relay_url.clone()],

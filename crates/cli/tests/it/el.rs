@@ -1,0 +1,199 @@
+//! `cobuild node --el-rpc` as an operator runs it: the real binary beside anvil (the execution
+//! client), the project's mock consensus client announcing each slot through a strict relay
+//! that checks bids on anvil's state. Every slot gets a bid with the bundle sent for it, and
+//! anvil, mining the winning block's transactions, reaches the bid's roots.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use alloy_primitives::{Address, address};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use cobuild_node::el::mock::MockConsensus;
+use cobuild_registry::NodeKeys;
+use cobuild_test_utils::{Anvil, http_post};
+
+use crate::{DEV0_KEY, cobuild_ok, tx_hash};
+
+const PROPOSER: Address = address!("0x00000000000000000000000000000000000fee02");
+/// Anvil's dev accounts 1 and 2 (mnemonic "test ... junk"), the searchers here.
+const SEARCHERS: [&str; 2] = [
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+];
+/// Room for the node to hear of a slot, read its parent, simulate, build and bid, on a 2-core
+/// machine running other tests beside it.
+const WINDOW: Duration = Duration::from_millis(2_500);
+
+/// The running `cobuild node`, killed on drop.
+struct Node {
+    child: Child,
+    rpc: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cast mktx`: a transfer of 1,000 wei by `key` paying 5 gwei per gas to the builder.
+fn transfer(anvil: &Anvil, key: &str, nonce: u64) -> String {
+    anvil
+        .cast
+        .ok(&[
+            "mktx",
+            "--private-key",
+            key,
+            "0x7777777777777777777777777777777777777777",
+            "--value",
+            "1000",
+            "--nonce",
+            &nonce.to_string(),
+            "--gas-limit",
+            "21000",
+            "--gas-price",
+            "100gwei",
+            "--priority-gas-price",
+            "5gwei",
+        ])
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_winners_replay_to_the_same_roots()
+ {
+    let anvil = Anvil::like_devnet(
+        cobuild_primitives::DEVNET_CHAIN_ID,
+        cobuild_primitives::DEFAULT_GAS_LIMIT,
+        cobuild_primitives::INITIAL_BASE_FEE,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("node.key");
+    let key_path = key_file.to_str().expect("utf-8 path");
+    cobuild_ok(&["keys", "new", "--out", key_path]);
+    let keys = NodeKeys::read(&key_file).expect("key file");
+
+    // The operator funds the coinbase, which pays the proposer before the block's fees reach
+    // it (and mining that block moves anvil past its genesis, whose header root is empty).
+    let coinbase = keys.coinbase().address().to_string();
+    let fund = anvil.cast.ok(&[
+        "mktx",
+        "--private-key",
+        DEV0_KEY,
+        &coinbase,
+        "--value",
+        "1ether",
+        "--gas-price",
+        "10gwei",
+        "--priority-gas-price",
+        "1gwei",
+    ]);
+    anvil.cast.ok(&["publish", "--async", fund.trim()]);
+    anvil.cast.rpc("evm_mine", "[]");
+
+    let mut mock = MockConsensus::start(
+        &anvil.cast.url,
+        vec![keys.builder().public_key()],
+        PROPOSER,
+        cobuild_primitives::DEFAULT_GAS_LIMIT,
+        true,
+    )
+    .await
+    .expect("mock consensus client and its strict relay");
+    let relay = mock.relay_url().to_owned();
+    let node = spawn_node(&anvil.cast.url, &relay, key_path, dir.path());
+
+    let auth =
+        PrivateKeySigner::from_bytes(&alloy_primitives::B256::repeat_byte(0xa2)).expect("key");
+    for (slot, key) in SEARCHERS.iter().enumerate() {
+        let raw = transfer(&anvil, key, 0);
+        let head = mock.head().await.expect("head");
+        send_bundle(&node.rpc, &auth, &raw, head.number + 1).await;
+        let open = mock.open_slot(WINDOW).await.expect("opens");
+        let outcome = mock.close_slot(&open).await.expect("closes");
+        let winner = outcome
+            .winner
+            .unwrap_or_else(|| panic!("slot {slot}: the node's bid won"));
+        let ours = winner.executed.header();
+        assert_eq!(ours.parent_hash, open.parent.hash);
+        assert_eq!(ours.beneficiary.to_string(), coinbase);
+        let hashes: Vec<String> = winner
+            .executed
+            .block
+            .block
+            .body
+            .transactions
+            .iter()
+            .map(|tx| format!("{:#x}", tx.tx_hash()))
+            .collect();
+        assert!(
+            hashes.contains(&tx_hash(&raw)),
+            "the bundle is in the block"
+        );
+        let mined = &outcome.mined;
+        assert_eq!(mined.transactions_root, ours.transactions_root);
+        assert_eq!(mined.receipts_root, ours.receipts_root);
+        assert_eq!(mined.state_root, ours.state_root, "slot {slot}: state root");
+        assert_eq!(mined.gas_used, ours.gas_used);
+    }
+}
+
+/// Starts `cobuild node --el-rpc` beside `el` with `relay` as its beacon and relay, and waits
+/// for its banner.
+fn spawn_node(el: &str, relay: &str, key_file: &str, data_dir: &std::path::Path) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+        .args([
+            "node",
+            "--el-rpc",
+            el,
+            "--beacon",
+            relay,
+            "--relay",
+            relay,
+            "--key-file",
+            key_file,
+            "--http-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cobuild starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let rpc = lines
+        .by_ref()
+        .map(|line| line.expect("utf-8 banner"))
+        .find_map(|line| line.trim().strip_prefix("rpc").map(|r| r.trim().to_owned()))
+        .expect("the banner names the rpc url");
+    std::thread::spawn(move || lines.for_each(drop));
+    Node { child, rpc }
+}
+
+/// Sends `raw` as a bundle for block `number`, signed by `auth` as a searcher's client does.
+async fn send_bundle(rpc: &str, auth: &PrivateKeySigner, raw: &str, number: u64) {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "eth_sendBundle",
+        "params": [{"txs": [raw], "blockNumber": format!("{number:#x}")}],
+    })
+    .to_string();
+    let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
+    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
+    let header = format!("{}:{}", auth.address(), signature);
+    let rpc = rpc.to_owned();
+    let (status, reply) = tokio::task::spawn_blocking(move || {
+        http_post(&rpc, body.as_bytes(), &[("X-Flashbots-Signature", &header)])
+    })
+    .await
+    .expect("task");
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("bundleHash"), "{reply}");
+}
