@@ -13,10 +13,7 @@ use cobuild_node::{
     member::{MemberConfig, MemberNode, RegistrySource},
 };
 use cobuild_registry::{MemberId, NodeKeys};
-use cobuild_relay::{
-    bid::{DEVNET_GENESIS_FORK_VERSION, builder_domain},
-    client::Config as RelayConfig,
-};
+use cobuild_relay::client::Config as RelayConfig;
 use eyre::WrapErr;
 
 use crate::args::{BidArgs, OrderflowArgs, flags};
@@ -78,8 +75,8 @@ pub(crate) struct NodeArgs {
     #[arg(long = "relay", value_name = "URL", conflicts_with = "hub_rpc")]
     pub(crate) relays: Vec<String>,
     /// The chain's genesis fork version, hex: with a zero validators root it makes the builder
-    /// signing domain (mainnet 0x00000000, hoodi 0x10000910); with --el-rpc [default: the
-    /// devnet's].
+    /// signing domain (mainnet 0x00000000, hoodi 0x10000910); with --el-rpc [default: the one
+    /// the beacon API gives].
     #[arg(long, value_name = "HEX", conflicts_with = "hub_rpc")]
     pub(crate) genesis_fork_version: Option<String>,
     /// Port of the P2P transport, on --http-addr [default: the port the registry lists].
@@ -235,15 +232,16 @@ impl NodeArgs {
     fn el_config(&self, el_rpc: &str) -> eyre::Result<ElNodeConfig> {
         let keys = NodeKeys::read(&self.key_file())
             .wrap_err_with(|| format!("reading {}", self.key_file().display()))?;
-        let fork_version = match &self.genesis_fork_version {
-            Some(hex) => {
+        let genesis_fork_version = self
+            .genesis_fork_version
+            .as_ref()
+            .map(|hex| {
                 let bytes = alloy_primitives::hex::decode(hex)
                     .wrap_err_with(|| format!("--genesis-fork-version {hex}"))?;
                 <[u8; 4]>::try_from(bytes.as_slice())
-                    .map_err(|_| eyre::eyre!("--genesis-fork-version {hex}: four bytes expected"))?
-            }
-            None => DEVNET_GENESIS_FORK_VERSION,
-        };
+                    .map_err(|_| eyre::eyre!("--genesis-fork-version {hex}: four bytes expected"))
+            })
+            .transpose()?;
         let cap = NonZeroU32::new(self.bid.max_bids_per_second).unwrap_or(NonZeroU32::MIN);
         let mut relays: Vec<RelayConfig> = self
             .relays
@@ -263,7 +261,7 @@ impl NodeArgs {
             relays,
             coinbase: keys.coinbase().clone(),
             bls: keys.builder().clone(),
-            domain: builder_domain(fork_version),
+            genesis_fork_version,
             orderflow: self.orderflow.config(),
             bid_percent: self.bid.bid_percent,
             extra_data: alloy_primitives::Bytes::from_static(b"cobuild"),

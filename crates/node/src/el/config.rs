@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use alloy_primitives::{B256, Bytes};
+use alloy_primitives::Bytes;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_relay::{BuilderKey, client::Config as RelayConfig};
 
@@ -24,8 +24,9 @@ pub struct ElNodeConfig {
     pub coinbase: PrivateKeySigner,
     /// The BLS key bids are signed with.
     pub bls: BuilderKey,
-    /// The builder signing domain of the chain (from its genesis fork version).
-    pub domain: B256,
+    /// The chain's genesis fork version, which makes the builder signing domain (`None`: the
+    /// one the consensus client gives).
+    pub genesis_fork_version: Option<[u8; 4]>,
     /// The node's order intake (RPC address, budgets, pool bound).
     pub orderflow: OrderflowConfig,
     /// Share of a block's profit bid to the proposer, in percent (1..=100).

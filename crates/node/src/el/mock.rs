@@ -8,8 +8,10 @@
 //!              with its coinbase, timestamp and base fee ─▶ the mined header, to compare roots
 //!  reorg: anvil_reorg ─▶ the slot opened again on the new parent
 //! ```
-//! The relay's `/eth/v1/events` stream is the Beacon API event stream the builders follow, so
-//! the mock needs no server of its own. Randomness and beacon root are zero: anvil puts zero in
+//! The relay's `/eth/v1/events` stream is the Beacon API event stream the builders follow, and
+//! the relay's server also answers the genesis and spec reads, so one URL is both the beacon
+//! and the relay. Slot `n`'s block carries the clock's start of `n` as its timestamp; the
+//! clock starts so that the first slot is one slot after anvil's head. Randomness and beacon root are zero: anvil puts zero in
 //! its headers and keeps no EIP-4788 contract.
 
 use std::time::{Duration, Instant};
@@ -22,7 +24,8 @@ use cobuild_chain::BlockAttributes;
 use cobuild_el::{ElChain, ElClient, ElError};
 use cobuild_relay::{
     BlsPublicKey, RelayServer,
-    events::payload_event,
+    bid::DEVNET_GENESIS_FORK_VERSION,
+    events::{GENESIS_PATH, SPEC_PATH, SlotClock, payload_event},
     server::{Config as ServerConfig, SlotContext, WinningBid},
 };
 
@@ -93,6 +96,7 @@ pub struct MockConsensus {
     relay_url: String,
     proposer_fee_recipient: Address,
     gas_limit: u64,
+    clock: SlotClock,
     next_slot: u64,
 }
 
@@ -126,24 +130,33 @@ impl MockConsensus {
             "http://{}",
             listener.local_addr().map_err(MockError::Relay)?
         );
-        tokio::spawn(relay.clone().serve(listener, std::future::pending()));
         let anvil = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect(url)
             .await
             .map_err(|_| MockError::Url(url.to_owned()))?
             .erased();
-        let mut mock = Self {
+        let head = head_of(&anvil).await?;
+        // The clock puts the first slot one slot after the head, whenever anvil mined it.
+        let next_slot = head.number + 1;
+        let genesis_time = (head.timestamp + SECONDS_PER_SLOT)
+            .saturating_sub(next_slot.saturating_mul(SECONDS_PER_SLOT));
+        let clock = SlotClock::new(genesis_time, SECONDS_PER_SLOT).ok_or(MockError::NoHead)?;
+        tokio::spawn(relay.clone().serve_with(
+            listener,
+            beacon_routes(genesis_time),
+            std::future::pending(),
+        ));
+        Ok(Self {
             anvil,
             chain,
             relay,
             relay_url,
             proposer_fee_recipient,
             gas_limit,
-            next_slot: 0,
-        };
-        mock.next_slot = mock.head().await?.number + 1;
-        Ok(mock)
+            clock,
+            next_slot,
+        })
     }
 
     /// Base URL of the relay: its builder API, and the `payload_attributes` stream builders
@@ -159,16 +172,14 @@ impl MockConsensus {
 
     /// The execution client's head.
     pub async fn head(&self) -> Result<RpcHeader, MockError> {
-        let block = self
-            .anvil
-            .get_block_by_number(alloy_eips::BlockNumberOrTag::Latest)
-            .await
-            .map_err(|source| MockError::Rpc {
-                method: "eth_getBlockByNumber",
-                source,
-            })?
-            .ok_or(MockError::NoHead)?;
-        Ok(block.header)
+        head_of(&self.anvil).await
+    }
+
+    /// Lets the next slot pass without a block, as when its proposer is offline: the slot
+    /// after it builds on the same parent, two slots later.
+    pub fn miss_slot(&mut self) {
+        tracing::info!(slot = self.next_slot, "mock_cl.slot.missed");
+        self.next_slot += 1;
     }
 
     /// Opens the next slot on the execution client's head and announces it, bids taken for
@@ -213,7 +224,7 @@ impl MockConsensus {
             .await
             .map_err(|e| MockError::Join(e.to_string()))??;
         let attrs = BlockAttributes {
-            timestamp: parent.timestamp + SECONDS_PER_SLOT,
+            timestamp: self.clock.start(slot),
             fee_recipient: self.proposer_fee_recipient,
             prev_randao: B256::ZERO,
             gas_limit: self.gas_limit,
@@ -311,4 +322,34 @@ impl MockConsensus {
             .await
             .map_err(|source| MockError::Rpc { method, source })
     }
+}
+
+async fn head_of(anvil: &DynProvider) -> Result<RpcHeader, MockError> {
+    let block = anvil
+        .get_block_by_number(alloy_eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(|source| MockError::Rpc {
+            method: "eth_getBlockByNumber",
+            source,
+        })?
+        .ok_or(MockError::NoHead)?;
+    Ok(block.header)
+}
+
+/// The Beacon API reads a builder makes at start: the genesis (time and fork version) and the
+/// slot length.
+fn beacon_routes(genesis_time: u64) -> axum::Router {
+    use axum::{Json, routing::get};
+    let genesis = serde_json::json!({"data": {
+        "genesis_time": genesis_time.to_string(),
+        "genesis_validators_root": B256::ZERO,
+        "genesis_fork_version": format!("0x{}", alloy_primitives::hex::encode(DEVNET_GENESIS_FORK_VERSION)),
+    }});
+    let spec = serde_json::json!({"data": {
+        "SECONDS_PER_SLOT": SECONDS_PER_SLOT.to_string(),
+        "SLOTS_PER_EPOCH": "32",
+    }});
+    axum::Router::new()
+        .route(GENESIS_PATH, get(move || async move { Json(genesis) }))
+        .route(SPEC_PATH, get(move || async move { Json(spec) }))
 }

@@ -38,8 +38,11 @@ use cobuild_chain::HeadSource;
 use cobuild_el::{ElChain, ElClient, ElError};
 use cobuild_relay::{
     RelayClient,
+    bid::builder_domain,
     client::RelayError,
-    events::{SubscribeConfig, SubscribeError, subscribe_all},
+    events::{
+        BeaconError, BeaconGenesis, SubscribeConfig, SubscribeError, fetch_genesis, subscribe_all,
+    },
 };
 
 use crate::{
@@ -60,6 +63,12 @@ pub enum ElNodeError {
     /// No consensus client was given.
     #[error("no beacon API to take slots from")]
     NoBeacon,
+    /// No consensus client answered the genesis and spec reads.
+    #[error("no beacon API gave the chain's genesis: {0}")]
+    Genesis(#[source] BeaconError),
+    /// Neither the settings nor the consensus client give the genesis fork version.
+    #[error("the genesis fork version is unknown: the beacon API does not give it, pass it")]
+    NoForkVersion,
     /// A relay client could not be set up.
     #[error("relay client: {0}")]
     Relay(#[from] RelayError),
@@ -99,6 +108,16 @@ impl ElNode {
         if config.beacons.is_empty() {
             return Err(ElNodeError::NoBeacon);
         }
+        let genesis = beacon_genesis(&config.beacons).await?;
+        let fork_version = match (config.genesis_fork_version, genesis.fork_version) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                // A wrong domain gets every bid refused; the operator's word stands, loudly.
+                tracing::warn!(?ours, ?theirs, "el.fork_version.differs_from_beacon");
+                ours
+            }
+            (Some(version), _) | (None, Some(version)) => version,
+            (None, None) => return Err(ElNodeError::NoForkVersion),
+        };
         let url = config.el_rpc.clone();
         let chain = tokio::task::spawn_blocking(move || ElChain::connect(ElClient::connect(&url)?))
             .await
@@ -127,7 +146,12 @@ impl ElNode {
             .cloned()
             .map(RelayClient::new)
             .collect::<Result<Vec<_>, _>>()?;
-        spawn_bidders(&builder, clients.clone(), &config.bls, config.domain);
+        spawn_bidders(
+            &builder,
+            clients.clone(),
+            &config.bls,
+            builder_domain(fork_version),
+        );
         let announcements =
             subscribe_all(config.beacons.iter().map(SubscribeConfig::new).collect())?;
         let head = chain.head();
@@ -147,6 +171,7 @@ impl ElNode {
                 orderflow: orderflow.clone(),
                 builder: builder.clone(),
                 registrations: registrations::Registrations::new(clients),
+                clock: genesis.clock,
                 extra_data: config.extra_data,
             },
             orderflow,
@@ -177,4 +202,22 @@ impl ElNode {
         self.orderflow.stop().await;
         tracing::info!("el.stopped");
     }
+}
+
+/// How long one Beacon API read at start may take.
+const BEACON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The genesis of the first of `beacons` that gives it (the others are logged).
+async fn beacon_genesis(beacons: &[String]) -> Result<BeaconGenesis, ElNodeError> {
+    let mut last = None;
+    for url in beacons {
+        match fetch_genesis(url, BEACON_TIMEOUT).await {
+            Ok(genesis) => return Ok(genesis),
+            Err(error) => {
+                tracing::warn!(beacon = %url, %error, "el.beacon.genesis_failed");
+                last = Some(error);
+            }
+        }
+    }
+    Err(last.map_or(ElNodeError::NoBeacon, ElNodeError::Genesis))
 }

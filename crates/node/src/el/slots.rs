@@ -10,7 +10,7 @@ use std::time::Instant;
 use alloy_primitives::Bytes;
 use cobuild_chain::next_gas_limit;
 use cobuild_el::ElChain;
-use cobuild_relay::events::ReceivedSlot;
+use cobuild_relay::events::{ReceivedSlot, SlotClock};
 use tokio::sync::watch;
 
 use super::registrations::Registrations;
@@ -26,6 +26,8 @@ pub(crate) struct Slots {
     pub(crate) orderflow: Orderflow,
     pub(crate) builder: Builder,
     pub(crate) registrations: Registrations,
+    /// The chain's slot clock (from the consensus client).
+    pub(crate) clock: SlotClock,
     /// The header extra data of this node's blocks.
     pub(crate) extra_data: Bytes,
 }
@@ -106,6 +108,28 @@ impl Slots {
         let mut attrs = slot
             .event
             .block_attributes(parent.gas_limit, self.extra_data.clone());
+        if attrs.timestamp != self.clock.start(number) {
+            tracing::warn!(
+                slot = number,
+                timestamp = attrs.timestamp,
+                expected = self.clock.start(number),
+                "el.slot.timestamp_off_clock"
+            );
+        }
+        // Slots between the parent's and this one had no block: their proposers missed them.
+        let missed = self
+            .clock
+            .slot_at(attrs.timestamp)
+            .zip(self.clock.slot_at(parent.timestamp))
+            .map_or(0, |(this, parents)| this.saturating_sub(parents + 1));
+        if missed > 0 {
+            tracing::info!(
+                slot = number,
+                missed,
+                parent = parent.number,
+                "el.slot.after_missed"
+            );
+        }
         attrs.gas_limit = next_gas_limit(parent.gas_limit, duty.gas_limit);
         let job = SlotJob {
             slot: number,

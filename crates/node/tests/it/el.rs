@@ -19,11 +19,7 @@ use cobuild_node::{
     },
 };
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
-use cobuild_relay::{
-    BuilderKey,
-    bid::{DEVNET_GENESIS_FORK_VERSION, builder_domain},
-    client::Config as RelayConfig,
-};
+use cobuild_relay::{BuilderKey, client::Config as RelayConfig};
 use cobuild_test_utils::{Anvil, http_post};
 
 const GWEI: u128 = 1_000_000_000;
@@ -64,7 +60,8 @@ async fn setup() -> Setup {
         // payment is sent before the block's fees reach the coinbase.
         coinbase: dev_signers()[8].clone(),
         bls,
-        domain: builder_domain(DEVNET_GENESIS_FORK_VERSION),
+        // The consensus client gives it.
+        genesis_fork_version: None,
         orderflow: OrderflowConfig {
             http_addr: "127.0.0.1:0".parse().expect("addr"),
             limits: OrderflowLimits::default(),
@@ -217,9 +214,10 @@ async fn test_a_node_beside_an_execution_client_bids_registered_slots_and_rebuil
         "the node's coinbase, which pays the proposer"
     );
 
-    // A bid on the slot's parent, then the parent is reorged away (mined again with another
-    // transaction): the node drops that block and bids on the new parent, which the slot's
-    // winner builds on.
+    // The next proposer misses its slot; then a bid on the slot's parent (two slots old), and
+    // the parent is reorged away (mined again with another transaction): the node drops that
+    // block and bids on the new parent, which the slot's winner builds on.
+    setup.mock.miss_slot();
     let third = transfer(3, 0, 5);
     setup
         .send_bundle(std::slice::from_ref(&third), outcome.mined.number + 1)

@@ -68,6 +68,18 @@ struct Data<T> {
 #[derive(Deserialize)]
 struct Genesis {
     genesis_time: String,
+    #[serde(default)]
+    genesis_fork_version: Option<String>,
+}
+
+/// What a beacon node says of its chain's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeaconGenesis {
+    /// When each slot starts.
+    pub clock: SlotClock,
+    /// The genesis fork version, which with a zero validators root makes the builder signing
+    /// domain (`None` when the node does not give it).
+    pub fork_version: Option<[u8; 4]>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +90,12 @@ struct Spec {
 
 /// Reads the slot clock of the beacon node at `url`; each request may take `timeout`.
 pub async fn fetch_slot_clock(url: &str, timeout: Duration) -> Result<SlotClock, BeaconError> {
+    Ok(fetch_genesis(url, timeout).await?.clock)
+}
+
+/// Reads the slot clock and genesis fork version of the beacon node at `url`; each request may
+/// take `timeout`.
+pub async fn fetch_genesis(url: &str, timeout: Duration) -> Result<BeaconGenesis, BeaconError> {
     let base = url.trim_end_matches('/');
     let uri = |path: &str| -> Result<Uri, BeaconError> {
         let uri: Uri = format!("{base}{path}")
@@ -104,9 +122,26 @@ pub async fn fetch_slot_clock(url: &str, timeout: Duration) -> Result<SlotClock,
     };
     let genesis_time = number(GENESIS_PATH, &genesis.data.genesis_time)?;
     let seconds_per_slot = number(SPEC_PATH, &spec.data.seconds_per_slot)?;
-    SlotClock::new(genesis_time, seconds_per_slot).ok_or(BeaconError::Decode {
+    let clock = SlotClock::new(genesis_time, seconds_per_slot).ok_or(BeaconError::Decode {
         path: SPEC_PATH,
         reason: "SECONDS_PER_SLOT is 0".to_owned(),
+    })?;
+    let fork_version = genesis
+        .data
+        .genesis_fork_version
+        .map(|hex| {
+            alloy_primitives::hex::decode(&hex)
+                .ok()
+                .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())
+                .ok_or_else(|| BeaconError::Decode {
+                    path: GENESIS_PATH,
+                    reason: format!("genesis_fork_version {hex:?} is not four hex bytes"),
+                })
+        })
+        .transpose()?;
+    Ok(BeaconGenesis {
+        clock,
+        fork_version,
     })
 }
 

@@ -33,7 +33,9 @@ mod merge;
 mod sse;
 mod subscribe;
 
-pub use beacon::{BeaconError, GENESIS_PATH, SPEC_PATH, fetch_slot_clock};
+pub use beacon::{
+    BeaconError, BeaconGenesis, GENESIS_PATH, SPEC_PATH, fetch_genesis, fetch_slot_clock,
+};
 pub use clock::SlotClock;
 pub use event::{EVENTS_PATH, FORK_VERSION, PAYLOAD_ATTRIBUTES_TOPIC, SlotEvent, payload_event};
 pub use merge::subscribe_all;

@@ -183,6 +183,18 @@ impl<V: BlockVerifier> RelayServer<V> {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_with(listener, axum::Router::new(), shutdown)
+            .await
+    }
+
+    /// [`serve`](Self::serve), with the routes of `extra` beside the relay's (a mock consensus
+    /// client's Beacon API reads).
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let shared = self.shared.clone();
         // Event streams never end by themselves: end them first, or the graceful shutdown
         // would wait for every subscriber to hang up.
@@ -190,7 +202,7 @@ impl<V: BlockVerifier> RelayServer<V> {
             shutdown.await;
             shared.announcements.send_modify(|a| a.closed = true);
         };
-        let router = self.router();
+        let router = self.router().merge(extra);
         cobuild_http::serve(
             listener,
             self.shared.config.serve,

@@ -163,7 +163,7 @@ async fn test_slots_from_several_sources_are_merged_and_outlive_a_source_that_st
 #[tokio::test]
 async fn test_the_slot_clock_comes_from_a_beacon_nodes_genesis_and_spec() {
     use axum::{Json, Router, routing::get};
-    use cobuild_relay::events::{GENESIS_PATH, SPEC_PATH, fetch_slot_clock};
+    use cobuild_relay::events::{GENESIS_PATH, SPEC_PATH, fetch_genesis, fetch_slot_clock};
     use serde_json::json;
 
     let serve = |seconds: &'static str| async move {
@@ -191,11 +191,17 @@ async fn test_the_slot_clock_comes_from_a_beacon_nodes_genesis_and_spec() {
         tokio::spawn(async move { axum::serve(listener, app).await });
         url
     };
-    let clock = fetch_slot_clock(&serve("12").await, Duration::from_secs(5))
+    let url = serve("12").await;
+    let clock = fetch_slot_clock(&url, Duration::from_secs(5))
         .await
         .expect("reads the clock");
     assert_eq!(clock.seconds_per_slot(), 12);
     assert_eq!(clock.start(10), 1_606_824_023 + 120);
+    // The genesis also names the fork version that makes the builder signing domain.
+    let genesis = fetch_genesis(&url, Duration::from_secs(5))
+        .await
+        .expect("reads the genesis");
+    assert_eq!((genesis.clock, genesis.fork_version), (clock, Some([0; 4])));
 
     // A spec without a usable slot length, and a node that is not there, are errors.
     let error = fetch_slot_clock(&serve("0").await, Duration::from_secs(5))
