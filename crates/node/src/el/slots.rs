@@ -78,6 +78,9 @@ impl Slots {
         };
         let chain = self.chain.clone();
         let parent_hash = slot.event.parent_hash();
+        // Per-slot figures: how long reading the parent took, and the execution client's round
+        // trips for the whole slot (parent, pool checks, simulation reads, proofs for seals).
+        let (started, trips_before) = (Instant::now(), self.chain.client().round_trips());
         let orderflow = self.orderflow.clone();
         // Reading the parent's header, and the pools' nonce checks on a new head, wait on the
         // execution client.
@@ -105,6 +108,7 @@ impl Slots {
                 return;
             }
         };
+        let follow_ms = started.elapsed().as_millis() as u64;
         let mut attrs = slot
             .event
             .block_attributes(parent.gas_limit, self.extra_data.clone());
@@ -138,15 +142,24 @@ impl Slots {
             state,
             proposer_fee_recipient: duty.fee_recipient,
         };
-        match self.builder.run_slot(job, cutoff).await {
+        let outcome = self.builder.run_slot(job, cutoff).await;
+        let round_trips = self.chain.client().round_trips() - trips_before;
+        match outcome {
             Ok(Some(best)) => tracing::info!(
                 slot = number,
                 value = %best.block.value,
                 hash = %best.block.block.block.hash,
+                follow_ms,
+                round_trips,
                 "el.slot.built"
             ),
-            Ok(None) => tracing::debug!(slot = number, "el.slot.nothing_to_bid"),
-            Err(error) => tracing::error!(slot = number, %error, "el.slot.failed"),
+            Ok(None) => tracing::info!(
+                slot = number,
+                follow_ms,
+                round_trips,
+                "el.slot.nothing_to_bid"
+            ),
+            Err(error) => tracing::error!(slot = number, %error, round_trips, "el.slot.failed"),
         }
     }
 }
