@@ -18,7 +18,8 @@ pub enum Encoding {
 /// How to reach a relay and how hard to use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Base URL of the relay, `http://host:port` (plain HTTP: no TLS is compiled in).
+    /// Base URL of the relay, `https://host` or `http://host:port`; a relay's public key
+    /// written before the host (`https://0xabc…@host`, as relay lists give them) is dropped.
     pub url: String,
     /// Most submissions sent in any one-second window; bids over the cap are not sent.
     pub max_submissions_per_second: NonZeroU32,
@@ -33,6 +34,9 @@ pub struct Config {
     /// Largest bid value sent to this relay; a block worth more is not sent to it (the value
     /// is the block's proposer payment, so it cannot be lowered without a new block).
     pub max_bid: Option<U256>,
+    /// Certificates (DER) trusted for `https://` beside Mozilla's roots: a relay behind a
+    /// private certificate authority.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -47,6 +51,7 @@ impl Config {
             encoding: Encoding::Json,
             gzip: false,
             max_bid: None,
+            extra_roots: Vec::new(),
         }
     }
 }

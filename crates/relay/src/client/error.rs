@@ -37,6 +37,9 @@ pub enum RelayError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS settings could not be made (a trusted certificate that does not decode).
+    #[error("relay tls: {0}")]
+    Tls(String),
     /// Compressing the body failed.
     #[error("compressing the request: {0}")]
     Compress(std::io::Error),

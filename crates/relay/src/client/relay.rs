@@ -92,7 +92,7 @@ impl From<Validator> for ProposerDuty {
     }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client of one relay's builder API. Cheap to clone; clones share the gate, so the cap and
 /// the improvement rule hold across all of them.
@@ -129,14 +129,15 @@ impl std::fmt::Debug for RelayClient {
 impl RelayClient {
     /// A client for the relay `config` names, on the system clock.
     ///
-    /// Fails if the URL is not a plain `http://` URL. Requests need a tokio runtime.
+    /// Fails if the URL is not an `http://` or `https://` URL, or a trusted certificate does
+    /// not decode. Requests need a tokio runtime.
     pub fn new(config: Config) -> Result<Self, RelayError> {
         Self::with_clock(config, Arc::new(SystemClock))
     }
 
     /// A client whose per-second cap reads `clock`.
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RelayError> {
-        let base = config.url.trim_end_matches('/');
+        let base = without_userinfo(config.url.trim_end_matches('/'));
         let uri = |path: &str| {
             let uri: Uri =
                 format!("{base}{path}")
@@ -145,10 +146,12 @@ impl RelayClient {
                         url: config.url.clone(),
                         reason: e.to_string(),
                     })?;
-            if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+            if uri.scheme() != Some(&http::uri::Scheme::HTTP)
+                && uri.scheme() != Some(&http::uri::Scheme::HTTPS)
+            {
                 return Err(RelayError::InvalidUrl {
                     url: config.url.clone(),
-                    reason: "only http:// is supported".to_owned(),
+                    reason: "only http:// and https:// are supported".to_owned(),
                 });
             }
             Ok(uri)
@@ -172,7 +175,7 @@ impl RelayClient {
                 ))
             })
             .collect::<Result<_, RelayError>>()?;
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        let http = Client::builder(TokioExecutor::new()).build(https_connector(&config)?);
         Ok(Self {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
@@ -357,20 +360,77 @@ impl RelayClient {
     }
 }
 
+/// `url` without a user part before its host (`https://0xpubkey@relay.example`: relay lists
+/// name each relay's BLS key that way; it is no credential to send).
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// A connector for `http://` and `https://` (rustls on aws-lc-rs, Mozilla's roots plus the
+/// configured ones, HTTP/1.1).
+fn https_connector(
+    config: &Config,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, RelayError> {
+    let tls_error = |reason: String| RelayError::Tls(reason);
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in &config.extra_roots {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| tls_error(format!("trusted certificate: {e}")))?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls_error(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    // The TLS layer takes `https://`; the plain connector must let it through.
+    http.enforce_http(false);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn test_only_plain_http_urls_are_accepted() {
+    fn test_http_and_https_urls_are_accepted_and_nothing_else() {
         assert!(RelayClient::new(Config::new("http://127.0.0.1:1/")).is_ok());
+        assert!(RelayClient::new(Config::new("https://relay.example")).is_ok());
         assert!(matches!(
-            RelayClient::new(Config::new("https://relay.example")),
+            RelayClient::new(Config::new("ws://relay.example")),
             Err(RelayError::InvalidUrl { .. })
         ));
         assert!(matches!(
             RelayClient::new(Config::new("not a url")),
             Err(RelayError::InvalidUrl { .. })
         ));
+    }
+
+    #[test]
+    fn test_a_relay_key_before_the_host_is_dropped_from_the_url() {
+        assert_eq!(
+            without_userinfo("https://0xac6e77@boost-relay.flashbots.net"),
+            "https://boost-relay.flashbots.net"
+        );
+        assert_eq!(
+            without_userinfo("http://127.0.0.1:9000/path@x"),
+            "http://127.0.0.1:9000/path@x"
+        );
+        assert_eq!(without_userinfo("not a url"), "not a url");
     }
 }

@@ -146,3 +146,91 @@ async fn test_a_bid_over_the_relays_maximum_stays_home_and_every_success_answer_
         Err(client::RelayError::InvalidHeader { .. })
     ));
 }
+
+/// A relay on loopback behind TLS with a certificate of its own for `localhost`: it answers the
+/// validators endpoint with no duties and hands each request's head to `heads`. Returns its
+/// port and the certificate (DER).
+fn tls_relay(heads: std::sync::mpsc::Sender<String>) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = certified.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone().into()], key)
+    .expect("server config");
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("bound").port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let connection = rustls::ServerConnection::new(config.clone()).expect("connection");
+            let mut tls = rustls::StreamOwned::new(connection, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            // A failed handshake (a client that does not trust the certificate) ends here.
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]",
+                );
+                let _ = tls.flush();
+            }
+        }
+    });
+    (port, cert)
+}
+
+#[tokio::test]
+async fn test_a_relay_is_reached_over_tls_with_its_key_in_the_url_and_an_untrusted_one_is_not() {
+    let (heads, seen) = std::sync::mpsc::channel();
+    let (port, cert) = tls_relay(heads);
+    // Relay lists write each relay as https://<its BLS key>@host.
+    let url = format!("https://0xa1b2c3@localhost:{port}");
+    let trusting = RelayClient::new(client::Config {
+        extra_roots: vec![cert],
+        ..client::Config::new(url.clone())
+    })
+    .expect("client");
+    let duties = trusting.proposer_duties().await.expect("reached over TLS");
+    assert!(duties.is_empty());
+    let head = seen.recv().expect("the relay saw the request");
+    assert!(
+        head.starts_with("GET /relay/v1/builder/validators HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("a1b2c3"),
+        "the key in the URL is not sent: {head}"
+    );
+
+    // Without the relay's certificate among its roots, the client refuses the connection.
+    let wary = RelayClient::new(client::Config::new(url)).expect("client");
+    assert!(
+        wary.proposer_duties().await.is_err(),
+        "an untrusted certificate"
+    );
+    assert!(seen.try_recv().is_err(), "no request reached the relay");
+
+    // Neither a scheme other than http(s) nor a certificate that does not decode is taken.
+    assert!(RelayClient::new(client::Config::new("ftp://localhost")).is_err());
+    assert!(
+        RelayClient::new(client::Config {
+            extra_roots: vec![b"not a certificate".to_vec()],
+            ..client::Config::new(format!("https://localhost:{port}"))
+        })
+        .is_err()
+    );
+}
