@@ -60,8 +60,8 @@ pub(crate) struct NodeArgs {
     /// Base URL of the hub's relay (builder API and payload_attributes events).
     #[arg(long, required_unless_present = "el_rpc", conflicts_with = "el_rpc")]
     pub(crate) relay_url: Option<String>,
-    /// Build beside this execution client (its JSON-RPC URL, `http://`) instead of following a
-    /// hub: orders are checked against its head and blocks built on its state, pinned by block
+    /// Build beside this execution client (its JSON-RPC URL: `http(s)://`, `ws(s)://`, or the
+    /// path of its IPC socket) instead of following a hub: orders are checked against its head and blocks built on its state, pinned by block
     /// hash and sealed from its proofs. Takes --beacon and --relay (or --relay-config), and the
     /// key file's coinbase and BLS keys; no registry, replication or ledger.
     #[arg(long, value_name = "URL", requires = "beacons")]

@@ -10,7 +10,7 @@ use std::{
 
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{B256, map::HashMap};
-use alloy_rpc_client::RpcClient;
+use alloy_rpc_client::{BuiltInConnectionString, ClientBuilder, RpcClient};
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 
@@ -41,29 +41,32 @@ pub(crate) struct Inner {
 }
 
 impl ElClient {
-    /// Connects to the execution client at `url` (`http://` or `https://`). Nothing is sent
-    /// until the first read.
+    /// Connects to the execution client at `url`: `http://` or `https://`, `ws://` or
+    /// `wss://`, or the path of its IPC socket. Over HTTP nothing is sent until the first read;
+    /// WS and IPC connect now.
     pub fn connect(url: &str) -> Result<Self, ElError> {
-        let parsed: reqwest::Url = url.parse().map_err(|e| ElError::Url {
+        let refused = |reason: String| ElError::Url {
             url: url.to_owned(),
-            reason: format!("{e}"),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ElError::Url {
-                url: url.to_owned(),
-                reason: "only http:// and https:// are supported".to_owned(),
-            });
-        }
+            reason,
+        };
+        let transport: BuiltInConnectionString =
+            url.parse().map_err(|e: alloy_transport::TransportError| {
+                refused(format!(
+                    "not http(s)://, ws(s):// or the path of an IPC socket ({e})"
+                ))
+            })?;
         // Its own runtime: reads come from simulation and building threads, which wait.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("el-rpc")
             .enable_all()
             .build()?;
-        let rpc = {
-            let _entered = runtime.enter();
-            RpcClient::new_http(parsed)
-        };
+        let rpc = wait_on(&runtime, async {
+            ClientBuilder::default()
+                .connect_with(transport)
+                .await
+                .map_err(|e| refused(e.to_string()))
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 rpc,
@@ -145,17 +148,25 @@ impl Inner {
         future: impl Future<Output = Result<T, ElError>> + Send,
     ) -> Result<T, ElError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        if tokio::runtime::Handle::try_current().is_err() {
-            return self.runtime.block_on(future);
-        }
-        // Inside another runtime's context (an RPC handler validating an order, a blocking-pool
-        // task) tokio refuses to start a nested wait, so a scoped thread waits instead; it
-        // costs tens of microseconds beside a round trip of a millisecond or more.
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| self.runtime.block_on(future))
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        wait_on(&self.runtime, future)
     }
+}
+
+/// Runs `future` on `runtime` and waits for it on this thread.
+fn wait_on<T: Send>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = Result<T, ElError>> + Send,
+) -> Result<T, ElError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    // Inside another runtime's context (an RPC handler validating an order, a blocking-pool
+    // task) tokio refuses to start a nested wait, so a scoped thread waits instead; it costs
+    // tens of microseconds beside a round trip of a millisecond or more.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }

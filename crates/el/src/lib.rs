@@ -1,9 +1,10 @@
 //! An Ethereum execution client as the state cobuild simulates and builds on.
 //!
-//! Any execution client (reth, geth, Nethermind, anvil) answers the standard JSON-RPC reads; an
-//! [`ElClient`] is one connection to one, and [`ElClient::state_at`] gives the state after one
-//! block, pinned by the block's hash (EIP-1898), as a [`StateSource`](cobuild_chain::StateSource)
-//! a [`StateSnapshot`](cobuild_chain::StateSnapshot) executes on. What that snapshot reads it
+//! Any execution client (reth, geth, Nethermind, anvil) answers the standard JSON-RPC reads, over
+//! HTTP(S), WS(S) or IPC; an [`ElClient`] is one connection to one, and [`ElClient::state_at`]
+//! gives the state after one block, pinned by the block's hash (EIP-1898), as a
+//! [`StateSource`](cobuild_chain::StateSource) a [`StateSnapshot`](cobuild_chain::StateSnapshot)
+//! executes on; [`ElChain`] follows the client's blocks as the head a node builds on. What that snapshot reads it
 //! remembers, so each key costs one read per parent; code is remembered by hash for good (it
 //! never changes); and [`StateSnapshot::prefetch`](cobuild_chain::StateSnapshot::prefetch) reads
 //! the keys orders are known to touch in one batch.

@@ -500,3 +500,43 @@ fn test_a_block_sealed_from_the_clients_proofs_has_the_roots_the_client_mines() 
     assert_eq!(ours.withdrawals_root, theirs.withdrawals_root);
     assert_eq!(ours.requests_hash, theirs.requests_hash);
 }
+
+#[test]
+fn test_the_client_is_reached_over_ws_and_ipc_as_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("anvil.ipc");
+    let socket = socket.to_str().expect("utf-8 path");
+    let anvil = Anvil::start(&["--ipc", socket]);
+    // The HTTP port answering is anvil's readiness; its socket is made at the same start.
+    while !std::path::Path::new(socket).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let http = ElClient::connect(&anvil.cast.url).expect("http");
+    let ws = ElClient::connect(&anvil.cast.url.replace("http://", "ws://")).expect("ws");
+    let ipc = ElClient::connect(socket).expect("ipc");
+    let accounts: Vec<Address> = dev_signers().iter().map(|s| s.address()).collect();
+    let read = |client: &ElClient| {
+        let head = client.head().expect("head");
+        let state = StateSnapshot::from_source(
+            Arc::new(client.state_at(head.hash, head.number)),
+            head.number,
+        );
+        // One batch for all of them, then reads from what it brought.
+        state.prefetch(&accounts, &[]).expect("prefetch");
+        let balances: Vec<U256> = accounts
+            .iter()
+            .map(|a| state.basic_ref(*a).expect("read").expect("account").balance)
+            .collect();
+        (client.chain_id().expect("chain id"), head, balances)
+    };
+    let over_http = read(&http);
+    assert_eq!(read(&ws), over_http, "ws");
+    assert_eq!(read(&ipc), over_http, "ipc");
+
+    // Anything else is refused by name.
+    let refused = ElClient::connect("ftp://127.0.0.1:1").expect_err("no such transport");
+    assert!(
+        refused.to_string().contains("ftp://127.0.0.1:1"),
+        "{refused}"
+    );
+}

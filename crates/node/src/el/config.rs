@@ -11,7 +11,7 @@ use crate::orderflow::OrderflowConfig;
 /// Settings of a node that builds on an execution client's chain.
 #[derive(Debug, Clone)]
 pub struct ElNodeConfig {
-    /// JSON-RPC URL of the execution client (`http://host:port`).
+    /// JSON-RPC URL of the execution client (`http(s)://`, `ws(s)://`, or an IPC socket's path).
     pub el_rpc: String,
     /// Base URLs of the Beacon APIs whose `payload_attributes` events announce the slots
     /// (consensus clients, or relays that serve the stream); merged, the first to announce a
