@@ -568,14 +568,26 @@ impl TxPool {
     /// transactions whose last block is sealed (the head is read from the pool's chain).
     pub fn on_block(&self, state: &StateSnapshot) {
         let head = self.inner.chain.head().number;
+        // The nonces are read before the pool is locked: on an execution client's state each
+        // read is a round trip, and one batch brings them all. A sender who arrives meanwhile
+        // was checked against a head no older than this one.
+        let senders: Vec<Address> = self.inner.state.lock().by_sender.keys().copied().collect();
+        if let Err(error) = state.prefetch(&senders, &[]) {
+            tracing::debug!(%error, "pool.on_block.prefetch_failed");
+        }
+        let nonces: Vec<(Address, u64)> = senders
+            .into_iter()
+            .map(|sender| {
+                let nonce = state
+                    .basic_ref(sender)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |a| a.nonce);
+                (sender, nonce)
+            })
+            .collect();
         let mut pool = self.inner.state.lock();
-        let senders: Vec<Address> = pool.by_sender.keys().copied().collect();
-        for sender in senders {
-            let nonce = state
-                .basic_ref(sender)
-                .ok()
-                .flatten()
-                .map_or(0, |a| a.nonce);
+        for (sender, nonce) in nonces {
             pool.with_sender(sender, |s| {
                 let PoolState {
                     by_hash, by_sender, ..
