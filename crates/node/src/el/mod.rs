@@ -152,8 +152,21 @@ impl ElNode {
             &config.bls,
             builder_domain(fork_version),
         );
-        let announcements =
-            subscribe_all(config.beacons.iter().map(SubscribeConfig::new).collect())?;
+        // A beacon node sends no keep-alives: a stream is dead only after two silent slots,
+        // and its head events (one a slot) keep it talking.
+        let idle_timeout = std::time::Duration::from_secs(2 * genesis.clock.seconds_per_slot() + 2)
+            .max(SubscribeConfig::new("").idle_timeout);
+        let announcements = subscribe_all(
+            config
+                .beacons
+                .iter()
+                .map(|url| SubscribeConfig {
+                    idle_timeout,
+                    with_head: true,
+                    ..SubscribeConfig::new(url)
+                })
+                .collect(),
+        )?;
         let head = chain.head();
         tracing::info!(
             rpc = %orderflow.rpc_addr,

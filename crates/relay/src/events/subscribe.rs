@@ -31,8 +31,13 @@ pub struct SubscribeConfig {
     /// Longest pause between reconnects.
     pub max_backoff: Duration,
     /// A stream silent this long is taken for dead and reconnected (the devnet relay sends a
-    /// keep-alive comment every second).
+    /// keep-alive comment every second; a beacon node sends none, so beside one this must be
+    /// longer than a slot).
     pub idle_timeout: Duration,
+    /// Subscribe to the `head` topic too: a beacon node sends a head event every slot, which
+    /// keeps a stream alive through slots whose payload attributes it does not send. Head
+    /// events are otherwise ignored.
+    pub with_head: bool,
 }
 
 impl SubscribeConfig {
@@ -44,6 +49,7 @@ impl SubscribeConfig {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(5),
+            with_head: false,
         }
     }
 }
@@ -105,8 +111,17 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 pub fn subscribe(
     config: SubscribeConfig,
 ) -> Result<watch::Receiver<Option<ReceivedSlot>>, SubscribeError> {
+    let uri = events_uri(&config)?;
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(run(config, uri, tx));
+    Ok(rx)
+}
+
+/// The stream's URI: `payload_attributes`, and `head` when asked.
+fn events_uri(config: &SubscribeConfig) -> Result<Uri, SubscribeError> {
     let base = config.url.trim_end_matches('/');
-    let uri: Uri = format!("{base}{EVENTS_PATH}?topics={PAYLOAD_ATTRIBUTES_TOPIC}")
+    let head = if config.with_head { ",head" } else { "" };
+    let uri: Uri = format!("{base}{EVENTS_PATH}?topics={PAYLOAD_ATTRIBUTES_TOPIC}{head}")
         .parse()
         .map_err(|e: http::uri::InvalidUri| SubscribeError::InvalidUrl {
             url: config.url.clone(),
@@ -118,9 +133,7 @@ pub fn subscribe(
             reason: "only http:// is supported".to_owned(),
         });
     }
-    let (tx, rx) = watch::channel(None);
-    tokio::spawn(run(config, uri, tx));
-    Ok(rx)
+    Ok(uri)
 }
 
 async fn run(config: SubscribeConfig, uri: Uri, tx: watch::Sender<Option<ReceivedSlot>>) {
@@ -211,5 +224,22 @@ mod tests {
             subscribe(SubscribeConfig::new("https://beacon.example")),
             Err(SubscribeError::InvalidUrl { .. })
         ));
+    }
+
+    #[test]
+    fn test_the_head_topic_is_asked_for_beside_payload_attributes_when_wanted() {
+        let config = SubscribeConfig::new("http://127.0.0.1:5052/");
+        assert_eq!(
+            events_uri(&config).expect("uri").to_string(),
+            "http://127.0.0.1:5052/eth/v1/events?topics=payload_attributes"
+        );
+        let with_head = SubscribeConfig {
+            with_head: true,
+            ..config
+        };
+        assert_eq!(
+            events_uri(&with_head).expect("uri").to_string(),
+            "http://127.0.0.1:5052/eth/v1/events?topics=payload_attributes,head"
+        );
     }
 }
