@@ -158,6 +158,32 @@ impl Drop for Anvil {
     }
 }
 
+/// The `X-Flashbots-Signature` header a searcher's client (ethers-provider-bundle,
+/// web3-flashbots) sends with `body`: `address:signature` of the body's keccak as hex text.
+///
+/// # Panics
+/// If signing fails.
+pub fn flashbots_header(auth: &alloy_signer_local::PrivateKeySigner, body: &[u8]) -> String {
+    use alloy_signer::SignerSync;
+    let digest = format!("{:#x}", alloy_primitives::keccak256(body));
+    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
+    format!("{}:{}", auth.address(), signature)
+}
+
+/// POSTs `body` to `url` signed by `auth` as a searcher's client signs it, and returns the
+/// status code and the response body.
+pub fn flashbots_post(
+    url: &str,
+    body: &[u8],
+    auth: &alloy_signer_local::PrivateKeySigner,
+) -> (u16, String) {
+    http_post(
+        url,
+        body,
+        &[("X-Flashbots-Signature", &flashbots_header(auth, body))],
+    )
+}
+
 /// POSTs `body` to `url` (`http://host:port`) with `headers`, as a client would send it, and
 /// returns the status code and the response body.
 ///

@@ -10,11 +10,10 @@ use std::{
 };
 
 use alloy_primitives::{Address, address};
-use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_node::el::mock::MockConsensus;
 use cobuild_registry::NodeKeys;
-use cobuild_test_utils::{Anvil, http_post};
+use cobuild_test_utils::{Anvil, flashbots_post};
 
 use crate::{DEV0_KEY, cobuild_ok, tx_hash};
 
@@ -185,15 +184,11 @@ async fn send_bundle(rpc: &str, auth: &PrivateKeySigner, raw: &str, number: u64)
         "params": [{"txs": [raw], "blockNumber": format!("{number:#x}")}],
     })
     .to_string();
-    let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
-    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
-    let header = format!("{}:{}", auth.address(), signature);
-    let rpc = rpc.to_owned();
-    let (status, reply) = tokio::task::spawn_blocking(move || {
-        http_post(&rpc, body.as_bytes(), &[("X-Flashbots-Signature", &header)])
-    })
-    .await
-    .expect("task");
+    let (rpc, auth) = (rpc.to_owned(), auth.clone());
+    let (status, reply) =
+        tokio::task::spawn_blocking(move || flashbots_post(&rpc, body.as_bytes(), &auth))
+            .await
+            .expect("task");
     assert_eq!(status, 200, "{reply}");
     assert!(reply.contains("bundleHash"), "{reply}");
 }

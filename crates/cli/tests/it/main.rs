@@ -483,14 +483,9 @@ fn flashbots_call(
     method: &str,
     params: Value,
 ) -> Value {
-    use alloy_signer::SignerSync;
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": [params]})
         .to_string();
-    let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
-    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
-    let header = format!("{}:{}", auth.address(), signature);
-    let (_, reply) =
-        cobuild_test_utils::http_post(url, body.as_bytes(), &[("X-Flashbots-Signature", &header)]);
+    let (_, reply) = cobuild_test_utils::flashbots_post(url, body.as_bytes(), auth);
     serde_json::from_str(&reply).expect("json-rpc reply")
 }
 

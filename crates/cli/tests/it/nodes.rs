@@ -391,16 +391,12 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
 
 /// Posts `calls` as one JSON-RPC batch, signed as the Flashbots clients sign a body.
 fn flashbots_batch(url: &str, auth_key: u8, calls: &[Value]) -> Vec<Value> {
-    use alloy_signer::SignerSync;
     let auth = alloy_signer_local::PrivateKeySigner::from_bytes(
         &alloy_primitives::B256::repeat_byte(auth_key),
     )
     .expect("key");
     let body = Value::Array(calls.to_vec()).to_string();
-    let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
-    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
-    let header = format!("{}:{}", auth.address(), signature);
-    let (status, reply) = http_post(url, body.as_bytes(), &[("X-Flashbots-Signature", &header)]);
+    let (status, reply) = cobuild_test_utils::flashbots_post(url, body.as_bytes(), &auth);
     assert_eq!(status, 200, "{reply}");
     serde_json::from_str::<Value>(&reply)
         .expect("json")

@@ -1,12 +1,14 @@
 //! The node's block builder: simulation and building rounds through each slot, publishing the
 //! best block for the bidder.
 
+mod announced;
 mod bidder;
 mod blocks;
 mod config;
 mod cutoff;
 mod engine;
 
+pub(crate) use announced::{BuildSlot, build_announced};
 pub use bidder::{BidError, Bidder};
 pub use blocks::SlotBlocks;
 pub use config::BuilderConfig;

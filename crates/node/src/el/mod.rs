@@ -205,7 +205,7 @@ impl ElNode {
     }
 
     /// Builds for every announced slot until `shutdown` resolves, then stops the RPC server.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let announcements = self.announcements.clone();
         tokio::select! {
             () = shutdown => {}

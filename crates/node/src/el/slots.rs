@@ -2,8 +2,8 @@
 //! that a relay lists a proposer registration for it, follow the execution client to the slot's
 //! parent, and build on it until shortly before bids close.
 //!
-//! A newer announcement ends the slot being built at once: a later slot, or the same slot on
-//! another parent (a reorg), whose block the old candidates no longer are.
+//! A newer announcement ends the slot being built at once ([`build_announced`]): a later slot,
+//! or the same slot on another parent (a reorg), whose block the old candidates no longer are.
 
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::registrations::Registrations;
 use crate::{
-    builder::{Builder, SlotJob, cutoff},
+    builder::{BuildSlot, Builder, SlotJob, build_announced, cutoff},
     orderflow::Orderflow,
 };
 
@@ -34,38 +34,14 @@ pub(crate) struct Slots {
 
 impl Slots {
     /// Builds for every announced slot, until the announcements end or the future is dropped.
-    pub(crate) async fn run(&mut self, mut slots: watch::Receiver<Option<ReceivedSlot>>) {
-        let mut pending = false;
-        loop {
-            if !pending && slots.changed().await.is_err() {
-                return;
-            }
-            pending = false;
-            let Some(slot) = slots.borrow_and_update().clone() else {
-                continue;
-            };
-            let superseded = {
-                let build = self.build(&slot);
-                tokio::pin!(build);
-                tokio::select! {
-                    () = &mut build => Some(false),
-                    changed = slots.changed() => changed.ok().map(|()| true),
-                }
-            };
-            self.builder.end_slot();
-            match superseded {
-                None => return,
-                Some(true) => {
-                    tracing::info!(slot = slot.event.slot(), "el.slot.superseded");
-                    pending = true;
-                }
-                Some(false) => {}
-            }
-        }
+    pub(crate) async fn run(&self, slots: watch::Receiver<Option<ReceivedSlot>>) {
+        build_announced(slots, &self.builder, self).await;
     }
+}
 
+impl BuildSlot for Slots {
     /// Builds for one slot until its cut-off, if a relay lists its proposer.
-    async fn build(&mut self, slot: &ReceivedSlot) {
+    async fn build(&self, slot: &ReceivedSlot) {
         let number = slot.event.slot();
         let cutoff = cutoff(slot.received, slot.deadline());
         if Instant::now() >= cutoff {

@@ -13,7 +13,7 @@ use cobuild_relay::events::ReceivedSlot;
 use tokio::sync::watch;
 
 use super::{follow::Follower, hub::HubClient};
-use crate::builder::{Builder, SlotJob, cutoff};
+use crate::builder::{BuildSlot, Builder, SlotJob, build_announced, cutoff};
 
 /// What the slot loop works with.
 #[derive(Debug)]
@@ -26,35 +26,13 @@ pub(crate) struct Slots<'a> {
 }
 
 impl Slots<'_> {
-    /// Builds for every announced slot, until the announcements end (never, while the
-    /// subscription lives) or the future is dropped.
-    pub(crate) async fn run(&self, mut slots: watch::Receiver<Option<ReceivedSlot>>) {
-        // A slot announced while the previous one was being built is taken at once.
-        let mut pending = false;
-        loop {
-            if !pending && slots.changed().await.is_err() {
-                return;
-            }
-            pending = false;
-            let Some(slot) = slots.borrow_and_update().clone() else {
-                continue;
-            };
-            let build = self.build(&slot);
-            tokio::pin!(build);
-            tokio::select! {
-                () = &mut build => {}
-                changed = slots.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    tracing::info!(slot = slot.event.slot(), "member.slot.superseded");
-                    pending = true;
-                }
-            }
-            self.builder.end_slot();
-        }
+    /// Builds for every announced slot, until the announcements end or the future is dropped.
+    pub(crate) async fn run(&self, slots: watch::Receiver<Option<ReceivedSlot>>) {
+        build_announced(slots, self.builder, self).await;
     }
+}
 
+impl BuildSlot for Slots<'_> {
     /// Builds for one slot until its cut-off.
     async fn build(&self, slot: &ReceivedSlot) {
         let number = slot.event.slot();

@@ -20,7 +20,7 @@ use cobuild_node::{
 };
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
 use cobuild_relay::{BuilderKey, client::Config as RelayConfig};
-use cobuild_test_utils::{Anvil, http_post};
+use cobuild_test_utils::{Anvil, flashbots_post};
 
 const GWEI: u128 = 1_000_000_000;
 /// How long each slot takes bids: room for the node to hear of it, read the parent, simulate,
@@ -116,18 +116,11 @@ impl Setup {
             "params": [{"txs": raw, "blockNumber": format!("{number:#x}")}],
         })
         .to_string();
-        let digest = format!("{:#x}", alloy_primitives::keccak256(body.as_bytes()));
-        let signature = self
-            .auth
-            .sign_message_sync(digest.as_bytes())
-            .expect("sign");
-        let header = format!("{}:{}", self.auth.address(), signature);
-        let url = format!("http://{}", self.node_rpc);
-        let (status, reply) = tokio::task::spawn_blocking(move || {
-            http_post(&url, body.as_bytes(), &[("X-Flashbots-Signature", &header)])
-        })
-        .await
-        .expect("task");
+        let (url, auth) = (format!("http://{}", self.node_rpc), self.auth.clone());
+        let (status, reply) =
+            tokio::task::spawn_blocking(move || flashbots_post(&url, body.as_bytes(), &auth))
+                .await
+                .expect("task");
         assert_eq!(status, 200, "{reply}");
         assert!(reply.contains("bundleHash"), "{reply}");
     }

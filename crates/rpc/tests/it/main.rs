@@ -113,7 +113,7 @@ impl Node {
 
     /// Posts a raw body, signed by `auth` if given.
     fn post(&self, auth: Option<&PrivateKeySigner>, body: &str) -> Value {
-        let header = auth.map(|auth| flashbots_header(auth, body.as_bytes()));
+        let header = auth.map(|auth| cobuild_test_utils::flashbots_header(auth, body.as_bytes()));
         let headers: Vec<(&str, &str)> = header
             .iter()
             .map(|h| ("X-Flashbots-Signature", h.as_str()))
@@ -157,13 +157,6 @@ impl Node {
         self.txs.on_block(&state);
         self.bundles.on_block(head.number);
     }
-}
-
-/// The `X-Flashbots-Signature` header `auth` makes for `body`.
-fn flashbots_header(auth: &PrivateKeySigner, body: &[u8]) -> String {
-    let digest = format!("{:#x}", alloy_primitives::keccak256(body));
-    let signature = auth.sign_message_sync(digest.as_bytes()).expect("sign");
-    format!("{}:{}", auth.address(), signature)
 }
 
 /// The Flashbots auth key of a test sender.

@@ -376,7 +376,7 @@ fn test_a_refund_delegation_is_an_order_only_its_signer_makes() {
         stranger.address()
     );
     forged.payload = body.clone().into_bytes().into();
-    forged.auth = super::flashbots_header(&stranger, body.as_bytes())
+    forged.auth = cobuild_test_utils::flashbots_header(&stranger, body.as_bytes())
         .into_bytes()
         .into();
     let refused = apply(&other, &forged).expect_err("not the signer's");
