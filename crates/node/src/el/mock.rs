@@ -87,6 +87,80 @@ pub struct SlotOutcome {
     pub mined: RpcHeader,
 }
 
+impl SlotOutcome {
+    /// The header fields in which the block the execution client mined differs from the
+    /// winning bid's (empty when they agree, as they must): number, parent, gas used, and every
+    /// root and the bloom. Also names a missing winner.
+    pub fn replay_differences(&self) -> Vec<String> {
+        let Some(winner) = &self.winner else {
+            return vec!["no winning bid".to_owned()];
+        };
+        let (ours, theirs) = (winner.executed.header(), &self.mined.inner);
+        let fields: [(&str, String, String); 9] = [
+            ("number", ours.number.to_string(), theirs.number.to_string()),
+            (
+                "parent hash",
+                ours.parent_hash.to_string(),
+                theirs.parent_hash.to_string(),
+            ),
+            (
+                "gas used",
+                ours.gas_used.to_string(),
+                theirs.gas_used.to_string(),
+            ),
+            (
+                "state root",
+                ours.state_root.to_string(),
+                theirs.state_root.to_string(),
+            ),
+            (
+                "transactions root",
+                ours.transactions_root.to_string(),
+                theirs.transactions_root.to_string(),
+            ),
+            (
+                "receipts root",
+                ours.receipts_root.to_string(),
+                theirs.receipts_root.to_string(),
+            ),
+            (
+                "logs bloom",
+                ours.logs_bloom.to_string(),
+                theirs.logs_bloom.to_string(),
+            ),
+            (
+                "withdrawals root",
+                format!("{:?}", ours.withdrawals_root),
+                format!("{:?}", theirs.withdrawals_root),
+            ),
+            (
+                "requests hash",
+                format!("{:?}", ours.requests_hash),
+                format!("{:?}", theirs.requests_hash),
+            ),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, ours, theirs)| ours != theirs)
+            .map(|(name, ours, theirs)| format!("{name}: bid {ours}, mined {theirs}"))
+            .collect()
+    }
+
+    /// Whether the winning block holds the transaction `hash`.
+    pub fn winner_holds(&self, hash: B256) -> bool {
+        self.winner.as_ref().is_some_and(|winner| {
+            winner
+                .executed
+                .block
+                .block
+                .body
+                .transactions
+                .iter()
+                .any(|tx| *tx.tx_hash() == hash)
+        })
+    }
+}
+
 /// Drives an anvil slot by slot through `relay`.
 #[derive(Debug)]
 pub struct MockConsensus {
