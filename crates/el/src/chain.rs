@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use alloy_consensus::{Block, Header, Sealed, TxEnvelope};
-use alloy_primitives::B256;
+use alloy_consensus::{Block, Header, Sealed, TxEnvelope, transaction::Recovered};
+use alloy_primitives::{Address, B256, U256};
 use cobuild_chain::{
     ChainError, ExecutedBlock, HeadSource, ImportError, StateSnapshot, reexecute_on,
 };
 use cobuild_primitives::ChainSpec;
 use parking_lot::RwLock;
 
-use crate::{ElClient, ElError};
+use crate::{ElClient, ElError, RpcSource};
 
 /// The block a node builds on, followed on an execution client: its header and the state
 /// after it, pinned by hash. Each new parent gets one [`StateSnapshot`], shared by every
@@ -38,6 +38,8 @@ pub struct Followed {
 struct Pinned {
     header: Arc<Sealed<Header>>,
     state: StateSnapshot,
+    /// What `state` reads through, for the reads ahead it cannot name itself.
+    source: Arc<RpcSource>,
 }
 
 impl ElChain {
@@ -79,18 +81,37 @@ impl ElChain {
         })
     }
 
+    /// Reads ahead, into the head's state, what `txs` touch (one `eth_createAccessList` batch,
+    /// then one batch of proofs and values; see [`RpcSource::touched_by`]): the orders waiting
+    /// in the pools, before the slot's simulation would read their keys one round trip at a
+    /// time. Returns how many keys it asked for.
+    pub fn read_ahead<'a>(
+        &self,
+        txs: impl IntoIterator<Item = &'a Recovered<TxEnvelope>>,
+    ) -> Result<usize, ElError> {
+        let Pinned { state, source, .. } = self.head.read().clone();
+        let touched = source.touched_by(txs)?;
+        let accounts: Vec<Address> = touched.accounts.into_iter().collect();
+        let slots: Vec<(Address, U256)> = touched.slots.into_iter().collect();
+        state
+            .prefetch(&accounts, &slots)
+            .map_err(|e| ElError::Prefetch(Box::new(e)))?;
+        Ok(accounts.len() + slots.len())
+    }
+
     /// Re-executes `block` on the head and returns it if every header field matches what the
     /// execution gives: how a relay beside an execution client checks a bid.
     pub fn reexecute(&self, block: Block<TxEnvelope>) -> Result<ExecutedBlock, ImportError> {
-        let Pinned { header, state } = self.head.read().clone();
+        let Pinned { header, state, .. } = self.head.read().clone();
         reexecute_on(self.spec.clone(), header, state, block)
     }
 }
 
 fn pin(client: &ElClient, header: Sealed<Header>) -> Pinned {
-    let state = client.state_at(header.hash(), header.number);
+    let source = Arc::new(client.state_at(header.hash(), header.number));
     Pinned {
-        state: StateSnapshot::from_source(Arc::new(state), header.number),
+        state: StateSnapshot::from_source(source.clone(), header.number),
+        source,
         header: Arc::new(header),
     }
 }
@@ -105,7 +126,7 @@ impl HeadSource for ElChain {
     }
 
     fn head_state(&self) -> Result<(Arc<Sealed<Header>>, StateSnapshot), ChainError> {
-        let Pinned { header, state } = self.head.read().clone();
+        let Pinned { header, state, .. } = self.head.read().clone();
         Ok((header, state))
     }
 }

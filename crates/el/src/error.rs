@@ -35,4 +35,7 @@ pub enum ElError {
         /// The hash the client gave.
         expected: B256,
     },
+    /// Reading ahead into a state failed.
+    #[error("reading ahead: {0}")]
+    Prefetch(Box<cobuild_chain::StateError>),
 }

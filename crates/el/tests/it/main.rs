@@ -540,3 +540,42 @@ fn test_the_client_is_reached_over_ws_and_ipc_as_over_http() {
         "{refused}"
     );
 }
+
+#[test]
+fn test_the_followed_head_reads_ahead_what_waiting_orders_touch_once_per_parent() {
+    use cobuild_chain::HeadSource;
+    use cobuild_el::ElChain;
+
+    let anvil = start_anvil();
+    anvil.cast.rpc("evm_mine", "[]");
+    let chain = ElChain::connect(ElClient::connect(&anvil.cast.url).expect("connects"))
+        .expect("follows the head");
+    let sender = &dev_signers()[3];
+    let fresh = address!("0x000000000000000000000000000000000000be02");
+    let order = sign(sender, 0, fresh, Vec::new());
+    let keys = chain.read_ahead([&order]).expect("reads ahead");
+    assert!(keys >= 2, "the sender and the recipient at least");
+
+    // The slot's simulation then finds them at hand: no round trip.
+    let (_, state) = chain.head_state().expect("head state");
+    let before = chain.client().round_trips();
+    let account = state
+        .basic_ref(sender.address())
+        .expect("read")
+        .expect("funded");
+    assert_eq!(account.nonce, 0);
+    assert!(state.basic_ref(fresh).expect("read").is_none());
+    assert_eq!(chain.client().round_trips(), before, "read ahead");
+
+    // A new parent is a new state: what was read for the old one does not carry over.
+    anvil.cast.rpc("evm_mine", "[]");
+    let head = chain.client().head().expect("head");
+    let followed = chain.follow(head.hash).expect("follows");
+    assert!(followed.moved);
+    let before = chain.client().round_trips();
+    followed.state.basic_ref(sender.address()).expect("read");
+    assert!(
+        chain.client().round_trips() > before,
+        "read from the new parent"
+    );
+}

@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
+use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
 use alloy_primitives::Bytes;
+use cobuild_chain::HeadSource;
 use cobuild_chain::next_gas_limit;
 use cobuild_el::ElChain;
 use cobuild_relay::events::{ReceivedSlot, SlotClock};
@@ -60,11 +62,13 @@ impl BuildSlot for Slots {
         let orderflow = self.orderflow.clone();
         // Reading the parent's header, and the pools' nonce checks on a new head, wait on the
         // execution client.
+        let timestamp = slot.event.event.data.payload_attributes.timestamp;
         let followed = tokio::task::spawn_blocking(move || {
             let followed = chain.follow(parent_hash)?;
             if followed.moved {
                 orderflow.on_head(&followed.state, followed.header.number, &[]);
             }
+            read_ahead(&chain, &orderflow, &followed.header, timestamp);
             Ok::<_, cobuild_el::ElError>((followed.header, followed.state))
         })
         .await;
@@ -137,5 +141,38 @@ impl BuildSlot for Slots {
             ),
             Err(error) => tracing::error!(slot = number, %error, round_trips, "el.slot.failed"),
         }
+    }
+}
+
+/// Most pooled transactions whose keys are read ahead for a slot: a few batches' worth.
+const MAX_READ_AHEAD: usize = 2_000;
+
+/// Reads ahead what the orders waiting for the block on `parent` touch, so the slot's first
+/// simulation finds their keys at hand; a failure only costs the reads later.
+fn read_ahead(chain: &ElChain, orderflow: &Orderflow, parent: &Header, timestamp: u64) {
+    let base_fee = parent
+        .next_block_base_fee(chain.spec().base_fee_params())
+        .unwrap_or_default();
+    let mut txs: Vec<Recovered<TxEnvelope>> = orderflow
+        .bundles
+        .for_block(parent.number + 1, timestamp)
+        .iter()
+        .flat_map(|pooled| pooled.bundle.txs.iter().cloned())
+        .take(MAX_READ_AHEAD)
+        .collect();
+    let room = MAX_READ_AHEAD.saturating_sub(txs.len());
+    txs.extend(
+        orderflow
+            .pool
+            .best(base_fee)
+            .take(room)
+            .map(|pooled| pooled.tx.clone()),
+    );
+    if txs.is_empty() {
+        return;
+    }
+    match chain.read_ahead(&txs) {
+        Ok(keys) => tracing::debug!(txs = txs.len(), keys, "el.read_ahead"),
+        Err(error) => tracing::warn!(%error, "el.read_ahead.failed"),
     }
 }
