@@ -86,7 +86,8 @@ pub(crate) struct NodeArgs {
     /// bearer token in <data-dir>/admin.token (0: any free port, logged at start).
     #[arg(long, default_value_t = 0)]
     pub(crate) admin_port: u16,
-    /// Milliseconds between asking the hub for its head (besides each slot announcement).
+    /// Milliseconds between asking the hub (with --el-rpc: the execution client) for its head,
+    /// besides each slot announcement.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub(crate) poll_ms: u64,
     /// Seconds a starting node waits to hear from every other member, to learn how far its
@@ -266,6 +267,7 @@ impl NodeArgs {
             bid_percent: self.bid.bid_percent,
             extra_data: alloy_primitives::Bytes::from_static(b"cobuild"),
             round_interval: Duration::from_millis(20),
+            head_poll: Duration::from_millis(self.poll_ms),
         })
     }
 }

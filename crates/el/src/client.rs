@@ -35,7 +35,7 @@ pub struct ElClient {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) rpc: RpcClient,
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnRuntime,
     pub(crate) code: RwLock<HashMap<B256, Bytecode>>,
     round_trips: AtomicU64,
 }
@@ -61,6 +61,7 @@ impl ElClient {
             .thread_name("el-rpc")
             .enable_all()
             .build()?;
+        let runtime = OwnRuntime(Some(runtime));
         let rpc = wait_on(&runtime, async {
             ClientBuilder::default()
                 .connect_with(transport)
@@ -149,6 +150,30 @@ impl Inner {
     ) -> Result<T, ElError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         wait_on(&self.runtime, future)
+    }
+}
+
+/// The client's runtime, shut down without waiting when the last clone goes: a node drops its
+/// client from async code, where dropping a runtime the usual way (which waits for its
+/// threads) panics.
+#[derive(Debug)]
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for OwnRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime is only taken when the client is dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

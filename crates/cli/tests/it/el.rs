@@ -33,6 +33,19 @@ struct Node {
     rpc: String,
 }
 
+impl Node {
+    /// Sends SIGINT and waits for the exit.
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        self.child.wait().expect("exits")
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -131,6 +144,10 @@ async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_wi
             "slot {slot}"
         );
     }
+
+    // Ctrl-C stops it cleanly (its execution client's runtime goes down from async code).
+    let status = node.interrupt();
+    assert!(status.success(), "clean exit on SIGINT: {status}");
 }
 
 /// Starts `cobuild node --el-rpc` beside `el` with `relay` as its beacon and relay, and waits

@@ -579,3 +579,14 @@ fn test_the_followed_head_reads_ahead_what_waiting_orders_touch_once_per_parent(
         "read from the new parent"
     );
 }
+
+#[tokio::test]
+async fn test_a_client_dropped_in_async_code_goes_quietly() {
+    // A node drops its client when it stops, from async code; dropping the client's runtime
+    // the usual way there panics ("cannot drop a runtime in a context where blocking is not
+    // allowed").
+    let client = ElClient::connect("http://127.0.0.1:1").expect("http connects lazily");
+    let clone = client.clone();
+    drop(client);
+    drop(clone);
+}

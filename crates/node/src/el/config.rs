@@ -35,4 +35,7 @@ pub struct ElNodeConfig {
     pub extra_data: Bytes,
     /// Least time between the starts of two build rounds of a slot.
     pub round_interval: Duration,
+    /// How often the execution client's head is asked for between slot announcements, so the
+    /// pools drop what a new block made stale without waiting for the next slot.
+    pub head_poll: Duration,
 }

@@ -95,6 +95,7 @@ pub struct ElNode {
     pub chain: ElChain,
     builder: Builder,
     slots: slots::Slots,
+    head_poll: std::time::Duration,
     announcements: tokio::sync::watch::Receiver<Option<cobuild_relay::events::ReceivedSlot>>,
 }
 
@@ -191,6 +192,7 @@ impl ElNode {
             chain,
             builder,
             announcements,
+            head_poll: config.head_poll,
         })
     }
 
@@ -210,10 +212,40 @@ impl ElNode {
         tokio::select! {
             () = shutdown => {}
             () = self.slots.run(announcements) => tracing::error!("el.slots.ended"),
+            () = follow_head(self.chain.clone(), self.orderflow.clone(), self.head_poll) => {}
         }
         self.builder.end_slot();
         self.orderflow.stop().await;
         tracing::info!("el.stopped");
+    }
+}
+
+/// Asks the execution client for its head every `every` and, when it moved, follows it and lets
+/// the pools drop what it made stale (a slot announcement does the same for the slot's parent;
+/// whichever comes first finds the work done). Never returns.
+async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (chain, orderflow) = (chain.clone(), orderflow.clone());
+        let followed = tokio::task::spawn_blocking(move || {
+            let head = chain.client().head()?;
+            let followed = chain.follow(head.hash)?;
+            if followed.moved {
+                orderflow.on_head(&followed.state, followed.header.number, &[]);
+            }
+            Ok::<_, ElError>(followed)
+        })
+        .await;
+        match followed {
+            Ok(Ok(followed)) if followed.moved => {
+                tracing::debug!(number = followed.header.number, hash = %followed.header.hash(), "el.head.followed");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "el.head.unreadable"),
+            Err(error) => tracing::error!(%error, "el.head.task_failed"),
+        }
     }
 }
 

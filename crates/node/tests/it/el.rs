@@ -30,9 +30,10 @@ const PROPOSER: Address = address!("0x00000000000000000000000000000000000fee01")
 
 /// Anvil, the relay and mock consensus client beside it, and a node bidding to that relay.
 struct Setup {
-    _anvil: Anvil,
+    anvil: Anvil,
     mock: MockConsensus,
     node_rpc: SocketAddr,
+    orderflow: cobuild_node::Orderflow,
     coinbase: Address,
     auth: PrivateKeySigner,
 }
@@ -74,16 +75,19 @@ async fn setup() -> Setup {
         bid_percent: 90,
         extra_data: Bytes::from_static(b"cobuild el test"),
         round_interval: Duration::from_millis(20),
+        head_poll: Duration::from_millis(50),
     })
     .await
     .expect("node starts");
     let node_rpc = node.rpc_addr();
     let coinbase = node.coinbase();
+    let orderflow = node.orderflow.clone();
     tokio::spawn(node.run(std::future::pending()));
     Setup {
-        _anvil: anvil,
+        anvil,
         mock,
         node_rpc,
+        orderflow,
         coinbase,
         auth: PrivateKeySigner::from_bytes(&B256::repeat_byte(0xa1)).expect("key"),
     }
@@ -111,9 +115,19 @@ impl Setup {
     /// Sends `txs` as a bundle for block `number` to the node, as a searcher would.
     async fn send_bundle(&self, txs: &[TxEnvelope], number: u64) {
         let raw: Vec<Bytes> = txs.iter().map(|tx| tx.encoded_2718().into()).collect();
+        let reply = self
+            .call(
+                "eth_sendBundle",
+                serde_json::json!({"txs": raw, "blockNumber": format!("{number:#x}")}),
+            )
+            .await;
+        assert!(reply.contains("bundleHash"), "{reply}");
+    }
+
+    /// Calls the node's `method` with `params`, signed as a searcher's client signs.
+    async fn call(&self, method: &str, params: serde_json::Value) -> String {
         let body = serde_json::json!({
-            "jsonrpc": "2.0", "id": 1, "method": "eth_sendBundle",
-            "params": [{"txs": raw, "blockNumber": format!("{number:#x}")}],
+            "jsonrpc": "2.0", "id": 1, "method": method, "params": [params],
         })
         .to_string();
         let (url, auth) = (format!("http://{}", self.node_rpc), self.auth.clone());
@@ -122,7 +136,7 @@ impl Setup {
                 .await
                 .expect("task");
         assert_eq!(status, 200, "{reply}");
-        assert!(reply.contains("bundleHash"), "{reply}");
+        reply
     }
 }
 
@@ -215,4 +229,28 @@ async fn test_a_node_beside_an_execution_client_bids_registered_slots_and_rebuil
         Some(first_bid.block_hash),
         "the bid on the old parent is not the winner"
     );
+
+    // Between slots the node follows the execution client's head: a block mined elsewhere
+    // that uses a waiting private transaction's nonce takes it out of the pool.
+    let waiting = transfer(5, 0, 3);
+    let reply = setup
+        .call(
+            "eth_sendPrivateTransaction",
+            serde_json::json!({"tx": Bytes::from(waiting.encoded_2718())}),
+        )
+        .await;
+    assert!(reply.contains(&format!("{}", waiting.tx_hash())), "{reply}");
+    assert_eq!(setup.orderflow.pool.len(), 1);
+    let elsewhere = transfer(5, 0, 9);
+    let raw = alloy_primitives::hex::encode_prefixed(elsewhere.encoded_2718());
+    setup.anvil.cast.ok(&["publish", "--async", &raw]);
+    setup.anvil.cast.rpc("evm_mine", "[]");
+    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
+        // The node polls its head every 50 ms; the pool has no event of its own to await.
+        while !setup.orderflow.pool.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(dropped.is_ok(), "the pool followed the new head");
 }
