@@ -1,6 +1,7 @@
 //! One JSON-RPC connection to an execution client, shared by the states read through it.
 
 use std::{
+    collections::BTreeMap,
     future::Future,
     sync::{
         Arc,
@@ -8,7 +9,10 @@ use std::{
     },
 };
 
-use alloy_consensus::{Header, Sealed};
+use alloy_consensus::{
+    Header, Sealed, TxEnvelope,
+    transaction::{Recovered, SignerRecoverable},
+};
 use alloy_primitives::{B256, map::HashMap};
 use alloy_rpc_client::{BuiltInConnectionString, ClientBuilder, RpcClient};
 use parking_lot::RwLock;
@@ -110,6 +114,22 @@ impl ElClient {
     /// The state after the block `hash` (number `number`), every read pinned to that block.
     pub fn state_at(&self, hash: B256, number: u64) -> RpcSource {
         RpcSource::new(self.inner.clone(), hash, number)
+    }
+
+    /// The transactions pending in the client's pool (`txpool_content`'s `pending`), each
+    /// sender recovered from its signature rather than taken from the answer: the public
+    /// mempool a builder adds to its orderflow. One that does not recover is skipped.
+    pub fn pending_transactions(&self) -> Result<Vec<Recovered<TxEnvelope>>, ElError> {
+        let content: alloy_rpc_types_txpool::TxpoolContent = self.inner.call(
+            "txpool_content",
+            self.inner.rpc.request_noparams("txpool_content"),
+        )?;
+        Ok(content
+            .pending
+            .into_values()
+            .flat_map(BTreeMap::into_values)
+            .filter_map(|tx| tx.inner.into_inner().try_into_recovered().ok())
+            .collect())
     }
 
     /// JSON-RPC round trips so far (a batch counts once): what the per-slot figures report.

@@ -362,6 +362,9 @@ impl MockConsensus {
             (format!("{base_fee:#x}"),),
         )
         .await?;
+        // The proposer's block replaces whatever anvil would have mined from its own pool.
+        self.rpc::<serde_json::Value>("anvil_dropAllTransactions", ())
+            .await?;
         if let Some(winner) = &winner {
             for tx in &winner.executed.block.block.body.transactions {
                 let raw = Bytes::from(tx.encoded_2718());

@@ -222,7 +222,8 @@ impl ElNode {
 
 /// Asks the execution client for its head every `every` and, when it moved, follows it and lets
 /// the pools drop what it made stale (a slot announcement does the same for the slot's parent;
-/// whichever comes first finds the work done). Never returns.
+/// whichever comes first finds the work done); then takes its public mempool into the pool.
+/// Never returns.
 async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -235,18 +236,41 @@ async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Dur
             if followed.moved {
                 orderflow.on_head(&followed.state, followed.header.number, &[]);
             }
-            Ok::<_, ElError>(followed)
+            let public = take_mempool(&chain, &orderflow)?;
+            Ok::<_, ElError>((followed, public))
         })
         .await;
         match followed {
-            Ok(Ok(followed)) if followed.moved => {
-                tracing::debug!(number = followed.header.number, hash = %followed.header.hash(), "el.head.followed");
+            Ok(Ok((followed, public))) => {
+                if followed.moved || public > 0 {
+                    tracing::debug!(
+                        number = followed.header.number,
+                        moved = followed.moved,
+                        public,
+                        "el.head.followed"
+                    );
+                }
             }
-            Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "el.head.unreadable"),
             Err(error) => tracing::error!(%error, "el.head.task_failed"),
         }
     }
+}
+
+/// Adds the execution client's pending transactions that the pool does not hold yet, as public
+/// orders (checked against the followed head like any other); returns how many it took.
+fn take_mempool(chain: &ElChain, orderflow: &Orderflow) -> Result<usize, ElError> {
+    let mut taken = 0;
+    for tx in chain.client().pending_transactions()? {
+        if orderflow.pool.get(tx.tx_hash()).is_some() {
+            continue;
+        }
+        match orderflow.pool.add(tx) {
+            Ok(_) => taken += 1,
+            Err(error) => tracing::trace!(%error, "el.mempool.refused"),
+        }
+    }
+    Ok(taken)
 }
 
 /// How long one Beacon API read at start may take.

@@ -253,4 +253,21 @@ async fn test_a_node_beside_an_execution_client_bids_registered_slots_and_rebuil
     })
     .await;
     assert!(dropped.is_ok(), "the pool followed the new head");
+
+    // The execution client's public mempool is orderflow too: a transaction sent to anvil
+    // alone reaches the node's pool, and the next slot's winning block carries it.
+    let public = transfer(6, 0, 4);
+    let raw = alloy_primitives::hex::encode_prefixed(public.encoded_2718());
+    setup.anvil.cast.ok(&["publish", "--async", &raw]);
+    let taken = tokio::time::timeout(Duration::from_secs(10), async {
+        // As above: the node polls its head and the mempool every 50 ms.
+        while setup.orderflow.pool.get(public.tx_hash()).is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(taken.is_ok(), "the node took anvil's pending transaction");
+    let open = setup.mock.open_slot(WINDOW).await.expect("opens");
+    let outcome = setup.mock.close_slot(&open).await.expect("closes");
+    assert_won_and_replayed(&open, &outcome, &public);
 }
