@@ -236,7 +236,11 @@ async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Dur
             if followed.moved {
                 orderflow.on_head(&followed.state, followed.header.number, &[]);
             }
-            let public = take_mempool(&chain, &orderflow)?;
+            // A client without `txpool_content` only costs the public orderflow.
+            let public = take_mempool(&chain, &orderflow).unwrap_or_else(|error| {
+                tracing::debug!(%error, "el.mempool.unreadable");
+                0
+            });
             Ok::<_, ElError>((followed, public))
         })
         .await;
