@@ -36,6 +36,9 @@ pub enum BenchError {
     /// Building on the execution client's state failed.
     #[error("execution client: {0}")]
     El(String),
+    /// Submitting a bid to the loopback relay failed.
+    #[error("submitting to the loopback relay: {0}")]
+    Relay(String),
     /// The simulator's thread pool could not start.
     #[error("simulator threads: {0}")]
     Threads(String),

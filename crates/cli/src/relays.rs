@@ -10,6 +10,8 @@
 //! max_submissions_per_second = 5         # default 10
 //! max_bid_eth = "2.5"                    # blocks worth more are not sent to this relay
 //! timeout_ms = 2000                      # per request, default 2000
+//! optimistic = true                      # the relay offers bids before simulating them:
+//!                                        # each block is re-executed here before it goes
 //! ```
 
 use std::{collections::BTreeMap, num::NonZeroU32, path::Path, time::Duration};
@@ -38,6 +40,8 @@ struct RelayEntry {
     max_submissions_per_second: Option<NonZeroU32>,
     max_bid_eth: Option<String>,
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    optimistic: bool,
 }
 
 /// The relays `text` (the file's contents) lists.
@@ -76,6 +80,7 @@ impl RelayEntry {
                 .timeout_ms
                 .map_or(defaults.timeout, Duration::from_millis),
             max_bid,
+            optimistic: self.optimistic,
             ..defaults
         })
     }
@@ -112,6 +117,7 @@ mod tests {
             max_submissions_per_second = 5
             max_bid_eth = "2.5"
             timeout_ms = 500
+            optimistic = true
             "#,
         )
         .expect("parses");
@@ -129,6 +135,7 @@ mod tests {
             Some(U256::from(2_500_000_000_000_000_000u128))
         );
         assert_eq!(second.timeout, Duration::from_millis(500));
+        assert!(second.optimistic && !relays[0].optimistic);
 
         let error = parse_relays("[[relay]]\nurl = \"http://x\"\nencoding = \"xml\"\n")
             .expect_err("unknown encoding");

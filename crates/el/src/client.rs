@@ -9,16 +9,16 @@ use std::{
     },
 };
 
-use alloy_consensus::{
-    Header, Sealed, TxEnvelope,
-    transaction::{Recovered, SignerRecoverable},
-};
+use alloy_consensus::{Header, Sealed, TxEnvelope};
 use alloy_primitives::{B256, map::HashMap};
 use alloy_rpc_client::{BuiltInConnectionString, ClientBuilder, RpcClient};
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 
-use crate::{ElError, RpcSource};
+use crate::{
+    ElError, RpcSource,
+    pending::{PENDING_BUFFER, PendingStream},
+};
 
 /// The execution client's head when asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +116,10 @@ impl ElClient {
         RpcSource::new(self.inner.clone(), hash, number)
     }
 
-    /// The transactions pending in the client's pool (`txpool_content`'s `pending`), each
-    /// sender recovered from its signature rather than taken from the answer: the public
-    /// mempool a builder adds to its orderflow. One that does not recover is skipped.
-    pub fn pending_transactions(&self) -> Result<Vec<Recovered<TxEnvelope>>, ElError> {
+    /// The transactions pending in the client's pool (`txpool_content`'s `pending`): the
+    /// public mempool a builder adds to its orderflow. Their senders are left to the caller to
+    /// recover from the signatures (not taken from the answer), once it knows which are new.
+    pub fn pending_transactions(&self) -> Result<Vec<TxEnvelope>, ElError> {
         let content: alloy_rpc_types_txpool::TxpoolContent = self.inner.call(
             "txpool_content",
             self.inner.rpc.request_noparams("txpool_content"),
@@ -128,8 +128,38 @@ impl ElClient {
             .pending
             .into_values()
             .flat_map(BTreeMap::into_values)
-            .filter_map(|tx| tx.inner.into_inner().try_into_recovered().ok())
+            .map(|tx| tx.inner.into_inner())
             .collect())
+    }
+
+    /// The client's new pending transactions as it hears of them (`eth_subscribe`
+    /// `newPendingTransactions` with full transactions), over WS or IPC. `None` over HTTP,
+    /// which has no subscriptions; `Err` if the client refuses the subscription.
+    pub fn subscribe_pending(&self) -> Result<Option<PendingStream>, ElError> {
+        let Some(frontend) = self.inner.rpc.pubsub_frontend() else {
+            return Ok(None);
+        };
+        // The buffer of a subscription is set when it is made.
+        frontend.set_channel_size(PENDING_BUFFER);
+        let id: B256 = self.inner.call(
+            "eth_subscribe",
+            self.inner
+                .rpc
+                .request("eth_subscribe", ("newPendingTransactions", true)),
+        )?;
+        let subscription = self.inner.wait(async {
+            frontend
+                .get_subscription(id)
+                .await
+                .map_err(|source| ElError::Rpc {
+                    method: "eth_subscribe",
+                    source,
+                })
+        })?;
+        Ok(Some(PendingStream {
+            subscription: subscription.into(),
+            missed: 0,
+        }))
     }
 
     /// JSON-RPC round trips so far (a batch counts once): what the per-slot figures report.

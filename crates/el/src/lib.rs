@@ -20,6 +20,9 @@
 //!  seal ─▶ StateSnapshot::root_from_proofs ─▶ RpcSource::proofs (one eth_getProof batch of the
 //!          changed keys not proved yet) and state_root (the parent's header, once)
 //! ```
+//! The client's public mempool comes as a [`PendingStream`] over WS or IPC (a subscription) or
+//! whole from `txpool_content` over HTTP.
+//!
 //! Reads are synchronous (revm's `DatabaseRef`) and run on the simulation and building threads:
 //! the client drives its HTTP connection on a small runtime of its own and the reading thread
 //! waits for the answer (from inside another runtime's context, on a scoped thread).
@@ -27,9 +30,11 @@
 mod chain;
 mod client;
 mod error;
+mod pending;
 mod source;
 
 pub use chain::{ElChain, Followed};
 pub use client::{ElClient, ElHead};
 pub use error::ElError;
+pub use pending::{PendingBatch, PendingStream};
 pub use source::{MAX_BATCH, RpcSource, Touched};

@@ -13,7 +13,7 @@ use cobuild_relay::{
 };
 
 use crate::{
-    builder::{Bidder, Builder, BuilderConfig, BuilderError},
+    builder::{BidCheck, Bidder, Builder, BuilderConfig, BuilderError},
     orderflow::Orderflow,
 };
 
@@ -51,11 +51,13 @@ pub enum BiddingError {
 }
 
 /// Starts a builder for a chain under `spec` over `orderflow`'s pools, and a bidder task per relay
-/// submitting its best block of each slot. Slots are run by the caller ([`Builder::run_slot`]).
+/// submitting its best block of each slot (checked by `check` first for optimistic relays).
+/// Slots are run by the caller ([`Builder::run_slot`]).
 pub fn start_bidding(
     spec: Arc<ChainSpec>,
     orderflow: &Orderflow,
     config: BiddingConfig,
+    check: Arc<dyn BidCheck>,
 ) -> Result<Builder, BiddingError> {
     let builder = Builder::new(
         spec,
@@ -78,21 +80,23 @@ pub fn start_bidding(
         .chain(config.extra_relays)
         .map(RelayClient::new)
         .collect::<Result<Vec<_>, _>>()?;
-    spawn_bidders(&builder, clients, &config.bls, config.domain);
+    spawn_bidders(&builder, clients, &config.bls, config.domain, &check);
     Ok(builder)
 }
 
 /// Starts a bidder task per relay client, each submitting `builder`'s best block of each slot
-/// signed with `bls` over `domain`. One bidder per relay: each has its own gate, proposer
-/// duties and pace, so a slow or refusing relay holds up no other.
+/// signed with `bls` over `domain`, and checked by `check` first where the relay is optimistic.
+/// One bidder per relay: each has its own gate, proposer duties and pace, so a slow or refusing
+/// relay holds up no other.
 pub(crate) fn spawn_bidders(
     builder: &Builder,
     clients: Vec<RelayClient>,
     bls: &BuilderKey,
     domain: B256,
+    check: &Arc<dyn BidCheck>,
 ) {
     for client in clients {
-        let bidder = Bidder::new(client, bls.clone(), domain);
+        let bidder = Bidder::new(client, bls.clone(), domain, check.clone());
         tokio::spawn(bidder.run(builder.subscribe()));
     }
 }

@@ -8,6 +8,7 @@
 //!                      │     sim_orders     (threads 1, 2)        ─▶ SimFigure
 //!                      │     build_block    (greedy, conflict-search, build_best) ─▶ BuildFigure
 //!                      │     prepare_seal + seal_block (finish alone)            ─▶ SealFigure
+//!                      │     sign + post to a loopback relay (JSON, SSZ+gzip)    ─▶ SubmitFigure
 //!                      │     anvil: same txs, evm_mine                           ─▶ AnvilFigure
 //!                      │       and on anvil's state over JSON-RPC: fetch, simulate, greedy,
 //!                      │       seal from proofs (time, round trips)             ─▶ ElFigure
@@ -32,6 +33,7 @@ mod measure;
 mod replication;
 mod report;
 mod run;
+mod submit;
 
 pub use anvil::{AnvilConfig, AnvilError, AnvilFigure};
 pub use bid_latency::{
@@ -51,3 +53,4 @@ pub use replication::{
 };
 pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
 pub use run::{run, run_pool};
+pub use submit::SubmitFigure;

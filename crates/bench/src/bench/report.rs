@@ -11,6 +11,7 @@ use super::{
     intake::IntakeFigure,
     measure::{Latency, ROUND_TXS},
     replication::{Machine, ReplicationFigure},
+    submit::SubmitFigure,
 };
 use crate::Mix;
 
@@ -96,6 +97,8 @@ pub struct PoolReport {
     pub builds: Vec<BuildFigure>,
     /// Sealing alone.
     pub seal: SealFigure,
+    /// Submitting the sealed block to a relay on loopback.
+    pub submit: SubmitFigure,
     /// The anvil baseline, if run.
     pub anvil: Option<AnvilFigure>,
     /// The blocks built (one per algorithm, in `builds` order), for checks.
@@ -339,6 +342,16 @@ impl fmt::Display for PoolReport {
             Ms(self.seal.round.p50),
             Ms(self.seal.round.p99),
             self.seal.round.p50.as_secs_f64() / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)
+        )?;
+        writeln!(
+            f,
+            "submit the same block (sign the submission and post it to a relay on loopback that takes every bid): JSON p50 {}, p99 {}; SSZ+gzip p50 {}, p99 {}; over {} runs; JSON/seal p50 {:.2}x",
+            Ms(self.submit.json.p50),
+            Ms(self.submit.json.p99),
+            Ms(self.submit.ssz_gzip.p50),
+            Ms(self.submit.ssz_gzip.p99),
+            self.submit.json.samples,
+            self.submit.json.p50.as_secs_f64() / self.seal.latency.p50.as_secs_f64().max(1e-9)
         )?;
         match &self.anvil {
             Some(a) => {

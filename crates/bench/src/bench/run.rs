@@ -14,6 +14,7 @@ use super::{
     },
     replication,
     report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
+    submit,
 };
 use crate::{BenchError, Workload, WorkloadConfig};
 
@@ -175,6 +176,8 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         txs: best.block.block.block.body.transactions.len(),
     };
 
+    let submit = submit::measure(&best.block, config.reps)?;
+
     let base_fee = ctx.evm_env().block_env.basefee;
     let anvil = match &config.anvil {
         Some(anvil_config) => {
@@ -208,6 +211,7 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         sim,
         builds,
         seal,
+        submit,
         anvil,
         blocks,
     })

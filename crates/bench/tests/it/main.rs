@@ -218,6 +218,13 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
     let table = report.to_string();
     assert!(table.contains("anvil evm_mine") && table.contains("conflict-search"));
     assert!(table.contains("on anvil's state over JSON-RPC"), "{table}");
+    // The sealed block, signed and posted to a relay on loopback, in both encodings.
+    assert!(
+        report.submit.json.samples > 0 && report.submit.ssz_gzip.p50 > Duration::ZERO,
+        "{:?}",
+        report.submit
+    );
+    assert!(table.contains("submit the same block"), "{table}");
 
     // `--json` writes every figure, durations in milliseconds, beside the machine's load.
     let run = Report {

@@ -590,3 +590,59 @@ async fn test_a_client_dropped_in_async_code_goes_quietly() {
     drop(client);
     drop(clone);
 }
+
+#[test]
+fn test_pending_transactions_stream_over_ws_and_are_read_whole_over_http() {
+    let anvil = Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
+    let http = ElClient::connect(&anvil.cast.url).expect("http");
+    assert!(
+        http.subscribe_pending().expect("no subscription").is_none(),
+        "HTTP has no subscriptions"
+    );
+    let ws = ElClient::connect(&anvil.cast.url.replace("http://", "ws://")).expect("ws");
+    let mut stream = ws
+        .subscribe_pending()
+        .expect("anvil takes the subscription")
+        .expect("WS has subscriptions");
+
+    let signers = dev_signers();
+    let txs: Vec<_> = (0..3)
+        .map(|i| sign(&signers[i], 0, Address::repeat_byte(0x55), Vec::new()))
+        .collect();
+    // Sent, not mined: they stay pending.
+    for tx in &txs {
+        let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
+        anvil.cast.ok(&["publish", "--async", &raw]);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let mut heard = Vec::new();
+    while heard.len() < txs.len() {
+        let batch = runtime
+            .block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), stream.next_batch(16))
+                    .await
+            })
+            .expect("anvil tells of each pending transaction");
+        match batch {
+            cobuild_el::PendingBatch::Txs(got) => heard.extend(got.iter().map(|tx| *tx.tx_hash())),
+            other => panic!("{other:?}"),
+        }
+    }
+    let sent: Vec<B256> = txs.iter().map(|tx| *tx.inner().tx_hash()).collect();
+    assert_eq!(heard, sent, "each once, in the order sent");
+
+    // Over HTTP the same pool is read whole.
+    let mut whole: Vec<B256> = http
+        .pending_transactions()
+        .expect("txpool_content")
+        .iter()
+        .map(|tx| *tx.tx_hash())
+        .collect();
+    whole.sort();
+    let mut sent = sent;
+    sent.sort();
+    assert_eq!(whole, sent);
+}

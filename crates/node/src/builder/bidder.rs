@@ -6,12 +6,18 @@
 //! to the latest best instead of queueing stale blocks. Up to [`MAX_IN_FLIGHT`] submissions go
 //! at once, so a new best does not wait for the relay to finish checking the one before (the
 //! relay keeps a builder's last-received bid, whatever order the checks end in).
+//!
+//! A relay that offers bids before simulating them (optimistic relaying) makes the builder
+//! pay for a bad block out of its collateral, so a bidder to such a relay first re-executes
+//! each block from its parent's state ([`BidCheck`]) and sends only what matches; bidders to
+//! other relays send at once and leave the check to the relay.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use alloy_primitives::{Address, B256};
+use cobuild_chain::ExecutedBlock;
 use cobuild_relay::{
-    BlsPublicKey, BuilderKey, RelayClient,
+    BlockVerifier, BlsPublicKey, BuilderKey, RelayClient,
     bid::{BidParams, BuildError as SubmissionBuildError, build_submission},
     client::{ProposerDuty, RelayError, SubmitOutcome},
 };
@@ -41,6 +47,35 @@ pub enum BidError {
     /// The signing task died.
     #[error("signing task: {0}")]
     Join(String),
+    /// The block failed the check made before an optimistic relay gets it: not sent.
+    #[error("block {hash} failed its check before an optimistic relay: {reason}")]
+    Check {
+        /// The block's hash.
+        hash: B256,
+        /// What the re-execution found.
+        reason: String,
+    },
+}
+
+/// The check a block passes before it goes to an optimistic relay: re-executed on its parent's
+/// state, it must give the same block. Called on a blocking thread.
+pub trait BidCheck: Send + Sync + 'static {
+    /// `Err` says why `block` must not be sent.
+    fn check(&self, block: &ExecutedBlock) -> Result<(), String>;
+}
+
+/// A relay's own verifier checks bids the way that relay would.
+impl<V: BlockVerifier> BidCheck for V {
+    fn check(&self, block: &ExecutedBlock) -> Result<(), String> {
+        let again = self
+            .verify(block.block.block.clone())
+            .map_err(|e| e.to_string())?;
+        if again.block.hash == block.block.hash {
+            Ok(())
+        } else {
+            Err(format!("re-executed, it hashes to {}", again.block.hash))
+        }
+    }
 }
 
 /// Submits the builder's best blocks to one relay.
@@ -50,17 +85,31 @@ pub struct Bidder {
     key: BuilderKey,
     domain: B256,
     duties: Vec<ProposerDuty>,
+    check: Arc<dyn BidCheck>,
+}
+
+impl std::fmt::Debug for dyn BidCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BidCheck")
+    }
 }
 
 impl Bidder {
     /// A bidder signing with `key` over `domain`; each bid names the proposer and the fee
-    /// recipient the relay's validators endpoint lists for its slot.
-    pub const fn new(client: RelayClient, key: BuilderKey, domain: B256) -> Self {
+    /// recipient the relay's validators endpoint lists for its slot. If the relay is optimistic,
+    /// each block passes `check` before it is sent.
+    pub fn new(
+        client: RelayClient,
+        key: BuilderKey,
+        domain: B256,
+        check: Arc<dyn BidCheck>,
+    ) -> Self {
         Self {
             client,
             key,
             domain,
             duties: Vec::new(),
+            check,
         }
     }
 
@@ -118,6 +167,10 @@ impl Bidder {
                             unsent = true;
                             retry_at.get_or_insert(tokio::time::Instant::now() + retry_in);
                         }
+                        // The same block would fail again: the next best gets its turn.
+                        Err(e @ BidError::Check { .. }) => {
+                            tracing::warn!(?slot, error = %e, "bidder.check_failed");
+                        }
                         Err(e) => {
                             tracing::warn!(?slot, error = %e, "bidder.submit_failed");
                             failures += 1;
@@ -159,13 +212,23 @@ impl Bidder {
         let bid = bid.clone();
         let key = self.key.clone();
         let client = self.client.clone();
+        let check = client.is_optimistic().then(|| self.check.clone());
         Ok(async move {
             let block = bid.block.clone();
-            // Payload conversion and the BLS signature are CPU work.
-            let request =
-                tokio::task::spawn_blocking(move || build_submission(&block.block, &params, &key))
-                    .await
-                    .map_err(|e| BidError::Join(e.to_string()))??;
+            // The check (a re-execution), payload conversion and the BLS signature are CPU work.
+            let request = tokio::task::spawn_blocking(move || {
+                if let Some(check) = check {
+                    check
+                        .check(&block.block)
+                        .map_err(|reason| BidError::Check {
+                            hash: block.block.block.hash,
+                            reason,
+                        })?;
+                }
+                Ok::<_, BidError>(build_submission(&block.block, &params, &key)?)
+            })
+            .await
+            .map_err(|e| BidError::Join(e.to_string()))??;
             let outcome = client.submit_replacing(&request).await?;
             if outcome == SubmitOutcome::Sent {
                 tracing::info!(
@@ -194,5 +257,88 @@ impl Bidder {
         }
         self.duties = self.client.proposer_duties().await?;
         known(&self.duties).ok_or(BidError::NoDuty(slot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use alloy_primitives::Address;
+    use cobuild_builder::BuiltBlock;
+    use cobuild_chain::{
+        Chain,
+        test_utils::{devnet_chain, next_attrs},
+    };
+    use cobuild_relay::{BlsSignature, client::Config};
+
+    use super::*;
+
+    /// A bidder to a relay that is not listening, knowing the proposer of slot 1: a bid that
+    /// gets past the check fails on the connection.
+    fn bidder(chain: &Chain, optimistic: bool) -> Bidder {
+        let client = RelayClient::new(Config {
+            optimistic,
+            ..Config::new("http://127.0.0.1:1")
+        })
+        .expect("relay client");
+        let mut bidder = Bidder::new(
+            client,
+            BuilderKey::from_seed(b"bidder test"),
+            B256::ZERO,
+            Arc::new(chain.clone()),
+        );
+        bidder.duties = vec![ProposerDuty {
+            slot: 1,
+            validator_index: 0,
+            pubkey: BlsPublicKey::ZERO,
+            fee_recipient: Address::repeat_byte(0xfe),
+            gas_limit: 30_000_000,
+            signature: BlsSignature::ZERO,
+            timestamp: 0,
+        }];
+        bidder
+    }
+
+    async fn send(chain: &Chain, optimistic: bool, block: &ExecutedBlock) -> Result<(), BidError> {
+        let bid = Bid {
+            slot: 1,
+            block: Arc::new(BuiltBlock {
+                block: block.clone(),
+                value: alloy_primitives::U256::ZERO,
+                profit: alloy_primitives::U256::ZERO,
+                orders: Vec::new(),
+                algorithm: "test",
+            }),
+            round_started: Instant::now(),
+            withdraws: false,
+        };
+        let sending = bidder(chain, optimistic).prepare(&bid).await?;
+        sending.await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn test_an_optimistic_relay_gets_only_blocks_that_execute_again_to_themselves() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = devnet_chain(dir.path());
+        let good = chain
+            .builder(next_attrs(&chain, Address::repeat_byte(7)))
+            .expect("builder")
+            .finish()
+            .expect("sealed");
+        let mut bad = good.clone();
+        bad.block.block.header.state_root = B256::repeat_byte(0xba);
+
+        let outcome = send(&chain, true, &bad).await;
+        assert!(
+            matches!(outcome, Err(BidError::Check { hash, .. }) if hash == bad.block.hash),
+            "{outcome:?}"
+        );
+        // Past the check, the bid goes to the relay (which is not there).
+        let outcome = send(&chain, true, &good).await;
+        assert!(matches!(outcome, Err(BidError::Relay(_))), "{outcome:?}");
+        // A relay that simulates bids itself gets them unchecked.
+        let outcome = send(&chain, false, &bad).await;
+        assert!(matches!(outcome, Err(BidError::Relay(_))), "{outcome:?}");
     }
 }

@@ -44,7 +44,11 @@ use cobuild_sim::{SimError, SimulatedOrder, Simulator};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::{BuilderConfig, blocks::SlotBlocks};
+use super::{
+    BuilderConfig,
+    blocks::SlotBlocks,
+    read_ahead::{ReadAhead, SlotReads},
+};
 
 /// The builder cannot go on with this slot.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +109,13 @@ pub struct Builder {
     sim: Arc<Mutex<Simulator>>,
     best: Arc<watch::Sender<Option<Bid>>>,
     changed: Arc<Notify>,
+    read_ahead: Option<Arc<dyn ReadAhead>>,
+}
+
+impl std::fmt::Debug for dyn ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadAhead")
+    }
 }
 
 impl Builder {
@@ -130,7 +141,16 @@ impl Builder {
             sim: Arc::new(Mutex::new(sim)),
             best: Arc::new(watch::channel(None).0),
             changed,
+            read_ahead: None,
         })
+    }
+
+    /// This builder, reading ahead with `reader` what each round's new orders touch before
+    /// simulating them (for a state read over the network).
+    #[must_use]
+    pub fn with_read_ahead(mut self, reader: Arc<dyn ReadAhead>) -> Self {
+        self.read_ahead = Some(reader);
+        self
     }
 
     /// The coinbase of the blocks this builder builds.
@@ -268,6 +288,7 @@ impl Builder {
         ctx: &BuildContext,
         previous: Option<&OrderSet>,
         blocks: &mut SlotBlocks,
+        reads: &mut SlotReads,
     ) -> Result<Round, BuilderError> {
         let base_fee = ctx
             .parent
@@ -278,6 +299,9 @@ impl Builder {
             .bundles
             .for_block(ctx.parent.number + 1, ctx.attrs.timestamp);
         let began = Instant::now();
+        if let Some(reader) = &self.read_ahead {
+            reads.read_new(&**reader, ctx.parent.hash(), &ctx.state, &bundles, &txs);
+        }
         let round = self.sim.lock().simulate(
             ctx.parent.hash(),
             &ctx.state,
@@ -346,8 +370,9 @@ impl RoundThread {
             .name("builder-rounds".into())
             .spawn(move || {
                 let mut blocks = SlotBlocks::default();
+                let mut reads = SlotReads::default();
                 while let Some((previous, answer)) = incoming.blocking_recv() {
-                    let round = builder.round(&ctx, previous.as_ref(), &mut blocks);
+                    let round = builder.round(&ctx, previous.as_ref(), &mut blocks, &mut reads);
                     // The slot loop is gone only when the slot ended: nothing to tell.
                     let _ = answer.send(round);
                 }
@@ -580,7 +605,12 @@ mod tests {
         pay(&fixture.bundles, &fixture.coinbase, signer, ETHER / 100);
         let round = fixture
             .builder
-            .round(ctx, None, &mut SlotBlocks::default())
+            .round(
+                ctx,
+                None,
+                &mut SlotBlocks::default(),
+                &mut SlotReads::default(),
+            )
             .expect("a round runs");
         Latest {
             set: round.set,
@@ -622,7 +652,7 @@ mod tests {
             .expect("pooled");
         let mut blocks = SlotBlocks::default();
         let first = builder
-            .round(&ctx, None, &mut blocks)
+            .round(&ctx, None, &mut blocks, &mut SlotReads::default())
             .expect("a round runs");
         let built = first.built.expect("built");
         assert_eq!(built.orders, vec![rich]);
@@ -632,7 +662,12 @@ mod tests {
         // Both blocks grow: a new independent payment joins the richer block.
         let more = pay(&bundles, &coinbase, 2, ETHER / 100);
         let second = builder
-            .round(&ctx, Some(&first.set), &mut blocks)
+            .round(
+                &ctx,
+                Some(&first.set),
+                &mut blocks,
+                &mut SlotReads::default(),
+            )
             .expect("a round runs");
         assert_eq!(second.built.expect("built").orders, vec![rich, more]);
     }
@@ -652,7 +687,7 @@ mod tests {
         let mut blocks = SlotBlocks::default();
         let mut round = |previous: Option<&OrderSet>| {
             builder
-                .round(&ctx, previous, &mut blocks)
+                .round(&ctx, previous, &mut blocks, &mut SlotReads::default())
                 .expect("a round runs")
         };
 
@@ -776,7 +811,12 @@ mod tests {
 
         // A round builds greedily only: the richer block is the search's, beside the rounds.
         let Round { orders, built, .. } = builder
-            .round(&builder.context(&job), None, &mut SlotBlocks::default())
+            .round(
+                &builder.context(&job),
+                None,
+                &mut SlotBlocks::default(),
+                &mut SlotReads::default(),
+            )
             .expect("a round runs");
         let greedy = built.expect("a slot's first round builds");
         assert_eq!(orders.len(), 3);

@@ -7,10 +7,12 @@ mod blocks;
 mod config;
 mod cutoff;
 mod engine;
+mod read_ahead;
 
 pub(crate) use announced::{BuildSlot, build_announced};
-pub use bidder::{BidError, Bidder};
+pub use bidder::{BidCheck, BidError, Bidder};
 pub use blocks::SlotBlocks;
 pub use config::BuilderConfig;
 pub use cutoff::cutoff;
 pub use engine::{Bid, Builder, BuilderError, OrderSet, SlotJob};
+pub use read_ahead::{MAX_READ_AHEAD, ReadAhead};

@@ -182,6 +182,7 @@ impl Devnet {
                         std::time::Duration::from_millis(100),
                     ),
                 },
+                std::sync::Arc::new(chain.clone()),
             )?),
             None => None,
         };

@@ -24,6 +24,7 @@
 //! one slot at a time through a relay that checks bids on the same execution client.
 
 mod config;
+mod mempool;
 pub mod mock;
 mod registrations;
 mod slots;
@@ -32,7 +33,7 @@ mod verify;
 pub use config::ElNodeConfig;
 pub use verify::ElVerifier;
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use cobuild_chain::HeadSource;
 use cobuild_el::{ElChain, ElClient, ElError};
@@ -140,7 +141,8 @@ impl ElNode {
                 sim_threads: 2,
                 round_interval: config.round_interval,
             },
-        )?;
+        )?
+        .with_read_ahead(Arc::new(chain.clone()));
         let clients = config
             .relays
             .iter()
@@ -152,6 +154,7 @@ impl ElNode {
             clients.clone(),
             &config.bls,
             builder_domain(fork_version),
+            &(Arc::new(verify::ElVerifier(chain.clone())) as Arc<dyn crate::builder::BidCheck>),
         );
         // A beacon node sends no keep-alives: a stream is dead only after two silent slots,
         // and its head events (one a slot) keep it talking.
@@ -209,10 +212,12 @@ impl ElNode {
     /// Builds for every announced slot until `shutdown` resolves, then stops the RPC server.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let announcements = self.announcements.clone();
+        let poll = mempool::PollMempool::new();
         tokio::select! {
             () = shutdown => {}
             () = self.slots.run(announcements) => tracing::error!("el.slots.ended"),
-            () = follow_head(self.chain.clone(), self.orderflow.clone(), self.head_poll) => {}
+            () = follow_head(self.chain.clone(), self.orderflow.clone(), self.head_poll, poll.clone()) => {}
+            () = mempool::stream(self.chain.clone(), self.orderflow.clone(), poll) => {}
         }
         self.builder.end_slot();
         self.orderflow.stop().await;
@@ -222,14 +227,19 @@ impl ElNode {
 
 /// Asks the execution client for its head every `every` and, when it moved, follows it and lets
 /// the pools drop what it made stale (a slot announcement does the same for the slot's parent;
-/// whichever comes first finds the work done); then takes its public mempool into the pool.
-/// Never returns.
-async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Duration) {
+/// whichever comes first finds the work done); then, unless a subscription streams it, reads
+/// its public mempool into the pool. Never returns.
+async fn follow_head(
+    chain: ElChain,
+    orderflow: Orderflow,
+    every: std::time::Duration,
+    poll: mempool::PollMempool,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let (chain, orderflow) = (chain.clone(), orderflow.clone());
+        let (chain, orderflow, poll) = (chain.clone(), orderflow.clone(), poll.clone());
         let followed = tokio::task::spawn_blocking(move || {
             let head = chain.client().head()?;
             let followed = chain.follow(head.hash)?;
@@ -237,10 +247,14 @@ async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Dur
                 orderflow.on_head(&followed.state, followed.header.number, &[]);
             }
             // A client without `txpool_content` only costs the public orderflow.
-            let public = take_mempool(&chain, &orderflow).unwrap_or_else(|error| {
-                tracing::debug!(%error, "el.mempool.unreadable");
+            let public = if poll.wanted() {
+                mempool::take_whole(&chain, &orderflow).unwrap_or_else(|error| {
+                    tracing::debug!(%error, "el.mempool.unreadable");
+                    0
+                })
+            } else {
                 0
-            });
+            };
             Ok::<_, ElError>((followed, public))
         })
         .await;
@@ -259,22 +273,6 @@ async fn follow_head(chain: ElChain, orderflow: Orderflow, every: std::time::Dur
             Err(error) => tracing::error!(%error, "el.head.task_failed"),
         }
     }
-}
-
-/// Adds the execution client's pending transactions that the pool does not hold yet, as public
-/// orders (checked against the followed head like any other); returns how many it took.
-fn take_mempool(chain: &ElChain, orderflow: &Orderflow) -> Result<usize, ElError> {
-    let mut taken = 0;
-    for tx in chain.client().pending_transactions()? {
-        if orderflow.pool.get(tx.tx_hash()).is_some() {
-            continue;
-        }
-        match orderflow.pool.add(tx) {
-            Ok(_) => taken += 1,
-            Err(error) => tracing::trace!(%error, "el.mempool.refused"),
-        }
-    }
-    Ok(taken)
 }
 
 /// How long one Beacon API read at start may take.

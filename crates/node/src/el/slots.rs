@@ -1,23 +1,23 @@
 //! The slot loop beside an execution client: for each slot a consensus client announces, check
 //! that a relay lists a proposer registration for it, follow the execution client to the slot's
-//! parent, and build on it until shortly before bids close.
+//! parent, and build on it until shortly before bids close. Each round of the builder first
+//! reads ahead, from the execution client, what its new orders touch.
 //!
 //! A newer announcement ends the slot being built at once ([`build_announced`]): a later slot,
 //! or the same slot on another parent (a reorg), whose block the old candidates no longer are.
 
 use std::time::Instant;
 
-use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
-use alloy_primitives::Bytes;
-use cobuild_chain::HeadSource;
-use cobuild_chain::next_gas_limit;
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
+use alloy_primitives::{B256, Bytes};
+use cobuild_chain::{HeadSource, StateSnapshot, next_gas_limit};
 use cobuild_el::ElChain;
 use cobuild_relay::events::{ReceivedSlot, SlotClock};
 use tokio::sync::watch;
 
 use super::registrations::Registrations;
 use crate::{
-    builder::{BuildSlot, Builder, SlotJob, build_announced, cutoff},
+    builder::{BuildSlot, Builder, ReadAhead, SlotJob, build_announced, cutoff},
     orderflow::Orderflow,
 };
 
@@ -62,13 +62,11 @@ impl BuildSlot for Slots {
         let orderflow = self.orderflow.clone();
         // Reading the parent's header, and the pools' nonce checks on a new head, wait on the
         // execution client.
-        let timestamp = slot.event.event.data.payload_attributes.timestamp;
         let followed = tokio::task::spawn_blocking(move || {
             let followed = chain.follow(parent_hash)?;
             if followed.moved {
                 orderflow.on_head(&followed.state, followed.header.number, &[]);
             }
-            read_ahead(&chain, &orderflow, &followed.header, timestamp);
             Ok::<_, cobuild_el::ElError>((followed.header, followed.state))
         })
         .await;
@@ -144,35 +142,17 @@ impl BuildSlot for Slots {
     }
 }
 
-/// Most pooled transactions whose keys are read ahead for a slot: a few batches' worth.
-const MAX_READ_AHEAD: usize = 2_000;
-
-/// Reads ahead what the orders waiting for the block on `parent` touch, so the slot's first
-/// simulation finds their keys at hand; a failure only costs the reads later.
-fn read_ahead(chain: &ElChain, orderflow: &Orderflow, parent: &Header, timestamp: u64) {
-    let base_fee = parent
-        .next_block_base_fee(chain.spec().base_fee_params())
-        .unwrap_or_default();
-    let mut txs: Vec<Recovered<TxEnvelope>> = orderflow
-        .bundles
-        .for_block(parent.number + 1, timestamp)
-        .iter()
-        .flat_map(|pooled| pooled.bundle.txs.iter().cloned())
-        .take(MAX_READ_AHEAD)
-        .collect();
-    let room = MAX_READ_AHEAD.saturating_sub(txs.len());
-    txs.extend(
-        orderflow
-            .pool
-            .best(base_fee)
-            .take(room)
-            .map(|pooled| pooled.tx.clone()),
-    );
-    if txs.is_empty() {
-        return;
-    }
-    match chain.read_ahead(&txs) {
-        Ok(keys) => tracing::debug!(txs = txs.len(), keys, "el.read_ahead"),
-        Err(error) => tracing::warn!(%error, "el.read_ahead.failed"),
+/// The builder's rounds read ahead on the execution client's state: what their new orders touch,
+/// in two batches, on the head the node follows, which is the slot's parent while the slot runs.
+impl ReadAhead for ElChain {
+    fn read_ahead(&self, parent: B256, _state: &StateSnapshot, txs: &[Recovered<TxEnvelope>]) {
+        // The head moved on (the slot is ending): its reads would go to another state.
+        if self.head().hash() != parent {
+            return;
+        }
+        match ElChain::read_ahead(self, txs) {
+            Ok(keys) => tracing::debug!(txs = txs.len(), keys, "el.read_ahead"),
+            Err(error) => tracing::warn!(%error, "el.read_ahead.failed"),
+        }
     }
 }

@@ -267,6 +267,7 @@ impl MemberNode {
                 extra_relays: config.extra_relays.clone(),
                 round_interval: ROUND_INTERVAL,
             },
+            Arc::new(chain.clone()),
         )?;
         let slots = subscribe(SubscribeConfig::new(&config.relay_url))?;
         let follower = Arc::new(Follower::new(chain.clone(), orderflow.clone(), hub));

@@ -53,9 +53,14 @@ async fn setup() -> Setup {
     .expect("mock consensus client and its relay");
     let relay_url = mock.relay_url().to_owned();
     let node = ElNode::start(ElNodeConfig {
-        el_rpc: url,
+        // Over WS, so the public mempool streams in (`cobuild node`'s own test reads over HTTP).
+        el_rpc: url.replace("http://", "ws://"),
         beacons: vec![relay_url.clone()],
-        relays: vec![RelayConfig::new(relay_url)],
+        // Optimistic, so every bid is also re-executed on the node's side before it goes.
+        relays: vec![RelayConfig {
+            optimistic: true,
+            ..RelayConfig::new(relay_url)
+        }],
         // A funded account, as an operator's is: anvil takes a transaction into its pool (to
         // mine the winner again) only if its sender can pay at the parent, and the proposer
         // payment is sent before the block's fees reach the coinbase.
@@ -260,7 +265,7 @@ async fn test_a_node_beside_an_execution_client_bids_registered_slots_and_rebuil
     let raw = alloy_primitives::hex::encode_prefixed(public.encoded_2718());
     setup.anvil.cast.ok(&["publish", "--async", &raw]);
     let taken = tokio::time::timeout(Duration::from_secs(10), async {
-        // As above: the node polls its head and the mempool every 50 ms.
+        // Streamed to the node's pool, which has no event of its own to await.
         while setup.orderflow.pool.get(public.tx_hash()).is_none() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -37,11 +37,15 @@ pub struct Config {
     /// Certificates (DER) trusted for `https://` beside Mozilla's roots: a relay behind a
     /// private certificate authority.
     pub extra_roots: Vec<Vec<u8>>,
+    /// The relay offers this builder's bids to proposers before it has simulated them
+    /// (optimistic relaying, backed by the builder's collateral): a bad block costs the
+    /// builder, so each one is re-executed from its parent's state before it goes there.
+    pub optimistic: bool,
 }
 
 impl Config {
     /// Settings for the relay at `url`: at most 10 submissions a second, 2 s per request, JSON
-    /// without compression, no extra headers, no maximum bid.
+    /// without compression, no extra headers, no maximum bid, not optimistic.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -52,6 +56,7 @@ impl Config {
             gzip: false,
             max_bid: None,
             extra_roots: Vec::new(),
+            optimistic: false,
         }
     }
 }

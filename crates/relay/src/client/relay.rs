@@ -107,6 +107,7 @@ struct Inner {
     encoding: Encoding,
     gzip: bool,
     max_bid: Option<alloy_primitives::U256>,
+    optimistic: bool,
     blocks: Uri,
     /// The blocks endpoint with `cancellations=1`.
     blocks_cancel: Uri,
@@ -183,6 +184,7 @@ impl RelayClient {
                 encoding: config.encoding,
                 gzip: config.gzip,
                 max_bid: config.max_bid,
+                optimistic: config.optimistic,
                 blocks,
                 blocks_cancel,
                 validators,
@@ -300,6 +302,12 @@ impl RelayClient {
     /// The base URL this client talks to.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// Whether the relay offers bids before simulating them ([`Config::optimistic`]): the
+    /// builder must check each block itself first.
+    pub fn is_optimistic(&self) -> bool {
+        self.inner.optimistic
     }
 
     /// The proposer duties the relay knows of (`GET /relay/v1/builder/validators`).
