@@ -7,11 +7,12 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use alloy_consensus::{Header, Sealed, TxEnvelope};
 use alloy_primitives::{B256, map::HashMap};
-use alloy_rpc_client::{BuiltInConnectionString, ClientBuilder, RpcClient};
+use alloy_rpc_client::{BuiltInConnectionString, ClientBuilder, ConnectionConfig, RpcClient};
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 
@@ -19,6 +20,13 @@ use crate::{
     ElError, RpcSource,
     pending::{PENDING_BUFFER, PendingStream},
 };
+
+/// Longest wait for one read: a slot is twelve seconds, and a read that takes longer helps no
+/// bid; without it a read sent while a WS connection is being made again would wait for it.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First pause before making a dropped WS connection again (doubling up to alloy's cap).
+const RECONNECT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The execution client's head when asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +61,8 @@ impl ElClient {
             url: url.to_owned(),
             reason,
         };
-        let transport: BuiltInConnectionString =
+        // Parsed here too, for an error that names what is accepted.
+        let _: BuiltInConnectionString =
             url.parse().map_err(|e: alloy_transport::TransportError| {
                 refused(format!(
                     "not http(s)://, ws(s):// or the path of an IPC socket ({e})"
@@ -66,9 +75,15 @@ impl ElClient {
             .enable_all()
             .build()?;
         let runtime = OwnRuntime(Some(runtime));
+        // A WS connection that drops is made again for as long as it takes (alloy stops after
+        // ten tries by default, which would leave the node without a client for good); reads
+        // meanwhile fail at their timeout.
+        let config = ConnectionConfig::new()
+            .with_max_retries(u32::MAX)
+            .with_retry_interval(RECONNECT_INTERVAL);
         let rpc = wait_on(&runtime, async {
             ClientBuilder::default()
-                .connect_with(transport)
+                .connect_with_config(url, config)
                 .await
                 .map_err(|e| refused(e.to_string()))
         })?;
@@ -199,7 +214,11 @@ impl Inner {
         future: impl Future<Output = Result<T, ElError>> + Send,
     ) -> Result<T, ElError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        wait_on(&self.runtime, future)
+        wait_on(&self.runtime, async {
+            tokio::time::timeout(READ_TIMEOUT, future)
+                .await
+                .map_err(|_| ElError::Timeout(READ_TIMEOUT))?
+        })
     }
 }
 

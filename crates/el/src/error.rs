@@ -24,6 +24,9 @@ pub enum ElError {
         /// Why.
         source: alloy_transport::TransportError,
     },
+    /// The client did not answer in time (a connection being re-made waits here too).
+    #[error("execution client did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     /// The client does not know the block the state is pinned to (pruned, or reorged away).
     #[error("execution client has no block {0}")]
     NoBlock(B256),

@@ -34,7 +34,7 @@ mod pending;
 mod source;
 
 pub use chain::{ElChain, Followed};
-pub use client::{ElClient, ElHead};
+pub use client::{ElClient, ElHead, READ_TIMEOUT};
 pub use error::ElError;
 pub use pending::{PendingBatch, PendingStream};
 pub use source::{MAX_BATCH, RpcSource, Touched};

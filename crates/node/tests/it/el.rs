@@ -39,6 +39,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let anvil = Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
     let url = anvil.cast.url.clone();
     let bls = BuilderKey::from_seed(b"el node test builder");
