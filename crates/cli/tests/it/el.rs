@@ -36,13 +36,7 @@ struct Node {
 impl Node {
     /// Sends SIGINT and waits for the exit.
     fn interrupt(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        self.child.wait().expect("exits")
+        crate::interrupt(&mut self.child)
     }
 }
 

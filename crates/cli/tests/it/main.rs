@@ -158,14 +158,19 @@ impl Devnet {
     }
 
     fn interrupt(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        self.child.wait().expect("exits")
+        interrupt(&mut self.child)
     }
+}
+
+/// Sends `child` SIGINT (Ctrl-C) and waits for it to exit.
+fn interrupt(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    child.wait().expect("exits")
 }
 
 #[test]

@@ -300,7 +300,7 @@ impl Builder {
             .for_block(ctx.parent.number + 1, ctx.attrs.timestamp);
         let began = Instant::now();
         if let Some(reader) = &self.read_ahead {
-            reads.read_new(&**reader, ctx.parent.hash(), &ctx.state, &bundles, &txs);
+            reads.read_new(&**reader, ctx.parent.hash(), &bundles, &txs);
         }
         let round = self.sim.lock().simulate(
             ctx.parent.hash(),
@@ -507,35 +507,16 @@ impl OrderSet {
 mod tests {
     use std::time::Duration;
 
-    use alloy_eips::Encodable2718;
     use alloy_primitives::{B256, Bytes, TxKind};
-    use alloy_rpc_types_mev::EthSendBundle;
     use alloy_signer_local::PrivateKeySigner;
     use cobuild_chain::{
         dev_signers,
         test_utils::{ETHER, devnet_chain, next_attrs, sign, transfer, tx},
     };
     use cobuild_pool::PoolConfig;
-    use cobuild_primitives::BundleRequest;
 
     use super::*;
-
-    fn bundle(
-        txs: &[alloy_consensus::transaction::Recovered<alloy_consensus::TxEnvelope>],
-    ) -> cobuild_primitives::Bundle {
-        let request = EthSendBundle {
-            txs: txs
-                .iter()
-                .map(|t| Bytes::from(t.inner().encoded_2718()))
-                .collect(),
-            block_number: 1,
-            ..Default::default()
-        };
-        match BundleRequest::from_rpc(request).expect("valid bundle") {
-            BundleRequest::Send(bundle) => bundle,
-            BundleRequest::Cancel(_) => unreachable!("the bundle has transactions"),
-        }
-    }
+    use crate::builder::test_bundle as bundle;
 
     /// A builder over an empty devnet chain and pools, and the job of the slot on its head.
     struct Fixture {

@@ -16,3 +16,23 @@ pub use config::BuilderConfig;
 pub use cutoff::cutoff;
 pub use engine::{Bid, Builder, BuilderError, OrderSet, SlotJob};
 pub use read_ahead::{MAX_READ_AHEAD, ReadAhead};
+
+/// A bundle of `txs` for block 1, made the way `eth_sendBundle` makes one.
+#[cfg(test)]
+pub(crate) fn test_bundle(
+    txs: &[alloy_consensus::transaction::Recovered<alloy_consensus::TxEnvelope>],
+) -> cobuild_primitives::Bundle {
+    use alloy_eips::Encodable2718;
+    let request = alloy_rpc_types_mev::EthSendBundle {
+        txs: txs
+            .iter()
+            .map(|t| alloy_primitives::Bytes::from(t.inner().encoded_2718()))
+            .collect(),
+        block_number: 1,
+        ..Default::default()
+    };
+    match cobuild_primitives::BundleRequest::from_rpc(request).expect("valid bundle") {
+        cobuild_primitives::BundleRequest::Send(bundle) => bundle,
+        cobuild_primitives::BundleRequest::Cancel(_) => unreachable!("the bundle has transactions"),
+    }
+}

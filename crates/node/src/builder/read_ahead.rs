@@ -7,18 +7,18 @@ use std::{collections::HashSet, sync::Arc};
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_primitives::B256;
-use cobuild_chain::StateSnapshot;
 use cobuild_pool::{PooledBundle, PooledTx};
 
 /// Most transactions read ahead in one round: a few batches' worth; the rest are read as
 /// simulation meets them.
 pub const MAX_READ_AHEAD: usize = 2_000;
 
-/// Reads ahead what transactions touch into a slot's state. Called on the round's thread.
+/// Reads ahead what transactions touch into the state after a block, which the slot's state
+/// shares its read cache with. Called on the round's thread.
 pub trait ReadAhead: Send + Sync + 'static {
-    /// Reads what `txs` touch into `state`, the state after block `parent`; a failure only
-    /// costs the reads later.
-    fn read_ahead(&self, parent: B256, state: &StateSnapshot, txs: &[Recovered<TxEnvelope>]);
+    /// Reads what `txs` touch into the state after block `parent` (nothing if that is no longer
+    /// the state at hand); a failure only costs the reads later.
+    fn read_ahead(&self, parent: B256, txs: &[Recovered<TxEnvelope>]);
 }
 
 /// The transactions a slot has read ahead already.
@@ -34,7 +34,6 @@ impl SlotReads {
         &mut self,
         reader: &dyn ReadAhead,
         parent: B256,
-        state: &StateSnapshot,
         bundles: &[Arc<PooledBundle>],
         txs: &[Arc<PooledTx>],
     ) {
@@ -50,7 +49,7 @@ impl SlotReads {
             return;
         }
         self.done.extend(fresh.iter().map(|tx| *tx.tx_hash()));
-        reader.read_ahead(parent, state, &fresh);
+        reader.read_ahead(parent, &fresh);
     }
 }
 
@@ -61,17 +60,17 @@ mod tests {
         dev_signers,
         test_utils::{sign, transfer},
     };
-    use cobuild_primitives::Bundle;
     use parking_lot::Mutex;
 
     use super::*;
+    use crate::builder::test_bundle;
 
     /// Records what it is asked to read ahead.
     #[derive(Default)]
     struct Recorder(Mutex<Vec<Vec<B256>>>);
 
     impl ReadAhead for Recorder {
-        fn read_ahead(&self, _: B256, _: &StateSnapshot, txs: &[Recovered<TxEnvelope>]) {
+        fn read_ahead(&self, _: B256, txs: &[Recovered<TxEnvelope>]) {
             self.0
                 .lock()
                 .push(txs.iter().map(|tx| *tx.tx_hash()).collect());
@@ -92,27 +91,13 @@ mod tests {
 
     #[test]
     fn test_each_transaction_is_read_ahead_once_a_slot_bundles_first() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let chain = cobuild_chain::test_utils::devnet_chain(dir.path());
-        let (_, state) = chain.head_state().expect("state");
         let recorder = Recorder::default();
         let mut reads = SlotReads::default();
         let in_bundle = pooled(3, 0);
         let bundle = Arc::new(PooledBundle {
             id: B256::repeat_byte(9),
             sender: Address::repeat_byte(9),
-            bundle: Bundle {
-                hash: B256::repeat_byte(9),
-                txs: vec![in_bundle.tx.clone()],
-                block_number: 0,
-                max_block: None,
-                min_timestamp: None,
-                max_timestamp: None,
-                reverting: Vec::new(),
-                dropping: Vec::new(),
-                replacement: None,
-                refund: None,
-            },
+            bundle: test_bundle(std::slice::from_ref(&in_bundle.tx)),
         });
         let (first, second) = (pooled(1, 0), pooled(2, 0));
 
@@ -121,10 +106,10 @@ mod tests {
             vec![first.clone()],
             vec![first, second.clone()],
         );
-        reads.read_new(&recorder, B256::ZERO, &state, &bundles, &first_only);
+        reads.read_new(&recorder, B256::ZERO, &bundles, &first_only);
         // A round with nothing new reads nothing; one with a new order reads only that one.
-        reads.read_new(&recorder, B256::ZERO, &state, &bundles, &first_only);
-        reads.read_new(&recorder, B256::ZERO, &state, &bundles, &both);
+        reads.read_new(&recorder, B256::ZERO, &bundles, &first_only);
+        reads.read_new(&recorder, B256::ZERO, &bundles, &both);
         assert_eq!(
             *recorder.0.lock(),
             vec![vec![in_bundle.hash, pooled(1, 0).hash], vec![second.hash]]

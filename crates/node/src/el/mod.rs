@@ -149,12 +149,14 @@ impl ElNode {
             .cloned()
             .map(RelayClient::new)
             .collect::<Result<Vec<_>, _>>()?;
+        // Optimistic relays get a block once it executed again on the followed parent.
+        let check: Arc<dyn crate::builder::BidCheck> = Arc::new(verify::ElVerifier(chain.clone()));
         spawn_bidders(
             &builder,
             clients.clone(),
             &config.bls,
             builder_domain(fork_version),
-            &(Arc::new(verify::ElVerifier(chain.clone())) as Arc<dyn crate::builder::BidCheck>),
+            &check,
         );
         // A beacon node sends no keep-alives: a stream is dead only after two silent slots,
         // and its head events (one a slot) keep it talking.

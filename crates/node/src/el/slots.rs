@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_primitives::{B256, Bytes};
-use cobuild_chain::{HeadSource, StateSnapshot, next_gas_limit};
+use cobuild_chain::{HeadSource, next_gas_limit};
 use cobuild_el::ElChain;
 use cobuild_relay::events::{ReceivedSlot, SlotClock};
 use tokio::sync::watch;
@@ -145,7 +145,7 @@ impl BuildSlot for Slots {
 /// The builder's rounds read ahead on the execution client's state: what their new orders touch,
 /// in two batches, on the head the node follows, which is the slot's parent while the slot runs.
 impl ReadAhead for ElChain {
-    fn read_ahead(&self, parent: B256, _state: &StateSnapshot, txs: &[Recovered<TxEnvelope>]) {
+    fn read_ahead(&self, parent: B256, txs: &[Recovered<TxEnvelope>]) {
         // The head moved on (the slot is ending): its reads would go to another state.
         if self.head().hash() != parent {
             return;
