@@ -91,7 +91,7 @@ pub fn build_block(
             let orders: Arc<[Arc<SimulatedOrder>]> = orders.into();
             SlotBlocks::default()
                 .build(ctx, &orders, &OrderSet::of(&orders))?
-                .0
+                .block
         }
         Algo::Best => build_best(
             ctx,

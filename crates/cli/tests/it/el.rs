@@ -142,10 +142,39 @@ async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_wi
     // Ctrl-C stops it cleanly (its execution client's runtime goes down from async code).
     let status = node.interrupt();
     assert!(status.success(), "clean exit on SIGINT: {status}");
+
+    // Each slot's log line says where its time went and what it cost the execution client;
+    // each bid's, how long posting it took.
+    let log = std::fs::read_to_string(dir.path().join("node.log")).expect("the node's log");
+    let built: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("el.slot.built"))
+        .collect();
+    assert!(
+        built.len() >= SEARCHERS.len(),
+        "a line per slot built:\n{log}"
+    );
+    for line in built {
+        for figure in [
+            "follow_ms",
+            "read_ahead_ms",
+            "sim_ms",
+            "fill_ms",
+            "seal_ms",
+            "round_trips",
+        ] {
+            assert!(line.contains(figure), "{figure} in {line}");
+        }
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("bidder.sent") && l.contains("submit_us")),
+        "a sent bid's line has its submit time:\n{log}"
+    );
 }
 
-/// Starts `cobuild node --el-rpc` beside `el` with `relay` as its beacon and relay, and waits
-/// for its banner.
+/// Starts `cobuild node --el-rpc` beside `el` with `relay` as its beacon and relay, logging to
+/// `node.log` in `data_dir`, and waits for its banner.
 fn spawn_node(el: &str, relay: &str, key_file: &str, data_dir: &std::path::Path) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cobuild"))
         .args([
@@ -164,7 +193,7 @@ fn spawn_node(el: &str, relay: &str, key_file: &str, data_dir: &std::path::Path)
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data_dir.join("node.log")).expect("log file"))
         .spawn()
         .expect("cobuild starts");
     let stdout = child.stdout.take().expect("piped stdout");

@@ -12,7 +12,10 @@
 //! each block from its parent's state ([`BidCheck`]) and sends only what matches; bidders to
 //! other relays send at once and leave the check to the relay.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use alloy_primitives::{Address, B256};
 use cobuild_chain::ExecutedBlock;
@@ -214,6 +217,7 @@ impl Bidder {
         let client = self.client.clone();
         let check = client.is_optimistic().then(|| self.check.clone());
         Ok(async move {
+            let prepared_from = Instant::now();
             let block = bid.block.clone();
             // The check (a re-execution), payload conversion and the BLS signature are CPU work.
             let request = tokio::task::spawn_blocking(move || {
@@ -229,12 +233,15 @@ impl Bidder {
             })
             .await
             .map_err(|e| BidError::Join(e.to_string()))??;
+            let posting = Instant::now();
             let outcome = client.submit_replacing(&request).await?;
             if outcome == SubmitOutcome::Sent {
                 tracing::info!(
                     slot = bid.slot,
                     value = %bid.block.value,
                     latency_us = bid.round_started.elapsed().as_micros() as u64,
+                    prepare_us = (posting - prepared_from).as_micros() as u64,
+                    submit_us = posting.elapsed().as_micros() as u64,
                     withdraws = bid.withdraws,
                     "bidder.sent"
                 );

@@ -14,7 +14,10 @@
 //! and a round seals one block, not two. A block holds an EVM, which cannot move between
 //! threads, so the profit block lives on a companion thread of its own.
 
-use std::sync::{Arc, mpsc};
+use std::{
+    sync::{Arc, mpsc},
+    time::{Duration, Instant},
+};
 
 use alloy_primitives::U256;
 use cobuild_builder::{BuildContext, BuiltBlock, GreedyBlock, Priority};
@@ -166,6 +169,20 @@ impl std::fmt::Debug for SlotBlocks {
     }
 }
 
+/// A round's sealed block, with how many orders were new and how long filling and sealing
+/// took.
+#[derive(Debug)]
+pub struct RoundBlock {
+    /// The sealed block.
+    pub block: BuiltBlock,
+    /// Orders not offered to the blocks before this round.
+    pub added: usize,
+    /// Adding the new orders to both blocks (side by side).
+    pub fill: Duration,
+    /// Sealing the richer one.
+    pub seal: Duration,
+}
+
 impl SlotBlocks {
     /// Adds the orders of `orders` (whose ids are `set`) not seen before to both blocks at
     /// once, then seals the one with more profit (per gas on a tie) and returns it with how
@@ -176,7 +193,8 @@ impl SlotBlocks {
         ctx: &BuildContext,
         orders: &Arc<[Arc<SimulatedOrder>]>,
         set: &OrderSet,
-    ) -> Result<(BuiltBlock, usize), BuilderError> {
+    ) -> Result<RoundBlock, BuilderError> {
+        let began = Instant::now();
         let companion = match &mut self.by_profit {
             Some(companion) => &*companion,
             slot @ None => &*slot.insert(Companion::start(ctx.clone())?),
@@ -194,6 +212,13 @@ impl SlotBlocks {
                     .map_err(|_| gone("the profit block's thread stopped"))
             })
             .and_then(Companion::extended);
+        let filled = Instant::now();
+        let round = |block, added| RoundBlock {
+            block,
+            added,
+            fill: filled - began,
+            seal: filled.elapsed(),
+        };
         let profit_wins = match (&per_gas, &by_profit) {
             (Ok((_, mine)), Ok((_, theirs))) => theirs > mine,
             (Err(_), Ok(_)) => true,
@@ -205,7 +230,7 @@ impl SlotBlocks {
             }
             let added = by_profit.map_or(orders.len(), |(added, _)| added);
             match companion.ask(Request::Seal).and_then(Companion::sealed) {
-                Ok(built) => return Ok((built, added)),
+                Ok(built) => return Ok(round(built, added)),
                 Err(e) if per_gas.is_ok() => {
                     tracing::error!(error = %e, "builder.profit_block_failed");
                     if matches!(e, BuilderError::Join(_)) {
@@ -225,7 +250,8 @@ impl SlotBlocks {
             }
         }
         let (added, _) = per_gas?;
-        Ok((Growing::seal(&mut self.per_gas)?, added))
+        let built = Growing::seal(&mut self.per_gas)?;
+        Ok(round(built, added))
     }
 }
 

@@ -46,7 +46,8 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::{
     BuilderConfig,
-    blocks::SlotBlocks,
+    blocks::{RoundBlock, SlotBlocks},
+    figures::{RoundTimes, SlotFigures},
     read_ahead::{ReadAhead, SlotReads},
 };
 
@@ -164,22 +165,25 @@ impl Builder {
     }
 
     /// Builds rounds for `job` until `deadline`, publishing every improvement; returns the
-    /// slot's best block (none when no block paid anything).
-    pub async fn run_slot(
-        &self,
-        job: SlotJob,
-        deadline: Instant,
-    ) -> Result<Option<Bid>, BuilderError> {
+    /// slot's best block (none when no block paid anything) and where the rounds' time went.
+    pub async fn run_slot(&self, job: SlotJob, deadline: Instant) -> Result<SlotRun, BuilderError> {
         let ctx = Arc::new(self.context(&job));
         let rounds = RoundThread::start(self.clone(), ctx.clone())?;
         let mut best: Option<Bid> = None;
+        let mut figures = SlotFigures::default();
         let mut last: Option<Latest> = None;
         let mut search = Search::default();
         while Instant::now() < deadline {
             let started = Instant::now();
             let previous = last.as_ref().map(|latest| latest.set.clone());
             match rounds.run(previous).await {
-                Ok(Round { set, orders, built }) => {
+                Ok(Round {
+                    set,
+                    orders,
+                    built,
+                    times,
+                }) => {
+                    figures.add(&times);
                     last = Some(Latest {
                         set,
                         orders,
@@ -219,7 +223,7 @@ impl Builder {
             }
             tokio::time::sleep_until(earliest.into()).await;
         }
-        Ok(best)
+        Ok(SlotRun { best, figures })
     }
 
     /// What every block of `job` is built on, paying this builder's coinbase.
@@ -302,6 +306,7 @@ impl Builder {
         if let Some(reader) = &self.read_ahead {
             reads.read_new(&**reader, ctx.parent.hash(), &bundles, &txs);
         }
+        let read = began.elapsed();
         let round = self.sim.lock().simulate(
             ctx.parent.hash(),
             &ctx.state,
@@ -311,27 +316,42 @@ impl Builder {
         )?;
         let set = OrderSet::of(&round.orders);
         let orders: Arc<[Arc<SimulatedOrder>]> = round.orders.into();
+        let mut times = RoundTimes {
+            read_ahead: read,
+            simulate: began.elapsed() - read,
+            ..RoundTimes::default()
+        };
         if previous == Some(&set) {
             return Ok(Round {
                 set,
                 orders,
                 built: None,
+                times,
             });
         }
-        let simulated = began.elapsed();
-        let (built, added) = blocks.build(ctx, &orders, &set)?;
+        let RoundBlock {
+            block,
+            added,
+            fill,
+            seal,
+        } = blocks.build(ctx, &orders, &set)?;
+        (times.fill, times.seal) = (fill, seal);
+        let us = |d: std::time::Duration| d.as_micros() as u64;
         tracing::debug!(
             orders = orders.len(),
             added,
-            algorithm = built.algorithm,
-            sim_us = simulated.as_micros() as u64,
-            build_seal_us = (began.elapsed() - simulated).as_micros() as u64,
+            algorithm = block.algorithm,
+            read_ahead_us = us(times.read_ahead),
+            sim_us = us(times.simulate),
+            fill_us = us(fill),
+            seal_us = us(seal),
             "builder.round"
         );
         Ok(Round {
             set,
             orders,
-            built: Some(built),
+            built: Some(block),
+            times,
         })
     }
 
@@ -347,6 +367,16 @@ struct Round {
     orders: Arc<[Arc<SimulatedOrder>]>,
     /// This round's sealed block, when the orders changed.
     built: Option<BuiltBlock>,
+    times: RoundTimes,
+}
+
+/// What a slot's rounds came to.
+#[derive(Debug)]
+pub struct SlotRun {
+    /// The slot's best block (none when no block paid anything).
+    pub best: Option<Bid>,
+    /// Where the rounds' time went.
+    pub figures: SlotFigures,
 }
 
 /// The slot's rounds run on a thread of their own, which keeps the growing block: a block
@@ -804,11 +834,15 @@ mod tests {
         assert_eq!(greedy.orders, vec![both]);
 
         let mut published = builder.subscribe();
-        let best = builder
+        let run = builder
             .run_slot(job, Instant::now() + Duration::from_millis(300))
             .await
-            .expect("the slot runs")
-            .expect("a block paid");
+            .expect("the slot runs");
+        // The slot's figures count the round that built a block, and its time in each phase.
+        assert!(run.figures.sealed >= 1 && run.figures.rounds >= run.figures.sealed);
+        assert!(!run.figures.total.simulate.is_zero() && !run.figures.total.seal.is_zero());
+        assert!(!run.figures.total.fill.is_zero());
+        let best = run.best.expect("a block paid");
         assert_eq!(best.block.algorithm, "conflict-search");
         let mut searched = best.block.orders.clone();
         searched.sort();

@@ -7,14 +7,16 @@ mod blocks;
 mod config;
 mod cutoff;
 mod engine;
+mod figures;
 mod read_ahead;
 
 pub(crate) use announced::{BuildSlot, build_announced};
 pub use bidder::{BidCheck, BidError, Bidder};
-pub use blocks::SlotBlocks;
+pub use blocks::{RoundBlock, SlotBlocks};
 pub use config::BuilderConfig;
 pub use cutoff::cutoff;
-pub use engine::{Bid, Builder, BuilderError, OrderSet, SlotJob};
+pub use engine::{Bid, Builder, BuilderError, OrderSet, SlotJob, SlotRun};
+pub use figures::{RoundTimes, SlotFigures};
 pub use read_ahead::{MAX_READ_AHEAD, ReadAhead};
 
 /// A bundle of `txs` for block 1, made the way `eth_sendBundle` makes one.

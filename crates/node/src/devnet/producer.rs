@@ -87,7 +87,7 @@ impl Producer {
                 Some(builder) => tokio::select! {
                     biased;
                     () = &mut shutdown => return Ok(()),
-                    best = builder.run_slot(job.clone(), cutoff) => best?,
+                    run = builder.run_slot(job.clone(), cutoff) => run?.best,
                 },
                 None => None,
             };

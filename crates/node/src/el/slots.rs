@@ -122,22 +122,40 @@ impl BuildSlot for Slots {
         };
         let outcome = self.builder.run_slot(job, cutoff).await;
         let round_trips = self.chain.client().round_trips() - trips_before;
-        match outcome {
-            Ok(Some(best)) => tracing::info!(
+        let run = match outcome {
+            Ok(run) => run,
+            Err(error) => {
+                tracing::error!(slot = number, %error, round_trips, "el.slot.failed");
+                return;
+            }
+        };
+        // The submit time of each bid is on its `bidder.sent` line, one per relay.
+        let (read_ahead_ms, sim_ms, fill_ms, seal_ms) = run.figures.millis();
+        let (rounds, sealed) = (run.figures.rounds, run.figures.sealed);
+        match run.best {
+            Some(best) => tracing::info!(
                 slot = number,
                 value = %best.block.value,
                 hash = %best.block.block.block.hash,
                 follow_ms,
+                read_ahead_ms,
+                sim_ms,
+                fill_ms,
+                seal_ms,
+                rounds,
+                sealed,
                 round_trips,
                 "el.slot.built"
             ),
-            Ok(None) => tracing::info!(
+            None => tracing::info!(
                 slot = number,
                 follow_ms,
+                read_ahead_ms,
+                sim_ms,
+                rounds,
                 round_trips,
                 "el.slot.nothing_to_bid"
             ),
-            Err(error) => tracing::error!(slot = number, %error, round_trips, "el.slot.failed"),
         }
     }
 }

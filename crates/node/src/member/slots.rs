@@ -85,7 +85,7 @@ impl BuildSlot for Slots<'_> {
             state,
             proposer_fee_recipient: slot.event.proposer_fee_recipient(),
         };
-        match self.builder.run_slot(job, cutoff).await {
+        match self.builder.run_slot(job, cutoff).await.map(|run| run.best) {
             Ok(Some(best)) => self
                 .follower
                 .remember(best.block.block.block.hash, best.block.orders.clone()),
