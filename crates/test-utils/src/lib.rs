@@ -88,6 +88,9 @@ pub fn free_port() -> u16 {
 #[derive(Debug)]
 pub struct Anvil {
     child: Child,
+    /// What it was started with, to start it again the same way.
+    args: Vec<String>,
+    port: u16,
     /// `cast` pointed at it.
     pub cast: Cast,
 }
@@ -99,27 +102,50 @@ impl Anvil {
     /// If it does not start.
     pub fn start(args: &[&str]) -> Self {
         let port = free_port();
-        let child = Command::new(tool("anvil"))
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut anvil = Self {
+            child: Self::spawn(port, &args),
+            args,
+            port,
+            cast: Cast {
+                url: format!("http://127.0.0.1:{port}"),
+            },
+        };
+        anvil.wait_ready();
+        anvil
+    }
+
+    /// Stops anvil and starts it again on the same port with the same arguments, as an
+    /// operator restarts an execution client; its state starts over.
+    ///
+    /// # Panics
+    /// If it does not start again.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, &self.args);
+        self.wait_ready();
+    }
+
+    fn spawn(port: u16, args: &[String]) -> Child {
+        Command::new(tool("anvil"))
             .args(["--port", &port.to_string(), "--silent"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("anvil starts");
-        let anvil = Self {
-            child,
-            cast: Cast {
-                url: format!("http://127.0.0.1:{port}"),
-            },
-        };
-        // Ready when it answers; each failed attempt is a refused connection.
+            .expect("anvil starts")
+    }
+
+    /// Waits until it answers; each failed attempt is a refused connection.
+    fn wait_ready(&mut self) {
         for _ in 0..500 {
-            if anvil.cast.run(&["block-number"]).is_ok() {
-                return anvil;
+            if self.cast.run(&["block-number"]).is_ok() {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        panic!("anvil did not start on {}", anvil.cast.url);
+        panic!("anvil did not start on {}", self.cast.url);
     }
 }
 

@@ -646,3 +646,42 @@ fn test_pending_transactions_stream_over_ws_and_are_read_whole_over_http() {
     sent.sort();
     assert_eq!(whole, sent);
 }
+
+#[test]
+fn test_a_ws_client_reads_and_streams_again_after_its_execution_client_restarts() {
+    let mut anvil = Anvil::like_devnet(DEVNET_CHAIN_ID, DEFAULT_GAS_LIMIT, INITIAL_BASE_FEE);
+    anvil.cast.rpc("evm_mine", "[]");
+    let ws = ElClient::connect(&anvil.cast.url.replace("http://", "ws://")).expect("ws");
+    let mut stream = ws
+        .subscribe_pending()
+        .expect("anvil takes the subscription")
+        .expect("WS has subscriptions");
+    assert_eq!(ws.head().expect("head").number, 1);
+
+    // The restarted client starts from genesis: a read that answers block 0 went to it, over a
+    // connection the client made again by itself.
+    anvil.restart();
+    assert_eq!(ws.head().expect("a read after the restart").number, 0);
+
+    // The subscription was made again on the new connection: a transaction sent to the
+    // restarted client is heard.
+    let tx = sign(&dev_signers()[0], 0, Address::repeat_byte(0x55), Vec::new());
+    let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
+    anvil.cast.ok(&["publish", "--async", &raw]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let batch = runtime
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.next_batch(16)).await
+        })
+        .expect("the restarted client tells of the transaction");
+    match batch {
+        cobuild_el::PendingBatch::Txs(got) => {
+            let heard: Vec<B256> = got.iter().map(|tx| *tx.tx_hash()).collect();
+            assert_eq!(heard, vec![*tx.inner().tx_hash()]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
