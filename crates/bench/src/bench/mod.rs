@@ -37,7 +37,8 @@ mod submit;
 
 pub use anvil::{AnvilConfig, AnvilError, AnvilFigure};
 pub use bid_latency::{
-    BidLatencyConfig, BidLatencyError, BidLatencyFigure, KindFigure, bid_latency,
+    BidLatencyConfig, BidLatencyError, BidLatencyFigure, Footprint, FootprintSample, KindFigure,
+    bid_latency,
 };
 pub use config::{BenchConfig, IntakeConfig};
 pub use el::{ElFigure, ElStep};

@@ -20,6 +20,7 @@
 //! the machine's cores.
 
 mod load;
+mod memory;
 mod report;
 
 use std::{
@@ -38,6 +39,7 @@ use cobuild_relay::{
 use tokio::sync::{broadcast, oneshot, watch};
 
 use self::load::{Load, Order, OrderKind};
+pub use self::memory::{Footprint, FootprintSample};
 use super::{
     http::HttpError,
     intake::{DEVNET_BIDS_PER_SECOND, start_devnet},
@@ -167,17 +169,20 @@ pub struct BidLatencyFigure {
     pub bids: usize,
     /// Blocks the chain grew by during the load and its tail.
     pub blocks: u64,
+    /// The process's memory and the data folder's size through the load, at even steps.
+    pub footprint: Footprint,
 }
 
 /// Runs the benchmark: starts a devnet in a temporary folder, drives it from this thread, stops
 /// it.
 pub fn bid_latency(config: &BidLatencyConfig) -> Result<BidLatencyFigure, BidLatencyError> {
-    let (server, _dir, devnet) =
+    let (server, dir, devnet) =
         start_devnet::<BidLatencyError>("cobuild-bench-bid", config.slot, 20_000)?;
     let node = Node {
         chain: devnet.chain.clone(),
         rpc: devnet.rpc_addr,
         relay: devnet.relay_addr,
+        data_dir: dir.path().to_path_buf(),
     };
     let feed = devnet.accepted_bids();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -205,6 +210,7 @@ struct Node {
     chain: cobuild_chain::Chain,
     rpc: SocketAddr,
     relay: SocketAddr,
+    data_dir: std::path::PathBuf,
 }
 
 /// One answered order.
@@ -244,9 +250,16 @@ async fn drive(
     let mut no_sender = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Twenty steps through the load (the first at once), at most one a second.
+    let mut footprint = Footprint::default();
+    let mut sample = tokio::time::interval((config.duration / 20).max(Duration::from_secs(1)));
+    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     load.new_slot(&node.chain, current_target(&slots))?;
     while due_so_far < total {
         tokio::select! {
+            _ = sample.tick() => {
+                footprint.samples.push(FootprintSample::take(start.elapsed(), &node.data_dir));
+            }
             changed = slots.changed() => {
                 changed.map_err(|e| BidLatencyError::Slots(e.to_string()))?;
                 load.new_slot(&node.chain, current_target(&slots))?;
@@ -273,6 +286,9 @@ async fn drive(
         }
     }
     let offered_in = start.elapsed();
+    footprint
+        .samples
+        .push(FootprintSample::take(offered_in, &node.data_dir));
     drop(senders);
     let mut acks = Vec::with_capacity(total);
     for connection in connections {
@@ -321,6 +337,7 @@ async fn drive(
         idle,
         bids,
         blocks: node.chain.head().number - head_before,
+        footprint,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{BidLatencyFigure, KindFigure};
+use super::{BidLatencyFigure, Footprint, KindFigure};
 use crate::bench::report::{Ms, Rate};
 
 fn kind_row(f: &mut fmt::Formatter<'_>, name: &str, kind: &KindFigure) -> fmt::Result {
@@ -57,6 +57,7 @@ impl fmt::Display for BidLatencyFigure {
             "  {} bids accepted, {} blocks during the load and two slots after it",
             self.bids, self.blocks
         )?;
+        footprint_row(f, &self.footprint)?;
         let ratio = self.bundles.latency.p50.as_secs_f64()
             / self.idle.latency.p50.as_secs_f64().max(f64::MIN_POSITIVE);
         writeln!(
@@ -70,5 +71,44 @@ impl fmt::Display for BidLatencyFigure {
                 "NOT met"
             }
         )
+    }
+}
+
+/// The footprint at the load's start, at most four steps between, and its end; then how fast
+/// memory grew over the second half.
+fn footprint_row(f: &mut fmt::Formatter<'_>, footprint: &Footprint) -> fmt::Result {
+    let samples = &footprint.samples;
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mb = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    let step = (samples.len() / 5).max(1);
+    let shown = samples
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i == samples.len() - 1)
+        .map(|(_, s)| {
+            let rss = s
+                .rss_bytes
+                .map_or("?".to_owned(), |b| format!("{:.0}", mb(b)));
+            format!(
+                "{:.0} s: {rss} / {:.0}",
+                s.at.as_secs_f64(),
+                mb(s.data_bytes)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(
+        f,
+        "  footprint, process RSS (client included) / data folder, MB: {shown}"
+    )?;
+    match footprint.late_rss_growth_per_min() {
+        Some(growth) => writeln!(
+            f,
+            "  RSS growth over the second half of the load: {:+.1} MB/min",
+            growth / f64::from(1 << 20)
+        ),
+        None => Ok(()),
     }
 }
