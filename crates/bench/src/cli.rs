@@ -82,8 +82,8 @@ pub struct BenchArgs {
     /// Orders per second of the accepted -> bid load (half raw transactions, half bundles).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(2..))]
     pub bid_latency_rate: u32,
-    /// Seconds of the accepted -> bid load.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    /// Seconds of the accepted -> bid load (a soak: hours, to see the footprint level off).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub bid_latency_secs: u64,
     /// Slot of the accepted -> bid devnet, in milliseconds.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
