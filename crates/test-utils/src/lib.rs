@@ -210,13 +210,18 @@ pub fn flashbots_post(
     )
 }
 
-/// POSTs `body` to `url` (`http://host:port`) with `headers`, as a client would send it, and
-/// returns the status code and the response body.
+/// POSTs `body` to `url` (`http://host:port`, with a path and query or not) with `headers`, as
+/// a client would send it, and returns the status code and the response body.
 ///
 /// # Panics
 /// If the connection fails or the reply is not HTTP.
 pub fn http_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
-    http_request("POST", url, "/", body, headers)
+    let rest = url.trim_start_matches("http://");
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    http_request("POST", authority, path, body, headers)
 }
 
 /// GETs `path` (with its query) from `url` (`http://host:port`); returns the status code and

@@ -13,6 +13,10 @@
 //! [`RelayError::from_reply`]; every success status (an empty 200, `{}`, 202 for a bid below
 //! the relay's floor) is a bid received.
 //!
+//! Every submission carries a sequence number ([`SEQUENCE_HEADER`]), increasing in the order
+//! the bids were admitted, so a relay that honours it keeps the builder's newest block even
+//! when an older request arrives after it.
+//!
 //! Each relay has its own client, with its own headers, encoding (JSON or SSZ, optionally
 //! gzip-compressed), cap and maximum bid ([`Config`]); a builder bidding to many relays runs
 //! one bidder per client.
@@ -25,5 +29,6 @@ mod relay;
 pub use config::{Config, Encoding};
 pub use error::RelayError;
 pub use relay::{
-    BLOCKS_PATH, ProposerDuty, RECEIVED_PATH, RelayClient, SubmitOutcome, VALIDATORS_PATH,
+    BLOCKS_PATH, ProposerDuty, RECEIVED_PATH, RelayClient, SEQUENCE_HEADER, SubmitOutcome,
+    VALIDATORS_PATH,
 };

@@ -1,6 +1,12 @@
 //! The relay client: the gate in front, one plain-HTTP request behind it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy_primitives::Address;
 use alloy_rpc_types_beacon::{
@@ -29,6 +35,11 @@ pub const BLOCKS_PATH: &str = "/relay/v1/builder/blocks";
 pub const VALIDATORS_PATH: &str = "/relay/v1/builder/validators";
 /// Path of the relay data API's accepted bids (`?slot=N` for one slot).
 pub const RECEIVED_PATH: &str = "/relay/v1/data/bidtraces/builder_blocks_received";
+
+/// The header that orders a builder's submissions as it made them (ultra sound relay and
+/// others): a relay replaces a builder's bid only with one of a higher sequence, whatever the
+/// order the network delivers them in.
+pub const SEQUENCE_HEADER: &str = "x-sequence";
 
 /// Longest reply body read (a duties list for two epochs is far smaller).
 const MAX_REPLY_BYTES: usize = 4 << 20;
@@ -116,6 +127,8 @@ struct Inner {
     http: HttpClient,
     gate: Mutex<Gate>,
     clock: Arc<dyn Clock>,
+    /// The last submission's [`SEQUENCE_HEADER`].
+    sequence: AtomicU64,
 }
 
 impl std::fmt::Debug for RelayClient {
@@ -192,6 +205,7 @@ impl RelayClient {
                 http,
                 gate: Mutex::new(Gate::new(config.max_submissions_per_second.get())),
                 clock,
+                sequence: AtomicU64::new(0),
             }),
         })
     }
@@ -260,8 +274,13 @@ impl RelayClient {
         } else {
             self.inner.blocks.clone()
         };
+        // Numbered as admitted (in the order the blocks were made), before the body is encoded.
+        let sequence = self.next_sequence();
         let result = match self.encode(request) {
-            Ok(body) => self.request(Method::POST, uri, Some(body)).await,
+            Ok(body) => {
+                self.request(Method::POST, uri, Some((body, sequence)))
+                    .await
+            }
             Err(err) => Err(err),
         };
         match result {
@@ -278,6 +297,24 @@ impl RelayClient {
                 Err(err)
             }
         }
+    }
+
+    /// The next submission's sequence: nanoseconds since the Unix epoch, or one more than the
+    /// last if the clock has not moved past it. From the clock, not a counter, so a restarted
+    /// node's bids still order after those it sent before it stopped.
+    fn next_sequence(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let next = |last: u64| now.max(last.saturating_add(1));
+        let last = self
+            .inner
+            .sequence
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(next(last))
+            })
+            .unwrap_or_else(|last| last);
+        next(last)
     }
 
     /// The submission's body as this relay takes it.
@@ -320,17 +357,25 @@ impl RelayClient {
         Ok(validators.into_iter().map(ProposerDuty::from).collect())
     }
 
-    /// One request; a success status gives the body, anything else a [`RelayError`].
+    /// One request, a submission with its body and sequence; a success status gives the body,
+    /// anything else a [`RelayError`].
     async fn request(
         &self,
         method: Method,
         uri: Uri,
-        body: Option<Vec<u8>>,
+        submission: Option<(Vec<u8>, u64)>,
     ) -> Result<Bytes, RelayError> {
         let mut builder = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::ACCEPT, "application/json");
+        let body = match submission {
+            Some((body, sequence)) => {
+                builder = builder.header(SEQUENCE_HEADER, sequence);
+                Some(body)
+            }
+            None => None,
+        };
         if body.is_some() {
             let content_type = match self.inner.encoding {
                 Encoding::Json => "application/json",

@@ -29,7 +29,7 @@ use super::{
     config::Config,
     events::{Announcement, Announcements},
     handlers,
-    state::{BidBoard, Closed, Offer, SlotContext},
+    state::{BidBoard, Closed, Offer, Place, SlotContext},
     validate::{
         Screened, SubmissionError, check_bid, check_payment, screen_strict, strict_simulation,
     },
@@ -389,14 +389,19 @@ impl<V: BlockVerifier> Shared<V> {
     }
 
     /// Runs one submission through every check and offers it to the board; with
-    /// `cancellation`, it replaces the builder's earlier bid even if worth less.
+    /// `cancellation`, it replaces the builder's earlier bid even if worth less; with a
+    /// `sequence` (the builder's number for it), only a bid numbered lower.
     pub(crate) async fn submit(
         self: Arc<Self>,
         body: axum::body::Bytes,
         format: BodyFormat,
         cancellation: bool,
+        sequence: Option<u64>,
     ) -> Result<(), SubmissionError> {
-        let result = self.clone().check(body, format, cancellation).await;
+        let result = self
+            .clone()
+            .check(body, format, cancellation, sequence)
+            .await;
         match &result {
             Ok(true) => self.accepted.fetch_add(1, Ordering::Relaxed),
             // Answered as received, and dropped (strict mode's ignored bids).
@@ -411,11 +416,13 @@ impl<V: BlockVerifier> Shared<V> {
         body: axum::body::Bytes,
         format: BodyFormat,
         cancellation: bool,
+        sequence: Option<u64>,
     ) -> Result<bool, SubmissionError> {
         let strict = self.config.strict;
         let simulated = move |e: SubmissionError| if strict { strict_simulation(e) } else { e };
         let received_at = std::time::Instant::now();
         let received = self.receipts.fetch_add(1, Ordering::Relaxed);
+        let place = sequence.map_or(Place::Received(received), Place::Sequence);
         let _checking = Checking::start(&self.checking);
         let ctx = self.board.lock().context().ok_or(if strict {
             SubmissionError::Strict("payload attributes not (yet) known".to_owned())
@@ -501,7 +508,7 @@ impl<V: BlockVerifier> Shared<V> {
             value,
             WinningBid { trace, executed },
             cancellation,
-            received,
+            place,
         );
         match offer {
             Ok(Offer::Best) => tracing::info!(

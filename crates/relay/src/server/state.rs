@@ -35,6 +35,22 @@ pub(crate) enum Offer {
     },
 }
 
+/// Where a submission stands among its builder's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Place {
+    /// The relay's count of submissions when it received this one.
+    Received(u64),
+    /// The builder's own number for it (its `x-sequence` header); a numbered submission
+    /// places after every unnumbered one.
+    Sequence(u64),
+}
+
+impl From<u64> for Place {
+    fn from(received: u64) -> Self {
+        Self::Received(received)
+    }
+}
+
 /// The bid was valid, but its slot closed (or moved to another parent) while it was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
@@ -46,14 +62,17 @@ pub(crate) struct Closed;
 /// cancellation (the builder-specs `cancellations` option): then it replaces it whatever its
 /// value, so a builder can withdraw a block whose orders were cancelled. "Later" is by when the
 /// relay received it, not when its check ended: a builder with several bids in flight keeps
-/// the last one it sent, even when an earlier one finishes its check after it.
+/// the last one it sent, even when an earlier one finishes its check after it. A builder that
+/// numbers its submissions ([`Place::Sequence`]) orders them itself: one numbered at or below
+/// its bid on the board never replaces it, whatever its value, as the network may deliver
+/// an older block last.
 #[derive(Debug)]
 pub(crate) struct BidBoard<K, T> {
     open: Option<SlotContext>,
     /// The open slot takes no new submissions; the ones already being checked may still land.
     closing: bool,
-    /// Each builder's bid: value, arrival on the board (first of equals wins), receipt order.
-    bids: HashMap<K, (U256, u64, u64, T)>,
+    /// Each builder's bid: value, arrival on the board (first of equals wins), its place.
+    bids: HashMap<K, (U256, u64, Place, T)>,
     arrivals: u64,
     last_closed: Option<u64>,
 }
@@ -121,9 +140,9 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
         best
     }
 
-    /// Offers `builder`'s valid bid for `slot` on `parent`, the `received`-th submission the
-    /// relay got (a `cancellation` replaces the builder's bid received before it even when worth
-    /// less).
+    /// Offers `builder`'s valid bid for `slot` on `parent`, at `place` among the builder's
+    /// submissions (a `cancellation` replaces the builder's bid placed before it even when
+    /// worth less).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn offer(
         &mut self,
@@ -133,21 +152,27 @@ impl<K: Eq + Hash + Copy, T> BidBoard<K, T> {
         value: U256,
         bid: T,
         cancellation: bool,
-        received: u64,
+        place: impl Into<Place>,
     ) -> Result<Offer, Closed> {
         match self.open {
             Some(ctx) if ctx.slot == slot && ctx.parent_hash == parent => {}
             _ => return Err(Closed),
         }
+        let place = place.into();
         let replaces = match self.bids.get(&builder) {
-            Some((own, _, own_received, _)) if cancellation => received > *own_received,
+            Some((_, _, own_place, _))
+                if matches!(place, Place::Sequence(_)) && place <= *own_place =>
+            {
+                false
+            }
+            Some((_, _, own_place, _)) if cancellation => place > *own_place,
             Some((own, ..)) => value > *own,
             None => true,
         };
         if replaces {
             self.arrivals += 1;
             self.bids
-                .insert(builder, (value, self.arrivals, received, bid));
+                .insert(builder, (value, self.arrivals, place, bid));
         }
         match self.best() {
             Some((best_builder, best)) if replaces && *best_builder == builder && best == value => {
@@ -208,6 +233,44 @@ mod tests {
             Ok(Offer::Best)
         );
         assert_eq!(board.take(1), Some((U256::from(3), "third")));
+    }
+
+    #[test]
+    fn test_a_numbered_bid_replaces_its_builders_bid_only_if_numbered_higher() {
+        let mut board = BidBoard::default();
+        board.open(ctx(1));
+        let parent = ctx(1).parent_hash;
+        let at = Place::Sequence;
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(5), "made 2nd", false, at(20)),
+            Ok(Offer::Best)
+        );
+        // Made before it, delivered after: stale, even worth more.
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(9), "made 1st", false, at(10)),
+            Ok(Offer::Outbid {
+                best: U256::from(5)
+            })
+        );
+        // Numbered higher: by value as usual, or whatever its value as a cancellation.
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(4), "made 3rd", false, at(30)),
+            Ok(Offer::Outbid {
+                best: U256::from(5)
+            })
+        );
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(4), "made 4th", true, at(40)),
+            Ok(Offer::Best)
+        );
+        // Unnumbered submissions of the same builder place before numbered ones.
+        assert_eq!(
+            board.offer(1, parent, 'x', U256::from(1), "unnumbered", true, 99),
+            Ok(Offer::Outbid {
+                best: U256::from(4)
+            })
+        );
+        assert_eq!(board.take(1), Some((U256::from(4), "made 4th")));
     }
 
     #[test]

@@ -14,20 +14,20 @@ use crate::{Devnet, GWEI};
 
 /// A clock that moves only when the test says so.
 #[derive(Debug)]
-struct ManualClock {
+pub(crate) struct ManualClock {
     start: Instant,
     elapsed: Mutex<Duration>,
 }
 
 impl ManualClock {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             start: Instant::now(),
             elapsed: Mutex::new(Duration::ZERO),
         })
     }
 
-    fn set(&self, elapsed: Duration) {
+    pub(crate) fn set(&self, elapsed: Duration) {
         *self.elapsed.lock() = elapsed;
     }
 }

@@ -67,6 +67,14 @@ async fn test_a_bid_goes_in_ssz_gzipped_with_the_relays_headers_and_the_devnet_r
         .await;
     assert_eq!(outcome.expect("sent"), SubmitOutcome::Sent);
     let (headers, body) = received.lock().pop().expect("one request");
+    let sequence = |headers: &HeaderMap| -> u64 {
+        headers[client::SEQUENCE_HEADER]
+            .to_str()
+            .expect("text")
+            .parse()
+            .expect("a decimal number")
+    };
+    let first = sequence(&headers);
     assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
     assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
     assert_eq!(headers["x-auth-token"], "secret");
@@ -79,6 +87,23 @@ async fn test_a_bid_goes_in_ssz_gzipped_with_the_relays_headers_and_the_devnet_r
         decoded.bid_trace().block_hash,
         executed.block.hash,
         "the same bid"
+    );
+
+    // Each submission is numbered after the one before it.
+    // (on a clock that moves a second between them, past the per-second cap)
+    let clock = crate::gate::ManualClock::new();
+    let sender = RelayClient::with_clock(settings(&url), clock.clone()).expect("client");
+    for second in 0..2 {
+        clock.set(std::time::Duration::from_secs(second));
+        assert_eq!(
+            sender.submit_replacing(&bid).await.expect("sent"),
+            SubmitOutcome::Sent
+        );
+    }
+    let numbers: Vec<u64> = received.lock().iter().map(|(h, _)| sequence(h)).collect();
+    assert!(
+        numbers[0] > first && numbers[1] > numbers[0],
+        "{first} {numbers:?}"
     );
 
     // A relay that reads SSZ and gzip (the devnet relay does, as mev-boost-relay) keeps it.
@@ -233,4 +258,46 @@ async fn test_a_relay_is_reached_over_tls_with_its_key_in_the_url_and_an_untrust
         })
         .is_err()
     );
+}
+
+#[tokio::test]
+async fn test_the_devnet_relay_keeps_a_builders_newest_numbered_bid_whatever_arrives_last() {
+    let devnet = Devnet::start().await;
+    let (older, newer) = (
+        devnet.bid(&devnet.paying_block(2 * GWEI)),
+        devnet.bid(&devnet.paying_block(GWEI)),
+    );
+    let post = |bid: &SubmitBlockRequest, sequence: &str| {
+        let body = serde_json::to_vec(bid).expect("json");
+        let url = format!("{}{BLOCKS_PATH}?cancellations=1", devnet.url);
+        let sequence = sequence.to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                cobuild_test_utils::http_post(
+                    &url,
+                    &body,
+                    &[
+                        ("content-type", "application/json"),
+                        (client::SEQUENCE_HEADER, &sequence),
+                    ],
+                )
+            })
+            .await
+            .expect("task")
+        }
+    };
+    // The newer block (made second, worth less) arrives first; the older one, worth more, after.
+    assert_eq!(post(&newer, "2").await.0, 200);
+    assert_eq!(post(&older, "1").await.0, 200);
+    let winner = devnet.relay.take_best(devnet.ctx.slot).expect("a winner");
+    assert_eq!(
+        winner.trace.value,
+        newer.bid_trace().value,
+        "the newest block stays"
+    );
+
+    // A number that is not one is refused, saying which header.
+    let (status, reply) = post(&newer, "soon").await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains(client::SEQUENCE_HEADER), "{reply}");
 }
