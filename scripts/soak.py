@@ -5,7 +5,8 @@ its data directory's size sampled as it runs: does a node's footprint stay flat 
 Sends signed EIP-1559 transfers from the ten development accounts (sequential nonces, read from
 the chain at the start) to the first node's RPC, in JSON-RPC batches, at a steady rate (or as fast
 as the node answers, if slower); replication carries them to every other member. Every `--every` seconds it prints one line per process:
-resident memory (from /proc) and the size of its data directory (logs, order log, chain).
+resident memory (from /proc), the size of its data directory (logs, order log, chain) and of
+its logs alone.
 
     tools/.venv/bin/python scripts/soak.py --data-dir /tmp/cobuild-soak --rate 500 --secs 600
 
@@ -48,6 +49,21 @@ def tree_size(path):
                 total += os.path.getsize(os.path.join(root, name))
             except OSError:
                 pass
+    return total
+
+
+def log_size(path, own_only):
+    """Bytes of the `*.log` files under `path` (only those directly in it with `own_only`)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            if name.endswith(".log"):
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:
+                    pass
+        if own_only:
+            break
     return total
 
 
@@ -102,8 +118,10 @@ def main():
             size = tree_size(directory) if name != "hub" else sum(
                 os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
                 if os.path.isfile(os.path.join(directory, f)))
+            logs = log_size(directory, own_only=name == "hub")
             print(f"t={elapsed:6.0f}s {name:8} rss {rss / 1024 if rss else float('nan'):8.1f} MiB"
-                  f"  data {size / 2**20:8.1f} MiB  sent {sent} refused {refused}", flush=True)
+                  f"  data {size / 2**20:8.1f} MiB (logs {logs / 2**20:6.1f})"
+                  f"  sent {sent} refused {refused}", flush=True)
 
     start = time.monotonic()
     next_sample = start
