@@ -44,12 +44,18 @@ fn sign(
     Recovered::new_unchecked(tx.into_signed(sig).into(), signer.address())
 }
 
+/// Sends `txs` to anvil and mines them.
 fn publish(anvil: &Anvil, txs: &[Recovered<TxEnvelope>]) {
+    send_pending(anvil, txs);
+    anvil.cast.rpc("evm_mine", "[]");
+}
+
+/// Sends `txs` to anvil's pool (`cast publish`), without mining them.
+fn send_pending(anvil: &Anvil, txs: &[Recovered<TxEnvelope>]) {
     for tx in txs {
         let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
         anvil.cast.ok(&["publish", "--async", &raw]);
     }
-    anvil.cast.rpc("evm_mine", "[]");
 }
 
 fn latest(anvil: &Anvil) -> alloy_rpc_types_eth::Block {
@@ -610,27 +616,8 @@ fn test_pending_transactions_stream_over_ws_and_are_read_whole_over_http() {
         .map(|i| sign(&signers[i], 0, Address::repeat_byte(0x55), Vec::new()))
         .collect();
     // Sent, not mined: they stay pending.
-    for tx in &txs {
-        let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
-        anvil.cast.ok(&["publish", "--async", &raw]);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime");
-    let mut heard = Vec::new();
-    while heard.len() < txs.len() {
-        let batch = runtime
-            .block_on(async {
-                tokio::time::timeout(std::time::Duration::from_secs(10), stream.next_batch(16))
-                    .await
-            })
-            .expect("anvil tells of each pending transaction");
-        match batch {
-            cobuild_el::PendingBatch::Txs(got) => heard.extend(got.iter().map(|tx| *tx.tx_hash())),
-            other => panic!("{other:?}"),
-        }
-    }
+    send_pending(&anvil, &txs);
+    let heard = hear(&mut stream, txs.len());
     let sent: Vec<B256> = txs.iter().map(|tx| *tx.inner().tx_hash()).collect();
     assert_eq!(heard, sent, "each once, in the order sent");
 
@@ -666,22 +653,29 @@ fn test_a_ws_client_reads_and_streams_again_after_its_execution_client_restarts(
     // The subscription was made again on the new connection: a transaction sent to the
     // restarted client is heard.
     let tx = sign(&dev_signers()[0], 0, Address::repeat_byte(0x55), Vec::new());
-    let raw = alloy_primitives::hex::encode_prefixed(tx.inner().encoded_2718());
-    anvil.cast.ok(&["publish", "--async", &raw]);
+    send_pending(&anvil, std::slice::from_ref(&tx));
+    assert_eq!(hear(&mut stream, 1), vec![*tx.inner().tx_hash()]);
+}
+
+/// The hashes of the next `count` pending transactions `stream` tells of, in order (each batch
+/// waited for at most 10 s).
+fn hear(stream: &mut cobuild_el::PendingStream, count: usize) -> Vec<B256> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("runtime");
-    let batch = runtime
-        .block_on(async {
-            tokio::time::timeout(std::time::Duration::from_secs(10), stream.next_batch(16)).await
-        })
-        .expect("the restarted client tells of the transaction");
-    match batch {
-        cobuild_el::PendingBatch::Txs(got) => {
-            let heard: Vec<B256> = got.iter().map(|tx| *tx.tx_hash()).collect();
-            assert_eq!(heard, vec![*tx.inner().tx_hash()]);
+    let mut heard = Vec::new();
+    while heard.len() < count {
+        let batch = runtime
+            .block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), stream.next_batch(16))
+                    .await
+            })
+            .expect("the client tells of each pending transaction");
+        match batch {
+            cobuild_el::PendingBatch::Txs(got) => heard.extend(got.iter().map(|tx| *tx.tx_hash())),
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
+    heard
 }

@@ -183,7 +183,7 @@ impl Builder {
                     built,
                     times,
                 }) => {
-                    figures.add(&times);
+                    figures.add(&times, built.is_some());
                     last = Some(Latest {
                         set,
                         orders,

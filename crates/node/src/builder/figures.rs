@@ -28,12 +28,10 @@ pub struct SlotFigures {
 }
 
 impl SlotFigures {
-    /// Counts one round.
-    pub fn add(&mut self, round: &RoundTimes) {
+    /// Counts one round, which `sealed` a block or not.
+    pub fn add(&mut self, round: &RoundTimes, sealed: bool) {
         self.rounds += 1;
-        if !round.seal.is_zero() {
-            self.sealed += 1;
-        }
+        self.sealed += u32::from(sealed);
         self.total.read_ahead += round.read_ahead;
         self.total.simulate += round.simulate;
         self.total.fill += round.fill;
@@ -60,18 +58,24 @@ mod tests {
     fn test_a_slot_sums_its_rounds_and_counts_those_that_sealed() {
         let mut slot = SlotFigures::default();
         let ms = Duration::from_millis;
-        slot.add(&RoundTimes {
-            read_ahead: ms(5),
-            simulate: ms(2),
-            fill: ms(3),
-            seal: ms(1),
-        });
+        slot.add(
+            &RoundTimes {
+                read_ahead: ms(5),
+                simulate: ms(2),
+                fill: ms(3),
+                seal: ms(1),
+            },
+            true,
+        );
         // Orders unchanged: read and simulated, nothing built.
-        slot.add(&RoundTimes {
-            read_ahead: ms(0),
-            simulate: ms(2),
-            ..RoundTimes::default()
-        });
+        slot.add(
+            &RoundTimes {
+                read_ahead: ms(0),
+                simulate: ms(2),
+                ..RoundTimes::default()
+            },
+            false,
+        );
         assert_eq!((slot.rounds, slot.sealed), (2, 1));
         assert_eq!(slot.millis(), (5, 4, 3, 1));
     }
