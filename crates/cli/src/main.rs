@@ -90,6 +90,9 @@ fn main() -> eyre::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: a node's log file (`devnet --nodes` sends
+        // each node's stderr to one) would otherwise be ~40 % escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Devnet(args) => tokio::runtime::Builder::new_multi_thread()

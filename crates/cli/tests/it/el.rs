@@ -146,6 +146,7 @@ async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_wi
     // Each slot's log line says where its time went and what it cost the execution client;
     // each bid's, how long posting it took.
     let log = std::fs::read_to_string(dir.path().join("node.log")).expect("the node's log");
+    assert!(!log.contains('\u{1b}'), "a log file holds no colour codes");
     let built: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("el.slot.built"))

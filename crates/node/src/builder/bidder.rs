@@ -215,6 +215,9 @@ impl Bidder {
         let bid = bid.clone();
         let key = self.key.clone();
         let client = self.client.clone();
+        // Numbered now, in the order the bests came: bids sign side by side and may reach the
+        // relay client out of that order.
+        let sequence = client.next_sequence();
         let check = client.is_optimistic().then(|| self.check.clone());
         Ok(async move {
             let prepared_from = Instant::now();
@@ -234,7 +237,7 @@ impl Bidder {
             .await
             .map_err(|e| BidError::Join(e.to_string()))??;
             let posting = Instant::now();
-            let outcome = client.submit_replacing(&request).await?;
+            let outcome = client.submit_replacing_as(&request, sequence).await?;
             if outcome == SubmitOutcome::Sent {
                 tracing::info!(
                     slot = bid.slot,

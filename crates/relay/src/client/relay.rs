@@ -216,7 +216,7 @@ impl RelayClient {
     /// `Err` means it was sent and did not succeed: the relay refused it
     /// ([`RelayError::Refused`]) or could not be reached.
     pub async fn submit(&self, request: &SubmitBlockRequest) -> Result<SubmitOutcome, RelayError> {
-        self.send(request, false).await
+        self.send(request, false, None).await
     }
 
     /// Sends `request` to replace this builder's earlier bid for the slot whatever its value
@@ -227,13 +227,27 @@ impl RelayClient {
         &self,
         request: &SubmitBlockRequest,
     ) -> Result<SubmitOutcome, RelayError> {
-        self.send(request, true).await
+        self.send(request, true, None).await
     }
 
+    /// [`submit_replacing`](Self::submit_replacing) numbered `sequence`, taken from
+    /// [`next_sequence`](Self::next_sequence) when the bid was made: a caller that signs bids
+    /// side by side numbers them in the order it made them, not the order they reach the
+    /// gate, so a relay that orders by the number keeps the newest even if it is sent first.
+    pub async fn submit_replacing_as(
+        &self,
+        request: &SubmitBlockRequest,
+        sequence: u64,
+    ) -> Result<SubmitOutcome, RelayError> {
+        self.send(request, true, Some(sequence)).await
+    }
+
+    /// Sends `request` numbered `sequence`, or, without one, numbered as the gate admits it.
     async fn send(
         &self,
         request: &SubmitBlockRequest,
         withdrawal: bool,
+        sequence: Option<u64>,
     ) -> Result<SubmitOutcome, RelayError> {
         let trace = request.bid_trace();
         let (slot, parent, value) = (trace.slot, trace.parent_hash, trace.value);
@@ -247,12 +261,13 @@ impl RelayClient {
             return Ok(SubmitOutcome::OverMaxBid { max_bid });
         }
         let now = self.inner.clock.now();
-        let previous = match self
-            .inner
-            .gate
-            .lock()
-            .admit(now, slot, parent, value, withdrawal)
-        {
+        let (admitted, sequence) = {
+            let mut gate = self.inner.gate.lock();
+            let admitted = gate.admit(now, slot, parent, value, withdrawal);
+            // Under the gate's lock: bids admitted one after another are numbered in that order.
+            (admitted, sequence.unwrap_or_else(|| self.next_sequence()))
+        };
+        let previous = match admitted {
             Admit::Go { previous } => previous,
             Admit::NotImproved { last_sent } => {
                 tracing::debug!(
@@ -274,8 +289,6 @@ impl RelayClient {
         } else {
             self.inner.blocks.clone()
         };
-        // Numbered as admitted (in the order the blocks were made), before the body is encoded.
-        let sequence = self.next_sequence();
         let result = match self.encode(request) {
             Ok(body) => {
                 self.request(Method::POST, uri, Some((body, sequence)))
@@ -302,7 +315,7 @@ impl RelayClient {
     /// The next submission's sequence: nanoseconds since the Unix epoch, or one more than the
     /// last if the clock has not moved past it. From the clock, not a counter, so a restarted
     /// node's bids still order after those it sent before it stopped.
-    fn next_sequence(&self) -> u64 {
+    pub fn next_sequence(&self) -> u64 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));

@@ -58,18 +58,14 @@ async fn submit<V: BlockVerifier>(
             .any(|p| p == "cancellations=1" || p == "cancellations=true")
     });
     // A builder's own order of its submissions (`x-sequence`, as the ultra sound relay takes it).
-    let sequence = match headers
+    let sequence = headers
         .get(SEQUENCE_HEADER)
-        .map(|v| v.to_str().map(str::parse::<u64>))
-    {
-        None => None,
-        Some(Ok(Ok(sequence))) => Some(sequence),
-        Some(_) => {
-            let why = format!("{SEQUENCE_HEADER} is not a decimal u64");
-            tracing::info!(status = 400, why, "relay.bid.rejected");
-            return error_reply(StatusCode::BAD_REQUEST, Some(RejectReason::Malformed), why);
-        }
-    };
+        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    if sequence == Some(None) {
+        let why = format!("{SEQUENCE_HEADER} is not a decimal u64");
+        tracing::info!(status = 400, why, "relay.bid.rejected");
+        return error_reply(StatusCode::BAD_REQUEST, Some(RejectReason::Malformed), why);
+    }
     let serve = shared.config().serve;
     let body = match read_body(body, shared.config().max_body_bytes, serve.body_timeout).await {
         Ok(body) => body,
@@ -84,7 +80,10 @@ async fn submit<V: BlockVerifier>(
         }
     };
     let strict = shared.config().strict;
-    match shared.submit(body, format, cancellation, sequence).await {
+    match shared
+        .submit(body, format, cancellation, sequence.flatten())
+        .await
+    {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => {
             tracing::info!(reason = ?err.reason(), error = %err, "relay.bid.rejected");

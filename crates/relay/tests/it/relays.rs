@@ -105,6 +105,22 @@ async fn test_a_bid_goes_in_ssz_gzipped_with_the_relays_headers_and_the_devnet_r
         numbers[0] > first && numbers[1] > numbers[0],
         "{first} {numbers:?}"
     );
+    // A bid numbered when it was made keeps that number, even if it reaches the gate after
+    // one numbered later.
+    let (made_first, made_second) = (sender.next_sequence(), sender.next_sequence());
+    assert!(made_second > made_first && made_first > numbers[1]);
+    clock.set(std::time::Duration::from_secs(2));
+    assert_eq!(
+        sender
+            .submit_replacing_as(&bid, made_first)
+            .await
+            .expect("sent"),
+        SubmitOutcome::Sent
+    );
+    assert_eq!(
+        sequence(&received.lock().last().expect("sent").0),
+        made_first
+    );
 
     // A relay that reads SSZ and gzip (the devnet relay does, as mev-boost-relay) keeps it.
     let outcome = RelayClient::new(settings(&devnet.url))
