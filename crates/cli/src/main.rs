@@ -3,12 +3,14 @@
 //! `cobuild devnet` runs an embedded Ethereum chain that produces a block every slot and serves
 //! the eth JSON-RPC API on loopback; with `--nodes N` it is the hub of N member nodes, each a
 //! `cobuild node` process. `cobuild keys` and `cobuild registry` manage a member's key file and
-//! the member registry. Logs go to stderr and follow `RUST_LOG`.
+//! the member registry. Logs go to stderr (a node's, with `--log-file`, to a file it rotates by
+//! size) and follow `RUST_LOG`.
 
 mod args;
 mod cluster;
 mod devnet;
 mod ledger;
+mod logging;
 mod members;
 mod node;
 mod refunds;
@@ -46,7 +48,7 @@ pub(crate) enum Command {
     /// RPC, and a builder bidding to the hub's relay with the member's keys.
     ///
     /// The key file must match the member's entry in the registry.
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
     /// Benchmark simulation, building, sealing and order intake on a deterministic
     /// mainnet-like workload, with anvil mining the same transactions as the baseline.
     ///
@@ -84,16 +86,12 @@ fn main() -> eyre::Result<()> {
         | Command::Ledger(_)
         | Command::Refunds(_) => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal: a node's log file (`devnet --nodes` sends
-        // each node's stderr to one) would otherwise be ~40 % escape codes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log_args = match &cli.command {
+        Command::Node(args) => Some(&args.log),
+        _ => None,
+    };
+    // Held to the end of main: dropping it flushes the log file's last lines.
+    let _log = logging::init(default_filter, log_args).wrap_err("opening the log")?;
     match cli.command {
         Command::Devnet(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -102,7 +100,7 @@ fn main() -> eyre::Result<()> {
         Command::Node(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(node::run(args)),
+            .block_on(node::run(*args)),
         // The benchmark runs its own runtimes around the measured work.
         Command::Bench(args) => {
             let json = args.json.clone();

@@ -16,7 +16,10 @@ use cobuild_registry::{MemberId, NodeKeys};
 use cobuild_relay::client::Config as RelayConfig;
 use eyre::WrapErr;
 
-use crate::args::{BidArgs, OrderflowArgs, flags};
+use crate::{
+    args::{BidArgs, OrderflowArgs, flags},
+    logging::LogArgs,
+};
 
 /// The key file's name in a node's data directory, unless `--key-file` says otherwise.
 pub(crate) const KEY_FILE: &str = "node.key";
@@ -117,6 +120,8 @@ pub(crate) struct NodeArgs {
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
     pub(crate) bid: BidArgs,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
 }
 
 impl NodeArgs {
@@ -180,6 +185,7 @@ impl NodeArgs {
         }
         argv.extend(self.orderflow.to_argv());
         argv.extend(self.bid.to_argv());
+        argv.extend(self.log.to_argv());
         argv
     }
 
@@ -318,7 +324,7 @@ mod tests {
         )
         .expect("the rendered command line parses");
         match cli.command {
-            Command::Node(args) => args,
+            Command::Node(args) => *args,
             other => panic!("expected the node command, got {other:?}"),
         }
     }
@@ -346,6 +352,9 @@ mod tests {
         full.orderflow.bundle_horizon = 9;
         full.accept_chain_rollback = true;
         full.bid.bid_percent = 90;
+        full.log.log_file = Some(PathBuf::from("/d/node 0/node.log"));
+        full.log.log_max_size = crate::logging::ByteSize(1000);
+        full.log.log_keep = 9;
         let mut contract = full.clone();
         contract.registry = None;
         contract.registry_contract = Some(alloy_primitives::Address::repeat_byte(7));
@@ -373,7 +382,7 @@ mod tests {
         let parse = |argv: &[&str]| {
             Cli::try_parse_from(std::iter::once("cobuild").chain(argv.iter().copied())).map(|cli| {
                 match cli.command {
-                    Command::Node(args) => args,
+                    Command::Node(args) => *args,
                     other => panic!("expected the node command, got {other:?}"),
                 }
             })

@@ -6,7 +6,7 @@
 //!  <data-dir>/chain.redb        the hub's chain
 //!  <data-dir>/registry.toml     members 0..N (address = <host>:<p2p port>)
 //!  <data-dir>/endpoints.json    written once the nodes run
-//!  <data-dir>/node-<i>/node.key, chain.redb, node.log
+//!  <data-dir>/node-<i>/node.key, chain.redb, node.log (rotated: node.log.1 ...), node.out
 //! ```
 
 use std::{
@@ -46,9 +46,23 @@ pub(crate) struct NodePlan {
 }
 
 impl NodePlan {
-    /// Where its stdout and stderr go.
+    /// The log the node writes (and rotates: `node.log.1` ...).
     pub(crate) fn log(&self) -> PathBuf {
         self.dir.join("node.log")
+    }
+
+    /// Where its stdout and stderr go: whatever it prints outside its log.
+    pub(crate) fn out(&self) -> PathBuf {
+        self.dir.join("node.out")
+    }
+
+    /// Where to look when it fails, for an error message.
+    pub(crate) fn files(&self) -> String {
+        format!(
+            "its log: {}, its output: {}",
+            self.log().display(),
+            self.out().display()
+        )
     }
 }
 

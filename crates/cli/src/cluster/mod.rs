@@ -43,7 +43,7 @@ use self::{
     ports::{PortBook, check_distinct},
     supervise::Supervisor,
 };
-use crate::{args::OrderflowArgs, devnet::DevnetArgs, node::NodeArgs};
+use crate::{args::OrderflowArgs, devnet::DevnetArgs, logging::LogArgs, node::NodeArgs};
 
 /// How long the hub waits for a new node's RPC server before it prints the banner anyway.
 const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -119,13 +119,12 @@ pub(crate) async fn run(args: DevnetArgs, count: u32) -> eyre::Result<()> {
             let node_args = node_args(&args, plan, contract, &hub);
             let argv = node_args.to_argv();
             // Spawned here, on the thread that runs this future: see `Supervisor::spawn`.
-            let pid = supervisor.spawn(plan.id, &program, &argv, &plan.log())?;
+            let pid = supervisor.spawn(plan.id, &program, &argv, &plan.out())?;
             nodes.push(node_endpoints(plan, &program, &argv, pid, host)?);
         }
         // A devnet short of a node is not the devnet asked for: it stops, and says why.
         wait_for_nodes(
             &supervisor,
-            &nodes,
             host,
             &plans,
             Instant::now() + NODE_READY_TIMEOUT,
@@ -221,6 +220,12 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -
             ..args.orderflow.clone()
         },
         bid: args.bid.clone(),
+        // The node writes and rotates its own log; what it prints outside it (a panic, an
+        // error before the log opens) goes to `node.out`.
+        log: LogArgs {
+            log_file: Some(plan.log()),
+            ..LogArgs::default()
+        },
     }
 }
 
@@ -256,25 +261,23 @@ fn node_endpoints(
     })
 }
 
-/// Whether something accepts connections on `addr` before `deadline` (polled: a child's
-/// readiness has no event the hub could wait for).
-/// Waits until every node serves its RPC; an error naming the first node that exited (the
-/// others may have stopped because of it: a member without a quorum does not start), or the
-/// first not serving at the deadline, with its log.
+/// Waits until every node serves its RPC (polled: a child's readiness has no event the hub
+/// could wait for); an error naming the first node that exited (the others may have stopped
+/// because of it: a member without a quorum does not start), or the first not serving at the
+/// deadline, with its files.
 async fn wait_for_nodes(
     supervisor: &Supervisor,
-    nodes: &[Node],
     host: std::net::IpAddr,
     plans: &[NodePlan],
     deadline: Instant,
 ) -> eyre::Result<()> {
-    let mut waiting: Vec<(&NodePlan, &Node)> = plans.iter().zip(nodes).collect();
+    let mut waiting: Vec<&NodePlan> = plans.iter().collect();
     loop {
         let mut still = Vec::with_capacity(waiting.len());
-        for (plan, node) in waiting {
+        for plan in waiting {
             let addr = SocketAddr::new(host, plan.rpc_port);
             if tokio::net::TcpStream::connect(addr).await.is_err() {
-                still.push((plan, node));
+                still.push(plan);
             }
         }
         waiting = still;
@@ -282,20 +285,20 @@ async fn wait_for_nodes(
             return Ok(());
         }
         if let Some((id, how)) = supervisor.first_exit() {
-            let log = nodes
+            let files = plans
                 .iter()
-                .find(|n| n.id == id)
-                .map(|n| n.log.display().to_string())
+                .find(|p| p.id == id)
+                .map(NodePlan::files)
                 .unwrap_or_default();
-            eyre::bail!("node {id} did not start: it exited ({how}); its log: {log}");
+            eyre::bail!("node {id} did not start: it exited ({how}); {files}");
         }
         if Instant::now() >= deadline {
-            let (plan, node) = waiting[0];
+            let plan = waiting[0];
             eyre::bail!(
-                "node {} did not start: no RPC on port {} within {NODE_READY_TIMEOUT:?}; its log: {}",
+                "node {} did not start: no RPC on port {} within {NODE_READY_TIMEOUT:?}; {}",
                 plan.id,
                 plan.rpc_port,
-                node.log.display()
+                plan.files()
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

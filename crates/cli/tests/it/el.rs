@@ -145,7 +145,7 @@ async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_wi
 
     // Each slot's log line says where its time went and what it cost the execution client;
     // each bid's, how long posting it took.
-    let log = std::fs::read_to_string(dir.path().join("node.log")).expect("the node's log");
+    let log = read_log(dir.path());
     assert!(!log.contains('\u{1b}'), "a log file holds no colour codes");
     let built: Vec<&str> = log
         .lines()
@@ -174,8 +174,34 @@ async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_wi
     );
 }
 
+/// The node's log in `data_dir`, oldest line first: the rotated files, then `node.log`. The
+/// node rotates it past [`LOG_MAX_SIZE`], which a run of this test passes several times.
+fn read_log(data_dir: &std::path::Path) -> String {
+    let mut files = Vec::new();
+    for n in (1..).map(|n| format!("node.log.{n}")) {
+        match std::fs::read_to_string(data_dir.join(&n)) {
+            Ok(text) => files.push(text),
+            Err(_) => break,
+        }
+    }
+    let current = std::fs::read_to_string(data_dir.join("node.log")).expect("the node's log");
+    assert!(!files.is_empty(), "the log was rotated:\n{current}");
+    files.reverse();
+    files.push(current);
+    for file in &files {
+        // Rotated once past the size, after a whole line.
+        assert!(file.len() < LOG_MAX_BYTES + 1024, "{} bytes", file.len());
+        assert!(file.is_empty() || file.ends_with('\n'));
+    }
+    files.concat()
+}
+
+/// Size past which the node rotates its log (`--log-max-size`), small to see it happen.
+const LOG_MAX_SIZE: &str = "512";
+const LOG_MAX_BYTES: usize = 512;
+
 /// Starts `cobuild node --el-rpc` beside `el` with `relay` as its beacon and relay, logging to
-/// `node.log` in `data_dir`, and waits for its banner.
+/// `node.log` in `data_dir` (anything else it prints to `node.out`), and waits for its banner.
 fn spawn_node(el: &str, relay: &str, key_file: &str, data_dir: &std::path::Path) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cobuild"))
         .args([
@@ -193,8 +219,12 @@ fn spawn_node(el: &str, relay: &str, key_file: &str, data_dir: &std::path::Path)
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        .arg("--log-file")
+        .arg(data_dir.join("node.log"))
+        // Every rotated file is kept, for the test to read the whole log.
+        .args(["--log-max-size", LOG_MAX_SIZE, "--log-keep", "1000"])
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(data_dir.join("node.log")).expect("log file"))
+        .stderr(std::fs::File::create(data_dir.join("node.out")).expect("output file"))
         .spawn()
         .expect("cobuild starts");
     let stdout = child.stdout.take().expect("piped stdout");

@@ -109,7 +109,7 @@ impl Member<'_> {
         assert!(killed.success());
     }
 
-    /// Starts the node again from its recorded command line (its log appended).
+    /// Starts the node again from its recorded command line (its log and output appended).
     pub(crate) fn restart(&self) -> Killed {
         let argv: Vec<&str> = self.0["argv"]
             .as_array()
@@ -117,10 +117,12 @@ impl Member<'_> {
             .iter()
             .map(|a| a.as_str().expect("utf-8 argument"))
             .collect();
+        // The node writes its log itself (its argv says where); the rest goes where the
+        // devnet sends it.
         let log = File::options()
             .append(true)
-            .open(self.field("log"))
-            .expect("node log");
+            .open(std::path::Path::new(self.field("data_dir")).join("node.out"))
+            .expect("node output");
         let child = Killed(
             Command::new(argv[0])
                 .args(&argv[1..])
@@ -336,6 +338,15 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
         "{printed}"
     );
     assert!(printed.contains("replicated orders: "), "{printed}");
+    // Each node writes its own log (rotated by size, so never read through the devnet's
+    // redirect), beside `node.out` for anything printed outside it.
+    for node in &nodes {
+        let log = std::fs::read_to_string(node.field("log")).expect("the node's log");
+        assert!(log.contains("cli.node.ready"), "{log}");
+        assert!(!log.contains('\u{1b}'), "no colour codes in a log file");
+        let out = std::path::Path::new(node.field("data_dir")).join("node.out");
+        assert!(out.exists(), "{}", out.display());
+    }
 
     // The registry contract drops member 3 while everything runs: the others follow it, and the
     // orders member 3 accepts from then on are refused by them.

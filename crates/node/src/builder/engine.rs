@@ -255,7 +255,9 @@ impl Builder {
         if !(improves || stale) {
             return;
         }
-        tracing::info!(
+        // Debug: rounds improve the best many times a slot, and each bid sent already has its
+        // `bidder.sent` line; at info these were most of a member's log.
+        tracing::debug!(
             slot = job.slot,
             number = block.block.header().number,
             value = %block.value,

@@ -1,0 +1,249 @@
+//! Where a process's log goes: stderr, or (`--log-file`) a file the process rotates itself by
+//! size, so that a node that runs for months takes a bounded share of its disk.
+//!
+//! A member under steady orderflow writes about half a megabyte of log a minute; without
+//! rotation its log is the one file of its data directory that never stops growing.
+
+use std::{fmt, fs::OpenOptions, io, path::PathBuf, str::FromStr};
+
+use eyre::WrapErr;
+use file_rotate::{ContentLimit, FileRotate, compression::Compression, suffix::AppendCount};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+
+/// Size at which a log file is rotated, when not set.
+pub(crate) const DEFAULT_LOG_MAX_SIZE: ByteSize = ByteSize(64 << 20);
+/// Rotated log files kept beside the current one, when not set.
+pub(crate) const DEFAULT_LOG_KEEP: u64 = 3;
+
+/// Lines the file's writer thread may have waiting before new ones are dropped: a node never
+/// waits for its disk to log.
+const BUFFERED_LINES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct LogArgs {
+    /// Write the log to this file instead of stderr, rotated by size: FILE.1 holds the lines
+    /// before FILE's, FILE.2 those before FILE.1's, and so on.
+    #[arg(long)]
+    pub(crate) log_file: Option<PathBuf>,
+    /// Size past which the log file is rotated: bytes, or a number with K, M or G (powers of
+    /// 1024).
+    #[arg(long, default_value_t = DEFAULT_LOG_MAX_SIZE)]
+    pub(crate) log_max_size: ByteSize,
+    /// Rotated log files kept beside the current one; older ones are deleted.
+    #[arg(long, default_value_t = DEFAULT_LOG_KEEP, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) log_keep: u64,
+}
+
+impl Default for LogArgs {
+    fn default() -> Self {
+        Self {
+            log_file: None,
+            log_max_size: DEFAULT_LOG_MAX_SIZE,
+            log_keep: DEFAULT_LOG_KEEP,
+        }
+    }
+}
+
+impl LogArgs {
+    /// The flags that set these arguments again.
+    pub(crate) fn to_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut argv = Vec::new();
+        if let Some(file) = &self.log_file {
+            argv.extend(["--log-file".into(), file.clone().into_os_string()]);
+        }
+        argv.extend([
+            "--log-max-size".into(),
+            self.log_max_size.to_string().into(),
+            "--log-keep".into(),
+            self.log_keep.to_string().into(),
+        ]);
+        argv
+    }
+}
+
+/// A number of bytes, written as a count or with a K, M or G suffix (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (digits, shift) = match s.char_indices().last() {
+            Some((at, 'k' | 'K')) => (&s[..at], 10),
+            Some((at, 'm' | 'M')) => (&s[..at], 20),
+            Some((at, 'g' | 'G')) => (&s[..at], 30),
+            _ => (s, 0),
+        };
+        let count: u64 = digits
+            .parse()
+            .map_err(|_| "expected a size such as 65536, 512K, 64M or 1G".to_owned())?;
+        let bytes = count
+            .checked_mul(1 << shift)
+            .ok_or_else(|| "size too large".to_owned())?;
+        if bytes == 0 {
+            return Err("size must be above zero".into());
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (shift, suffix) in [(30, "G"), (20, "M"), (10, "K")] {
+            if self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{}{suffix}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Installs the process's log: `default_filter` unless `RUST_LOG` says otherwise, to the file
+/// `args` name or else to stderr. Keep the guard while the process runs: dropping it flushes
+/// the file's writer thread.
+pub(crate) fn init(
+    default_filter: &str,
+    args: Option<&LogArgs>,
+) -> eyre::Result<Option<WorkerGuard>> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.and_then(|a| a.log_file.as_ref().map(|file| (a, file))) {
+        Some((args, file)) => {
+            let writer = rotating(file, args.log_max_size, args.log_keep)?;
+            let (writer, guard) = NonBlockingBuilder::default()
+                .buffered_lines_limit(BUFFERED_LINES)
+                .lossy(true)
+                .thread_name("cobuild-log")
+                .finish(writer);
+            builder.with_writer(writer).with_ansi(false).init();
+            Ok(Some(guard))
+        }
+        None => {
+            builder
+                .with_writer(io::stderr)
+                // Colour only for a person at a terminal: a log redirected to a file would
+                // otherwise be ~40 % escape codes.
+                .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+                .init();
+            Ok(None)
+        }
+    }
+}
+
+/// `path`, appended to and rotated once past `max` bytes, keeping `keep` earlier files. A
+/// write is one log line and is never split across files.
+fn rotating(path: &PathBuf, max: ByteSize, keep: u64) -> eyre::Result<FileRotate<AppendCount>> {
+    if path.file_name().is_none() {
+        eyre::bail!("--log-file {} names no file", path.display());
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::Path::new("."));
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    // The rotating writer drops what it cannot write without saying why; a file that cannot be
+    // opened is refused here, while the operator is watching.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .wrap_err_with(|| format!("opening the log file {}", path.display()))?;
+    let max = usize::try_from(max.0).wrap_err("--log-max-size is too large")?;
+    let keep = usize::try_from(keep).wrap_err("--log-keep is too large")?;
+    Ok(FileRotate::new(
+        path,
+        AppendCount::new(keep),
+        ContentLimit::BytesSurpassed(max),
+        Compression::None,
+        None,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    #[test]
+    fn test_sizes_read_as_bytes_or_with_a_binary_suffix_and_print_back() {
+        for (text, bytes) in [
+            ("65536", 65_536),
+            ("512K", 512 << 10),
+            ("16k", 16 << 10),
+            ("64M", 64 << 20),
+            ("1G", 1 << 30),
+            ("1000", 1000),
+        ] {
+            let size: ByteSize = text.parse().expect(text);
+            assert_eq!(size, ByteSize(bytes), "{text}");
+            assert_eq!(size.to_string().parse::<ByteSize>(), Ok(size));
+        }
+        assert_eq!(ByteSize(64 << 20).to_string(), "64M");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+        for bad in [
+            "",
+            "M",
+            "0",
+            "0K",
+            "1.5M",
+            "1T",
+            "-1",
+            "99999999999999999999G",
+        ] {
+            assert!(bad.parse::<ByteSize>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn test_the_log_file_rotates_past_its_size_keeping_whole_lines_and_as_many_files_as_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A directory that does not exist yet is created.
+        let path = dir.path().join("logs").join("node.log");
+        let mut log = rotating(&path, ByteSize(1000), 2).expect("opens");
+        let lines: Vec<String> = (0..200)
+            .map(|i| format!("line {i:04} of the node's log\n"))
+            .collect();
+        for line in &lines {
+            log.write_all(line.as_bytes()).expect("writes");
+        }
+        log.flush().expect("flushes");
+        drop(log);
+
+        let read = |name: &str| std::fs::read_to_string(path.with_file_name(name));
+        assert!(
+            read("node.log.3").is_err(),
+            "only two earlier files are kept"
+        );
+        let kept: Vec<String> = ["node.log.2", "node.log.1", "node.log"]
+            .iter()
+            .map(|name| read(name).expect(name))
+            .collect();
+        for file in &kept {
+            assert!(file.len() <= 1000 + lines[0].len(), "{} bytes", file.len());
+        }
+        // The kept files hold the newest lines, whole and in order, none lost between files.
+        let joined = kept.concat();
+        assert!(lines.concat().ends_with(&joined));
+        assert!(joined.starts_with("line "));
+        assert!(joined.len() > 2000, "three files' worth: {}", joined.len());
+    }
+
+    #[test]
+    fn test_a_log_file_that_cannot_be_opened_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = |path: PathBuf| match rotating(&path, ByteSize(1000), 1) {
+            Ok(_) => panic!("{} opened as a log file", path.display()),
+            Err(e) => format!("{e:#}"),
+        };
+        // The path is a directory.
+        let err = error(dir.path().to_path_buf());
+        assert!(err.contains("opening the log file"), "{err}");
+        let err = error(PathBuf::from("/"));
+        assert!(err.contains("names no file"), "{err}");
+    }
+}
