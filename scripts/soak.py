@@ -16,6 +16,7 @@ coincurve`: without it eth-account signs in pure Python, at about 100 transactio
 
 import argparse
 import json
+import re
 import os
 import sys
 import threading
@@ -53,11 +54,12 @@ def tree_size(path):
 
 
 def log_size(path, own_only):
-    """Bytes of the `*.log` files under `path` (only those directly in it with `own_only`)."""
+    """Bytes of the log files under `path`: `*.log`, the rotated `*.log.N` and a node's
+    `node.out` (only those directly in it with `own_only`)."""
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
-            if name.endswith(".log"):
+            if re.search(r"\.log(\.\d+)?$", name) or name == "node.out":
                 try:
                     total += os.path.getsize(os.path.join(root, name))
                 except OSError:

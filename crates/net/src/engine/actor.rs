@@ -32,6 +32,7 @@ use super::{
 };
 use crate::{
     Envelope, Held, Insert, Log, LogError, MemberId, SignedHead,
+    envelope::verify_all,
     wire::{Message, Progress, Pull, Status},
 };
 
@@ -317,8 +318,8 @@ impl<E: Clock + Spawner> Engine<E> {
     ///
     /// Cheapest checks first: shape and membership, then one log read that recognises copies
     /// already held (forwards make most arrivals copies) without their signatures, then the
-    /// peer's budget, the signature, and only for a valid envelope its origin's budget, then one
-    /// write for all that are new. So forgeries in an honest origin's name cost the peer that
+    /// peer's budget, the signatures (one batch check for all of them), and only for a valid
+    /// envelope its origin's budget, then one write for all that are new. So forgeries in an honest origin's name cost the peer that
     /// sent them, never the origin. Own envelopes are taken only when absent: they are ones
     /// this member lost (a wiped or restored log) and is fetching back.
     fn take_in(&mut self, peer: MemberId, envelopes: Vec<Envelope>) -> Vec<Envelope> {
@@ -340,9 +341,9 @@ impl<E: Clock + Spawner> Engine<E> {
                 return Vec::new();
             }
         };
-        let mut verified = Vec::with_capacity(candidates.len());
+        // The peer pays for every signature check, before any is made.
+        let mut to_check = Vec::with_capacity(candidates.len());
         for (envelope, held) in candidates.into_iter().zip(held) {
-            let (origin, seq) = (envelope.body.origin, envelope.body.seq);
             if held == Held::Same {
                 self.counters.duplicates += 1;
                 continue;
@@ -357,10 +358,20 @@ impl<E: Clock + Spawner> Engine<E> {
                 self.counters.throttled_peers += 1;
                 continue;
             }
-            let valid = self
-                .members
-                .get(&origin)
-                .is_some_and(|key| envelope.verify(key).is_ok());
+            // Unknown origins were dropped above.
+            if let Some(key) = self.members.get(&envelope.body.origin) {
+                to_check.push((envelope, held, key.clone()));
+            }
+        }
+        let valid = verify_all(
+            &to_check
+                .iter()
+                .map(|(envelope, _, key)| (envelope, key))
+                .collect::<Vec<_>>(),
+        );
+        let mut verified = Vec::with_capacity(to_check.len());
+        for ((envelope, held, _), valid) in to_check.into_iter().zip(valid) {
+            let (origin, seq) = (envelope.body.origin, envelope.body.seq);
             if !valid {
                 self.counters.bad_signatures += 1;
                 tracing::warn!(origin, seq, "net.envelope.bad_signature");
