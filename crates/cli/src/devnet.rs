@@ -10,7 +10,10 @@ use cobuild_node::{Devnet, DevnetConfig, devnet::default_builder_key};
 use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
 use eyre::WrapErr;
 
-use crate::args::{BidArgs, OrderflowArgs};
+use crate::{
+    args::{BidArgs, OrderflowArgs},
+    logging::LogArgs,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DevnetArgs {
@@ -65,6 +68,10 @@ pub(crate) struct DevnetArgs {
     pub(crate) orderflow: OrderflowArgs,
     #[command(flatten)]
     pub(crate) bid: BidArgs,
+    /// The hub's log; with --nodes, each node writes its own to <data-dir>/node-<i>/node.log,
+    /// rotated at the same size and keeping as many files.
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
 }
 
 impl DevnetArgs {

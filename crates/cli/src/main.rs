@@ -88,6 +88,7 @@ fn main() -> eyre::Result<()> {
     };
     let log_args = match &cli.command {
         Command::Node(args) => Some(&args.log),
+        Command::Devnet(args) => Some(&args.log),
         _ => None,
     };
     // Held to the end of main: dropping it flushes the log file's last lines.

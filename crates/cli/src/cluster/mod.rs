@@ -224,7 +224,7 @@ fn node_args(args: &DevnetArgs, plan: &NodePlan, contract: Address, hub: &Hub) -
         // error before the log opens) goes to `node.out`.
         log: LogArgs {
             log_file: Some(plan.log()),
-            ..LogArgs::default()
+            ..args.log.clone()
         },
     }
 }

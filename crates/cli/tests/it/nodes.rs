@@ -184,11 +184,20 @@ pub(crate) fn remove_from_registry_contract(hub: &str, contract: &str, id: u32) 
     ]);
 }
 
-/// `cobuild devnet --nodes 4` (500 ms slots) in `dir`, its log in `hub.log`, and the
-/// endpoints.json it wrote.
+/// `cobuild devnet --nodes 4` (500 ms slots) in `dir`, its log in `hub.log` (anything else it
+/// prints in `hub.out`), and the endpoints.json it wrote.
 pub(crate) fn four_members(dir: &std::path::Path, extra: &[&str]) -> (Devnet, Value) {
-    let log = File::create(dir.join("hub.log")).expect("hub log");
-    let mut args = vec!["--nodes", "4", "--slot-ms", "500", "--no-demo-contracts"];
+    let log = File::create(dir.join("hub.out")).expect("hub output");
+    let hub_log = dir.join("hub.log");
+    let mut args = vec![
+        "--nodes",
+        "4",
+        "--slot-ms",
+        "500",
+        "--no-demo-contracts",
+        "--log-file",
+        hub_log.to_str().expect("utf-8 path"),
+    ];
     args.extend_from_slice(extra);
     let hub = Devnet::spawn(dir, &args, Stdio::from(log));
     // The banner comes after endpoints.json is written.
@@ -338,6 +347,8 @@ fn test_four_member_devnet_replicates_orders_through_kill_and_restart() {
         "{printed}"
     );
     assert!(printed.contains("replicated orders: "), "{printed}");
+    let hub_log = std::fs::read_to_string(dir.path().join("hub.log")).expect("the hub's log");
+    assert!(hub_log.contains("relay.bid.accepted"), "{hub_log}");
     // Each node writes its own log (rotated by size, so never read through the devnet's
     // redirect), beside `node.out` for anything printed outside it.
     for node in &nodes {
