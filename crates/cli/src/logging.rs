@@ -1,13 +1,20 @@
 //! Where a process's log goes: stderr, or (`--log-file`) a file the process rotates itself by
-//! size, so that a node that runs for months takes a bounded share of its disk.
+//! size, so that a node that runs for months takes a bounded share of its disk:
+//! (1 + `--log-keep`) × `--log-max-size`.
 //!
-//! A member under steady orderflow writes about half a megabyte of log a minute; without
+//! A member under steady orderflow writes several megabytes of log an hour; without
 //! rotation its log is the one file of its data directory that never stops growing.
 
-use std::{fmt, fs::OpenOptions, io, path::PathBuf, str::FromStr};
+use std::{
+    ffi::OsString,
+    fmt,
+    fs::{File, OpenOptions},
+    io::{self, Write},
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use eyre::WrapErr;
-use file_rotate::{ContentLimit, FileRotate, compression::Compression, suffix::AppendCount};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
@@ -26,8 +33,8 @@ pub(crate) struct LogArgs {
     /// before FILE's, FILE.2 those before FILE.1's, and so on.
     #[arg(long)]
     pub(crate) log_file: Option<PathBuf>,
-    /// Size past which the log file is rotated: bytes, or a number with K, M or G (powers of
-    /// 1024).
+    /// Size each log file is kept within (a line that would pass it starts the next file):
+    /// bytes, or a number with K, M or G (powers of 1024).
     #[arg(long, default_value_t = DEFAULT_LOG_MAX_SIZE)]
     pub(crate) log_max_size: ByteSize,
     /// Rotated log files kept beside the current one; older ones are deleted.
@@ -134,33 +141,92 @@ pub(crate) fn init(
     }
 }
 
-/// `path`, appended to and rotated once past `max` bytes, keeping `keep` earlier files. A
-/// write is one log line and is never split across files.
-fn rotating(path: &PathBuf, max: ByteSize, keep: u64) -> eyre::Result<FileRotate<AppendCount>> {
+/// `path`, appended to and rotated past `max` bytes, keeping `keep` earlier files; an error
+/// now if it cannot be opened.
+fn rotating(path: &Path, max: ByteSize, keep: u64) -> eyre::Result<RotatingFile> {
     if path.file_name().is_none() {
         eyre::bail!("--log-file {} names no file", path.display());
     }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| std::path::Path::new("."));
+        .unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
-    // The rotating writer drops what it cannot write without saying why; a file that cannot be
-    // opened is refused here, while the operator is watching.
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .wrap_err_with(|| format!("opening the log file {}", path.display()))?;
-    let max = usize::try_from(max.0).wrap_err("--log-max-size is too large")?;
-    let keep = usize::try_from(keep).wrap_err("--log-keep is too large")?;
-    Ok(FileRotate::new(
-        path,
-        AppendCount::new(keep),
-        ContentLimit::BytesSurpassed(max),
-        Compression::None,
-        None,
-    ))
+    let file = open(path).wrap_err_with(|| format!("opening the log file {}", path.display()))?;
+    let written = file.metadata().map(|m| m.len()).unwrap_or_default();
+    Ok(RotatingFile {
+        path: path.to_path_buf(),
+        max: max.0,
+        keep,
+        file: Some(file),
+        written,
+    })
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// A log file rotated by size: a line that would take it past `max` bytes first moves FILE.n to
+/// FILE.n+1 (FILE.keep is overwritten), FILE to FILE.1, and starts a new FILE. A line is never
+/// split across files.
+///
+/// Written here rather than taken from a crate: the rotating writers on crates.io panic when the
+/// files change under them (an operator deleting an old log to free space), and a panic in the
+/// writer thread would end the node's log for good. This one never panics: a file it cannot
+/// rename is left where it is, one it cannot open makes that write fail (the writer thread says
+/// so on stderr) and is opened again at the next.
+#[derive(Debug)]
+struct RotatingFile {
+    path: PathBuf,
+    max: u64,
+    keep: u64,
+    file: Option<File>,
+    written: u64,
+}
+
+impl RotatingFile {
+    /// FILE.n, built on the path's bytes (whatever their encoding).
+    fn numbered(&self, n: u64) -> PathBuf {
+        let mut name = OsString::from(self.path.as_os_str());
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    fn rotate(&mut self) {
+        self.file = None;
+        for n in (1..self.keep).rev() {
+            // Gaps (a file deleted by hand) are skipped.
+            let _ = std::fs::rename(self.numbered(n), self.numbered(n + 1));
+        }
+        let _ = std::fs::rename(&self.path, self.numbered(1));
+        self.written = 0;
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written > 0 && self.written + buf.len() as u64 > self.max {
+            self.rotate();
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let file = open(&self.path)?;
+                self.written = file.metadata().map(|m| m.len()).unwrap_or_default();
+                self.file.insert(file)
+            }
+        };
+        // One write per line (the subscriber formats a whole event, then writes it), so a
+        // line lands in one file.
+        file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), File::flush)
+    }
 }
 
 #[cfg(test)]
@@ -224,13 +290,52 @@ mod tests {
             .map(|name| read(name).expect(name))
             .collect();
         for file in &kept {
-            assert!(file.len() <= 1000 + lines[0].len(), "{} bytes", file.len());
+            assert!(file.len() <= 1000, "{} bytes", file.len());
         }
         // The kept files hold the newest lines, whole and in order, none lost between files.
         let joined = kept.concat();
         assert!(lines.concat().ends_with(&joined));
         assert!(joined.starts_with("line "));
         assert!(joined.len() > 2000, "three files' worth: {}", joined.len());
+    }
+
+    #[test]
+    fn test_rotation_goes_on_when_the_files_change_under_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.log");
+        let line = |i: usize| format!("line {i:04} of the node's log\n");
+        let mut log = rotating(&path, ByteSize(100), 3).expect("opens");
+        for i in 0..20 {
+            log.write_all(line(i).as_bytes()).expect("writes");
+        }
+        // An operator frees space and moves the current file away.
+        std::fs::remove_file(path.with_file_name("node.log.2")).expect("removes");
+        std::fs::rename(&path, path.with_file_name("moved.log")).expect("moves");
+        for i in 20..40 {
+            log.write_all(line(i).as_bytes()).expect("writes");
+        }
+        // A line longer than a file may hold gets a file of its own.
+        let long = format!("{}\n", "x".repeat(300));
+        log.write_all(long.as_bytes()).expect("writes");
+        log.write_all(line(40).as_bytes()).expect("writes");
+        drop(log);
+        let read = |name: &str| std::fs::read_to_string(path.with_file_name(name));
+        assert_eq!(read("node.log").expect("current"), line(40));
+        assert_eq!(read("node.log.1").expect("the long line"), long);
+        assert!(read("node.log.2").expect("earlier").ends_with(&line(39)));
+        assert!(read("node.log.4").is_err());
+
+        // A restarted process appends, and rotates at the same size.
+        let mut log = rotating(&path, ByteSize(100), 3).expect("opens again");
+        log.write_all(line(41).as_bytes()).expect("writes");
+        log.write_all(line(42).as_bytes()).expect("writes");
+        log.write_all(line(43).as_bytes()).expect("writes");
+        drop(log);
+        assert_eq!(read("node.log").expect("current"), line(43));
+        assert_eq!(
+            read("node.log.1").expect("before"),
+            [line(40), line(41), line(42)].concat()
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ fn main() -> eyre::Result<()> {
     };
     // Held to the end of main: dropping it flushes the log file's last lines.
     let _log = logging::init(default_filter, log_args).wrap_err("opening the log")?;
-    match cli.command {
+    let result = match cli.command {
         Command::Devnet(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -135,7 +135,12 @@ fn main() -> eyre::Result<()> {
             print!("{}", refunds::refunds(&args)?);
             Ok(())
         }
+    };
+    // Into the log file too, where an operator reads why the node stopped.
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "cli.failed");
     }
+    result
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -59,7 +59,8 @@ pub(crate) struct Node {
     pub(crate) data_dir: PathBuf,
     /// Its key file.
     pub(crate) key_file: PathBuf,
-    /// Where its stdout and stderr go.
+    /// The log it writes and rotates (its command line says so); whatever it prints outside
+    /// the log goes to `node.out` beside it.
     pub(crate) log: PathBuf,
     /// The process the hub started (stale once it was restarted by hand).
     pub(crate) pid: Option<u32>,
