@@ -54,7 +54,7 @@ impl Default for LogArgs {
 
 impl LogArgs {
     /// The flags that set these arguments again.
-    pub(crate) fn to_argv(&self) -> Vec<std::ffi::OsString> {
+    pub(crate) fn to_argv(&self) -> Vec<OsString> {
         let mut argv = Vec::new();
         if let Some(file) = &self.log_file {
             argv.extend(["--log-file".into(), file.clone().into_os_string()]);
@@ -152,37 +152,39 @@ fn rotating(path: &Path, max: ByteSize, keep: u64) -> eyre::Result<RotatingFile>
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
-    let file = open(path).wrap_err_with(|| format!("opening the log file {}", path.display()))?;
-    let written = file.metadata().map(|m| m.len()).unwrap_or_default();
-    Ok(RotatingFile {
+    let mut log = RotatingFile {
         path: path.to_path_buf(),
         max: max.0,
         keep,
-        file: Some(file),
-        written,
-    })
-}
-
-fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+        file: None,
+        written: 0,
+        failing: false,
+    };
+    log.current()
+        .wrap_err_with(|| format!("opening the log file {}", path.display()))?;
+    Ok(log)
 }
 
 /// A log file rotated by size: a line that would take it past `max` bytes first moves FILE.n to
 /// FILE.n+1 (FILE.keep is overwritten), FILE to FILE.1, and starts a new FILE. A line is never
 /// split across files.
 ///
-/// Written here rather than taken from a crate: the rotating writers on crates.io panic when the
-/// files change under them (an operator deleting an old log to free space), and a panic in the
-/// writer thread would end the node's log for good. This one never panics: a file it cannot
-/// rename is left where it is, one it cannot open makes that write fail (the writer thread says
-/// so on stderr) and is opened again at the next.
+/// Written here rather than taken from a crate: `file-rotate` 0.8, tried first, asserts that the
+/// files are where it left them, so a log deleted by hand to free space panicked its writer
+/// thread and ended the node's log for good. This one never panics: a file it cannot rename is
+/// left where it is, and one it cannot open fails that write and is opened again at the next.
+/// The writer thread drops write errors silently, so the first of a run of them is said here,
+/// on stderr.
 #[derive(Debug)]
 struct RotatingFile {
     path: PathBuf,
     max: u64,
     keep: u64,
     file: Option<File>,
+    /// Bytes in the current file.
     written: u64,
+    /// The last write failed (and said so).
+    failing: bool,
 }
 
 impl RotatingFile {
@@ -191,6 +193,22 @@ impl RotatingFile {
         let mut name = OsString::from(self.path.as_os_str());
         name.push(format!(".{n}"));
         PathBuf::from(name)
+    }
+
+    /// The current file, opened (appending, after what it holds) if it is not.
+    fn current(&mut self) -> io::Result<&mut File> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?;
+                self.written = file.metadata().map(|m| m.len()).unwrap_or_default();
+                file
+            }
+        };
+        Ok(self.file.insert(file))
     }
 
     fn rotate(&mut self) {
@@ -202,26 +220,33 @@ impl RotatingFile {
         let _ = std::fs::rename(&self.path, self.numbered(1));
         self.written = 0;
     }
+
+    fn append(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.written > 0 && self.written + line.len() as u64 > self.max {
+            self.rotate();
+        }
+        // One write per line (the subscriber formats a whole event, then writes it), so a
+        // line lands in one file.
+        self.current()?.write_all(line)?;
+        self.written += line.len() as u64;
+        Ok(())
+    }
 }
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.written > 0 && self.written + buf.len() as u64 > self.max {
-            self.rotate();
-        }
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => {
-                let file = open(&self.path)?;
-                self.written = file.metadata().map(|m| m.len()).unwrap_or_default();
-                self.file.insert(file)
+        let result = self.append(buf);
+        match &result {
+            Err(e) if !self.failing => {
+                eprintln!("cobuild: writing the log {}: {e}", self.path.display());
             }
-        };
-        // One write per line (the subscriber formats a whole event, then writes it), so a
-        // line lands in one file.
-        file.write_all(buf)?;
-        self.written += buf.len() as u64;
-        Ok(buf.len())
+            Ok(()) if self.failing => {
+                eprintln!("cobuild: writing the log {} again", self.path.display());
+            }
+            _ => {}
+        }
+        self.failing = result.is_err();
+        result.map(|()| buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -335,6 +360,25 @@ mod tests {
         assert_eq!(
             read("node.log.1").expect("before"),
             [line(40), line(41), line(42)].concat()
+        );
+    }
+
+    #[test]
+    fn test_a_log_that_cannot_be_written_fails_that_write_and_opens_again_at_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = dir.path().join("logs");
+        let path = logs.join("node.log");
+        let mut log = rotating(&path, ByteSize(10), 1).expect("opens");
+        log.write_all(b"first line\n").expect("writes");
+        std::fs::remove_dir_all(&logs).expect("removes");
+        // Past the size: the rotation must open a new file where there is no directory.
+        assert!(log.write_all(b"lost line\n").is_err());
+        std::fs::create_dir_all(&logs).expect("creates");
+        log.write_all(b"later line\n").expect("writes again");
+        drop(log);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("the new file"),
+            "later line\n"
         );
     }
 

@@ -143,15 +143,19 @@ fn verify_head(
     signature: &[u8],
     origin_key: &ed25519::PublicKey,
 ) -> Result<(), EnvelopeError> {
-    let bad = EnvelopeError::BadSignature {
-        origin: head.origin,
-    };
-    let signature = ed25519::Signature::decode(Copying(signature)).map_err(|_| bad.clone())?;
-    if origin_key.verify(NAMESPACE, &head.signing_bytes(), &signature) {
-        Ok(())
-    } else {
-        Err(bad)
+    match signed(head, signature) {
+        Some((message, signature)) if origin_key.verify(NAMESPACE, &message, &signature) => Ok(()),
+        _ => Err(EnvelopeError::BadSignature {
+            origin: head.origin,
+        }),
     }
+}
+
+/// What `signature` must sign for `head`, and the signature decoded (`None` if it does not
+/// decode).
+fn signed(head: &Head, signature: &[u8]) -> Option<(Vec<u8>, ed25519::Signature)> {
+    let signature = ed25519::Signature::decode(Copying(signature)).ok()?;
+    Some((head.signing_bytes(), signature))
 }
 
 /// A signed envelope.
@@ -230,12 +234,13 @@ impl Envelope {
     }
 }
 
-/// Checks each envelope's signature against the key beside it, as [`Envelope::verify`] does,
-/// with one batch equation for all of them: a batch of valid signatures, which is what honest
-/// members send, costs much less than checking each alone (multi-scalar multiplication, and
-/// signatures under one key coalesce). When the batch fails each is checked alone, to tell
-/// which: a peer that sends forgeries pays for that out of its own budget.
-pub(crate) fn verify_all(items: &[(&Envelope, &ed25519::PublicKey)]) -> Vec<bool> {
+/// Checks each envelope's signature against the key beside it, as [`Envelope::verify`] does.
+/// With `batch`, one batch equation for all of them first: a batch of valid signatures, which
+/// is what honest members send, costs much less than checking each alone (multi-scalar
+/// multiplication, and signatures under one key coalesce); when it fails each is checked alone,
+/// to tell which. A caller that expects forgeries passes `batch: false`, so they cost no more
+/// than one check each.
+pub(crate) fn verify_all(items: &[(&Envelope, &ed25519::PublicKey)], batch: bool) -> Vec<bool> {
     struct Entry<'a> {
         at: usize,
         key: &'a ed25519::PublicKey,
@@ -246,17 +251,18 @@ pub(crate) fn verify_all(items: &[(&Envelope, &ed25519::PublicKey)]) -> Vec<bool
         .iter()
         .enumerate()
         .filter_map(|(at, (envelope, key))| {
-            let signature = ed25519::Signature::decode(Copying(&envelope.signature[..])).ok()?;
+            let (message, signature) = signed(&envelope.body.head(), &envelope.signature)?;
             Some(Entry {
                 at,
                 key,
-                message: envelope.body.head().signing_bytes(),
+                message,
                 signature,
             })
         })
         .collect();
     // The batch's random weights must be unknown to whoever made the signatures.
-    let all = entries.len() > 1
+    let all = batch
+        && entries.len() > 1
         && ed25519::PublicKey::verify_batch(
             &mut rand::rng(),
             &entries,
@@ -345,8 +351,9 @@ mod tests {
                 .map(|(i, e)| (e, &publics[key_of(i)]))
                 .collect();
             let alone: Vec<bool> = items.iter().map(|(e, k)| e.verify(k).is_ok()).collect();
-            let batch = verify_all(&items);
+            let batch = verify_all(&items, true);
             assert_eq!(batch, alone);
+            assert_eq!(verify_all(&items, false), alone);
             batch
         };
         let signer = |i: usize| (i + 1) % 3;

@@ -325,8 +325,8 @@ impl<E: Clock + Spawner> Engine<E> {
     /// Cheapest checks first: shape and membership, then one log read that recognises copies
     /// already held (forwards make most arrivals copies) without their signatures, then the
     /// peer's budget, the signatures (one batch check for all of them), and only for a valid
-    /// envelope its origin's budget, then one write for all that are new. So forgeries in an honest origin's name cost the peer that
-    /// sent them, never the origin. Own envelopes are taken only when absent: they are ones
+    /// envelope its origin's budget, then one write for all that are new. So forgeries in an
+    /// honest origin's name cost the peer that sent them, never the origin. Own envelopes are taken only when absent: they are ones
     /// this member lost (a wiped or restored log) and is fetching back.
     fn take_in(&mut self, peer: MemberId, envelopes: Vec<Envelope>) -> Vec<Envelope> {
         let mut candidates = Vec::with_capacity(envelopes.len());
@@ -369,19 +369,13 @@ impl<E: Clock + Spawner> Engine<E> {
                 to_check.push((envelope, held, key.clone()));
             }
         }
-        let valid: Vec<bool> = if self.suspects.contains(&peer) {
-            to_check
+        let valid = verify_all(
+            &to_check
                 .iter()
-                .map(|(envelope, _, key)| envelope.verify(key).is_ok())
-                .collect()
-        } else {
-            verify_all(
-                &to_check
-                    .iter()
-                    .map(|(envelope, _, key)| (envelope, key))
-                    .collect::<Vec<_>>(),
-            )
-        };
+                .map(|(envelope, _, key)| (envelope, key))
+                .collect::<Vec<_>>(),
+            !self.suspects.contains(&peer),
+        );
         let mut verified = Vec::with_capacity(to_check.len());
         // One warning per message, not per envelope: a peer sending forgeries must not be able
         // to flood the log (and rotate the history out of it); the counters have the totals.
