@@ -31,6 +31,8 @@ pub(crate) struct Assembler {
     /// Gas kept back for the proposer payment.
     reserved: u64,
     orders: Vec<B256>,
+    /// Orders committed from their simulation ([`BlockBuilder::replay_if`]).
+    replayed: usize,
 }
 
 impl Assembler {
@@ -51,6 +53,7 @@ impl Assembler {
             start_balance: account.balance,
             reserved,
             orders: Vec::new(),
+            replayed: 0,
         })
     }
 
@@ -63,6 +66,7 @@ impl Assembler {
             start_balance: self.start_balance,
             reserved: self.reserved,
             orders: self.orders.clone(),
+            replayed: self.replayed,
         }
     }
 
@@ -129,13 +133,15 @@ impl Assembler {
         let net = |profit: U256| profit - share(profit, percent);
         let mut seen = U256::ZERO;
         let mut over_budget = false;
-        let judge = |gas_used: u64, profit: U256| {
+        // Judged once, by the replay or by the execution that stands in for it.
+        let mut accept = Some(accept);
+        let mut judge = |gas_used: u64, profit: U256| {
             if gas_used + refund_gas > budget {
                 over_budget = true;
                 return false;
             }
             seen = net(profit);
-            accept(seen)
+            accept.take().is_some_and(|accept| accept(seen))
         };
         let refused = |over_budget: bool, profit: U256| {
             if over_budget {
@@ -144,30 +150,43 @@ impl Assembler {
                 Skip::Refused { profit }
             }
         };
-        let profit = match &order.order {
-            Order::Tx(tx) => match self.builder.execute_if(tx.tx.clone(), |trial| {
-                judge(trial.result.tx_gas_used(), trial.coinbase_profit)
-            })? {
-                Ok(outcome) => outcome.coinbase_profit,
-                Err(TxRejected::Refused) => return Ok(Err(refused(over_budget, seen))),
-                Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
-                Err(_) => return Ok(Err(Skip::Invalid)),
-            },
-            Order::Bundle(bundle) => {
-                let b = &bundle.bundle;
-                match self
-                    .builder
-                    .execute_bundle_if(b.txs.as_slice(), b, |trial| {
-                        judge(trial.gas_used, trial.coinbase_profit)
-                    })? {
-                    Ok(outcome) => outcome.coinbase_profit,
-                    Err(BundleRejected::Refused) => {
-                        return Ok(Err(refused(over_budget, seen)));
-                    }
-                    Err(BundleRejected::GasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
-                    Err(_) => return Ok(Err(Skip::Invalid)),
-                }
+        let replayed = match &order.outcome.replay {
+            Some(replay) => self.builder.replay_if(order.order.txs(), replay, |trial| {
+                judge(trial.gas_used, trial.coinbase_profit)
+            })?,
+            None => None,
+        };
+        let profit = match replayed {
+            Some(Ok(outcome)) => {
+                self.replayed += 1;
+                outcome.coinbase_profit
             }
+            Some(Err(_)) => return Ok(Err(refused(over_budget, seen))),
+            None => match &order.order {
+                Order::Tx(tx) => match self.builder.execute_if(tx.tx.clone(), |trial| {
+                    judge(trial.result.tx_gas_used(), trial.coinbase_profit)
+                })? {
+                    Ok(outcome) => outcome.coinbase_profit,
+                    Err(TxRejected::Refused) => return Ok(Err(refused(over_budget, seen))),
+                    Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
+                    Err(_) => return Ok(Err(Skip::Invalid)),
+                },
+                Order::Bundle(bundle) => {
+                    let b = &bundle.bundle;
+                    match self
+                        .builder
+                        .execute_bundle_if(b.txs.as_slice(), b, |trial| {
+                            judge(trial.gas_used, trial.coinbase_profit)
+                        })? {
+                        Ok(outcome) => outcome.coinbase_profit,
+                        Err(BundleRejected::Refused) => {
+                            return Ok(Err(refused(over_budget, seen)));
+                        }
+                        Err(BundleRejected::GasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
+                        Err(_) => return Ok(Err(Skip::Invalid)),
+                    }
+                }
+            },
         };
         if let Some((percent, recipient)) = refund {
             let owed = share(profit, percent);
@@ -253,6 +272,7 @@ impl Assembler {
             value,
             profit,
             orders: self.orders,
+            replayed: self.replayed,
         };
         Ok((paid, self.builder))
     }
@@ -263,6 +283,7 @@ struct Paid {
     value: U256,
     profit: U256,
     orders: Vec<B256>,
+    replayed: usize,
 }
 
 impl Paid {
@@ -272,6 +293,7 @@ impl Paid {
             value: self.value,
             profit: self.profit,
             orders: self.orders,
+            replayed: self.replayed,
             algorithm,
         }
     }

@@ -4,6 +4,8 @@
 //! A bundle runs on a layer of its own over the caller's state; only if its rules hold are its
 //! per-transaction changes committed to the caller's state, so a rejected bundle leaves no trace.
 
+use std::sync::Arc;
+
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, U256};
@@ -12,6 +14,7 @@ use revm::{
     database::CacheDB, state::EvmState,
 };
 
+use cobuild_chain::{CoinbaseWatch, Replay, ReplayRecorder};
 use cobuild_primitives::{OrderRules, Ran, TxFate};
 
 use crate::{AccessSet, Order, StateKey};
@@ -54,6 +57,10 @@ pub struct SimOutcome {
     pub kept: Vec<B256>,
     /// What it read and wrote (the coinbase excluded).
     pub access: AccessSet,
+    /// The run itself, for a builder to commit without executing the order again where its
+    /// block agrees with what the order read; `None` when the order cannot be replayed (a
+    /// transaction was dropped, or one read the coinbase's balance).
+    pub replay: Option<Arc<Replay>>,
 }
 
 impl SimOutcome {
@@ -85,11 +92,16 @@ where
         let mut access = AccessSet::default();
         let mut kept = Vec::with_capacity(order.txs().len());
         let mut gas_used = 0;
+        let mut replay = ReplayRecorder::new(&env.block_env);
         for tx in order.txs() {
             let hash = *tx.tx_hash();
-            let result = {
-                let mut evm = EthEvmFactory::default().create_evm(&mut layer, env.clone());
-                evm.transact(tx_env(tx))
+            let (result, watch) = {
+                let mut evm = EthEvmFactory::default().create_evm_with_inspector(
+                    &mut layer,
+                    env.clone(),
+                    CoinbaseWatch::new(coinbase),
+                );
+                (evm.transact(tx_env(tx)), *evm.inspector())
             };
             let Ran {
                 run,
@@ -99,12 +111,15 @@ where
             match (order.fate(&hash, run), result) {
                 (TxFate::Keep, Some(result)) => {
                     record_access(&layer, &result.state, coinbase, &mut access)?;
+                    replay
+                        .record(&layer, &result, &watch)
+                        .map_err(|e| SimError(e.to_string()))?;
                     gas_used += result.result.tx_gas_used();
                     layer.commit(result.state.clone());
                     changes.push(result.state);
                     kept.push(hash);
                 }
-                (TxFate::Drop, _) => {}
+                (TxFate::Drop, _) => replay.left_out(),
                 // Void (a transaction that could not run is never kept).
                 _ => {
                     return Ok(Err(match invalid {
@@ -123,6 +138,7 @@ where
             coinbase_profit: after.saturating_sub(before),
             kept,
             access,
+            replay: replay.finish().map(Arc::new),
         };
         (changes, outcome)
     };

@@ -318,6 +318,7 @@ mod tests {
                 value: alloy_primitives::U256::ZERO,
                 profit: alloy_primitives::U256::ZERO,
                 orders: Vec::new(),
+                replayed: 0,
                 algorithm: "test",
             }),
             round_started: Instant::now(),
