@@ -41,6 +41,8 @@ pub struct BuildFigure {
     pub txs: usize,
     /// Orders included.
     pub orders: usize,
+    /// Orders committed from their simulation, not executed again.
+    pub replayed: usize,
     /// Gas used by the block.
     pub gas_used: u64,
     /// Whether the chain re-executes the block to the same header.
@@ -283,13 +285,14 @@ impl fmt::Display for PoolReport {
         )?;
         writeln!(
             f,
-            "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>11} {:>12} {:>12} {:>8} {:>9}",
+            "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>8} {:>11} {:>12} {:>12} {:>8} {:>9}",
             "algorithm",
             "runs",
             "p50",
             "p99",
             "txs",
             "orders",
+            "replayed",
             "gas used",
             "value ETH",
             "profit ETH",
@@ -299,13 +302,14 @@ impl fmt::Display for PoolReport {
         for b in &self.builds {
             writeln!(
                 f,
-                "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>11} {:>12} {:>12} {:>8} {:>9}",
+                "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>8} {:>11} {:>12} {:>12} {:>8} {:>9}",
                 b.algorithm,
                 b.latency.samples,
                 Ms(b.latency.p50),
                 Ms(b.latency.p99),
                 b.txs,
                 b.orders,
+                b.replayed,
                 b.gas_used,
                 Eth(b.value),
                 Eth(b.profit),

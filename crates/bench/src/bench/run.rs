@@ -152,6 +152,7 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
             profit: built.profit,
             txs: built.block.block.block.body.transactions.len(),
             orders: built.orders.len(),
+            replayed: built.replayed,
             gas_used: built.block.header().gas_used,
             reexecutes,
         });
