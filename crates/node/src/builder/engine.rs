@@ -343,6 +343,7 @@ impl Builder {
             orders = orders.len(),
             added,
             algorithm = block.algorithm,
+            replayed = block.replayed,
             read_ahead_us = us(times.read_ahead),
             sim_us = us(times.simulate),
             fill_us = us(fill),
