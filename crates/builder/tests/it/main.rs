@@ -6,7 +6,7 @@ mod anvil;
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
+use alloy_consensus::{Transaction as _, TxEnvelope, TxReceipt as _, transaction::Recovered};
 use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_mev::EthSendBundle;
@@ -490,7 +490,10 @@ fn test_orders_that_depend_on_the_coinbase_are_executed_again_not_replayed() {
             ),
         ))
     };
-    let first = pooled(sign(&s[1], transfer(0, to, ETHER, 5 * GWEI)));
+    // Deploys the one-byte contract 0x01: it runs code, so its replay is kept (a plain transfer
+    // executes about as fast as a replay is checked, and none is kept).
+    let deploy = [0x60, 0x01, 0x60, 0x00, 0x53, 0x60, 0x01, 0x60, 0x00, 0xf3];
+    let first = create(&s[1], 0, &deploy, 5 * GWEI);
     // COINBASE BALANCE PUSH0 SSTORE: keeps the balance it saw in slot 0.
     let reads = create(&s[2], 0, &[0x41, 0x31, 0x5f, 0x55, 0x00], 3 * GWEI);
     // CALL(gas, COINBASE, 1 wei): a value call to an empty account costs 25,000 gas more.
@@ -500,14 +503,17 @@ fn test_orders_that_depend_on_the_coinbase_are_executed_again_not_replayed() {
         &[0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x01, 0x41, 0x5a, 0xf1, 0x00],
         2 * GWEI,
     );
-    // Another recipient: a transfer to `to` reads the balance `first` changed.
-    let last = pooled(sign(
-        &s[4],
-        transfer(0, Address::repeat_byte(0x78), ETHER, GWEI),
-    ));
+    let last = create(&s[4], 0, &deploy, GWEI);
+    let transfer_order = pooled(sign(&s[5], transfer(0, to, ETHER, GWEI / 2)));
     let orders = simulate(
         &ctx,
-        &[first.clone(), reads.clone(), calls.clone(), last.clone()],
+        &[
+            first.clone(),
+            reads.clone(),
+            calls.clone(),
+            last.clone(),
+            transfer_order.clone(),
+        ],
         &[],
     );
     let replay = |hash: B256| {
@@ -521,6 +527,7 @@ fn test_orders_that_depend_on_the_coinbase_are_executed_again_not_replayed() {
     };
     assert!(replay(first.hash) && replay(calls.hash) && replay(last.hash));
     assert!(!replay(reads.hash), "it read the coinbase's balance");
+    assert!(!replay(transfer_order.hash), "it ran no code");
 
     let executed: Vec<_> = orders
         .iter()
@@ -533,10 +540,21 @@ fn test_orders_that_depend_on_the_coinbase_are_executed_again_not_replayed() {
     for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {
         let built = algorithm.build(&ctx, &orders).expect("builds");
         assert_eq!(
-            &hashes(&built)[..4],
-            &[first.hash, reads.hash, calls.hash, last.hash]
+            &hashes(&built)[..5],
+            &[
+                first.hash,
+                reads.hash,
+                calls.hash,
+                last.hash,
+                transfer_order.hash
+            ]
         );
-        assert_eq!(built.replayed, 2, "{}: the two transfers", algorithm.name());
+        assert_eq!(
+            built.replayed,
+            2,
+            "{}: the two deployments",
+            algorithm.name()
+        );
         let plain = algorithm.build(&ctx, &executed).expect("builds");
         assert_eq!(built.block.header(), plain.block.header());
         assert_eq!(built.block.receipts, plain.block.receipts);
@@ -549,9 +567,10 @@ fn test_orders_that_depend_on_the_coinbase_are_executed_again_not_replayed() {
     let seen = state
         .storage_at(s[2].address().create(0), U256::ZERO)
         .expect("storage");
+    let first_gas = u128::from(built.block.receipts[0].cumulative_gas_used());
     assert_eq!(
         seen,
-        U256::from(21_000 * 5 * GWEI),
+        U256::from(first_gas * 5 * GWEI),
         "the balance the first transaction's fee left"
     );
 }

@@ -136,6 +136,7 @@ pub struct ReplayRecorder {
     slots: HashMap<(Address, U256), U256>,
     txs: Vec<TxReplay>,
     void: bool,
+    ran_code: bool,
 }
 
 impl ReplayRecorder {
@@ -148,6 +149,7 @@ impl ReplayRecorder {
             slots: HashMap::default(),
             txs: Vec::new(),
             void: false,
+            ran_code: false,
         }
     }
 
@@ -190,6 +192,7 @@ impl ReplayRecorder {
                 coinbase_gain = account.info.balance - before.balance;
                 continue;
             }
+            self.ran_code |= !account.info.is_empty_code_hash() || account.is_created();
             if !self.accounts.contains_key(address) {
                 let before = pre.basic_ref(*address)?;
                 self.accounts
@@ -214,10 +217,12 @@ impl ReplayRecorder {
         self.void = true;
     }
 
-    /// The replay, unless something made the order unreplayable.
+    /// The replay, unless something made the order unreplayable, or it is not worth keeping: an
+    /// order that ran no code (plain transfers, no contract called or created) executes about
+    /// as fast as its replay is checked.
     pub fn finish(self) -> Option<Replay> {
         let coinbase_code = self.coinbase_code?;
-        if self.void || self.txs.is_empty() {
+        if self.void || self.txs.is_empty() || !self.ran_code {
             return None;
         }
         // Sorted, so the same order simulated twice records the same replay.
@@ -329,13 +334,15 @@ impl BlockBuilder {
             }
             balance = balance.saturating_add(tx.coinbase_gain);
         }
-        for (address, read) in &replay.accounts {
-            if account_read(self.load_account(*address)?.as_ref()) != *read {
+        // Slots first: where orders collide, it is mostly over a contract's storage (a pool's
+        // reserves), so a replay that does not apply is found out sooner.
+        for (address, slot, value) in &replay.slots {
+            if self.load_storage(*address, *slot)? != *value {
                 return Ok(false);
             }
         }
-        for (address, slot, value) in &replay.slots {
-            if self.load_storage(*address, *slot)? != *value {
+        for (address, read) in &replay.accounts {
+            if account_read(self.load_account(*address)?.as_ref()) != *read {
                 return Ok(false);
             }
         }
