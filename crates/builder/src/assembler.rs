@@ -31,8 +31,6 @@ pub(crate) struct Assembler {
     /// Gas kept back for the proposer payment.
     reserved: u64,
     orders: Vec<B256>,
-    /// Orders committed from their simulation ([`BlockBuilder::replay_if`]).
-    replayed: usize,
 }
 
 impl Assembler {
@@ -53,7 +51,6 @@ impl Assembler {
             start_balance: account.balance,
             reserved,
             orders: Vec::new(),
-            replayed: 0,
         })
     }
 
@@ -66,7 +63,6 @@ impl Assembler {
             start_balance: self.start_balance,
             reserved: self.reserved,
             orders: self.orders.clone(),
-            replayed: self.replayed,
         }
     }
 
@@ -133,15 +129,13 @@ impl Assembler {
         let net = |profit: U256| profit - share(profit, percent);
         let mut seen = U256::ZERO;
         let mut over_budget = false;
-        // Judged once, by the replay or by the execution that stands in for it.
-        let mut accept = Some(accept);
-        let mut judge = |gas_used: u64, profit: U256| {
+        let judge = |gas_used: u64, profit: U256| {
             if gas_used + refund_gas > budget {
                 over_budget = true;
                 return false;
             }
             seen = net(profit);
-            accept.take().is_some_and(|accept| accept(seen))
+            accept(seen)
         };
         let refused = |over_budget: bool, profit: U256| {
             if over_budget {
@@ -150,43 +144,30 @@ impl Assembler {
                 Skip::Refused { profit }
             }
         };
-        let replayed = match &order.outcome.replay {
-            Some(replay) => self.builder.replay_if(order.order.txs(), replay, |trial| {
-                judge(trial.gas_used, trial.coinbase_profit)
-            })?,
-            None => None,
-        };
-        let profit = match replayed {
-            Some(Ok(outcome)) => {
-                self.replayed += 1;
-                outcome.coinbase_profit
-            }
-            Some(Err(_)) => return Ok(Err(refused(over_budget, seen))),
-            None => match &order.order {
-                Order::Tx(tx) => match self.builder.execute_if(tx.tx.clone(), |trial| {
-                    judge(trial.result.tx_gas_used(), trial.coinbase_profit)
-                })? {
-                    Ok(outcome) => outcome.coinbase_profit,
-                    Err(TxRejected::Refused) => return Ok(Err(refused(over_budget, seen))),
-                    Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
-                    Err(_) => return Ok(Err(Skip::Invalid)),
-                },
-                Order::Bundle(bundle) => {
-                    let b = &bundle.bundle;
-                    match self
-                        .builder
-                        .execute_bundle_if(b.txs.as_slice(), b, |trial| {
-                            judge(trial.gas_used, trial.coinbase_profit)
-                        })? {
-                        Ok(outcome) => outcome.coinbase_profit,
-                        Err(BundleRejected::Refused) => {
-                            return Ok(Err(refused(over_budget, seen)));
-                        }
-                        Err(BundleRejected::GasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
-                        Err(_) => return Ok(Err(Skip::Invalid)),
-                    }
-                }
+        let profit = match &order.order {
+            Order::Tx(tx) => match self.builder.execute_if(tx.tx.clone(), |trial| {
+                judge(trial.result.tx_gas_used(), trial.coinbase_profit)
+            })? {
+                Ok(outcome) => outcome.coinbase_profit,
+                Err(TxRejected::Refused) => return Ok(Err(refused(over_budget, seen))),
+                Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
+                Err(_) => return Ok(Err(Skip::Invalid)),
             },
+            Order::Bundle(bundle) => {
+                let b = &bundle.bundle;
+                match self
+                    .builder
+                    .execute_bundle_if(b.txs.as_slice(), b, |trial| {
+                        judge(trial.gas_used, trial.coinbase_profit)
+                    })? {
+                    Ok(outcome) => outcome.coinbase_profit,
+                    Err(BundleRejected::Refused) => {
+                        return Ok(Err(refused(over_budget, seen)));
+                    }
+                    Err(BundleRejected::GasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
+                    Err(_) => return Ok(Err(Skip::Invalid)),
+                }
+            }
         };
         if let Some((percent, recipient)) = refund {
             let owed = share(profit, percent);
@@ -272,7 +253,6 @@ impl Assembler {
             value,
             profit,
             orders: self.orders,
-            replayed: self.replayed,
         };
         Ok((paid, self.builder))
     }
@@ -283,7 +263,6 @@ struct Paid {
     value: U256,
     profit: U256,
     orders: Vec<B256>,
-    replayed: usize,
 }
 
 impl Paid {
@@ -293,7 +272,6 @@ impl Paid {
             value: self.value,
             profit: self.profit,
             orders: self.orders,
-            replayed: self.replayed,
             algorithm,
         }
     }

@@ -120,8 +120,6 @@ pub struct BuiltBlock {
     pub profit: U256,
     /// Ids of the orders included, in block order.
     pub orders: Vec<B256>,
-    /// How many of them were committed from their simulation, not executed again.
-    pub replayed: usize,
     /// Which algorithm built it.
     pub algorithm: &'static str,
 }

@@ -4,8 +4,6 @@
 //! A bundle runs on a layer of its own over the caller's state; only if its rules hold are its
 //! per-transaction changes committed to the caller's state, so a rejected bundle leaves no trace.
 
-use std::sync::Arc;
-
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, U256};
@@ -14,7 +12,6 @@ use revm::{
     database::CacheDB, state::EvmState,
 };
 
-use cobuild_chain::{CoinbaseWatch, Replay, ReplayRecorder};
 use cobuild_primitives::{OrderRules, Ran, TxFate};
 
 use crate::{AccessSet, Order, StateKey};
@@ -57,10 +54,6 @@ pub struct SimOutcome {
     pub kept: Vec<B256>,
     /// What it read and wrote (the coinbase excluded).
     pub access: AccessSet,
-    /// The run itself, for a builder to commit without executing the order again where its
-    /// block agrees with what the order read; `None` when the order cannot be replayed (a
-    /// transaction was dropped, or one read the coinbase's balance).
-    pub replay: Option<Arc<Replay>>,
 }
 
 impl SimOutcome {
@@ -92,16 +85,11 @@ where
         let mut access = AccessSet::default();
         let mut kept = Vec::with_capacity(order.txs().len());
         let mut gas_used = 0;
-        let mut replay = ReplayRecorder::new(&env.block_env);
         for tx in order.txs() {
             let hash = *tx.tx_hash();
-            let (result, watch) = {
-                let mut evm = EthEvmFactory::default().create_evm_with_inspector(
-                    &mut layer,
-                    env.clone(),
-                    CoinbaseWatch::new(coinbase),
-                );
-                (evm.transact(tx_env(tx)), *evm.inspector())
+            let result = {
+                let mut evm = EthEvmFactory::default().create_evm(&mut layer, env.clone());
+                evm.transact(tx_env(tx))
             };
             let Ran {
                 run,
@@ -111,15 +99,12 @@ where
             match (order.fate(&hash, run), result) {
                 (TxFate::Keep, Some(result)) => {
                     record_access(&layer, &result.state, coinbase, &mut access)?;
-                    replay
-                        .record(&layer, &result, &watch)
-                        .map_err(|e| SimError(e.to_string()))?;
                     gas_used += result.result.tx_gas_used();
                     layer.commit(result.state.clone());
                     changes.push(result.state);
                     kept.push(hash);
                 }
-                (TxFate::Drop, _) => replay.left_out(),
+                (TxFate::Drop, _) => {}
                 // Void (a transaction that could not run is never kept).
                 _ => {
                     return Ok(Err(match invalid {
@@ -138,7 +123,6 @@ where
             coinbase_profit: after.saturating_sub(before),
             kept,
             access,
-            replay: replay.finish().map(Arc::new),
         };
         (changes, outcome)
     };

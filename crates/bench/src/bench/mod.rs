@@ -52,6 +52,6 @@ pub use replication::{
     Baseline, IntakeComparison, IntakeRun, LedgerFigure, Machine, PhaseFigure,
     ReplicationBenchError, ReplicationConfig, ReplicationFigure, replication,
 };
-pub use report::{BuildFigure, PoolReport, ReplayFigure, Report, SealFigure, SimFigure};
+pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
 pub use run::{run, run_pool};
 pub use submit::SubmitFigure;

@@ -41,22 +41,10 @@ pub struct BuildFigure {
     pub txs: usize,
     /// Orders included.
     pub orders: usize,
-    /// Orders committed from their simulation, not executed again.
-    pub replayed: usize,
     /// Gas used by the block.
     pub gas_used: u64,
     /// Whether the chain re-executes the block to the same header.
     pub reexecutes: bool,
-}
-
-/// Greedy builds with orders committed from their simulation where the block agrees with what
-/// they read, against every order executed again (the baseline), timed alternately.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReplayFigure {
-    /// Orders committed from their simulation where possible (as the node builds).
-    pub with_replays: Latency,
-    /// Every order executed again.
-    pub executed: Latency,
 }
 
 /// Sealing alone.
@@ -107,8 +95,6 @@ pub struct PoolReport {
     pub sim: Vec<SimFigure>,
     /// Building per algorithm.
     pub builds: Vec<BuildFigure>,
-    /// Greedy with and without committing orders from their simulation.
-    pub greedy_replays: ReplayFigure,
     /// Sealing alone.
     pub seal: SealFigure,
     /// Submitting the sealed block to a relay on loopback.
@@ -297,14 +283,13 @@ impl fmt::Display for PoolReport {
         )?;
         writeln!(
             f,
-            "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>8} {:>11} {:>12} {:>12} {:>8} {:>9}",
+            "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>11} {:>12} {:>12} {:>8} {:>9}",
             "algorithm",
             "runs",
             "p50",
             "p99",
             "txs",
             "orders",
-            "replayed",
             "gas used",
             "value ETH",
             "profit ETH",
@@ -314,14 +299,13 @@ impl fmt::Display for PoolReport {
         for b in &self.builds {
             writeln!(
                 f,
-                "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>8} {:>11} {:>12} {:>12} {:>8} {:>9}",
+                "  {:<16} {:>5} {:>11} {:>11} {:>6} {:>7} {:>11} {:>12} {:>12} {:>8} {:>9}",
                 b.algorithm,
                 b.latency.samples,
                 Ms(b.latency.p50),
                 Ms(b.latency.p99),
                 b.txs,
                 b.orders,
-                b.replayed,
                 b.gas_used,
                 Eth(b.value),
                 Eth(b.profit),
@@ -333,20 +317,10 @@ impl fmt::Display for PoolReport {
             f,
             "  (vs anvil: build+seal p50 / anvil evm_mine p50 for the same pending txs; below 1 is faster)"
         )?;
-        let replays = &self.greedy_replays;
-        writeln!(
-            f,
-            "  greedy, timed alternately: orders committed from their simulation where the block agrees p50 {}, p99 {}; every order executed again p50 {}, p99 {}; ratio p50 {}",
-            Ms(replays.with_replays.p50),
-            Ms(replays.with_replays.p99),
-            Ms(replays.executed.p50),
-            Ms(replays.executed.p99),
-            ratio_text(ratio(replays.with_replays.p50, replays.executed.p50))
-        )?;
         writeln!(f)?;
         writeln!(
             f,
-            "seal alone (BlockBuilder::finish on the block build_best chose, by {}, {} txs, executed untimed): p50 {}, p99 {} over {} runs; their execution p50 {}",
+            "seal alone (BlockBuilder::finish on the block build_best chose, by {}, {} txs, replayed untimed): p50 {}, p99 {} over {} runs; replay execution p50 {}",
             self.seal.algorithm,
             self.seal.txs,
             Ms(self.seal.latency.p50),

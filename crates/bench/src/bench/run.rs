@@ -1,10 +1,10 @@
 //! A run: per pool size, generate the workload, measure simulation, building and sealing, then
 //! the anvil baseline on the same pending transactions; then intake, then replication.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use cobuild_builder::{BuildContext, BuiltBlock};
-use cobuild_sim::{SimulatedOrder, Simulator};
+use cobuild_sim::Simulator;
 
 use super::{
     BenchConfig, anvil, bid_latency, intake,
@@ -13,7 +13,7 @@ use super::{
         prepare_seal, seal_block, sim_orders,
     },
     replication,
-    report::{BuildFigure, PoolReport, ReplayFigure, Report, SealFigure, SimFigure},
+    report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
     submit,
 };
 use crate::{BenchError, Workload, WorkloadConfig};
@@ -119,25 +119,22 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     )?;
 
     // Building, seal included.
-    let time_build = |orders: &[Arc<SimulatedOrder>], algo: Algo| {
+    let mut builds = Vec::new();
+    let mut blocks = Vec::new();
+    for algo in Algo::ALL {
         let mut samples = Vec::with_capacity(reps);
         let mut sampler = Sampler::new(config.warmup, reps, config.budget);
         let mut last = None;
         while let Some(timed) = sampler.next_run() {
             let start = Instant::now();
-            let built = build_block(&ctx, orders, algo)?;
+            let built = build_block(&ctx, &round.orders, algo)?;
             if timed {
                 samples.push(start.elapsed());
             }
             last = Some(built);
         }
+        let latency = Latency::from_samples(samples);
         let built = last.expect("the sampler runs at least once");
-        Ok::<_, BenchError>((Latency::from_samples(samples), built))
-    };
-    let mut builds = Vec::new();
-    let mut blocks = Vec::new();
-    for algo in Algo::ALL {
-        let (latency, built) = time_build(&round.orders, algo)?;
         let reexecutes = workload
             .chain
             .reexecute(built.block.block.block.clone())
@@ -155,42 +152,11 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
             profit: built.profit,
             txs: built.block.block.block.body.transactions.len(),
             orders: built.orders.len(),
-            replayed: built.replayed,
             gas_used: built.block.header().gas_used,
             reexecutes,
         });
         blocks.push(built);
     }
-
-    // The baseline of greedy's replays: every order executed again. The two run alternately, so
-    // a machine that slows down for a while slows both alike.
-    let executed: Vec<Arc<SimulatedOrder>> = round
-        .orders
-        .iter()
-        .map(|order| {
-            let mut order = SimulatedOrder::clone(order);
-            order.outcome.replay = None;
-            Arc::new(order)
-        })
-        .collect();
-    let (mut with_replays, mut without) = (Vec::new(), Vec::new());
-    let mut sampler = Sampler::new(config.warmup, reps, config.budget);
-    while let Some(timed) = sampler.next_run() {
-        for (orders, samples) in [
-            (&round.orders, &mut with_replays),
-            (&executed, &mut without),
-        ] {
-            let start = Instant::now();
-            build_block(&ctx, orders, Algo::Greedy)?;
-            if timed {
-                samples.push(start.elapsed());
-            }
-        }
-    }
-    let greedy_replays = ReplayFigure {
-        with_replays: Latency::from_samples(with_replays),
-        executed: Latency::from_samples(without),
-    };
 
     // Sealing alone, on the block build_best chose.
     let best = blocks
@@ -244,7 +210,6 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         rejected: round.rejected,
         sim,
         builds,
-        greedy_replays,
         seal,
         submit,
         anvil,

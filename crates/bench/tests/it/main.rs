@@ -2,14 +2,12 @@
 //! simulation outcomes, real conflicts on the pool, an end-to-end run against anvil whose blocks
 //! re-import, signed-bundle intake, and replication among members on loopback.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use alloy_sol_types::SolCall;
 use cobuild_bench::{
     AnvilConfig, BenchConfig, IntakeConfig, OrderKind, ReplicationConfig, Workload, WorkloadConfig,
-    bench::{
-        Algo, BidLatencyConfig, Machine, Report, bid_latency, build_block, intake, sim_orders,
-    },
+    bench::{Algo, BidLatencyConfig, Machine, Report, bid_latency, intake, sim_orders},
     replication, run_pool,
 };
 use cobuild_builder::conflict_groups;
@@ -104,65 +102,6 @@ fn test_pool_simulates_with_the_expected_share_of_valid_orders() {
                 "a bundle pays its bid"
             );
         }
-    }
-}
-
-/// Committing an order from its simulation must build the very block executing it builds: the
-/// workload's pool has orders that conflict (swaps and arbitrages of the same pools, a sender's
-/// nonces), so some replays apply and some must fall back to execution.
-#[test]
-fn test_blocks_built_from_replayed_simulations_equal_blocks_built_by_execution() {
-    let w = workload(400, 5);
-    let ctx = w.context().expect("context");
-    let round = simulate(&w);
-    let replayable = round
-        .orders
-        .iter()
-        .filter(|o| o.outcome.replay.is_some())
-        .count();
-    assert!(
-        replayable > round.orders.len() / 2,
-        "{replayable} of {} orders replayable",
-        round.orders.len()
-    );
-    let executed: Vec<Arc<SimulatedOrder>> = round
-        .orders
-        .iter()
-        .map(|o| {
-            let mut o = SimulatedOrder::clone(o);
-            o.outcome.replay = None;
-            Arc::new(o)
-        })
-        .collect();
-    for algo in [
-        Algo::Greedy,
-        Algo::GreedyByProfit,
-        Algo::ConflictSearch,
-        Algo::Round,
-    ] {
-        let replayed = build_block(&ctx, &round.orders, algo).expect("builds");
-        let plain = build_block(&ctx, &executed, algo).expect("builds");
-        let name = algo.name();
-        assert_eq!(plain.replayed, 0, "{name}");
-        assert!(
-            replayed.replayed > 0 && replayed.replayed < replayed.orders.len(),
-            "{name}: {} of {} orders replayed",
-            replayed.replayed,
-            replayed.orders.len()
-        );
-        assert_eq!(replayed.orders, plain.orders, "{name}");
-        assert_eq!(replayed.value, plain.value, "{name}");
-        assert_eq!(replayed.block.receipts, plain.block.receipts, "{name}");
-        assert_eq!(
-            replayed.block.header(),
-            plain.block.header(),
-            "{name}: same roots"
-        );
-        let reimported = w
-            .chain
-            .reexecute(replayed.block.block.block.clone())
-            .expect("the replayed block re-executes");
-        assert_eq!(reimported.block.hash, replayed.block.block.hash, "{name}");
     }
 }
 

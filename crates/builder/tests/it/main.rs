@@ -6,7 +6,7 @@ mod anvil;
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use alloy_consensus::{Transaction as _, TxEnvelope, TxReceipt as _, transaction::Recovered};
+use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_mev::EthSendBundle;
@@ -425,7 +425,6 @@ fn test_a_coinbase_transaction_from_outside_is_never_included() {
             coinbase_profit: U256::ZERO,
             kept: vec![from_coinbase.hash],
             access: Default::default(),
-            replay: None,
         },
     }));
     for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {
@@ -465,112 +464,4 @@ fn test_empty_pool_builds_an_empty_block_without_a_payment() {
     let built = Greedy.build(&ctx, &[]).expect("builds");
     assert_eq!(built.value, U256::ZERO);
     assert!(built.block.block.block.body.transactions.is_empty());
-}
-
-/// An order's simulation is committed as is only where the block agrees with all it read: a
-/// transaction that read the coinbase's balance, or whose gas depended on the coinbase being
-/// empty, is executed again, because earlier fees changed both.
-#[test]
-fn test_orders_that_depend_on_the_coinbase_are_executed_again_not_replayed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let chain = devnet_chain(dir.path());
-    let ctx = context(&chain);
-    let s = dev_signers();
-    let to = Address::repeat_byte(0x77);
-    let create = |signer: &PrivateKeySigner, value: u64, code: &[u8], tip: u128| {
-        pooled(sign(
-            signer,
-            tx(
-                0,
-                TxKind::Create,
-                U256::from(value),
-                Bytes::copy_from_slice(code),
-                200_000,
-                tip,
-            ),
-        ))
-    };
-    // Deploys the one-byte contract 0x01: it runs code, so its replay is kept (a plain transfer
-    // executes about as fast as a replay is checked, and none is kept).
-    let deploy = [0x60, 0x01, 0x60, 0x00, 0x53, 0x60, 0x01, 0x60, 0x00, 0xf3];
-    let first = create(&s[1], 0, &deploy, 5 * GWEI);
-    // COINBASE BALANCE PUSH0 SSTORE: keeps the balance it saw in slot 0.
-    let reads = create(&s[2], 0, &[0x41, 0x31, 0x5f, 0x55, 0x00], 3 * GWEI);
-    // CALL(gas, COINBASE, 1 wei): a value call to an empty account costs 25,000 gas more.
-    let calls = create(
-        &s[3],
-        1,
-        &[0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x01, 0x41, 0x5a, 0xf1, 0x00],
-        2 * GWEI,
-    );
-    let last = create(&s[4], 0, &deploy, GWEI);
-    let transfer_order = pooled(sign(&s[5], transfer(0, to, ETHER, GWEI / 2)));
-    let orders = simulate(
-        &ctx,
-        &[
-            first.clone(),
-            reads.clone(),
-            calls.clone(),
-            last.clone(),
-            transfer_order.clone(),
-        ],
-        &[],
-    );
-    let replay = |hash: B256| {
-        orders
-            .iter()
-            .find(|o| o.order.id() == hash)
-            .expect("simulated")
-            .outcome
-            .replay
-            .is_some()
-    };
-    assert!(replay(first.hash) && replay(calls.hash) && replay(last.hash));
-    assert!(!replay(reads.hash), "it read the coinbase's balance");
-    assert!(!replay(transfer_order.hash), "it ran no code");
-
-    let executed: Vec<_> = orders
-        .iter()
-        .map(|o| {
-            let mut o = SimulatedOrder::clone(o);
-            o.outcome.replay = None;
-            Arc::new(o)
-        })
-        .collect();
-    for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {
-        let built = algorithm.build(&ctx, &orders).expect("builds");
-        assert_eq!(
-            &hashes(&built)[..5],
-            &[
-                first.hash,
-                reads.hash,
-                calls.hash,
-                last.hash,
-                transfer_order.hash
-            ]
-        );
-        assert_eq!(
-            built.replayed,
-            2,
-            "{}: the two deployments",
-            algorithm.name()
-        );
-        let plain = algorithm.build(&ctx, &executed).expect("builds");
-        assert_eq!(built.block.header(), plain.block.header());
-        assert_eq!(built.block.receipts, plain.block.receipts);
-    }
-    let built = Greedy.build(&ctx, &orders).expect("builds");
-    chain
-        .import(built.block.block.block.clone())
-        .expect("block re-imports");
-    let (_, state) = chain.head_state().expect("state");
-    let seen = state
-        .storage_at(s[2].address().create(0), U256::ZERO)
-        .expect("storage");
-    let first_gas = u128::from(built.block.receipts[0].cumulative_gas_used());
-    assert_eq!(
-        seen,
-        U256::from(first_gas * 5 * GWEI),
-        "the balance the first transaction's fee left"
-    );
 }

@@ -288,13 +288,6 @@ impl BlockBuilder {
             .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
     }
 
-    /// A storage slot as the block state so far has it, kept in the block's cache like
-    /// [`load_account`](Self::load_account).
-    pub fn load_storage(&mut self, address: Address, slot: U256) -> Result<U256, BlockError> {
-        revm::Database::storage(self.executor.evm_mut().db_mut(), address, slot)
-            .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
-    }
-
     /// An account's balance as the block state so far has it.
     pub fn balance(&self, address: Address) -> Result<U256, BlockError> {
         Ok(self

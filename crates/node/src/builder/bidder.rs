@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256};
 use cobuild_chain::ExecutedBlock;
 use cobuild_relay::{
     BlockVerifier, BlsPublicKey, BuilderKey, RelayClient,
@@ -81,72 +81,6 @@ impl<V: BlockVerifier> BidCheck for V {
     }
 }
 
-/// A bid the relay took.
-#[derive(Debug, Clone, Copy)]
-struct SentBid {
-    value: U256,
-    /// From the start of the round that built the block to the relay's answer.
-    latency: Duration,
-    /// Checking and signing.
-    prepare: Duration,
-    /// The request to the relay.
-    submit: Duration,
-}
-
-/// The bids one slot sent to a relay, logged once (`bidder.slot`) when bids for a later slot
-/// start or the bidder stops.
-#[derive(Debug, Clone, Copy)]
-struct SlotBids {
-    slot: u64,
-    bids: u32,
-    best: U256,
-    first: SentBid,
-    last: SentBid,
-    slowest_submit: Duration,
-}
-
-impl SlotBids {
-    /// Counts `sent` for `slot`, logging the summary before it if that was another slot's.
-    fn add(summary: &mut Option<Self>, slot: u64, sent: &SentBid) {
-        match summary {
-            Some(current) if current.slot == slot => {
-                current.bids += 1;
-                current.best = current.best.max(sent.value);
-                current.last = *sent;
-                current.slowest_submit = current.slowest_submit.max(sent.submit);
-            }
-            _ => {
-                if let Some(done) = summary.take() {
-                    done.log();
-                }
-                *summary = Some(Self {
-                    slot,
-                    bids: 1,
-                    best: sent.value,
-                    first: *sent,
-                    last: *sent,
-                    slowest_submit: sent.submit,
-                });
-            }
-        }
-    }
-
-    fn log(&self) {
-        let us = |d: Duration| d.as_micros() as u64;
-        tracing::info!(
-            slot = self.slot,
-            bids = self.bids,
-            best = %self.best,
-            first_latency_us = us(self.first.latency),
-            last_latency_us = us(self.last.latency),
-            last_prepare_us = us(self.last.prepare),
-            last_submit_us = us(self.last.submit),
-            max_submit_us = us(self.slowest_submit),
-            "bidder.slot"
-        );
-    }
-}
-
 /// Submits the builder's best blocks to one relay.
 #[derive(Debug)]
 pub struct Bidder {
@@ -190,7 +124,6 @@ impl Bidder {
         let mut unsent = false;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut failures = 0;
-        let mut slot_bids: Option<SlotBids> = None;
         loop {
             if unsent && retry_at.is_none() && in_flight.len() < MAX_IN_FLIGHT {
                 unsent = false;
@@ -228,16 +161,12 @@ impl Bidder {
                         Err(e) => (None, Err(BidError::Join(e.to_string()))),
                     };
                     match outcome {
-                        Ok((SubmitOutcome::Sent, sent)) => {
-                            if let (Some(slot), Some(sent)) = (slot, sent) {
-                                SlotBids::add(&mut slot_bids, slot, &sent);
-                            }
-                        }
-                        Ok((
-                            SubmitOutcome::NotImproved { .. } | SubmitOutcome::OverMaxBid { .. },
-                            _,
-                        )) => {}
-                        Ok((SubmitOutcome::RateLimited { retry_in }, _)) => {
+                        Ok(
+                            SubmitOutcome::Sent
+                            | SubmitOutcome::NotImproved { .. }
+                            | SubmitOutcome::OverMaxBid { .. },
+                        ) => {}
+                        Ok(SubmitOutcome::RateLimited { retry_in }) => {
                             unsent = true;
                             retry_at.get_or_insert(tokio::time::Instant::now() + retry_in);
                         }
@@ -265,9 +194,6 @@ impl Bidder {
                 }
             }
         }
-        if let Some(last) = slot_bids {
-            last.log();
-        }
     }
 
     /// Everything one bid needs from this bidder (the proposer, fetched when its slot is new),
@@ -277,10 +203,8 @@ impl Bidder {
     async fn prepare(
         &mut self,
         bid: &Bid,
-    ) -> Result<
-        impl std::future::Future<Output = Result<(SubmitOutcome, Option<SentBid>), BidError>> + use<>,
-        BidError,
-    > {
+    ) -> Result<impl std::future::Future<Output = Result<SubmitOutcome, BidError>> + use<>, BidError>
+    {
         let (proposer_pubkey, proposer_fee_recipient) = self.proposer(bid.slot).await?;
         let params = BidParams {
             slot: bid.slot,
@@ -314,26 +238,18 @@ impl Bidder {
             .map_err(|e| BidError::Join(e.to_string()))??;
             let posting = Instant::now();
             let outcome = client.submit_replacing_as(&request, sequence).await?;
-            let sent = (outcome == SubmitOutcome::Sent).then(|| SentBid {
-                value: bid.block.value,
-                latency: bid.round_started.elapsed(),
-                prepare: posting - prepared_from,
-                submit: posting.elapsed(),
-            });
-            if let Some(sent) = &sent {
-                // Debug: one line per bid was most of a member's log; the slot's summary
-                // (`bidder.slot`) is at info.
-                tracing::debug!(
+            if outcome == SubmitOutcome::Sent {
+                tracing::info!(
                     slot = bid.slot,
-                    value = %sent.value,
-                    latency_us = sent.latency.as_micros() as u64,
-                    prepare_us = sent.prepare.as_micros() as u64,
-                    submit_us = sent.submit.as_micros() as u64,
+                    value = %bid.block.value,
+                    latency_us = bid.round_started.elapsed().as_micros() as u64,
+                    prepare_us = (posting - prepared_from).as_micros() as u64,
+                    submit_us = posting.elapsed().as_micros() as u64,
                     withdraws = bid.withdraws,
                     "bidder.sent"
                 );
             }
-            Ok((outcome, sent))
+            Ok(outcome)
         })
     }
 
@@ -402,7 +318,6 @@ mod tests {
                 value: alloy_primitives::U256::ZERO,
                 profit: alloy_primitives::U256::ZERO,
                 orders: Vec::new(),
-                replayed: 0,
                 algorithm: "test",
             }),
             round_started: Instant::now(),
