@@ -168,9 +168,10 @@ async fn test_cobuild_node_beside_an_execution_client_bids_every_slot_and_its_wi
         }
     }
     assert!(
-        log.lines()
-            .any(|l| l.contains("bidder.sent") && l.contains("submit_us")),
-        "a sent bid's line has its submit time:\n{log}"
+        log.lines().any(|l| l.contains("bidder.slot")
+            && l.contains("bids=")
+            && l.contains("last_submit_us")),
+        "a slot's bids are summed up with their submit times:\n{log}"
     );
 }
 

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use cobuild_chain::ExecutedBlock;
 use cobuild_relay::{
     BlockVerifier, BlsPublicKey, BuilderKey, RelayClient,
@@ -81,6 +81,69 @@ impl<V: BlockVerifier> BidCheck for V {
     }
 }
 
+/// A bid the relay took.
+#[derive(Debug, Clone, Copy)]
+struct SentBid {
+    value: U256,
+    /// From the start of the round that built the block to the relay's answer.
+    latency: Duration,
+    /// Checking and signing.
+    prepare: Duration,
+    /// The request to the relay.
+    submit: Duration,
+}
+
+/// The bids one slot sent to a relay, logged once (`bidder.slot`) when bids for a later slot
+/// start or the bidder stops.
+#[derive(Debug, Clone, Copy)]
+struct SlotBids {
+    slot: u64,
+    bids: u32,
+    best: U256,
+    first: SentBid,
+    last: SentBid,
+    slowest_submit: Duration,
+}
+
+impl SlotBids {
+    /// Counts `sent` for `slot`; returns the summary before it if that was another slot's, to
+    /// log.
+    fn add(summary: &mut Option<Self>, slot: u64, sent: &SentBid) -> Option<Self> {
+        match summary {
+            Some(current) if current.slot == slot => {
+                current.bids += 1;
+                current.best = current.best.max(sent.value);
+                current.last = *sent;
+                current.slowest_submit = current.slowest_submit.max(sent.submit);
+                None
+            }
+            _ => summary.replace(Self {
+                slot,
+                bids: 1,
+                best: sent.value,
+                first: *sent,
+                last: *sent,
+                slowest_submit: sent.submit,
+            }),
+        }
+    }
+
+    fn log(&self) {
+        let us = |d: Duration| d.as_micros() as u64;
+        tracing::info!(
+            slot = self.slot,
+            bids = self.bids,
+            best = %self.best,
+            first_latency_us = us(self.first.latency),
+            last_latency_us = us(self.last.latency),
+            last_prepare_us = us(self.last.prepare),
+            last_submit_us = us(self.last.submit),
+            max_submit_us = us(self.slowest_submit),
+            "bidder.slot"
+        );
+    }
+}
+
 /// Submits the builder's best blocks to one relay.
 #[derive(Debug)]
 pub struct Bidder {
@@ -124,6 +187,7 @@ impl Bidder {
         let mut unsent = false;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut failures = 0;
+        let mut slot_bids: Option<SlotBids> = None;
         loop {
             if unsent && retry_at.is_none() && in_flight.len() < MAX_IN_FLIGHT {
                 unsent = false;
@@ -161,12 +225,18 @@ impl Bidder {
                         Err(e) => (None, Err(BidError::Join(e.to_string()))),
                     };
                     match outcome {
-                        Ok(
-                            SubmitOutcome::Sent
-                            | SubmitOutcome::NotImproved { .. }
-                            | SubmitOutcome::OverMaxBid { .. },
-                        ) => {}
-                        Ok(SubmitOutcome::RateLimited { retry_in }) => {
+                        Ok((SubmitOutcome::Sent, sent)) => {
+                            if let (Some(slot), Some(sent)) = (slot, sent)
+                                && let Some(done) = SlotBids::add(&mut slot_bids, slot, &sent)
+                            {
+                                done.log();
+                            }
+                        }
+                        Ok((
+                            SubmitOutcome::NotImproved { .. } | SubmitOutcome::OverMaxBid { .. },
+                            _,
+                        )) => {}
+                        Ok((SubmitOutcome::RateLimited { retry_in }, _)) => {
                             unsent = true;
                             retry_at.get_or_insert(tokio::time::Instant::now() + retry_in);
                         }
@@ -194,6 +264,9 @@ impl Bidder {
                 }
             }
         }
+        if let Some(last) = slot_bids {
+            last.log();
+        }
     }
 
     /// Everything one bid needs from this bidder (the proposer, fetched when its slot is new),
@@ -203,8 +276,10 @@ impl Bidder {
     async fn prepare(
         &mut self,
         bid: &Bid,
-    ) -> Result<impl std::future::Future<Output = Result<SubmitOutcome, BidError>> + use<>, BidError>
-    {
+    ) -> Result<
+        impl std::future::Future<Output = Result<(SubmitOutcome, Option<SentBid>), BidError>> + use<>,
+        BidError,
+    > {
         let (proposer_pubkey, proposer_fee_recipient) = self.proposer(bid.slot).await?;
         let params = BidParams {
             slot: bid.slot,
@@ -238,18 +313,26 @@ impl Bidder {
             .map_err(|e| BidError::Join(e.to_string()))??;
             let posting = Instant::now();
             let outcome = client.submit_replacing_as(&request, sequence).await?;
-            if outcome == SubmitOutcome::Sent {
-                tracing::info!(
+            let sent = (outcome == SubmitOutcome::Sent).then(|| SentBid {
+                value: bid.block.value,
+                latency: bid.round_started.elapsed(),
+                prepare: posting - prepared_from,
+                submit: posting.elapsed(),
+            });
+            if let Some(sent) = &sent {
+                // Debug: one line per bid was most of a member's log; the slot's summary
+                // (`bidder.slot`) is at info.
+                tracing::debug!(
                     slot = bid.slot,
-                    value = %bid.block.value,
-                    latency_us = bid.round_started.elapsed().as_micros() as u64,
-                    prepare_us = (posting - prepared_from).as_micros() as u64,
-                    submit_us = posting.elapsed().as_micros() as u64,
+                    value = %sent.value,
+                    latency_us = sent.latency.as_micros() as u64,
+                    prepare_us = sent.prepare.as_micros() as u64,
+                    submit_us = sent.submit.as_micros() as u64,
                     withdraws = bid.withdraws,
                     "bidder.sent"
                 );
             }
-            Ok(outcome)
+            Ok((outcome, sent))
         })
     }
 
@@ -325,6 +408,28 @@ mod tests {
         };
         let sending = bidder(chain, optimistic).prepare(&bid).await?;
         sending.await.map(|_| ())
+    }
+
+    #[test]
+    fn test_a_slots_bids_are_summed_up_once_the_next_slot_bids() {
+        let ms = Duration::from_millis;
+        let sent = |value: u64, submit: u64| SentBid {
+            value: alloy_primitives::U256::from(value),
+            latency: ms(10 * value),
+            prepare: ms(1),
+            submit: ms(submit),
+        };
+        let mut summary = None;
+        assert!(SlotBids::add(&mut summary, 7, &sent(1, 3)).is_none());
+        assert!(SlotBids::add(&mut summary, 7, &sent(3, 9)).is_none());
+        assert!(SlotBids::add(&mut summary, 7, &sent(2, 4)).is_none());
+        let done = SlotBids::add(&mut summary, 8, &sent(5, 1)).expect("slot 7 is over");
+        assert_eq!((done.slot, done.bids), (7, 3));
+        assert_eq!(done.best, alloy_primitives::U256::from(3));
+        assert_eq!((done.first.latency, done.last.latency), (ms(10), ms(20)));
+        assert_eq!(done.slowest_submit, ms(9));
+        let next = summary.expect("slot 8 is counting");
+        assert_eq!((next.slot, next.bids), (8, 1));
     }
 
     #[tokio::test]

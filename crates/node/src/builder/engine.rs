@@ -255,8 +255,8 @@ impl Builder {
         if !(improves || stale) {
             return;
         }
-        // Debug: rounds improve the best many times a slot, and each bid sent already has its
-        // `bidder.sent` line; at info these were most of a member's log.
+        // Debug: rounds improve the best many times a slot, and the bids sent are summed up on
+        // the slot's `bidder.slot` line; at info these were most of a member's log.
         tracing::debug!(
             slot = job.slot,
             number = block.block.header().number,

@@ -129,7 +129,7 @@ impl BuildSlot for Slots {
                 return;
             }
         };
-        // The submit time of each bid is on its `bidder.sent` line, one per relay.
+        // The bids' submit times are on the slot's `bidder.slot` line, one per relay.
         let (read_ahead_ms, sim_ms, fill_ms, seal_ms) = run.figures.millis();
         let (rounds, sealed) = (run.figures.rounds, run.figures.sealed);
         match run.best {
