@@ -16,8 +16,8 @@ coincurve`: without it eth-account signs in pure Python, at about 100 transactio
 
 import argparse
 import json
-import re
 import os
+import re
 import sys
 import threading
 import time

@@ -366,13 +366,13 @@ impl<E: Clock + Spawner> Engine<E> {
             }
             // Unknown origins were dropped above.
             if let Some(key) = self.members.get(&envelope.body.origin) {
-                to_check.push((envelope, held, key.clone()));
+                to_check.push((envelope, held, key));
             }
         }
         let valid = verify_all(
             &to_check
                 .iter()
-                .map(|(envelope, _, key)| (envelope, key))
+                .map(|(envelope, _, key)| (envelope, *key))
                 .collect::<Vec<_>>(),
             !self.suspects.contains(&peer),
         );
