@@ -53,6 +53,8 @@ pub struct Engine<E> {
     peers: BTreeMap<MemberId, PeerProgress>,
     counters: Counters,
     tick: u64,
+    /// When the log's copies were last made durable.
+    copies_synced: SystemTime,
     /// Per origin: tokens left and when they were last refilled (spent on valid envelopes).
     budgets: HashMap<MemberId, Bucket>,
     /// Per sending peer: tokens left and when they were last refilled (spent before checks).
@@ -127,6 +129,7 @@ impl<E: Clock + Spawner> Engine<E> {
             peers: BTreeMap::new(),
             counters: Counters::default(),
             tick: 0,
+            copies_synced: context.current(),
             budgets: HashMap::new(),
             peer_budgets: HashMap::new(),
             suspects: HashSet::new(),
@@ -197,6 +200,7 @@ impl<E: Clock + Spawner> Engine<E> {
                 },
                 () = self.context.sleep_until(next_tick) => {
                     self.on_tick(&mut sync_tx);
+                    self.sync_copies();
                     self.check_recovery();
                     // The node's view is refreshed once a tick, not per message: copying the
                     // maps is off the receive path, and status readers need no finer grain.
@@ -632,6 +636,19 @@ impl<E: Clock + Spawner> Engine<E> {
         }
         self.counters.pulled_served += envelopes.len() as u64;
         self.send_envelopes(sync_tx, Recipients::One(peer), envelopes);
+    }
+
+    /// Makes the envelopes taken in since the last sync durable, once a `copies_sync_interval`.
+    fn sync_copies(&mut self) {
+        let now = self.context.current();
+        let since = now.duration_since(self.copies_synced).unwrap_or_default();
+        if since < self.config.copies_sync_interval {
+            return;
+        }
+        self.copies_synced = now;
+        if let Err(e) = self.log.sync_copies() {
+            tracing::error!(error = %e, "net.log.sync_failed");
+        }
     }
 
     /// Announces what this member holds and pulls the first missing range of each origin.

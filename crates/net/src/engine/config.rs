@@ -25,6 +25,10 @@ pub struct Config {
     /// How often the status (what this member holds) goes to every member, and missing
     /// envelopes are pulled. A lost push is healed within about two intervals.
     pub status_interval: Duration,
+    /// How often envelopes received from the others are made durable (one disk flush). Until
+    /// then a crash loses them, and they are fetched again; a flush per message would hold
+    /// every insert behind the disk.
+    pub copies_sync_interval: Duration,
     /// Most envelopes asked for in one pull (and served in one answer).
     pub max_pull: u64,
     /// Most bytes of envelopes in one message (below the channel's message size limit).
@@ -56,6 +60,7 @@ impl Config {
             me,
             members,
             status_interval: Duration::from_millis(100),
+            copies_sync_interval: Duration::from_secs(1),
             max_pull: 512,
             max_message_bytes: 4 * 1024 * 1024,
             forward: true,

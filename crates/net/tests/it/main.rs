@@ -342,16 +342,17 @@ fn test_a_live_log_behind_the_archive_resumes_at_the_floor() {
     let peer = ed25519::PrivateKey::from_seed(2);
     drop(Log::open(&path, 0, key.clone()).expect("opens"));
     // The live log as it was before anything arrived: what a crash that lost the received
-    // (not durable) envelopes, or a restored copy, leaves beside a durable archive.
+    // (not yet durable) envelopes, or a restored copy, leaves beside a durable archive.
+    let copies = Log::copies_path(&path);
     let empty = dir.path().join("empty.redb");
-    std::fs::copy(&path, &empty).expect("copy");
+    std::fs::copy(&copies, &empty).expect("copy");
     let log = Log::open(&path, 0, key.clone()).expect("reopens");
     for seq in 1..=8 {
         log.insert(&received(&peer, 1, seq)).expect("insert");
     }
     assert_eq!(archive_all(&log, &[(1, 5)], 100), 5);
     drop(log);
-    std::fs::copy(&empty, &path).expect("restore");
+    std::fs::copy(&empty, &copies).expect("restore");
 
     let log = Log::open(&path, 0, key).expect("reopens");
     // Everything up to the floor is held (in the archive); what the live log lost is fetched
@@ -367,4 +368,42 @@ fn test_a_live_log_behind_the_archive_resumes_at_the_floor() {
         vec![1, 2, 3, 4, 5, 6]
     );
     assert_eq!(refill(&log), vec![(1, 6)]);
+}
+
+#[test]
+fn test_received_envelopes_reach_the_disk_when_the_copies_are_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("orders.redb");
+    let key = ed25519::PrivateKey::from_seed(1);
+    let peer = ed25519::PrivateKey::from_seed(2);
+    // What a crash at this moment would leave: the log's files as they are on disk.
+    let crash = |name: &str| {
+        let at = dir.path().join(name);
+        std::fs::create_dir(&at).expect("dir");
+        let copy = at.join("orders.redb");
+        std::fs::copy(&path, &copy).expect("copy");
+        std::fs::copy(Log::copies_path(&path), Log::copies_path(&copy)).expect("copy");
+        Log::open(&copy, 0, key.clone()).expect("the crashed log opens")
+    };
+    let log = Log::open(&path, 0, key.clone()).expect("opens");
+    log.append_own(order(OrderKind::RawTransaction, raw(1), b"", 0), 10)
+        .expect("append");
+    for seq in 1..=3 {
+        log.insert(&received(&peer, 1, seq)).expect("insert");
+    }
+    let before = crash("before");
+    assert_eq!(
+        before.contiguous(0).expect("prefix"),
+        1,
+        "own appends are durable"
+    );
+    assert_eq!(
+        before.contiguous(1).expect("prefix"),
+        0,
+        "received envelopes are not durable before a sync"
+    );
+    log.sync_copies().expect("syncs");
+    let after = crash("after");
+    assert_eq!(after.contiguous(1).expect("prefix"), 3);
+    assert_eq!(seqs(&after.range(1, 1, 10).expect("range")), vec![1, 2, 3]);
 }
