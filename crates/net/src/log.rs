@@ -8,8 +8,8 @@
 //! place (equivocation) before they are stored and made durable about once a second
 //! ([`Log::sync_copies`]): a copy lost in a crash is fetched again. Two files rather than one
 //! because redb has one writer at a time: in one file every received message waited behind the
-//! disk flush of an own append, and replication latency was that queue (at 5,000 orders/s over
-//! 4 members, p50 45 ms with the flush, 3 ms without it).
+//! disk flush of an own append, and replication latency was mostly that queue (at 5,000
+//! orders/s over 4 members on loopback, p50 31–60 ms in one file, 7–9 ms in two).
 //!
 //! Envelopes the slot ledger has settled move to the [archive](crate::archive) beside the log
 //! ([`Log::archive`]): lookups, ranges and equivocation checks see both, while a restart reads
