@@ -215,6 +215,8 @@ impl<E: Clock + Spawner> Engine<E> {
         self.members = members.iter().map(|p| (p.id, p.key.clone())).collect();
         self.by_key = members.into_iter().map(|p| (p.key, p.id)).collect();
         self.peers.retain(|id, _| self.members.contains_key(id));
+        // A member that leaves and comes back (a new key, a new operator) starts trusted again.
+        self.suspects.retain(|id| self.members.contains_key(id));
     }
 
     /// Sends this member's new envelope (and any queued behind it) to every member.

@@ -14,7 +14,7 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use alloy_primitives::{Address, B256, U256};
@@ -34,6 +34,8 @@ const MAX_RETRIES: u32 = 3;
 const RETRY_AFTER: Duration = Duration::from_millis(50);
 /// Submissions sent and not answered yet, at most.
 const MAX_IN_FLIGHT: usize = 2;
+/// How long after a slot's bidding closed its summary waits for bids still in flight.
+const SLOT_SUMMARY_GRACE: Duration = Duration::from_secs(1);
 
 /// A bid could not be submitted (the builder goes on; the next best is tried).
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,8 @@ impl<V: BlockVerifier> BidCheck for V {
 #[derive(Debug, Clone, Copy)]
 struct SentBid {
     value: U256,
+    /// The block's timestamp: its slot starts then, and bidding for it is over.
+    closes: SystemTime,
     /// From the start of the round that built the block to the relay's answer.
     latency: Duration,
     /// Checking and signing.
@@ -93,8 +97,8 @@ struct SentBid {
     submit: Duration,
 }
 
-/// The bids one slot sent to a relay, logged once (`bidder.slot`) when bids for a later slot
-/// start or the bidder stops.
+/// The bids one slot sent to a relay, logged once (`bidder.slot`): shortly after the slot's
+/// bidding closes, when bids for a later slot start first, or when the bidder stops.
 #[derive(Debug, Clone, Copy)]
 struct SlotBids {
     slot: u64,
@@ -126,6 +130,14 @@ impl SlotBids {
                 slowest_submit: sent.submit,
             }),
         }
+    }
+
+    /// How long after `now` the summary is due: the slot's bidding closed, and a bid still on
+    /// its way to the relay had [`SLOT_SUMMARY_GRACE`] to come back.
+    fn due_in(&self, now: SystemTime) -> Duration {
+        (self.first.closes + SLOT_SUMMARY_GRACE)
+            .duration_since(now)
+            .unwrap_or_default()
     }
 
     fn log(&self) {
@@ -262,6 +274,18 @@ impl Bidder {
                 } => {
                     retry_at = None;
                 }
+                () = async {
+                    match &slot_bids {
+                        Some(summary) => {
+                            tokio::time::sleep(summary.due_in(SystemTime::now())).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(done) = slot_bids.take() {
+                        done.log();
+                    }
+                }
             }
         }
         if let Some(last) = slot_bids {
@@ -315,6 +339,7 @@ impl Bidder {
             let outcome = client.submit_replacing_as(&request, sequence).await?;
             let sent = (outcome == SubmitOutcome::Sent).then(|| SentBid {
                 value: bid.block.value,
+                closes: UNIX_EPOCH + Duration::from_secs(bid.block.block.header().timestamp),
                 latency: bid.round_started.elapsed(),
                 prepare: posting - prepared_from,
                 submit: posting.elapsed(),
@@ -415,6 +440,7 @@ mod tests {
         let ms = Duration::from_millis;
         let sent = |value: u64, submit: u64| SentBid {
             value: alloy_primitives::U256::from(value),
+            closes: UNIX_EPOCH,
             latency: ms(10 * value),
             prepare: ms(1),
             submit: ms(submit),
@@ -430,6 +456,31 @@ mod tests {
         assert_eq!(done.slowest_submit, ms(9));
         let next = summary.expect("slot 8 is counting");
         assert_eq!((next.slot, next.bids), (8, 1));
+    }
+
+    #[test]
+    fn test_a_slots_summary_is_due_once_its_bidding_closed() {
+        let closes = UNIX_EPOCH + Duration::from_secs(1_000);
+        let sent = SentBid {
+            value: alloy_primitives::U256::from(1),
+            closes,
+            latency: Duration::ZERO,
+            prepare: Duration::ZERO,
+            submit: Duration::ZERO,
+        };
+        let mut summary = None;
+        SlotBids::add(&mut summary, 7, &sent);
+        let summary = summary.expect("counting");
+        let before = closes - Duration::from_secs(3);
+        assert_eq!(
+            summary.due_in(before),
+            Duration::from_secs(3) + SLOT_SUMMARY_GRACE
+        );
+        assert_eq!(summary.due_in(closes + SLOT_SUMMARY_GRACE), Duration::ZERO);
+        assert_eq!(
+            summary.due_in(closes + Duration::from_secs(60)),
+            Duration::ZERO
+        );
     }
 
     #[tokio::test]
