@@ -203,6 +203,7 @@ impl Log {
         let (mine, theirs): (BTreeMap<_, _>, BTreeMap<_, _>) =
             floors.iter().partition(|(o, _)| **o == origin);
         resume(&own, &mine)?;
+        move_copies(&own, &copies, origin)?;
         resume(&copies, &theirs)?;
         Ok(Self {
             own,
@@ -738,6 +739,92 @@ impl Drop for Log {
     }
 }
 
+/// Moves other origins' envelopes out of the own file into the copies, durably: a log written
+/// before they had a file of their own holds them there, and they may be the only copies left
+/// of some origin's orders. Reads only the key ranges of other origins, so an own file without
+/// any costs two empty range reads.
+fn move_copies(
+    own: &redb::Database,
+    copies: &redb::Database,
+    me: MemberId,
+) -> Result<(), LogError> {
+    let mut rows = Vec::new();
+    let mut prefixes = BTreeMap::new();
+    {
+        let tx = own.begin_read()?;
+        let table = tx.open_table(ENVELOPES)?;
+        let prefix = tx.open_table(CONTIGUOUS)?;
+        let below = table.range(..(me, 0))?;
+        let above = match me.checked_add(1) {
+            Some(next) => Some(table.range((next, 0)..)?),
+            None => None,
+        };
+        for entry in below.chain(above.into_iter().flatten()) {
+            let (key, value) = entry?;
+            rows.push((key.value(), value.value().to_vec()));
+        }
+        for entry in prefix.iter()? {
+            let (origin, contiguous) = entry?;
+            if origin.value() != me {
+                prefixes.insert(origin.value(), contiguous.value());
+            }
+        }
+    }
+    if rows.is_empty() && prefixes.is_empty() {
+        return Ok(());
+    }
+    let tx = copies.begin_write()?;
+    {
+        let mut table = tx.open_table(ENVELOPES)?;
+        let mut prefix = tx.open_table(CONTIGUOUS)?;
+        let mut high = tx.open_table(HIGH)?;
+        for ((origin, seq), bytes) in &rows {
+            if table.get((*origin, *seq))?.is_none() {
+                table.insert((*origin, *seq), bytes.as_slice())?;
+            }
+        }
+        let origins: BTreeMap<MemberId, u64> = rows.iter().fold(prefixes, |mut all, row| {
+            all.entry(row.0.0).or_default();
+            all
+        });
+        for (origin, moved) in origins {
+            let mut contiguous = prefix.get(origin)?.map_or(0, |v| v.value()).max(moved);
+            while table.get((origin, contiguous + 1))?.is_some() {
+                contiguous += 1;
+            }
+            prefix.insert(origin, contiguous)?;
+            let top = table
+                .range((origin, 0)..=(origin, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(key, _)| key.value().1);
+            let top = high
+                .get(origin)?
+                .map_or(0, |v| v.value())
+                .max(top)
+                .max(contiguous);
+            high.insert(origin, top)?;
+        }
+    }
+    // Durable before the own file lets go of them.
+    tx.commit()?;
+    let tx = own.begin_write()?;
+    {
+        let mut table = tx.open_table(ENVELOPES)?;
+        let mut prefix = tx.open_table(CONTIGUOUS)?;
+        let mut high = tx.open_table(HIGH)?;
+        for (key, _) in &rows {
+            table.remove(*key)?;
+        }
+        // Only this member's own rows stay.
+        let own_only = |origin: u32, _: u64| origin == me;
+        prefix.retain(own_only)?;
+        high.retain(own_only)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Readies one of the log's databases on opening: its tables exist, and each origin of `floors`
 /// it holds resumes at its archive floor.
 fn resume(db: &redb::Database, floors: &BTreeMap<MemberId, u64>) -> Result<(), LogError> {
@@ -783,10 +870,95 @@ mod tests {
     };
 
     use alloy_primitives::Bytes;
-    use cobuild_primitives::OrderKind;
+    use cobuild_primitives::{AcceptedOrder, OrderKind};
     use commonware_cryptography::Signer;
 
     use super::*;
+
+    fn envelope(key: &ed25519::PrivateKey, origin: MemberId, seq: u64) -> Envelope {
+        Envelope::sign(
+            EnvelopeBody {
+                origin,
+                seq,
+                received_at_ms: seq,
+                kind: OrderKind::RawTransaction as u8,
+                payload: Bytes::from(vec![0x02, seq as u8]),
+                auth: Bytes::new(),
+                call: 0,
+            },
+            key,
+        )
+    }
+
+    #[test]
+    fn test_a_log_from_before_the_copies_file_keeps_every_envelope() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("orders.redb");
+        let me = ed25519::PrivateKey::from_seed(1);
+        let (below, above) = (
+            ed25519::PrivateKey::from_seed(2),
+            ed25519::PrivateKey::from_seed(3),
+        );
+        // One file as the log wrote it before: member 1's own envelopes 1..=2, origin 0's
+        // 1..=3 and origin 2's 1, 2 and 4.
+        let mut rows = vec![envelope(&me, 1, 1), envelope(&me, 1, 2)];
+        rows.extend((1..=3).map(|seq| envelope(&below, 0, seq)));
+        rows.extend([1, 2, 4].map(|seq| envelope(&above, 2, seq)));
+        {
+            let db = redb::Database::create(&path).expect("db");
+            let tx = db.begin_write().expect("write");
+            {
+                let mut table = tx.open_table(ENVELOPES).expect("table");
+                for e in &rows {
+                    table
+                        .insert((e.body.origin, e.body.seq), e.encode().as_slice())
+                        .expect("insert");
+                }
+                let mut prefix = tx.open_table(CONTIGUOUS).expect("table");
+                let mut high = tx.open_table(HIGH).expect("table");
+                for (origin, contiguous, top) in [(0, 3, 3), (1, 2, 2), (2, 2, 4)] {
+                    prefix.insert(origin, contiguous).expect("insert");
+                    high.insert(origin, top).expect("insert");
+                }
+            }
+            tx.commit().expect("commit");
+        }
+        for opened in 0..2 {
+            let log = Log::open(&path, 1, me.clone()).expect("opens");
+            for e in &rows {
+                assert_eq!(
+                    log.get(e.body.origin, e.body.seq).expect("reads").as_ref(),
+                    Some(e)
+                );
+            }
+            let prefixes: Vec<(MemberId, u64, u64)> = log
+                .summary()
+                .expect("summary")
+                .iter()
+                .map(|s| {
+                    (
+                        s.origin,
+                        s.contiguous,
+                        s.high.as_ref().map_or(0, |h| h.head.seq),
+                    )
+                })
+                .collect();
+            let own = 2 + opened;
+            assert_eq!(prefixes, vec![(0, 3, 3), (1, own, own), (2, 2, 4)]);
+            assert_eq!(log.missing(2, 4, 10).expect("missing"), vec![3]);
+            let next = log
+                .append_own(
+                    AcceptedOrder::raw_transaction(Bytes::from_static(b"\x02")),
+                    9,
+                )
+                .expect("append");
+            assert_eq!(next.body.seq, own + 1, "own numbering goes on");
+            // The copies live in their own file now.
+            let own = log.own.begin_read().expect("read");
+            let table = own.open_table(ENVELOPES).expect("table");
+            assert_eq!(table.iter().expect("iter").count() as u64, next.body.seq);
+        }
+    }
 
     #[test]
     fn test_taking_in_a_copy_does_not_wait_for_an_own_append() {
