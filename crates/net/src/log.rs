@@ -965,19 +965,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("orders.redb");
         let log = Arc::new(Log::open(&path, 0, ed25519::PrivateKey::from_seed(1)).expect("opens"));
-        let peer = ed25519::PrivateKey::from_seed(2);
-        let copy = Envelope::sign(
-            EnvelopeBody {
-                origin: 1,
-                seq: 1,
-                received_at_ms: 1,
-                kind: OrderKind::RawTransaction as u8,
-                payload: Bytes::from_static(b"\x02"),
-                auth: Bytes::new(),
-                call: 0,
-            },
-            &peer,
-        );
+        let copy = envelope(&ed25519::PrivateKey::from_seed(2), 1, 1);
         // An own append in progress: its transaction holds the own file's writer until its
         // flush ends.
         let own = log.own.begin_write().expect("write");
