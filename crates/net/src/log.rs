@@ -37,10 +37,10 @@ const CONTIGUOUS: TableDefinition<'_, u32, u64> = TableDefinition::new("contiguo
 /// Per origin: the highest seq stored.
 const HIGH: TableDefinition<'_, u32, u64> = TableDefinition::new("high");
 
-/// The live log's page cache. Its rows are written once, read back on catch-up and moved to
-/// the archive after retention; redb's default (1 GiB, grown with the file) would only hold
-/// memory.
-const LOG_CACHE_BYTES: usize = 64 << 20;
+/// The page cache of each of the live log's two files (64 MiB for both, what the one file had).
+/// Their rows are written once, read back on catch-up and moved to the archive after retention;
+/// redb's default (1 GiB, grown with the file) would only hold memory.
+const LOG_CACHE_BYTES: usize = 32 << 20;
 
 /// The log failed; the envelope was not stored.
 #[derive(Debug, thiserror::Error)]
