@@ -247,12 +247,16 @@ impl Log {
         if !self.copies_dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let tx = self.copies.begin_write()?;
-        if let Err(e) = tx.commit() {
+        let synced = self
+            .copies
+            .begin_write()
+            .map_err(LogError::from)
+            .and_then(|tx| tx.commit().map_err(LogError::from));
+        if synced.is_err() {
+            // Still not durable: the next call tries again.
             self.copies_dirty.store(true, Ordering::Release);
-            return Err(e.into());
         }
-        Ok(())
+        synced
     }
 
     /// Every origin's archive floor: each of its seqs up to it is in the archive.
