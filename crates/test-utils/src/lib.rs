@@ -216,6 +216,19 @@ pub fn flashbots_post(
 /// # Panics
 /// If the connection fails or the reply is not HTTP.
 pub fn http_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
+    try_http_post(url, body, headers).expect("an HTTP exchange")
+}
+
+/// [`http_post`], with a failed connection or a reply that is not HTTP as an error: for polls
+/// of a process that may be starting, stopping or busy, where that means "not yet".
+///
+/// # Errors
+/// The connection failed, was reset, or the reply has no HTTP status line.
+pub fn try_http_post(
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let rest = url.trim_start_matches("http://");
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
@@ -230,7 +243,7 @@ pub fn http_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Stri
 /// # Panics
 /// If the connection fails or the reply is not HTTP.
 pub fn http_get(url: &str, path: &str) -> (u16, String) {
-    http_request("GET", url, path, &[], &[])
+    http_request("GET", url, path, &[], &[]).expect("an HTTP exchange")
 }
 
 fn http_request(
@@ -239,10 +252,10 @@ fn http_request(
     path: &str,
     body: &[u8],
     headers: &[(&str, &str)],
-) -> (u16, String) {
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut stream = std::net::TcpStream::connect(addr)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -251,22 +264,20 @@ fn http_request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .expect("send request");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
+    stream.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .expect("an HTTP status line");
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP reply: {response:?}")))?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// The first params object of every fixture request of `method`, as the client sent it.

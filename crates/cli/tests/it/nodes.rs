@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cobuild_test_utils::{Cast, http_get, http_post, tools_bin};
+use cobuild_test_utils::{Cast, http_get, tools_bin, try_http_post};
 use serde_json::{Value, json};
 
 use super::{Devnet, TxSpec, run_client};
@@ -143,7 +143,8 @@ fn json_rpc(url: &str, method: &str, params: Value, headers: &[(&str, &str)]) ->
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let mut all = vec![("content-type", "application/json")];
     all.extend_from_slice(headers);
-    let (status, reply) = http_post(url, body.to_string().as_bytes(), &all);
+    // A node that resets the connection (starting, stopping, busy) has not answered yet.
+    let (status, reply) = try_http_post(url, body.to_string().as_bytes(), &all).ok()?;
     if status != 200 {
         return None;
     }
