@@ -469,27 +469,21 @@ impl Log {
 
     /// [`Log::insert`] for several envelopes in one (non-durable) write per database.
     pub fn insert_batch(&self, envelopes: &[Envelope]) -> Result<Vec<Insert>, LogError> {
-        let (own, theirs): (Vec<_>, Vec<_>) = envelopes
-            .iter()
-            .enumerate()
-            .partition(|(_, e)| e.body.origin == self.origin);
-        if own.is_empty() {
-            return self.insert_into(&self.copies, envelopes.iter());
-        }
-        let mut results: Vec<Option<Insert>> = vec![None; envelopes.len()];
-        for (db, part) in [(&self.own, own), (&self.copies, theirs)] {
+        let mine = |e: &&Envelope| e.body.origin == self.origin;
+        let (own, theirs): (Vec<&Envelope>, Vec<&Envelope>) = envelopes.iter().partition(mine);
+        let insert = |db, part: Vec<&Envelope>| {
             if part.is_empty() {
-                continue;
+                Ok(Vec::new().into_iter())
+            } else {
+                self.insert_into(db, part.into_iter()).map(Vec::into_iter)
             }
-            let done = self.insert_into(db, part.iter().map(|(_, e)| *e))?;
-            for ((index, _), insert) in part.iter().zip(done) {
-                results[*index] = Some(insert);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.ok_or_else(|| LogError::Db(redb::Error::Corrupted("lost insert".into()))))
-            .collect()
+        };
+        let (mut own, mut theirs) = (insert(&self.own, own)?, insert(&self.copies, theirs)?);
+        // Each side answered its envelopes in order: merged back into the caller's order.
+        Ok(envelopes
+            .iter()
+            .filter_map(|e| if mine(&e) { own.next() } else { theirs.next() })
+            .collect())
     }
 
     /// Inserts `envelopes`, all of origins `db` holds, in one non-durable write.
@@ -962,6 +956,30 @@ mod tests {
             let table = own.open_table(ENVELOPES).expect("table");
             assert_eq!(table.iter().expect("iter").count() as u64, next.body.seq);
         }
+    }
+
+    #[test]
+    fn test_a_message_mixing_own_and_other_envelopes_is_answered_in_its_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let me = ed25519::PrivateKey::from_seed(1);
+        let peer = ed25519::PrivateKey::from_seed(2);
+        let log = Log::open(&dir.path().join("orders.redb"), 0, me.clone()).expect("opens");
+        log.insert(&envelope(&peer, 1, 1)).expect("insert");
+        // Own envelope 1 coming back after a lost log, between two of the peer's.
+        let message = [
+            envelope(&peer, 1, 1),
+            envelope(&me, 0, 1),
+            envelope(&peer, 1, 2),
+        ];
+        assert_eq!(
+            log.insert_batch(&message).expect("inserts"),
+            vec![
+                Insert::Duplicate,
+                Insert::New { contiguous: 1 },
+                Insert::New { contiguous: 2 }
+            ]
+        );
+        assert_eq!(log.get(0, 1).expect("reads").as_ref(), Some(&message[1]));
     }
 
     #[test]
