@@ -8,6 +8,7 @@
 
 mod cache;
 mod diff;
+mod feed;
 mod nodes;
 mod proof;
 mod proved;

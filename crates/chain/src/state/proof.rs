@@ -2,8 +2,8 @@
 //! path to an account, and its storage trie's nodes on the path to each slot asked for.
 //!
 //! The proof comes out of the same walk that computes roots: the proved keys are handed to it
-//! as unchanged "changes", so it descends along their paths (reading only the bottom branches
-//! there) while every other subtree goes in as its stored hash, and alloy-trie's `HashBuilder`
+//! as unchanged "changes", so it descends along their paths (reading only the leaves there)
+//! while every other subtree goes in as its stored hash, and alloy-trie's `HashBuilder`
 //! keeps the nodes on those paths. The root it reaches is checked against the one expected, so
 //! a proof never describes another state than the one asked for.
 

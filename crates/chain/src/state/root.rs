@@ -2,13 +2,15 @@
 //!
 //! The store keeps a trie's leaves (accounts, or one account's slots) in key order;
 //! [`BranchNodes`] keeps, for the same state, the branch nodes alloy-trie's `HashBuilder`
-//! produced, with their children's hashes. The walk starts at the top stored node. A child whose
-//! key range holds no changed key goes to the `HashBuilder` as its stored hash and is never read;
-//! a changed child that has a stored node below it is walked into; anything else (a leaf, or a
-//! bottom branch of at most 16 leaves, which the `HashBuilder` does not store) is read from the
-//! store merged with the changes. The `HashBuilder` rebuilds the changed paths, including the
-//! extensions and branches that appear or collapse, and reports the nodes it built: they replace
-//! the stored nodes the walk went through.
+//! produced with the hashes of their children, leaves included (leaves go in as their nodes'
+//! hashes, see `feed`). The walk starts at the top stored node. A child whose key range holds no
+//! changed key goes to the `HashBuilder` as its stored hash and is never read; a changed child
+//! that has a stored node below it is walked into; anything else (a changed leaf, a place where
+//! a new one goes) is read from the store merged with the changes. A deletion may turn a branch
+//! into a single leaf one level up, so under a node where one happens the children kept only by
+//! hash that may be leaves are read too. The `HashBuilder` rebuilds the changed paths, including
+//! the extensions and branches that appear or collapse, and reports the nodes it built: they
+//! replace the stored nodes the walk went through.
 //!
 //! With no stored nodes the walk reads every leaf, which is the full rebuild; the property tests
 //! hold the two equal.
@@ -21,7 +23,7 @@ use alloy_trie::{
     proof::{ProofNodes, ProofRetainer},
 };
 
-use super::EntryIter;
+use super::{EntryIter, feed::Feed};
 use crate::store::StoreError;
 
 /// The stored branch nodes of one trie, by path.
@@ -83,9 +85,10 @@ pub(super) struct TrieInput<'a, V, O> {
 pub(super) fn trie_root<V, O>(
     input: &TrieInput<'_, V, O>,
 ) -> Result<(B256, NodeUpdates), StoreError> {
-    let mut walk = Walk::run(input, HashBuilder::default().with_updates(true))?;
+    let hb = HashBuilder::default().with_updates(true);
+    let mut walk = Walk::run(input, Feed::new(hb, true))?;
     let root = walk.hb.root();
-    let (_, updated) = walk.hb.split();
+    let (_, updated) = walk.hb.hb.split();
     Ok((
         root,
         NodeUpdates {
@@ -103,21 +106,23 @@ pub(super) fn trie_proof<V, O>(
     targets: Vec<Nibbles>,
 ) -> Result<(B256, ProofNodes), StoreError> {
     let retainer = ProofRetainer::new(targets);
-    let mut walk = Walk::run(input, HashBuilder::default().with_proof_retainer(retainer))?;
+    // Leaves go in as leaves: a proof holds the target's leaf node itself.
+    let hb = HashBuilder::default().with_proof_retainer(retainer);
+    let mut walk = Walk::run(input, Feed::new(hb, false))?;
     let root = walk.hb.root();
-    Ok((root, walk.hb.take_proof_nodes()))
+    Ok((root, walk.hb.hb.take_proof_nodes()))
 }
 
 struct Walk<'i, 'a, V, O> {
     input: &'i TrieInput<'a, V, O>,
-    hb: HashBuilder,
+    hb: Feed,
     buf: Vec<u8>,
     removed: Vec<Nibbles>,
 }
 
 impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
     /// Feeds the whole trie to `hb`.
-    fn run(input: &'i TrieInput<'a, V, O>, hb: HashBuilder) -> Result<Self, StoreError> {
+    fn run(input: &'i TrieInput<'a, V, O>, hb: Feed) -> Result<Self, StoreError> {
         let mut walk = Walk {
             input,
             hb,
@@ -152,16 +157,23 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                 self.leaves(lo, before)?;
             }
         }
-        // Children read as leaves (and empty ones between them) are read in one range, so a
-        // bottom branch costs one store read, not one per leaf.
+        // Children read from the store (and empty ones between them) are read in one range:
+        // one store read for a run of them, not one per leaf.
         let changed_mask = self.changed_children(path, path_hi);
+        let mut deletes = None;
         let mut pending: Option<(B256, B256)> = None;
         for nibble in 0..16u8 {
             let mut child = *path;
             child.push_unchecked(nibble);
             let (child_lo, child_hi) = bounds(&child);
             let changed = changed_mask.is_bit_set(nibble);
-            let hashed = node.hash_mask.is_bit_set(nibble) && !changed;
+            // A kept hash that is not a stored branch's may be a leaf's (see `feed`): it holds
+            // while this node stays a branch, which only a deletion under it can undo (the leaf
+            // would then move up, its node re-encoded). Then such children are read instead.
+            let hashed = node.hash_mask.is_bit_set(nibble)
+                && !changed
+                && (node.tree_mask.is_bit_set(nibble)
+                    || !*deletes.get_or_insert_with(|| self.deletes(path_lo, path_hi)));
             if hashed || node.tree_mask.is_bit_set(nibble) {
                 if let Some((from, to)) = pending.take() {
                     self.leaves(from, to)?;
@@ -193,6 +205,14 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
 
     fn changed(&self, lo: B256, hi: B256) -> bool {
         self.input.changes.range(lo..=hi).next().is_some()
+    }
+
+    /// Whether a change in `[lo, hi]` deletes a leaf.
+    fn deletes(&self, lo: B256, hi: B256) -> bool {
+        self.input
+            .changes
+            .range(lo..=hi)
+            .any(|(_, change)| (self.input.keep)(change).is_none())
     }
 
     /// Which children of the node at `path` (whose keys end at `path_hi`) hold a changed key:
@@ -407,8 +427,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn test_unchanged_subtrees_are_not_read() {
+    /// A 5,000-leaf trie with its nodes.
+    fn stored_trie() -> Memory {
         let mut trie = Memory {
             leaves: (0u64..5000)
                 .map(|n| {
@@ -422,11 +442,12 @@ mod tests {
         };
         let (_, updates) = trie.root(&BTreeMap::new());
         trie.commit(&BTreeMap::new(), &updates);
-        let changes: BTreeMap<B256, U256> = [(
-            alloy_primitives::keccak256(7u64.to_be_bytes()),
-            U256::from(99),
-        )]
-        .into();
+        trie
+    }
+
+    /// The root of `trie` after `changes`, checked against the reference, and how many
+    /// stored leaves the walk read.
+    fn leaves_read(trie: &Memory, changes: &BTreeMap<B256, U256>) -> usize {
         let reads = std::cell::Cell::new(0usize);
         let leaves = &trie.leaves;
         let stored = |lo: &B256, hi: &B256| -> Result<EntryIter<'_, U256>, StoreError> {
@@ -436,16 +457,38 @@ mod tests {
         };
         let (root, _) = trie_root(&TrieInput {
             nodes: &trie.nodes,
-            changes: &changes,
+            changes,
             keep: |v: &U256| (!v.is_zero()).then_some(*v),
             stored: &stored,
             encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
         })
         .expect("memory never fails");
         let mut after = trie.leaves.clone();
-        after.extend(changes);
+        for (key, value) in changes {
+            if value.is_zero() {
+                after.remove(key);
+            } else {
+                after.insert(*key, *value);
+            }
+        }
         assert_eq!(root, reference(&after));
-        // One path of a 5,000-leaf trie: a few bottom branches, not the whole trie.
-        assert!(reads.get() < 100, "read {} leaves", reads.get());
+        reads.get()
+    }
+
+    #[test]
+    fn test_only_changed_leaves_are_read() {
+        let trie = stored_trie();
+        let key = |n: u64| alloy_primitives::keccak256(n.to_be_bytes());
+        // An update reads the leaf it replaces and nothing else: its siblings' hashes are kept.
+        let update = BTreeMap::from([(key(7), U256::from(99))]);
+        assert_eq!(leaves_read(&trie, &update), 1);
+        // A new key reads at most the one leaf whose place it shares.
+        let insert = BTreeMap::from([(key(90_001), U256::from(5))]);
+        assert!(leaves_read(&trie, &insert) <= 1);
+        // A deletion may turn its branch into a leaf one level up: the branch's leaves are read.
+        let delete = BTreeMap::from([(key(7), U256::ZERO)]);
+        assert!(leaves_read(&trie, &delete) > 1);
+        // Still one path of a 5,000-leaf trie, not the whole trie.
+        assert!(leaves_read(&trie, &delete) < 100);
     }
 }
