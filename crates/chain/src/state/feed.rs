@@ -17,12 +17,13 @@ use alloy_trie::{HashBuilder, Nibbles, nodes::LeafNodeRef};
 
 /// A `HashBuilder` that takes leaves as their nodes' hashes (when `hash_leaves`), one item late.
 pub(super) struct Feed {
-    pub(super) hb: HashBuilder,
+    hb: HashBuilder,
     hash_leaves: bool,
     /// The key of the last item handed to `hb`.
     last: Option<Nibbles>,
-    /// A leaf waiting for the item after it, and its value.
+    /// A leaf waiting for the item after it; `value` holds its value.
     pending: Option<Nibbles>,
+    /// The last leaf's value, written in place by the caller's encoder.
     value: Vec<u8>,
     rlp: Vec<u8>,
 }
@@ -41,16 +42,18 @@ impl Feed {
         }
     }
 
-    /// Adds the leaf at `key` (keys in increasing order, as the `HashBuilder` wants them).
-    pub(super) fn add_leaf(&mut self, key: Nibbles, value: &[u8]) {
-        if !self.hash_leaves {
-            self.hb.add_leaf(key, value);
-            return;
-        }
+    /// Adds the leaf at `key` (keys in increasing order, as the `HashBuilder` wants them),
+    /// its value written by `encode`.
+    pub(super) fn add_leaf(&mut self, key: Nibbles, encode: impl FnOnce(&mut Vec<u8>)) {
+        // The waiting leaf's value is in the buffer: it goes in before the buffer is reused.
         self.flush(Some(&key));
-        self.pending = Some(key);
         self.value.clear();
-        self.value.extend_from_slice(value);
+        encode(&mut self.value);
+        if self.hash_leaves {
+            self.pending = Some(key);
+        } else {
+            self.hb.add_leaf(key, &self.value);
+        }
     }
 
     /// Adds the subtree at `path` by its hash.
@@ -64,6 +67,11 @@ impl Feed {
     pub(super) fn root(&mut self) -> B256 {
         self.flush(None);
         self.hb.root()
+    }
+
+    /// The `HashBuilder`, for its node updates or proof after [`root`](Self::root).
+    pub(super) fn into_builder(self) -> HashBuilder {
+        self.hb
     }
 
     /// Hands the waiting leaf to `hb`, now that the item after it (`next`) is known.
@@ -118,7 +126,7 @@ mod tests {
             let mut feed = Feed::new(HashBuilder::default(), true);
             for (key, value) in &leaves {
                 plain.add_leaf(*key, value);
-                feed.add_leaf(*key, value);
+                feed.add_leaf(*key, |out| out.extend_from_slice(value));
             }
             assert_eq!(feed.root(), plain.root(), "{n} leaves");
         }
@@ -131,7 +139,7 @@ mod tests {
         let mut feed = Feed::new(HashBuilder::default().with_updates(true), true);
         for (key, value) in &leaves {
             plain.add_leaf(*key, value);
-            feed.add_leaf(*key, value);
+            feed.add_leaf(*key, |out| out.extend_from_slice(value));
         }
         feed.root();
         plain.root();
@@ -142,7 +150,7 @@ mod tests {
                 .map(|node| node.hashes.len())
                 .sum::<usize>()
         };
-        let (fed, plain) = (count(feed.hb), count(plain));
+        let (fed, plain) = (count(feed.into_builder()), count(plain));
         // Nearly every leaf's hash is kept (the inlined ones are not); plainly only branches'.
         assert!(fed > plain + 200, "{fed} hashes kept, plainly {plain}");
     }

@@ -87,8 +87,8 @@ pub(super) fn trie_root<V, O>(
 ) -> Result<(B256, NodeUpdates), StoreError> {
     let hb = HashBuilder::default().with_updates(true);
     let mut walk = Walk::run(input, Feed::new(hb, true))?;
-    let root = walk.hb.root();
-    let (_, updated) = walk.hb.hb.split();
+    let root = walk.feed.root();
+    let (_, updated) = walk.feed.into_builder().split();
     Ok((
         root,
         NodeUpdates {
@@ -109,24 +109,22 @@ pub(super) fn trie_proof<V, O>(
     // Leaves go in as leaves: a proof holds the target's leaf node itself.
     let hb = HashBuilder::default().with_proof_retainer(retainer);
     let mut walk = Walk::run(input, Feed::new(hb, false))?;
-    let root = walk.hb.root();
-    Ok((root, walk.hb.hb.take_proof_nodes()))
+    let root = walk.feed.root();
+    Ok((root, walk.feed.into_builder().take_proof_nodes()))
 }
 
 struct Walk<'i, 'a, V, O> {
     input: &'i TrieInput<'a, V, O>,
-    hb: Feed,
-    buf: Vec<u8>,
+    feed: Feed,
     removed: Vec<Nibbles>,
 }
 
 impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
-    /// Feeds the whole trie to `hb`.
-    fn run(input: &'i TrieInput<'a, V, O>, hb: Feed) -> Result<Self, StoreError> {
+    /// Feeds the whole trie to `feed`.
+    fn run(input: &'i TrieInput<'a, V, O>, feed: Feed) -> Result<Self, StoreError> {
         let mut walk = Walk {
             input,
-            hb,
-            buf: Vec::with_capacity(128),
+            feed,
             removed: Vec::new(),
         };
         walk.subtree(Nibbles::default())?;
@@ -179,7 +177,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                     self.leaves(from, to)?;
                 }
                 if hashed {
-                    self.hb.add_branch(
+                    self.feed.add_branch(
                         child,
                         node.hash_for_nibble(nibble),
                         node.tree_mask.is_bit_set(nibble),
@@ -235,15 +233,13 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
 
     /// Feeds the leaves in `[lo, hi]`: the stored ones merged with the changes.
     fn leaves(&mut self, lo: B256, hi: B256) -> Result<(), StoreError> {
-        let Self { input, hb, buf, .. } = self;
+        let Self { input, feed, .. } = self;
         merge(
             (input.stored)(&lo, &hi)?,
             input.changes.range(lo..=hi),
             input.keep,
             |key, value| {
-                buf.clear();
-                (input.encode)(value, buf);
-                hb.add_leaf(Nibbles::unpack(key), buf);
+                feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(value, out));
             },
         )
     }
