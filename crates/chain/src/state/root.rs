@@ -148,22 +148,23 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
         self.removed.push(*path);
         let (lo, hi) = bounds(&prefix);
         let (path_lo, path_hi) = bounds(path);
-        // Beside the stored node's path only new keys can be: read only where one is.
+        // Beside the stored node's path only new keys can be, and nothing stored: no read.
         if path_lo > lo {
             let before = B256::from(U256::from_be_bytes(path_lo.0) - U256::from(1));
-            if self.changed(lo, before) {
-                self.leaves(lo, before)?;
-            }
+            self.new_leaves(lo, before);
         }
         // Children read from the store (and empty ones between them) are read in one range:
         // one store read for a run of them, not one per leaf.
-        let changed_mask = self.changed_children(path, path_hi);
+        let changed_mask = self.changed_children(path.len(), path_lo, path_hi);
         let mut deletes = None;
         let mut pending: Option<(B256, B256)> = None;
         for nibble in 0..16u8 {
             let mut child = *path;
             child.push_unchecked(nibble);
-            let (child_lo, child_hi) = bounds(&child);
+            let (child_lo, child_hi) = (
+                with_nibble(path_lo, path.len(), nibble),
+                with_nibble(path_hi, path.len(), nibble),
+            );
             let changed = changed_mask.is_bit_set(nibble);
             // A kept hash that is not a stored branch's may be a leaf's (see `feed`): it holds
             // while this node stays a branch, which only a deletion under it can undo (the leaf
@@ -185,8 +186,14 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                 } else {
                     self.subtree(child)?;
                 }
-            } else if node.state_mask.is_bit_set(nibble) || changed {
+            } else if node.state_mask.is_bit_set(nibble) {
                 pending = Some((pending.map_or(child_lo, |(from, _)| from), child_hi));
+            } else if changed {
+                // An empty child holds nothing stored: its new leaves go in without a read.
+                if let Some((from, to)) = pending.take() {
+                    self.leaves(from, to)?;
+                }
+                self.new_leaves(child_lo, child_hi);
             }
         }
         if let Some((from, to)) = pending {
@@ -194,15 +201,9 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
         }
         if path_hi < hi {
             let after = B256::from(U256::from_be_bytes(path_hi.0) + U256::from(1));
-            if self.changed(after, hi) {
-                self.leaves(after, hi)?;
-            }
+            self.new_leaves(after, hi);
         }
         Ok(())
-    }
-
-    fn changed(&self, lo: B256, hi: B256) -> bool {
-        self.input.changes.range(lo..=hi).next().is_some()
     }
 
     /// Whether a change in `[lo, hi]` deletes a leaf.
@@ -213,22 +214,31 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
             .any(|(_, change)| (self.input.keep)(change).is_none())
     }
 
-    /// Which children of the node at `path` (whose keys end at `path_hi`) hold a changed key:
-    /// one lookup per changed child, skipping from each to the next child's range.
-    fn changed_children(&self, path: &Nibbles, path_hi: B256) -> TrieMask {
+    /// Which children of the node whose path is `len` nibbles long and whose keys span
+    /// `[path_lo, path_hi]` hold a changed key: one lookup per changed child, skipping from each
+    /// to the next child's range.
+    fn changed_children(&self, len: usize, path_lo: B256, path_hi: B256) -> TrieMask {
         let mut mask = TrieMask::default();
-        let mut from = bounds(path).0;
+        let mut from = path_lo;
         while let Some((key, _)) = self.input.changes.range(from..=path_hi).next() {
-            let nibble = Nibbles::unpack(key).get_unchecked(path.len());
+            let nibble = nibble_at(key, len);
             mask.set_bit(nibble);
             if nibble == 0xf {
                 break;
             }
-            let mut next = *path;
-            next.push_unchecked(nibble + 1);
-            from = bounds(&next).0;
+            from = with_nibble(path_lo, len, nibble + 1);
         }
         mask
+    }
+
+    /// Feeds the changes in `[lo, hi]` that leave a leaf, where nothing is stored.
+    fn new_leaves(&mut self, lo: B256, hi: B256) {
+        let Self { input, feed, .. } = self;
+        for (key, change) in input.changes.range(lo..=hi) {
+            if let Some(value) = (input.keep)(change) {
+                feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(&value, out));
+            }
+        }
     }
 
     /// Feeds the leaves in `[lo, hi]`: the stored ones merged with the changes.
@@ -243,6 +253,28 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
             },
         )
     }
+}
+
+/// The nibble of `key` at `position` (0 is the high half of the first byte).
+fn nibble_at(key: &B256, position: usize) -> u8 {
+    let byte = key[position / 2];
+    if position.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
+}
+
+/// `key` with its nibble at `position` set to `nibble`: a child's key bounds from its
+/// parent's, without going over the path again.
+fn with_nibble(mut key: B256, position: usize, nibble: u8) -> B256 {
+    let byte = &mut key.0[position / 2];
+    *byte = if position.is_multiple_of(2) {
+        (*byte & 0x0f) | (nibble << 4)
+    } else {
+        (*byte & 0xf0) | nibble
+    };
+    key
 }
 
 /// The inclusive range of 32-byte keys that start with `prefix`.
@@ -444,10 +476,18 @@ mod tests {
     /// The root of `trie` after `changes`, checked against the reference, and how many
     /// stored leaves the walk read.
     fn leaves_read(trie: &Memory, changes: &BTreeMap<B256, U256>) -> usize {
+        store_reads(trie, changes).1
+    }
+
+    /// The root of `trie` after `changes`, checked against the reference, and how many times
+    /// the walk read the store and how many stored leaves it read.
+    fn store_reads(trie: &Memory, changes: &BTreeMap<B256, U256>) -> (usize, usize) {
         let reads = std::cell::Cell::new(0usize);
+        let calls = std::cell::Cell::new(0usize);
         let leaves = &trie.leaves;
         let stored = |lo: &B256, hi: &B256| -> Result<EntryIter<'_, U256>, StoreError> {
             let items: Vec<_> = leaves.range(*lo..=*hi).map(|(k, v)| Ok((*k, *v))).collect();
+            calls.set(calls.get() + 1);
             reads.set(reads.get() + items.len());
             Ok(Box::new(items.into_iter()))
         };
@@ -468,7 +508,7 @@ mod tests {
             }
         }
         assert_eq!(root, reference(&after));
-        reads.get()
+        (calls.get(), reads.get())
     }
 
     #[test]
@@ -486,5 +526,25 @@ mod tests {
         assert!(leaves_read(&trie, &delete) > 1);
         // Still one path of a 5,000-leaf trie, not the whole trie.
         assert!(leaves_read(&trie, &delete) < 100);
+    }
+
+    #[test]
+    fn test_a_new_key_where_nothing_is_stored_reads_nothing() {
+        let trie = stored_trie();
+        let inserts: Vec<(usize, usize)> = (100_000u64..100_050)
+            .map(|n| {
+                let change = (alloy_primitives::keccak256(n.to_be_bytes()), U256::from(n));
+                store_reads(&trie, &BTreeMap::from([change]))
+            })
+            .collect();
+        // A new key in an empty child of a stored branch makes no store call at all; one in
+        // a child that holds a leaf reads that leaf, once.
+        assert!(inserts.iter().any(|&(calls, _)| calls == 0));
+        assert!(
+            inserts
+                .iter()
+                .all(|&(calls, leaves)| calls <= 1 && leaves <= 1)
+        );
+        assert!(inserts.iter().all(|&(calls, leaves)| calls == leaves));
     }
 }
