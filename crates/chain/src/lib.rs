@@ -39,8 +39,8 @@ pub use head::HeadSource;
 pub use state::{
     AccountProof, BranchNodes, DiffMemo, EmptyState, EntryIter, HashedState, HashedStateDiff,
     MAX_SEARCH_NIBBLES, MissingNode, NodeUpdates, Prefetched, ProofError, ProofRequest,
-    ProvedState, StateError, StateSnapshot, StateSource, StorageDiff, StorageUpdates, StoreSource,
-    TrieNodes, TrieUpdates, key_under,
+    ProvedState, SlotsBefore, StateError, StateSnapshot, StateSource, StorageDiff, StorageUpdates,
+    StoreSource, TrieNodes, TrieUpdates, key_under,
 };
 pub use store::{
     AccountRecord, HISTORY_BLOCKS, LogField, PastState, ReadView, StoreError, StoredBlock,

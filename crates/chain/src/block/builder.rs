@@ -30,7 +30,7 @@ use crate::{
         roots::{OrderedGroups, ordered_root},
         touched::{self, Touch},
     },
-    state::{DiffMemo, HashedStateDiff, StateError, StateSnapshot},
+    state::{DiffMemo, HashedStateDiff, SlotsBefore, StateError, StateSnapshot},
     store::{StoreError, StoredBlock},
 };
 
@@ -529,14 +529,20 @@ impl BlockBuilder {
                     }
                 }
                 db.merge_transitions(BundleRetention::PlainState);
-                let changes = db
-                    .take_bundle()
-                    .to_plain_state(revm::database::OriginalValuesKnown::Yes);
+                let bundle = db.take_bundle();
+                let changes = bundle.to_plain_state(revm::database::OriginalValuesKnown::Yes);
+                // Execution read every changed slot's old value: the walk need not read it again.
+                let before = SlotsBefore::of(&bundle);
                 Ok(match nodes {
-                    Some(nodes) => {
-                        HashedStateDiff::after(previous.as_ref(), view, nodes, &changes, &mut memo)?
-                    }
-                    None => HashedStateDiff::new(view, snapshot.trie(), &changes)?,
+                    Some(nodes) => HashedStateDiff::after(
+                        previous.as_ref(),
+                        view,
+                        nodes,
+                        &changes,
+                        &before,
+                        &mut memo,
+                    )?,
+                    None => HashedStateDiff::new_knowing(view, snapshot.trie(), &changes, &before)?,
                 })
             },
             || {

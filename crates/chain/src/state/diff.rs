@@ -18,7 +18,7 @@ use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Encodable;
 use alloy_trie::EMPTY_ROOT_HASH;
 use rayon::prelude::*;
-use revm::database::states::StateChangeset;
+use revm::database::{BundleState, states::StateChangeset};
 
 use super::{
     EntryIter, HashedState, TrieNodes, TrieUpdates,
@@ -54,6 +54,37 @@ pub struct HashedStateDiff {
 /// An account's fields other than its storage root: what execution sets.
 type Fields = (u64, U256, B256);
 
+/// The values changed slots held before a block, as its execution read them. A seal that
+/// knows them does not read those slots from the store again; a value here that is not the
+/// stored one costs that read, never a wrong root (`root` checks it against the trie).
+#[derive(Debug, Clone, Default)]
+pub struct SlotsBefore(HashMap<Address, HashMap<U256, U256>>);
+
+impl SlotsBefore {
+    /// The values before `bundle` of its changed, non-zero slots, for accounts whose storage
+    /// it did not wipe.
+    pub fn of(bundle: &BundleState) -> Self {
+        let accounts = bundle
+            .state
+            .iter()
+            .filter(|(_, account)| !account.was_destroyed())
+            .map(|(address, account)| {
+                let slots = account
+                    .storage
+                    .iter()
+                    .filter(|(_, slot)| {
+                        slot.is_changed() && !slot.previous_or_original_value.is_zero()
+                    })
+                    .map(|(key, slot)| (*key, slot.previous_or_original_value))
+                    .collect::<HashMap<_, _>>();
+                (*address, slots)
+            })
+            .filter(|(_, slots)| !slots.is_empty())
+            .collect();
+        Self(accounts)
+    }
+}
+
 fn fields(record: &AccountRecord) -> Fields {
     (record.nonce, record.balance, record.code_hash)
 }
@@ -65,6 +96,8 @@ struct HashedChanges {
     accounts: BTreeMap<B256, Option<Fields>>,
     /// Storage changes by `keccak(address)`.
     storage: BTreeMap<B256, StorageDiff>,
+    /// Values before the changes of some changed slots ([`SlotsBefore`]), keyed as `storage`.
+    slots_before: HashMap<B256, HashMap<B256, U256>>,
 }
 
 /// `keccak` of the addresses and slots seen so far. A builder that seals one growing block
@@ -130,7 +163,24 @@ impl HashedChanges {
                 entry.slots.insert(keys.slot(*slot), *value);
             }
         }
-        Self { accounts, storage }
+        Self {
+            accounts,
+            storage,
+            slots_before: HashMap::new(),
+        }
+    }
+
+    /// These changes, with the values `before` knows of their slots.
+    fn knowing(mut self, before: &SlotsBefore, keys: &mut KeyHashes) -> Self {
+        for (address, slots) in &before.0 {
+            let hashed = keys.address(*address);
+            let known = slots
+                .iter()
+                .map(|(slot, value)| (keys.slot(*slot), *value))
+                .collect();
+            self.slots_before.insert(hashed, known);
+        }
+        self
     }
 
     /// Whether an account is deleted or its storage wiped: [`HashedStateDiff::after`] leaves
@@ -234,7 +284,18 @@ impl HashedStateDiff {
         nodes: Option<&TrieNodes>,
         changes: &StateChangeset,
     ) -> Result<Self, StoreError> {
-        let hashed_changes = HashedChanges::of(changes, &mut KeyHashes::default());
+        Self::new_knowing(base, nodes, changes, &SlotsBefore::default())
+    }
+
+    /// [`new`](Self::new), told what some changed slots held before (as execution read them).
+    pub fn new_knowing(
+        base: &(impl HashedState + Sync + ?Sized),
+        nodes: Option<&TrieNodes>,
+        changes: &StateChangeset,
+        before: &SlotsBefore,
+    ) -> Result<Self, StoreError> {
+        let mut keys = KeyHashes::default();
+        let hashed_changes = HashedChanges::of(changes, &mut keys).knowing(before, &mut keys);
         Self::from_changes(base, nodes, hashed_changes, changes)
     }
 
@@ -263,7 +324,8 @@ impl HashedStateDiff {
 
     /// The same diff as [`new`](Self::new) with `nodes`, computed from `previous` where given,
     /// an earlier diff on the same `base` and `nodes`: only what differs between the two is
-    /// hashed. `memo` carries what one call keeps for the next.
+    /// hashed. `memo` carries what one call keeps for the next; `before` is as in
+    /// [`new_knowing`](Self::new_knowing).
     ///
     /// Starts from `base` alone when `previous` was computed from other nodes, and when either
     /// deletes an account or wipes a storage (rare, and their tries would have to be rebuilt
@@ -273,6 +335,7 @@ impl HashedStateDiff {
         base: &(impl HashedState + Sync + ?Sized),
         nodes: &TrieNodes,
         changes: &StateChangeset,
+        before: &SlotsBefore,
         memo: &mut DiffMemo,
     ) -> Result<Self, StoreError> {
         let current = HashedChanges::of(changes, &mut memo.keys);
@@ -291,6 +354,8 @@ impl HashedStateDiff {
                 return Ok(diff);
             }
         }
+        // Values before the block hold on `base`, not on `previous`: only here are they of use.
+        let current = current.knowing(before, &mut memo.keys);
         let diff = Self::from_changes(base, Some(nodes), current, changes)?;
         // The next diff starts from this one: the nodes it leaves are made once, here.
         memo.nodes = nodes
@@ -412,6 +477,7 @@ fn hash(
     let HashedChanges {
         accounts: infos,
         mut storage,
+        slots_before,
     } = changes;
     // Storage tries are independent: their roots are computed in parallel, and the
     // account trie, which holds them, after.
@@ -431,19 +497,27 @@ fn hash(
                 None => old.as_ref().map(fields),
             };
             let Some((nonce, balance, code_hash)) = info else {
-                return Ok((*hashed, None, None));
+                return Ok((*hashed, None, None, old));
             };
             let (storage_root, updates) = match storage.get(hashed) {
                 Some(diff) => {
-                    let (root, nodes) =
-                        storage_root(base, trie_nodes.storage(hashed), hashed, Some(diff))?;
+                    let (root, nodes) = storage_root(
+                        base,
+                        trie_nodes.storage(hashed),
+                        hashed,
+                        Some(diff),
+                        slots_before.get(hashed),
+                    )?;
                     let updates = StorageUpdates {
                         wiped: diff.wiped,
                         nodes,
                     };
                     (root, Some(updates))
                 }
-                None => (old.map_or(EMPTY_ROOT_HASH, |o| o.storage_root), None),
+                None => (
+                    old.as_ref().map_or(EMPTY_ROOT_HASH, |o| o.storage_root),
+                    None,
+                ),
             };
             let record = AccountRecord {
                 nonce,
@@ -451,13 +525,18 @@ fn hash(
                 code_hash,
                 storage_root,
             };
-            Ok((*hashed, Some(record), updates))
+            Ok((*hashed, Some(record), updates, old))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
 
     let mut accounts = BTreeMap::new();
     let mut storage_tries = BTreeMap::new();
-    for (hashed, record, updates) in records {
+    // The records read above spare the account trie's walk reading them again.
+    let mut before = HashMap::with_capacity(records.len());
+    for (hashed, record, updates, old) in records {
+        if let Some(old) = old {
+            before.insert(hashed, old);
+        }
         if record.is_none() {
             // A deleted account's storage goes with it.
             storage.entry(hashed).or_default().wiped = true;
@@ -474,7 +553,8 @@ fn hash(
         accounts.insert(hashed, record);
     }
 
-    let (state_root, accounts_trie) = account_root(base, trie_nodes.accounts(), &accounts)?;
+    let (state_root, accounts_trie) =
+        account_root(base, trie_nodes.accounts(), &accounts, &before)?;
     Ok(Hashed {
         accounts,
         storage,
@@ -535,12 +615,14 @@ impl<S: HashedState + ?Sized> HashedState for Stacked<'_, S> {
     }
 }
 
-/// The storage root of one account after `diff` (none: as stored), walking `nodes`.
+/// The storage root of one account after `diff` (none: as stored), walking `nodes`; `before`
+/// holds values of changed slots as `base` has them, where the caller knows them.
 pub(super) fn storage_root(
     base: &(impl HashedState + ?Sized),
     nodes: &BranchNodes,
     hashed_address: &B256,
     diff: Option<&StorageDiff>,
+    before: Option<&HashMap<B256, U256>>,
 ) -> Result<(B256, NodeUpdates), StoreError> {
     let no_changes = BTreeMap::new();
     let wiped = diff.is_some_and(|d| d.wiped);
@@ -558,14 +640,17 @@ pub(super) fn storage_root(
         keep: |v: &U256| (!v.is_zero()).then_some(*v),
         stored: &stored,
         encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
+        before: &|key| before.and_then(|slots| slots.get(key)).copied(),
     })
 }
 
-/// The state root after replacing `accounts` (`None` deletes), walking `nodes`.
+/// The state root after replacing `accounts` (`None` deletes), walking `nodes`; `before`
+/// holds records of changed accounts as `base` has them, where the caller read them already.
 pub(super) fn account_root(
     base: &(impl HashedState + ?Sized),
     nodes: &BranchNodes,
     accounts: &BTreeMap<B256, Option<AccountRecord>>,
+    before: &HashMap<B256, AccountRecord>,
 ) -> Result<(B256, NodeUpdates), StoreError> {
     let stored = |lo: &B256, hi: &B256| base.accounts(lo, hi);
     trie_root(&TrieInput {
@@ -574,6 +659,7 @@ pub(super) fn account_root(
         keep: |r: &Option<AccountRecord>| *r,
         stored: &stored,
         encode: |r: &AccountRecord, out: &mut Vec<u8>| r.trie_account().encode(out),
+        before: &|hashed| before.get(hashed).copied(),
     })
 }
 
@@ -846,6 +932,26 @@ pub(crate) mod tests {
         Some(round)
     }
 
+    /// What the changed slots held in `parent`, as execution would have read them.
+    fn slots_before(parent: &Memory, changes: &StateChangeset) -> SlotsBefore {
+        let mut before = SlotsBefore::default();
+        for change in changes.storage.iter().filter(|c| !c.wipe_storage) {
+            let Some(stored) = parent.storage.get(&keccak256(change.address)) else {
+                continue;
+            };
+            let slots: HashMap<U256, U256> = change
+                .storage
+                .iter()
+                .filter_map(|(slot, _)| {
+                    let value = stored.get(&keccak256(B256::from(*slot)))?;
+                    Some((*slot, *value))
+                })
+                .collect();
+            before.0.insert(change.address, slots);
+        }
+        before
+    }
+
     #[test]
     fn test_a_seal_after_an_earlier_one_equals_the_seal_from_the_parent() {
         let tag = B256::repeat_byte(0xb1);
@@ -862,12 +968,19 @@ pub(crate) mod tests {
             // Candidates sealed one after the other, each from the one before.
             let mut candidate = changes(&mut rng, space, deletes);
             let mut memo = DiffMemo::default();
-            let mut previous = HashedStateDiff::after(None, &parent, &nodes, &candidate, &mut memo)
-                .expect("memory reads");
+            let before = slots_before(&parent, &candidate);
+            let mut previous =
+                HashedStateDiff::after(None, &parent, &nodes, &candidate, &before, &mut memo)
+                    .expect("memory reads");
+            let plain =
+                HashedStateDiff::new(&parent, Some(&nodes), &candidate).expect("memory reads");
+            assert_eq!(previous, plain, "seed {seed}: from the parent alone");
+            // Knowing what the changed slots held changes what is read, not the diff.
             assert_eq!(
-                previous,
-                HashedStateDiff::new(&parent, Some(&nodes), &candidate).expect("memory reads"),
-                "seed {seed}: from the parent alone"
+                HashedStateDiff::new_knowing(&parent, Some(&nodes), &candidate, &before)
+                    .expect("memory reads"),
+                plain,
+                "seed {seed}: knowing the slots before"
             );
             for round in 0..6 {
                 let earlier = candidate;
@@ -898,6 +1011,7 @@ pub(crate) mod tests {
                         &parent,
                         &nodes,
                         &candidate,
+                        &slots_before(&parent, &candidate),
                         &mut memo,
                     )
                     .expect("memory reads"),

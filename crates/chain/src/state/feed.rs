@@ -88,13 +88,18 @@ impl Feed {
             return;
         }
         let depth = before.unwrap_or(0).max(after.unwrap_or(0)) + 1;
-        self.rlp.clear();
-        let node = LeafNodeRef::new(&key.slice(depth..), &self.value).rlp(&mut self.rlp);
-        match node.as_hash() {
+        match leaf_hash(&key.slice(depth..), &self.value, &mut self.rlp) {
             Some(hash) => self.hb.add_branch(key.slice(..depth), hash, false),
             None => self.hb.add_leaf(key, &self.value),
         }
     }
+}
+
+/// The hash of the leaf node with the key's `rest` below where it hangs and the RLP `value`;
+/// `None` for a node short enough to be inlined. `rlp` is a reused buffer.
+pub(super) fn leaf_hash(rest: &Nibbles, value: &[u8], rlp: &mut Vec<u8>) -> Option<B256> {
+    rlp.clear();
+    LeafNodeRef::new(rest, value).rlp(rlp).as_hash()
 }
 
 #[cfg(test)]

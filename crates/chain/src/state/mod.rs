@@ -16,7 +16,7 @@ mod root;
 mod snapshot;
 mod source;
 
-pub use diff::{DiffMemo, HashedStateDiff, StorageDiff};
+pub use diff::{DiffMemo, HashedStateDiff, SlotsBefore, StorageDiff};
 pub use nodes::{StorageUpdates, TrieNodes, TrieUpdates};
 pub use proof::AccountProof;
 pub(crate) use proof::prove;

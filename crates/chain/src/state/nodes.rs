@@ -79,7 +79,7 @@ impl TrieNodes {
             }
         }
         for (hashed, record) in with_storage {
-            let (root, updates) = super::diff::storage_root(state, &NO_NODES, &hashed, None)?;
+            let (root, updates) = super::diff::storage_root(state, &NO_NODES, &hashed, None, None)?;
             if root != record.storage_root {
                 return Err(StoreError::Corrupt(
                     "an account's storage does not hash to its root",
@@ -89,7 +89,8 @@ impl TrieNodes {
                 nodes.storage.insert(hashed, Arc::new(updates.updated));
             }
         }
-        let (root, updates) = super::diff::account_root(state, &NO_NODES, &BTreeMap::new())?;
+        let (root, updates) =
+            super::diff::account_root(state, &NO_NODES, &BTreeMap::new(), &HashMap::new())?;
         if root != state_root {
             return Err(StoreError::Corrupt(
                 "the state does not hash to the head's root",

@@ -50,6 +50,7 @@ pub(crate) fn prove(
             keep: |r: &Option<AccountRecord>| *r,
             stored: &stored,
             encode: |r: &AccountRecord, out: &mut Vec<u8>| r.trie_account().encode(out),
+            before: &|_| None,
         },
         vec![Nibbles::unpack(hashed)],
     )?;
@@ -79,6 +80,7 @@ pub(crate) fn prove(
             keep: |v: &U256| (!v.is_zero()).then_some(*v),
             stored: &stored,
             encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
+            before: &|_| None,
         },
         hashed_slots.iter().map(|h| Nibbles::unpack(*h)).collect(),
     )?;

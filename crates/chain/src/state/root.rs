@@ -23,7 +23,10 @@ use alloy_trie::{
     proof::{ProofNodes, ProofRetainer},
 };
 
-use super::{EntryIter, feed::Feed};
+use super::{
+    EntryIter,
+    feed::{Feed, leaf_hash},
+};
 use crate::store::StoreError;
 
 /// The stored branch nodes of one trie, by path.
@@ -79,6 +82,10 @@ pub(super) struct TrieInput<'a, V, O> {
     pub stored: &'a StoredLeaves<'a, V>,
     /// A leaf value's RLP.
     pub encode: fn(&V, &mut Vec<u8>),
+    /// A changed key's value under the changes, where the caller already knows it (`None`:
+    /// absent, or not known). A changed leaf whose stored node is found to be this one is not
+    /// read from the store.
+    pub before: &'a dyn Fn(&B256) -> Option<V>,
 }
 
 /// The trie's root after the changes, and what became of its stored nodes.
@@ -117,6 +124,8 @@ struct Walk<'i, 'a, V, O> {
     input: &'i TrieInput<'a, V, O>,
     feed: Feed,
     removed: Vec<Nibbles>,
+    /// Buffers for hashing a known leaf.
+    scratch: (Vec<u8>, Vec<u8>),
 }
 
 impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
@@ -126,6 +135,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
             input,
             feed,
             removed: Vec::new(),
+            scratch: Default::default(),
         };
         walk.subtree(Nibbles::default())?;
         Ok(walk)
@@ -187,7 +197,20 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                     self.subtree(child)?;
                 }
             } else if node.state_mask.is_bit_set(nibble) {
-                pending = Some((pending.map_or(child_lo, |(from, _)| from), child_hi));
+                let known = (changed && node.hash_mask.is_bit_set(nibble))
+                    .then(|| self.known_leaf(&child, child_lo, child_hi, node, nibble))
+                    .flatten();
+                match known {
+                    Some(leaf) => {
+                        if let Some((from, to)) = pending.take() {
+                            self.leaves(from, to)?;
+                        }
+                        self.leaves_over(leaf, child_lo, child_hi);
+                    }
+                    None => {
+                        pending = Some((pending.map_or(child_lo, |(from, _)| from), child_hi));
+                    }
+                }
             } else if changed {
                 // An empty child holds nothing stored: its new leaves go in without a read.
                 if let Some((from, to)) = pending.take() {
@@ -239,6 +262,45 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                 feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(&value, out));
             }
         }
+    }
+
+    /// The one leaf stored at `child` (keys `[lo, hi]`) of `node`, without reading the store:
+    /// known when a changed key there had a value before whose leaf node, hung at `child`,
+    /// hashes to the child's stored hash. Anything else stored there (more leaves, another key)
+    /// would hash otherwise.
+    fn known_leaf(
+        &mut self,
+        child: &Nibbles,
+        lo: B256,
+        hi: B256,
+        node: &BranchNodeCompact,
+        nibble: u8,
+    ) -> Option<(B256, V)> {
+        let (key, value) = self
+            .input
+            .changes
+            .range(lo..=hi)
+            .find_map(|(key, _)| (self.input.before)(key).map(|value| (*key, value)))?;
+        let (encoded, rlp) = &mut self.scratch;
+        encoded.clear();
+        (self.input.encode)(&value, encoded);
+        let hash = leaf_hash(&Nibbles::unpack(key).slice(child.len()..), encoded, rlp)?;
+        (hash == node.hash_for_nibble(nibble)).then_some((key, value))
+    }
+
+    /// Feeds the leaves in `[lo, hi]` where `stored` is all the store holds there.
+    fn leaves_over(&mut self, stored: (B256, V), lo: B256, hi: B256) {
+        let Self { input, feed, .. } = self;
+        let stored = std::iter::once(Ok::<_, StoreError>(stored));
+        let fed = merge(
+            stored,
+            input.changes.range(lo..=hi),
+            input.keep,
+            |key, value| {
+                feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(value, out));
+            },
+        );
+        debug_assert!(fed.is_ok(), "an entry in memory does not fail");
     }
 
     /// Feeds the leaves in `[lo, hi]`: the stored ones merged with the changes.
@@ -378,6 +440,14 @@ mod tests {
 
     impl Memory {
         fn root(&self, changes: &BTreeMap<B256, U256>) -> (B256, NodeUpdates) {
+            self.root_knowing(changes, &BTreeMap::new())
+        }
+
+        fn root_knowing(
+            &self,
+            changes: &BTreeMap<B256, U256>,
+            before: &BTreeMap<B256, U256>,
+        ) -> (B256, NodeUpdates) {
             let leaves = &self.leaves;
             let stored = move |lo: &B256, hi: &B256| -> Result<EntryIter<'_, U256>, StoreError> {
                 Ok(Box::new(leaves.range(*lo..=*hi).map(|(k, v)| Ok((*k, *v)))))
@@ -388,6 +458,7 @@ mod tests {
                 keep: |v: &U256| (!v.is_zero()).then_some(*v),
                 stored: &stored,
                 encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
+                before: &|key| before.get(key).copied(),
             })
             .expect("memory never fails")
         }
@@ -440,7 +511,17 @@ mod tests {
                     };
                     changes.insert(key(&mut rng, space), value);
                 }
-                let (root, updates) = trie.root(&changes);
+                // The caller knows some values before the changes; some of what it "knows" is
+                // wrong, which must cost reads, never the root.
+                let before: BTreeMap<B256, U256> = changes
+                    .keys()
+                    .filter_map(|key| match rng.next_u64() % 4 {
+                        0 | 1 => trie.leaves.get(key).map(|v| (*key, *v)),
+                        2 => Some((*key, U256::from(rng.next_u64() % 1000 + 1))),
+                        _ => None,
+                    })
+                    .collect();
+                let (root, updates) = trie.root_knowing(&changes, &before);
                 trie.commit(&changes, &updates);
                 assert_eq!(root, reference(&trie.leaves), "seed {seed} round {round}");
                 // The nodes left are exactly those a full rebuild stores.
@@ -476,12 +557,17 @@ mod tests {
     /// The root of `trie` after `changes`, checked against the reference, and how many
     /// stored leaves the walk read.
     fn leaves_read(trie: &Memory, changes: &BTreeMap<B256, U256>) -> usize {
-        store_reads(trie, changes).1
+        store_reads(trie, changes, &BTreeMap::new()).1
     }
 
-    /// The root of `trie` after `changes`, checked against the reference, and how many times
-    /// the walk read the store and how many stored leaves it read.
-    fn store_reads(trie: &Memory, changes: &BTreeMap<B256, U256>) -> (usize, usize) {
+    /// The root of `trie` after `changes` (with `before` as the caller's knowledge of the
+    /// values under them), checked against the reference, and how many times the walk read
+    /// the store and how many stored leaves it read.
+    fn store_reads(
+        trie: &Memory,
+        changes: &BTreeMap<B256, U256>,
+        before: &BTreeMap<B256, U256>,
+    ) -> (usize, usize) {
         let reads = std::cell::Cell::new(0usize);
         let calls = std::cell::Cell::new(0usize);
         let leaves = &trie.leaves;
@@ -497,6 +583,7 @@ mod tests {
             keep: |v: &U256| (!v.is_zero()).then_some(*v),
             stored: &stored,
             encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
+            before: &|key| before.get(key).copied(),
         })
         .expect("memory never fails");
         let mut after = trie.leaves.clone();
@@ -534,7 +621,7 @@ mod tests {
         let inserts: Vec<(usize, usize)> = (100_000u64..100_050)
             .map(|n| {
                 let change = (alloy_primitives::keccak256(n.to_be_bytes()), U256::from(n));
-                store_reads(&trie, &BTreeMap::from([change]))
+                store_reads(&trie, &BTreeMap::from([change]), &BTreeMap::new())
             })
             .collect();
         // A new key in an empty child of a stored branch makes no store call at all; one in
@@ -546,5 +633,37 @@ mod tests {
                 .all(|&(calls, leaves)| calls <= 1 && leaves <= 1)
         );
         assert!(inserts.iter().all(|&(calls, leaves)| calls == leaves));
+    }
+
+    #[test]
+    fn test_a_changed_leaf_whose_value_before_is_known_is_not_read() {
+        let trie = stored_trie();
+        let changed: Vec<B256> = (0u64..40)
+            .map(|n| alloy_primitives::keccak256((n * 97).to_be_bytes()))
+            .collect();
+        let changes: BTreeMap<B256, U256> = changed
+            .iter()
+            .map(|key| (*key, trie.leaves[key] + U256::from(1)))
+            .collect();
+        let known: BTreeMap<B256, U256> = changed.iter().map(|k| (*k, trie.leaves[k])).collect();
+        let unknown = store_reads(&trie, &changes, &BTreeMap::new());
+        assert_eq!(unknown.1, 40, "unknown, each changed leaf is read");
+        assert_eq!(store_reads(&trie, &changes, &known), (0, 0));
+        // A value before that is not the stored one does not match the stored hash: the leaf
+        // is read, and the root is still right (checked inside).
+        let wrong: BTreeMap<B256, U256> = known
+            .iter()
+            .map(|(k, v)| (*k, *v + U256::from(7)))
+            .collect();
+        assert_eq!(store_reads(&trie, &changes, &wrong).1, 40);
+        // A known key beside a new one in the same place: the new one cannot hide the old.
+        let mut beside = changes.clone();
+        for n in 200_000u64..200_400 {
+            beside.insert(alloy_primitives::keccak256(n.to_be_bytes()), U256::from(n));
+        }
+        store_reads(&trie, &beside, &known);
+        // Deleting known leaves reads only what the collapse of their branches needs.
+        let deletes: BTreeMap<B256, U256> = changed.iter().map(|k| (*k, U256::ZERO)).collect();
+        store_reads(&trie, &deletes, &known);
     }
 }
