@@ -8,9 +8,9 @@
 //! that has a stored node below it is walked into; anything else (a changed leaf, a place where
 //! a new one goes) is read from the store merged with the changes, unless nothing is stored
 //! there (an empty child) or the caller knows the changed key's old value and the leaf node it
-//! makes hashes to the child's stored hash (then that leaf is all the child holds). A deletion may turn a branch
-//! into a single leaf one level up, so under a node where one happens the children kept only by
-//! hash that may be leaves are read too. The `HashBuilder` rebuilds the changed paths, including
+//! makes hashes to the child's stored hash (then that leaf is all the child holds). A deletion
+//! may turn a branch into a single leaf one level up, so under a node where one happens the
+//! children kept only by hash that may be leaves are read too. The `HashBuilder` rebuilds the changed paths, including
 //! the extensions and branches that appear or collapse, and reports the nodes it built: they
 //! replace the stored nodes the walk went through.
 //!
