@@ -124,6 +124,9 @@ pub(super) fn trie_proof<V, O>(
 
 struct Walk<'i, 'a, V, O> {
     input: &'i TrieInput<'a, V, O>,
+    /// The changes in key order, as a slice: the walk asks for the ones in a key range at
+    /// every node, and two binary searches over a slice cost less than a map's range.
+    changes: Vec<(&'a B256, &'a O)>,
     feed: Feed,
     removed: Vec<Nibbles>,
     /// Buffers for hashing a known leaf.
@@ -135,6 +138,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
     fn run(input: &'i TrieInput<'a, V, O>, feed: Feed) -> Result<Self, StoreError> {
         let mut walk = Walk {
             input,
+            changes: input.changes.iter().collect(),
             feed,
             removed: Vec::new(),
             scratch: Default::default(),
@@ -163,7 +167,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
         // Beside the stored node's path only new keys can be, and nothing stored: no read.
         if path_lo > lo {
             let before = B256::from(U256::from_be_bytes(path_lo.0) - U256::from(1));
-            self.new_leaves(lo, before);
+            self.new_leaves(lo, before)?;
         }
         // Children read from the store (and empty ones between them) are read in one range:
         // one store read for a run of them, not one per leaf.
@@ -207,7 +211,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                         if let Some((from, to)) = pending.take() {
                             self.leaves(from, to)?;
                         }
-                        self.leaves_over(leaf, child_lo, child_hi);
+                        self.leaves_over(leaf, child_lo, child_hi)?;
                     }
                     None => {
                         pending = Some((pending.map_or(child_lo, |(from, _)| from), child_hi));
@@ -218,7 +222,7 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
                 if let Some((from, to)) = pending.take() {
                     self.leaves(from, to)?;
                 }
-                self.new_leaves(child_lo, child_hi);
+                self.new_leaves(child_lo, child_hi)?;
             }
         }
         if let Some((from, to)) = pending {
@@ -226,44 +230,31 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
         }
         if path_hi < hi {
             let after = B256::from(U256::from_be_bytes(path_hi.0) + U256::from(1));
-            self.new_leaves(after, hi);
+            self.new_leaves(after, hi)?;
         }
         Ok(())
     }
 
     /// Whether a change in `[lo, hi]` deletes a leaf.
     fn deletes(&self, lo: B256, hi: B256) -> bool {
-        self.input
-            .changes
-            .range(lo..=hi)
+        within(&self.changes, lo, hi)
+            .iter()
             .any(|(_, change)| (self.input.keep)(change).is_none())
     }
 
     /// Which children of the node whose path is `len` nibbles long and whose keys span
-    /// `[path_lo, path_hi]` hold a changed key: one lookup per changed child, skipping from each
-    /// to the next child's range.
+    /// `[path_lo, path_hi]` hold a changed key.
     fn changed_children(&self, len: usize, path_lo: B256, path_hi: B256) -> TrieMask {
         let mut mask = TrieMask::default();
-        let mut from = path_lo;
-        while let Some((key, _)) = self.input.changes.range(from..=path_hi).next() {
-            let nibble = nibble_at(key, len);
-            mask.set_bit(nibble);
-            if nibble == 0xf {
-                break;
-            }
-            from = with_nibble(path_lo, len, nibble + 1);
+        for (key, _) in within(&self.changes, path_lo, path_hi) {
+            mask.set_bit(nibble_at(key, len));
         }
         mask
     }
 
     /// Feeds the changes in `[lo, hi]` that leave a leaf, where nothing is stored.
-    fn new_leaves(&mut self, lo: B256, hi: B256) {
-        let Self { input, feed, .. } = self;
-        for (key, change) in input.changes.range(lo..=hi) {
-            if let Some(value) = (input.keep)(change) {
-                feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(&value, out));
-            }
-        }
+    fn new_leaves(&mut self, lo: B256, hi: B256) -> Result<(), StoreError> {
+        self.merged(std::iter::empty(), lo, hi)
     }
 
     /// The one leaf stored at `child` (keys `[lo, hi]`) of `node`, without reading the store:
@@ -278,11 +269,9 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
         node: &BranchNodeCompact,
         nibble: u8,
     ) -> Option<(B256, V)> {
-        let (key, value) = self
-            .input
-            .changes
-            .range(lo..=hi)
-            .find_map(|(key, _)| (self.input.before)(key).map(|value| (*key, value)))?;
+        let (key, value) = within(&self.changes, lo, hi)
+            .iter()
+            .find_map(|(key, _)| (self.input.before)(key).map(|value| (**key, value)))?;
         let (encoded, rlp) = &mut self.scratch;
         encoded.clear();
         (self.input.encode)(&value, encoded);
@@ -291,32 +280,45 @@ impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
     }
 
     /// Feeds the leaves in `[lo, hi]` where `stored` is all the store holds there.
-    fn leaves_over(&mut self, stored: (B256, V), lo: B256, hi: B256) {
-        let Self { input, feed, .. } = self;
-        let stored = std::iter::once(Ok::<_, StoreError>(stored));
-        let fed = merge(
-            stored,
-            input.changes.range(lo..=hi),
-            input.keep,
-            |key, value| {
-                feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(value, out));
-            },
-        );
-        debug_assert!(fed.is_ok(), "an entry in memory does not fail");
+    fn leaves_over(&mut self, stored: (B256, V), lo: B256, hi: B256) -> Result<(), StoreError> {
+        self.merged(std::iter::once(Ok(stored)), lo, hi)
     }
 
     /// Feeds the leaves in `[lo, hi]`: the stored ones merged with the changes.
     fn leaves(&mut self, lo: B256, hi: B256) -> Result<(), StoreError> {
-        let Self { input, feed, .. } = self;
+        let stored = (self.input.stored)(&lo, &hi)?;
+        self.merged(stored, lo, hi)
+    }
+
+    /// Feeds `stored` (the stored leaves in `[lo, hi]`) merged with the changes there.
+    fn merged(
+        &mut self,
+        stored: impl Iterator<Item = Result<(B256, V), StoreError>>,
+        lo: B256,
+        hi: B256,
+    ) -> Result<(), StoreError> {
+        let Self {
+            input,
+            changes,
+            feed,
+            ..
+        } = self;
         merge(
-            (input.stored)(&lo, &hi)?,
-            input.changes.range(lo..=hi),
+            stored,
+            within(changes, lo, hi).iter().copied(),
             input.keep,
             |key, value| {
                 feed.add_leaf(Nibbles::unpack(key), |out| (input.encode)(value, out));
             },
         )
     }
+}
+
+/// The entries of sorted `changes` whose keys lie in `[lo, hi]`.
+fn within<'c, O>(changes: &'c [(&B256, &O)], lo: B256, hi: B256) -> &'c [(&'c B256, &'c O)] {
+    let start = changes.partition_point(|(key, _)| **key < lo);
+    let len = changes[start..].partition_point(|(key, _)| **key <= hi);
+    &changes[start..start + len]
 }
 
 /// The nibble of `key` at `position` (0 is the high half of the first byte).
