@@ -460,9 +460,7 @@ impl BlockBuilder {
         let (mut db, _env) = alloy_evm::Evm::finish(evm);
         db.set_state_hook(None);
         let post_block = post_block.map(|r| r.take()).unwrap_or_default();
-        let (envelopes, senders): (Vec<TxEnvelope>, Vec<Address>) =
-            transactions.into_iter().map(Recovered::into_parts).unzip();
-        let hashes: Vec<B256> = envelopes.iter().map(|tx| *tx.tx_hash()).collect();
+        let hashes: Vec<B256> = transactions.iter().map(|tx| *tx.tx_hash()).collect();
         // Key hashes hold on any parent; the rest only on the one it was kept for.
         let (mut earlier, mut memo) = match earlier {
             Some(mut c) => {
@@ -503,7 +501,7 @@ impl BlockBuilder {
         let (
             diff,
             (
-                (transactions_root, transaction_groups),
+                ((transactions_root, transaction_groups), (envelopes, senders)),
                 ((receipts_root, receipt_groups), logs_bloom),
             ),
         ) = rayon::join(
@@ -547,13 +545,18 @@ impl BlockBuilder {
             },
             || {
                 rayon::join(
-                    || {
-                        ordered_root(
-                            &envelopes,
-                            |tx, out| tx.encode_2718(out),
+                    move || {
+                        let root = ordered_root(
+                            &transactions,
+                            |tx, out| tx.inner().encode_2718(out),
                             transaction_groups,
                             unchanged,
-                        )
+                        );
+                        // Unwrapping the envelopes moves each one: done here, beside the state
+                        // root, rather than before it.
+                        let parts: (Vec<TxEnvelope>, Vec<Address>) =
+                            transactions.into_iter().map(Recovered::into_parts).unzip();
+                        (root, parts)
                     },
                     || {
                         let mut logs_bloom = Bloom::ZERO;
@@ -571,6 +574,9 @@ impl BlockBuilder {
                 )
             },
         );
+        // The execution state holds every account and slot the block touched: it is freed on
+        // the pool while the block is put together, not before the block is returned.
+        rayon::spawn(move || drop((db, touched)));
         let diff = diff?;
         let kept = SealCache {
             parent: parent.hash(),
