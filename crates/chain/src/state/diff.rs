@@ -23,7 +23,7 @@ use revm::database::{BundleState, states::StateChangeset};
 use super::{
     EntryIter, HashedState, TrieNodes, TrieUpdates,
     nodes::StorageUpdates,
-    root::{BranchNodes, NO_NODES, NodeUpdates, TrieInput, merge, trie_root},
+    root::{BranchNodes, NO_NODES, NodeUpdates, TrieInput, merge, trie_root_split},
 };
 use crate::store::{AccountRecord, StoreError};
 
@@ -618,7 +618,7 @@ impl<S: HashedState + ?Sized> HashedState for Stacked<'_, S> {
 /// The storage root of one account after `diff` (none: as stored), walking `nodes`; `before`
 /// holds values of changed slots as `base` has them, where the caller knows them.
 pub(super) fn storage_root(
-    base: &(impl HashedState + ?Sized),
+    base: &(impl HashedState + Sync + ?Sized),
     nodes: &BranchNodes,
     hashed_address: &B256,
     diff: Option<&StorageDiff>,
@@ -633,33 +633,33 @@ pub(super) fn storage_root(
             base.storage_slots(hashed_address, lo, hi)
         }
     };
-    trie_root(&TrieInput {
+    trie_root_split(&TrieInput {
         // After a wipe the old nodes describe nothing.
         nodes: if wiped { &NO_NODES } else { nodes },
         changes: diff.map_or(&no_changes, |d| &d.slots),
         keep: |v: &U256| (!v.is_zero()).then_some(*v),
         stored: &stored,
         encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
-        before: &|key| before.and_then(|slots| slots.get(key)).copied(),
+        before: &|key: &B256| before.and_then(|slots| slots.get(key)).copied(),
     })
 }
 
 /// The state root after replacing `accounts` (`None` deletes), walking `nodes`; `before`
 /// holds records of changed accounts as `base` has them, where the caller read them already.
 pub(super) fn account_root(
-    base: &(impl HashedState + ?Sized),
+    base: &(impl HashedState + Sync + ?Sized),
     nodes: &BranchNodes,
     accounts: &BTreeMap<B256, Option<AccountRecord>>,
     before: &HashMap<B256, AccountRecord>,
 ) -> Result<(B256, NodeUpdates), StoreError> {
     let stored = |lo: &B256, hi: &B256| base.accounts(lo, hi);
-    trie_root(&TrieInput {
+    trie_root_split(&TrieInput {
         nodes,
         changes: accounts,
         keep: |r: &Option<AccountRecord>| *r,
         stored: &stored,
         encode: |r: &AccountRecord, out: &mut Vec<u8>| r.trie_account().encode(out),
-        before: &|hashed| before.get(hashed).copied(),
+        before: &|hashed: &B256| before.get(hashed).copied(),
     })
 }
 

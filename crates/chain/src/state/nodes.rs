@@ -66,7 +66,7 @@ impl TrieNodes {
     /// Builds the nodes of `state`, the post-state of `block`, and checks them against the
     /// block's state root: every account's storage root, then the account trie's.
     pub(crate) fn build(
-        state: &(impl HashedState + ?Sized),
+        state: &(impl HashedState + Sync + ?Sized),
         block: B256,
         state_root: B256,
     ) -> Result<Self, StoreError> {

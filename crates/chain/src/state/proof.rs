@@ -50,7 +50,7 @@ pub(crate) fn prove(
             keep: |r: &Option<AccountRecord>| *r,
             stored: &stored,
             encode: |r: &AccountRecord, out: &mut Vec<u8>| r.trie_account().encode(out),
-            before: &|_| None,
+            before: &|_: &B256| None,
         },
         vec![Nibbles::unpack(hashed)],
     )?;
@@ -80,7 +80,7 @@ pub(crate) fn prove(
             keep: |v: &U256| (!v.is_zero()).then_some(*v),
             stored: &stored,
             encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
-            before: &|_| None,
+            before: &|_: &B256| None,
         },
         hashed_slots.iter().map(|h| Nibbles::unpack(*h)).collect(),
     )?;

@@ -25,6 +25,8 @@ use alloy_trie::{
     proof::{ProofNodes, ProofRetainer},
 };
 
+use rayon::prelude::*;
+
 use super::{
     EntryIter,
     feed::{Feed, leaf_hash},
@@ -69,11 +71,22 @@ impl NodeUpdates {
 }
 
 /// Reads a trie's stored leaves in an inclusive key range, in order.
-pub(super) type StoredLeaves<'a, V> =
-    dyn Fn(&B256, &B256) -> Result<EntryIter<'a, V>, StoreError> + 'a;
+pub(super) trait StoredLeaves<'a, V>:
+    Fn(&B256, &B256) -> Result<EntryIter<'a, V>, StoreError>
+{
+}
+impl<'a, V, F: Fn(&B256, &B256) -> Result<EntryIter<'a, V>, StoreError> + ?Sized>
+    StoredLeaves<'a, V> for F
+{
+}
+
+/// What the caller knows of changed keys' values before the changes.
+pub(super) trait KnownBefore<V>: Fn(&B256) -> Option<V> {}
+impl<V, F: Fn(&B256) -> Option<V> + ?Sized> KnownBefore<V> for F {}
 
 /// One trie as the walk reads it: the stored nodes and leaves underneath, and the changes.
-pub(super) struct TrieInput<'a, V, O> {
+/// The readers are generic so that an input whose readers can be shared is walked in parallel.
+pub(super) struct TrieInput<'a, V, O, S: ?Sized, K: ?Sized> {
     /// Stored branch nodes of the state under the changes.
     pub nodes: &'a BranchNodes,
     /// Changed leaves by key; `keep` says which survive and with what value.
@@ -81,19 +94,23 @@ pub(super) struct TrieInput<'a, V, O> {
     /// A change's new value, `None` when it deletes the leaf.
     pub keep: fn(&O) -> Option<V>,
     /// The stored leaves in an inclusive key range, in order.
-    pub stored: &'a StoredLeaves<'a, V>,
+    pub stored: &'a S,
     /// A leaf value's RLP.
     pub encode: fn(&V, &mut Vec<u8>),
     /// A changed key's value under the changes, where the caller already knows it (`None`:
     /// absent, or not known). A changed leaf whose stored node is found to be this one is not
     /// read from the store.
-    pub before: &'a dyn Fn(&B256) -> Option<V>,
+    pub before: &'a K,
 }
 
 /// The trie's root after the changes, and what became of its stored nodes.
-pub(super) fn trie_root<V, O>(
-    input: &TrieInput<'_, V, O>,
-) -> Result<(B256, NodeUpdates), StoreError> {
+pub(super) fn trie_root<'a, V, O, S, K>(
+    input: &TrieInput<'a, V, O, S, K>,
+) -> Result<(B256, NodeUpdates), StoreError>
+where
+    S: StoredLeaves<'a, V> + ?Sized,
+    K: KnownBefore<V> + ?Sized,
+{
     let hb = HashBuilder::default().with_updates(true);
     let mut walk = Walk::run(input, Feed::new(hb, true))?;
     let root = walk.feed.root();
@@ -107,13 +124,162 @@ pub(super) fn trie_root<V, O>(
     ))
 }
 
+/// Changes below which a root is walked on one thread: splitting costs a `HashBuilder` per
+/// changed child of the root and one more for the root itself.
+const SPLIT_CHANGES: usize = 64;
+
+/// [`trie_root`], with the subtrees under the root's changed children walked in parallel.
+///
+/// A subtree hashes the same wherever it is walked, as long as the root above it stays a
+/// branch: each changed child is fed to its own `HashBuilder` beside a made-up sibling, so that
+/// builder's root is a branch whose child there is the subtree's node, and the node's hash and
+/// stored flag are read off the made-up root's update. The children then go into one more
+/// builder as hashes. The walk stays on one thread for few changes, for a root that is not a
+/// stored branch over stored branches (a small trie), for a change where the root has no child
+/// yet (the root's own leaves would be needed), and when fewer than two children are left (the
+/// root would stop being a branch) or a child's node is too short to have a hash.
+pub(super) fn trie_root_split<'a, V, O, S, K>(
+    input: &TrieInput<'a, V, O, S, K>,
+) -> Result<(B256, NodeUpdates), StoreError>
+where
+    O: Sync,
+    S: StoredLeaves<'a, V> + Sync + ?Sized,
+    K: KnownBefore<V> + Sync + ?Sized,
+{
+    match split(input)? {
+        Some(done) => Ok(done),
+        None => trie_root(input),
+    }
+}
+
+/// A subtree under the root, walked on its own.
+struct Child {
+    nibble: u8,
+    /// The subtree's node hash and whether that node is stored; `None` when it is empty.
+    node: Option<(B256, bool)>,
+    removed: Vec<Nibbles>,
+    updated: BranchNodes,
+}
+
+fn split<'a, V, O, S, K>(
+    input: &TrieInput<'a, V, O, S, K>,
+) -> Result<Option<(B256, NodeUpdates)>, StoreError>
+where
+    O: Sync,
+    S: StoredLeaves<'a, V> + Sync + ?Sized,
+    K: KnownBefore<V> + Sync + ?Sized,
+{
+    let top = Nibbles::default();
+    let Some(node) = input.nodes.get(&top) else {
+        return Ok(None);
+    };
+    let children = node.state_mask;
+    if input.changes.len() < SPLIT_CHANGES
+        || node.tree_mask != children
+        || node.hash_mask != children
+    {
+        return Ok(None);
+    }
+    let mut changed = TrieMask::default();
+    for key in input.changes.keys() {
+        changed.set_bit(nibble_at(key, 0));
+    }
+    if changed.get() & !children.get() != 0 {
+        return Ok(None);
+    }
+    let nibbles: Vec<u8> = (0..16).filter(|n| changed.is_bit_set(*n)).collect();
+    let walked = nibbles
+        .into_par_iter()
+        .map(|nibble| walk_child(input, nibble))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(walked) = walked.into_iter().collect::<Option<Vec<Child>>>() else {
+        return Ok(None);
+    };
+    let kept = (children.get() & !changed.get()).count_ones() as usize;
+    if kept + walked.iter().filter(|c| c.node.is_some()).count() < 2 {
+        return Ok(None);
+    }
+    let mut hb = HashBuilder::default().with_updates(true);
+    let mut removed = vec![top];
+    let mut updated = BranchNodes::new();
+    let mut walked = walked.into_iter().peekable();
+    for nibble in 0..16u8 {
+        let path = Nibbles::from_nibbles_unchecked([nibble]);
+        if let Some(child) = walked.next_if(|c| c.nibble == nibble) {
+            if let Some((hash, stored)) = child.node {
+                hb.add_branch(path, hash, stored);
+            }
+            removed.extend(child.removed);
+            updated.extend(child.updated);
+        } else if children.is_bit_set(nibble) {
+            hb.add_branch(path, node.hash_for_nibble(nibble), true);
+        }
+    }
+    let root = hb.root();
+    let (_, top_nodes) = hb.split();
+    updated.extend(top_nodes);
+    Ok(Some((root, NodeUpdates { removed, updated })))
+}
+
+/// Walks the subtree under the root's child `nibble` on its own; `None` when its node is too
+/// short to be hashed.
+fn walk_child<'a, V, O, S, K>(
+    input: &TrieInput<'a, V, O, S, K>,
+    nibble: u8,
+) -> Result<Option<Child>, StoreError>
+where
+    S: StoredLeaves<'a, V> + ?Sized,
+    K: KnownBefore<V> + ?Sized,
+{
+    let path = Nibbles::from_nibbles_unchecked([nibble]);
+    let sibling = Nibbles::from_nibbles_unchecked([u8::from(nibble == 0)]);
+    let mut walk = Walk::new(
+        input,
+        Feed::new(HashBuilder::default().with_updates(true), true),
+    );
+    if sibling < path {
+        walk.feed.add_branch(sibling, B256::ZERO, false);
+    }
+    walk.subtree(path)?;
+    if sibling > path {
+        walk.feed.add_branch(sibling, B256::ZERO, false);
+    }
+    walk.feed.root();
+    let Walk { feed, removed, .. } = walk;
+    let (_, mut updated) = feed.into_builder().split();
+    // The made-up root holds the subtree's node as its child; with the subtree empty it is
+    // not a branch, and not stored.
+    let node = match updated.remove(&Nibbles::default()) {
+        Some(root) if root.state_mask.is_bit_set(nibble) => {
+            if !root.hash_mask.is_bit_set(nibble) {
+                return Ok(None);
+            }
+            Some((
+                root.hash_for_nibble(nibble),
+                root.tree_mask.is_bit_set(nibble),
+            ))
+        }
+        _ => None,
+    };
+    Ok(Some(Child {
+        nibble,
+        node,
+        removed,
+        updated: updated.into_iter().collect(),
+    }))
+}
+
 /// The trie's root after the changes, with the nodes on the path to each of `targets` (the
 /// proof of its leaf, or of its absence). A target must be among the changed keys, so the
 /// walk descends to it rather than taking its subtree's stored hash.
-pub(super) fn trie_proof<V, O>(
-    input: &TrieInput<'_, V, O>,
+pub(super) fn trie_proof<'a, V, O, S, K>(
+    input: &TrieInput<'a, V, O, S, K>,
     targets: Vec<Nibbles>,
-) -> Result<(B256, ProofNodes), StoreError> {
+) -> Result<(B256, ProofNodes), StoreError>
+where
+    S: StoredLeaves<'a, V> + ?Sized,
+    K: KnownBefore<V> + ?Sized,
+{
     let retainer = ProofRetainer::new(targets);
     // Leaves go in as leaves: a proof holds the target's leaf node itself.
     let hb = HashBuilder::default().with_proof_retainer(retainer);
@@ -122,8 +288,8 @@ pub(super) fn trie_proof<V, O>(
     Ok((root, walk.feed.into_builder().take_proof_nodes()))
 }
 
-struct Walk<'i, 'a, V, O> {
-    input: &'i TrieInput<'a, V, O>,
+struct Walk<'i, 'a, V, O, S: ?Sized, K: ?Sized> {
+    input: &'i TrieInput<'a, V, O, S, K>,
     /// The changes in key order, as a slice: the walk asks for the ones in a key range at
     /// every node, and two binary searches over a slice cost less than a map's range.
     changes: Vec<(&'a B256, &'a O)>,
@@ -133,16 +299,24 @@ struct Walk<'i, 'a, V, O> {
     scratch: (Vec<u8>, Vec<u8>),
 }
 
-impl<'i, 'a, V, O> Walk<'i, 'a, V, O> {
-    /// Feeds the whole trie to `feed`.
-    fn run(input: &'i TrieInput<'a, V, O>, feed: Feed) -> Result<Self, StoreError> {
-        let mut walk = Walk {
+impl<'i, 'a, V, O, S, K> Walk<'i, 'a, V, O, S, K>
+where
+    S: StoredLeaves<'a, V> + ?Sized,
+    K: KnownBefore<V> + ?Sized,
+{
+    fn new(input: &'i TrieInput<'a, V, O, S, K>, feed: Feed) -> Self {
+        Walk {
             input,
             changes: input.changes.iter().collect(),
             feed,
             removed: Vec::new(),
             scratch: Default::default(),
-        };
+        }
+    }
+
+    /// Feeds the whole trie to `feed`.
+    fn run(input: &'i TrieInput<'a, V, O, S, K>, feed: Feed) -> Result<Self, StoreError> {
+        let mut walk = Self::new(input, feed);
         walk.subtree(Nibbles::default())?;
         Ok(walk)
     }
@@ -456,13 +630,14 @@ mod tests {
             let stored = move |lo: &B256, hi: &B256| -> Result<EntryIter<'_, U256>, StoreError> {
                 Ok(Box::new(leaves.range(*lo..=*hi).map(|(k, v)| Ok((*k, *v)))))
             };
-            trie_root(&TrieInput {
+            // Split where the trie allows: the property test holds both ways to the reference.
+            trie_root_split(&TrieInput {
                 nodes: &self.nodes,
                 changes,
                 keep: |v: &U256| (!v.is_zero()).then_some(*v),
                 stored: &stored,
                 encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
-                before: &|key| before.get(key).copied(),
+                before: &|key: &B256| before.get(key).copied(),
             })
             .expect("memory never fails")
         }
@@ -587,7 +762,7 @@ mod tests {
             keep: |v: &U256| (!v.is_zero()).then_some(*v),
             stored: &stored,
             encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
-            before: &|key| before.get(key).copied(),
+            before: &|key: &B256| before.get(key).copied(),
         })
         .expect("memory never fails");
         let mut after = trie.leaves.clone();
@@ -617,6 +792,54 @@ mod tests {
         assert!(leaves_read(&trie, &delete) > 1);
         // Still one path of a 5,000-leaf trie, not the whole trie.
         assert!(leaves_read(&trie, &delete) < 100);
+    }
+
+    #[test]
+    fn test_a_split_root_equals_the_walk_on_one_thread() {
+        let trie = stored_trie();
+        let mut rng = Rng::new(7);
+        let mut split_at_least_once = false;
+        for round in 0..20u64 {
+            let mut changes = BTreeMap::new();
+            // Some rounds change keys under a few of the root's children only, some delete
+            // nearly everything under one.
+            let count = [70u64, 300, 1200][(round % 3) as usize];
+            for _ in 0..count {
+                let n = rng.next_u64() % 6000;
+                let value = match rng.next_u64() % 3 {
+                    0 => U256::ZERO,
+                    _ => U256::from(rng.next_u64() % 1000 + 1),
+                };
+                changes.insert(alloy_primitives::keccak256(n.to_be_bytes()), value);
+            }
+            if round % 4 == 3 {
+                for (key, _) in trie.leaves.iter().filter(|(k, _)| k[0] >> 4 == 0xa) {
+                    changes.insert(*key, U256::ZERO);
+                }
+            }
+            let leaves = &trie.leaves;
+            let stored = move |lo: &B256, hi: &B256| -> Result<EntryIter<'_, U256>, StoreError> {
+                Ok(Box::new(leaves.range(*lo..=*hi).map(|(k, v)| Ok((*k, *v)))))
+            };
+            let input = TrieInput {
+                nodes: &trie.nodes,
+                changes: &changes,
+                keep: |v: &U256| (!v.is_zero()).then_some(*v),
+                stored: &stored,
+                encode: |v: &U256, out: &mut Vec<u8>| v.encode(out),
+                before: &|_: &B256| None,
+            };
+            let one = trie_root(&input).expect("memory never fails");
+            if let Some((root, mut updates)) = split(&input).expect("memory never fails") {
+                split_at_least_once = true;
+                assert_eq!(root, one.0, "round {round}");
+                let mut expected = one.1.clone();
+                updates.removed.sort();
+                expected.removed.sort();
+                assert_eq!(updates, expected, "round {round}");
+            }
+        }
+        assert!(split_at_least_once);
     }
 
     #[test]
