@@ -17,7 +17,7 @@
 //! With no stored nodes the walk reads every leaf, which is the full rebuild; the property tests
 //! hold the two equal.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use alloy_primitives::{B256, U256};
 use alloy_trie::{
@@ -188,9 +188,10 @@ where
         return Ok(None);
     }
     let nibbles: Vec<u8> = (0..16).filter(|n| changed.is_bit_set(*n)).collect();
+    let sorted: Vec<_> = input.changes.iter().collect();
     let walked = nibbles
         .into_par_iter()
-        .map(|nibble| walk_child(input, nibble))
+        .map(|nibble| walk_child(input, &sorted, nibble))
         .collect::<Result<Vec<_>, _>>()?;
     let Some(walked) = walked.into_iter().collect::<Option<Vec<Child>>>() else {
         return Ok(None);
@@ -225,6 +226,7 @@ where
 /// short to be hashed.
 fn walk_child<'a, V, O, S, K>(
     input: &TrieInput<'a, V, O, S, K>,
+    changes: &[(&'a B256, &'a O)],
     nibble: u8,
 ) -> Result<Option<Child>, StoreError>
 where
@@ -233,10 +235,8 @@ where
 {
     let path = Nibbles::from_nibbles_unchecked([nibble]);
     let sibling = Nibbles::from_nibbles_unchecked([u8::from(nibble == 0)]);
-    let mut walk = Walk::new(
-        input,
-        Feed::new(HashBuilder::default().with_updates(true), true),
-    );
+    let hb = HashBuilder::default().with_updates(true);
+    let mut walk = Walk::new(input, Some(changes), Feed::new(hb, true));
     if sibling < path {
         walk.feed.add_branch(sibling, B256::ZERO, false);
     }
@@ -292,7 +292,7 @@ struct Walk<'i, 'a, V, O, S: ?Sized, K: ?Sized> {
     input: &'i TrieInput<'a, V, O, S, K>,
     /// The changes in key order, as a slice: the walk asks for the ones in a key range at
     /// every node, and two binary searches over a slice cost less than a map's range.
-    changes: Vec<(&'a B256, &'a O)>,
+    changes: Cow<'i, [(&'a B256, &'a O)]>,
     feed: Feed,
     removed: Vec<Nibbles>,
     /// Buffers for hashing a known leaf.
@@ -304,10 +304,19 @@ where
     S: StoredLeaves<'a, V> + ?Sized,
     K: KnownBefore<V> + ?Sized,
 {
-    fn new(input: &'i TrieInput<'a, V, O, S, K>, feed: Feed) -> Self {
+    /// A walk of `input` into `feed`; `changes` are `input`'s in a slice, where the caller has
+    /// them already.
+    fn new(
+        input: &'i TrieInput<'a, V, O, S, K>,
+        changes: Option<&'i [(&'a B256, &'a O)]>,
+        feed: Feed,
+    ) -> Self {
         Walk {
             input,
-            changes: input.changes.iter().collect(),
+            changes: match changes {
+                Some(changes) => Cow::Borrowed(changes),
+                None => Cow::Owned(input.changes.iter().collect()),
+            },
             feed,
             removed: Vec::new(),
             scratch: Default::default(),
@@ -316,7 +325,7 @@ where
 
     /// Feeds the whole trie to `feed`.
     fn run(input: &'i TrieInput<'a, V, O, S, K>, feed: Feed) -> Result<Self, StoreError> {
-        let mut walk = Self::new(input, feed);
+        let mut walk = Self::new(input, None, feed);
         walk.subtree(Nibbles::default())?;
         Ok(walk)
     }
