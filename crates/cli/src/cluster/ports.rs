@@ -1,6 +1,8 @@
 //! Handing out the ports of a multi-node devnet: every port distinct from every other the
 //! devnet uses, and each held (bound) from the moment it is chosen until the node that will
 //! listen on it starts, so the hub's own port-0 binds (its relay) cannot be given the same one.
+//! New ports come from below the kernel's ephemeral range, so that no outgoing connection can
+//! take one in the moment between the hub letting it go and the node binding it.
 
 use std::{
     collections::BTreeSet,
@@ -35,6 +37,16 @@ impl PortBook {
         }
         if let Some(port) = preferred {
             tracing::info!(port, "cli.devnet.port_moved");
+        }
+        // Below the ephemeral range first: a port there cannot be taken by an outgoing
+        // connection made on this machine between the release and the node's bind.
+        for port in quiet_ports().take(256) {
+            if self.used.contains(&port) {
+                continue;
+            }
+            if let Ok(listener) = TcpListener::bind((host, port)) {
+                return Ok(self.hold(port, listener));
+            }
         }
         // The kernel never hands out a port bound now, and every port of this book is bound
         // (or is a hub port, bound by the hub or checked below), so a retry only skips a
@@ -74,6 +86,31 @@ impl PortBook {
     }
 }
 
+/// The lowest port a free port is looked for at.
+const QUIET_FLOOR: u16 = 10_000;
+
+/// Ports between [`QUIET_FLOOR`] and the kernel's ephemeral range, from a random start.
+///
+/// The kernel gives outgoing connections (and binds to port 0) a local port from its ephemeral
+/// range. A node's port chosen there is free while the hub holds it, but once the hub lets it
+/// go, a connection made anywhere on the machine before the node binds can take it and the node
+/// fails to start (seen in CI, with other tests connecting beside a devnet). None where the range
+/// is unknown (not Linux) or leaves no room below it.
+fn quiet_ports() -> impl Iterator<Item = u16> {
+    let span = ephemeral_floor()
+        .unwrap_or(QUIET_FLOOR)
+        .saturating_sub(QUIET_FLOOR);
+    // Two devnets starting at once (tests) should not walk the same ports in step.
+    let start = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+    (0..span).map(move |i| QUIET_FLOOR + ((start + u64::from(i)) % u64::from(span)) as u16)
+}
+
+/// The first port of the kernel's ephemeral range, where it says (Linux).
+fn ephemeral_floor() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
+}
+
 /// An error unless every port in `ports` (what, port) is distinct.
 pub(crate) fn check_distinct<'a>(
     ports: impl IntoIterator<Item = (&'a str, u16)>,
@@ -108,6 +145,21 @@ mod tests {
         assert!(TcpListener::bind((LOOPBACK, a)).is_err(), "held");
         book.release();
         assert!(TcpListener::bind((LOOPBACK, a)).is_ok(), "released");
+    }
+
+    #[test]
+    fn test_a_free_port_is_found_below_the_ephemeral_range() {
+        let Some(floor) = ephemeral_floor().filter(|floor| *floor > QUIET_FLOOR + 1_000) else {
+            return;
+        };
+        let mut book = PortBook::new([]);
+        for _ in 0..8 {
+            let port = book.take(LOOPBACK, None).expect("a port");
+            assert!(
+                (QUIET_FLOOR..floor).contains(&port),
+                "port {port} is outside {QUIET_FLOOR}..{floor}"
+            );
+        }
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Devnet {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         // The banner names the bound address; reading it is the readiness event.
-        let url = lines
+        let Some(url) = lines
             .by_ref()
             .map(|line| line.expect("utf-8 banner"))
             .find_map(|line| {
@@ -102,7 +102,14 @@ impl Devnet {
                     .strip_prefix("rpc")
                     .map(|rest| rest.trim().to_string())
             })
-            .expect("banner prints the rpc url");
+        else {
+            // The data directory goes with the test: what it says why is shown now.
+            let status = child.wait().expect("the devnet is waited for");
+            panic!(
+                "the devnet ended ({status}) before its banner printed the rpc url\n{}",
+                log_tails(data_dir)
+            );
+        };
         let relay = lines
             .by_ref()
             .map(|line| line.expect("utf-8 banner"))
@@ -160,6 +167,44 @@ impl Devnet {
     fn interrupt(mut self) -> std::process::ExitStatus {
         interrupt(&mut self.child)
     }
+}
+
+/// The last lines of every log and output file under `dir` (a devnet's data directory), each
+/// under its path: what a failed start leaves to explain itself.
+fn log_tails(dir: &Path) -> String {
+    const LINES: usize = 40;
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() {
+                folders.push(path);
+            } else if name.ends_with(".log") || name.ends_with(".out") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut tails = String::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LINES)..];
+        tails.push_str(&format!(
+            "--- {} (last {} lines)\n",
+            file.display(),
+            tail.len()
+        ));
+        for line in tail {
+            tails.push_str(line);
+            tails.push('\n');
+        }
+    }
+    tails
 }
 
 /// Sends `child` SIGINT (Ctrl-C) and waits for it to exit.
