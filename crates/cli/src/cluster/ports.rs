@@ -94,14 +94,15 @@ const QUIET_FLOOR: u16 = 10_000;
 /// The kernel gives outgoing connections (and binds to port 0) a local port from its ephemeral
 /// range. A node's port chosen there is free while the hub holds it, but once the hub lets it
 /// go, a connection made anywhere on the machine before the node binds can take it and the node
-/// fails to start (seen in CI, with other tests connecting beside a devnet). None where the range
+/// fails to start (the likely cause of one failed start in CI, beside tests that connect). None where the range
 /// is unknown (not Linux) or leaves no room below it.
 fn quiet_ports() -> impl Iterator<Item = u16> {
     let span = ephemeral_floor()
         .unwrap_or(QUIET_FLOOR)
         .saturating_sub(QUIET_FLOOR);
     // Two devnets starting at once (tests) should not walk the same ports in step.
-    let start = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+    let random = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+    let start = random % u64::from(span.max(1));
     (0..span).map(move |i| QUIET_FLOOR + ((start + u64::from(i)) % u64::from(span)) as u16)
 }
 
