@@ -50,12 +50,25 @@ pub(crate) fn eventually<T>(
     within: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> T {
+    eventually_showing(what, within, || check().ok_or_else(String::new))
+}
+
+/// [`eventually`], where `check` says what it saw instead: a timeout shows its last word.
+pub(crate) fn eventually_showing<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        let seen = match check() {
+            Ok(found) => return found,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last seen: {seen}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -444,9 +457,10 @@ fn test_a_batch_replicates_call_by_call_and_a_wiped_log_does_not_reuse_numbers()
 
     // One signed batch to node 0: a refused bundle, the same bundle for seven target blocks
     // (the real clients' own pattern), a bundle and its cancel, a private transaction. The
-    // target is 10 s of slots ahead: every member must hold the orders before it passes, and
-    // with the whole suite running on 2 cores 5 s were once not enough.
-    let target = hub.head() + 20;
+    // target is 20 s of slots ahead: every member must hold the orders before it passes, and
+    // with the whole suite running on 2 cores (several 4-node devnets at once) 5 s, and once
+    // 10 s, were not enough.
+    let target = hub.head() + 40;
     let kept_tx = hub.signed_tx(SENDERS[0], TxSpec::default());
     let cancelled_tx = hub.signed_tx(SENDERS[1], TxSpec::default());
     let private_tx = hub.signed_tx(SENDERS[2], TxSpec::default());
@@ -503,18 +517,27 @@ fn test_a_batch_replicates_call_by_call_and_a_wiped_log_does_not_reuse_numbers()
     want.sort();
     for (i, node) in nodes.iter().enumerate().skip(1) {
         for block in [target, target + 6] {
-            eventually(
+            eventually_showing(
                 &format!("node {i} to hold the batch's orders for #{block}"),
-                Duration::from_secs(20),
+                Duration::from_secs(30),
                 || {
-                    let held = node.admin("cobuild_orderHashes", json!([block]))?;
+                    let held = node
+                        .admin("cobuild_orderHashes", json!([block]))
+                        .ok_or("no answer from its admin API")?;
                     let mut held: Vec<String> = held
-                        .as_array()?
+                        .as_array()
+                        .ok_or_else(|| format!("not a list: {held}"))?
                         .iter()
                         .filter_map(|h| h.as_str().map(str::to_lowercase))
                         .collect();
                     held.sort();
-                    (held == want).then_some(())
+                    if held == want {
+                        return Ok(());
+                    }
+                    Err(format!(
+                        "{held:?} (want {want:?}) at head {:?}",
+                        head(&hub.cast)
+                    ))
                 },
             );
         }
