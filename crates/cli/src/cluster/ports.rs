@@ -16,6 +16,8 @@ use eyre::WrapErr;
 pub(crate) struct PortBook {
     used: BTreeSet<u16>,
     held: Vec<TcpListener>,
+    /// How many ports lie between [`QUIET_FLOOR`] and the kernel's ephemeral range: read once.
+    quiet_span: u16,
 }
 
 impl PortBook {
@@ -24,6 +26,7 @@ impl PortBook {
         Self {
             used: reserved.into_iter().filter(|p| *p != 0).collect(),
             held: Vec::new(),
+            quiet_span: quiet_span(),
         }
     }
 
@@ -40,7 +43,7 @@ impl PortBook {
         }
         // Below the ephemeral range first: a port there cannot be taken by an outgoing
         // connection made on this machine between the release and the node's bind.
-        for port in quiet_ports().take(256) {
+        for port in quiet_ports(self.quiet_span).take(256) {
             if self.used.contains(&port) {
                 continue;
             }
@@ -89,17 +92,21 @@ impl PortBook {
 /// The lowest port a free port is looked for at.
 const QUIET_FLOOR: u16 = 10_000;
 
-/// Ports between [`QUIET_FLOOR`] and the kernel's ephemeral range, from a random start.
+/// How many ports lie between [`QUIET_FLOOR`] and the kernel's ephemeral range: none where
+/// the range is unknown (not Linux) or leaves no room below it.
+fn quiet_span() -> u16 {
+    ephemeral_floor()
+        .unwrap_or(QUIET_FLOOR)
+        .saturating_sub(QUIET_FLOOR)
+}
+
+/// The `span` ports from [`QUIET_FLOOR`] up, from a random start.
 ///
 /// The kernel gives outgoing connections (and binds to port 0) a local port from its ephemeral
 /// range. A node's port chosen there is free while the hub holds it, but once the hub lets it
-/// go, a connection made anywhere on the machine before the node binds can take it and the node
-/// fails to start (the likely cause of one failed start in CI, beside tests that connect). None where the range
-/// is unknown (not Linux) or leaves no room below it.
-fn quiet_ports() -> impl Iterator<Item = u16> {
-    let span = ephemeral_floor()
-        .unwrap_or(QUIET_FLOOR)
-        .saturating_sub(QUIET_FLOOR);
+/// go, a connection made anywhere on the machine before the node binds can take it and the
+/// node fails to start (the likely cause of one failed start in CI, beside tests that connect).
+fn quiet_ports(span: u16) -> impl Iterator<Item = u16> {
     // Two devnets starting at once (tests) should not walk the same ports in step.
     let random = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
     let start = random % u64::from(span.max(1));
