@@ -10,8 +10,8 @@ use serde_json::json;
 use super::{
     TxSpec, cobuild_ok,
     nodes::{
-        Killed, Member, REGISTRY_OWNER_KEY, SENDERS, eventually, four_members, landed,
-        remove_from_registry_contract,
+        Killed, Member, REGISTRY_OWNER_KEY, SENDERS, eventually, eventually_showing, four_members,
+        landed, remove_from_registry_contract,
     },
 };
 
@@ -23,9 +23,12 @@ fn final_slot(member: &Member<'_>) -> Option<u64> {
 
 /// Waits until every one of `nodes` holds final records up to `slot`; their last final slots.
 fn records_reach(nodes: &[Member<'_>], slot: u64, what: &str, within: Duration) -> Vec<u64> {
-    eventually(what, within, || {
-        let slots: Option<Vec<u64>> = nodes.iter().map(final_slot).collect();
-        slots.filter(|s| s.iter().all(|&last| last >= slot))
+    eventually_showing(what, within, || {
+        let slots: Vec<Option<u64>> = nodes.iter().map(final_slot).collect();
+        match slots.iter().copied().collect::<Option<Vec<u64>>>() {
+            Some(all) if all.iter().all(|&last| last >= slot) => Ok(all),
+            _ => Err(format!("final slots {slots:?}, want {slot} at each")),
+        }
     })
 }
 

@@ -8,7 +8,7 @@ mod relays;
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
@@ -55,12 +55,18 @@ struct Devnet {
     /// The local relay's builder API.
     relay: String,
     cast: Cast,
+    data_dir: PathBuf,
 }
 
 impl Drop for Devnet {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test takes its data directory with it: the logs are shown first, beside
+        // the test's own message (the harness prints what the failing test wrote).
+        if std::thread::panicking() {
+            eprintln!("{}", log_tails(&self.data_dir));
+        }
     }
 }
 
@@ -128,6 +134,7 @@ impl Devnet {
             url,
             relay,
             cast,
+            data_dir: data_dir.to_path_buf(),
         }
     }
 
