@@ -7,6 +7,7 @@
 //! component is judged by the same rules everywhere.
 
 mod bls;
+mod evm;
 mod hints;
 mod kind;
 mod mev;
@@ -16,6 +17,7 @@ mod spec;
 mod text;
 
 pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
+pub use evm::eth_evm;
 pub use hints::{Hints, PRIVACY_HINTS, take_hints};
 pub use kind::{AcceptedOrder, OrderKind, UnknownOrderKind};
 pub use mev::{

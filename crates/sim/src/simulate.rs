@@ -5,14 +5,14 @@
 //! per-transaction changes committed to the caller's state, so a rejected bundle leaves no trace.
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
-use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_evm::{Evm, EvmEnv, FromRecoveredTx};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
     DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::InvalidTransaction,
     database::CacheDB, state::EvmState,
 };
 
-use cobuild_primitives::{OrderRules, Ran, TxFate};
+use cobuild_primitives::{OrderRules, Ran, TxFate, eth_evm};
 
 use crate::{AccessSet, Order, StateKey};
 
@@ -79,28 +79,25 @@ where
 {
     let coinbase = env.block_env.beneficiary;
     let (changes, outcome) = {
-        let mut layer = CacheDB::new(&*db);
-        let before = balance(&layer, coinbase)?;
+        // One EVM for the order's transactions, each committed to the layer for the next.
+        let mut evm = eth_evm(CacheDB::new(&*db), env.clone());
+        let before = balance(evm.db(), coinbase)?;
         let mut changes: Vec<EvmState> = Vec::with_capacity(order.txs().len());
         let mut access = AccessSet::default();
         let mut kept = Vec::with_capacity(order.txs().len());
         let mut gas_used = 0;
         for tx in order.txs() {
             let hash = *tx.tx_hash();
-            let result = {
-                let mut evm = EthEvmFactory::default().create_evm(&mut layer, env.clone());
-                evm.transact(tx_env(tx))
-            };
             let Ran {
                 run,
                 result,
                 invalid,
-            } = Ran::from_outcome(result).map_err(|e| SimError(e.to_string()))?;
+            } = Ran::from_outcome(evm.transact(tx_env(tx))).map_err(|e| SimError(e.to_string()))?;
             match (order.fate(&hash, run), result) {
                 (TxFate::Keep, Some(result)) => {
-                    record_access(&layer, &result.state, coinbase, &mut access)?;
+                    record_access(evm.db(), &result.state, coinbase, &mut access)?;
                     gas_used += result.result.tx_gas_used();
-                    layer.commit(result.state.clone());
+                    evm.db_mut().commit(result.state.clone());
                     changes.push(result.state);
                     kept.push(hash);
                 }
@@ -117,7 +114,7 @@ where
         if !order.stands(kept.len()) {
             return Ok(Err(SimRejected::Empty));
         }
-        let after = balance(&layer, coinbase)?;
+        let after = balance(evm.db(), coinbase)?;
         let outcome = SimOutcome {
             gas_used,
             coinbase_profit: after.saturating_sub(before),

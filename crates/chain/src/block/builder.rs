@@ -14,7 +14,7 @@ use alloy_evm::{
     eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
 use alloy_primitives::{Address, B256, Bloom, U256};
-use cobuild_primitives::ChainSpec;
+use cobuild_primitives::{ChainSpec, eth_evm};
 use revm::{
     context::result::ExecutionResult,
     context_interface::result::{HaltReason, InvalidTransaction},
@@ -202,7 +202,7 @@ impl BlockBuilder {
             .with_database(WrapDatabaseRef(snapshot.clone()))
             .with_bundle_update()
             .build();
-        let evm = EthEvmFactory::default().create_evm(db, env);
+        let evm = eth_evm(db, env);
         let ctx = EthBlockExecutionCtx {
             parent_hash: parent.hash(),
             parent_beacon_block_root: Some(attrs.parent_beacon_block_root),
@@ -378,7 +378,7 @@ impl BlockBuilder {
             bal_state: state.bal_state.clone(),
             state_hook: None,
         };
-        let evm = EthEvmFactory::default().create_evm(db, env);
+        let evm = eth_evm(db, env);
         let mut executor = EthBlockExecutor::new(
             evm,
             self.executor.ctx.clone(),

@@ -9,12 +9,9 @@
 //! commit.
 
 use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
-use alloy_evm::{
-    Evm, EvmEnv, EvmFactory, FromRecoveredTx,
-    eth::{EthEvmFactory, EthTxResult},
-};
+use alloy_evm::{Evm, EvmEnv, FromRecoveredTx, eth::EthTxResult};
 use alloy_primitives::{B256, U256};
-use cobuild_primitives::{OrderRules, Ran, TxFate};
+use cobuild_primitives::{OrderRules, Ran, TxFate, eth_evm};
 use revm::{
     DatabaseCommit, DatabaseRef,
     context::TxEnv,
@@ -143,7 +140,7 @@ impl BlockBuilder {
         let evm = self.executor_evm();
         let env = EvmEnv::new(evm.cfg_env().clone(), evm.block().clone());
         let coinbase = env.block_env.beneficiary;
-        let mut scratch = EthEvmFactory::default().create_evm(CacheDB::new(evm.db()), env);
+        let mut scratch = eth_evm(CacheDB::new(evm.db()), env);
         let balance = |db: &CacheDB<_>| -> Result<U256, BlockError> {
             let info = DatabaseRef::basic_ref(db, coinbase).map_err(|e| {
                 BlockError::Execution(alloy_evm::block::BlockExecutionError::msg(e))

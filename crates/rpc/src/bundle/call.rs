@@ -2,11 +2,13 @@
 
 use alloy_consensus::{Header, Sealed, Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::BlockNumberOrTag;
-use alloy_evm::{Evm, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_evm::{Evm, FromRecoveredTx};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_rpc_types_mev::EthCallBundle;
 use cobuild_chain::{NextBlock, StateSnapshot, next_evm_env};
-use cobuild_primitives::{ChainSpec, OrderRules, Ran, TxFate, bundle_hash, decode_transactions};
+use cobuild_primitives::{
+    ChainSpec, OrderRules, Ran, TxFate, bundle_hash, decode_transactions, eth_evm,
+};
 use revm::{
     DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::ExecutionResult,
     database::CacheDB,
@@ -128,7 +130,7 @@ pub(super) fn run_bundle(
     charge(declared)?;
     let (coinbase, base_fee) = (next.beneficiary, next.base_fee);
     let env = next_evm_env(spec, head.inner(), next);
-    let mut evm = EthEvmFactory::default().create_evm(CacheDB::new(state), env);
+    let mut evm = eth_evm(CacheDB::new(state), env);
     let coinbase_balance =
         |evm: &alloy_evm::eth::EthEvm<CacheDB<StateSnapshot>, _, _>| -> Result<U256, RpcError> {
             Ok(evm

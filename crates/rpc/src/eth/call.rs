@@ -3,15 +3,12 @@
 
 use alloy_consensus::{Header, Sealed};
 use alloy_eips::eip2930::{AccessList, AccessListItem, AccessListResult};
-use alloy_evm::{
-    Evm, EvmEnv, EvmFactory, eth::EthEvmFactory, overrides::apply_state_overrides,
-    rpc::TryIntoTxEnv,
-};
+use alloy_evm::{Evm, EvmEnv, overrides::apply_state_overrides, rpc::TryIntoTxEnv};
 use alloy_primitives::{Address, U256};
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::{TransactionRequest, state::StateOverride};
 use cobuild_chain::StateSnapshot;
-use cobuild_primitives::ChainSpec;
+use cobuild_primitives::{ChainSpec, eth_evm};
 use revm::{
     context::TxEnv,
     context_interface::result::{ExecutionResult, HaltReason, ResultAndState},
@@ -86,7 +83,7 @@ fn run(p: &Prepared, gas_limit: u64) -> Result<ExecutionResult<HaltReason>, RpcE
 }
 
 fn run_tx(p: &Prepared, tx: TxEnv) -> Result<ResultAndState<HaltReason>, RpcError> {
-    let mut evm = EthEvmFactory::default().create_evm(p.db.clone(), p.env.clone());
+    let mut evm = eth_evm(p.db.clone(), p.env.clone());
     match evm.transact(tx) {
         Ok(result) => Ok(result),
         Err(revm::context_interface::result::EVMError::Transaction(invalid)) => {
