@@ -2,7 +2,7 @@
 //!
 //! The coinbase is left out: every order pays it, and builders measure its balance themselves.
 
-use std::collections::HashSet;
+use alloy_primitives::map::HashSet;
 
 use alloy_primitives::{Address, U256};
 

@@ -10,7 +10,6 @@
 
 use std::{
     cmp::Reverse,
-    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -19,7 +18,10 @@ use std::{
 
 use alloy_consensus::Transaction as _;
 use alloy_evm::EvmEnv;
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{
+    Address, U256,
+    map::{HashMap, HashSet},
+};
 use cobuild_chain::StateSnapshot;
 use cobuild_sim::{SimRejected, SimulatedOrder, StateKey, simulate_order};
 use revm::{context_interface::result::InvalidTransaction, database::CacheDB};
@@ -58,7 +60,7 @@ pub fn conflict_groups(orders: &[Arc<SimulatedOrder>]) -> Vec<Vec<usize>> {
         i
     }
     // Per key: the first order touching it, and whether anyone writes it.
-    let mut touched: HashMap<StateKey, (Vec<usize>, bool)> = HashMap::new();
+    let mut touched: HashMap<StateKey, (Vec<usize>, bool)> = HashMap::default();
     for (i, order) in orders.iter().enumerate() {
         for key in &order.outcome.access.reads {
             let entry = touched.entry(*key).or_default();
@@ -78,7 +80,7 @@ pub fn conflict_groups(orders: &[Arc<SimulatedOrder>]) -> Vec<Vec<usize>> {
             }
         }
     }
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::default();
     for i in 0..orders.len() {
         let root = find(&mut parent, i);
         groups.entry(root).or_default().push(i);
