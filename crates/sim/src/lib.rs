@@ -21,4 +21,6 @@ mod simulate;
 pub use access::{AccessSet, StateKey};
 pub use engine::{SimRound, SimulatedOrder, Simulator};
 pub use order::Order;
-pub use simulate::{SimError, SimOutcome, SimRejected, simulate_order};
+pub use simulate::{
+    SimError, SimOutcome, SimRejected, simulate_order, simulate_order_without_access,
+};

@@ -23,7 +23,7 @@ use alloy_primitives::{
     map::{HashMap, HashSet},
 };
 use cobuild_chain::StateSnapshot;
-use cobuild_sim::{SimRejected, SimulatedOrder, StateKey, simulate_order};
+use cobuild_sim::{SimRejected, SimulatedOrder, StateKey, simulate_order_without_access};
 use revm::{context_interface::result::InvalidTransaction, database::CacheDB};
 
 use crate::{
@@ -267,7 +267,7 @@ fn run(
     let mut kept_first = false;
     while let Some(i) = ready.pop() {
         let order = &orders[i];
-        let kept = match simulate_order(db, env, &order.order)? {
+        let kept = match simulate_order_without_access(db, env, &order.order)? {
             Ok(outcome) => {
                 let kept = SimulatedOrder {
                     order: order.order.clone(),
@@ -324,7 +324,7 @@ fn best_next(
         for i in sorted {
             stop.check()?;
             let mut trial = CacheDB::new(&db);
-            if let Ok(outcome) = simulate_order(&mut trial, env, &orders[i].order)? {
+            if let Ok(outcome) = simulate_order_without_access(&mut trial, env, &orders[i].order)? {
                 let value = expected_profit(&SimulatedOrder {
                     order: orders[i].order.clone(),
                     outcome,

@@ -15,8 +15,10 @@ use cobuild_chain::{
 };
 use cobuild_pool::{PooledBundle, PooledTx};
 use cobuild_primitives::INITIAL_BASE_FEE;
-use cobuild_sim::{Order, SimRejected, Simulator, StateKey, simulate_order};
-use revm::database::CacheDB;
+use cobuild_sim::{
+    Order, SimRejected, Simulator, StateKey, simulate_order, simulate_order_without_access,
+};
+use revm::{DatabaseRef, database::CacheDB};
 
 const COINBASE: Address = Address::repeat_byte(0xcb);
 
@@ -166,6 +168,46 @@ fn test_bundle_rules_and_direct_payments() {
         .expect("state reads")
         .expect("reverting is allowed");
     assert_eq!(outcome.kept, vec![hash]);
+}
+
+#[test]
+fn test_a_run_without_access_pays_uses_and_leaves_the_state_as_a_simulation_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let (_, state) = chain.head_state().expect("state");
+    let signers = dev_signers();
+    let env = env(&chain);
+    let to = Address::repeat_byte(0x42);
+    let order = Order::Bundle(bundle(
+        &[
+            sign(&signers[1], transfer(0, to, ETHER, 2 * GWEI)),
+            sign(&signers[1], transfer(1, COINBASE, ETHER, 0)),
+        ],
+        &[],
+    ));
+    let mut recorded = CacheDB::new(&state);
+    let full = simulate_order(&mut recorded, &env, &order)
+        .expect("state reads")
+        .expect("bundle runs");
+    let mut bare = CacheDB::new(&state);
+    let lean = simulate_order_without_access(&mut bare, &env, &order)
+        .expect("state reads")
+        .expect("bundle runs");
+    assert!(full.access.writes.contains(&StateKey::Account(to)));
+    assert!(lean.access.reads.is_empty() && lean.access.writes.is_empty());
+    assert_eq!(
+        (lean.gas_used, lean.coinbase_profit, &lean.kept),
+        (full.gas_used, full.coinbase_profit, &full.kept)
+    );
+    let balance = |db: &CacheDB<_>, who| db.basic_ref(who).expect("read").map(|a| a.balance);
+    assert_eq!(balance(&bare, to), balance(&recorded, to));
+    assert_eq!(balance(&bare, to), Some(U256::from(ETHER)));
+    // The layer moved on: the bundle's nonces are used.
+    let again = simulate_order_without_access(&mut bare, &env, &order).expect("state reads");
+    assert!(
+        matches!(again, Err(SimRejected::Invalid { .. })),
+        "{again:?}"
+    );
 }
 
 #[test]
