@@ -46,8 +46,8 @@ mod tests {
 
     use super::*;
 
-    /// A contract that calls itself `depth` deep through CALL, then returns the depth reached:
-    /// deeper than the eight frames revm would have made up front.
+    /// A contract that calls itself as many frames deep as its calldata says, each frame adding
+    /// one to slot 0 on the way out: deeper than the eight frames revm would have made up front.
     fn recursive_db(to: Address, caller: Address) -> CacheDB<EmptyDB> {
         let code = alloy_primitives::hex::decode(concat!(
             "600035",                         // PUSH1 0 CALLDATALOAD: d, the depth left

@@ -2,9 +2,7 @@
 //!
 //! The coinbase is left out: every order pays it, and builders measure its balance themselves.
 
-use alloy_primitives::map::HashSet;
-
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, U256, map::HashSet};
 
 /// A piece of state: an account's balance/nonce/code, or one storage slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -81,8 +81,8 @@ where
 }
 
 /// [`simulate_order`] for a caller that needs only what the order pays and uses: its outcome's
-/// `access` is left empty. Recording what each transaction touched is about a tenth of an
-/// order's simulation, and a search that runs orders many times in many sequences does not
+/// `access` is left empty. Recording what each transaction touched was about 7 % of the
+/// conflict search's runs, and a search that runs orders many times in many sequences does not
 /// read it.
 pub fn simulate_order_without_access<DB>(
     db: &mut CacheDB<DB>,
