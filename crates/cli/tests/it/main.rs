@@ -1252,6 +1252,63 @@ fn test_keys_new_then_show_prints_the_same_public_keys_and_no_secret() {
     );
 }
 
+/// A member whose RPC port is taken says so and stops before it reaches for the hub (here
+/// nothing answers at the hub's address; the node would wait 30 s for it).
+#[test]
+fn test_a_member_whose_rpc_port_is_taken_fails_at_once_naming_the_port() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_string();
+    let (key, registry, data) = (path("node.key"), path("members.toml"), path("node"));
+    cobuild_ok(&["keys", "new", "--out", &key]);
+    let free = |()| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let p2p = format!("127.0.0.1:{}", free(()));
+    cobuild_ok(&[
+        "registry",
+        "add",
+        "--file",
+        &registry,
+        "--key-file",
+        &key,
+        "--address",
+        &p2p,
+    ]);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port().to_string();
+    let nowhere = format!("http://127.0.0.1:{}", free(()));
+    let out = cobuild(&[
+        "node",
+        "--data-dir",
+        &data,
+        "--key-file",
+        &key,
+        "--registry",
+        &registry,
+        "--hub-rpc",
+        &nowhere,
+        "--relay-url",
+        &nowhere,
+        "--http-addr",
+        "127.0.0.1",
+        "--http-port",
+        &port,
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("the RPC server on 127.0.0.1:{port}")) && said.contains("in use"),
+        "{said}"
+    );
+}
+
 #[test]
 fn test_registry_add_list_remove_with_key_files() {
     let dir = tempfile::tempdir().expect("tempdir");

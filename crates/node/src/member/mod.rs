@@ -22,12 +22,14 @@ mod admin;
 mod config;
 mod follow;
 mod hub;
+mod ports;
 mod slots;
 
 pub use admin::MemberAdmin;
 pub use config::{MemberConfig, RegistrySource};
 pub use follow::{BlockSource, FollowError, Follower};
 pub use hub::{HubClient, HubError};
+pub use ports::PortError;
 
 use std::{
     future::Future,
@@ -48,6 +50,7 @@ use cobuild_relay::{
 };
 use tokio::sync::watch;
 
+use self::ports::PortHold;
 use crate::{
     bidding::{BiddingConfig, BiddingError, start_bidding},
     builder::Builder,
@@ -100,6 +103,9 @@ pub enum MemberError {
     /// The hub did not answer.
     #[error(transparent)]
     Hub(#[from] HubError),
+    /// A port the node must listen on is taken.
+    #[error(transparent)]
+    Port(#[from] PortError),
     /// The replica could not be read.
     #[error("the chain replica cannot be read: {0}")]
     Replica(String),
@@ -176,6 +182,10 @@ impl MemberNode {
                 address: member.address.clone(),
             })?,
         };
+        // Held until each server binds: see `ports`.
+        let rpc_port = PortHold::bind("the RPC server", config.orderflow.http_addr)?;
+        let admin_port = PortHold::bind("the admin API", config.admin_addr)?;
+        let p2p_port = PortHold::bind("the P2P transport", p2p_addr)?;
         let hub = HubClient::connect(&config.hub_rpc, config.hub_timeout).await?;
         let (chain_id, genesis) = wait_for_hub(&hub, config.hub_timeout).await?;
         let rollback = cobuild_chain::Rollback::accepted(config.accept_chain_rollback);
@@ -223,6 +233,7 @@ impl MemberNode {
             ledger::open_store(&config.data_dir).map_err(|e| MemberError::Ledger(e.to_string()))?;
         let refund_book =
             ledger::open_book(&config.data_dir).map_err(|e| MemberError::Ledger(e.to_string()))?;
+        p2p_port.release();
         let replication = NodeReplication::start(
             &ReplicationConfig {
                 data_dir: config.data_dir.clone(),
@@ -246,6 +257,7 @@ impl MemberNode {
         )
         .await?;
         replication.recovered().await?;
+        rpc_port.release();
         let orderflow = Orderflow::serve(
             pools,
             &chain,
@@ -288,6 +300,7 @@ impl MemberNode {
             bids: Arc::default(),
         };
         let token = admin_token(&config.data_dir).map_err(MemberError::Admin)?;
+        admin_port.release();
         let admin_server =
             cobuild_rpc::start_admin(config.admin_addr, token, Arc::new(admin.clone()))
                 .await
