@@ -261,6 +261,31 @@ fn node_endpoints(
     })
 }
 
+/// How long a node's RPC may take to answer the readiness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `addr` answers an HTTP request, whatever the answer. A connection alone says
+/// nothing: a node holds its ports with listening sockets from its first moment, long before it
+/// serves, and the kernel accepts connections to them that nothing will answer.
+async fn answers_http(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"net_version","params":[]}"#;
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+            BODY.len()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut first = [0u8; 1];
+        (stream.read(&mut first).await.ok()? > 0).then_some(())
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Some(()))
+    )
+}
+
 /// Waits until every node serves its RPC (polled: a child's readiness has no event the hub
 /// could wait for); an error naming the first node that exited (the others may have stopped
 /// because of it: a member without a quorum does not start), or the first not serving at the
@@ -275,8 +300,7 @@ async fn wait_for_nodes(
     loop {
         let mut still = Vec::with_capacity(waiting.len());
         for plan in waiting {
-            let addr = SocketAddr::new(host, plan.rpc_port);
-            if tokio::net::TcpStream::connect(addr).await.is_err() {
+            if !answers_http(SocketAddr::new(host, plan.rpc_port)).await {
                 still.push(plan);
             }
         }

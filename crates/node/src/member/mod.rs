@@ -183,9 +183,9 @@ impl MemberNode {
             })?,
         };
         // Held until each server binds: see `ports`.
-        let rpc_port = PortHold::bind("the RPC server", config.orderflow.http_addr)?;
-        let admin_port = PortHold::bind("the admin API", config.admin_addr)?;
-        let p2p_port = PortHold::bind("the P2P transport", p2p_addr)?;
+        let rpc_port = PortHold::bind("the RPC server", config.orderflow.http_addr).await?;
+        let admin_port = PortHold::bind("the admin API", config.admin_addr).await?;
+        let p2p_port = PortHold::bind("the P2P transport", p2p_addr).await?;
         let hub = HubClient::connect(&config.hub_rpc, config.hub_timeout).await?;
         let (chain_id, genesis) = wait_for_hub(&hub, config.hub_timeout).await?;
         let rollback = cobuild_chain::Rollback::accepted(config.accept_chain_rollback);

@@ -3,13 +3,27 @@
 //! A member opens its replica and recovers its order numbering before it serves, which takes a
 //! second or more. Until then the ports it was given are free for anything else on the machine
 //! to take, and the node fails late, after all that work. In CI another devnet's hub, looking
-//! for free ports to hand out, took a member's RPC port in that gap. Holding each port (bound
-//! and listening) from the start narrows the gap to the moment between letting it go and the
-//! server's bind, and a busy port fails the start at once, naming the port.
+//! for free ports to hand out, took a member's RPC port in that gap. Holding each port from the
+//! start narrows the gap to the moment between letting it go and the server's bind, and a busy
+//! port fails the start early, naming the port.
+//!
+//! A hold is a listening socket: Linux lets a port be shared by sockets that all allow reuse
+//! and none of which listens, so only a listener keeps a port from every other bind. A
+//! connection to a held port is accepted by the kernel but never answered, so whoever waits for
+//! the node (the devnet's hub) waits for an HTTP answer, not for a connection.
 
-use std::net::{SocketAddr, TcpListener};
+use std::{
+    io::ErrorKind,
+    net::{SocketAddr, TcpListener},
+    time::{Duration, Instant},
+};
 
-/// A port this node must listen on, or could not hold.
+/// How long a port in use is tried again before the start fails.
+const BUSY_GRACE: Duration = Duration::from_secs(3);
+/// Pause between tries.
+const BUSY_RETRY: Duration = Duration::from_millis(50);
+
+/// A port this node must listen on, and could not hold.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} on {addr}: {source}")]
 pub struct PortError {
@@ -26,25 +40,45 @@ pub struct PortError {
 #[derive(Debug)]
 pub(super) struct PortHold {
     /// `None` for port 0: the server takes any free port when it starts, nothing to hold.
-    listener: Option<TcpListener>,
+    socket: Option<TcpListener>,
 }
 
 impl PortHold {
-    /// Binds `addr` now, for the server named `what`.
-    pub(super) fn bind(what: &'static str, addr: SocketAddr) -> Result<Self, PortError> {
+    /// Binds `addr` for the server named `what`. A port in use is tried again for up to
+    /// [`BUSY_GRACE`]: a node restarted right after it was killed may start before the old
+    /// process has closed its sockets (binding a second or more into the start, as servers did
+    /// before the hold, hid that).
+    pub(super) async fn bind(what: &'static str, addr: SocketAddr) -> Result<Self, PortError> {
+        Self::bind_within(what, addr, BUSY_GRACE).await
+    }
+
+    async fn bind_within(
+        what: &'static str,
+        addr: SocketAddr,
+        grace: Duration,
+    ) -> Result<Self, PortError> {
         if addr.port() == 0 {
-            return Ok(Self { listener: None });
+            return Ok(Self { socket: None });
         }
-        let listener =
-            TcpListener::bind(addr).map_err(|source| PortError { what, addr, source })?;
-        Ok(Self {
-            listener: Some(listener),
-        })
+        let deadline = Instant::now() + grace;
+        loop {
+            match TcpListener::bind(addr) {
+                Ok(socket) => {
+                    return Ok(Self {
+                        socket: Some(socket),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    tokio::time::sleep(BUSY_RETRY).await;
+                }
+                Err(source) => return Err(PortError { what, addr, source }),
+            }
+        }
     }
 
     /// Lets the port go, just before its server binds it.
     pub(super) fn release(self) {
-        drop(self.listener);
+        drop(self.socket);
     }
 }
 
@@ -58,30 +92,47 @@ mod tests {
         (Ipv4Addr::LOCALHOST, port).into()
     }
 
-    #[test]
-    fn test_a_held_port_cannot_be_bound_until_released() {
+    #[tokio::test]
+    async fn test_a_held_port_cannot_be_bound_until_released() {
         let port = TcpListener::bind(loopback(0))
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let hold = PortHold::bind("rpc", loopback(port)).expect("hold");
+        let hold = PortHold::bind("rpc", loopback(port)).await.expect("hold");
         assert!(TcpListener::bind(loopback(port)).is_err(), "held");
         hold.release();
         TcpListener::bind(loopback(port)).expect("free once released");
     }
 
-    #[test]
-    fn test_a_busy_port_is_an_error_naming_it_and_port_0_holds_nothing() {
+    #[tokio::test]
+    async fn test_a_port_busy_past_the_grace_is_an_error_naming_it() {
         let busy = TcpListener::bind(loopback(0)).expect("bind");
         let addr = busy.local_addr().expect("addr");
-        let err = PortHold::bind("the RPC server", addr).expect_err("busy");
+        let err = PortHold::bind_within("the RPC server", addr, 2 * BUSY_RETRY)
+            .await
+            .expect_err("busy");
         assert_eq!((err.what, err.addr), ("the RPC server", addr));
+        assert_eq!(err.source.kind(), ErrorKind::AddrInUse);
         assert!(
             err.to_string()
                 .starts_with(&format!("the RPC server on {addr}: ")),
             "{err}"
         );
-        let any = PortHold::bind("admin", loopback(0)).expect("port 0");
-        assert!(any.listener.is_none());
+        let any = PortHold::bind("admin", loopback(0)).await.expect("port 0");
+        assert!(any.socket.is_none(), "port 0 holds nothing");
+    }
+
+    #[tokio::test]
+    async fn test_a_port_freed_within_the_grace_is_held() {
+        let busy = TcpListener::bind(loopback(0)).expect("bind");
+        let addr = busy.local_addr().expect("addr");
+        let holding = tokio::spawn(PortHold::bind("rpc", addr));
+        // On this one-thread runtime the task makes its first try (the port is busy) and waits
+        // before the old holder lets the port go.
+        tokio::task::yield_now().await;
+        drop(busy);
+        let hold = holding.await.expect("task").expect("held once freed");
+        assert!(TcpListener::bind(addr).is_err(), "held");
+        hold.release();
     }
 }
