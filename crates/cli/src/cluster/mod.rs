@@ -298,13 +298,23 @@ async fn wait_for_nodes(
 ) -> eyre::Result<()> {
     let mut waiting: Vec<&NodePlan> = plans.iter().collect();
     loop {
-        let mut still = Vec::with_capacity(waiting.len());
-        for plan in waiting {
-            if !answers_http(SocketAddr::new(host, plan.rpc_port)).await {
-                still.push(plan);
+        // All at once: a probe of a node still holding its port waits out its whole timeout.
+        let mut probes = tokio::task::JoinSet::new();
+        for (i, plan) in waiting.iter().enumerate() {
+            let addr = SocketAddr::new(host, plan.rpc_port);
+            probes.spawn(async move { (i, answers_http(addr).await) });
+        }
+        let mut answered = vec![false; waiting.len()];
+        while let Some(probe) = probes.join_next().await {
+            if let Ok((i, yes)) = probe {
+                answered[i] = yes;
             }
         }
-        waiting = still;
+        waiting = waiting
+            .into_iter()
+            .zip(answered)
+            .filter_map(|(plan, yes)| (!yes).then_some(plan))
+            .collect();
         if waiting.is_empty() {
             return Ok(());
         }
