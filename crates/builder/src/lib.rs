@@ -147,8 +147,7 @@ pub fn expected_profit(order: &SimulatedOrder) -> U256 {
 
 /// `percent` of `amount`, rounded down: refunds and the proposer's share.
 pub(crate) fn share(amount: U256, percent: u8) -> U256 {
-    // Most orders ask for no refund, and a 256-bit division is the dearest step of scoring the
-    // pool.
+    // Most orders ask for no refund: scoring the pool need not pay a 256-bit division for each.
     if percent == 0 {
         return U256::ZERO;
     }

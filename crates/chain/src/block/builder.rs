@@ -646,7 +646,6 @@ impl BlockBuilder {
     }
 }
 
-/// Sorts an execution error into "this transaction is rejected" or "this attempt is over".
 /// How many transactions a block of `gas_limit` can hold (each needs at least 21,000 gas),
 /// capped so a devnet's huge gas limit does not reserve gigabytes.
 fn tx_room(gas_limit: u64) -> usize {
@@ -654,6 +653,7 @@ fn tx_room(gas_limit: u64) -> usize {
     (gas_limit / 21_000).min(MAX_ROOM) as usize
 }
 
+/// Sorts an execution error into "this transaction is rejected" or "this attempt is over".
 fn rejection(err: BlockExecutionError) -> Result<TxRejected, BlockError> {
     match err {
         BlockExecutionError::Validation(BlockValidationError::InvalidTx { error, .. }) => {
