@@ -267,23 +267,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Whether `addr` answers an HTTP request, whatever the answer. A connection alone says
 /// nothing: a node holds its ports with listening sockets from its first moment, long before it
 /// serves, and the kernel accepts connections to them that nothing will answer.
-async fn answers_http(addr: SocketAddr) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn answers_http(client: &reqwest::Client, addr: SocketAddr) -> bool {
     const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"net_version","params":[]}"#;
-    let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-            BODY.len()
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut first = [0u8; 1];
-        (stream.read(&mut first).await.ok()? > 0).then_some(())
-    };
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
-        Ok(Some(()))
-    )
+    client
+        .post(format!("http://{addr}"))
+        .header("content-type", "application/json")
+        .body(BODY)
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .is_ok()
 }
 
 /// Waits until every node serves its RPC (polled: a child's readiness has no event the hub
@@ -297,12 +290,14 @@ async fn wait_for_nodes(
     deadline: Instant,
 ) -> eyre::Result<()> {
     let mut waiting: Vec<&NodePlan> = plans.iter().collect();
+    let client = reqwest::Client::new();
     loop {
         // All at once: a probe of a node still holding its port waits out its whole timeout.
         let mut probes = tokio::task::JoinSet::new();
         for (i, plan) in waiting.iter().enumerate() {
             let addr = SocketAddr::new(host, plan.rpc_port);
-            probes.spawn(async move { (i, answers_http(addr).await) });
+            let client = client.clone();
+            probes.spawn(async move { (i, answers_http(&client, addr).await) });
         }
         let mut answered = vec![false; waiting.len()];
         while let Some(probe) = probes.join_next().await {

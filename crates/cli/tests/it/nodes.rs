@@ -73,6 +73,41 @@ pub(crate) fn eventually_showing<T>(
     }
 }
 
+/// Runs `command` (a devnet writing under `data_dir`) to completion, or fails the test once
+/// `within` has passed: a devnet that never stops would otherwise hold the whole run without a
+/// word. A late devnet is stopped as Ctrl-C stops it (it stops its nodes), killed if that does not
+/// do, and its logs are shown.
+fn output_within(
+    command: &mut Command,
+    within: Duration,
+    data_dir: &std::path::Path,
+) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cobuild runs");
+    let pid = child.id().to_string();
+    let (done, exited) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    if let Ok(output) = exited.recv_timeout(within) {
+        return output.expect("cobuild's output is read");
+    }
+    let signal = |name: &str| {
+        let _ = Command::new("kill").args([name, &pid]).status();
+    };
+    signal("-INT");
+    if exited.recv_timeout(Duration::from_secs(15)).is_err() {
+        signal("-KILL");
+    }
+    panic!(
+        "cobuild did not exit within {within:?}\n{}",
+        super::log_tails(data_dir)
+    );
+}
+
 fn head(cast: &Cast) -> Option<u64> {
     cast.run(&["block-number"]).ok()?.parse().ok()
 }
@@ -607,7 +642,8 @@ fn test_a_node_that_cannot_start_stops_the_devnet_with_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Node 1's chain replica cannot be opened: its file is a directory.
     std::fs::create_dir_all(dir.path().join("node-1").join("chain.redb")).expect("mkdir");
-    let output = Command::new(env!("CARGO_BIN_EXE_cobuild"))
+    let mut devnet = Command::new(env!("CARGO_BIN_EXE_cobuild"));
+    devnet
         .args([
             "devnet",
             "--nodes",
@@ -620,9 +656,8 @@ fn test_a_node_that_cannot_start_stops_the_devnet_with_a_clear_error() {
         .arg("--no-demo-contracts")
         .arg("--data-dir")
         .arg(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("cobuild runs");
+        .stdin(Stdio::null());
+    let output = output_within(&mut devnet, Duration::from_secs(120), dir.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !output.status.success(),
