@@ -36,6 +36,14 @@ pub enum BenchError {
     /// Building on the execution client's state failed.
     #[error("execution client: {0}")]
     El(String),
+    /// One step of building on the execution client's state failed.
+    #[error("{step}: {source}")]
+    ElStep {
+        /// The step.
+        step: &'static str,
+        /// Why.
+        source: Box<BenchError>,
+    },
     /// Submitting a bid to the loopback relay failed.
     #[error("submitting to the loopback relay: {0}")]
     Relay(String),

@@ -106,8 +106,23 @@ pub struct AnvilFigure {
     pub gas_used: u64,
     /// What the coinbase gained in the mined block (tips plus bids, bundles not atomic).
     pub coinbase_gain: U256,
-    /// The same workload built on anvil's state read over JSON-RPC.
-    pub el: ElFigure,
+    /// The same workload built on anvil's state read over JSON-RPC, or why that failed. Its
+    /// failure is reported, not fatal: on a large pool anvil can take longer to answer a batch
+    /// of reads than the client waits, and the run's other figures still stand.
+    #[serde(serialize_with = "el_outcome")]
+    pub el: Result<ElFigure, String>,
+}
+
+/// A measured [`ElFigure`] as itself, a failed one as `{"error": why}`.
+fn el_outcome<S: serde::Serializer>(
+    el: &Result<ElFigure, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match el {
+        Ok(figure) => figure.serialize(serializer),
+        Err(why) => serde_json::json!({ "error": why }).serialize(serializer),
+    }
 }
 
 /// An anvil process on loopback, killed on drop.
@@ -327,7 +342,10 @@ pub(crate) async fn baseline(
     let url = format!("http://{}", process.addr);
     let el = std::thread::scope(|s| s.spawn(|| el::measure(&url, workload)).join())
         .map_err(|_| AnvilError::El("the measurement panicked".into()))?
-        .map_err(|e| AnvilError::El(e.to_string()))?;
+        .map_err(|e| e.to_string());
+    if let Err(why) = &el {
+        tracing::warn!(%why, "bench.anvil.el_failed");
+    }
     Ok(AnvilFigure {
         version,
         latency: Latency::from_samples(samples),
@@ -336,4 +354,27 @@ pub(crate) async fn baseline(
         coinbase_gain: last.2,
         el,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_a_failed_build_on_anvils_state_is_reported_in_the_json() {
+        let figure = AnvilFigure {
+            version: "anvil Version: 1.7.1".into(),
+            latency: Latency::from_samples(vec![Duration::from_millis(25)]),
+            txs: 1,
+            gas_used: 21_000,
+            coinbase_gain: U256::from(1u64),
+            el: Err("execution client did not answer within 10s".into()),
+        };
+        let json = serde_json::to_value(&figure).expect("serializes");
+        assert_eq!(
+            json["el"]["error"], "execution client did not answer within 10s",
+            "{json}"
+        );
+        assert!(json["latency"]["p50_ms"].as_f64() > Some(0.0), "{json}");
+    }
 }

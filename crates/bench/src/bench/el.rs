@@ -65,13 +65,18 @@ pub struct ElFigure {
     pub value: U256,
 }
 
+/// Times `run`, the step `name`, and counts its round trips; its error names it.
 fn step<T>(
+    name: &'static str,
     client: &ElClient,
     run: impl FnOnce() -> Result<T, BenchError>,
 ) -> Result<(T, ElStep), BenchError> {
     let trips = client.round_trips();
     let start = Instant::now();
-    let out = run()?;
+    let out = run().map_err(|source| BenchError::ElStep {
+        step: name,
+        source: Box::new(source),
+    })?;
     Ok((
         out,
         ElStep {
@@ -104,7 +109,7 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
         .iter()
         .map(|tx| &tx.tx)
         .chain(workload.bundles.iter().flat_map(|b| &b.bundle.txs));
-    let ((accounts, slots), fetch) = step(&client, || {
+    let ((accounts, slots), fetch) = step("reading ahead what the orders touch", &client, || {
         let touched = source.touched_by(txs).map_err(el_error)?;
         let accounts: Vec<Address> = touched
             .accounts
@@ -119,7 +124,7 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
     })?;
     let mut simulator =
         Simulator::new(EL_SIM_THREADS).map_err(|e| BenchError::Threads(e.to_string()))?;
-    let (round, sim) = step(&client, || {
+    let (round, sim) = step("simulating", &client, || {
         Ok(simulator.simulate(
             ctx.parent.hash(),
             &ctx.state,
@@ -128,7 +133,9 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
             &workload.bundles,
         )?)
     })?;
-    let (built, build) = step(&client, || build_block(&ctx, &round.orders, Algo::Greedy))?;
+    let (built, build) = step("building and sealing", &client, || {
+        build_block(&ctx, &round.orders, Algo::Greedy)
+    })?;
 
     // The same block on a fresh snapshot (nothing read or proved yet): re-executed untimed,
     // then sealed, fetching every proof.
@@ -139,7 +146,9 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
         head.number,
     );
     let prepared = prepare_seal(&cold, &built)?;
-    let (sealed, seal) = step(&fresh, || Ok(seal_block(prepared)?))?;
+    let (sealed, seal) = step("sealing on a fresh snapshot", &fresh, || {
+        Ok(seal_block(prepared)?)
+    })?;
     if sealed.block.hash != built.block.block.hash {
         return Err(BenchError::Replay(format!(
             "the greedy block sealed again on a fresh snapshot gave {}, not {}",

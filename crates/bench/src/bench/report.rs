@@ -199,7 +199,15 @@ impl fmt::Display for Rate {
 
 impl PoolReport {
     /// The slot's steps on anvil's state over JSON-RPC, beside the embedded chain's.
-    fn fmt_el(&self, f: &mut fmt::Formatter<'_>, el: &super::ElFigure) -> fmt::Result {
+    fn fmt_el(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        el: &Result<super::ElFigure, String>,
+    ) -> fmt::Result {
+        let el = match el {
+            Ok(el) => el,
+            Err(why) => return writeln!(f, "on anvil's state over JSON-RPC: failed: {why}"),
+        };
         let embedded_sim = self
             .sim
             .iter()

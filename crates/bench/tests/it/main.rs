@@ -204,7 +204,7 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
     // The same orders on anvil's state over JSON-RPC: the same ones valid, a block worth
     // something, sealed again from proofs to the same block (checked inside), with round trips
     // counted.
-    let el = &anvil.el;
+    let el = anvil.el.as_ref().expect("built on anvil's state");
     assert_eq!(
         el.valid, report.valid,
         "the same orders simulate on both states"
