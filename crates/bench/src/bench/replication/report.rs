@@ -15,8 +15,26 @@ impl fmt::Display for Us {
     }
 }
 
-/// The design target: accepted → at every member, p99 within this on loopback.
+/// The target (docs/invariants.md): accepted → at every member, p99 within this on loopback,
+/// at [`TARGET_RATE`] with [`TARGET_MEMBERS`].
 const TARGET_P99: Duration = Duration::from_millis(5);
+/// The rate the target is set at, in orders a second.
+const TARGET_RATE: f64 = 5_000.0;
+/// The members the target is set for.
+const TARGET_MEMBERS: usize = 4;
+
+/// Whether a fixed-rate phase meets the target: a run at a lower rate or with fewer members
+/// says nothing about it either way. The rate offered falls a little short of the rate asked
+/// (the offering loop's own time), hence the 2 % slack.
+fn target_outcome(members: usize, phase: &PhaseFigure) -> &'static str {
+    if members < TARGET_MEMBERS || phase.offered_per_sec < TARGET_RATE * 0.98 {
+        "not comparable (run below the target's rate or members)"
+    } else if phase.latency.p99 <= TARGET_P99 && phase.lost == 0 {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
 
 fn phase_row(f: &mut fmt::Formatter<'_>, name: &str, p: &PhaseFigure) -> fmt::Result {
     writeln!(
@@ -154,16 +172,17 @@ impl fmt::Display for ReplicationFigure {
             intake_row(f, "replication on", &intake.on)?;
             writeln!(f, "    ratio on / off: {:.3}", intake.ratio())?;
         }
-        let met = self.at_rate.latency.p99 <= TARGET_P99 && self.at_rate.lost == 0;
         writeln!(
             f,
-            "  target (DESIGN.md: p99 <= {} at 2,000 orders/s with 4 nodes, zero loss): this run {} orders/s, {} members: p99 {}, lost {} -> {}; after commit p99 {}",
+            "  target (p99 <= {} at {} orders/s with {} members, zero loss): this run {} orders/s, {} members: p99 {}, lost {} -> {}; after commit p99 {}",
             Ms(TARGET_P99),
+            Rate(TARGET_RATE),
+            TARGET_MEMBERS,
             Rate(self.at_rate.offered_per_sec),
             self.members,
             Ms(self.at_rate.latency.p99),
             self.at_rate.lost,
-            if met { "met" } else { "NOT met" },
+            target_outcome(self.members, &self.at_rate),
             Ms(self.at_rate.network.p99)
         )?;
         if let Some(ledger) = &self.ledger {
@@ -192,5 +211,36 @@ impl fmt::Display for ReplicationFigure {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Latency;
+
+    fn phase(offered_per_sec: f64, p99_ms: u64, lost: usize) -> PhaseFigure {
+        let latency = Latency::from_samples(vec![Duration::from_millis(p99_ms)]);
+        PhaseFigure {
+            offered: 1,
+            offered_per_sec,
+            replicated: 1 - lost,
+            lost,
+            duplicates: 0,
+            latency,
+            commit: latency,
+            network: latency,
+            replicated_per_sec: offered_per_sec,
+        }
+    }
+
+    #[test]
+    fn test_the_target_is_judged_only_at_its_rate_and_members() {
+        assert_eq!(target_outcome(4, &phase(4_990.0, 4, 0)), "met");
+        assert_eq!(target_outcome(4, &phase(4_990.0, 6, 0)), "NOT met");
+        assert_eq!(target_outcome(4, &phase(4_990.0, 4, 1)), "NOT met");
+        // The default run offers 2,000 a second: fast enough there says nothing at 5,000.
+        assert!(target_outcome(4, &phase(2_000.0, 4, 0)).starts_with("not comparable"));
+        assert!(target_outcome(3, &phase(5_000.0, 4, 0)).starts_with("not comparable"));
     }
 }
