@@ -66,7 +66,8 @@ pub enum AnvilError {
     /// Anvil's state after the setup differs from the workload's chain.
     #[error("anvil diverged from the workload chain: {0}")]
     Diverged(String),
-    /// Building on anvil's state over JSON-RPC failed.
+    /// Building on anvil's state over JSON-RPC panicked (a bug). Its errors are not this: they
+    /// go into [`AnvilFigure::el`] and the run goes on.
     #[error("building on anvil's state: {0}")]
     El(String),
 }

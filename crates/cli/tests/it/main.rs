@@ -12,7 +12,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use cobuild_test_utils::{Cast, tools_bin};
+use cobuild_test_utils::{Cast, free_port, tools_bin};
 use serde_json::Value;
 
 const DEV0_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -1260,13 +1260,7 @@ fn test_a_member_whose_rpc_port_is_taken_fails_at_once_naming_the_port() {
     let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_string();
     let (key, registry, data) = (path("node.key"), path("members.toml"), path("node"));
     cobuild_ok(&["keys", "new", "--out", &key]);
-    let free = |()| {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-    };
-    let p2p = format!("127.0.0.1:{}", free(()));
+    let p2p = format!("127.0.0.1:{}", free_port());
     cobuild_ok(&[
         "registry",
         "add",
@@ -1279,7 +1273,7 @@ fn test_a_member_whose_rpc_port_is_taken_fails_at_once_naming_the_port() {
     ]);
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port().to_string();
-    let nowhere = format!("http://127.0.0.1:{}", free(()));
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
     let out = cobuild(&[
         "node",
         "--data-dir",
