@@ -147,7 +147,7 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
     );
     let prepared = prepare_seal(&cold, &built)?;
     let (sealed, seal) = step("sealing on a fresh snapshot", &fresh, || {
-        Ok(seal_block(prepared)?)
+        Ok(seal_block(prepared)?.0)
     })?;
     if sealed.block.hash != built.block.block.hash {
         return Err(BenchError::Replay(format!(

@@ -142,7 +142,8 @@ pub fn prepare_full_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepa
 
 /// [`prepare_seal`] as a builder round meets the block: all but the last [`ROUND_TXS`]
 /// transactions executed and a copy of that sealed (untimed), then the rest executed, so the
-/// seal starts from what the copy's seal kept.
+/// seal starts from what the copy's seal kept; [`seal_block`] then seals a copy of this block,
+/// as a round does.
 pub fn prepare_round_seal(ctx: &BuildContext, built: &BuiltBlock) -> Result<Prepared, BenchError> {
     let txs = built.block.block.block.body.transactions.len();
     let split = txs.saturating_sub(ROUND_TXS);
@@ -186,10 +187,17 @@ fn replay_on(
 }
 
 /// Seals a filled block: the part of building a block that [`seal_block`] isolates.
-pub fn seal_block(prepared: Prepared) -> Result<ExecutedBlock, BlockError> {
+///
+/// A block prepared as a round meets it is sealed as a round seals its growing block: a copy
+/// ([`BlockBuilder::fork`]) is sealed and the block goes on. The copy is part of the round's
+/// cost, so it is timed; the block is handed back, so that dropping it is not.
+pub fn seal_block(prepared: Prepared) -> Result<(ExecutedBlock, Option<BlockBuilder>), BlockError> {
     match prepared.earlier {
-        Some(earlier) => Ok(prepared.builder.finish_cached(Some(earlier))?.0),
-        None => prepared.builder.finish(),
+        Some(earlier) => {
+            let (sealed, _) = prepared.builder.fork().finish_cached(Some(earlier))?;
+            Ok((sealed, Some(prepared.builder)))
+        }
+        None => Ok((prepared.builder.finish()?, None)),
     }
 }
 

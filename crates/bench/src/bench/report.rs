@@ -59,7 +59,8 @@ pub struct SealFigure {
     /// baseline of `latency`.
     pub full_rebuild: Latency,
     /// Latency of sealing the block again after its last `ROUND_TXS` transactions, starting
-    /// from what the seal before them kept, as a builder round does.
+    /// from what the seal before them kept, as a builder round does: the copy of the growing
+    /// block the round seals included.
     pub round: Latency,
     /// Latency of executing the block's transactions into a fresh builder (the fill part of a
     /// replay, for reference).
@@ -346,7 +347,7 @@ impl fmt::Display for PoolReport {
         )?;
         writeln!(
             f,
-            "  sealed again after its last {ROUND_TXS} txs, from what the earlier seal kept (as a builder round): p50 {}, p99 {}; round/full p50 {:.2}x",
+            "  sealed again after its last {ROUND_TXS} txs, from what the earlier seal kept, on a copy of the block that goes on growing (as a builder round): p50 {}, p99 {}; round/full p50 {:.2}x",
             Ms(self.seal.round.p50),
             Ms(self.seal.round.p99),
             self.seal.round.p50.as_secs_f64() / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)

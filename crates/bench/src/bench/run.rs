@@ -234,8 +234,9 @@ fn time_seal(
         let builder = prepare(ctx, best)?;
         let executed_in = start.elapsed();
         let start = Instant::now();
-        let sealed = seal_block(builder)?;
+        let (sealed, growing) = seal_block(builder)?;
         let sealed_in = start.elapsed();
+        drop(growing);
         if sealed.block.hash != best.block.block.hash {
             return Err(BenchError::Replay(format!(
                 "resealing the {} block gave {}, not {}",

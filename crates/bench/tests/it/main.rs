@@ -7,7 +7,10 @@ use std::{collections::HashSet, time::Duration};
 use alloy_sol_types::SolCall;
 use cobuild_bench::{
     AnvilConfig, BenchConfig, IntakeConfig, OrderKind, ReplicationConfig, Workload, WorkloadConfig,
-    bench::{Algo, BidLatencyConfig, Machine, Report, bid_latency, intake, sim_orders},
+    bench::{
+        Algo, BidLatencyConfig, Machine, Report, bid_latency, build_block, intake,
+        prepare_round_seal, seal_block, sim_orders,
+    },
     replication, run_pool,
 };
 use cobuild_builder::conflict_groups;
@@ -83,6 +86,28 @@ fn test_mix_has_every_kind_many_senders_and_several_nonces() {
         w.canonical.len(),
         raw,
         "bundles flattened into the canonical list"
+    );
+}
+
+#[test]
+fn test_a_round_seals_a_copy_and_its_block_goes_on_growing() {
+    let w = workload(200, 3);
+    let ctx = w.context().expect("context");
+    let round = simulate(&w);
+    let built = build_block(&ctx, &round.orders, Algo::Greedy).expect("builds");
+    let (sealed, growing) =
+        seal_block(prepare_round_seal(&ctx, &built).expect("replays")).expect("seals");
+    assert_eq!(sealed.block.hash, built.block.block.hash);
+    // The round's block is handed back whole, so the benchmark times the copy, not its drop,
+    // and the block could take more transactions and seal to the same block again.
+    let growing = growing.expect("a round seals a copy of its growing block");
+    assert_eq!(
+        growing.transactions().len(),
+        built.block.block.block.body.transactions.len()
+    );
+    assert_eq!(
+        growing.finish().expect("seals").block.hash,
+        built.block.block.hash
     );
 }
 
