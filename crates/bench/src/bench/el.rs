@@ -4,8 +4,8 @@
 //!
 //! One pass per step, each timed with the client's round trips, because a slot fills caches
 //! once (repeating a step would measure the caches): what the orders touch, each run alone by
-//! the client (one `eth_createAccessList` batch), read ahead in one batch (and one of new
-//! code); every order simulated (on more threads than cores: the reads wait on the client, not
+//! the client (`eth_createAccessList` batches), then read ahead (batches of proofs and values,
+//! and one of new code); every order simulated (on more threads than cores: the reads wait on the client, not
 //! the CPU); the greedy block built and sealed from proofs; then the same block sealed again
 //! on a fresh snapshot of the same block, where every proof is fetched (the first candidate of
 //! a slot), its transactions re-executed untimed first.
@@ -47,7 +47,9 @@ pub struct ElFigure {
     pub accounts: usize,
     /// Storage slots read ahead, the same way.
     pub slots: usize,
-    /// Listing what they touch and reading it ahead.
+    /// Listing what the orders touch: each run alone by the client.
+    pub list: ElStep,
+    /// Reading it ahead: a proof per account, a value per slot, the new code.
     pub fetch: ElStep,
     /// Simulating every order.
     pub sim: ElStep,
@@ -109,19 +111,23 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
         .iter()
         .map(|tx| &tx.tx)
         .chain(workload.bundles.iter().flat_map(|b| &b.bundle.txs));
-    let ((accounts, slots), fetch) = step("reading ahead what the orders touch", &client, || {
-        let touched = source.touched_by(txs).map_err(el_error)?;
-        let accounts: Vec<Address> = touched
-            .accounts
-            .into_iter()
-            .chain([ctx.attrs.fee_recipient])
-            .collect();
-        let slots: Vec<(Address, U256)> = touched.slots.into_iter().collect();
+    // Two steps, as the client's costs differ: an access list executes its transaction, a read
+    // (a proof, for an account) walks the client's trie.
+    let (touched, list) = step("listing what the orders touch", &client, || {
+        source.touched_by(txs).map_err(el_error)
+    })?;
+    let accounts: Vec<Address> = touched
+        .accounts
+        .into_iter()
+        .chain([ctx.attrs.fee_recipient])
+        .collect();
+    let slots: Vec<(Address, U256)> = touched.slots.into_iter().collect();
+    let ((), fetch) = step("reading ahead what the orders touch", &client, || {
         ctx.state
             .prefetch(&accounts, &slots)
-            .map_err(|e| BenchError::El(e.to_string()))?;
-        Ok((accounts.len(), slots.len()))
+            .map_err(|e| BenchError::El(e.to_string()))
     })?;
+    let (accounts, slots) = (accounts.len(), slots.len());
     let mut simulator =
         Simulator::new(EL_SIM_THREADS).map_err(|e| BenchError::Threads(e.to_string()))?;
     let (round, sim) = step("simulating", &client, || {
@@ -158,6 +164,7 @@ pub(crate) fn measure(url: &str, workload: &Workload) -> Result<ElFigure, BenchE
     Ok(ElFigure {
         accounts,
         slots,
+        list,
         fetch,
         sim,
         sim_threads: EL_SIM_THREADS,

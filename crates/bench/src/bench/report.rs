@@ -222,7 +222,9 @@ impl PoolReport {
         let vs = |a: Duration, b: Option<Duration>| ratio_text(b.and_then(|b| ratio(a, b)));
         writeln!(
             f,
-            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): read ahead what the orders touch ({} accounts, {} slots) {} [{}]; simulate ({} threads, their reads overlapping; vs 1 thread here) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
+            "on anvil's state over JSON-RPC (one pass; round trips in brackets; vs the embedded chain's p50): list what the orders touch (access lists) {} [{}], read it ahead ({} accounts, {} slots) {} [{}]; simulate ({} threads, their reads overlapping; vs 1 thread here) {} [{}] {}; greedy build and seal {} [{}] {}; the greedy block sealed from proofs on a fresh snapshot {} [{}]; block {} txs, {} ETH, {} orders valid",
+            Ms(el.list.time),
+            el.list.round_trips,
             el.accounts,
             el.slots,
             Ms(el.fetch.time),

@@ -236,7 +236,7 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
     );
     assert!(el.txs > 0 && !el.value.is_zero(), "{el:?}");
     assert!(
-        el.fetch.round_trips >= 1 && el.seal.round_trips >= 1,
+        el.list.round_trips >= 1 && el.fetch.round_trips >= 1 && el.seal.round_trips >= 1,
         "{el:?}"
     );
     assert!(report.ratio_vs_anvil("build_best").is_some());
