@@ -5,10 +5,10 @@
 //! One pass per step, each timed with the client's round trips, because a slot fills caches
 //! once (repeating a step would measure the caches): what the orders touch, each run alone by
 //! the client (`eth_createAccessList` batches), then read ahead (batches of proofs and values,
-//! and one of new code); every order simulated (on more threads than cores: the reads wait on the client, not
-//! the CPU); the greedy block built and sealed from proofs; then the same block sealed again
-//! on a fresh snapshot of the same block, where every proof is fetched (the first candidate of
-//! a slot), its transactions re-executed untimed first.
+//! and one of new code); every order simulated (on more threads than cores: the reads wait on
+//! the client, not the CPU); the greedy block built and sealed from proofs; then the same block
+//! sealed again on a fresh snapshot of the same block, where every proof is fetched (the first
+//! candidate of a slot), its transactions re-executed untimed first.
 //! Relay submission is not part of it (the bench has no relay).
 
 use std::{

@@ -214,14 +214,18 @@ fn log_tails(dir: &Path) -> String {
     tails
 }
 
+/// Sends process `pid` the signal `name` (`-INT`, `-KILL`, …) with kill(1); whether it was
+/// delivered.
+pub(crate) fn send_signal(pid: &str, name: &str) -> bool {
+    Command::new("kill")
+        .args([name, pid])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Sends `child` SIGINT (Ctrl-C) and waits for it to exit.
 fn interrupt(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
+    assert!(send_signal(&child.id().to_string(), "-INT"));
     child.wait().expect("exits")
 }
 
