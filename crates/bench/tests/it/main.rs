@@ -423,3 +423,63 @@ fn test_replication_reaches_every_member_with_and_without_load() {
     println!("{table}");
     assert!(table.contains("== replication: 4 members") && table.contains("ratio on / off"));
 }
+
+#[test]
+fn test_greedy_commits_orders_from_their_simulation_into_the_block_execution_would_build() {
+    use cobuild_builder::{GreedyBlock, Priority};
+    let w = workload(300, 5);
+    let ctx = w.context().expect("context");
+    let round = simulate(&w);
+    let replayable = round
+        .orders
+        .iter()
+        .filter(|o| o.outcome.replay.is_some())
+        .count();
+    assert!(
+        replayable * 2 > round.orders.len(),
+        "most simulated orders keep their execution: {replayable} of {}",
+        round.orders.len()
+    );
+    // The same orders with nothing to replay: every one is executed on the block.
+    let executed: Vec<_> = round
+        .orders
+        .iter()
+        .map(|o| {
+            let mut outcome = o.outcome.clone();
+            outcome.replay = None;
+            std::sync::Arc::new(SimulatedOrder {
+                order: o.order.clone(),
+                outcome,
+            })
+        })
+        .collect();
+    for priority in [Priority::ProfitPerGas, Priority::Profit] {
+        let build = |orders: &[std::sync::Arc<SimulatedOrder>]| {
+            let mut block = GreedyBlock::with_priority(&ctx, priority).expect("opens");
+            block.extend(orders).expect("builds");
+            let replayed = block.replayed();
+            (block.seal().expect("seals"), replayed)
+        };
+        let (replayed_block, replayed) = build(&round.orders);
+        let (executed_block, none) = build(&executed);
+        assert_eq!(none, 0);
+        let in_block = replayed_block.orders.len();
+        // A third of the workload trades on the same pools, and each trade changes what the
+        // next one reads: those run again. Transfers and token moves between other accounts
+        // do not.
+        assert!(
+            replayed * 4 > in_block,
+            "{}: {replayed} of {in_block} orders replayed",
+            priority.name()
+        );
+        assert!(replayed < in_block, "orders on the same pool run again");
+        assert_eq!(replayed_block.orders, executed_block.orders);
+        assert_eq!(replayed_block.value, executed_block.value);
+        assert_eq!(
+            replayed_block.block.block.hash,
+            executed_block.block.block.hash,
+            "{}: same roots, receipts and header",
+            priority.name()
+        );
+    }
+}
