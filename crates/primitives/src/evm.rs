@@ -238,4 +238,62 @@ mod tests {
         assert_eq!(lean.result, factory.result);
         assert_eq!(lean.state, factory.state);
     }
+
+    #[test]
+    fn test_a_watch_notes_the_accounts_whose_balance_the_code_depends_on() {
+        let to = Address::repeat_byte(0x11);
+        let caller = Address::repeat_byte(0x22);
+        let coinbase = Address::repeat_byte(0xcb);
+        let probed = Address::repeat_byte(0x33);
+        let paid = Address::repeat_byte(0x44);
+        let mut code = vec![0x41, 0x31, 0x50]; // COINBASE BALANCE POP
+        code.push(0x73); // PUSH20 probed EXTCODEHASH POP
+        code.extend_from_slice(probed.as_slice());
+        code.extend_from_slice(&[0x3f, 0x50]);
+        code.extend_from_slice(&[0x60, 0, 0x60, 0, 0x60, 0, 0x60, 0, 0x60, 1]); // out, in, value 1
+        code.push(0x73); // PUSH20 paid GAS CALL POP
+        code.extend_from_slice(paid.as_slice());
+        code.extend_from_slice(&[0x5a, 0xf1, 0x50]);
+        code.extend_from_slice(&[0x47, 0x50, 0x00]); // SELFBALANCE POP STOP
+        let code = Bytecode::new_raw(code.into());
+        let mut db = CacheDB::new(EmptyDB::default());
+        db.insert_account_info(
+            to,
+            AccountInfo {
+                balance: U256::from(10),
+                code_hash: code.hash_slow(),
+                code: Some(code),
+                ..Default::default()
+            },
+        );
+        db.insert_account_info(
+            caller,
+            AccountInfo {
+                balance: U256::from(10u128.pow(18)),
+                ..Default::default()
+            },
+        );
+        let mut env: EvmEnv = EvmEnv::default();
+        env.cfg_env.spec = SpecId::PRAGUE;
+        env.block_env.gas_limit = 30_000_000;
+        env.block_env.beneficiary = coinbase;
+        let tx = TxEnv {
+            caller,
+            kind: TxKind::Call(to),
+            gas_limit: 1_000_000,
+            ..Default::default()
+        };
+        let mut evm = eth_evm(db, env);
+        // Unwatched, nothing is noted.
+        let unwatched = evm.transact(tx.clone()).expect("runs");
+        assert!(unwatched.result.is_success(), "{:?}", unwatched.result);
+        assert_eq!(BalanceReads::start().finish(), Vec::<Address>::new());
+
+        let watch = BalanceReads::start();
+        let watched = evm.transact(tx).expect("runs");
+        assert!(watched.result.is_success());
+        assert_eq!(watch.finish(), vec![coinbase, probed, paid, to]);
+        // The notes are a side channel: the results are revm's own.
+        assert_eq!(watched.result, unwatched.result);
+    }
 }

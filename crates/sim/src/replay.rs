@@ -157,7 +157,8 @@ impl Reads {
             first,
             balance_read,
         } = self;
-        first
+        // Sorted: orders from two runs compare equal, whatever the hash map's order.
+        let mut reads: Vec<_> = first
             .into_iter()
             .map(|(key, mut value)| {
                 if let (
@@ -171,6 +172,67 @@ impl Reads {
                 }
                 (key, value)
             })
-            .collect()
+            .collect();
+        reads.sort_unstable_by_key(|(key, _)| *key);
+        reads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(balance: u64, nonce: u64, balance_read: bool) -> ReadValue {
+        ReadValue::Account {
+            balance: U256::from(balance),
+            nonce,
+            code_hash: KECCAK_EMPTY,
+            balance_read,
+        }
+    }
+
+    #[test]
+    fn test_a_read_admits_equal_values_and_a_grown_balance_nobody_read() {
+        let slot = ReadValue::Slot(U256::from(7));
+        assert_eq!(slot.admits(&slot), Some(U256::ZERO));
+        assert_eq!(slot.admits(&ReadValue::Slot(U256::from(8))), None);
+        assert_eq!(slot.admits(&account(7, 0, false)), None);
+
+        let sender = account(100, 3, false);
+        assert_eq!(sender.admits(&account(100, 3, false)), Some(U256::ZERO));
+        assert_eq!(
+            sender.admits(&account(130, 3, false)),
+            Some(U256::from(30)),
+            "a transfer in since: what it checked still holds"
+        );
+        assert_eq!(
+            sender.admits(&account(90, 3, false)),
+            None,
+            "less may not cover it"
+        );
+        assert_eq!(
+            sender.admits(&account(100, 4, false)),
+            None,
+            "another nonce"
+        );
+        let mut code = account(100, 3, false);
+        if let ReadValue::Account { code_hash, .. } = &mut code {
+            *code_hash = B256::repeat_byte(1);
+        }
+        assert_eq!(sender.admits(&code), None, "other code");
+
+        let read = account(100, 3, true);
+        assert_eq!(read.admits(&account(100, 3, false)), Some(U256::ZERO));
+        assert_eq!(
+            read.admits(&account(130, 3, false)),
+            None,
+            "its code read the balance"
+        );
+        let empty = account(0, 0, false);
+        assert_eq!(
+            empty.admits(&account(5, 0, false)),
+            None,
+            "an empty account that is no longer empty costs other gas"
+        );
     }
 }

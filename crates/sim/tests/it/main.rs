@@ -397,3 +397,82 @@ fn test_parallel_round_matches_sequential_round() {
     assert_eq!(sequential.orders.len(), 50);
     assert_eq!(sequential.orders, parallel.orders);
 }
+
+#[test]
+fn test_an_order_keeps_its_execution_for_replay_unless_its_code_read_the_coinbase_balance() {
+    use cobuild_sim::ReadValue;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = devnet_chain(dir.path());
+    let (_, state) = chain.head_state().expect("state");
+    let signer = &dev_signers()[4];
+    let env = env(&chain);
+    // Contract creations whose init code runs the given opcodes and returns no code.
+    let create = |code: &'static [u8]| {
+        let tx = sign(
+            signer,
+            tx(
+                0,
+                TxKind::Create,
+                U256::ZERO,
+                Bytes::from_static(code),
+                100_000,
+                GWEI,
+            ),
+        );
+        Order::Tx(pooled(tx))
+    };
+    let run = |order: &Order| {
+        simulate_order(&mut CacheDB::new(&state), &env, order)
+            .expect("state reads")
+            .expect("runs")
+    };
+
+    // STOP: it read the sender and the new account, and paid the coinbase.
+    let plain = run(&create(&[0x00]));
+    let replay = plain.replay.expect("a plain order keeps its execution");
+    assert_eq!(replay.env, env);
+    assert_eq!(replay.txs.len(), 1);
+    assert_eq!(replay.txs[0].coinbase_gain, plain.coinbase_profit);
+    let sender = replay
+        .reads
+        .iter()
+        .find(|(key, _)| *key == StateKey::Account(signer.address()))
+        .map(|(_, value)| *value)
+        .expect("the sender is read");
+    let head = state.basic_ref(signer.address()).expect("reads");
+    assert_eq!(sender, ReadValue::account(head.as_ref()));
+    assert!(
+        replay
+            .reads
+            .iter()
+            .all(|(key, _)| *key != StateKey::Account(COINBASE)),
+        "the coinbase's balance is the builder's to carry"
+    );
+
+    // ADDRESS BALANCE POP STOP: the new account's balance is read, so it must hold exactly.
+    let reads_own = run(&create(&[0x30, 0x31, 0x50, 0x00]));
+    let replay = reads_own.replay.expect("still replayable");
+    let created = replay
+        .reads
+        .iter()
+        .find_map(|(key, value)| match (key, value) {
+            (StateKey::Account(a), ReadValue::Account { balance_read, .. })
+                if *a != signer.address() =>
+            {
+                Some(*balance_read)
+            }
+            _ => None,
+        })
+        .expect("the created account is read");
+    assert!(created, "its code read the balance");
+
+    // COINBASE BALANCE POP STOP: what it does depends on what the block paid the coinbase.
+    let reads_coinbase = run(&create(&[0x41, 0x31, 0x50, 0x00]));
+    assert!(reads_coinbase.replay.is_none());
+    // The conflict search's runs keep nothing.
+    let unrecorded =
+        simulate_order_without_access(&mut CacheDB::new(&state), &env, &create(&[0x00]))
+            .expect("state reads")
+            .expect("runs");
+    assert!(unrecorded.replay.is_none());
+}
