@@ -115,7 +115,8 @@ pub struct ReplayedTx {
 pub struct Replay {
     /// The environment it ran in (block number, time, coinbase, base fee, fork ...).
     pub env: EvmEnv,
-    /// Each key it read (the coinbase's account excluded) with its value before the order.
+    /// Each key it read (the coinbase's account excluded) with its value before the order,
+    /// slots first.
     pub reads: Vec<(StateKey, ReadValue)>,
     /// The kept transactions, in order.
     pub txs: Vec<ReplayedTx>,
@@ -157,7 +158,9 @@ impl Reads {
             first,
             balance_read,
         } = self;
-        // Sorted: orders from two runs compare equal, whatever the hash map's order.
+        // Sorted, so that orders from two runs compare equal whatever the hash map's order, with
+        // slots first: orders collide on slots (a pool's reserves) far more often than on
+        // accounts, and a builder checking them stops at the first that changed.
         let mut reads: Vec<_> = first
             .into_iter()
             .map(|(key, mut value)| {
@@ -173,7 +176,7 @@ impl Reads {
                 (key, value)
             })
             .collect();
-        reads.sort_unstable_by_key(|(key, _)| *key);
+        reads.sort_unstable_by_key(|(key, _)| (matches!(key, StateKey::Account(_)), *key));
         reads
     }
 }
