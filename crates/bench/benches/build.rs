@@ -47,9 +47,8 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     for algo in Algo::ALL {
-        let orders = algo.orders(&round.orders);
         group.bench_function(format!("orders={ORDERS} algorithm={}", algo.name()), |b| {
-            b.iter(|| build_block(&ctx, &orders, algo).expect("builds"))
+            b.iter(|| build_block(&ctx, &round.orders, algo).expect("builds"))
         });
     }
     group.finish();

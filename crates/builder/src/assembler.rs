@@ -1,10 +1,9 @@
 //! Commits orders into a block one at a time, measuring each one's real effect on the coinbase
 //! (not its simulated one), paying in-block refunds, and sealing with the proposer payment.
 
-use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, U256};
 use cobuild_chain::{BlockBuilder, BundleRejected, ExecutedBlock, SealCache, TxRejected};
-use cobuild_sim::{Order, ReadValue, Replay, SimulatedOrder, StateKey};
+use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
     BuildContext, BuildError, BuiltBlock, Payout,
@@ -32,8 +31,6 @@ pub(crate) struct Assembler {
     /// Gas kept back for the proposer payment.
     reserved: u64,
     orders: Vec<B256>,
-    /// How many of `orders` were committed from their simulation ([`Replay`]).
-    replayed: usize,
 }
 
 impl Assembler {
@@ -54,7 +51,6 @@ impl Assembler {
             start_balance: account.balance,
             reserved,
             orders: Vec::new(),
-            replayed: 0,
         })
     }
 
@@ -67,7 +63,6 @@ impl Assembler {
             start_balance: self.start_balance,
             reserved: self.reserved,
             orders: self.orders.clone(),
-            replayed: self.replayed,
         }
     }
 
@@ -149,22 +144,8 @@ impl Assembler {
                 Skip::Refused { profit }
             }
         };
-        let replay = match &order.outcome.replay {
-            Some(replay) => self
-                .replay_holds(order, replay)?
-                .map(|grown| (replay, grown)),
-            None => None,
-        };
-        let profit = match (replay, &order.order) {
-            (Some((replay, grown)), _) => {
-                if !judge(order.outcome.gas_used, order.outcome.coinbase_profit) {
-                    return Ok(Err(refused(over_budget, seen)));
-                }
-                self.commit_replay(order, replay, &grown)?;
-                self.replayed += 1;
-                order.outcome.coinbase_profit
-            }
-            (None, Order::Tx(tx)) => match self.builder.execute_if(tx.tx.clone(), |trial| {
+        let profit = match &order.order {
+            Order::Tx(tx) => match self.builder.execute_if(tx.tx.clone(), |trial| {
                 judge(trial.result.tx_gas_used(), trial.coinbase_profit)
             })? {
                 Ok(outcome) => outcome.coinbase_profit,
@@ -172,7 +153,7 @@ impl Assembler {
                 Err(TxRejected::BlockGasExhausted { .. }) => return Ok(Err(Skip::NoGas)),
                 Err(_) => return Ok(Err(Skip::Invalid)),
             },
-            (None, Order::Bundle(bundle)) => {
+            Order::Bundle(bundle) => {
                 let b = &bundle.bundle;
                 match self
                     .builder
@@ -194,91 +175,6 @@ impl Assembler {
         }
         self.orders.push(order.order.id());
         Ok(Ok(net(profit)))
-    }
-
-    /// Whether the block holds what `order` read in simulation, so that its simulated
-    /// execution is what executing it here would do ([`Replay`], [`ReadValue::admits`]); if so,
-    /// the accounts whose balance has grown since, by how much. Also checks what the block's
-    /// executor would check first: the transactions' gas limits fit in the gas left. The
-    /// accounts and slots it reads stay in the block's cache, where committing looks for them.
-    fn replay_holds(
-        &mut self,
-        order: &SimulatedOrder,
-        replay: &Replay,
-    ) -> Result<Option<Vec<(Address, U256)>>, BuildError> {
-        if !self.builder.runs_in(&replay.env) {
-            return Ok(None);
-        }
-        let coinbase = self.builder.coinbase();
-        if !Replay::coinbase_allows(self.builder.load_account(coinbase)?.as_ref()) {
-            return Ok(None);
-        }
-        let txs = order.order.txs();
-        let mut gas_limits = 0u64;
-        for replayed in &replay.txs {
-            let Some(tx) = txs.get(replayed.index) else {
-                return Ok(None);
-            };
-            gas_limits = gas_limits.saturating_add(tx.gas_limit());
-        }
-        if gas_limits > self.builder.gas_left() {
-            return Ok(None);
-        }
-        let mut grown = Vec::new();
-        for (key, value) in &replay.reads {
-            let now = match *key {
-                StateKey::Account(address) => {
-                    ReadValue::account(self.builder.load_account(address)?.as_ref())
-                }
-                StateKey::Slot(address, slot) => {
-                    ReadValue::Slot(self.builder.load_storage(address, slot)?)
-                }
-            };
-            match (value.admits(&now), key) {
-                (None, _) => return Ok(None),
-                (Some(more), StateKey::Account(address)) if !more.is_zero() => {
-                    grown.push((*address, more));
-                }
-                _ => {}
-            }
-        }
-        Ok(Some(grown))
-    }
-
-    /// Commits the simulated execution of `order`, which [`replay_holds`](Self::replay_holds)
-    /// approved: each transaction's gain is added to the coinbase's balance in the block, and
-    /// what the `grown` accounts hold above their simulated balance to their new balances.
-    fn commit_replay(
-        &mut self,
-        order: &SimulatedOrder,
-        replay: &Replay,
-        grown: &[(Address, U256)],
-    ) -> Result<(), BuildError> {
-        let coinbase = self.builder.coinbase();
-        let txs = order.order.txs();
-        for replayed in &replay.txs {
-            let mut result = replayed.result.clone();
-            if let Some(account) = result.state.get_mut(&coinbase) {
-                // The simulated coinbase's nonce and balance were the head's; the block's have
-                // moved since (fees, refunds paid).
-                let mut info = self.builder.load_account(coinbase)?.unwrap_or_default();
-                info.balance = info.balance.saturating_add(replayed.coinbase_gain);
-                account.info = info;
-            }
-            for (address, more) in grown {
-                if let Some(account) = result.state.get_mut(address) {
-                    account.info.balance = account.info.balance.saturating_add(*more);
-                }
-            }
-            self.builder
-                .commit_result(txs[replayed.index].clone(), result);
-        }
-        Ok(())
-    }
-
-    /// Orders committed from their simulated execution, without executing them again.
-    pub(crate) const fn replayed(&self) -> usize {
-        self.replayed
     }
 
     /// Sends `total` (gas included) from the coinbase to `to` and returns what arrived: nothing

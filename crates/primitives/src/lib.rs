@@ -17,7 +17,7 @@ mod spec;
 mod text;
 
 pub use bls::{BLS_DST, BlsPublicKey, BlsSignature, BuilderKey, KeyError};
-pub use evm::{BalanceReads, eth_evm};
+pub use evm::eth_evm;
 pub use hints::{Hints, PRIVACY_HINTS, take_hints};
 pub use kind::{AcceptedOrder, OrderKind, UnknownOrderKind};
 pub use mev::{

@@ -16,13 +16,11 @@
 mod access;
 mod engine;
 mod order;
-mod replay;
 mod simulate;
 
 pub use access::{AccessSet, StateKey};
 pub use engine::{SimRound, SimulatedOrder, Simulator};
 pub use order::Order;
-pub use replay::{ReadValue, Replay, ReplayedTx};
 pub use simulate::{
     SimError, SimOutcome, SimRejected, simulate_order, simulate_order_without_access,
 };

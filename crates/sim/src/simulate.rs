@@ -4,25 +4,17 @@
 //! A bundle runs on a layer of its own over the caller's state; only if its rules hold are its
 //! per-transaction changes committed to the caller's state, so a rejected bundle leaves no trace.
 
-use std::sync::Arc;
-
-use alloy_consensus::{Transaction as _, TxEnvelope, transaction::Recovered};
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, FromRecoveredTx};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
-    DatabaseCommit, DatabaseRef,
-    context::TxEnv,
-    context_interface::result::InvalidTransaction,
-    database::CacheDB,
-    state::{AccountInfo, EvmState},
+    DatabaseCommit, DatabaseRef, context::TxEnv, context_interface::result::InvalidTransaction,
+    database::CacheDB, state::EvmState,
 };
 
-use cobuild_primitives::{BalanceReads, OrderRules, Ran, TxFate, eth_evm};
+use cobuild_primitives::{OrderRules, Ran, TxFate, eth_evm};
 
-use crate::{
-    AccessSet, Order, StateKey,
-    replay::{ReadValue, Reads, Replay, ReplayedTx},
-};
+use crate::{AccessSet, Order, StateKey};
 
 /// A state read failed: the simulation round cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +54,6 @@ pub struct SimOutcome {
     pub kept: Vec<B256>,
     /// What it read and wrote (the coinbase excluded).
     pub access: AccessSet,
-    /// Its execution, for a block that holds what it read to commit without running it again;
-    /// `None` where that cannot be shown ([`Replay`]).
-    pub replay: Option<Arc<Replay>>,
 }
 
 impl SimOutcome {
@@ -118,60 +107,29 @@ where
     DB::Error: std::error::Error + Send + Sync + 'static,
 {
     let coinbase = env.block_env.beneficiary;
-    let watch = record.then(BalanceReads::start);
-    let (kept_txs, outcome, reads) = {
+    let (changes, outcome) = {
         // One EVM for the order's transactions, each committed to the layer for the next.
         let mut evm = eth_evm(CacheDB::new(&*db), env.clone());
-        let start = account(evm.db(), coinbase)?;
-        let before = start.as_ref().map(|a| a.balance).unwrap_or_default();
-        // A replay is kept only for what it can show all it depended on (see `replay`).
-        let mut reads = (record && Replay::coinbase_allows(start.as_ref())).then(Reads::default);
-        let mut kept_txs: Vec<ReplayedTx> = Vec::with_capacity(order.txs().len());
+        let before = balance(evm.db(), coinbase)?;
+        let mut changes: Vec<EvmState> = Vec::with_capacity(order.txs().len());
         let mut access = AccessSet::default();
         let mut kept = Vec::with_capacity(order.txs().len());
         let mut gas_used = 0;
-        let mut tx_before = before;
-        for (index, tx) in order.txs().iter().enumerate() {
+        for tx in order.txs() {
             let hash = *tx.tx_hash();
-            if tx.inner().blob_versioned_hashes().is_some()
-                || tx.inner().authorization_list().is_some()
-            {
-                reads = None;
-            }
             let Ran {
                 run,
                 result,
                 invalid,
             } = Ran::from_outcome(evm.transact(tx_env(tx))).map_err(|e| SimError(e.to_string()))?;
-            let fate = order.fate(&hash, run);
-            match (&result, reads.as_mut()) {
-                (Some(result), reads) if record => {
-                    // A dropped transaction's reads count too: with other values it might be kept.
-                    let into = if fate == TxFate::Keep {
-                        Some(&mut access)
-                    } else {
-                        None
-                    };
-                    record_access(evm.db(), &result.state, coinbase, into, reads)?;
-                }
-                // What a transaction that could not run depended on is not shown.
-                (None, _) => reads = None,
-                _ => {}
-            }
-            match (fate, result) {
+            match (order.fate(&hash, run), result) {
                 (TxFate::Keep, Some(result)) => {
+                    if record {
+                        record_access(evm.db(), &result.state, coinbase, &mut access)?;
+                    }
                     gas_used += result.result.tx_gas_used();
-                    let tx_after = result
-                        .state
-                        .get(&coinbase)
-                        .map_or(tx_before, |a| a.info.balance);
                     evm.db_mut().commit(result.state.clone());
-                    kept_txs.push(ReplayedTx {
-                        index,
-                        coinbase_gain: tx_after.saturating_sub(tx_before),
-                        result,
-                    });
-                    tx_before = tx_after;
+                    changes.push(result.state);
                     kept.push(hash);
                 }
                 (TxFate::Drop, _) => {}
@@ -193,38 +151,13 @@ where
             coinbase_profit: after.saturating_sub(before),
             kept,
             access,
-            replay: None,
         };
-        (kept_txs, outcome, reads)
+        (changes, outcome)
     };
-    let balances_read = watch.map(BalanceReads::finish).unwrap_or_default();
-    let reads = reads
-        .filter(|_| !balances_read.contains(&coinbase))
-        .map(|mut reads| {
-            for address in balances_read {
-                reads.balance_read(address);
-            }
-            reads
-        });
-    let replay = match reads {
-        Some(reads) => {
-            for tx in &kept_txs {
-                db.commit(tx.result.state.clone());
-            }
-            Some(Arc::new(Replay {
-                env: env.clone(),
-                reads: reads.into_vec(),
-                txs: kept_txs,
-            }))
-        }
-        _ => {
-            for tx in kept_txs {
-                db.commit(tx.result.state);
-            }
-            None
-        }
-    };
-    Ok(Ok(SimOutcome { replay, ..outcome }))
+    for change in changes {
+        db.commit(change);
+    }
+    Ok(Ok(outcome))
 }
 
 fn tx_env(tx: &Recovered<TxEnvelope>) -> TxEnv {
@@ -236,15 +169,11 @@ where
     DB: DatabaseRef,
     DB::Error: std::fmt::Display,
 {
-    Ok(account(db, address)?.map(|a| a.balance).unwrap_or_default())
-}
-
-fn account<DB>(db: &DB, address: Address) -> Result<Option<AccountInfo>, SimError>
-where
-    DB: DatabaseRef,
-    DB::Error: std::fmt::Display,
-{
-    db.basic_ref(address).map_err(|e| SimError(e.to_string()))
+    Ok(db
+        .basic_ref(address)
+        .map_err(|e| SimError(e.to_string()))?
+        .map(|a| a.balance)
+        .unwrap_or_default())
 }
 
 /// Adds what one transaction's state changes read and wrote, judged against `pre` (the state
@@ -253,8 +182,7 @@ fn record_access<DB>(
     pre: &DB,
     state: &EvmState,
     coinbase: Address,
-    mut access: Option<&mut AccessSet>,
-    mut reads: Option<&mut Reads>,
+    access: &mut AccessSet,
 ) -> Result<(), SimError>
 where
     DB: DatabaseRef,
@@ -265,26 +193,11 @@ where
             continue;
         }
         let key = StateKey::Account(*address);
+        access.reads.insert(key);
         let old = pre
             .basic_ref(*address)
-            .map_err(|e| SimError(e.to_string()))?;
-        if let Some(reads) = reads.as_deref_mut() {
-            reads.note(key, ReadValue::account(old.as_ref()));
-            if account.is_selfdestructed() {
-                reads.balance_read(*address);
-            }
-            for (slot, value) in &account.storage {
-                reads.note(
-                    StateKey::Slot(*address, *slot),
-                    ReadValue::Slot(value.original_value),
-                );
-            }
-        }
-        let Some(access) = access.as_deref_mut() else {
-            continue;
-        };
-        access.reads.insert(key);
-        let old = old.unwrap_or_default();
+            .map_err(|e| SimError(e.to_string()))?
+            .unwrap_or_default();
         if old.balance != account.info.balance
             || old.nonce != account.info.nonce
             || old.code_hash != account.info.code_hash

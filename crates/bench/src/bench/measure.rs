@@ -8,7 +8,6 @@
 //! state root, receipts and transactions roots, header hash.
 
 use std::{
-    borrow::Cow,
     ops::Range,
     sync::Arc,
     time::{Duration, Instant},
@@ -29,9 +28,6 @@ use crate::{BenchError, Workload};
 pub enum Algo {
     /// [`Greedy`] (by profit per gas) alone, on the caller's thread.
     Greedy,
-    /// [`Greedy`] executing every order on its block, none committed from its simulation: the
-    /// baseline of replaying. Give it [`Algo::orders`] of the simulated orders.
-    GreedyExecuting,
     /// [`GreedyByProfit`] alone, on the caller's thread.
     GreedyByProfit,
     /// [`ConflictSearch`] (default bounds) alone, on the caller's thread.
@@ -45,9 +41,8 @@ pub enum Algo {
 
 impl Algo {
     /// Every variant, in table order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 5] = [
         Self::Greedy,
-        Self::GreedyExecuting,
         Self::GreedyByProfit,
         Self::ConflictSearch,
         Self::Round,
@@ -58,33 +53,10 @@ impl Algo {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Greedy => "greedy",
-            Self::GreedyExecuting => "greedy-no-replay",
             Self::GreedyByProfit => "greedy-profit",
             Self::ConflictSearch => "conflict-search",
             Self::Round => "node round",
             Self::Best => "build_best",
-        }
-    }
-}
-
-impl Algo {
-    /// The orders to give [`build_block`] for this algorithm, made before timing it: the
-    /// simulated orders themselves, or for [`Algo::GreedyExecuting`] copies without their
-    /// replays.
-    pub fn orders(self, simulated: &[Arc<SimulatedOrder>]) -> Cow<'_, [Arc<SimulatedOrder>]> {
-        match self {
-            Self::GreedyExecuting => simulated
-                .iter()
-                .map(|o| {
-                    let mut outcome = o.outcome.clone();
-                    outcome.replay = None;
-                    Arc::new(SimulatedOrder {
-                        order: o.order.clone(),
-                        outcome,
-                    })
-                })
-                .collect(),
-            _ => Cow::Borrowed(simulated),
         }
     }
 }
@@ -112,7 +84,7 @@ pub fn build_block(
     algo: Algo,
 ) -> Result<BuiltBlock, BenchError> {
     Ok(match algo {
-        Algo::Greedy | Algo::GreedyExecuting => Greedy.build(ctx, orders)?,
+        Algo::Greedy => Greedy.build(ctx, orders)?,
         Algo::GreedyByProfit => GreedyByProfit.build(ctx, orders)?,
         Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders)?,
         Algo::Round => {

@@ -328,19 +328,6 @@ impl fmt::Display for PoolReport {
             f,
             "  (vs anvil: build+seal p50 / anvil evm_mine p50 for the same pending txs; below 1 is faster)"
         )?;
-        let p50 = |name: &str| {
-            self.builds
-                .iter()
-                .find(|b| b.algorithm == name)
-                .map(|b| b.latency.p50)
-        };
-        if let (Some(replaying), Some(executing)) = (p50("greedy"), p50("greedy-no-replay")) {
-            writeln!(
-                f,
-                "  (greedy commits an order from its simulation when its block holds what the order read; greedy-no-replay executes every order again: greedy / greedy-no-replay p50 {})",
-                ratio_text(ratio(replaying, executing))
-            )?;
-        }
         writeln!(f)?;
         writeln!(
             f,

@@ -125,10 +125,9 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         let mut samples = Vec::with_capacity(reps);
         let mut sampler = Sampler::new(config.warmup, reps, config.budget);
         let mut last = None;
-        let given = algo.orders(&round.orders);
         while let Some(timed) = sampler.next_run() {
             let start = Instant::now();
-            let built = build_block(&ctx, &given, algo)?;
+            let built = build_block(&ctx, &round.orders, algo)?;
             if timed {
                 samples.push(start.elapsed());
             }

@@ -170,12 +170,6 @@ impl GreedyBlock {
         self.block.orders()
     }
 
-    /// How many of the block's orders were committed from their simulation, without executing
-    /// them again (their block held every value they read).
-    pub fn replayed(&self) -> usize {
-        self.block.replayed()
-    }
-
     /// How many orders were offered to the block, in or not.
     pub fn seen(&self) -> usize {
         self.seen.len()

@@ -425,7 +425,6 @@ fn test_a_coinbase_transaction_from_outside_is_never_included() {
             coinbase_profit: U256::ZERO,
             kept: vec![from_coinbase.hash],
             access: Default::default(),
-            replay: None,
         },
     }));
     for algorithm in [&Greedy as &dyn Algorithm, &ConflictSearch::default()] {

@@ -4,20 +4,20 @@
 use std::{borrow::Cow, sync::Arc};
 
 use alloy_consensus::{
-    EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, Sealed, Transaction as _, TxEnvelope,
-    TxReceipt, proofs::calculate_withdrawals_root, transaction::Recovered,
+    EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, Sealed, TxEnvelope, TxReceipt,
+    proofs::calculate_withdrawals_root, transaction::Recovered,
 };
 use alloy_eips::{eip2718::Encodable2718, eip7685::EMPTY_REQUESTS_HASH};
 use alloy_evm::{
     Evm as _, EvmEnv, EvmFactory,
     block::{BlockExecutionError, BlockExecutor, BlockValidationError},
-    eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, EthTxResult},
+    eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
 use alloy_primitives::{Address, B256, Bloom, U256};
 use cobuild_primitives::{ChainSpec, eth_evm};
 use revm::{
     context::result::ExecutionResult,
-    context_interface::result::{HaltReason, InvalidTransaction, ResultAndState},
+    context_interface::result::{HaltReason, InvalidTransaction},
     database::{State, WrapDatabaseRef, states::bundle_state::BundleRetention},
     database_interface::DatabaseRef,
     state::AccountInfo,
@@ -291,36 +291,6 @@ impl BlockBuilder {
     pub fn load_account(&mut self, address: Address) -> Result<Option<AccountInfo>, BlockError> {
         revm::Database::basic(self.executor.evm_mut().db_mut(), address)
             .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
-    }
-
-    /// A storage slot as the block state so far has it, kept in the block's cache as
-    /// [`load_account`](Self::load_account) keeps accounts.
-    pub fn load_storage(&mut self, address: Address, slot: U256) -> Result<U256, BlockError> {
-        revm::Database::storage(self.executor.evm_mut().db_mut(), address, slot)
-            .map_err(|e| BlockError::Execution(BlockExecutionError::msg(e)))
-    }
-
-    /// Whether transactions run in `env` run as in this block (same block fields, same fork
-    /// and configuration).
-    pub fn runs_in(&self, env: &EvmEnv) -> bool {
-        let evm = self.executor.evm();
-        evm.block() == &env.block_env && evm.cfg_env() == &env.cfg_env
-    }
-
-    /// Commits `tx` with `result`, its execution elsewhere on values equal to those it reads in
-    /// this block (the caller's to show), and returns the gas it used. The caller also checks
-    /// what the executor would have: that its gas limit fits in the gas left, and its blobs.
-    pub fn commit_result(
-        &mut self,
-        tx: Recovered<TxEnvelope>,
-        result: ResultAndState<HaltReason>,
-    ) -> u64 {
-        let output = EthTxResult {
-            blob_gas_used: tx.inner().blob_gas_used().unwrap_or_default(),
-            tx_type: tx.inner().tx_type(),
-            result,
-        };
-        self.commit_output(tx, output)
     }
 
     /// An account's balance as the block state so far has it.
