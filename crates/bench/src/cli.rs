@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Deadline of the intake benchmark, in seconds.
     #[arg(long, default_value_t = 60)]
     pub intake_timeout_secs: u64,
+    /// A second intake run sends each transaction in bundles for this many blocks, as
+    /// searchers target the next few; below 2 skips it.
+    #[arg(long, default_value_t = 3)]
+    pub intake_resend_blocks: usize,
     /// Skip the intake benchmark.
     #[arg(long)]
     pub no_intake: bool,
@@ -149,6 +153,7 @@ impl BenchArgs {
                 requests: self.intake_requests,
                 connections: self.intake_connections,
                 timeout: Duration::from_secs(self.intake_timeout_secs),
+                resend_blocks: self.intake_resend_blocks,
                 ..IntakeConfig::default()
             }),
             replication,

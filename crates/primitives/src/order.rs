@@ -3,10 +3,7 @@
 //! A [`Bundle`] is only built from an `eth_sendBundle` request that passed every structural
 //! rule, so later stages (pool, simulation, building) never re-check signatures or shapes.
 
-use alloy_consensus::{
-    TxEnvelope,
-    transaction::{Recovered, SignerRecoverable},
-};
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_eips::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_rpc_types_mev::EthSendBundle;
@@ -319,7 +316,8 @@ impl BundleRequest {
     }
 }
 
-/// Decodes EIP-2718 transactions and recovers their signers, refusing trailing bytes.
+/// Decodes EIP-2718 transactions and recovers their signers (through the process's
+/// [`SenderMemo`](crate::SenderMemo)), refusing trailing bytes.
 pub fn decode_transactions(raw: &[Bytes]) -> Result<Vec<Recovered<TxEnvelope>>, OrderError> {
     raw.iter()
         .enumerate()
@@ -344,7 +342,8 @@ pub fn decode_transactions(raw: &[Bytes]) -> Result<Vec<Recovered<TxEnvelope>>, 
                     reason: "blob transactions are not supported by this node".into(),
                 });
             }
-            tx.try_into_recovered()
+            crate::SenderMemo::global()
+                .recover(tx)
                 .map_err(|_| OrderError::BadTransaction {
                     index,
                     reason: "invalid signature".into(),

@@ -17,6 +17,9 @@ pub struct IntakeConfig {
     pub signers: usize,
     /// The sending stops at this deadline even if requests are left.
     pub timeout: Duration,
+    /// A second run sends each transaction in bundles for this many blocks (as searchers target
+    /// the next few); below 2 skips it.
+    pub resend_blocks: usize,
 }
 
 impl Default for IntakeConfig {
@@ -26,6 +29,7 @@ impl Default for IntakeConfig {
             connections: 8,
             signers: 64,
             timeout: Duration::from_secs(60),
+            resend_blocks: 3,
         }
     }
 }

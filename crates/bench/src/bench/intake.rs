@@ -28,7 +28,7 @@ use alloy_primitives::{Address, Bytes, U256, hex, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_node::{Devnet, DevnetConfig, DevnetError, devnet::default_builder_key};
-use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID};
+use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, SenderMemo, SenderMemoStats};
 use cobuild_rpc::{FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 use hyper::body::Bytes as HttpBytes;
 use serde_json::json;
@@ -112,6 +112,31 @@ pub struct IntakeFigure {
     pub verify_per_sec: f64,
     /// Whether the deadline stopped the sending.
     pub timed_out: bool,
+    /// The run that re-sends each transaction for the next blocks, if made.
+    pub resent: Option<ResentFigure>,
+}
+
+/// Intake of as many requests again, each transaction sent in bundles for the next `blocks`
+/// blocks (every bundle a request of its own, signed over its own body).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResentFigure {
+    /// Blocks each transaction was sent for.
+    pub blocks: usize,
+    /// Requests sent (answered or not).
+    pub sent: usize,
+    /// Answered with a bundle hash.
+    pub accepted: usize,
+    /// Answered with an error (HTTP or JSON-RPC) or not answered.
+    pub errors: usize,
+    /// From the first request to the last answer.
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::bench::report::ms")]
+    pub elapsed: Duration,
+    /// Accepted requests per second.
+    pub requests_per_sec: f64,
+    /// Request round-trip latency.
+    pub latency: Latency,
+    /// What the process's sender memo answered during the run.
+    pub memo: SenderMemoStats,
 }
 
 /// One prepared request.
@@ -123,28 +148,44 @@ pub(crate) struct Signed {
     pub(crate) header: String,
 }
 
-/// `count` distinct one-transaction bundles for block 1, signed by `signers` rotating keys.
-pub(crate) fn prepare(count: usize, signers: usize) -> Result<Vec<Signed>, IntakeError> {
-    let keys: Vec<_> = (0..signers.max(1))
-        .map(|i| account_key("intake", i))
-        .collect();
+/// `count` one-transaction bundles signed by `signers` rotating keys named after `role`, each
+/// transaction sent in `blocks` bundles, for blocks 1 to `blocks`, as a searcher sends a bundle
+/// for each of the next blocks: all the bundles for block 1 first, then for block 2, and so on.
+///
+/// Each run's requests need their own `role`: a transaction the process met in an earlier run
+/// has its sender in the process's memo, and would cost that run no recovery.
+pub(crate) fn prepare(
+    role: &str,
+    count: usize,
+    signers: usize,
+    blocks: usize,
+) -> Result<Vec<Signed>, IntakeError> {
+    let keys: Vec<_> = (0..signers.max(1)).map(|i| account_key(role, i)).collect();
     let to = Address::repeat_byte(0x1e);
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let key = &keys[i % keys.len()];
-        let nonce = (i / keys.len()) as u64;
-        let tx = sign(
-            key,
-            nonce,
-            to,
-            U256::from(1),
-            Bytes::new(),
-            21_000,
-            1_000_000_000,
-        )?;
-        out.push(signed_bundle(key, i as u64, tx.inner(), 1)?);
-    }
-    Ok(out)
+    let distinct = count.div_ceil(blocks.max(1));
+    let txs = (0..distinct)
+        .map(|i| {
+            let key = &keys[i % keys.len()];
+            let nonce = (i / keys.len()) as u64;
+            let tx = sign(
+                key,
+                nonce,
+                to,
+                U256::from(1),
+                Bytes::new(),
+                21_000,
+                1_000_000_000,
+            )?;
+            Ok((key, tx))
+        })
+        .collect::<Result<Vec<_>, IntakeError>>()?;
+    (0..count)
+        .map(|i| {
+            let (key, tx) = &txs[i % distinct];
+            let block = (i / distinct) as u64 + 1;
+            signed_bundle(key, i as u64, tx.inner(), block)
+        })
+        .collect()
 }
 
 /// An `eth_sendBundle` request of the one transaction `tx` for block `block`, its body signed by
@@ -294,11 +335,58 @@ pub(crate) fn start_devnet<E: From<std::io::Error> + From<DevnetError>>(
 /// The bid cap of the benchmarks' devnet: the CLI's default.
 pub(crate) const DEVNET_BIDS_PER_SECOND: u32 = 20;
 
-/// Runs the intake benchmark.
+/// Runs the intake benchmark: distinct bundles, then (if configured) the same number of
+/// requests re-sending each transaction for the next blocks, each on a fresh node.
 pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
-    let requests = prepare(config.requests, config.signers)?;
+    let requests = prepare("intake", config.requests, config.signers, 1)?;
     let verify_per_sec = verify_baseline(&requests)?;
+    let (total, elapsed) = send_all(config, requests)?;
+    let resent = match config.resend_blocks {
+        blocks @ 2.. => {
+            let requests = prepare("intake-resent", config.requests, config.signers, blocks)?;
+            let memo = SenderMemo::global().stats();
+            let (total, elapsed) = send_all(config, requests)?;
+            let after = SenderMemo::global().stats();
+            Some(ResentFigure {
+                blocks,
+                sent: total.sent,
+                accepted: total.accepted,
+                errors: total.errors,
+                elapsed,
+                requests_per_sec: per_sec(total.accepted, elapsed),
+                latency: Latency::from_samples(total.samples),
+                memo: SenderMemoStats {
+                    hits: after.hits - memo.hits,
+                    misses: after.misses - memo.misses,
+                },
+            })
+        }
+        _ => None,
+    };
+    Ok(IntakeFigure {
+        sent: total.sent,
+        accepted: total.accepted,
+        errors: total.errors,
+        connections: config.connections.max(1),
+        elapsed,
+        requests_per_sec: per_sec(total.accepted, elapsed),
+        latency: Latency::from_samples(total.samples),
+        verify_per_sec,
+        timed_out: total.timed_out,
+        resent,
+    })
+}
 
+fn per_sec(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Sends `requests` to a fresh node over the configured connections; what they saw, and how
+/// long from the first request to the last answer.
+fn send_all(
+    config: &IntakeConfig,
+    requests: Vec<Signed>,
+) -> Result<(Tally, Duration), IntakeError> {
     let (server, _dir, devnet) = start_devnet::<IntakeError>(
         "cobuild-bench-intake",
         Duration::from_secs(12),
@@ -311,11 +399,10 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
         .build()?;
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
-    let connections = config.connections.max(1);
     let start = Instant::now();
     let deadline = start + config.timeout;
     let tallies = clients.block_on(async {
-        let tasks: Vec<_> = (0..connections)
+        let tasks: Vec<_> = (0..config.connections.max(1))
             .map(|_| tokio::spawn(connection(addr, requests.clone(), next.clone(), deadline)))
             .collect();
         let mut tallies = Vec::with_capacity(tasks.len());
@@ -337,15 +424,5 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
     drop(devnet);
     // Stops the server, the relay and the node's tasks.
     server.shutdown_timeout(Duration::from_secs(5));
-    Ok(IntakeFigure {
-        sent: total.sent,
-        accepted: total.accepted,
-        errors: total.errors,
-        connections,
-        elapsed,
-        requests_per_sec: total.accepted as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
-        latency: Latency::from_samples(total.samples),
-        verify_per_sec,
-        timed_out: total.timed_out,
-    })
+    Ok((total, elapsed))
 }

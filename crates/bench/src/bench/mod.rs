@@ -43,7 +43,7 @@ pub use bid_latency::{
 pub use config::{BenchConfig, IntakeConfig};
 pub use el::{ElFigure, ElStep};
 pub use http::HttpError;
-pub use intake::{IntakeError, IntakeFigure, intake};
+pub use intake::{IntakeError, IntakeFigure, ResentFigure, intake};
 pub use measure::{
     Algo, Latency, Prepared, ROUND_TXS, build_block, prepare_full_seal, prepare_round_seal,
     prepare_seal, seal_block, sim_orders,

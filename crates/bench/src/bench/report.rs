@@ -420,7 +420,30 @@ impl fmt::Display for IntakeFigure {
             f,
             "  ratio intake / signature checks: {:.2}",
             self.requests_per_sec / self.verify_per_sec.max(f64::MIN_POSITIVE)
-        )
+        )?;
+        match &self.resent {
+            Some(resent) => {
+                writeln!(
+                    f,
+                    "  each transaction re-sent for the next {} blocks (a fresh node, {} requests): {} req/s (accepted {}, errors {}); request latency p50 {}, p99 {}; senders from the memo {}, recovered {}",
+                    resent.blocks,
+                    resent.sent,
+                    Rate(resent.requests_per_sec),
+                    resent.accepted,
+                    resent.errors,
+                    Ms(resent.latency.p50),
+                    Ms(resent.latency.p99),
+                    resent.memo.hits,
+                    resent.memo.misses,
+                )?;
+                writeln!(
+                    f,
+                    "  ratio re-sent / distinct bundles: {:.2}",
+                    resent.requests_per_sec / self.requests_per_sec.max(f64::MIN_POSITIVE)
+                )
+            }
+            None => Ok(()),
+        }
     }
 }
 

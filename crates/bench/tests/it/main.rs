@@ -302,11 +302,27 @@ fn test_intake_accepts_every_signed_bundle() {
         connections: 4,
         signers: 8,
         timeout: Duration::from_secs(30),
+        resend_blocks: 3,
     })
     .expect("intake runs");
     assert_eq!(figure.sent, 300);
     assert_eq!(figure.accepted, 300, "errors: {}", figure.errors);
     assert!(figure.requests_per_sec > 0.0 && figure.verify_per_sec > 0.0);
+    let resent = figure.resent.expect("the re-sent run is made");
+    assert_eq!(
+        (resent.sent, resent.accepted),
+        (300, 300),
+        "errors: {}",
+        resent.errors
+    );
+    // 100 transactions, each in bundles for blocks 1 to 3: the second and third bundle find
+    // the sender in the memo. Other tests of this process share the memo (and may take a slot
+    // or two), so not exactly 200.
+    assert!(
+        resent.memo.hits >= 150,
+        "senders from the memo: {:?}",
+        resent.memo
+    );
 }
 
 #[test]
@@ -382,6 +398,7 @@ fn test_replication_reaches_every_member_with_and_without_load() {
             connections: 4,
             signers: 8,
             timeout: Duration::from_millis(500),
+            resend_blocks: 1,
         }),
         ledger_slots: 5,
         ledger_slot: Duration::from_millis(100),

@@ -11,10 +11,7 @@ mod refused;
 
 use std::sync::Arc;
 
-use alloy_consensus::{
-    Header, Sealed, Transaction as _, TxEnvelope,
-    transaction::{Recovered, SignerRecoverable},
-};
+use alloy_consensus::{Header, Sealed, Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::{BlockId, BlockNumberOrTag, Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U128, U256};
 use alloy_rpc_types_eth::{
@@ -23,7 +20,7 @@ use alloy_rpc_types_eth::{
 };
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::{Reservation, TxPool};
-use cobuild_primitives::AcceptedOrder;
+use cobuild_primitives::{AcceptedOrder, SenderMemo};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use revm::{database_interface::DatabaseRef, state::AccountInfo};
 
@@ -926,7 +923,8 @@ impl EthApiServer for Eth {
     }
 }
 
-/// Decodes one signed EIP-2718 transaction and recovers its sender, with geth's messages.
+/// Decodes one signed EIP-2718 transaction and recovers its sender (through the process's
+/// [`SenderMemo`]), with geth's messages.
 pub(crate) fn decode_raw_transaction(raw: &[u8]) -> Result<Recovered<TxEnvelope>, RpcError> {
     let mut slice = raw;
     if slice.is_empty() {
@@ -939,7 +937,8 @@ pub(crate) fn decode_raw_transaction(raw: &[u8]) -> Result<Recovered<TxEnvelope>
             "rlp: input contains more than one value".into(),
         ));
     }
-    tx.try_into_recovered()
+    SenderMemo::global()
+        .recover(tx)
         .map_err(|_| RpcError::InvalidParams("invalid transaction signature".into()))
 }
 

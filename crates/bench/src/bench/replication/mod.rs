@@ -113,6 +113,8 @@ impl Default for ReplicationConfig {
                 connections: 8,
                 signers: 64,
                 timeout: Duration::from_secs(3),
+                // The replication runs compare on and off over distinct bundles only.
+                resend_blocks: 1,
             }),
             ledger_slots: 20,
             ledger_slot: Duration::from_millis(250),
@@ -594,11 +596,13 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
         next: AtomicUsize::new(0),
     });
     // Signed before any member runs, so signing takes no time from the measurements.
+    // One set for each run: a set sent twice would find its senders in the process's memo the
+    // second time.
     let requests = match &config.intake {
-        Some(intake) => Some(Arc::new(super::intake::prepare(
-            intake.requests,
-            intake.signers,
-        )?)),
+        Some(intake) => {
+            let set = |role| super::intake::prepare(role, intake.requests, intake.signers, 1);
+            Some((Arc::new(set("intake-off")?), Arc::new(set("intake-on")?)))
+        }
         None => None,
     };
 
@@ -685,14 +689,14 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
     )?;
 
     let intake = match (&config.intake, requests) {
-        (Some(intake_config), Some(requests)) => {
+        (Some(intake_config), Some((off_requests, on_requests))) => {
             let server = runtime(2)?;
             let chain = intake::chain(dir.path())?;
             let off = intake::run(
                 &server,
                 &chain,
                 None,
-                &requests,
+                &off_requests,
                 intake_config.connections,
                 intake_config.timeout,
             )?;
@@ -705,7 +709,7 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
                 &server,
                 &chain,
                 Some(hook),
-                &requests,
+                &on_requests,
                 intake_config.connections,
                 intake_config.timeout,
             )?;
