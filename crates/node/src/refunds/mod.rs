@@ -10,7 +10,7 @@ pub mod payout;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use alloy_primitives::B256;
 use cobuild_chain::Chain;
@@ -20,7 +20,7 @@ use cobuild_refunds::{Book, OrderRefund, Owed, SlotRefunds, replay};
 use tokio::sync::watch;
 
 use crate::ledger::{ArchiveError, slot_orders};
-use orders::{attribute, decode};
+use orders::{Covered, Parsed, attribute, decode_parsed, parse};
 
 /// Slots of records whose orders may have landed in a slot's block: the record of the slot
 /// itself, the one after it (an order the winner took just before building may be covered
@@ -81,20 +81,69 @@ fn holds_covered(store: &Store, log: &Log, slot: u64) -> Result<(), RefundsError
     Ok(())
 }
 
-/// Every envelope the final records of slots `from..=to` added.
-fn covered(
-    store: &Store,
-    log: &Log,
-    from: u64,
-    to: u64,
-) -> Result<Vec<cobuild_net::Envelope>, ArchiveError> {
-    let mut out = Vec::new();
-    for slot in from..=to {
-        if let Some((_, _, envelopes)) = slot_orders(store, log, slot, 0, usize::MAX)? {
-            out.extend(envelopes);
+/// Orders a [`Window`] keeps parsed at most; past it, its oldest slots are read and parsed
+/// again when a window needs them.
+const MAX_KEPT_ORDERS: usize = 200_000;
+
+/// The parsed orders of the slots a slot's refunds read, kept from one slot to the next.
+///
+/// The refunds of a slot read the orders of the [`ORDER_WINDOW`] slots around it, so without
+/// it each order was read from the log and decoded (its `X-Flashbots-Signature` and its
+/// transactions' senders recovered, its JSON parsed) once for every slot whose window held it:
+/// some thirty times, which at a few hundred orders a second took more CPU than taking the
+/// orders in. A slot's orders are fixed once its record is final, so they are parsed once.
+#[derive(Debug, Default)]
+pub struct Window {
+    slots: BTreeMap<u64, Vec<Parsed>>,
+    kept: usize,
+}
+
+impl Window {
+    /// What the final records of slots `from..=to` cover, decoded.
+    fn covered(
+        &mut self,
+        store: &Store,
+        log: &Log,
+        from: u64,
+        to: u64,
+    ) -> Result<Covered, ArchiveError> {
+        for slot in from..=to {
+            if self.slots.contains_key(&slot) {
+                continue;
+            }
+            // A slot without a record yet is not kept: asked again, it is read again.
+            if let Some((_, _, envelopes)) = slot_orders(store, log, slot, 0, usize::MAX)? {
+                let parsed: Vec<Parsed> = envelopes.iter().map(parse).collect();
+                self.kept += parsed.len();
+                self.slots.insert(slot, parsed);
+            }
         }
+        let covered = decode_parsed(self.slots.range(from..=to).flat_map(|(_, p)| p));
+        while self.kept > MAX_KEPT_ORDERS
+            && let Some((_, oldest)) = self.slots.pop_first()
+        {
+            self.kept -= oldest.len();
+        }
+        Ok(covered)
     }
-    Ok(out)
+
+    /// Drops the slots before `slot`: no later window reads them.
+    fn forget_before(&mut self, slot: u64) {
+        let keep = self.slots.split_off(&slot);
+        self.kept -= self.slots.values().map(Vec::len).sum::<usize>();
+        self.slots = keep;
+    }
+
+    /// Slots kept.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> Vec<u64> {
+        self.slots.keys().copied().collect()
+    }
+}
+
+/// The first slot whose orders the refunds of `slot` read.
+fn window_start(slot: u64) -> u64 {
+    slot.saturating_sub(ORDER_WINDOW - 2)
 }
 
 /// The refunds of `slot`, if its final record names a member as the winner; recipients as
@@ -104,6 +153,7 @@ pub fn slot_refunds(
     store: &Store,
     log: &Log,
     book: &Book,
+    window: &mut Window,
     pending: &[(alloy_primitives::Address, alloy_primitives::Address)],
     slot: u64,
 ) -> Result<Option<SlotRefunds>, RefundsError> {
@@ -123,8 +173,7 @@ pub fn slot_refunds(
         return Ok(None);
     };
     holds_covered(store, log, slot + 1)?;
-    let envelopes = covered(store, log, slot.saturating_sub(ORDER_WINDOW - 2), slot + 1)?;
-    let decoded = decode(&envelopes);
+    let decoded = window.covered(store, log, window_start(slot), slot + 1)?;
     let (landed, candidates) = attribute(&block, &decoded.orders);
     let (mut figures, full, orders) =
         replay::figures(chain, number, &landed, &candidates, record.facts.payment)?;
@@ -180,17 +229,20 @@ fn process(
     store: &Store,
     log: &Log,
     book: &Book,
+    window: &mut Window,
     slot: u64,
 ) -> Result<(), RefundsError> {
+    // Slots are processed in order: no later slot reads what this one's window leaves out.
+    window.forget_before(window_start(slot));
     // Delegations of this record count for its own slot's refunds; like its orders, they are
     // read only once the log holds everything the records cover.
     holds_covered(store, log, slot + 1)?;
-    let delegations = decode(&covered(store, log, slot, slot)?).delegations;
+    let delegations = window.covered(store, log, slot, slot)?.delegations;
     let paid = match store.get(slot).map_err(ArchiveError::from)? {
         Some(entry) => payouts(chain, book, entry.record.facts.block.number)?,
         None => Vec::new(),
     };
-    let refunds = match slot_refunds(chain, store, log, book, &delegations, slot) {
+    let refunds = match slot_refunds(chain, store, log, book, window, &delegations, slot) {
         Ok(refunds) => refunds,
         // A slot this member cannot replay (its replica no longer keeps the parent state)
         // is logged and left; the other members' books have it.
@@ -280,14 +332,22 @@ pub async fn follow(
     log: Arc<Log>,
     mut final_slot: watch::Receiver<u64>,
 ) {
+    // Only the blocking step below takes it, one step at a time.
+    let window = Arc::new(parking_lot::Mutex::new(Window::default()));
     loop {
         let last = *final_slot.borrow_and_update();
-        let (book2, chain2, store2, log2) =
-            (book.clone(), chain.clone(), store.clone(), log.clone());
+        let (book2, chain2, store2, log2, window2) = (
+            book.clone(),
+            chain.clone(),
+            store.clone(),
+            log.clone(),
+            window.clone(),
+        );
         let step = tokio::task::spawn_blocking(move || -> Result<(), RefundsError> {
+            let mut window = window2.lock();
             let mut next = book2.processed()? + 1;
             while next < last {
-                process(&chain2, &store2, &log2, &book2, next)?;
+                process(&chain2, &store2, &log2, &book2, &mut window, next)?;
                 next += 1;
             }
             Ok(())

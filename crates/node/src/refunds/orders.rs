@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_primitives::{Address, B256, Bytes};
-use alloy_rpc_types_mev::EthSendBundle;
+use alloy_rpc_types_mev::{EthSendBundle, MevSendBundle};
 use cobuild_chain::StoredBlock;
 use cobuild_net::Envelope;
 use cobuild_primitives::{
@@ -49,33 +49,90 @@ pub(crate) struct Covered {
     pub(crate) delegations: Vec<(Address, Address)>,
 }
 
+/// One envelope of a final record with its expensive half of decoding done (read from the log,
+/// signatures recovered, JSON and RLP parsed): what a slot keeps while it is in the window of
+/// the slots after it ([`super::Window`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Parsed {
+    /// Acceptance order: received at (ms), origin, sequence.
+    accepted: (u64, u32, u64),
+    item: Item,
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    /// A raw transaction: public orderflow.
+    Raw(Recovered<TxEnvelope>),
+    /// A signed order whose reading depends on no other order.
+    Order(Decoded),
+    /// A MEV-Share bundle, whose `{hash}` items are the window's raw transactions.
+    Mev {
+        identity: Address,
+        request: Box<MevSendBundle>,
+    },
+    /// `from` has `to` receive its refunds.
+    Delegation(Address, Address),
+    /// Does not decode: it was checked when accepted, so only an envelope from a newer node.
+    Skip,
+}
+
+/// Parses one envelope (the costly part of [`decode`]).
+pub(crate) fn parse(envelope: &Envelope) -> Parsed {
+    let body = &envelope.body;
+    let item = if body.kind == OrderKind::RawTransaction as u8 {
+        raw(&body.payload).map_or(Item::Skip, Item::Raw)
+    } else {
+        signed(envelope).unwrap_or(Item::Skip)
+    };
+    Parsed {
+        accepted: (body.received_at_ms, body.origin, body.seq),
+        item,
+    }
+}
+
 /// Decodes `envelopes` (any order); those that do not decode are skipped (they were checked
 /// when accepted, so this is only an envelope from a newer node).
+#[cfg(test)]
 pub(crate) fn decode(envelopes: &[Envelope]) -> Covered {
-    let mut sorted: Vec<&Envelope> = envelopes.iter().collect();
-    sorted.sort_by_key(|e| (e.body.received_at_ms, e.body.origin, e.body.seq));
+    let parsed: Vec<Parsed> = envelopes.iter().map(parse).collect();
+    decode_parsed(&parsed)
+}
+
+/// [`decode`] of envelopes parsed already (any order).
+pub(crate) fn decode_parsed<'a>(parsed: impl IntoIterator<Item = &'a Parsed>) -> Covered {
+    let mut sorted: Vec<&Parsed> = parsed.into_iter().collect();
+    sorted.sort_by_key(|p| p.accepted);
     let mut public: HashMap<B256, Recovered<TxEnvelope>> = HashMap::new();
     let mut covered = Covered::default();
-    for envelope in &sorted {
-        if envelope.body.kind == OrderKind::RawTransaction as u8
-            && let Some(tx) = raw(&envelope.body.payload)
-        {
+    for parsed in &sorted {
+        if let Item::Raw(tx) = &parsed.item {
             public.insert(*tx.tx_hash(), tx.clone());
+            let (_, origin, seq) = parsed.accepted;
             covered.orders.push(Decoded {
-                key: key(envelope, *tx.tx_hash()),
+                key: key_at(origin, seq, *tx.tx_hash()),
                 identity: None,
-                rules: lone(&tx),
-                txs: vec![tx],
+                rules: lone(tx),
+                txs: vec![tx.clone()],
                 in_block_refund: 0,
                 range: None,
             });
         }
     }
-    for envelope in sorted {
-        match signed(envelope, &public) {
-            Some(Signed::Order(order)) => covered.orders.push(order),
-            Some(Signed::Delegation(from, to)) => covered.delegations.push((from, to)),
-            None => {}
+    for parsed in sorted {
+        let (_, origin, seq) = parsed.accepted;
+        match &parsed.item {
+            Item::Order(order) => covered.orders.push(order.clone()),
+            Item::Mev { identity, request } => {
+                if let Ok(bundle) =
+                    Bundle::from_mev_share(request, |hash| public.get(&hash).cloned())
+                {
+                    covered
+                        .orders
+                        .push(from_bundle((origin, seq), *identity, &bundle));
+                }
+            }
+            Item::Delegation(from, to) => covered.delegations.push((*from, *to)),
+            Item::Raw(_) | Item::Skip => {}
         }
     }
     for order in &mut covered.orders {
@@ -86,12 +143,7 @@ pub(crate) fn decode(envelopes: &[Envelope]) -> Covered {
     covered
 }
 
-enum Signed {
-    Order(Decoded),
-    Delegation(Address, Address),
-}
-
-fn signed(envelope: &Envelope, public: &HashMap<B256, Recovered<TxEnvelope>>) -> Option<Signed> {
+fn signed(envelope: &Envelope) -> Option<Item> {
     let body = &envelope.body;
     let kind = OrderKind::try_from(body.kind).ok()?;
     if !matches!(
@@ -107,32 +159,31 @@ fn signed(envelope: &Envelope, public: &HashMap<B256, Recovered<TxEnvelope>>) ->
         cobuild_rpc::signed_call(kind, &body.payload, &body.auth, body.call).ok()?;
     if kind == OrderKind::SetFeeRefundRecipient {
         let delegation = cobuild_rpc::delegation(from, &params).ok()?;
-        return Some(Signed::Delegation(delegation.from, delegation.to));
+        return Some(Item::Delegation(delegation.from, delegation.to));
     }
     let params = params.swap_remove(0);
     let identity = params
         .get("refundIdentity")
         .and_then(|v| serde_json::from_value::<Address>(v.clone()).ok())
         .unwrap_or(from);
+    let at = (body.origin, body.seq);
     let decoded = match kind {
         OrderKind::SendBundle => {
             let request: EthSendBundle = serde_json::from_value(params).ok()?;
             let BundleRequest::Send(bundle) = BundleRequest::from_rpc(request).ok()? else {
                 return None;
             };
-            from_bundle(envelope, identity, &bundle)
+            from_bundle(at, identity, &bundle)
         }
         OrderKind::MevSendBundle => {
-            let request = parse_mev_bundle(params).ok()?;
-            let bundle =
-                Bundle::from_mev_share(&request, |hash| public.get(&hash).cloned()).ok()?;
-            from_bundle(envelope, identity, &bundle)
+            let request = Box::new(parse_mev_bundle(params).ok()?);
+            return Some(Item::Mev { identity, request });
         }
         _ => {
             let tx = raw(&serde_json::from_value::<Bytes>(params.get("tx")?.clone()).ok()?)?;
             let last = params.get("maxBlockNumber").and_then(quantity);
             Decoded {
-                key: key(envelope, *tx.tx_hash()),
+                key: key_at(at.0, at.1, *tx.tx_hash()),
                 identity: Some(identity),
                 rules: lone(&tx),
                 txs: vec![tx],
@@ -141,16 +192,16 @@ fn signed(envelope: &Envelope, public: &HashMap<B256, Recovered<TxEnvelope>>) ->
             }
         }
     };
-    Some(Signed::Order(decoded))
+    Some(Item::Order(decoded))
 }
 
-fn from_bundle(envelope: &Envelope, identity: Address, bundle: &Bundle) -> Decoded {
+fn from_bundle((origin, seq): (u32, u64), identity: Address, bundle: &Bundle) -> Decoded {
     let in_block_refund = bundle
         .refund
         .filter(|r| !r.delayed)
         .map_or(0, |r| r.percent);
     Decoded {
-        key: key(envelope, bundle.hash),
+        key: key_at(origin, seq, bundle.hash),
         identity: (in_block_refund == 0).then_some(identity),
         txs: bundle.txs.clone(),
         rules: Allowed {
@@ -162,10 +213,15 @@ fn from_bundle(envelope: &Envelope, identity: Address, bundle: &Bundle) -> Decod
     }
 }
 
+#[cfg(test)]
 pub(super) fn key(envelope: &Envelope, hash: B256) -> OrderKey {
+    key_at(envelope.body.origin, envelope.body.seq, hash)
+}
+
+fn key_at(origin: u32, seq: u64, hash: B256) -> OrderKey {
     OrderKey {
         hash,
-        envelope: Some((envelope.body.origin, envelope.body.seq)),
+        envelope: Some((origin, seq)),
     }
 }
 

@@ -21,6 +21,7 @@ use commonware_cryptography::Signer as _;
 use serde_json::{Value, json};
 
 use super::{
+    Window,
     orders::{OrderKey, attribute, decode, key},
     payout::{PayoutConfig, sign_payouts},
     payouts, slot_refunds,
@@ -336,9 +337,17 @@ fn test_a_slot_worked_by_hand_gets_its_refunds_from_the_ledger_and_the_payouts_s
 
     let book = Book::open(&dir.path().join("refunds.redb")).expect("book");
     let delegations = vec![(a.address(), delegate)];
-    let refunds = slot_refunds(&chain, &store, &log, &book, &delegations, 1)
+    let mut window = Window::default();
+    let refunds = slot_refunds(&chain, &store, &log, &book, &mut window, &delegations, 1)
         .expect("computed")
         .expect("member 0 won the slot");
+    // The window keeps the orders of the slots it read (those with a record), and the next
+    // slot's refunds come out the same from them as from the log.
+    assert_eq!(window.slots(), vec![1, 2]);
+    let again = slot_refunds(&chain, &store, &log, &book, &mut window, &delegations, 1)
+        .expect("computed")
+        .expect("member 0 won the slot");
+    assert_eq!(again, refunds);
 
     // By hand (as in cobuild-refunds' test): v(T) = 30 + 20 + 10 + 10 + 5 + 40/2 = 95.
     // μ: A min(30, 95 − 90) = 5 (Y would take its place), B 20, S1 and S2 10 each, but without
@@ -403,4 +412,27 @@ fn test_a_slot_worked_by_hand_gets_its_refunds_from_the_ledger_and_the_payouts_s
     // Nothing is left to pay.
     let again = sign_payouts(&config, &book, &chain, &BTreeMap::new()).expect("signed");
     assert!(again.is_empty());
+}
+
+#[test]
+fn test_the_window_forgets_the_slots_before_its_start() {
+    let parsed = |seq| {
+        let order = AcceptedOrder::raw_transaction(tx(0, 1).inner().encoded_2718().into());
+        super::orders::parse(&envelope(seq, order))
+    };
+    let mut window = Window::default();
+    for slot in 1..=5 {
+        window
+            .slots
+            .insert(slot, vec![parsed(slot), parsed(slot + 10)]);
+        window.kept += 2;
+    }
+    window.forget_before(3);
+    assert_eq!(window.slots(), vec![3, 4, 5]);
+    assert_eq!(window.kept, 6);
+    window.forget_before(0);
+    assert_eq!(window.slots(), vec![3, 4, 5]);
+    window.forget_before(9);
+    assert!(window.slots().is_empty());
+    assert_eq!(window.kept, 0);
 }
