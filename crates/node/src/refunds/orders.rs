@@ -62,9 +62,9 @@ pub(crate) struct Parsed {
 #[derive(Debug, Clone)]
 enum Item {
     /// A raw transaction: public orderflow.
-    Raw(Recovered<TxEnvelope>),
+    Raw(Box<Recovered<TxEnvelope>>),
     /// A signed order whose reading depends on no other order.
-    Order(Decoded),
+    Order(Box<Decoded>),
     /// A MEV-Share bundle, whose `{hash}` items are the window's raw transactions.
     Mev {
         identity: Address,
@@ -80,7 +80,7 @@ enum Item {
 pub(crate) fn parse(envelope: &Envelope) -> Parsed {
     let body = &envelope.body;
     let item = if body.kind == OrderKind::RawTransaction as u8 {
-        raw(&body.payload).map_or(Item::Skip, Item::Raw)
+        raw(&body.payload).map_or(Item::Skip, |tx| Item::Raw(Box::new(tx)))
     } else {
         signed(envelope).unwrap_or(Item::Skip)
     };
@@ -106,13 +106,13 @@ pub(crate) fn decode_parsed<'a>(parsed: impl IntoIterator<Item = &'a Parsed>) ->
     let mut covered = Covered::default();
     for parsed in &sorted {
         if let Item::Raw(tx) = &parsed.item {
-            public.insert(*tx.tx_hash(), tx.clone());
+            public.insert(*tx.tx_hash(), (**tx).clone());
             let (_, origin, seq) = parsed.accepted;
             covered.orders.push(Decoded {
                 key: key_at(origin, seq, *tx.tx_hash()),
                 identity: None,
                 rules: lone(tx),
-                txs: vec![tx.clone()],
+                txs: vec![(**tx).clone()],
                 in_block_refund: 0,
                 range: None,
             });
@@ -121,7 +121,7 @@ pub(crate) fn decode_parsed<'a>(parsed: impl IntoIterator<Item = &'a Parsed>) ->
     for parsed in sorted {
         let (_, origin, seq) = parsed.accepted;
         match &parsed.item {
-            Item::Order(order) => covered.orders.push(order.clone()),
+            Item::Order(order) => covered.orders.push((**order).clone()),
             Item::Mev { identity, request } => {
                 if let Ok(bundle) =
                     Bundle::from_mev_share(request, |hash| public.get(&hash).cloned())
@@ -192,7 +192,7 @@ fn signed(envelope: &Envelope) -> Option<Item> {
             }
         }
     };
-    Some(Item::Order(decoded))
+    Some(Item::Order(Box::new(decoded)))
 }
 
 fn from_bundle((origin, seq): (u32, u64), identity: Address, bundle: &Bundle) -> Decoded {
