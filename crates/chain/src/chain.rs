@@ -5,13 +5,11 @@ use std::{path::Path, sync::Arc};
 
 use alloy_consensus::{Block, Header, Sealable, Sealed, TxEnvelope};
 use alloy_primitives::B256;
-use cobuild_primitives::ChainSpec;
+use cobuild_primitives::{ChainSpec, SenderCache};
 use parking_lot::{Mutex, RwLock};
 
 use crate::{
-    block::{
-        self, BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError, SenderCache,
-    },
+    block::{self, BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, ImportError},
     genesis::Genesis,
     head_mark::{HeadMark, Mark},
     state::{EmptyState, HashedStateDiff, StateSnapshot, TrieNodes},

@@ -29,6 +29,6 @@ pub use order::{
     decode_transactions, quantity,
 };
 pub use rules::{Allowed, OrderRules, Ran, SingleTx, Strict, TxFate, TxRun};
-pub use senders::{SENDER_MEMO_SLOTS, SenderMemo, SenderMemoStats};
+pub use senders::{BadSignature, SenderCache, SenderCacheStats};
 pub use spec::{ChainSpec, DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, INITIAL_BASE_FEE};
 pub use text::{MAX_ERROR_TEXT, bounded};

@@ -317,7 +317,7 @@ impl BundleRequest {
 }
 
 /// Decodes EIP-2718 transactions and recovers their signers (through the process's
-/// [`SenderMemo`](crate::SenderMemo)), refusing trailing bytes.
+/// [`SenderCache`](crate::SenderCache)), refusing trailing bytes.
 pub fn decode_transactions(raw: &[Bytes]) -> Result<Vec<Recovered<TxEnvelope>>, OrderError> {
     raw.iter()
         .enumerate()
@@ -342,7 +342,7 @@ pub fn decode_transactions(raw: &[Bytes]) -> Result<Vec<Recovered<TxEnvelope>>, 
                     reason: "blob transactions are not supported by this node".into(),
                 });
             }
-            crate::SenderMemo::global()
+            crate::SenderCache::global()
                 .recover(tx)
                 .map_err(|_| OrderError::BadTransaction {
                     index,

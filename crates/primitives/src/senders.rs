@@ -1,20 +1,22 @@
-//! A memo of recovered transaction senders, keyed by transaction hash.
+//! The signers of transactions seen before, by transaction hash.
 //!
-//! Recovering a sender (a secp256k1 public key recovery) is most of what taking an order costs.
-//! A node meets the same signed transaction many times: a searcher sends one bundle for each
-//! of the next few blocks, every backrun of a swap carries the swap, a sender resends what did
-//! not land, and the refund ledger decodes again every order the slot's archive holds. The hash
-//! covers every field of the signed transaction, the signature included, so it names exactly
-//! one sender: a hit is as sound as a recovery.
+//! Recovering a signer (one secp256k1 public key recovery, 30–55 µs) costs more than executing
+//! a plain transfer, and the same signed transaction comes back again and again: a searcher
+//! sends one bundle for each of the next few blocks, every backrun of a swap carries the swap,
+//! the refund ledger reads again the orders its records cover, a relay re-executes a builder's
+//! successive bids (which mostly extend one another), and a member imports a block whose
+//! transactions it checked as bids. The hash commits to the signature and everything it signs,
+//! so a hash seen before has the signer recovered then: a hit is as sound as a recovery.
 //!
-//! The memo is a fixed table of slots, each chosen by the hash's first bytes, so it never grows
-//! and a lookup is one short, rarely contended lock. A new sender takes the slot of whatever was
-//! there. Hashes made to collide (a sender grinding transactions to evict others') cost only
-//! recoveries, never a wrong sender; a transaction whose signature does not recover is not kept.
+//! The cache is bounded (least recently used forgotten first) and a transaction whose
+//! signature does not recover is never remembered.
 
-use std::sync::{
-    LazyLock,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use alloy_consensus::{
@@ -23,91 +25,134 @@ use alloy_consensus::{
     transaction::{Recovered, SignerRecoverable},
 };
 use alloy_primitives::{Address, B256};
+use lru::LruCache;
 use parking_lot::Mutex;
 
-/// Slots of the process's memo: about 3.5 MiB, a few minutes of a busy node's distinct
-/// transactions.
-pub const SENDER_MEMO_SLOTS: usize = 1 << 16;
+static GLOBAL: LazyLock<SenderCache> = LazyLock::new(SenderCache::default);
 
-static GLOBAL: LazyLock<SenderMemo> = LazyLock::new(|| SenderMemo::new(SENDER_MEMO_SLOTS));
-
-/// A slot: the hash of the transaction it holds the sender of, and the sender.
-type Slot = Mutex<Option<(B256, Address)>>;
-
-/// Recently recovered senders by transaction hash (see the module docs).
+/// Signers by transaction hash, the least recently used forgotten first.
 #[derive(Debug)]
-pub struct SenderMemo {
-    slots: Box<[Slot]>,
+pub struct SenderCache {
+    signers: Mutex<LruCache<B256, Address>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-/// How often the memo answered.
+/// A transaction whose signature does not recover, by its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadSignature(pub usize);
+
+/// How often a cache answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SenderMemoStats {
-    /// Senders taken from the memo.
+pub struct SenderCacheStats {
+    /// Signers taken from the cache.
     pub hits: u64,
-    /// Senders recovered (and kept) because the memo did not hold them.
+    /// Signers recovered because the cache did not hold them.
     pub misses: u64,
 }
 
-impl SenderMemo {
-    /// An empty memo of `slots` slots (rounded up to a power of two, at least one).
-    pub fn new(slots: usize) -> Self {
-        let slots = slots.max(1).next_power_of_two();
+impl SenderCache {
+    /// Every transaction of a few hundred full blocks, or a few minutes of a busy node's
+    /// orderflow; about 100 bytes each.
+    pub const DEFAULT_CAPACITY: NonZeroUsize = NonZeroUsize::new(1 << 16).expect("not zero");
+
+    /// A cache that remembers at most `capacity` signers.
+    pub fn new(capacity: NonZeroUsize) -> Self {
         Self {
-            slots: (0..slots).map(|_| Mutex::new(None)).collect(),
+            signers: Mutex::new(LruCache::new(capacity)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    /// The process's memo, which every decoding path of the node shares: a transaction
-    /// recovered when it came in is not recovered again when it comes back.
+    /// The process's cache, which every path decoding orderflow shares: a transaction recovered
+    /// when it came in is not recovered again when it comes back.
     pub fn global() -> &'static Self {
         &GLOBAL
     }
 
-    /// `tx` with its sender, from the memo when it holds the transaction's hash, else
-    /// recovered (the signature's `s` must be in the lower half, as on mainnet) and kept.
+    /// `tx` with its signer, from the cache if it holds the hash, else recovered (the
+    /// signature's `s` must be in the lower half, as on mainnet) and remembered.
     pub fn recover(&self, tx: TxEnvelope) -> Result<Recovered<TxEnvelope>, RecoveryError> {
         let hash = *tx.tx_hash();
-        let slot = &self.slots[self.index(&hash)];
-        let held = *slot.lock();
-        if let Some((held, sender)) = held
-            && held == hash
-        {
+        let known = self.signers.lock().get(&hash).copied();
+        if let Some(signer) = known {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Recovered::new_unchecked(tx, sender));
+            return Ok(Recovered::new_unchecked(tx, signer));
         }
-        // Recovered outside the lock: it is the slow part, and another thread's lookup of the
-        // slot must not wait for it.
-        let sender = tx.recover_signer()?;
-        *slot.lock() = Some((hash, sender));
+        // Recovered without the lock: it is the slow part, and other threads' lookups must not
+        // wait for it.
+        let signer = tx.recover_signer()?;
+        self.signers.lock().put(hash, signer);
         self.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(Recovered::new_unchecked(tx, sender))
+        Ok(Recovered::new_unchecked(tx, signer))
+    }
+
+    /// Every transaction with its signer, in order: remembered ones from the cache, the others
+    /// recovered and remembered. Fails on the first transaction, by position, whose
+    /// signature does not recover; then nothing is remembered.
+    pub fn recover_all(
+        &self,
+        txs: Vec<TxEnvelope>,
+    ) -> Result<Vec<Recovered<TxEnvelope>>, BadSignature> {
+        let known: Vec<Option<Address>> = {
+            let mut signers = self.signers.lock();
+            txs.iter()
+                .map(|tx| signers.get(tx.tx_hash()).copied())
+                .collect()
+        };
+        // On the caller's thread, not rayon's pool: a block of new transactions would hold the
+        // pool for tens of milliseconds, and the builder's seals wait on that pool.
+        let signers = txs
+            .iter()
+            .zip(&known)
+            .enumerate()
+            .map(|(index, (tx, known))| match known {
+                Some(signer) => Ok(*signer),
+                None => tx.recover_signer().map_err(|_| BadSignature(index)),
+            })
+            .collect::<Result<Vec<Address>, _>>()?;
+        let mut cache = self.signers.lock();
+        let mut misses = 0;
+        for ((tx, known), signer) in txs.iter().zip(&known).zip(&signers) {
+            if known.is_none() {
+                cache.put(*tx.tx_hash(), *signer);
+                misses += 1;
+            }
+        }
+        drop(cache);
+        self.misses.fetch_add(misses, Ordering::Relaxed);
+        self.hits
+            .fetch_add(txs.len() as u64 - misses, Ordering::Relaxed);
+        Ok(txs
+            .into_iter()
+            .zip(signers)
+            .map(|(tx, signer)| Recovered::new_unchecked(tx, signer))
+            .collect())
     }
 
     /// Hits and misses so far.
-    pub fn stats(&self) -> SenderMemoStats {
-        SenderMemoStats {
+    pub fn stats(&self) -> SenderCacheStats {
+        SenderCacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
         }
     }
 
-    fn index(&self, hash: &B256) -> usize {
-        let mut low = [0u8; 8];
-        low.copy_from_slice(&hash[..8]);
-        // The slot count is a power of two: the mask keeps the hash's low bits.
-        (u64::from_le_bytes(low) as usize) & (self.slots.len() - 1)
+    /// How many signers it holds.
+    pub fn len(&self) -> usize {
+        self.signers.lock().len()
     }
 
-    /// Puts `sender` in `hash`'s slot, whoever signed it: lets a test tell a hit from a
-    /// recovery.
-    #[cfg(test)]
-    fn plant(&self, hash: B256, sender: Address) {
-        *self.slots[self.index(&hash)].lock() = Some((hash, sender));
+    /// Whether it holds no signer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for SenderCache {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
     }
 }
 
@@ -120,90 +165,135 @@ mod tests {
 
     use super::*;
 
-    fn signed(key: &PrivateKeySigner, nonce: u64) -> TxEnvelope {
+    fn signed(signer: &PrivateKeySigner, nonce: u64) -> TxEnvelope {
         let tx = TxEip1559 {
             chain_id: 1,
             nonce,
             gas_limit: 21_000,
-            max_fee_per_gas: 2_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            to: TxKind::Call(Address::repeat_byte(0x11)),
+            max_fee_per_gas: 2,
+            to: TxKind::Call(Address::repeat_byte(7)),
             value: U256::from(1),
             ..Default::default()
         };
-        let signature = key
-            .sign_hash_sync(&tx.signature_hash())
-            .expect("signing a hash");
-        TxEnvelope::Eip1559(tx.into_signed(signature))
+        let signature = signer.sign_hash_sync(&tx.signature_hash()).expect("signs");
+        tx.into_signed(signature).into()
+    }
+
+    /// `tx` with `signature` in place of its own but keeping its hash: what a cache hit alone
+    /// can answer for (the hash commits to the signature, so a real one never differs this
+    /// way).
+    fn with_hash_of(tx: &TxEnvelope, signature: Signature) -> TxEnvelope {
+        let TxEnvelope::Eip1559(signed_tx) = tx else {
+            unreachable!("built as EIP-1559")
+        };
+        alloy_consensus::Signed::new_unchecked(signed_tx.tx().clone(), signature, *tx.tx_hash())
+            .into()
     }
 
     #[test]
-    fn test_a_transaction_met_again_is_not_recovered_again() {
-        let key = PrivateKeySigner::random();
-        let memo = SenderMemo::new(16);
-        let tx = signed(&key, 0);
-        let first = memo.recover(tx.clone()).expect("recovers");
-        assert_eq!(first.signer(), key.address());
-        assert_eq!(memo.stats(), SenderMemoStats { hits: 0, misses: 1 });
-        let again = memo.recover(tx).expect("recovers");
-        assert_eq!(again.signer(), key.address());
-        assert_eq!(memo.stats(), SenderMemoStats { hits: 1, misses: 1 });
+    fn test_signers_match_recovery_and_are_remembered_within_capacity() {
+        let (a, b) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let txs: Vec<TxEnvelope> = (0..3)
+            .map(|n| signed(&a, n))
+            .chain([signed(&b, 0)])
+            .collect();
+        let cache = SenderCache::new(NonZeroUsize::new(3).expect("not zero"));
+        let recovered = cache.recover_all(txs.clone()).expect("all valid");
+        let signers: Vec<Address> = recovered.iter().map(|tx| tx.signer()).collect();
+        assert_eq!(
+            signers,
+            [a.address(), a.address(), a.address(), b.address()]
+        );
+        assert_eq!(cache.len(), 3, "the oldest is forgotten past the capacity");
+        // A second pass answers from the cache and recovers what was forgotten.
+        let again = cache.recover_all(txs).expect("all valid");
+        assert_eq!(
+            again.iter().map(|tx| tx.signer()).collect::<Vec<_>>(),
+            signers
+        );
     }
 
     #[test]
-    fn test_the_sender_comes_from_the_memo_when_it_holds_the_hash() {
-        let memo = SenderMemo::new(16);
-        let tx = signed(&PrivateKeySigner::random(), 0);
-        let planted = Address::repeat_byte(0x77);
-        memo.plant(*tx.tx_hash(), planted);
-        assert_eq!(memo.recover(tx).expect("from the memo").signer(), planted);
+    fn test_a_remembered_hash_is_not_recovered_again() {
+        let a = PrivateKeySigner::random();
+        let tx = signed(&a, 0);
+        let cache = SenderCache::default();
+        cache.recover_all(vec![tx.clone()]).expect("valid");
+        let forged = with_hash_of(&tx, Signature::new(U256::from(1), U256::from(1), false));
+        let recovered = cache
+            .recover_all(vec![forged])
+            .expect("answered from the cache");
+        assert_eq!(recovered[0].signer(), a.address());
+    }
+
+    #[test]
+    fn test_one_transaction_met_again_is_taken_from_the_cache() {
+        let a = PrivateKeySigner::random();
+        let tx = signed(&a, 0);
+        let cache = SenderCache::default();
+        assert_eq!(
+            cache.recover(tx.clone()).expect("valid").signer(),
+            a.address()
+        );
+        assert_eq!(cache.stats(), SenderCacheStats { hits: 0, misses: 1 });
+        let forged = with_hash_of(&tx, Signature::new(U256::from(1), U256::from(1), false));
+        assert_eq!(
+            cache.recover(forged).expect("from the cache").signer(),
+            a.address()
+        );
+        assert_eq!(cache.stats(), SenderCacheStats { hits: 1, misses: 1 });
     }
 
     #[test]
     fn test_another_signature_over_the_same_transaction_is_recovered_on_its_own() {
         let (alice, mallory) = (PrivateKeySigner::random(), PrivateKeySigner::random());
-        let memo = SenderMemo::new(1);
-        let TxEnvelope::Eip1559(by_alice) = signed(&alice, 3) else {
-            unreachable!("signed makes EIP-1559 transactions")
+        let by_alice = signed(&alice, 3);
+        let TxEnvelope::Eip1559(signed_tx) = &by_alice else {
+            unreachable!("built as EIP-1559")
         };
-        let tx = by_alice.tx().clone();
-        let by_mallory = mallory
-            .sign_hash_sync(&tx.signature_hash())
-            .expect("signing a hash");
-        let by_mallory = TxEnvelope::Eip1559(tx.into_signed(by_mallory));
-        // One slot: both land in it, so only the hash tells them apart.
-        let recovered = memo.recover(by_alice.into()).expect("recovers");
-        assert_eq!(recovered.signer(), alice.address());
-        let recovered = memo.recover(by_mallory).expect("recovers");
-        assert_eq!(recovered.signer(), mallory.address());
-        assert_eq!(memo.stats().hits, 0);
+        let tx = signed_tx.tx().clone();
+        let signature = mallory.sign_hash_sync(&tx.signature_hash()).expect("signs");
+        let by_mallory: TxEnvelope = tx.into_signed(signature).into();
+        let cache = SenderCache::default();
+        assert_eq!(
+            cache.recover(by_alice).expect("valid").signer(),
+            alice.address()
+        );
+        assert_eq!(
+            cache.recover(by_mallory).expect("valid").signer(),
+            mallory.address()
+        );
+        assert_eq!(cache.stats().hits, 0);
     }
 
     #[test]
-    fn test_a_signature_that_does_not_recover_is_refused_and_not_kept() {
-        let memo = SenderMemo::new(16);
-        let TxEnvelope::Eip1559(signed) = signed(&PrivateKeySigner::random(), 0) else {
-            unreachable!("signed makes EIP-1559 transactions")
+    fn test_a_bad_signature_is_refused_and_nothing_is_remembered_of_it() {
+        let a = PrivateKeySigner::random();
+        let good = signed(&a, 0);
+        let TxEnvelope::Eip1559(signed_tx) = signed(&a, 1) else {
+            unreachable!("built as EIP-1559")
         };
+        let zero = Signature::new(U256::ZERO, U256::ZERO, false);
+        let bad: TxEnvelope = signed_tx.tx().clone().into_signed(zero).into();
+        let cache = SenderCache::default();
+        assert_eq!(
+            cache.recover_all(vec![good, bad.clone()]),
+            Err(BadSignature(1))
+        );
+        assert!(cache.is_empty(), "a failed block remembers nothing");
         // s above half the curve order: refused since EIP-2.
+        let TxEnvelope::Eip1559(signed_tx) = signed(&a, 2) else {
+            unreachable!("built as EIP-1559")
+        };
         let high_s = Signature::new(
-            signed.signature().r(),
+            signed_tx.signature().r(),
             U256::from_be_slice(&[0xff; 32]) >> 1,
             false,
         );
-        let bad = TxEnvelope::Eip1559(signed.tx().clone().into_signed(high_s));
-        assert!(memo.recover(bad.clone()).is_err());
-        assert!(memo.recover(bad).is_err());
-        assert_eq!(memo.stats(), SenderMemoStats::default());
-    }
-
-    #[test]
-    fn test_slots_are_a_power_of_two() {
-        assert_eq!(SenderMemo::new(0).slots.len(), 1);
-        assert_eq!(SenderMemo::new(3).slots.len(), 4);
-        assert_eq!(
-            SenderMemo::new(SENDER_MEMO_SLOTS).slots.len(),
-            SENDER_MEMO_SLOTS
-        );
+        let high_s: TxEnvelope = signed_tx.tx().clone().into_signed(high_s).into();
+        assert!(cache.recover(bad).is_err());
+        assert!(cache.recover(high_s).is_err());
+        assert!(cache.is_empty());
+        assert_eq!(cache.stats(), SenderCacheStats::default());
     }
 }

@@ -7,6 +7,8 @@
 //!  server runtime (2 workers): Devnet::start on a temporary data dir, port 0, not producing
 //!  client runtime (this thread): C keep-alive connections pull the next request until all
 //!                                are answered or the deadline passes
+//!  re-sent (a fresh node): as many requests again, each transaction in bundles for the next K
+//!                          blocks; the process's sender cache recovers each transaction once
 //! ```
 //! The per-sender and per-IP budgets are set high enough never to refuse (they are still
 //! checked on every request); the node's producer is not running, so bundles stay in the pool.
@@ -28,7 +30,7 @@ use alloy_primitives::{Address, Bytes, U256, hex, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use cobuild_node::{Devnet, DevnetConfig, DevnetError, devnet::default_builder_key};
-use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, SenderMemo, SenderMemoStats};
+use cobuild_primitives::{DEFAULT_GAS_LIMIT, DEVNET_CHAIN_ID, SenderCache, SenderCacheStats};
 use cobuild_rpc::{FLASHBOTS_SIGNATURE_HEADER, verify_flashbots_signature};
 use hyper::body::Bytes as HttpBytes;
 use serde_json::json;
@@ -135,8 +137,8 @@ pub struct ResentFigure {
     pub requests_per_sec: f64,
     /// Request round-trip latency.
     pub latency: Latency,
-    /// What the process's sender memo answered during the run.
-    pub memo: SenderMemoStats,
+    /// What the process's sender cache answered during the run.
+    pub senders: SenderCacheStats,
 }
 
 /// One prepared request.
@@ -153,7 +155,7 @@ pub(crate) struct Signed {
 /// for each of the next blocks: all the bundles for block 1 first, then for block 2, and so on.
 ///
 /// Each run's requests need their own `role`: a transaction the process met in an earlier run
-/// has its sender in the process's memo, and would cost that run no recovery.
+/// has its signer in the process's sender cache, and would cost that run no recovery.
 pub(crate) fn prepare(
     role: &str,
     count: usize,
@@ -344,9 +346,9 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
     let resent = match config.resend_blocks {
         blocks @ 2.. => {
             let requests = prepare("intake-resent", config.requests, config.signers, blocks)?;
-            let memo = SenderMemo::global().stats();
+            let before = SenderCache::global().stats();
             let (total, elapsed) = send_all(config, requests)?;
-            let after = SenderMemo::global().stats();
+            let after = SenderCache::global().stats();
             Some(ResentFigure {
                 blocks,
                 sent: total.sent,
@@ -355,9 +357,9 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
                 elapsed,
                 requests_per_sec: per_sec(total.accepted, elapsed),
                 latency: Latency::from_samples(total.samples),
-                memo: SenderMemoStats {
-                    hits: after.hits - memo.hits,
-                    misses: after.misses - memo.misses,
+                senders: SenderCacheStats {
+                    hits: after.hits - before.hits,
+                    misses: after.misses - before.misses,
                 },
             })
         }

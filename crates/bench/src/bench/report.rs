@@ -425,7 +425,7 @@ impl fmt::Display for IntakeFigure {
             Some(resent) => {
                 writeln!(
                     f,
-                    "  each transaction re-sent for the next {} blocks (a fresh node, {} requests): {} req/s (accepted {}, errors {}); request latency p50 {}, p99 {}; senders from the memo {}, recovered {}",
+                    "  each transaction re-sent for the next {} blocks (a fresh node, {} requests): {} req/s (accepted {}, errors {}); request latency p50 {}, p99 {}; signers from the sender cache {}, recovered {}",
                     resent.blocks,
                     resent.sent,
                     Rate(resent.requests_per_sec),
@@ -433,8 +433,8 @@ impl fmt::Display for IntakeFigure {
                     resent.errors,
                     Ms(resent.latency.p50),
                     Ms(resent.latency.p99),
-                    resent.memo.hits,
-                    resent.memo.misses,
+                    resent.senders.hits,
+                    resent.senders.misses,
                 )?;
                 writeln!(
                     f,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use alloy_consensus::{Block, Header, Sealed, TxEnvelope};
 use alloy_primitives::B256;
-use cobuild_primitives::ChainSpec;
+use cobuild_primitives::{ChainSpec, SenderCache};
 
-use super::{BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, SenderCache, TxRejected};
+use super::{BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, TxRejected};
 use crate::state::StateSnapshot;
 
 /// Why a block was not imported.

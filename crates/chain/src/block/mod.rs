@@ -9,7 +9,6 @@ mod env;
 mod import;
 mod receipts;
 mod roots;
-mod senders;
 mod touched;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
@@ -20,4 +19,3 @@ pub use bundle::{BundleOutcome, BundleRejected, BundleTrial};
 pub use env::{NextBlock, next_evm_env};
 pub(crate) use import::reexecute;
 pub use import::{ImportError, reexecute_on};
-pub(crate) use senders::SenderCache;

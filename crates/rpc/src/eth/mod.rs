@@ -20,7 +20,7 @@ use alloy_rpc_types_eth::{
 };
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::{Reservation, TxPool};
-use cobuild_primitives::{AcceptedOrder, SenderMemo};
+use cobuild_primitives::{AcceptedOrder, SenderCache};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use revm::{database_interface::DatabaseRef, state::AccountInfo};
 
@@ -924,7 +924,7 @@ impl EthApiServer for Eth {
 }
 
 /// Decodes one signed EIP-2718 transaction and recovers its sender (through the process's
-/// [`SenderMemo`]), with geth's messages.
+/// [`SenderCache`]), with geth's messages.
 pub(crate) fn decode_raw_transaction(raw: &[u8]) -> Result<Recovered<TxEnvelope>, RpcError> {
     let mut slice = raw;
     if slice.is_empty() {
@@ -937,7 +937,7 @@ pub(crate) fn decode_raw_transaction(raw: &[u8]) -> Result<Recovered<TxEnvelope>
             "rlp: input contains more than one value".into(),
         ));
     }
-    SenderMemo::global()
+    SenderCache::global()
         .recover(tx)
         .map_err(|_| RpcError::InvalidParams("invalid transaction signature".into()))
 }

@@ -1,6 +1,6 @@
 //! Intake with replication on and off: signed `eth_sendBundle` requests of the same shape (two
 //! sets of distinct transactions, so neither run finds the other's senders in the process's
-//! memo) sent to two RPC servers in turn, one without a replication hook, one whose hook makes
+//! sender cache) sent to two RPC servers in turn, one without a replication hook, one whose hook makes
 //! every accepted order durable in member 0's log and broadcasts it to the running members.
 //!
 //! Each server has its own pools over one fresh devnet chain (bundles for block 1), budgets

@@ -596,7 +596,7 @@ pub fn replication(config: &ReplicationConfig) -> Result<ReplicationFigure, Repl
         next: AtomicUsize::new(0),
     });
     // Signed before any member runs, so signing takes no time from the measurements.
-    // One set for each run: a set sent twice would find its senders in the process's memo the
+    // One set for each run: a set sent twice would find its senders in the process's sender cache the
     // second time.
     let requests = match &config.intake {
         Some(intake) => {
