@@ -36,7 +36,7 @@ use hyper::body::Bytes as HttpBytes;
 use serde_json::json;
 
 use super::{
-    IntakeConfig,
+    IntakeConfig, IntakeRun,
     http::{HttpClient, HttpError},
     measure::Latency,
 };
@@ -124,19 +124,9 @@ pub struct IntakeFigure {
 pub struct ResentFigure {
     /// Blocks each transaction was sent for.
     pub blocks: usize,
-    /// Requests sent (answered or not).
-    pub sent: usize,
-    /// Answered with a bundle hash.
-    pub accepted: usize,
-    /// Answered with an error (HTTP or JSON-RPC) or not answered.
-    pub errors: usize,
-    /// From the first request to the last answer.
-    #[serde(rename = "elapsed_ms", serialize_with = "crate::bench::report::ms")]
-    pub elapsed: Duration,
-    /// Accepted requests per second.
-    pub requests_per_sec: f64,
-    /// Request round-trip latency.
-    pub latency: Latency,
+    /// What the run achieved.
+    #[serde(flatten)]
+    pub run: IntakeRun,
     /// What the process's sender cache answered during the run.
     pub senders: SenderCacheStats,
 }
@@ -351,12 +341,14 @@ pub fn intake(config: &IntakeConfig) -> Result<IntakeFigure, IntakeError> {
             let after = SenderCache::global().stats();
             Some(ResentFigure {
                 blocks,
-                sent: total.sent,
-                accepted: total.accepted,
-                errors: total.errors,
-                elapsed,
-                requests_per_sec: per_sec(total.accepted, elapsed),
-                latency: Latency::from_samples(total.samples),
+                run: IntakeRun {
+                    sent: total.sent,
+                    accepted: total.accepted,
+                    errors: total.errors,
+                    elapsed,
+                    requests_per_sec: per_sec(total.accepted, elapsed),
+                    latency: Latency::from_samples(total.samples),
+                },
                 senders: SenderCacheStats {
                     hits: after.hits - before.hits,
                     misses: after.misses - before.misses,

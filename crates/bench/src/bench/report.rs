@@ -427,19 +427,19 @@ impl fmt::Display for IntakeFigure {
                     f,
                     "  each transaction re-sent for the next {} blocks (a fresh node, {} requests): {} req/s (accepted {}, errors {}); request latency p50 {}, p99 {}; signers from the sender cache {}, recovered {}",
                     resent.blocks,
-                    resent.sent,
-                    Rate(resent.requests_per_sec),
-                    resent.accepted,
-                    resent.errors,
-                    Ms(resent.latency.p50),
-                    Ms(resent.latency.p99),
+                    resent.run.sent,
+                    Rate(resent.run.requests_per_sec),
+                    resent.run.accepted,
+                    resent.run.errors,
+                    Ms(resent.run.latency.p50),
+                    Ms(resent.run.latency.p99),
                     resent.senders.hits,
                     resent.senders.misses,
                 )?;
                 writeln!(
                     f,
                     "  ratio re-sent / distinct bundles: {:.2}",
-                    resent.requests_per_sec / self.requests_per_sec.max(f64::MIN_POSITIVE)
+                    resent.run.requests_per_sec / self.requests_per_sec.max(f64::MIN_POSITIVE)
                 )
             }
             None => Ok(()),

@@ -310,10 +310,10 @@ fn test_intake_accepts_every_signed_bundle() {
     assert!(figure.requests_per_sec > 0.0 && figure.verify_per_sec > 0.0);
     let resent = figure.resent.expect("the re-sent run is made");
     assert_eq!(
-        (resent.sent, resent.accepted),
+        (resent.run.sent, resent.run.accepted),
         (300, 300),
         "errors: {}",
-        resent.errors
+        resent.run.errors
     );
     // 100 transactions, each in bundles for blocks 1 to 3: the second and third bundle find
     // the signer in the sender cache (other tests of this process share it, and may add hits).
