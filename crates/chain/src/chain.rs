@@ -107,8 +107,6 @@ struct Inner {
     trie: RwLock<Arc<TrieNodes>>,
     // Serialises commits so the parent check and the write are one step.
     commit: Mutex<()>,
-    // Signers of the transactions re-executed lately: a relay sees them again in every bid.
-    senders: SenderCache,
     // Tells watchers a block was committed (the latest head; the blocks between are stored).
     heads: tokio::sync::watch::Sender<Arc<Sealed<Header>>>,
 }
@@ -171,7 +169,6 @@ impl Chain {
                 head: RwLock::new(head.clone()),
                 trie: RwLock::new(Arc::new(trie)),
                 commit: Mutex::new(()),
-                senders: SenderCache::default(),
                 heads: tokio::sync::watch::Sender::new(head),
             }),
         })
@@ -384,7 +381,9 @@ impl Chain {
             self.inner.spec.clone(),
             head,
             state,
-            &self.inner.senders,
+            // The process's cache: a relay sees a builder's transactions again in every bid,
+            // and a member imports blocks of transactions it took in as orders.
+            SenderCache::global(),
             block,
         )?)
     }

@@ -55,18 +55,15 @@ pub enum ImportError {
 
 /// Re-executes `block` on `parent`, whose post-state is `state`, and returns it if it is valid
 /// (every header field matches): how a relay or a test checks a block built on an execution
-/// client's state, where no chain store keeps the parent.
+/// client's state, where no chain store keeps the parent. Signers seen before come from the
+/// process's [`SenderCache`].
 pub fn reexecute_on(
     spec: Arc<ChainSpec>,
     parent: Arc<Sealed<Header>>,
     state: StateSnapshot,
     block: Block<TxEnvelope>,
 ) -> Result<ExecutedBlock, ImportError> {
-    let senders = SenderCache::new(
-        std::num::NonZeroUsize::new(block.body.transactions.len())
-            .unwrap_or(std::num::NonZeroUsize::MIN),
-    );
-    reexecute(spec, parent, state, &senders, block)
+    reexecute(spec, parent, state, SenderCache::global(), block)
 }
 
 /// Re-executes `block` on `parent` and returns it ready to store if it is valid; signers come
