@@ -21,7 +21,6 @@ use std::{
 
 use alloy_consensus::{
     TxEnvelope,
-    crypto::RecoveryError,
     transaction::{Recovered, SignerRecoverable},
 };
 use alloy_primitives::{Address, B256};
@@ -73,19 +72,9 @@ impl SenderCache {
 
     /// `tx` with its signer, from the cache if it holds the hash, else recovered (the
     /// signature's `s` must be in the lower half, as on mainnet) and remembered.
-    pub fn recover(&self, tx: TxEnvelope) -> Result<Recovered<TxEnvelope>, RecoveryError> {
-        let hash = *tx.tx_hash();
-        let known = self.signers.lock().get(&hash).copied();
-        if let Some(signer) = known {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Recovered::new_unchecked(tx, signer));
-        }
-        // Recovered without the lock: it is the slow part, and other threads' lookups must not
-        // wait for it.
-        let signer = tx.recover_signer()?;
-        self.signers.lock().put(hash, signer);
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(Recovered::new_unchecked(tx, signer))
+    pub fn recover(&self, tx: TxEnvelope) -> Result<Recovered<TxEnvelope>, BadSignature> {
+        let mut one = self.recover_all(vec![tx])?;
+        one.pop().ok_or(BadSignature(0))
     }
 
     /// Every transaction with its signer, in order: remembered ones from the cache, the others
@@ -101,8 +90,9 @@ impl SenderCache {
                 .map(|tx| signers.get(tx.tx_hash()).copied())
                 .collect()
         };
-        // On the caller's thread, not rayon's pool: a block of new transactions would hold the
-        // pool for tens of milliseconds, and the builder's seals wait on that pool.
+        // Recovered without the lock (the slow part: other threads' lookups must not wait for
+        // it), on the caller's thread, not rayon's pool: a block of new transactions would hold
+        // the pool for tens of milliseconds, and the builder's seals wait on that pool.
         let signers = txs
             .iter()
             .zip(&known)

@@ -95,7 +95,6 @@ const MAX_KEPT_ORDERS: usize = 200_000;
 #[derive(Debug, Default)]
 pub struct Window {
     slots: BTreeMap<u64, Vec<Parsed>>,
-    kept: usize,
 }
 
 impl Window {
@@ -113,25 +112,23 @@ impl Window {
             }
             // A slot without a record yet is not kept: asked again, it is read again.
             if let Some((_, _, envelopes)) = slot_orders(store, log, slot, 0, usize::MAX)? {
-                let parsed: Vec<Parsed> = envelopes.iter().map(parse).collect();
-                self.kept += parsed.len();
-                self.slots.insert(slot, parsed);
+                self.slots
+                    .insert(slot, envelopes.iter().map(parse).collect());
             }
         }
         let covered = decode_parsed(self.slots.range(from..=to).flat_map(|(_, p)| p));
-        while self.kept > MAX_KEPT_ORDERS
-            && let Some((_, oldest)) = self.slots.pop_first()
-        {
-            self.kept -= oldest.len();
-        }
+        while self.kept() > MAX_KEPT_ORDERS && self.slots.pop_first().is_some() {}
         Ok(covered)
     }
 
     /// Drops the slots before `slot`: no later window reads them.
     fn forget_before(&mut self, slot: u64) {
-        let keep = self.slots.split_off(&slot);
-        self.kept -= self.slots.values().map(Vec::len).sum::<usize>();
-        self.slots = keep;
+        self.slots = self.slots.split_off(&slot);
+    }
+
+    /// Orders kept, over every slot.
+    fn kept(&self) -> usize {
+        self.slots.values().map(Vec::len).sum()
     }
 
     /// Slots kept.
