@@ -95,6 +95,10 @@ def main():
     parser.add_argument("--secs", type=float, default=600.0, help="how long to send")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--batch", type=int, default=50, help="transactions per JSON-RPC batch")
+    parser.add_argument(
+        "--presign", action="store_true",
+        help="sign every transaction before sending starts (rate x secs of them), so that the "
+             "sender's own signing does not take CPU from the nodes on a small machine")
     args = parser.parse_args()
 
     with open(os.path.join(args.data_dir, "endpoints.json")) as f:
@@ -107,6 +111,22 @@ def main():
     ])
     nonces = [int(a["result"], 16) for a in sorted(answers, key=lambda a: a["id"])]
     fee = int(rpc(url, {"jsonrpc": "2.0", "id": 0, "method": "eth_gasPrice", "params": []})["result"], 16)
+
+    def sign(i):
+        tx = {
+            "type": 2, "chainId": CHAIN_ID, "nonce": nonces[i], "to": SINK, "value": 1,
+            "gas": 21000, "maxFeePerGas": 2 * fee + 10**9, "maxPriorityFeePerGas": 10**9,
+        }
+        nonces[i] += 1
+        return accounts[i].sign_transaction(tx).rawTransaction.hex()
+
+    signed = None
+    if args.presign:
+        began = time.monotonic()
+        # Whole rounds of the accounts, so that signing on past them continues their nonces.
+        count = -(-(int(args.rate * args.secs) + args.batch) // len(accounts)) * len(accounts)
+        signed = iter([sign(n % len(accounts)) for n in range(count)])
+        print(f"signed {count} transactions in {time.monotonic() - began:.0f} s", flush=True)
 
     sent = refused = 0
     failures = {}
@@ -138,12 +158,9 @@ def main():
         for _ in range(args.batch):
             i = turn % len(accounts)
             turn += 1
-            tx = {
-                "type": 2, "chainId": CHAIN_ID, "nonce": nonces[i], "to": SINK, "value": 1,
-                "gas": 21000, "maxFeePerGas": 2 * fee + 10**9, "maxPriorityFeePerGas": 10**9,
-            }
-            raw = accounts[i].sign_transaction(tx).rawTransaction.hex()
-            nonces[i] += 1
+            raw = next(signed, None) if signed is not None else None
+            if raw is None:
+                raw = sign(i)
             calls.append({"jsonrpc": "2.0", "id": len(calls), "method": "eth_sendRawTransaction", "params": [raw]})
         try:
             for answer in rpc(url, calls):

@@ -105,7 +105,10 @@ impl Window {
         log: &Log,
         from: u64,
         to: u64,
-    ) -> Result<Covered, ArchiveError> {
+    ) -> Result<Covered<'_>, ArchiveError> {
+        // Over the cap, the oldest slots go first (read again when asked for). Trimmed before
+        // the decoding, which borrows what is kept: at most one window's slots over the cap.
+        while self.kept() > MAX_KEPT_ORDERS && self.slots.pop_first().is_some() {}
         for slot in from..=to {
             if self.slots.contains_key(&slot) {
                 continue;
@@ -116,9 +119,9 @@ impl Window {
                     .insert(slot, envelopes.iter().map(parse).collect());
             }
         }
-        let covered = decode_parsed(self.slots.range(from..=to).flat_map(|(_, p)| p));
-        while self.kept() > MAX_KEPT_ORDERS && self.slots.pop_first().is_some() {}
-        Ok(covered)
+        Ok(decode_parsed(
+            self.slots.range(from..=to).flat_map(|(_, p)| p),
+        ))
     }
 
     /// Drops the slots before `slot`: no later window reads them.

@@ -8,10 +8,13 @@
 //! transactions also sent raw. A bundle that keeps an in-block refund (`refundPercent` without
 //! `delayedRefund: true`) earns nothing more; the builder counts it net of that refund.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashSet},
+};
 
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes, map::B256Map};
 use alloy_rpc_types_mev::{EthSendBundle, MevSendBundle};
 use cobuild_chain::StoredBlock;
 use cobuild_net::Envelope;
@@ -41,12 +44,28 @@ pub(crate) struct Decoded {
     pub(crate) range: Option<(u64, u64)>,
 }
 
-/// What the covered envelopes hold.
+/// What the covered envelopes hold. The orders are borrowed from the parsed envelopes where
+/// the window changes nothing in them: a member decodes its whole window (~32 slots) for every
+/// slot, and copying every order's transactions each time cost more than the rest of it.
 #[derive(Debug, Default)]
-pub(crate) struct Covered {
-    pub(crate) orders: Vec<Decoded>,
+pub(crate) struct Covered<'a> {
+    pub(crate) orders: Vec<Cow<'a, Decoded>>,
     /// `from → to`, in the order they were accepted.
     pub(crate) delegations: Vec<(Address, Address)>,
+}
+
+#[cfg(test)]
+impl Covered<'_> {
+    fn into_owned(self) -> Covered<'static> {
+        Covered {
+            orders: self
+                .orders
+                .into_iter()
+                .map(|o| Cow::Owned(o.into_owned()))
+                .collect(),
+            delegations: self.delegations,
+        }
+    }
 }
 
 /// One envelope of a final record with its expensive half of decoding done (read from the log,
@@ -61,8 +80,8 @@ pub(crate) struct Parsed {
 
 #[derive(Debug, Clone)]
 enum Item {
-    /// A raw transaction: public orderflow.
-    Raw(Box<Recovered<TxEnvelope>>),
+    /// A raw transaction: public orderflow, as the lone order it is.
+    Raw(Box<Decoded>),
     /// A signed order whose reading depends on no other order.
     Order(Box<Decoded>),
     /// A MEV-Share bundle, whose `{hash}` items are the window's raw transactions.
@@ -80,7 +99,16 @@ enum Item {
 pub(crate) fn parse(envelope: &Envelope) -> Parsed {
     let body = &envelope.body;
     let item = if body.kind == OrderKind::RawTransaction as u8 {
-        raw(&body.payload).map_or(Item::Skip, |tx| Item::Raw(Box::new(tx)))
+        raw(&body.payload).map_or(Item::Skip, |tx| {
+            Item::Raw(Box::new(Decoded {
+                key: key_at(body.origin, body.seq, *tx.tx_hash()),
+                identity: None,
+                rules: lone(&tx),
+                txs: vec![tx],
+                in_block_refund: 0,
+                range: None,
+            }))
+        })
     } else {
         signed(envelope).unwrap_or(Item::Skip)
     };
@@ -93,42 +121,42 @@ pub(crate) fn parse(envelope: &Envelope) -> Parsed {
 /// Decodes `envelopes` (any order); those that do not decode are skipped (they were checked
 /// when accepted, so this is only an envelope from a newer node).
 #[cfg(test)]
-pub(crate) fn decode(envelopes: &[Envelope]) -> Covered {
+pub(crate) fn decode(envelopes: &[Envelope]) -> Covered<'static> {
     let parsed: Vec<Parsed> = envelopes.iter().map(parse).collect();
-    decode_parsed(&parsed)
+    decode_parsed(&parsed).into_owned()
 }
 
 /// [`decode`] of envelopes parsed already (any order).
-pub(crate) fn decode_parsed<'a>(parsed: impl IntoIterator<Item = &'a Parsed>) -> Covered {
+pub(crate) fn decode_parsed<'a>(parsed: impl IntoIterator<Item = &'a Parsed>) -> Covered<'a> {
     let mut sorted: Vec<&Parsed> = parsed.into_iter().collect();
     sorted.sort_by_key(|p| p.accepted);
-    let mut public: HashMap<B256, Recovered<TxEnvelope>> = HashMap::new();
-    let mut covered = Covered::default();
-    for parsed in &sorted {
-        if let Item::Raw(tx) = &parsed.item {
-            public.insert(*tx.tx_hash(), (**tx).clone());
-            let (_, origin, seq) = parsed.accepted;
-            covered.orders.push(Decoded {
-                key: key_at(origin, seq, *tx.tx_hash()),
-                identity: None,
-                rules: lone(tx),
-                txs: vec![(**tx).clone()],
-                in_block_refund: 0,
-                range: None,
-            });
-        }
+    let raw = |p: &&'a Parsed| match &p.item {
+        Item::Raw(order) => Some(&**order),
+        _ => None,
+    };
+    let mut public: B256Map<&'a Recovered<TxEnvelope>> = B256Map::with_capacity_and_hasher(
+        sorted.iter().filter_map(raw).count(),
+        Default::default(),
+    );
+    let mut covered = Covered {
+        orders: Vec::with_capacity(sorted.len()),
+        delegations: Vec::new(),
+    };
+    for order in sorted.iter().filter_map(raw) {
+        public.extend(order.txs.iter().map(|tx| (*tx.tx_hash(), tx)));
+        covered.orders.push(Cow::Borrowed(order));
     }
     for parsed in sorted {
         let (_, origin, seq) = parsed.accepted;
         match &parsed.item {
-            Item::Order(order) => covered.orders.push((**order).clone()),
+            Item::Order(order) => covered.orders.push(Cow::Borrowed(&**order)),
             Item::Mev { identity, request } => {
-                if let Ok(bundle) =
-                    Bundle::from_mev_share(request, |hash| public.get(&hash).cloned())
-                {
+                if let Ok(bundle) = Bundle::from_mev_share(request, |hash| {
+                    public.get(&hash).map(|tx| (*tx).clone())
+                }) {
                     covered
                         .orders
-                        .push(from_bundle((origin, seq), *identity, &bundle));
+                        .push(Cow::Owned(from_bundle((origin, seq), *identity, &bundle)));
                 }
             }
             Item::Delegation(from, to) => covered.delegations.push((*from, *to)),
@@ -136,8 +164,9 @@ pub(crate) fn decode_parsed<'a>(parsed: impl IntoIterator<Item = &'a Parsed>) ->
         }
     }
     for order in &mut covered.orders {
-        if order.txs.iter().all(|tx| public.contains_key(tx.tx_hash())) {
-            order.identity = None;
+        if order.identity.is_some() && order.txs.iter().all(|tx| public.contains_key(tx.tx_hash()))
+        {
+            order.to_mut().identity = None;
         }
     }
     covered
@@ -247,7 +276,7 @@ fn raw(bytes: &Bytes) -> Option<Recovered<TxEnvelope>> {
 /// may drop. A transaction no order claims is public.
 pub(crate) fn attribute(
     block: &StoredBlock,
-    orders: &[Decoded],
+    orders: &[Cow<'_, Decoded>],
 ) -> (Vec<Landed<OrderKey>>, Vec<Landed<OrderKey>>) {
     let coinbase = block.block.header.beneficiary;
     let txs: Vec<Recovered<TxEnvelope>> = block
