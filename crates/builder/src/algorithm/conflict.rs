@@ -213,7 +213,9 @@ impl ConflictSearch {
                 best = Some(plan);
             }
         };
-        for candidate in candidates {
+        // Where profit and profit per gas rank alike (plain transfers: same gas each), the two
+        // orderings are one, and a large group's evaluation is a block's worth of execution.
+        for candidate in distinct(candidates) {
             consider(evaluate(state, env, orders, &candidate, stop)?);
         }
         if has_bundle && group.len() <= self.max_best_next {
@@ -342,6 +344,18 @@ fn best_next(
 }
 
 /// Appends every permutation of `items` (Heap's algorithm).
+/// `candidates` without repeats, first sight kept: the permutations repeat the two sorted
+/// orderings, and those two are often the same.
+fn distinct(candidates: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+    let mut unique: Vec<Vec<usize>> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        if !unique.contains(&candidate) {
+            unique.push(candidate);
+        }
+    }
+    unique
+}
+
 fn permutations(items: &[usize], out: &mut Vec<Vec<usize>>) {
     let mut a = items.to_vec();
     let n = a.len();
@@ -376,5 +390,17 @@ mod tests {
         let distinct: HashSet<Vec<usize>> = out.iter().cloned().collect();
         assert_eq!(out.len(), 24);
         assert_eq!(distinct.len(), 24);
+    }
+
+    #[test]
+    fn test_a_group_ranked_alike_by_profit_and_by_score_is_evaluated_once_per_ordering() {
+        // A search's candidates: by profit, by profit per gas, then every permutation.
+        let mut candidates = vec![vec![3, 1, 2], vec![3, 1, 2]];
+        assert_eq!(distinct(candidates.clone()), vec![vec![3, 1, 2]]);
+        permutations(&[1, 2, 3], &mut candidates);
+        let unique = distinct(candidates);
+        assert_eq!(unique.len(), 6);
+        assert_eq!(unique[0], vec![3, 1, 2]);
+        assert_eq!(unique.iter().collect::<HashSet<_>>().len(), 6);
     }
 }
