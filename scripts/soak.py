@@ -6,7 +6,9 @@ Sends signed EIP-1559 transfers from the ten development accounts (sequential no
 the chain at the start) to the first node's RPC, in JSON-RPC batches, at a steady rate (or as fast
 as the node answers, if slower); replication carries them to every other member. Every `--every` seconds it prints one line per process:
 resident memory (from /proc), the size of its data directory (logs, order log, chain) and of
-its logs alone.
+its logs alone. At the end it waits (`--land-secs`) until every accepted transaction is in a
+block and prints how many landed, read from the accounts' nonces; it exits with 2 if some did
+not.
 
     tools/.venv/bin/python scripts/soak.py --data-dir /tmp/cobuild-soak --rate 500 --secs 600
 
@@ -99,6 +101,9 @@ def main():
         "--presign", action="store_true",
         help="sign every transaction before sending starts (rate x secs of them), so that the "
              "sender's own signing does not take CPU from the nodes on a small machine")
+    parser.add_argument(
+        "--land-secs", type=float, default=60.0,
+        help="after sending, how long to wait for every accepted transaction to be in a block")
     args = parser.parse_args()
 
     with open(os.path.join(args.data_dir, "endpoints.json")) as f:
@@ -110,6 +115,8 @@ def main():
         for i, a in enumerate(accounts)
     ])
     nonces = [int(a["result"], 16) for a in sorted(answers, key=lambda a: a["id"])]
+    first_nonces = list(nonces)
+    accepted = [0] * len(accounts)
     fee = int(rpc(url, {"jsonrpc": "2.0", "id": 0, "method": "eth_gasPrice", "params": []})["result"], 16)
 
     def sign(i):
@@ -155,9 +162,11 @@ def main():
             sample(now - start)
             next_sample += args.every
         calls = []
+        owners = []
         for _ in range(args.batch):
             i = turn % len(accounts)
             turn += 1
+            owners.append(i)
             raw = next(signed, None) if signed is not None else None
             if raw is None:
                 raw = sign(i)
@@ -170,6 +179,7 @@ def main():
                     failures[message] = failures.get(message, 0) + 1
                 else:
                     sent += 1
+                    accepted[owners[answer["id"]]] += 1
         except OSError as error:
             refused += len(calls)
             failures[str(error)[:60]] = failures.get(str(error)[:60], 0) + 1
@@ -181,7 +191,25 @@ def main():
     print(f"sent {sent} in {time.monotonic() - start:.0f} s ({sent / (time.monotonic() - start):.0f}/s), refused {refused}")
     for message, count in sorted(failures.items(), key=lambda kv: -kv[1])[:5]:
         print(f"  {count} x {message}")
-    return 0 if sent else 1
+
+    # Landed: each account's nonce in the latest block, against the transactions it had
+    # accepted (a refused one leaves a gap that the ones after it cannot pass).
+    deadline = time.monotonic() + args.land_secs
+    while True:
+        answers = rpc(url, [
+            {"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionCount", "params": [a.address, "latest"]}
+            for i, a in enumerate(accounts)
+        ])
+        mined = [int(a["result"], 16) - first
+                 for a, first in zip(sorted(answers, key=lambda a: a["id"]), first_nonces)]
+        landed = sum(min(m, a) for m, a in zip(mined, accepted))
+        if landed == sum(accepted) or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    print(f"landed {landed} of the {sum(accepted)} accepted")
+    if not sent:
+        return 1
+    return 0 if landed == sum(accepted) else 2
 
 
 if __name__ == "__main__":
