@@ -343,7 +343,6 @@ fn best_next(
     Ok(plan)
 }
 
-/// Appends every permutation of `items` (Heap's algorithm).
 /// `candidates` without repeats, first sight kept: the permutations repeat the two sorted
 /// orderings, and those two are often the same.
 fn distinct(candidates: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
@@ -356,6 +355,7 @@ fn distinct(candidates: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
     unique
 }
 
+/// Appends every permutation of `items` (Heap's algorithm).
 fn permutations(items: &[usize], out: &mut Vec<Vec<usize>>) {
     let mut a = items.to_vec();
     let n = a.len();
