@@ -100,14 +100,12 @@ pub(crate) fn parse(envelope: &Envelope) -> Parsed {
     let body = &envelope.body;
     let item = if body.kind == OrderKind::RawTransaction as u8 {
         raw(&body.payload).map_or(Item::Skip, |tx| {
-            Item::Raw(Box::new(Decoded {
-                key: key_at(body.origin, body.seq, *tx.tx_hash()),
-                identity: None,
-                rules: lone(&tx),
-                txs: vec![tx],
-                in_block_refund: 0,
-                range: None,
-            }))
+            Item::Raw(Box::new(lone_order(
+                (body.origin, body.seq),
+                tx,
+                None,
+                None,
+            )))
         })
     } else {
         signed(envelope).unwrap_or(Item::Skip)
@@ -211,14 +209,7 @@ fn signed(envelope: &Envelope) -> Option<Item> {
         _ => {
             let tx = raw(&serde_json::from_value::<Bytes>(params.get("tx")?.clone()).ok()?)?;
             let last = params.get("maxBlockNumber").and_then(quantity);
-            Decoded {
-                key: key_at(at.0, at.1, *tx.tx_hash()),
-                identity: Some(identity),
-                rules: lone(&tx),
-                txs: vec![tx],
-                in_block_refund: 0,
-                range: last.map(|last| (0, last)),
-            }
+            lone_order(at, tx, Some(identity), last.map(|last| (0, last)))
         }
     };
     Some(Item::Order(Box::new(decoded)))
@@ -251,6 +242,24 @@ fn key_at(origin: u32, seq: u64, hash: B256) -> OrderKey {
     OrderKey {
         hash,
         envelope: Some((origin, seq)),
+    }
+}
+
+/// The order of one transaction (raw, or a private transaction of `identity`) accepted as
+/// `origin`'s `seq`.
+fn lone_order(
+    (origin, seq): (u32, u64),
+    tx: Recovered<TxEnvelope>,
+    identity: Option<Address>,
+    range: Option<(u64, u64)>,
+) -> Decoded {
+    Decoded {
+        key: key_at(origin, seq, *tx.tx_hash()),
+        identity,
+        rules: lone(&tx),
+        txs: vec![tx],
+        in_block_refund: 0,
+        range,
     }
 }
 
