@@ -75,6 +75,13 @@ impl GroupCommit {
     /// Numbers, signs and durably stores an order accepted now; returns its envelope once it
     /// is on disk. Waits while the queue is full (back-pressure on intake).
     pub async fn append(&self, order: AcceptedOrder) -> Result<Envelope, CommitError> {
+        self.enqueue(order).await?.durable().await
+    }
+
+    /// Queues an order accepted now for the next commit and returns once it is queued: orders
+    /// are numbered in the order they were queued. Waits while the queue is full
+    /// (back-pressure on intake).
+    pub async fn enqueue(&self, order: AcceptedOrder) -> Result<Queued, CommitError> {
         let received_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -87,7 +94,18 @@ impl GroupCommit {
             })
             .await
             .map_err(|_| CommitError::Stopped)?;
-        committed.await.map_err(|_| CommitError::Stopped)?
+        Ok(Queued(committed))
+    }
+}
+
+/// An order queued for a commit ([`GroupCommit::enqueue`]).
+#[derive(Debug)]
+pub struct Queued(oneshot::Receiver<Result<Envelope, CommitError>>);
+
+impl Queued {
+    /// The order's envelope, once it is on disk.
+    pub async fn durable(self) -> Result<Envelope, CommitError> {
+        self.0.await.map_err(|_| CommitError::Stopped)?
     }
 }
 
@@ -122,5 +140,24 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
         assert_eq!(log.contiguous(0).expect("prefix"), 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_orders_are_numbered_in_the_order_they_were_queued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = ed25519::PrivateKey::from_seed(4);
+        let log = Arc::new(Log::open(&dir.path().join("log.redb"), 0, key).expect("opens"));
+        let commit = GroupCommit::start(log, "test-log".into()).expect("starts");
+        let mut queued = Vec::new();
+        for i in 0..16u8 {
+            let order = AcceptedOrder::raw_transaction(Bytes::from(vec![i]));
+            queued.push(commit.enqueue(order).await.expect("queued"));
+        }
+        // Awaited last first: the numbers were fixed when queued.
+        for (i, queued) in queued.into_iter().enumerate().rev() {
+            let envelope = queued.durable().await.expect("durable");
+            assert_eq!(envelope.body.seq, i as u64 + 1);
+            assert_eq!(envelope.body.payload.as_ref(), [i as u8]);
+        }
     }
 }

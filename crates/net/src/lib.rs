@@ -27,7 +27,7 @@ pub mod wire;
 /// this crate does not read the registry yet).
 pub type MemberId = u32;
 
-pub use commit::{CommitError, GroupCommit};
+pub use commit::{CommitError, GroupCommit, Queued};
 pub use envelope::{
     Envelope, EnvelopeBody, EnvelopeError, Head, MAX_ENVELOPE_BYTES, NAMESPACE, SignedHead,
 };

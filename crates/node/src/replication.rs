@@ -33,7 +33,9 @@ use cobuild_net::{
 };
 use cobuild_primitives::AcceptedOrder;
 use cobuild_registry::{Member, Registry};
-use cobuild_rpc::{Intake, IntakeError, Refusals, Replicate, ReplicateError, ReplicateFuture};
+use cobuild_rpc::{
+    Durable, Intake, IntakeError, Refusals, Replicate, ReplicateError, ReplicateFuture,
+};
 use commonware_codec::DecodeExt as _;
 use commonware_cryptography::ed25519;
 use tokio::{
@@ -461,13 +463,21 @@ struct LogHook {
 impl Replicate for LogHook {
     fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_> {
         Box::pin(async move {
-            let envelope = self
+            let queued = self
                 .commits
-                .append(order)
+                .enqueue(order)
                 .await
                 .map_err(|e| ReplicateError(e.to_string()))?;
-            self.replication.mailbox.broadcast(envelope).await;
-            Ok(())
+            let mailbox = self.replication.mailbox.clone();
+            let durable: Durable = Box::pin(async move {
+                let envelope = queued
+                    .durable()
+                    .await
+                    .map_err(|e| ReplicateError(e.to_string()))?;
+                mailbox.broadcast(envelope).await;
+                Ok(())
+            });
+            Ok(durable)
         })
     }
 }

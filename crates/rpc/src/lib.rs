@@ -49,7 +49,7 @@ pub use refunds::{
     RefundsApiServer,
 };
 pub use replicate::{
-    CallIndex, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError, ReplicateFuture,
-    SignedBody,
+    CallIndex, Durable, MAX_REPLICATED_BYTES_PER_REQUEST, Replicate, ReplicateError,
+    ReplicateFuture, SignedBody,
 };
 pub use server::{RpcConfig, RpcServer, start, start_with};

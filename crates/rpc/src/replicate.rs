@@ -10,11 +10,13 @@
 //! ```text
 //!  handler: checks ──▶ pool reservation (placed, hidden)
 //!                          │
-//!                  task ── Replicate::accepted (durable) ──ok──▶ publish ──▶ answer
-//!                                                       └─err──▶ withdraw ─▶ -32603
+//!                  task ── Replicate::accepted (queued) ── durable ──ok──▶ publish ──▶ answer
+//!                                                              └─err──▶ withdraw ─▶ -32603
 //! ```
 //! The write and what follows it run on a task of their own, so a sender that hangs up midway
-//! never leaves a durable order out of the pools or a refused one in them.
+//! never leaves a durable order out of the pools or a refused one in them. In a batch the next
+//! call starts once this one's order is queued, and the publish waits for the earlier calls'
+//! (see [`batch`](crate::middleware::batch)).
 
 use std::{
     fmt::Debug,
@@ -31,21 +33,27 @@ use cobuild_pool::Reservation;
 use cobuild_primitives::{AcceptedOrder, OrderKind};
 use jsonrpsee::Extensions;
 
-use crate::RpcError;
+use crate::{RpcError, middleware::batch::Turns};
 
 /// Why an accepted order could not be made durable; the sender gets an internal error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("order not replicated: {0}")]
 pub struct ReplicateError(pub String);
 
-/// A boxed future, as the hook returns it.
+/// The rest of a queued order's write: resolves once the order is durable.
+pub type Durable = Pin<Box<dyn Future<Output = Result<(), ReplicateError>> + Send + 'static>>;
+
+/// A boxed future, as the hook returns it: resolves once the order is queued, with the rest of
+/// its write.
 pub type ReplicateFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(), ReplicateError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Durable, ReplicateError>> + Send + 'a>>;
 
 /// Where accepted orders go before the sender hears back (the node's durable replication log).
 pub trait Replicate: Send + Sync + Debug {
-    /// Makes `order` durable and hands it to the network. The order reaches the pools, and the
-    /// sender its answer, only after this returns `Ok`; on an error it reaches neither.
+    /// Queues `order` to be made durable and handed to the network. Resolves once the order has
+    /// its place among this member's orders (waiting while the queue is full), with a future
+    /// that resolves once it is durable. The order reaches the pools, and the sender its
+    /// answer, only after both are `Ok`; on an error it reaches neither.
     fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_>;
 }
 
@@ -108,13 +116,15 @@ pub(crate) fn signed_order(ext: &Extensions, kind: OrderKind) -> Result<Accepted
 }
 
 /// Acknowledges a reserved order: durable through the hook (when there is one), then offered
-/// to the builders; withdrawn if the write fails. `order` is built only when there is a hook.
+/// to the builders; withdrawn if the write fails. `order` is built only when there is a hook;
+/// `ext` are the call's extensions (its turns in a batch).
 pub(crate) async fn acknowledge(
     hook: &Hook,
+    ext: &Extensions,
     order: impl FnOnce() -> Result<AcceptedOrder, RpcError>,
     reservation: Reservation,
 ) -> Result<(), RpcError> {
-    durable_then(hook, order, move |written| match written {
+    durable_then(hook, ext, order, move |written| match written {
         Ok(()) => reservation.publish(),
         Err(_) => reservation.withdraw(),
     })
@@ -124,8 +134,12 @@ pub(crate) async fn acknowledge(
 /// Makes an order durable through the hook (when there is one) and then runs `apply` with the
 /// outcome of the write, on a task the caller's cancellation cannot stop. Returns `apply`'s
 /// answer, or the write's error.
+///
+/// A call of a batch (its [`Turns`] in `ext`) lets the next call start once its order is
+/// queued, and applies only after every earlier call of the batch has applied its own.
 pub(crate) async fn durable_then<T: Send + 'static>(
     hook: &Hook,
+    ext: &Extensions,
     order: impl FnOnce() -> Result<AcceptedOrder, RpcError>,
     apply: impl FnOnce(Result<(), &ReplicateError>) -> T + Send + 'static,
 ) -> Result<T, RpcError> {
@@ -133,9 +147,19 @@ pub(crate) async fn durable_then<T: Send + 'static>(
         return Ok(apply(Ok(())));
     };
     let order = order()?;
+    let (queue, settle) = Turns::take(ext).unzip();
     let task = tokio::spawn(async move {
-        let written = hook.accepted(order).await;
+        let queued = hook.accepted(order).await;
+        drop(queue);
+        let written = match queued {
+            Ok(durable) => durable.await,
+            Err(e) => Err(e),
+        };
+        if let Some(settle) = &settle {
+            settle.turn().await;
+        }
         let answer = apply(written.as_ref().map(|_| ()));
+        drop(settle);
         written.map(|()| answer)
     });
     task.await

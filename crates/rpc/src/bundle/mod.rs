@@ -5,7 +5,7 @@
 //! An order is checked and reserved in its pool, made durable through the replication hook,
 //! and only then offered to the builders and acknowledged (see [`crate::replicate`]); a cancel
 //! is made durable first and applied after. Each call of a batch is acknowledged, and
-//! replicated, on its own.
+//! replicated, on its own; their writes overlap (see [`crate::middleware::batch`]).
 
 mod budget;
 mod call;
@@ -265,7 +265,7 @@ impl Bundles {
     ) -> Result<(), RpcError> {
         let order = || signed_order(ext, OrderKind::CancelBundle);
         let this = self.clone();
-        durable_then(&self.replication, order, move |written| {
+        durable_then(&self.replication, ext, order, move |written| {
             if written.is_ok() {
                 this.cancel_bundle_as(from, replacement);
             }
@@ -331,7 +331,7 @@ impl BundleApiServer for Bundles {
             BundleRequest::Send(bundle) => {
                 let (hash, reservation) = self.reserve_bundle(from, bundle)?;
                 let order = || signed_order(ext, OrderKind::SendBundle);
-                acknowledge(&self.replication, order, reservation).await?;
+                acknowledge(&self.replication, ext, order, reservation).await?;
                 Ok(Some(EthBundleHash { bundle_hash: hash }))
             }
             BundleRequest::Cancel(replacement) => {
@@ -385,7 +385,7 @@ impl BundleApiServer for Bundles {
         let owner = self.admit(ext)?;
         let (hash, reservation) = self.reserve_private(owner, request).await?;
         let order = || signed_order(ext, OrderKind::SendPrivateTransaction);
-        acknowledge(&self.replication, order, reservation).await?;
+        acknowledge(&self.replication, ext, order, reservation).await?;
         Ok(hash)
     }
 
@@ -397,7 +397,7 @@ impl BundleApiServer for Bundles {
         let owner = self.admit(ext)?;
         let order = || signed_order(ext, OrderKind::CancelPrivateTransaction);
         let this = self.clone();
-        let cancelled = durable_then(&self.replication, order, move |written| {
+        let cancelled = durable_then(&self.replication, ext, order, move |written| {
             written.is_ok() && this.cancel_private_as(owner, &request.tx_hash)
         })
         .await?;
@@ -415,7 +415,7 @@ impl MevApiServer for Bundles {
         let from = self.admit(ext)?;
         let (hash, reservation) = self.reserve_mev_bundle(from, request).await?;
         let order = || signed_order(ext, OrderKind::MevSendBundle);
-        acknowledge(&self.replication, order, reservation).await?;
+        acknowledge(&self.replication, ext, order, reservation).await?;
         Ok(EthBundleHash { bundle_hash: hash })
     }
 

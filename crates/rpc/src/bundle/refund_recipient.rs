@@ -76,7 +76,7 @@ impl RefundRecipientApiServer for Bundles {
         let signer = self.admit(ext)?;
         let delegation = signed_by(signer, from, to)?;
         let order = || signed_order(ext, OrderKind::SetFeeRefundRecipient);
-        durable_then(&self.replication, order, |_| ()).await?;
+        durable_then(&self.replication, ext, order, |_| ()).await?;
         Ok(delegation)
     }
 }

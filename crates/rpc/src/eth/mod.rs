@@ -21,7 +21,7 @@ use alloy_rpc_types_eth::{
 use cobuild_chain::{Chain, ReadView, StateSnapshot, StoredBlock};
 use cobuild_pool::{Reservation, TxPool};
 use cobuild_primitives::{AcceptedOrder, SenderCache};
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use jsonrpsee::{Extensions, core::RpcResult, proc_macros::rpc};
 use revm::{database_interface::DatabaseRef, state::AccountInfo};
 
 use crate::RpcError;
@@ -238,7 +238,7 @@ pub trait EthApi {
     #[method(name = "getTransactionByHash")]
     async fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>>;
     /// Submits a signed transaction to the pool.
-    #[method(name = "sendRawTransaction")]
+    #[method(name = "sendRawTransaction", with_extensions)]
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
 }
 
@@ -913,12 +913,12 @@ impl EthApiServer for Eth {
         .await
     }
 
-    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+    async fn send_raw_transaction(&self, ext: &Extensions, raw: Bytes) -> RpcResult<B256> {
         let payload = raw.clone();
         let reservation = self.blocking(move |this| this.reserve_raw(&raw)).await?;
         let hash = reservation.id();
         let order = || Ok(AcceptedOrder::raw_transaction(payload));
-        crate::replicate::acknowledge(&self.replication, order, reservation).await?;
+        crate::replicate::acknowledge(&self.replication, ext, order, reservation).await?;
         Ok(hash)
     }
 }

@@ -5,8 +5,7 @@ use jsonrpsee::server::middleware::rpc::{Batch, Notification, RpcServiceT};
 use crate::replicate::CallIndex;
 
 /// Tells every call of a batch its position in the batch ([`CallIndex`]), so an order can name
-/// exactly which call of the signed body it is. jsonrpsee runs a batch's calls one after the
-/// other, in order.
+/// exactly which call of the signed body it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallIndexLayer;
 

@@ -1,9 +1,10 @@
 //! The server's middleware, outermost first: the accept loop's peer address, the
 //! `X-Flashbots-Signature` check on the raw body, the body limit and request-id check, then,
 //! per call, each call's position in its batch and the JSON-RPC spec's rules jsonrpsee leaves
-//! loose.
+//! loose; a batch's calls run in [`batch`]'s order.
 
 mod auth;
+pub(crate) mod batch;
 mod body;
 mod call_index;
 mod peer;

@@ -5,8 +5,8 @@
 
 use jsonrpsee::{
     server::{
-        BatchResponseBuilder, MethodResponse,
-        middleware::rpc::{Batch, BatchEntry, BatchEntryErr, Notification, RpcServiceT},
+        MethodResponse,
+        middleware::rpc::{Batch, Notification, RpcServiceT},
     },
     types::{ErrorObject, ErrorObjectOwned, Id, Request},
 };
@@ -156,42 +156,14 @@ where
         &self,
         batch: Batch<'a>,
     ) -> impl std::future::Future<Output = Self::BatchResponse> + Send + 'a {
-        // The calls run here, one after the other in body order as jsonrpsee runs them, so
-        // each passes through `call` above.
-        let service = self.clone();
-        async move {
-            let mut answers =
-                BatchResponseBuilder::new_with_limit(service.max_response_body as usize);
-            let mut notified = false;
-            for entry in batch {
-                let answer = match entry {
-                    Ok(BatchEntry::Call(request)) => service.call(request).await,
-                    Ok(BatchEntry::Notification(notification))
-                        if changes_state(notification.method_name()) =>
-                    {
-                        MethodResponse::error(Id::Null, unanswerable(notification.method_name()))
-                    }
-                    Ok(BatchEntry::Notification(notification)) => {
-                        notified = true;
-                        service.inner.notification(notification).await;
-                        continue;
-                    }
-                    Err(error) => {
-                        let (error, id): (ErrorObject<'_>, Id<'_>) =
-                            BatchEntryErr::into_parts(error);
-                        MethodResponse::error(id, error)
-                    }
-                };
-                if let Err(too_long) = answers.append(answer) {
-                    return too_long;
-                }
-            }
-            if answers.is_empty() && notified {
-                MethodResponse::notification()
-            } else {
-                MethodResponse::from_batch(answers.finish())
-            }
-        }
+        // Each call passes through `call` above, and each notification through
+        // `notification` below, which answers one that would place an order.
+        super::batch::run(
+            self.clone(),
+            batch,
+            self.max_response_body as usize,
+            changes_state,
+        )
     }
 
     fn notification<'a>(

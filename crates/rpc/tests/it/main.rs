@@ -166,12 +166,24 @@ fn auth(byte: u8) -> PrivateKeySigner {
 
 /// A signed transfer (or call, with `to` and `gas`) by dev account `account`, as raw bytes.
 fn raw_tx(account: usize, nonce: u64, to: Address, gas: u64, tip_gwei: u128) -> Bytes {
+    raw_tx_with_fee(account, nonce, to, gas, 50, tip_gwei)
+}
+
+/// [`raw_tx`] with a max fee of `max_fee_gwei`.
+fn raw_tx_with_fee(
+    account: usize,
+    nonce: u64,
+    to: Address,
+    gas: u64,
+    max_fee_gwei: u128,
+    tip_gwei: u128,
+) -> Bytes {
     let signer = &cobuild_chain::dev_signers()[account];
     let tx = TxEip1559 {
         chain_id: DEVNET_CHAIN_ID,
         nonce,
         gas_limit: gas,
-        max_fee_per_gas: 50 * GWEI,
+        max_fee_per_gas: max_fee_gwei * GWEI,
         max_priority_fee_per_gas: tip_gwei * GWEI,
         to: TxKind::Call(to),
         value: U256::from(1),

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use alloy_primitives::Address;
 use cobuild_primitives::OrderKind;
-use cobuild_rpc::{AcceptedOrder, Intake, IntakeError, OrderflowLimits, Replicate, ReplicateError};
+use cobuild_rpc::{
+    AcceptedOrder, Durable, Intake, IntakeError, OrderflowLimits, Replicate, ReplicateError,
+};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
-use super::{Node, auth, error_code, raw_tx};
+use super::{Node, auth, error_code, hash_of, raw_tx, raw_tx_with_fee};
 
 /// Records what it is handed; fails every call when `fail` is set.
 #[derive(Debug, Default)]
@@ -24,9 +27,81 @@ impl Replicate for Recorder {
                 return Err(ReplicateError("disk full".into()));
             }
             self.orders.lock().push(order);
-            Ok(())
+            let durable: Durable = Box::pin(async { Ok(()) });
+            Ok(durable)
         })
     }
+}
+
+/// Queues what it is handed at once (telling `queued`), and makes each order durable only
+/// once `durable` counts past its place: the test decides when writes end. An order whose
+/// place is in `failing` fails its write.
+#[derive(Debug)]
+struct Gate {
+    queued: Mutex<std::sync::mpsc::Sender<AcceptedOrder>>,
+    durable: watch::Sender<usize>,
+    places: std::sync::atomic::AtomicUsize,
+    failing: Vec<usize>,
+}
+
+impl Gate {
+    fn new(failing: Vec<usize>) -> (Arc<Self>, std::sync::mpsc::Receiver<AcceptedOrder>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let gate = Self {
+            queued: Mutex::new(tx),
+            durable: watch::channel(0).0,
+            places: Default::default(),
+            failing,
+        };
+        (Arc::new(gate), rx)
+    }
+
+    /// Makes every order queued so far, and up to `n` in all, durable.
+    fn open(&self, n: usize) {
+        self.durable.send_replace(n);
+    }
+}
+
+impl Replicate for Gate {
+    fn accepted(&self, order: AcceptedOrder) -> cobuild_rpc::ReplicateFuture<'_> {
+        let place = self
+            .places
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.queued.lock().send(order);
+        let mut durable = self.durable.subscribe();
+        let fails = self.failing.contains(&place);
+        Box::pin(async move {
+            let write: Durable = Box::pin(async move {
+                let _ = durable.wait_for(|n| *n > place).await;
+                if fails {
+                    return Err(ReplicateError("disk full".into()));
+                }
+                Ok(())
+            });
+            Ok(write)
+        })
+    }
+}
+
+/// A JSON-RPC batch body of `calls` (method, params), numbered from 0.
+fn batch(calls: &[(&str, Value)]) -> String {
+    Value::Array(
+        calls
+            .iter()
+            .enumerate()
+            .map(|(id, (method, params))| {
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+/// The next order the gate queued, or a panic naming what was awaited.
+fn next_queued(queued: &std::sync::mpsc::Receiver<AcceptedOrder>, what: &str) -> AcceptedOrder {
+    queued
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("not queued: {what}"))
 }
 
 /// Applies `order` on `node` as a member that received it does.
@@ -381,4 +456,104 @@ fn test_a_refund_delegation_is_an_order_only_its_signer_makes() {
         .into();
     let refused = apply(&other, &forged).expect_err("not the signer's");
     assert!(matches!(refused, IntakeError::Invalid(_)), "{refused}");
+}
+
+#[test]
+fn test_a_batch_queues_every_order_before_the_first_is_durable_and_answers_in_order() {
+    let (gate, queued) = Gate::new(vec![3]);
+    let node = Node::start_with(OrderflowLimits::default(), Some(gate.clone()));
+    let target = Address::repeat_byte(0xbb);
+    let raws: Vec<_> = (0..5).map(|n| raw_tx(1, n, target, 21_000, 2)).collect();
+    let body = batch(
+        &raws
+            .iter()
+            .map(|raw| ("eth_sendRawTransaction", json!([raw])))
+            .collect::<Vec<_>>(),
+    );
+    std::thread::scope(|s| {
+        let reply = s.spawn(|| node.post(None, &body));
+        // All five are queued, in body order, while none is durable: the writes overlap (one
+        // by one, the second would wait for the first's).
+        for (n, raw) in raws.iter().enumerate() {
+            let order = next_queued(&queued, &format!("call {n}"));
+            assert_eq!(&order.payload, raw, "call {n} in its place");
+        }
+        assert!(
+            raws.iter()
+                .all(|raw| node.txs.visible(&hash_of(raw), None).is_none()),
+            "nothing is offered before it is durable"
+        );
+        gate.open(5);
+        let reply = reply.join().expect("the batch answers");
+        let answers = reply.as_array().expect("a batch answer");
+        assert_eq!(answers.len(), 5, "{reply}");
+        for (n, (answer, raw)) in answers.iter().zip(&raws).enumerate() {
+            assert_eq!(answer["id"], n, "answers in body order: {reply}");
+            if n == 3 {
+                assert_eq!(error_code(answer), -32603, "its write failed: {answer}");
+                assert!(node.txs.visible(&hash_of(raw), None).is_none());
+            } else {
+                assert_eq!(answer["result"], json!(hash_of(raw)), "{answer}");
+                assert!(node.txs.visible(&hash_of(raw), None).is_some(), "call {n}");
+            }
+        }
+    });
+}
+
+#[test]
+fn test_a_batch_reads_replaces_and_cancels_as_if_its_calls_ran_one_by_one() {
+    let (gate, queued) = Gate::new(Vec::new());
+    let node = Node::start_with(OrderflowLimits::default(), Some(gate.clone()));
+    let sender = auth(9);
+    let target = Address::repeat_byte(0xcc);
+    let first = raw_tx(2, 0, target, 21_000, 2);
+    // Both fees bumped: a replacement that replaces.
+    let replacement = raw_tx_with_fee(2, 0, target, 21_000, 60, 4);
+    let uuid = "0d6c4b1e-5b43-4b7b-9e0c-3a5f5d1f2b7a";
+    let bundle = json!([{"txs": [raw_tx(3, 0, target, 21_000, 3)], "blockNumber": "0x1", "replacementUuid": uuid}]);
+    let body = batch(&[
+        ("eth_sendRawTransaction", json!([first])),
+        ("eth_sendRawTransaction", json!([replacement])),
+        ("eth_getTransactionByHash", json!([hash_of(&replacement)])),
+        ("eth_sendBundle", bundle),
+        ("eth_cancelBundle", json!([{"replacementUuid": uuid}])),
+    ]);
+    std::thread::scope(|s| {
+        let reply = s.spawn(|| node.post(Some(&sender), &body));
+        assert_eq!(next_queued(&queued, "the first transaction").payload, first);
+        // The replacement finds the first reserved, not yet in the pool: it runs again once
+        // the first is.
+        gate.open(1);
+        assert_eq!(next_queued(&queued, "the replacement").payload, replacement);
+        // The read waits for the replacement to be in the pool.
+        gate.open(2);
+        assert_eq!(
+            next_queued(&queued, "the bundle").kind,
+            OrderKind::SendBundle
+        );
+        assert_eq!(
+            next_queued(&queued, "the cancel").kind,
+            OrderKind::CancelBundle
+        );
+        gate.open(4);
+        let reply = reply.join().expect("the batch answers");
+        let answers = reply.as_array().expect("a batch answer");
+        assert_eq!(answers.len(), 5, "{reply}");
+        assert_eq!(answers[0]["result"], json!(hash_of(&first)), "{reply}");
+        assert_eq!(
+            answers[1]["result"],
+            json!(hash_of(&replacement)),
+            "the replacement replaces it: {reply}"
+        );
+        assert_eq!(
+            answers[2]["result"]["hash"],
+            json!(hash_of(&replacement)),
+            "the read sees the order sent before it: {reply}"
+        );
+        assert!(answers[3]["result"]["bundleHash"].is_string(), "{reply}");
+        assert!(answers[4].get("error").is_none(), "{reply}");
+    });
+    assert!(node.txs.visible(&hash_of(&first), None).is_none());
+    assert!(node.txs.visible(&hash_of(&replacement), None).is_some());
+    assert_eq!(node.bundles.len(), 0, "the cancel came after the bundle");
 }

@@ -13,9 +13,9 @@ use std::{
 };
 
 use cobuild_net::{
-    GroupCommit, Log, MemberId, NetMember, Replication, TransportConfig, engine::Mailbox,
+    GroupCommit, Log, MemberId, NetMember, Queued, Replication, TransportConfig, engine::Mailbox,
 };
-use cobuild_rpc::{AcceptedOrder, Replicate, ReplicateError, ReplicateFuture};
+use cobuild_rpc::{AcceptedOrder, Durable, Replicate, ReplicateError, ReplicateFuture};
 use commonware_cryptography::{Signer as _, ed25519};
 use tokio::sync::{mpsc, watch};
 
@@ -134,9 +134,24 @@ pub(crate) async fn offer(
     order: AcceptedOrder,
 ) -> Result<(), ReplicationBenchError> {
     let start = Instant::now();
-    let envelope = member
+    let queued = member
         .commits
-        .append(order)
+        .enqueue(order)
+        .await
+        .map_err(|e| ReplicationBenchError::Commit(e.to_string()))?;
+    broadcast_once_durable(member, tracker, phase, start, queued).await
+}
+
+/// The rest of [`offer`] once the order is queued (since `start`).
+async fn broadcast_once_durable(
+    member: &Member,
+    tracker: &Tracker,
+    phase: Phase,
+    start: Instant,
+    queued: Queued,
+) -> Result<(), ReplicationBenchError> {
+    let envelope = queued
+        .durable()
         .await
         .map_err(|e| ReplicationBenchError::Commit(e.to_string()))?;
     let appended = Instant::now();
@@ -155,9 +170,20 @@ pub(crate) struct Hook {
 impl Replicate for Hook {
     fn accepted(&self, order: AcceptedOrder) -> ReplicateFuture<'_> {
         Box::pin(async move {
-            offer(&self.member, &self.tracker, Phase::Intake, order)
+            let start = Instant::now();
+            let queued = self
+                .member
+                .commits
+                .enqueue(order)
                 .await
-                .map_err(|e| ReplicateError(e.to_string()))
+                .map_err(|e| ReplicateError(e.to_string()))?;
+            let (member, tracker) = (self.member.clone(), self.tracker.clone());
+            let durable: Durable = Box::pin(async move {
+                broadcast_once_durable(&member, &tracker, Phase::Intake, start, queued)
+                    .await
+                    .map_err(|e| ReplicateError(e.to_string()))
+            });
+            Ok(durable)
         })
     }
 }
