@@ -18,6 +18,7 @@ coincurve`: without it eth-account signs in pure Python, at about 100 transactio
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -42,6 +43,20 @@ def rpc(url, calls):
 def dev_accounts():
     Account.enable_unaudited_hdwallet_features()
     return [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
+
+
+def transfer(nonce, fee):
+    return {
+        "type": 2, "chainId": CHAIN_ID, "nonce": nonce, "to": SINK, "value": 1,
+        "gas": 21000, "maxFeePerGas": 2 * fee + 10**9, "maxPriorityFeePerGas": 10**9,
+    }
+
+
+def sign_run(job):
+    """`count` transfers from one account with consecutive nonces from `nonce` (a presign worker)."""
+    key, nonce, count, fee = job
+    account = Account.from_key(key)
+    return [account.sign_transaction(transfer(nonce + k, fee)).rawTransaction.hex() for k in range(count)]
 
 
 def tree_size(path):
@@ -120,19 +135,29 @@ def main():
     fee = int(rpc(url, {"jsonrpc": "2.0", "id": 0, "method": "eth_gasPrice", "params": []})["result"], 16)
 
     def sign(i):
-        tx = {
-            "type": 2, "chainId": CHAIN_ID, "nonce": nonces[i], "to": SINK, "value": 1,
-            "gas": 21000, "maxFeePerGas": 2 * fee + 10**9, "maxPriorityFeePerGas": 10**9,
-        }
         nonces[i] += 1
-        return accounts[i].sign_transaction(tx).rawTransaction.hex()
+        return accounts[i].sign_transaction(transfer(nonces[i] - 1, fee)).rawTransaction.hex()
 
     signed = None
     if args.presign:
         began = time.monotonic()
         # Whole rounds of the accounts, so that signing on past them continues their nonces.
-        count = -(-(int(args.rate * args.secs) + args.batch) // len(accounts)) * len(accounts)
-        signed = iter([sign(n % len(accounts)) for n in range(count)])
+        rounds = -(-(int(args.rate * args.secs) + args.batch) // len(accounts))
+        count = rounds * len(accounts)
+        # One run of nonces per account and worker, on every core: signing is the slow part.
+        per_worker = -(-rounds // (os.cpu_count() or 1))
+        owners = [i for i in range(len(accounts)) for _ in range(0, rounds, per_worker)]
+        jobs = [(a.key, nonces[i] + start, min(per_worker, rounds - start), fee)
+                for i, a in enumerate(accounts) for start in range(0, rounds, per_worker)]
+        with multiprocessing.Pool() as pool:
+            runs = pool.map(sign_run, jobs)
+        by_account = [[] for _ in accounts]
+        for i, run in zip(owners, runs):
+            by_account[i].extend(run)
+        # Sent round-robin over the accounts, as `sign` would have made them.
+        signed = iter([by_account[n % len(accounts)][n // len(accounts)] for n in range(count)])
+        for i in range(len(accounts)):
+            nonces[i] += rounds
         print(f"signed {count} transactions in {time.monotonic() - began:.0f} s", flush=True)
 
     sent = refused = 0
