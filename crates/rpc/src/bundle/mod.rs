@@ -38,7 +38,7 @@ use crate::{
     RpcError,
     auth::AuthError,
     eth::decode_raw_transaction,
-    middleware::{PeerAddr, Signed},
+    middleware::{PeerAddr, Signed, batch::Admission},
     replicate::{Hook, Replicate, acknowledge, durable_then, signed_order},
 };
 
@@ -273,16 +273,23 @@ impl Bundles {
         .await
     }
 
-    /// The sender the request proved, within its peer IP's and its own request budgets.
+    /// The sender the request proved, within its peer IP's and its own request budgets (spent
+    /// once by a batch call that runs again).
     ///
     /// The IP budget is spent first, so unsigned or forged requests spend it too.
     fn admit(&self, ext: &Extensions) -> Result<Address, RpcError> {
-        if let Some(PeerAddr(peer)) = ext.get::<PeerAddr>() {
-            self.ips.check(peer.ip())?;
-        }
-        let from = sender(ext)?;
-        self.senders.check(from)?;
-        Ok(from)
+        Admission::admit(
+            ext,
+            || match ext.get::<PeerAddr>() {
+                Some(PeerAddr(peer)) => self.ips.check(peer.ip()),
+                None => Ok(()),
+            },
+            || {
+                let from = sender(ext)?;
+                self.senders.check(from)?;
+                Ok(from)
+            },
+        )
     }
 
     /// Checks a MEV-Share bundle off the async workers, resolving `{hash}` items against the

@@ -15,7 +15,7 @@
 //!   hidden. Where that changes the outcome the check fails (the replacement of a reserved
 //!   order, a `{hash}` that is not visible yet), so a call that failed without writing, while
 //!   earlier calls were unsettled, runs again once they have settled; its second answer is the
-//!   one given.
+//!   one given. Its request budgets are spent once over both runs ([`Admission`]).
 //! - **Any other call** (a read, `eth_callBundle`) starts only once every call before it has
 //!   settled, as in a one-by-one run.
 //!
@@ -25,7 +25,16 @@
 //!  call 2:                                checks ─ queue ─── durable ─ publish (after 1's)
 //! ```
 
-use std::{collections::BTreeSet, pin::pin, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    pin::pin,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use alloy_primitives::Address;
 
 use futures_util::{StreamExt, stream::FuturesOrdered};
 use jsonrpsee::{
@@ -38,6 +47,8 @@ use jsonrpsee::{
 };
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::RpcError;
 
 /// How far a batch's calls have got through one ordered step: every call below `next` has
 /// passed it; a call that gave up before its turn is skipped when its turn comes.
@@ -139,6 +150,45 @@ impl Turns {
     /// Whether the call wrote nothing (its tickets are still here).
     fn unwritten(&self) -> bool {
         self.0.lock().is_some()
+    }
+}
+
+/// What a batch call's runs have spent of its request budgets, shared by them (in the call's
+/// extensions): a call that runs again is one request, and must not spend twice.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Admission(Arc<Spent>);
+
+#[derive(Debug, Default)]
+struct Spent {
+    peer: AtomicBool,
+    sender: OnceLock<Address>,
+}
+
+impl Admission {
+    /// Admits the call `ext` belongs to: `peer` spends from its peer's budget, then `sender`
+    /// proves its sender and spends from that one's. In a batch each runs until it has
+    /// succeeded once; a refusal spends nothing, so a call refused on its first run is checked
+    /// again on its second.
+    pub(crate) fn admit(
+        ext: &Extensions,
+        peer: impl FnOnce() -> Result<(), RpcError>,
+        sender: impl FnOnce() -> Result<Address, RpcError>,
+    ) -> Result<Address, RpcError> {
+        let Some(Self(spent)) = ext.get::<Self>() else {
+            peer()?;
+            return sender();
+        };
+        if let Some(from) = spent.sender.get() {
+            return Ok(*from);
+        }
+        if !spent.peer.load(Ordering::Acquire) {
+            peer()?;
+            spent.peer.store(true, Ordering::Release);
+        }
+        let from = sender()?;
+        // The runs of a call follow each other, so nothing else sets it meanwhile.
+        let _ = spent.sender.set(from);
+        Ok(from)
     }
 }
 
@@ -246,6 +296,7 @@ impl Call {
         }
         let mut request = request;
         request.extensions_mut().insert(self.turns.clone());
+        request.extensions_mut().insert(Admission::default());
         let again = (!self.settle.reached(self.index)).then(|| request.clone());
         let answer = service.call(request).await;
         match again {
@@ -280,6 +331,8 @@ mod tests {
     struct Orders {
         settled: Arc<AtomicBool>,
         second_runs: Arc<AtomicUsize>,
+        /// Budget spends of the second call: (peer, sender).
+        spends: Arc<(AtomicUsize, AtomicUsize)>,
         second_ran: Arc<Notify>,
         read_ran: Arc<Notify>,
         release: Arc<Notify>,
@@ -319,6 +372,19 @@ mod tests {
                         true
                     }
                     "second" => {
+                        let spends = &this.spends;
+                        let admitted = Admission::admit(
+                            request.extensions(),
+                            || {
+                                spends.0.fetch_add(1, Ordering::SeqCst);
+                                Ok(())
+                            },
+                            || {
+                                spends.1.fetch_add(1, Ordering::SeqCst);
+                                Ok(Address::ZERO)
+                            },
+                        );
+                        assert!(admitted.is_ok());
                         this.second_runs.fetch_add(1, Ordering::SeqCst);
                         this.second_ran.notify_one();
                         this.settled.load(Ordering::SeqCst)
@@ -386,6 +452,48 @@ mod tests {
         assert_eq!(answers[0]["result"], "ok");
         assert_eq!(answers[1]["result"], "ok", "its second run is the answer");
         assert_eq!(orders.second_runs.load(Ordering::SeqCst), 2);
+        let spends = &orders.spends;
+        assert_eq!(
+            (
+                spends.0.load(Ordering::SeqCst),
+                spends.1.load(Ordering::SeqCst)
+            ),
+            (1, 1),
+            "its budgets are spent once over both runs"
+        );
+    }
+
+    #[test]
+    fn test_an_admission_spends_each_budget_once_and_a_refusal_nothing() {
+        let mut ext = Extensions::new();
+        ext.insert(Admission::default());
+        let peer = AtomicUsize::new(0);
+        let spend_peer = || {
+            peer.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        };
+        let refused = Admission::admit(&ext, spend_peer, || {
+            Err(RpcError::RateLimited { retry_after_ms: 1 })
+        });
+        assert!(refused.is_err());
+        let sender = Address::repeat_byte(7);
+        assert_eq!(
+            Admission::admit(&ext, spend_peer, || Ok(sender)).ok(),
+            Some(sender)
+        );
+        let again = Admission::admit(&ext, spend_peer, || {
+            Err(RpcError::RateLimited { retry_after_ms: 1 })
+        });
+        assert_eq!(again.ok(), Some(sender), "admitted once, not checked again");
+        assert_eq!(
+            peer.load(Ordering::SeqCst),
+            1,
+            "the peer's budget spent once"
+        );
+        // Outside a batch every call spends.
+        let single = Extensions::new();
+        assert!(Admission::admit(&single, spend_peer, || Ok(sender)).is_ok());
+        assert_eq!(peer.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
