@@ -35,7 +35,6 @@ use std::{
 };
 
 use alloy_primitives::Address;
-
 use futures_util::{StreamExt, stream::FuturesOrdered};
 use jsonrpsee::{
     Extensions,
