@@ -109,6 +109,8 @@ struct Inner {
     commit: Mutex<()>,
     // Tells watchers a block was committed (the latest head; the blocks between are stored).
     heads: tokio::sync::watch::Sender<Arc<Sealed<Header>>>,
+    // The bids re-executed last on the head, up to their payments.
+    bids: block::Prefixes,
 }
 
 impl Chain {
@@ -170,6 +172,7 @@ impl Chain {
                 trie: RwLock::new(Arc::new(trie)),
                 commit: Mutex::new(()),
                 heads: tokio::sync::watch::Sender::new(head),
+                bids: block::Prefixes::default(),
             }),
         })
     }
@@ -376,6 +379,27 @@ impl Chain {
     /// A relay uses this to judge a bid before it decides whether to commit it. The result
     /// commits only while the head it was executed on is still the head.
     pub fn reexecute(&self, block: Block<TxEnvelope>) -> Result<ExecutedBlock, ChainError> {
+        self.reexecute_with(block, None)
+    }
+
+    /// [`reexecute`](Self::reexecute) for a relay judging bids: a builder's next bid on the
+    /// head is mostly its last one, so the chain keeps the last few bids executed up to their
+    /// payment and executes only what a new bid adds to one of them.
+    pub fn reexecute_bid(&self, block: Block<TxEnvelope>) -> Result<ExecutedBlock, ChainError> {
+        self.reexecute_with(block, Some(&self.inner.bids))
+    }
+
+    /// How many bids [`reexecute_bid`](Self::reexecute_bid) judged from a kept one (for tests
+    /// and benchmarks).
+    pub fn bids_resumed(&self) -> u64 {
+        self.inner.bids.resumed()
+    }
+
+    fn reexecute_with(
+        &self,
+        block: Block<TxEnvelope>,
+        prefixes: Option<&block::Prefixes>,
+    ) -> Result<ExecutedBlock, ChainError> {
         let (head, state) = self.head_state()?;
         Ok(block::reexecute(
             self.inner.spec.clone(),
@@ -385,6 +409,7 @@ impl Chain {
             // and a member imports blocks of transactions it took in as orders.
             SenderCache::global(),
             block,
+            prefixes,
         )?)
     }
 }

@@ -80,7 +80,7 @@ impl BlockVerifier for Chain {
     type Error = ChainError;
 
     fn verify(&self, block: Block<TxEnvelope>) -> Result<ExecutedBlock, ChainError> {
-        self.reexecute(block)
+        self.reexecute_bid(block)
     }
 
     fn is_invalid_block(error: &ChainError) -> bool {

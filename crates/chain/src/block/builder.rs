@@ -160,6 +160,53 @@ impl std::fmt::Debug for BlockBuilder {
     }
 }
 
+/// A [`BlockBuilder`]'s block so far without the EVM ([`BlockBuilder::detach`]).
+pub(crate) struct Detached {
+    env: EvmEnv,
+    db: Db,
+    ctx: EthBlockExecutionCtx<'static>,
+    spec: Arc<ChainSpec>,
+    receipts: Vec<ReceiptEnvelope>,
+    cumulative_tx_gas_used: u64,
+    block_regular_gas_used: u64,
+    block_state_gas_used: u64,
+    blob_gas_used: u64,
+    skip_state_gas_capacity_check: bool,
+    parent: Arc<Sealed<Header>>,
+    snapshot: StateSnapshot,
+    attrs: BlockAttributes,
+    base_fee: u64,
+    excess_blob_gas: u64,
+    transactions: Vec<Recovered<TxEnvelope>>,
+    touched: Vec<Arc<[Touch]>>,
+}
+
+impl Detached {
+    /// The block again, with an EVM of its own, going on from where it was detached.
+    pub(crate) fn resume(self) -> BlockBuilder {
+        let evm = eth_evm(self.db, self.env);
+        let mut executor = EthBlockExecutor::new(evm, self.ctx, self.spec, MemoReceipts::default());
+        // The pre-execution system calls are already in the copied state; what the executor
+        // counts per block is copied so the copy's gas and receipts go on from here.
+        executor.receipts = self.receipts;
+        executor.cumulative_tx_gas_used = self.cumulative_tx_gas_used;
+        executor.block_regular_gas_used = self.block_regular_gas_used;
+        executor.block_state_gas_used = self.block_state_gas_used;
+        executor.blob_gas_used = self.blob_gas_used;
+        executor.skip_state_gas_capacity_check = self.skip_state_gas_capacity_check;
+        BlockBuilder {
+            executor,
+            parent: self.parent,
+            snapshot: self.snapshot,
+            attrs: self.attrs,
+            base_fee: self.base_fee,
+            excess_blob_gas: self.excess_blob_gas,
+            transactions: self.transactions,
+            touched: self.touched,
+        }
+    }
+}
+
 impl BlockBuilder {
     /// Opens a block on `parent` (whose post-state is `snapshot`) and applies the fork's
     /// pre-execution system calls (EIP-2935 and EIP-4788).
@@ -368,8 +415,13 @@ impl BlockBuilder {
     /// other keeps taking transactions, so a builder that adds orders round after round never
     /// executes the earlier ones again. Costs a copy of the state the block has touched.
     pub fn fork(&self) -> Self {
+        self.detach().resume()
+    }
+
+    /// A copy of the block so far without its EVM, which cannot leave its thread: kept to go on
+    /// with later, on any thread ([`Detached::resume`]).
+    pub(crate) fn detach(&self) -> Detached {
         let evm = self.executor.evm();
-        let env = EvmEnv::new(evm.cfg_env().clone(), evm.block().clone());
         let state = evm.db();
         // Every field of the state that execution reads or writes is copied; the database below
         // it is the parent's immutable snapshot, shared.
@@ -383,23 +435,18 @@ impl BlockBuilder {
             bal_state: state.bal_state.clone(),
             state_hook: None,
         };
-        let evm = eth_evm(db, env);
-        let mut executor = EthBlockExecutor::new(
-            evm,
-            self.executor.ctx.clone(),
-            self.executor.spec.clone(),
-            MemoReceipts::default(),
-        );
-        // The pre-execution system calls are already in the copied state; what the executor
-        // counts per block is copied so the fork's gas and receipts go on from here.
-        executor.receipts = self.executor.receipts.clone();
-        executor.cumulative_tx_gas_used = self.executor.cumulative_tx_gas_used;
-        executor.block_regular_gas_used = self.executor.block_regular_gas_used;
-        executor.block_state_gas_used = self.executor.block_state_gas_used;
-        executor.blob_gas_used = self.executor.blob_gas_used;
-        executor.skip_state_gas_capacity_check = self.executor.skip_state_gas_capacity_check;
-        Self {
-            executor,
+        let executor = &self.executor;
+        Detached {
+            env: EvmEnv::new(evm.cfg_env().clone(), evm.block().clone()),
+            db,
+            ctx: executor.ctx.clone(),
+            spec: executor.spec.clone(),
+            receipts: executor.receipts.clone(),
+            cumulative_tx_gas_used: executor.cumulative_tx_gas_used,
+            block_regular_gas_used: executor.block_regular_gas_used,
+            block_state_gas_used: executor.block_state_gas_used,
+            blob_gas_used: executor.blob_gas_used,
+            skip_state_gas_capacity_check: executor.skip_state_gas_capacity_check,
             parent: self.parent.clone(),
             snapshot: self.snapshot.clone(),
             attrs: self.attrs.clone(),

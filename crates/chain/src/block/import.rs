@@ -7,7 +7,10 @@ use alloy_consensus::{Block, Header, Sealed, TxEnvelope};
 use alloy_primitives::B256;
 use cobuild_primitives::{ChainSpec, SenderCache};
 
-use super::{BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, TxRejected};
+use super::{
+    BlockAttributes, BlockBuilder, BlockError, ExecutedBlock, TxRejected,
+    prefix::{Prefix, Prefixes},
+};
 use crate::state::StateSnapshot;
 
 /// Why a block was not imported.
@@ -63,17 +66,19 @@ pub fn reexecute_on(
     state: StateSnapshot,
     block: Block<TxEnvelope>,
 ) -> Result<ExecutedBlock, ImportError> {
-    reexecute(spec, parent, state, SenderCache::global(), block)
+    reexecute(spec, parent, state, SenderCache::global(), block, None)
 }
 
 /// Re-executes `block` on `parent` and returns it ready to store if it is valid; signers come
-/// from `senders` where known.
+/// from `senders` where known. With `prefixes`, it goes on from the longest kept block it
+/// begins with, and keeps itself up to its last transaction for the next.
 pub(crate) fn reexecute(
     spec: Arc<ChainSpec>,
     parent: Arc<Sealed<Header>>,
     snapshot: StateSnapshot,
     senders: &SenderCache,
     block: Block<TxEnvelope>,
+    prefixes: Option<&Prefixes>,
 ) -> Result<ExecutedBlock, ImportError> {
     let Block { header, body } = block;
     if header.parent_hash != parent.hash() {
@@ -94,16 +99,54 @@ pub(crate) fn reexecute(
         parent_beacon_block_root: header.parent_beacon_block_root.unwrap_or_default(),
         extra_data: header.extra_data.clone(),
     };
-    let mut builder = BlockBuilder::new(spec, parent, snapshot, attrs)?;
     let recovered = senders
         .recover_all(body.transactions)
         .map_err(|bad| ImportError::BadSignature { index: bad.0 })?;
-    for (index, recovered) in recovered.into_iter().enumerate() {
+    let Some(prefixes) = prefixes else {
+        let mut builder = BlockBuilder::new(spec, parent, snapshot, attrs)?;
+        for (index, recovered) in recovered.into_iter().enumerate() {
+            builder
+                .execute(recovered)?
+                .map_err(|reason| ImportError::InvalidTransaction { index, reason })?;
+        }
+        return check(&header, builder.finish()?);
+    };
+    let hashes: Vec<B256> = recovered.iter().map(|tx| *tx.tx_hash()).collect();
+    let parent_hash = parent.hash();
+    let (mut builder, start, earlier) = match prefixes.take(parent_hash, &attrs, &hashes) {
+        Some(kept) => (kept.block.resume(), kept.hashes.len(), Some(kept.seal)),
+        None => (
+            BlockBuilder::new(spec, parent, snapshot, attrs.clone())?,
+            0,
+            None,
+        ),
+    };
+    let last = hashes.len().saturating_sub(1);
+    let mut before_last = None;
+    for (index, recovered) in recovered.into_iter().enumerate().skip(start) {
+        if index == last {
+            before_last = Some(builder.detach());
+        }
         builder
             .execute(recovered)?
             .map_err(|reason| ImportError::InvalidTransaction { index, reason })?;
     }
-    let executed = builder.finish()?;
+    let (executed, seal) = builder.finish_cached(earlier)?;
+    let executed = check(&header, executed)?;
+    if let Some(block) = before_last {
+        prefixes.keep(Prefix {
+            parent: parent_hash,
+            attrs,
+            hashes: hashes[..last].to_vec(),
+            block,
+            seal,
+        });
+    }
+    Ok(executed)
+}
+
+/// `executed` if the header `header` commits to what it holds, field by field.
+fn check(header: &Header, executed: ExecutedBlock) -> Result<ExecutedBlock, ImportError> {
     let ours = executed.header();
     let checks: [(&'static str, String, String); 12] = [
         (

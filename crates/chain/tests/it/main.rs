@@ -311,6 +311,117 @@ fn test_import_accepts_valid_block_and_rejects_tampered_root() {
     );
 }
 
+/// A builder's bid on `chain`'s head: `txs`, then its payment `pay` to the proposer.
+fn bid(
+    chain: &Chain,
+    txs: &[Recovered<TxEnvelope>],
+    pay: u128,
+) -> alloy_consensus::Block<TxEnvelope> {
+    let payer = &dev_signers()[9];
+    let mut builder = chain.builder(attrs(chain)).expect("builder");
+    for tx in txs
+        .iter()
+        .cloned()
+        .chain([transfer(payer, 0, Address::repeat_byte(0xfe), pay)])
+    {
+        builder.execute(tx).expect("ok").expect("in");
+    }
+    builder.finish().expect("sealed").block.block
+}
+
+#[test]
+fn test_a_bid_that_extends_the_last_is_judged_from_it_as_if_whole() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (builder, relay) = (open(a.path()), open(b.path()));
+    let signers = dev_signers();
+    let txs: Vec<_> = (0..6)
+        .map(|i| {
+            transfer(
+                &signers[i % 3],
+                (i / 3) as u64,
+                Address::repeat_byte(i as u8 + 1),
+                ONE_ETH,
+            )
+        })
+        .collect();
+    let first = bid(&builder, &txs[..3], 1_000);
+    let second = bid(&builder, &txs[..5], 2_000);
+    let third = bid(&builder, &txs, 3_000);
+    relay.reexecute_bid(first).expect("valid");
+    assert_eq!(relay.bids_resumed(), 0);
+
+    // A tampered extension is still refused, field by field, though it went on from the first.
+    let mut tampered = second.clone();
+    tampered.header.state_root = B256::repeat_byte(0xee);
+    let refused = relay.reexecute_bid(tampered).expect_err("wrong root");
+    assert!(
+        matches!(
+            refused,
+            ChainError::Import(ImportError::Mismatch {
+                field: "state root",
+                ..
+            })
+        ),
+        "{refused}"
+    );
+    assert_eq!(relay.bids_resumed(), 1);
+    // So is an extension whose new transaction cannot run, at its place in the block.
+    let mut stale = second.clone();
+    stale.body.transactions[3] = txs[0].inner().clone();
+    let refused = relay.reexecute_bid(stale).expect_err("nonce used");
+    assert!(
+        matches!(
+            refused,
+            ChainError::Import(ImportError::InvalidTransaction { index: 3, .. })
+        ),
+        "{refused}"
+    );
+
+    // Each valid bid seals to its own header: the first whole (what it extended was taken by
+    // the refused ones), the next two from the one before.
+    let resumed = relay.bids_resumed();
+    for block in [bid(&builder, &txs[..3], 1_000), second, third.clone()] {
+        let hash = block.header.hash_slow();
+        assert_eq!(relay.reexecute_bid(block).expect("valid").block.hash, hash);
+    }
+    assert_eq!(
+        relay.bids_resumed(),
+        resumed + 2,
+        "the second and third went on from a kept bid"
+    );
+
+    // Another builder's bid (another fee recipient) does not go on from this one's.
+    let mut other = relay
+        .builder(BlockAttributes {
+            fee_recipient: Address::repeat_byte(0xc1),
+            ..attrs(&relay)
+        })
+        .expect("builder");
+    for tx in txs.iter().cloned() {
+        other.execute(tx).expect("ok").expect("in");
+    }
+    other
+        .execute(transfer(&signers[9], 0, Address::repeat_byte(0xfe), 5))
+        .expect("ok")
+        .expect("in");
+    let other = other.finish().expect("sealed").block.block;
+    let hash = other.header.hash_slow();
+    assert_eq!(relay.reexecute_bid(other).expect("valid").block.hash, hash);
+    assert_eq!(relay.bids_resumed(), resumed + 2);
+
+    // The judged block commits as the whole re-execution's would.
+    let executed = relay.reexecute_bid(third.clone()).expect("valid");
+    relay.commit(&executed).expect("commits");
+    assert_eq!(relay.head().hash(), third.header.hash_slow());
+    assert_eq!(
+        balance(&relay, Address::repeat_byte(6)),
+        U256::from(ONE_ETH)
+    );
+}
+
 /// Seals `n` empty blocks on `chain`.
 fn seal_empty(chain: &Chain, n: usize) {
     for _ in 0..n {
