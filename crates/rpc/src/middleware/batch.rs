@@ -385,8 +385,11 @@ mod tests {
                         );
                         assert!(admitted.is_ok());
                         this.second_runs.fetch_add(1, Ordering::SeqCst);
+                        // Read before the test hears of the run: once told, it lets the first
+                        // settle, which must not change this run's outcome.
+                        let settled = this.settled.load(Ordering::SeqCst);
                         this.second_ran.notify_one();
-                        this.settled.load(Ordering::SeqCst)
+                        settled
                     }
                     _ => {
                         let settled = this.settled.load(Ordering::SeqCst);
