@@ -141,6 +141,13 @@ pub struct SealCache {
 /// Builds one block on a parent. CPU-bound and synchronous: run it off the async runtime.
 pub struct BlockBuilder {
     executor: Executor,
+    block: Parts,
+}
+
+/// A block under construction besides its executor: what [`BlockBuilder::detach`] copies as
+/// it is, and [`Detached::resume`] hands back to a new executor.
+#[derive(Clone)]
+struct Parts {
     parent: Arc<Sealed<Header>>,
     snapshot: StateSnapshot,
     attrs: BlockAttributes,
@@ -154,13 +161,14 @@ pub struct BlockBuilder {
 impl std::fmt::Debug for BlockBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockBuilder")
-            .field("parent", &self.parent.hash())
-            .field("transactions", &self.transactions.len())
+            .field("parent", &self.block.parent.hash())
+            .field("transactions", &self.block.transactions.len())
             .finish_non_exhaustive()
     }
 }
 
-/// A [`BlockBuilder`]'s block so far without the EVM ([`BlockBuilder::detach`]).
+/// A [`BlockBuilder`]'s block so far without the EVM ([`BlockBuilder::detach`]): the
+/// executor's state and counters, and the block's [`Parts`].
 pub(crate) struct Detached {
     env: EvmEnv,
     db: Db,
@@ -172,13 +180,7 @@ pub(crate) struct Detached {
     block_state_gas_used: u64,
     blob_gas_used: u64,
     skip_state_gas_capacity_check: bool,
-    parent: Arc<Sealed<Header>>,
-    snapshot: StateSnapshot,
-    attrs: BlockAttributes,
-    base_fee: u64,
-    excess_blob_gas: u64,
-    transactions: Vec<Recovered<TxEnvelope>>,
-    touched: Vec<Arc<[Touch]>>,
+    block: Parts,
 }
 
 impl Detached {
@@ -196,13 +198,7 @@ impl Detached {
         executor.skip_state_gas_capacity_check = self.skip_state_gas_capacity_check;
         BlockBuilder {
             executor,
-            parent: self.parent,
-            snapshot: self.snapshot,
-            attrs: self.attrs,
-            base_fee: self.base_fee,
-            excess_blob_gas: self.excess_blob_gas,
-            transactions: self.transactions,
-            touched: self.touched,
+            block: self.block,
         }
     }
 }
@@ -268,24 +264,26 @@ impl BlockBuilder {
         executor.apply_pre_execution_changes()?;
         Ok(Self {
             executor,
-            parent,
-            snapshot,
-            attrs,
-            base_fee,
-            excess_blob_gas,
-            transactions: Vec::with_capacity(room),
-            touched: Vec::with_capacity(room),
+            block: Parts {
+                parent,
+                snapshot,
+                attrs,
+                base_fee,
+                excess_blob_gas,
+                transactions: Vec::with_capacity(room),
+                touched: Vec::with_capacity(room),
+            },
         })
     }
 
     /// Base fee of the block being built.
     pub const fn base_fee(&self) -> u64 {
-        self.base_fee
+        self.block.base_fee
     }
 
     /// Number of the block being built.
     pub fn number(&self) -> u64 {
-        self.parent.number + 1
+        self.block.parent.number + 1
     }
 
     /// Gas used so far.
@@ -299,7 +297,7 @@ impl BlockBuilder {
 
     /// Gas still available for transactions.
     pub fn gas_left(&self) -> u64 {
-        self.attrs.gas_limit.saturating_sub(self.gas_used())
+        self.block.attrs.gas_limit.saturating_sub(self.gas_used())
     }
 
     /// Blob gas still available.
@@ -313,7 +311,7 @@ impl BlockBuilder {
 
     /// Transactions committed so far.
     pub fn transactions(&self) -> &[Recovered<TxEnvelope>] {
-        &self.transactions
+        &self.block.transactions
     }
 
     /// The EVM the executor runs, for read-only access to the block state so far.
@@ -323,7 +321,7 @@ impl BlockBuilder {
 
     /// The block's coinbase (fee recipient).
     pub const fn coinbase(&self) -> Address {
-        self.attrs.fee_recipient
+        self.block.attrs.fee_recipient
     }
 
     /// An account as the block state so far has it.
@@ -406,8 +404,8 @@ impl BlockBuilder {
     pub(super) fn commit_output(&mut self, tx: Recovered<TxEnvelope>, output: TxOutput) -> u64 {
         let touched = touched::touches(&output.result.state);
         let gas = self.executor.commit_transaction(output);
-        self.transactions.push(tx);
-        self.touched.push(touched);
+        self.block.transactions.push(tx);
+        self.block.touched.push(touched);
         gas.tx_gas_used()
     }
 
@@ -427,7 +425,7 @@ impl BlockBuilder {
         // it is the parent's immutable snapshot, shared.
         let db = State {
             cache: state.cache.clone(),
-            database: WrapDatabaseRef(self.snapshot.clone()),
+            database: WrapDatabaseRef(self.block.snapshot.clone()),
             transition_state: state.transition_state.clone(),
             bundle_state: state.bundle_state.clone(),
             use_preloaded_bundle: state.use_preloaded_bundle,
@@ -447,13 +445,7 @@ impl BlockBuilder {
             block_state_gas_used: executor.block_state_gas_used,
             blob_gas_used: executor.blob_gas_used,
             skip_state_gas_capacity_check: executor.skip_state_gas_capacity_check,
-            parent: self.parent.clone(),
-            snapshot: self.snapshot.clone(),
-            attrs: self.attrs.clone(),
-            base_fee: self.base_fee,
-            excess_blob_gas: self.excess_blob_gas,
-            transactions: self.transactions.clone(),
-            touched: self.touched.clone(),
+            block: self.block.clone(),
         }
     }
 
@@ -492,13 +484,16 @@ impl BlockBuilder {
     ) -> Result<(ExecutedBlock, SealCache), BlockError> {
         let Self {
             mut executor,
-            parent,
-            snapshot,
-            attrs,
-            base_fee,
-            excess_blob_gas,
-            transactions,
-            touched,
+            block:
+                Parts {
+                    parent,
+                    snapshot,
+                    attrs,
+                    base_fee,
+                    excess_blob_gas,
+                    transactions,
+                    touched,
+                },
         } = self;
         if snapshot.is_past() {
             // The store's tables hold the head's trie, not this state's: roots would be wrong.

@@ -102,18 +102,10 @@ pub(crate) fn reexecute(
     let recovered = senders
         .recover_all(body.transactions)
         .map_err(|bad| ImportError::BadSignature { index: bad.0 })?;
-    let Some(prefixes) = prefixes else {
-        let mut builder = BlockBuilder::new(spec, parent, snapshot, attrs)?;
-        for (index, recovered) in recovered.into_iter().enumerate() {
-            builder
-                .execute(recovered)?
-                .map_err(|reason| ImportError::InvalidTransaction { index, reason })?;
-        }
-        return check(&header, builder.finish()?);
-    };
     let hashes: Vec<B256> = recovered.iter().map(|tx| *tx.tx_hash()).collect();
     let parent_hash = parent.hash();
-    let (mut builder, start, earlier) = match prefixes.take(parent_hash, &attrs, &hashes) {
+    let kept = prefixes.and_then(|p| p.take(parent_hash, &attrs, &hashes));
+    let (mut builder, start, earlier) = match kept {
         Some(kept) => (kept.block.resume(), kept.hashes.len(), Some(kept.seal)),
         None => (
             BlockBuilder::new(spec, parent, snapshot, attrs.clone())?,
@@ -121,16 +113,22 @@ pub(crate) fn reexecute(
             None,
         ),
     };
+    // With kept blocks to add to, the block is kept up to (not with) its last transaction:
+    // a builder's next bid is this one with more orders and a new payment after them.
     let last = hashes.len().saturating_sub(1);
+    let keep_at = prefixes.is_some().then_some(last);
     let mut before_last = None;
     for (index, recovered) in recovered.into_iter().enumerate().skip(start) {
-        if index == last {
+        if Some(index) == keep_at {
             before_last = Some(builder.detach());
         }
         builder
             .execute(recovered)?
             .map_err(|reason| ImportError::InvalidTransaction { index, reason })?;
     }
+    let Some(prefixes) = prefixes else {
+        return check(&header, builder.finish()?);
+    };
     let (executed, seal) = builder.finish_cached(earlier)?;
     let executed = check(&header, executed)?;
     if let Some(block) = before_last {
