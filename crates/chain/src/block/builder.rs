@@ -508,15 +508,12 @@ impl BlockBuilder {
         db.set_state_hook(None);
         let post_block = post_block.map(|r| r.take()).unwrap_or_default();
         let hashes: Vec<B256> = transactions.iter().map(|tx| *tx.tx_hash()).collect();
-        // Key hashes hold on any parent; the rest only on the one it was kept for.
-        let (mut earlier, mut memo) = match earlier {
-            Some(mut c) => {
-                let memo = std::mem::take(&mut c.memo);
-                let same = c.parent == parent.hash() && c.attrs == attrs;
-                (same.then_some(c), memo)
-            }
-            None => (None, DiffMemo::default()),
-        };
+        // What a seal kept holds only on the parent and attributes it was kept for.
+        let mut earlier = earlier.filter(|c| c.parent == parent.hash() && c.attrs == attrs);
+        let mut memo = earlier
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.memo))
+            .unwrap_or_default();
         // The earlier diff is built on (moved, not copied) where the round allows.
         let previous = earlier.as_mut().map(|c| std::mem::take(&mut c.diff));
         let earlier = earlier.as_ref();

@@ -12,11 +12,13 @@
 use std::{
     borrow::Cow,
     collections::{BTreeMap, BTreeSet, HashMap},
+    sync::LazyLock,
 };
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Encodable;
 use alloy_trie::EMPTY_ROOT_HASH;
+use parking_lot::{Mutex, MutexGuard};
 use rayon::prelude::*;
 use revm::database::{BundleState, states::StateChangeset};
 
@@ -100,15 +102,34 @@ struct HashedChanges {
     slots_before: HashMap<B256, HashMap<B256, U256>>,
 }
 
-/// `keccak` of the addresses and slots seen so far. A builder that seals one growing block
-/// again and again meets the same keys every time; it hashes each once.
-#[derive(Debug, Clone, Default)]
+/// `keccak` of the addresses and slots met lately, shared by every diff in the process: a
+/// builder seals block after block over the same accounts and slots, all slot long and slot
+/// after slot, and a relay judges blocks over them too. Each is hashed once while it stays
+/// in use.
+#[derive(Debug, Default)]
 struct KeyHashes {
     addresses: HashMap<Address, B256>,
     slots: HashMap<U256, B256>,
 }
 
+/// Keys [`KeyHashes`] holds at most (about 80 bytes each); past it, it starts again empty, and
+/// the keys in use come back at the next seal.
+const KEY_HASHES: usize = 1 << 17;
+
+static SHARED_KEYS: LazyLock<Mutex<KeyHashes>> = LazyLock::new(Mutex::default);
+
 impl KeyHashes {
+    /// The process's key hashes, locked: held for hashing one set of changes, never across
+    /// the roots' computation.
+    fn shared() -> MutexGuard<'static, Self> {
+        let mut keys = SHARED_KEYS.lock();
+        if keys.addresses.len() + keys.slots.len() > KEY_HASHES {
+            keys.addresses.clear();
+            keys.slots.clear();
+        }
+        keys
+    }
+
     fn address(&mut self, address: Address) -> B256 {
         *self
             .addresses
@@ -124,12 +145,11 @@ impl KeyHashes {
     }
 }
 
-/// What one seal leaves for the next on the same base state: the hashes of the keys met so
-/// far (good on any base), and the base's trie nodes as the last diff left them, so the next
-/// diff walks them without applying the last one's updates to the base's nodes again.
+/// What one seal leaves for the next on the same base state: the base's trie nodes as the last
+/// diff left them, so the next diff walks them without applying the last one's updates to the
+/// base's nodes again.
 #[derive(Debug, Clone, Default)]
 pub struct DiffMemo {
-    keys: KeyHashes,
     /// The base's nodes with the last diff's updates applied, by that diff's state root.
     nodes: Option<(B256, TrieNodes)>,
 }
@@ -294,8 +314,10 @@ impl HashedStateDiff {
         changes: &StateChangeset,
         before: &SlotsBefore,
     ) -> Result<Self, StoreError> {
-        let mut keys = KeyHashes::default();
-        let hashed_changes = HashedChanges::of(changes, &mut keys).knowing(before, &mut keys);
+        let hashed_changes = {
+            let mut keys = KeyHashes::shared();
+            HashedChanges::of(changes, &mut keys).knowing(before, &mut keys)
+        };
         Self::from_changes(base, nodes, hashed_changes, changes)
     }
 
@@ -338,7 +360,7 @@ impl HashedStateDiff {
         before: &SlotsBefore,
         memo: &mut DiffMemo,
     ) -> Result<Self, StoreError> {
-        let current = HashedChanges::of(changes, &mut memo.keys);
+        let current = HashedChanges::of(changes, &mut KeyHashes::shared());
         if let Some(previous) = previous.filter(|_| !current.deletes()) {
             let (previous, contracts) = (Cow::Borrowed(previous), contracts(changes));
             let stepped = Self::step(
@@ -355,7 +377,7 @@ impl HashedStateDiff {
             }
         }
         // Values before the block hold on `base`, not on `previous`: only here are they of use.
-        let current = current.knowing(before, &mut memo.keys);
+        let current = current.knowing(before, &mut KeyHashes::shared());
         let diff = Self::from_changes(base, Some(nodes), current, changes)?;
         // The next diff starts from this one: the nodes it leaves are made once, here.
         memo.nodes = nodes
@@ -379,7 +401,7 @@ impl HashedStateDiff {
         round: &StateChangeset,
         memo: &mut DiffMemo,
     ) -> Result<Result<Self, Self>, StoreError> {
-        let current = HashedChanges::of(round, &mut memo.keys);
+        let current = HashedChanges::of(round, &mut KeyHashes::shared());
         if current.deletes() {
             return Ok(Err(previous));
         }
@@ -950,6 +972,41 @@ pub(crate) mod tests {
             before.0.insert(change.address, slots);
         }
         before
+    }
+
+    #[test]
+    fn test_key_hashes_are_kept_for_every_later_diff_and_bounded() {
+        // Keys no other test uses: the cache is the process's.
+        let address = Address::repeat_byte(0xa7);
+        let slot = U256::MAX - U256::from(7);
+        let changes = StateChangeset {
+            accounts: vec![(address, Some(AccountInfo::default()))],
+            storage: vec![PlainStorageChangeset {
+                address,
+                wipe_storage: false,
+                storage: vec![(slot, U256::from(1))],
+            }],
+            contracts: Vec::new(),
+        };
+        HashedStateDiff::new(&Memory::default(), None, &changes).expect("hashes");
+        {
+            let keys = KeyHashes::shared();
+            assert_eq!(keys.addresses.get(&address), Some(&keccak256(address)));
+            assert_eq!(keys.slots.get(&slot), Some(&keccak256(B256::from(slot))));
+        }
+        // Past the bound the next user starts from nothing (another test's diff may have
+        // come between and added its few keys).
+        let first = U256::MAX - U256::from(1_000);
+        {
+            let mut keys = KeyHashes::shared();
+            let held = keys.addresses.len() + keys.slots.len();
+            for i in 0..=KEY_HASHES - held {
+                keys.slot(first - U256::from(i));
+            }
+        }
+        let keys = KeyHashes::shared();
+        assert!(!keys.slots.contains_key(&first));
+        assert!(keys.addresses.len() + keys.slots.len() < KEY_HASHES / 2);
     }
 
     #[test]
