@@ -5,9 +5,12 @@
 //! `COBUILD_TOOLS_BIN`, or in `tools/node_modules/.bin` of the repository.
 
 use std::{
+    collections::BTreeSet,
+    hash::{BuildHasher, RandomState},
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::{Mutex, PoisonError},
 };
 
 use serde_json::Value;
@@ -76,12 +79,42 @@ impl Cast {
     }
 }
 
-/// A free loopback port (racy in theory; the OS does not reuse it at once in practice).
+/// The lowest port [`free_port`] looks at.
+const QUIET_FLOOR: u16 = 10_000;
+
+/// A free loopback port, for a server a test starts next, and never one this process handed
+/// out before.
+///
+/// Taken from below the kernel's ephemeral range where there is room. A port from that range
+/// (what binding port 0 gives) can become the local port of any connection made on the
+/// machine before the server binds it: with a suite's devnets dialling each other, a member
+/// started on such a port once failed to bind in CI.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind loopback")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let span = ephemeral_floor()
+        .unwrap_or(QUIET_FLOOR)
+        .saturating_sub(QUIET_FLOOR);
+    // Processes running at once (test binaries, devnets) should not walk the ports in step.
+    let start = BuildHasher::hash_one(&RandomState::new(), 0u8);
+    let quiet = (0..span).map(|i| QUIET_FLOOR + ((start + u64::from(i)) % u64::from(span)) as u16);
+    let port = quiet
+        .take(1024)
+        .find(|port| !given.contains(port) && TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or_else(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("bind loopback")
+                .port()
+        });
+    given.insert(port);
+    port
+}
+
+/// The first port of the kernel's ephemeral range, where it says (Linux).
+fn ephemeral_floor() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// An anvil process on loopback, killed on drop.
@@ -328,4 +361,25 @@ pub fn venv_python() -> PathBuf {
         path.display()
     );
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for port in &ports {
+            TcpListener::bind(("127.0.0.1", *port)).expect("free");
+        }
+        if let Some(floor) = ephemeral_floor().filter(|f| *f > QUIET_FLOOR + 1024) {
+            assert!(
+                ports.iter().all(|p| (QUIET_FLOOR..floor).contains(p)),
+                "{ports:?} not in {QUIET_FLOOR}..{floor}"
+            );
+        }
+    }
 }
