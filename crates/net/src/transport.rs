@@ -17,7 +17,7 @@ use commonware_stream::{
     sake::{self, Sake},
 };
 use commonware_utils::{NZU32, ordered::Map};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     Envelope, Log, MemberId,
@@ -110,7 +110,7 @@ pub enum TransportError {
 pub struct Replication {
     /// Sends own envelopes and reads progress.
     pub mailbox: Mailbox,
-    members: mpsc::Sender<Vec<NetMember>>,
+    members: mpsc::Sender<(Vec<NetMember>, oneshot::Sender<()>)>,
 }
 
 impl Replication {
@@ -125,7 +125,8 @@ impl Replication {
         extension: Option<StartExtension>,
     ) -> Result<Self, TransportError> {
         let initial = peer_map(&config.members)?;
-        let (members_tx, mut members_rx) = mpsc::channel::<Vec<NetMember>>(16);
+        let (members_tx, mut members_rx) =
+            mpsc::channel::<(Vec<NetMember>, oneshot::Sender<()>)>(16);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         thread::Builder::new()
             .name("cobuild-net".into())
@@ -197,7 +198,7 @@ impl Replication {
                     let _engine = engine.start(push, sync);
                     // Follow the member set until the node drops its handle.
                     let mut set = 0u64;
-                    while let Some(members) = members_rx.recv().await {
+                    while let Some((members, applied)) = members_rx.recv().await {
                         let Ok(map) = peer_map(&members) else {
                             tracing::warn!("net.members.refused");
                             continue;
@@ -205,6 +206,7 @@ impl Replication {
                         set += 1;
                         oracle.track(set, map);
                         mailbox.set_members(peers(&members)).await;
+                        let _ = applied.send(());
                         tracing::info!(set, members = members.len(), "net.members.updated");
                     }
                     let _ = context.stop(0, Some(Duration::from_secs(1))).await;
@@ -220,9 +222,14 @@ impl Replication {
         })
     }
 
-    /// Replaces the member set (removed members are disconnected, added ones dialled).
+    /// Replaces the member set (removed members are disconnected, added ones dialled) and
+    /// returns once the engine applies it, so an envelope a removed member sends afterwards
+    /// is refused. A set that does not form a peer map is logged and left out.
     pub async fn set_members(&self, members: Vec<NetMember>) {
-        let _ = self.members.send(members).await;
+        let (applied, done) = oneshot::channel();
+        if self.members.send((members, applied)).await.is_ok() {
+            let _ = done.await;
+        }
     }
 }
 

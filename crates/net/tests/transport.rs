@@ -14,8 +14,7 @@ fn key(id: MemberId) -> ed25519::PrivateKey {
 }
 
 fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+    SocketAddr::from(([127, 0, 0, 1], cobuild_test_utils::free_port()))
 }
 
 struct Node {
@@ -100,6 +99,9 @@ async fn test_members_replicate_and_a_late_member_catches_up() {
     let without_c: Vec<NetMember> = members[..2].to_vec();
     a.replication.set_members(without_c.clone()).await;
     b.replication.set_members(without_c).await;
+    // In force once the call returns, so nothing c sends from here on can be taken.
+    assert_eq!(a.replication.mailbox.members(), vec![0, 1]);
+    assert_eq!(b.replication.mailbox.members(), vec![0, 1]);
     let from_c = accept(&c, b"order from a removed member").await;
     let after = accept(&a, b"order three").await;
     assert_eq!(next(&mut b).await, after, "b takes a's order, not c's");
@@ -128,6 +130,7 @@ async fn test_a_member_added_while_running_is_connected_and_catches_up() {
     // The registry gains member 2: the running members take it in, no restart.
     a.replication.set_members(all.clone()).await;
     b.replication.set_members(all.clone()).await;
+    assert_eq!(b.replication.mailbox.members(), vec![0, 1, 2]);
     let mut c = start(2, &all, dir.path());
     assert_eq!(next(&mut c).await, before, "history reaches the new member");
     let from_c = accept(&c, b"from the new member").await;

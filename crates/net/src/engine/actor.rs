@@ -174,9 +174,10 @@ impl<E: Clock + Spawner> Engine<E> {
                     Some(Command::Broadcast(envelope)) => {
                         self.broadcast(&mut push_tx, envelope);
                     }
-                    Some(Command::Members(members)) => {
+                    Some(Command::Members { members, applied }) => {
                         self.set_members(members);
                         self.publish();
+                        let _ = applied.send(());
                     }
                     None => return,
                 },
@@ -233,7 +234,11 @@ impl<E: Clock + Spawner> Engine<E> {
                     bytes += Message::envelope_size(&envelope);
                     batch.push(envelope);
                 }
-                Ok(Command::Members(members)) => self.set_members(members),
+                Ok(Command::Members { members, applied }) => {
+                    self.set_members(members);
+                    self.publish();
+                    let _ = applied.send(());
+                }
                 Err(_) => break,
             }
         }

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Peer;
 use crate::{Envelope, MemberId};
@@ -14,8 +14,11 @@ use crate::{Envelope, MemberId};
 pub(crate) enum Command {
     /// Send an envelope this member appended to its log.
     Broadcast(Envelope),
-    /// The member set changed.
-    Members(Vec<Peer>),
+    /// The member set changed; `applied` is answered once it is in force.
+    Members {
+        members: Vec<Peer>,
+        applied: oneshot::Sender<()>,
+    },
 }
 
 /// Replication progress of one origin at this member.
@@ -167,9 +170,19 @@ impl Mailbox {
         let _ = self.tx.send(Command::Broadcast(envelope)).await;
     }
 
-    /// Replaces the member set: envelopes from removed members are refused from now on.
+    /// Replaces the member set and returns once the engine applies it: from then on,
+    /// envelopes from removed members are refused and added ones are taken.
     pub async fn set_members(&self, members: Vec<Peer>) {
-        let _ = self.tx.send(Command::Members(members)).await;
+        let (applied, done) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Members { members, applied })
+            .await
+            .is_ok()
+        {
+            // A stopped engine takes nothing from anyone, so there is nothing to wait for.
+            let _ = done.await;
+        }
     }
 
     /// The members whose envelopes the engine takes now (its last member set).
