@@ -16,10 +16,12 @@
 
 mod algorithm;
 mod assembler;
+mod checkpoint;
 mod payout;
 
 pub use algorithm::{
-    ConflictSearch, Greedy, GreedyBlock, GreedyByProfit, Priority, conflict_groups,
+    BACKGROUND_SEAL_STEP, ConflictSearch, Greedy, GreedyBlock, GreedyByProfit, Priority,
+    conflict_groups,
 };
 pub use payout::{CONTRACT_PAYMENT_GAS, TRANSFER_GAS};
 
