@@ -1,7 +1,7 @@
 //! A run: per pool size, generate the workload, measure simulation, building and sealing, then
 //! the anvil baseline on the same pending transactions; then intake, then replication.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cobuild_builder::{BuildContext, BuiltBlock};
 use cobuild_sim::Simulator;
@@ -118,21 +118,37 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         &mut Simulator::new(0).map_err(|e| BenchError::Threads(e.to_string()))?,
     )?;
 
-    // Building, seal included.
+    // Building, seal included. The algorithms take turns, one run each, so that the machine's
+    // speed drifting during the measurement (seen up to 2x within minutes here) falls on all of
+    // them alike and their ratios hold.
     let mut builds = Vec::new();
     let mut blocks = Vec::new();
-    for algo in Algo::ALL {
-        let mut samples = Vec::with_capacity(reps);
-        let mut sampler = Sampler::new(config.warmup, reps, config.budget);
-        let mut last = None;
-        while let Some(timed) = sampler.next_run() {
+    let mut samplers: Vec<Sampler> = Algo::ALL
+        .iter()
+        .map(|_| Sampler::new(config.warmup, reps, config.budget))
+        .collect();
+    let mut samples: Vec<Vec<Duration>> =
+        Algo::ALL.iter().map(|_| Vec::with_capacity(reps)).collect();
+    let mut last: Vec<Option<BuiltBlock>> = Algo::ALL.iter().map(|_| None).collect();
+    loop {
+        let mut ran = false;
+        for (i, algo) in Algo::ALL.into_iter().enumerate() {
+            let Some(timed) = samplers[i].next_run() else {
+                continue;
+            };
+            ran = true;
             let start = Instant::now();
             let built = build_block(&ctx, &round.orders, algo)?;
             if timed {
-                samples.push(start.elapsed());
+                samples[i].push(start.elapsed());
             }
-            last = Some(built);
+            last[i] = Some(built);
         }
+        if !ran {
+            break;
+        }
+    }
+    for ((algo, samples), last) in Algo::ALL.into_iter().zip(samples).zip(last) {
         let latency = Latency::from_samples(samples);
         let built = last.expect("the sampler runs at least once");
         let reexecutes = workload
