@@ -9,9 +9,7 @@
 //! does from the last round's.
 //!
 //! It costs a copy of the block's execution state per step on the filling thread, and a core:
-//! a caller turns it on only where a core is free beside the fill. The copies are sealed on a
-//! thread pool of one thread: a seal hashes its tries in parallel, and on the process's shared
-//! pool it would take the filling thread's core as well.
+//! a caller turns it on only where a core is free beside the fill.
 
 use std::sync::mpsc;
 
@@ -26,8 +24,6 @@ pub(crate) struct Checkpoints {
     /// fixed cost (copying the state, walking the tries' tops), which steps too small would
     /// spend a core on.
     step: usize,
-    /// The one thread the copies are sealed on, made at the first copy.
-    pool: Option<rayon::ThreadPool>,
     /// The seal running now.
     running: Option<mpsc::Receiver<Result<SealCache, BlockError>>>,
     /// Transactions in the block when its last seal (a copy's, or the block's own) started.
@@ -41,7 +37,6 @@ impl Checkpoints {
     pub(crate) fn new(step: usize) -> Self {
         Self {
             step: step.max(1),
-            pool: None,
             running: None,
             sealed_at: 0,
             sealed: 0,
@@ -64,33 +59,27 @@ impl Checkpoints {
         if transactions < self.sealed_at + self.step {
             return;
         }
-        if self.pool.is_none() {
-            match rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|_| "builder-checkpoint".into())
-                .build()
-            {
-                Ok(pool) => self.pool = Some(pool),
-                Err(e) => {
-                    // The block seals without copies: slower, not wrong.
-                    tracing::warn!(error = %e, "build.checkpoint.no_thread");
-                    self.step = usize::MAX;
-                    return;
-                }
-            }
-        }
-        let Some(pool) = &self.pool else {
-            return;
-        };
         let copy = block.checkpoint();
         let earlier = cache.take();
         let (done, running) = mpsc::sync_channel(1);
-        pool.spawn(move || {
-            // The receiver is gone only when the block was dropped: nothing to keep.
-            let _ = done.send(copy.seal(earlier));
-        });
-        self.running = Some(running);
-        self.sealed_at = transactions;
+        let spawned = std::thread::Builder::new()
+            .name("builder-checkpoint".into())
+            .spawn(move || {
+                // The receiver is gone only when the block was dropped: nothing to keep.
+                let _ = done.send(copy.seal(earlier));
+            });
+        match spawned {
+            Ok(_) => {
+                self.running = Some(running);
+                self.sealed_at = transactions;
+            }
+            Err(e) => {
+                // The block seals without copies (slower, not wrong); the cache went with the
+                // closure.
+                tracing::warn!(error = %e, "build.checkpoint.no_thread");
+                self.step = usize::MAX;
+            }
+        }
     }
 
     /// Waits for the running seal, if one runs, and puts what it kept into `cache`: the block
