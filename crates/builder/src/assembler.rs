@@ -2,9 +2,7 @@
 //! (not its simulated one), paying in-block refunds, and sealing with the proposer payment.
 
 use alloy_primitives::{Address, B256, U256};
-use cobuild_chain::{
-    BlockBuilder, BundleRejected, Checkpoint, ExecutedBlock, SealCache, TxRejected,
-};
+use cobuild_chain::{BlockBuilder, BundleRejected, ExecutedBlock, SealCache, TxRejected};
 use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
@@ -66,16 +64,6 @@ impl Assembler {
             reserved: self.reserved,
             orders: self.orders.clone(),
         }
-    }
-
-    /// A copy of the block so far without the proposer payment, to seal on another thread.
-    pub(crate) fn checkpoint(&self) -> Checkpoint {
-        self.builder.checkpoint()
-    }
-
-    /// Transactions in the block so far (refunds included).
-    pub(crate) fn transactions(&self) -> usize {
-        self.builder.transactions().len()
     }
 
     /// Ids of the orders committed so far, in block order.
@@ -223,15 +211,10 @@ impl Assembler {
         }
     }
 
-    /// Pays the proposer its share of the block's profit as the last transaction and seals,
-    /// from what the seal of a copy of the block kept where there is one.
-    pub(crate) fn seal(
-        self,
-        algorithm: &'static str,
-        earlier: Option<SealCache>,
-    ) -> Result<BuiltBlock, BuildError> {
+    /// Pays the proposer its share of the block's profit as the last transaction and seals.
+    pub(crate) fn seal(self, algorithm: &'static str) -> Result<BuiltBlock, BuildError> {
         let (paid, builder) = self.pay_proposer()?;
-        Ok(paid.into_built(builder.finish_from(earlier)?, algorithm))
+        Ok(paid.into_built(builder.finish()?, algorithm))
     }
 
     /// [`seal`](Self::seal), starting from what an `earlier` seal of a block on the same parent

@@ -16,12 +16,10 @@
 
 mod algorithm;
 mod assembler;
-mod checkpoint;
 mod payout;
 
 pub use algorithm::{
-    BACKGROUND_SEAL_STEP, ConflictSearch, Greedy, GreedyBlock, GreedyByProfit, Priority,
-    conflict_groups,
+    ConflictSearch, Greedy, GreedyBlock, GreedyByProfit, Priority, conflict_groups,
 };
 pub use payout::{CONTRACT_PAYMENT_GAS, TRANSFER_GAS};
 

@@ -28,8 +28,8 @@ pub mod test_utils;
 
 pub use block::{
     BlockAttributes, BlockBuilder, BlockError, BundleOutcome, BundleRejected, BundleTrial,
-    Checkpoint, ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, SealCache, TxOutcome,
-    TxRejected, TxTrial, next_evm_env, next_gas_limit, reexecute_on,
+    ExecutedBlock, ImportError, MIN_GAS_LIMIT, NextBlock, SealCache, TxOutcome, TxRejected,
+    TxTrial, next_evm_env, next_gas_limit, reexecute_on,
 };
 pub use chain::{Chain, ChainError, Rollback};
 pub use genesis::{

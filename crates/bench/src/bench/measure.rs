@@ -15,8 +15,7 @@ use std::{
 
 use alloy_consensus::transaction::Recovered;
 use cobuild_builder::{
-    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, GreedyBlock, GreedyByProfit,
-    Priority, build_best,
+    Algorithm, BuildContext, BuiltBlock, ConflictSearch, Greedy, GreedyByProfit, build_best,
 };
 use cobuild_chain::{BlockBuilder, BlockError, ExecutedBlock, SealCache};
 use cobuild_node::builder::{OrderSet, SlotBlocks};
@@ -31,9 +30,6 @@ pub enum Algo {
     Greedy,
     /// [`GreedyByProfit`] alone, on the caller's thread.
     GreedyByProfit,
-    /// [`Greedy`] without copies of the block sealed in the background as it fills: the whole
-    /// seal after the fill (the baseline of [`Self::Greedy`]'s background seals).
-    GreedySealLast,
     /// [`ConflictSearch`] (default bounds) alone, on the caller's thread.
     ConflictSearch,
     /// A slot's first round in a node: both greedy blocks at once, one thread each, only the
@@ -45,10 +41,9 @@ pub enum Algo {
 
 impl Algo {
     /// Every variant, in table order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 5] = [
         Self::Greedy,
         Self::GreedyByProfit,
-        Self::GreedySealLast,
         Self::ConflictSearch,
         Self::Round,
         Self::Best,
@@ -59,7 +54,6 @@ impl Algo {
         match self {
             Self::Greedy => "greedy",
             Self::GreedyByProfit => "greedy-profit",
-            Self::GreedySealLast => "greedy-seal-last",
             Self::ConflictSearch => "conflict-search",
             Self::Round => "node round",
             Self::Best => "build_best",
@@ -92,11 +86,6 @@ pub fn build_block(
     Ok(match algo {
         Algo::Greedy => Greedy.build(ctx, orders)?,
         Algo::GreedyByProfit => GreedyByProfit.build(ctx, orders)?,
-        Algo::GreedySealLast => {
-            let mut block = GreedyBlock::with_priority(ctx, Priority::ProfitPerGas)?;
-            block.extend(orders)?;
-            block.finish()?
-        }
         Algo::ConflictSearch => ConflictSearch::default().build(ctx, orders)?,
         Algo::Round => {
             let orders: Arc<[Arc<SimulatedOrder>]> = orders.into();

@@ -326,7 +326,7 @@ impl fmt::Display for PoolReport {
         }
         writeln!(
             f,
-            "  (vs anvil: build+seal p50 / anvil evm_mine p50 for the same pending txs; below 1 is faster; greedy seals copies of its block on a spare core as it fills, greedy-seal-last is the same block sealed only once full)"
+            "  (vs anvil: build+seal p50 / anvil evm_mine p50 for the same pending txs; below 1 is faster)"
         )?;
         writeln!(f)?;
         writeln!(

@@ -173,7 +173,7 @@ impl ConflictSearch {
                 let _ = block.commit(order, |_| true)?;
             }
         }
-        block.seal(self.name(), None)
+        block.seal(self.name())
     }
 
     fn search(

@@ -36,14 +36,8 @@ use cobuild_sim::{Order, SimulatedOrder};
 
 use crate::{
     Algorithm, BuildContext, BuildError, BuiltBlock, assembler::Assembler, assembler::Skip,
-    checkpoint::Checkpoints, expected_profit,
+    expected_profit,
 };
-
-/// Transactions between two copies of a filling block sealed in the background
-/// ([`GreedyBlock::with_background_seals`]), where the caller has a core to spare. A seal's
-/// fixed cost is about a millisecond, and a 60M-gas block of the benchmark's orders takes
-/// about this many transactions in a few milliseconds.
-pub const BACKGROUND_SEAL_STEP: usize = 128;
 
 /// Greedy ordering by effective priority fee plus coinbase payment per gas.
 #[derive(Debug, Clone, Copy, Default)]
@@ -98,13 +92,8 @@ fn build_greedy(
     orders: &[Arc<SimulatedOrder>],
 ) -> Result<BuiltBlock, BuildError> {
     let mut block = GreedyBlock::with_priority(ctx, priority)?;
-    // One algorithm on its own leaves the other cores to the seal: the block's copies are
-    // sealed there as it fills.
-    if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
-        block = block.with_background_seals(BACKGROUND_SEAL_STEP);
-    }
     block.extend(orders)?;
-    block.finish()
+    block.block.seal(priority.name())
 }
 
 impl Algorithm for Greedy {
@@ -147,8 +136,6 @@ pub struct GreedyBlock {
     waiting: HashMap<(Address, u64), Vec<Arc<SimulatedOrder>>>,
     /// What the seal of the last copy kept for the next.
     last_sealed: Option<SealCache>,
-    /// Copies of the block sealed in the background as it fills, where turned on.
-    checkpoints: Option<Checkpoints>,
 }
 
 impl std::fmt::Debug for GreedyBlock {
@@ -175,22 +162,7 @@ impl GreedyBlock {
             seen: HashSet::default(),
             waiting: HashMap::default(),
             last_sealed: None,
-            checkpoints: None,
         })
-    }
-
-    /// Seals a copy of the block on another thread each time it has taken `step` more
-    /// transactions, one copy at a time, so that [`seal`](Self::seal) hashes only what came
-    /// after the last copy. Worth it where a core is free beside the one filling the block: it
-    /// costs a copy of the block's state per step here, and that core there.
-    pub fn with_background_seals(mut self, step: usize) -> Self {
-        self.checkpoints = Some(Checkpoints::new(step));
-        self
-    }
-
-    /// Copies of the block sealed in the background so far.
-    pub fn background_seals(&self) -> usize {
-        self.checkpoints.as_ref().map_or(0, Checkpoints::sealed)
     }
 
     /// Ids of the orders in the block, in block order.
@@ -261,9 +233,6 @@ impl GreedyBlock {
             };
             match self.block.commit(&order, |profit| profit >= floor)? {
                 Ok(_) => {
-                    if let Some(checkpoints) = &mut self.checkpoints {
-                        checkpoints.poll(&self.block, &mut self.last_sealed);
-                    }
                     for tx in order.order.txs() {
                         let Some(next) = tx.nonce().checked_add(1) else {
                             continue;
@@ -295,23 +264,9 @@ impl GreedyBlock {
         self.block.profit()
     }
 
-    /// Seals the block itself, not a copy: its last seal, for a block that takes no more
-    /// orders.
-    pub fn finish(mut self) -> Result<BuiltBlock, BuildError> {
-        if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.wait(&mut self.last_sealed);
-        }
-        self.block
-            .seal(self.priority.name(), self.last_sealed.take())
-    }
-
     /// Seals a copy of the block as it is now; this one can go on growing. The seal starts from
     /// what the last one kept, so it costs what changed since.
     pub fn seal(&mut self) -> Result<BuiltBlock, BuildError> {
-        if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.wait(&mut self.last_sealed);
-            checkpoints.sealed_with(self.block.transactions());
-        }
         let (built, cache) = self
             .block
             .fork()

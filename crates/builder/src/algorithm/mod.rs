@@ -5,4 +5,4 @@ mod conflict;
 mod greedy;
 
 pub use conflict::{ConflictSearch, conflict_groups};
-pub use greedy::{BACKGROUND_SEAL_STEP, Greedy, GreedyBlock, GreedyByProfit, Priority};
+pub use greedy::{Greedy, GreedyBlock, GreedyByProfit, Priority};

@@ -253,65 +253,6 @@ fn test_a_growing_greedy_block_adds_new_orders_after_the_ones_it_holds() {
 }
 
 #[test]
-fn test_copies_sealed_in_the_background_while_a_block_fills_change_nothing_in_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let chain = devnet_chain(dir.path());
-    let ctx = context(&chain);
-    let s = dev_signers();
-    // Transfers to many recipients at several tips, a refund bundle among them: each copy's
-    // seal and the block's own touch different accounts.
-    let mut txs = Vec::new();
-    for (i, signer) in s.iter().enumerate().skip(1).take(6) {
-        for nonce in 0..5u64 {
-            let to = Address::repeat_byte(0x10 + (i as u8) * 8 + nonce as u8);
-            let tip = (1 + (i as u128 + nonce as u128) % 4) * GWEI;
-            txs.push(pooled(sign(signer, transfer(nonce, to, ETHER, tip))));
-        }
-    }
-    let refunded = bundle(
-        &[sign(
-            &s[7],
-            transfer(0, ctx.attrs.fee_recipient, ETHER / 10, 0),
-        )],
-        Some(20),
-    );
-    let orders = simulate(&ctx, &txs, std::slice::from_ref(&refunded));
-    let first = &orders[..orders.len() / 2];
-
-    // Two rounds each, as a node's growing block: the same orders with and without copies.
-    let mut plain = GreedyBlock::new(&ctx).expect("opens");
-    let mut copied = GreedyBlock::new(&ctx)
-        .expect("opens")
-        .with_background_seals(3);
-    for round in [first, orders.as_slice()] {
-        plain.extend(round).expect("extends");
-        copied.extend(round).expect("extends");
-        let want = plain.seal().expect("seals");
-        let got = copied.seal().expect("seals");
-        assert_eq!(got.block.block.hash, want.block.block.hash);
-        assert_eq!(got.value, want.value);
-        assert_pays_bid(&got);
-        chain
-            .reexecute(got.block.block.block.clone())
-            .expect("the block re-executes to its header");
-    }
-    assert!(
-        copied.background_seals() >= 2,
-        "copies were sealed: {}",
-        copied.background_seals()
-    );
-    assert_eq!(plain.background_seals(), 0);
-    // One algorithm alone seals copies where a core is free; the block is the same.
-    let alone = Greedy.build(&ctx, &orders).expect("builds");
-    let mut once = GreedyBlock::new(&ctx).expect("opens");
-    once.extend(&orders).expect("extends");
-    assert_eq!(
-        alone.block.block.hash,
-        once.seal().expect("seals").block.block.hash
-    );
-}
-
-#[test]
 fn test_conflict_search_takes_the_richer_of_two_conflicting_bundles() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain = devnet_chain(dir.path());

@@ -138,42 +138,6 @@ pub struct SealCache {
     post_block: Vec<Touch>,
 }
 
-/// A copy of a block under construction ([`BlockBuilder::checkpoint`]) that can move to
-/// another thread to be sealed there.
-///
-/// A builder filling a block seals copies of it as it grows, one after another on a spare
-/// core, each from what the last kept: the block's own seal, once it is full, then hashes only
-/// what came after the last copy (its last transactions and the proposer payment) instead of
-/// every change the block makes.
-pub struct Checkpoint(Detached);
-
-impl std::fmt::Debug for Checkpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint")
-            .field("parent", &self.0.block.parent.hash())
-            .field("transactions", &self.0.block.transactions.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Checkpoint {
-    /// Transactions in the copied block.
-    pub fn transactions(&self) -> usize {
-        self.0.block.transactions.len()
-    }
-
-    /// Seals the copy, starting from what `earlier` kept (see
-    /// [`BlockBuilder::finish_cached`]), and returns only what this seal keeps for the next.
-    pub fn seal(self, earlier: Option<SealCache>) -> Result<SealCache, BlockError> {
-        let (block, kept) = self.0.resume().seal(earlier, true)?;
-        // The block itself is not wanted: its diff moves into the cache, uncopied.
-        Ok(SealCache {
-            diff: block.diff,
-            ..kept
-        })
-    }
-}
-
 /// Builds one block on a parent. CPU-bound and synchronous: run it off the async runtime.
 pub struct BlockBuilder {
     executor: Executor,
@@ -485,24 +449,10 @@ impl BlockBuilder {
         }
     }
 
-    /// A copy of the block so far, to seal on another thread while this one goes on
-    /// ([`Checkpoint::seal`]): the block's own seal later starts from what that seal kept.
-    pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint(self.detach())
-    }
-
     /// Applies the post-block changes (withdrawals, EIP-7002/7251 requests), computes the roots
     /// and seals the block.
     pub fn finish(self) -> Result<ExecutedBlock, BlockError> {
         Ok(self.seal(None, false)?.0)
-    }
-
-    /// [`finish`](Self::finish), starting from what an earlier seal on the same parent kept
-    /// where there is one (a copy's, see [`Checkpoint`]), for a block sealed for the last time:
-    /// nothing is kept for a next seal.
-    pub fn finish_from(self, earlier: Option<SealCache>) -> Result<ExecutedBlock, BlockError> {
-        let cached = earlier.is_some();
-        Ok(self.seal(earlier, cached)?.0)
     }
 
     /// [`finish`](Self::finish), starting from what an earlier seal on the same parent kept,

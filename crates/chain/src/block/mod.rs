@@ -14,7 +14,7 @@ mod touched;
 
 pub use attributes::{BlockAttributes, MIN_GAS_LIMIT, next_gas_limit};
 pub use builder::{
-    BlockBuilder, BlockError, Checkpoint, ExecutedBlock, SealCache, TxOutcome, TxRejected, TxTrial,
+    BlockBuilder, BlockError, ExecutedBlock, SealCache, TxOutcome, TxRejected, TxTrial,
 };
 pub use bundle::{BundleOutcome, BundleRejected, BundleTrial};
 pub use env::{NextBlock, next_evm_env};

@@ -177,65 +177,6 @@ fn test_rounds_sealed_from_the_last_seal_equal_the_block_sealed_alone() {
     }
 }
 
-#[test]
-fn test_a_block_sealed_after_copies_sealed_on_another_thread_equals_the_block_sealed_alone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let chain = open(dir.path());
-    let signers = dev_signers();
-    let mut nonces = vec![0u64; signers.len()];
-    let store = deploy_store(&chain, &signers);
-    nonces[0] = 1;
-
-    let mut rng = Rng::new(12);
-    for block in 0..4 {
-        let mut attrs = attrs(&chain);
-        attrs.withdrawals = vec![Withdrawal {
-            index: 0,
-            validator_index: 0,
-            address: account(&mut rng),
-            amount: 1 + rng.next_u64() % 1_000,
-        }];
-        let mut growing = chain.builder(attrs.clone()).expect("builder");
-        let mut cache = None;
-        // Copies sealed one after another while the block goes on, as a filling builder does;
-        // the block itself is never sealed before the end.
-        for _ in 0..4 {
-            for _ in 0..1 + rng.next_u64() % 10 {
-                let (who, tx) = random_tx(&mut rng, &signers, &nonces, store, true);
-                if growing.execute(tx).expect("no fatal").is_ok() {
-                    nonces[who] += 1;
-                }
-            }
-            let copy = growing.checkpoint();
-            assert_eq!(copy.transactions(), growing.transactions().len());
-            let earlier = cache.take();
-            let kept = std::thread::spawn(move || copy.seal(earlier))
-                .join()
-                .expect("the sealing thread ends")
-                .expect("seals");
-            cache = Some(kept);
-        }
-        // The last transactions come after the last copy, as a proposer payment does.
-        for _ in 0..3 {
-            let (who, tx) = random_tx(&mut rng, &signers, &nonces, store, true);
-            if growing.execute(tx).expect("no fatal").is_ok() {
-                nonces[who] += 1;
-            }
-        }
-        let mut alone = chain.builder(attrs.clone()).expect("builder");
-        fill(&mut alone, growing.transactions());
-        let want = alone.finish().expect("seals");
-        let (last, _) = growing.finish_cached(cache).expect("seals");
-        assert_eq!(last.block.hash, want.block.hash, "block {block}");
-        assert_eq!(last.receipts, want.receipts, "block {block}");
-        // Committed, it leaves the state and trie nodes a rebuild makes.
-        chain.commit(&last).expect("commits");
-        chain
-            .check_state()
-            .unwrap_or_else(|e| panic!("block {block}: {e}"));
-    }
-}
-
 /// Checks the proof of `address` and `slots` at block `number` against the block's state root,
 /// and that the slots proved set are `written` (the others prove absent); returns the balance.
 fn check_proof(chain: &Chain, number: u64, address: Address, written: &[u64]) -> U256 {

@@ -20,7 +20,7 @@ use std::{
 };
 
 use alloy_primitives::U256;
-use cobuild_builder::{BACKGROUND_SEAL_STEP, BuildContext, BuiltBlock, GreedyBlock, Priority};
+use cobuild_builder::{BuildContext, BuiltBlock, GreedyBlock, Priority};
 use cobuild_sim::SimulatedOrder;
 
 use super::engine::{BuilderError, OrderSet};
@@ -28,11 +28,6 @@ use super::engine::{BuilderError, OrderSet};
 /// Orders added since the last rebuild may outnumber those it was built from by this much
 /// before the block is built again; small pools are rebuilt rarely, as their rounds are cheap.
 const REBUILD_FLOOR: usize = 64;
-
-/// Whether the machine has a core for each block's background seals beside the two filling.
-fn spare_cores() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 4)
-}
 
 /// One greedy block, growing round by round.
 struct Growing {
@@ -61,18 +56,10 @@ impl Growing {
     ) -> Result<(usize, U256), BuilderError> {
         let mut block = match slot.take() {
             Some(block) if block.extends_to(set) => block,
-            _ => {
-                let mut block = GreedyBlock::with_priority(ctx, priority)?;
-                // Each block fills on a core of its own; with two more, each seals copies of
-                // itself there as it fills, so a round's seal hashes only the block's tail.
-                if spare_cores() {
-                    block = block.with_background_seals(BACKGROUND_SEAL_STEP);
-                }
-                Self {
-                    block,
-                    rebuilt_from: None,
-                }
-            }
+            _ => Self {
+                block: GreedyBlock::with_priority(ctx, priority)?,
+                rebuilt_from: None,
+            },
         };
         // Put back only after a whole extension: a failed one may leave the block short of
         // orders it was offered.
