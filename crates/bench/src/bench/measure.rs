@@ -278,9 +278,47 @@ impl Sampler {
     }
 }
 
+/// Runs `run(i, timed)` for every sampler still wanting runs, one run each in turn, until all
+/// are done: measurements taken in turn share whatever drift the machine's speed has.
+pub(crate) fn in_turn<E>(
+    samplers: &mut [Sampler],
+    mut run: impl FnMut(usize, bool) -> Result<(), E>,
+) -> Result<(), E> {
+    loop {
+        let mut ran = false;
+        for (i, sampler) in samplers.iter_mut().enumerate() {
+            if let Some(timed) = sampler.next_run() {
+                ran = true;
+                run(i, timed)?;
+            }
+        }
+        if !ran {
+            return Ok(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_measurements_in_turn_alternate_run_by_run() {
+        let hour = Duration::from_secs(3600);
+        let mut samplers = vec![Sampler::new(1, 2, hour), Sampler::new(1, 1, hour)];
+        let mut runs = Vec::new();
+        in_turn(&mut samplers, |i, timed| {
+            runs.push((i, timed));
+            Ok::<_, ()>(())
+        })
+        .expect("no run fails");
+        assert_eq!(
+            runs,
+            vec![(0, false), (1, false), (0, true), (1, true), (0, true)]
+        );
+        let failed = in_turn(&mut [Sampler::new(0, 3, hour)], |_, _| Err("stop"));
+        assert_eq!(failed, Err("stop"));
+    }
 
     #[test]
     fn test_sampler_warms_up_then_stops_at_reps_or_budget() {

@@ -9,8 +9,8 @@ use cobuild_sim::Simulator;
 use super::{
     BenchConfig, anvil, bid_latency, intake,
     measure::{
-        Algo, Latency, Prepared, Sampler, build_block, prepare_full_seal, prepare_round_seal,
-        prepare_seal, seal_block, sim_orders,
+        Algo, Latency, Prepared, Sampler, build_block, in_turn, prepare_full_seal,
+        prepare_round_seal, prepare_seal, seal_block, sim_orders,
     },
     replication,
     report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
@@ -130,24 +130,15 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     let mut samples: Vec<Vec<Duration>> =
         Algo::ALL.iter().map(|_| Vec::with_capacity(reps)).collect();
     let mut last: Vec<Option<BuiltBlock>> = Algo::ALL.iter().map(|_| None).collect();
-    loop {
-        let mut ran = false;
-        for (i, algo) in Algo::ALL.into_iter().enumerate() {
-            let Some(timed) = samplers[i].next_run() else {
-                continue;
-            };
-            ran = true;
-            let start = Instant::now();
-            let built = build_block(&ctx, &round.orders, algo)?;
-            if timed {
-                samples[i].push(start.elapsed());
-            }
-            last[i] = Some(built);
+    in_turn(&mut samplers, |i, timed| {
+        let start = Instant::now();
+        let built = build_block(&ctx, &round.orders, Algo::ALL[i])?;
+        if timed {
+            samples[i].push(start.elapsed());
         }
-        if !ran {
-            break;
-        }
-    }
+        last[i] = Some(built);
+        Ok::<_, BenchError>(())
+    })?;
     for ((algo, samples), last) in Algo::ALL.into_iter().zip(samples).zip(last) {
         let latency = Latency::from_samples(samples);
         let built = last.expect("the sampler runs at least once");
