@@ -242,13 +242,17 @@ impl Latency {
 }
 
 /// How many repetitions a measurement runs: `warmup` untimed, then `reps` timed, or fewer once
-/// `budget` (counted from the first warm-up) is spent; always at least one timed.
+/// `budget` (counted from the first warm-up, over this measurement's own runs) is spent; always
+/// at least one timed.
 #[derive(Debug)]
 pub(crate) struct Sampler {
     warmup: usize,
     reps: usize,
     budget: Duration,
-    started: Instant,
+    /// Time this measurement's runs took so far.
+    spent: Duration,
+    /// When the run under way started, while its time counts.
+    since: Option<Instant>,
     runs: usize,
 }
 
@@ -258,23 +262,35 @@ impl Sampler {
             warmup,
             reps: reps.max(1),
             budget,
-            started: Instant::now(),
+            spent: Duration::ZERO,
+            since: None,
             runs: 0,
         }
     }
 
-    /// `Some(timed)` for another repetition, `None` when done.
+    /// `Some(timed)` for another repetition, `None` when done. The time since the last call
+    /// is this measurement's, unless [`rest`](Self::rest) was called in between.
     pub(crate) fn next_run(&mut self) -> Option<bool> {
+        self.rest();
         let run = self.runs;
         self.runs += 1;
         if run < self.warmup {
+            self.since = Some(Instant::now());
             return Some(false);
         }
         let timed = run - self.warmup;
-        if timed >= self.reps || (timed >= 1 && self.started.elapsed() > self.budget) {
+        if timed >= self.reps || (timed >= 1 && self.spent > self.budget) {
             return None;
         }
+        self.since = Some(Instant::now());
         Some(true)
+    }
+
+    /// Stops counting time until the next run: what runs meanwhile is another measurement's.
+    pub(crate) fn rest(&mut self) {
+        if let Some(since) = self.since.take() {
+            self.spent += since.elapsed();
+        }
     }
 }
 
@@ -289,7 +305,10 @@ pub(crate) fn in_turn<E>(
         for (i, sampler) in samplers.iter_mut().enumerate() {
             if let Some(timed) = sampler.next_run() {
                 ran = true;
-                run(i, timed)?;
+                let done = run(i, timed);
+                // Each measurement's budget counts its own runs, not the others' between them.
+                sampler.rest();
+                done?;
             }
         }
         if !ran {
@@ -318,6 +337,24 @@ mod tests {
         );
         let failed = in_turn(&mut [Sampler::new(0, 3, hour)], |_, _| Err("stop"));
         assert_eq!(failed, Err("stop"));
+    }
+
+    #[test]
+    fn test_a_budget_in_turn_counts_only_its_own_runs() {
+        // The first measurement's runs take no time; the second's take 20 ms each, which would
+        // spend the first's 30 ms budget after two of its runs if they counted against it.
+        let budget = Duration::from_millis(30);
+        let mut samplers = vec![Sampler::new(0, 3, budget), Sampler::new(0, 3, budget * 100)];
+        let mut runs = [0, 0];
+        in_turn(&mut samplers, |i, _| {
+            runs[i] += 1;
+            if i == 1 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok::<_, ()>(())
+        })
+        .expect("no run fails");
+        assert_eq!(runs, [3, 3]);
     }
 
     #[test]
