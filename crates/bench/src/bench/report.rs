@@ -458,14 +458,11 @@ impl fmt::Display for Report {
             self.warmup,
             self.budget.as_secs()
         )?;
-        match self.machine.load {
-            Some(load) => writeln!(
-                f,
-                "machine: {} cores, load average {load:.2} at the start",
-                self.machine.cores
-            )?,
-            None => writeln!(f, "machine: {} cores", self.machine.cores)?,
+        write!(f, "machine: {} cores", self.machine.cores)?;
+        if let Some(load) = self.machine.load {
+            write!(f, ", load average {load:.2} at the start")?;
         }
+        writeln!(f, "; built with the {} profile", self.machine.profile)?;
         for pool in &self.pools {
             writeln!(f)?;
             write!(f, "{pool}")?;

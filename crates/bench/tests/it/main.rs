@@ -270,6 +270,18 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("reads")).expect("json");
     assert!(json["machine"]["cores"].as_u64() >= Some(1), "{json}");
+    // This test is built with the same profile, into `<profile>/deps/`.
+    let exe = std::env::current_exe().expect("test binary");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent()?.file_name()?.to_str())
+        .expect("profile folder");
+    assert_eq!(json["machine"]["profile"], profile, "{json}");
+    assert!(
+        run.to_string()
+            .contains(&format!("built with the {profile} profile")),
+        "{run}"
+    );
     let pool = &json["pools"][0];
     assert_eq!(pool["orders"], 100);
     assert_eq!(

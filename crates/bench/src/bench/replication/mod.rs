@@ -283,6 +283,9 @@ pub struct Machine {
     pub cores: usize,
     /// `/proc/loadavg`'s one-minute figure when the run began, where there is one.
     pub load: Option<f64>,
+    /// The cargo profile this binary was built with (`debug` for `dev`): `maxperf` builds
+    /// blocks faster than `release`, so figures of the two do not compare.
+    pub profile: &'static str,
 }
 
 impl Machine {
@@ -294,6 +297,7 @@ impl Machine {
             load: std::fs::read_to_string("/proc/loadavg")
                 .ok()
                 .and_then(|text| text.split_whitespace().next()?.parse().ok()),
+            profile: env!("COBUILD_BUILD_PROFILE"),
         }
     }
 }
