@@ -35,16 +35,38 @@ pub struct Footprint {
     pub samples: Vec<FootprintSample>,
 }
 
+/// How much the resident memory grew over a run's second half.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Growth {
+    /// Bytes gained (negative when it shrank).
+    pub bytes: f64,
+    /// Between these two samples.
+    pub span: Duration,
+}
+
+impl Growth {
+    /// Below this a rate a minute says nothing of a trend: a run of seconds sees one cache fill
+    /// or one collection, and a minute's rate of it is that burst times ten.
+    pub const RATE_SPAN: Duration = Duration::from_secs(60);
+
+    /// Bytes a minute, where the span is long enough to read a rate off it.
+    pub fn per_min(&self) -> Option<f64> {
+        (self.span >= Self::RATE_SPAN).then(|| self.bytes / self.span.as_secs_f64() * 60.0)
+    }
+}
+
 impl Footprint {
-    /// How fast the resident memory grew over the run's second half, in bytes a minute: near
-    /// zero once it has levelled off. None with fewer than two samples there or no `/proc`.
-    pub fn late_rss_growth_per_min(&self) -> Option<f64> {
+    /// How much the resident memory grew over the run's second half: near zero once it has
+    /// levelled off. None with fewer than two samples there or no `/proc`.
+    pub fn late_rss_growth(&self) -> Option<Growth> {
         let last = self.samples.last()?;
         let half = last.at / 2;
         let from = self.samples.iter().find(|s| s.at >= half)?;
         let span = last.at.checked_sub(from.at).filter(|d| !d.is_zero())?;
-        let grew = last.rss_bytes? as f64 - from.rss_bytes? as f64;
-        Some(grew / span.as_secs_f64() * 60.0)
+        Some(Growth {
+            bytes: last.rss_bytes? as f64 - from.rss_bytes? as f64,
+            span,
+        })
     }
 }
 
@@ -94,14 +116,29 @@ mod tests {
                 sample(240, 310),
             ],
         };
-        let late = run.late_rss_growth_per_min().expect("two late samples");
-        assert!(late.abs() < 1.0, "{late}");
+        let late = run.late_rss_growth().expect("two late samples");
+        assert_eq!(late.span, Duration::from_secs(120));
+        assert!(late.bytes.abs() < 1.0, "{late:?}");
         let growing = Footprint {
             samples: vec![sample(0, 100), sample(120, 200), sample(240, 300)],
         };
-        let late = growing.late_rss_growth_per_min().expect("two late samples");
-        assert!((late - f64::from(50 << 20)).abs() < 1.0, "{late}");
-        assert_eq!(Footprint::default().late_rss_growth_per_min(), None);
+        let late = growing.late_rss_growth().expect("two late samples");
+        assert!((late.bytes - f64::from(100 << 20)).abs() < 1.0, "{late:?}");
+        let rate = late.per_min().expect("two minutes are enough for a rate");
+        assert!((rate - f64::from(50 << 20)).abs() < 1.0, "{rate}");
+        assert_eq!(Footprint::default().late_rss_growth(), None);
+    }
+
+    #[test]
+    fn test_a_run_of_seconds_gives_no_rate() {
+        // The default accepted -> bid run: 10 s, a sample every 2 s, a cache filling late.
+        let run = Footprint {
+            samples: vec![sample(0, 170), sample(6, 169), sample(10, 187)],
+        };
+        let late = run.late_rss_growth().expect("two late samples");
+        assert_eq!(late.span, Duration::from_secs(4));
+        assert!((late.bytes - f64::from(18 << 20)).abs() < 1.0, "{late:?}");
+        assert_eq!(late.per_min(), None, "18 MB in 4 s is no 270 MB a minute");
     }
 
     #[test]

@@ -74,8 +74,8 @@ impl fmt::Display for BidLatencyFigure {
     }
 }
 
-/// The footprint at the load's start, at most four steps between, and its end; then how fast
-/// memory grew over the second half.
+/// The footprint at the load's start, at most four steps between, and its end; then how much
+/// memory grew over the second half, and how fast where that half is long enough to tell.
 fn footprint_row(f: &mut fmt::Formatter<'_>, footprint: &Footprint) -> fmt::Result {
     let samples = &footprint.samples;
     if samples.is_empty() {
@@ -103,12 +103,18 @@ fn footprint_row(f: &mut fmt::Formatter<'_>, footprint: &Footprint) -> fmt::Resu
         f,
         "  footprint, process RSS (client included) / data folder, MB: {shown}"
     )?;
-    match footprint.late_rss_growth_per_min() {
-        Some(growth) => writeln!(
-            f,
-            "  RSS growth over the second half of the load: {:+.1} MB/min",
-            growth / f64::from(1 << 20)
-        ),
-        None => Ok(()),
+    let Some(growth) = footprint.late_rss_growth() else {
+        return Ok(());
+    };
+    let mb = |bytes: f64| bytes / f64::from(1 << 20);
+    write!(
+        f,
+        "  RSS growth over the second half of the load: {:+.1} MB in {:.0} s",
+        mb(growth.bytes),
+        growth.span.as_secs_f64()
+    )?;
+    match growth.per_min() {
+        Some(rate) => writeln!(f, ", {:+.1} MB/min", mb(rate)),
+        None => writeln!(f, " (too short for a rate a minute)"),
     }
 }
