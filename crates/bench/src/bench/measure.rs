@@ -294,20 +294,27 @@ impl Sampler {
     }
 }
 
-/// Runs `run(i, timed)` for every sampler still wanting runs, one run each in turn, until all
-/// are done: measurements taken in turn share whatever drift the machine's speed has.
-pub(crate) fn in_turn<E>(
-    samplers: &mut [Sampler],
-    mut run: impl FnMut(usize, bool) -> Result<(), E>,
+impl AsMut<Sampler> for Sampler {
+    fn as_mut(&mut self) -> &mut Sampler {
+        self
+    }
+}
+
+/// Runs `run(i, measurement, timed)` for every measurement whose sampler still wants runs, one
+/// run each in turn, until all are done: measurements taken in turn share whatever drift the
+/// machine's speed has.
+pub(crate) fn in_turn<M: AsMut<Sampler>, E>(
+    measurements: &mut [M],
+    mut run: impl FnMut(usize, &mut M, bool) -> Result<(), E>,
 ) -> Result<(), E> {
     loop {
         let mut ran = false;
-        for (i, sampler) in samplers.iter_mut().enumerate() {
-            if let Some(timed) = sampler.next_run() {
+        for (i, measurement) in measurements.iter_mut().enumerate() {
+            if let Some(timed) = measurement.as_mut().next_run() {
                 ran = true;
-                let done = run(i, timed);
+                let done = run(i, measurement, timed);
                 // Each measurement's budget counts its own runs, not the others' between them.
-                sampler.rest();
+                measurement.as_mut().rest();
                 done?;
             }
         }
@@ -326,7 +333,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let mut samplers = vec![Sampler::new(1, 2, hour), Sampler::new(1, 1, hour)];
         let mut runs = Vec::new();
-        in_turn(&mut samplers, |i, timed| {
+        in_turn(&mut samplers, |i, _, timed| {
             runs.push((i, timed));
             Ok::<_, ()>(())
         })
@@ -335,7 +342,7 @@ mod tests {
             runs,
             vec![(0, false), (1, false), (0, true), (1, true), (0, true)]
         );
-        let failed = in_turn(&mut [Sampler::new(0, 3, hour)], |_, _| Err("stop"));
+        let failed = in_turn(&mut [Sampler::new(0, 3, hour)], |_, _, _| Err("stop"));
         assert_eq!(failed, Err("stop"));
     }
 
@@ -346,7 +353,7 @@ mod tests {
         let budget = Duration::from_millis(30);
         let mut samplers = vec![Sampler::new(0, 3, budget), Sampler::new(0, 3, budget * 100)];
         let mut runs = [0, 0];
-        in_turn(&mut samplers, |i, _| {
+        in_turn(&mut samplers, |i, _, _| {
             runs[i] += 1;
             if i == 1 {
                 std::thread::sleep(Duration::from_millis(20));

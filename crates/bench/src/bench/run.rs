@@ -26,6 +26,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
         .map_err(BenchError::Runtime)
 }
 
+/// One building algorithm's part while the algorithms take turns.
+struct Turns {
+    algo: Algo,
+    sampler: Sampler,
+    /// The timed runs' durations.
+    times: Vec<Duration>,
+    /// The block its last run built.
+    last: Option<BuiltBlock>,
+}
+
+impl AsMut<Sampler> for Turns {
+    fn as_mut(&mut self) -> &mut Sampler {
+        &mut self.sampler
+    }
+}
+
 /// Runs every measurement `config` asks for and returns the figures.
 ///
 /// Synchronous and long (minutes in release at the default sizes): call it from a plain
@@ -123,25 +139,28 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     // them alike and their ratios hold.
     let mut builds = Vec::new();
     let mut blocks = Vec::new();
-    let mut samplers: Vec<Sampler> = Algo::ALL
-        .iter()
-        .map(|_| Sampler::new(config.warmup, reps, config.budget))
+    let mut turns: Vec<Turns> = Algo::ALL
+        .into_iter()
+        .map(|algo| Turns {
+            algo,
+            sampler: Sampler::new(config.warmup, reps, config.budget),
+            times: Vec::with_capacity(reps),
+            last: None,
+        })
         .collect();
-    let mut samples: Vec<Vec<Duration>> =
-        Algo::ALL.iter().map(|_| Vec::with_capacity(reps)).collect();
-    let mut last: Vec<Option<BuiltBlock>> = Algo::ALL.iter().map(|_| None).collect();
-    in_turn(&mut samplers, |i, timed| {
+    in_turn(&mut turns, |_, turn, timed| {
         let start = Instant::now();
-        let built = build_block(&ctx, &round.orders, Algo::ALL[i])?;
+        let built = build_block(&ctx, &round.orders, turn.algo)?;
         if timed {
-            samples[i].push(start.elapsed());
+            turn.times.push(start.elapsed());
         }
-        last[i] = Some(built);
+        turn.last = Some(built);
         Ok::<_, BenchError>(())
     })?;
-    for ((algo, samples), last) in Algo::ALL.into_iter().zip(samples).zip(last) {
-        let latency = Latency::from_samples(samples);
-        let built = last.expect("the sampler runs at least once");
+    for turn in turns {
+        let algo = turn.algo;
+        let latency = Latency::from_samples(turn.times);
+        let built = turn.last.expect("the sampler runs at least once");
         let reexecutes = workload
             .chain
             .reexecute(built.block.block.block.clone())
