@@ -29,6 +29,7 @@ mod config;
 mod el;
 mod http;
 mod intake;
+mod machine;
 mod measure;
 mod replication;
 mod report;
@@ -44,13 +45,14 @@ pub use config::{BenchConfig, IntakeConfig};
 pub use el::{ElFigure, ElStep};
 pub use http::HttpError;
 pub use intake::{IntakeError, IntakeFigure, ResentFigure, intake};
+pub use machine::Machine;
 pub use measure::{
     Algo, Latency, Prepared, ROUND_TXS, build_block, prepare_full_seal, prepare_round_seal,
     prepare_seal, seal_block, sim_orders,
 };
 pub use replication::{
-    Baseline, IntakeComparison, IntakeRun, LedgerFigure, Machine, PhaseFigure,
-    ReplicationBenchError, ReplicationConfig, ReplicationFigure, replication,
+    Baseline, IntakeComparison, IntakeRun, LedgerFigure, PhaseFigure, ReplicationBenchError,
+    ReplicationConfig, ReplicationFigure, replication,
 };
 pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
 pub use run::{run, run_pool};

@@ -9,8 +9,9 @@ use super::{
     anvil::AnvilFigure,
     bid_latency::BidLatencyFigure,
     intake::IntakeFigure,
+    machine::Machine,
     measure::{Latency, ROUND_TXS},
-    replication::{Machine, ReplicationFigure},
+    replication::ReplicationFigure,
     submit::SubmitFigure,
 };
 use crate::Mix;
@@ -458,11 +459,7 @@ impl fmt::Display for Report {
             self.warmup,
             self.budget.as_secs()
         )?;
-        write!(f, "machine: {} cores", self.machine.cores)?;
-        if let Some(load) = self.machine.load {
-            write!(f, ", load average {load:.2} at the start")?;
-        }
-        writeln!(f, "; built with the {} profile", self.machine.profile)?;
+        writeln!(f, "machine: {}", self.machine)?;
         for pool in &self.pools {
             writeln!(f)?;
             write!(f, "{pool}")?;

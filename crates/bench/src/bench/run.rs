@@ -7,7 +7,7 @@ use cobuild_builder::{BuildContext, BuiltBlock};
 use cobuild_sim::Simulator;
 
 use super::{
-    BenchConfig, anvil, bid_latency, intake,
+    BenchConfig, Machine, anvil, bid_latency, intake,
     measure::{
         Algo, Latency, Prepared, Sampler, build_block, in_turn, prepare_full_seal,
         prepare_round_seal, prepare_seal, seal_block, sim_orders,
@@ -47,7 +47,7 @@ impl AsMut<Sampler> for Turns {
 /// Synchronous and long (minutes in release at the default sizes): call it from a plain
 /// thread, not from inside an async runtime (it starts its own for anvil and the RPC server).
 pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
-    let machine = replication::Machine::now();
+    let machine = Machine::now();
     let mut pools = Vec::with_capacity(config.pools.len());
     for &orders in &config.pools {
         let mut workload_config = WorkloadConfig::new(orders, config.seed);

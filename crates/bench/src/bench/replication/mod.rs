@@ -49,7 +49,7 @@ use self::{
     cluster::{Hook, Member, offer},
     tracker::{Phase, Tally, Tracker},
 };
-use super::{IntakeConfig, http::HttpError, intake::IntakeError, measure::Latency};
+use super::{IntakeConfig, Machine, http::HttpError, intake::IntakeError, measure::Latency};
 use crate::{Workload, WorkloadConfig, WorkloadError};
 
 /// Settings of the replication benchmark.
@@ -273,32 +273,6 @@ impl ReplicationFigure {
     pub fn ratio_vs_commit(&self) -> Option<f64> {
         let commit = self.baseline.commit.p50;
         (!commit.is_zero()).then(|| self.at_rate.latency.p50.as_secs_f64() / commit.as_secs_f64())
-    }
-}
-
-/// The machine the members share.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Machine {
-    /// Cores available to this process.
-    pub cores: usize,
-    /// `/proc/loadavg`'s one-minute figure when the run began, where there is one.
-    pub load: Option<f64>,
-    /// The cargo profile this binary was built with (`debug` for `dev`): `maxperf` builds
-    /// blocks faster than `release`, so figures of the two do not compare.
-    pub profile: &'static str,
-}
-
-impl Machine {
-    /// This machine now.
-    pub fn now() -> Self {
-        Self {
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
-            // Absent off Linux; then the report just leaves it out.
-            load: std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|text| text.split_whitespace().next()?.parse().ok()),
-            profile: env!("COBUILD_BUILD_PROFILE"),
-        }
     }
 }
 

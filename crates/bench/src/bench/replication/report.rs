@@ -81,13 +81,8 @@ impl fmt::Display for ReplicationFigure {
         )?;
         writeln!(
             f,
-            "  machine: {} cores{}, shared by the {} members' transports (2 runtime workers each), the offering runtime and the RPC server; built with the {} profile",
-            self.machine.cores,
-            self.machine.load.map_or_else(String::new, |load| format!(
-                ", load average {load:.2} at the start"
-            )),
-            self.members,
-            self.machine.profile
+            "  machine: {}; shared by the {} members' transports (2 runtime workers each), the offering runtime and the RPC server",
+            self.machine, self.members
         )?;
         writeln!(
             f,
