@@ -54,6 +54,6 @@ pub use replication::{
     Baseline, IntakeComparison, IntakeRun, LedgerFigure, PhaseFigure, ReplicationBenchError,
     ReplicationConfig, ReplicationFigure, replication,
 };
-pub use report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure};
+pub use report::{BuildFigure, PoolReport, Report, SealFigure, SealSize, SimFigure};
 pub use run::{run, run_pool};
 pub use submit::SubmitFigure;

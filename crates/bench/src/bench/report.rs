@@ -4,6 +4,7 @@ use std::{fmt, time::Duration};
 
 use alloy_primitives::{B256, U256};
 use cobuild_builder::BuiltBlock;
+use cobuild_chain::HashedStateDiff;
 
 use super::{
     anvil::AnvilFigure,
@@ -68,6 +69,41 @@ pub struct SealFigure {
     pub execute: Latency,
     /// Transactions in the block.
     pub txs: usize,
+    /// What the incremental seal had to hash.
+    pub size: SealSize,
+}
+
+/// What sealing a block hashes: the state it changed and the branch nodes it rebuilt. The
+/// seal's time follows these counts (a changed leaf or a rebuilt node is about one Keccak hash),
+/// not the number of transactions, so they are what compares a seal with another builder's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SealSize {
+    /// Accounts created, changed or deleted.
+    pub accounts: usize,
+    /// Storage tries with a changed slot.
+    pub storage_tries: usize,
+    /// Storage slots changed, across those tries.
+    pub slots: usize,
+    /// Branch nodes built anew, in the account trie and the storage tries.
+    pub branch_nodes: usize,
+}
+
+impl SealSize {
+    /// The size of the seal that produced `diff`.
+    pub fn of(diff: &HashedStateDiff) -> Self {
+        Self {
+            accounts: diff.accounts.len(),
+            storage_tries: diff.storage.len(),
+            slots: diff.storage.values().map(|s| s.slots.len()).sum(),
+            branch_nodes: diff.trie.accounts.updated.len()
+                + diff
+                    .trie
+                    .storage
+                    .values()
+                    .map(|s| s.nodes.updated.len())
+                    .sum::<usize>(),
+        }
+    }
 }
 
 /// Everything measured on one pool.
@@ -354,6 +390,12 @@ impl fmt::Display for PoolReport {
             Ms(self.seal.round.p50),
             Ms(self.seal.round.p99),
             self.seal.round.p50.as_secs_f64() / self.seal.full_rebuild.p50.as_secs_f64().max(1e-9)
+        )?;
+        let size = self.seal.size;
+        writeln!(
+            f,
+            "  the block changed {} accounts and {} slots in {} storage tries; the seal rebuilt {} branch nodes",
+            size.accounts, size.slots, size.storage_tries, size.branch_nodes
         )?;
         writeln!(
             f,

@@ -13,7 +13,7 @@ use super::{
         prepare_round_seal, prepare_seal, seal_block, sim_orders,
     },
     replication,
-    report::{BuildFigure, PoolReport, Report, SealFigure, SimFigure},
+    report::{BuildFigure, PoolReport, Report, SealFigure, SealSize, SimFigure},
     submit,
 };
 use crate::{BenchError, Workload, WorkloadConfig};
@@ -188,11 +188,11 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     let best = blocks
         .last()
         .expect("Algo::ALL is not empty and ends with build_best");
-    let (latency, execute) = time_seal(&ctx, best, config, prepare_seal)?;
+    let (latency, execute, size) = time_seal(&ctx, best, config, prepare_seal)?;
     // The baseline, in the same run: the same block sealed with every leaf read and hashed.
-    let (full_rebuild, _) = time_seal(&ctx, best, config, prepare_full_seal)?;
+    let (full_rebuild, _, _) = time_seal(&ctx, best, config, prepare_full_seal)?;
     // As a builder round meets it: the block sealed again after its last few transactions.
-    let (after_round, _) = time_seal(&ctx, best, config, prepare_round_seal)?;
+    let (after_round, _, _) = time_seal(&ctx, best, config, prepare_round_seal)?;
     let seal = SealFigure {
         algorithm: best.algorithm,
         latency,
@@ -200,6 +200,7 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
         round: after_round,
         execute,
         txs: best.block.block.block.body.transactions.len(),
+        size,
     };
 
     let submit = submit::measure(&best.block, config.reps)?;
@@ -244,16 +245,18 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
 }
 
 /// Seal and replay latencies of `best`, each run replaying it (untimed for the seal) into a
-/// builder from `prepare` and sealing it; the seal must give the same block.
+/// builder from `prepare` and sealing it, and what the seal hashed; the seal must give the
+/// same block.
 fn time_seal(
     ctx: &BuildContext,
     best: &BuiltBlock,
     config: &BenchConfig,
     prepare: fn(&BuildContext, &BuiltBlock) -> Result<Prepared, BenchError>,
-) -> Result<(Latency, Latency), BenchError> {
+) -> Result<(Latency, Latency, SealSize), BenchError> {
     let reps = config.reps;
     let mut seal_samples = Vec::with_capacity(reps);
     let mut execute_samples = Vec::with_capacity(reps);
+    let mut size = SealSize::default();
     let mut sampler = Sampler::new(config.warmup, reps, config.budget);
     while let Some(timed) = sampler.next_run() {
         let start = Instant::now();
@@ -269,6 +272,7 @@ fn time_seal(
                 best.algorithm, sealed.block.hash, best.block.block.hash
             )));
         }
+        size = SealSize::of(&sealed.diff);
         if timed {
             seal_samples.push(sealed_in);
             execute_samples.push(executed_in);
@@ -277,5 +281,6 @@ fn time_seal(
     Ok((
         Latency::from_samples(seal_samples),
         Latency::from_samples(execute_samples),
+        size,
     ))
 }

@@ -299,8 +299,30 @@ fn test_end_to_end_run_with_anvil_baseline_and_blocks_that_reimport() {
     );
     assert!(pool["seal"]["latency"]["p99_ms"].as_f64().is_some());
 
-    // Every block stands on its own on the chain: import the best one.
+    // What the seal hashed is the best block's change to the state, and it is printed.
     let best = report.blocks.last().expect("build_best block");
+    let changed = &best.block.diff;
+    let size = &pool["seal"]["size"];
+    assert_eq!(size["accounts"], changed.accounts.len(), "{size}");
+    assert_eq!(size["storage_tries"], changed.storage.len(), "{size}");
+    let slots: usize = changed.storage.values().map(|s| s.slots.len()).sum();
+    assert!(
+        slots > 0,
+        "the workload's swaps and transfers write storage"
+    );
+    assert_eq!(size["slots"], slots, "{size}");
+    assert!(size["branch_nodes"].as_u64() > Some(0), "{size}");
+    assert!(
+        run.to_string().contains(&format!(
+            "the block changed {} accounts and {slots} slots in {} storage tries; the seal rebuilt {} branch nodes",
+            changed.accounts.len(),
+            changed.storage.len(),
+            size["branch_nodes"]
+        )),
+        "{run}"
+    );
+
+    // Every block stands on its own on the chain: import the best one.
     w.chain
         .import(best.block.block.block.clone())
         .expect("the best block re-imports");
