@@ -130,7 +130,8 @@ pub(crate) fn reexecute(
         return check(&header, builder.finish()?);
     };
     let (executed, seal) = builder.finish_cached(earlier)?;
-    let executed = check(&header, executed)?;
+    // Kept before the header is checked: what the transactions left does not depend on what
+    // the header claims, and a refused bid's corrected one begins with the same transactions.
     if let Some(block) = before_last {
         prefixes.keep(Prefix {
             parent: parent_hash,
@@ -140,7 +141,7 @@ pub(crate) fn reexecute(
             seal,
         });
     }
-    Ok(executed)
+    check(&header, executed)
 }
 
 /// `executed` if the header `header` commits to what it holds, field by field.

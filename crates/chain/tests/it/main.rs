@@ -368,7 +368,15 @@ fn test_a_bid_that_extends_the_last_is_judged_from_it_as_if_whole() {
         "{refused}"
     );
     assert_eq!(relay.bids_resumed(), 1);
-    // So is an extension whose new transaction cannot run, at its place in the block.
+    // What the refused bid executed is kept all the same: the corrected bid goes on from it.
+    let corrected = relay.reexecute_bid(second.clone()).expect("valid");
+    assert_eq!(corrected.block.hash, second.header.hash_slow());
+    assert_eq!(
+        relay.bids_resumed(),
+        2,
+        "the corrected bid went on from the refused one"
+    );
+    // An extension whose new transaction cannot run is refused, at its place in the block.
     let mut stale = second.clone();
     stale.body.transactions[3] = txs[0].inner().clone();
     let refused = relay.reexecute_bid(stale).expect_err("nonce used");
@@ -381,7 +389,7 @@ fn test_a_bid_that_extends_the_last_is_judged_from_it_as_if_whole() {
     );
 
     // Each valid bid seals to its own header: the first whole (what it extended was taken by
-    // the refused ones), the next two from the one before.
+    // the tampered bid), the next two from a kept bid.
     let resumed = relay.bids_resumed();
     for block in [bid(&builder, &txs[..3], 1_000), second, third.clone()] {
         let hash = block.header.hash_slow();
