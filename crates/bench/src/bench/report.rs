@@ -73,9 +73,10 @@ pub struct SealFigure {
     pub size: SealSize,
 }
 
-/// What sealing a block hashes: the state it changed and the branch nodes it rebuilt. The
-/// seal's time follows these counts (a changed leaf or a rebuilt node is about one Keccak hash),
-/// not the number of transactions, so they are what compares a seal with another builder's.
+/// What sealing a block hashes of the state: what it changed and the branch nodes it rebuilt.
+/// The state root's time follows these counts (a changed leaf or a rebuilt node is about one
+/// Keccak hash), not the number of transactions, so they are what compares a seal with
+/// another builder's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SealSize {
     /// Accounts created, changed or deleted.
