@@ -188,19 +188,23 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     let best = blocks
         .last()
         .expect("Algo::ALL is not empty and ends with build_best");
-    let (latency, execute, size) = time_seal(&ctx, best, config, prepare_seal)?;
-    // The baseline, in the same run: the same block sealed with every leaf read and hashed.
-    let (full_rebuild, _, _) = time_seal(&ctx, best, config, prepare_full_seal)?;
-    // As a builder round meets it: the block sealed again after its last few transactions.
-    let (after_round, _, _) = time_seal(&ctx, best, config, prepare_round_seal)?;
+    // Against two baselines in the same run: the same block sealed with every leaf read and
+    // hashed, and, as a builder round meets it, sealed again after its last few transactions.
+    // The three take turns, as the algorithms do.
+    let [alone, full_rebuild, after_round] = time_seals(
+        &ctx,
+        best,
+        config,
+        [prepare_seal, prepare_full_seal, prepare_round_seal],
+    )?;
     let seal = SealFigure {
         algorithm: best.algorithm,
-        latency,
-        full_rebuild,
-        round: after_round,
-        execute,
+        latency: Latency::from_samples(alone.seal),
+        full_rebuild: Latency::from_samples(full_rebuild.seal),
+        round: Latency::from_samples(after_round.seal),
+        execute: Latency::from_samples(alone.execute),
         txs: best.block.block.block.body.transactions.len(),
-        size,
+        size: alone.size,
     };
 
     let submit = submit::measure(&best.block, config.reps)?;
@@ -244,23 +248,46 @@ pub fn run_pool(workload: &Workload, config: &BenchConfig) -> Result<PoolReport,
     })
 }
 
-/// Seal and replay latencies of `best`, each run replaying it (untimed for the seal) into a
-/// builder from `prepare` and sealing it, and what the seal hashed; the seal must give the
+/// How a block is made ready to seal: replayed into a builder, as one of the seal figures
+/// needs it.
+type Prepare = fn(&BuildContext, &BuiltBlock) -> Result<Prepared, BenchError>;
+
+/// One way of sealing `best` while the ways take turns: its timed runs and what it hashed.
+struct SealRuns {
+    prepare: Prepare,
+    sampler: Sampler,
+    /// The seals' durations.
+    seal: Vec<Duration>,
+    /// The untimed-for-the-seal replays' durations.
+    execute: Vec<Duration>,
+    size: SealSize,
+}
+
+impl AsMut<Sampler> for SealRuns {
+    fn as_mut(&mut self) -> &mut Sampler {
+        &mut self.sampler
+    }
+}
+
+/// Seals `best` in each of the `N` ways, one run of each in turn, each run replaying it
+/// (untimed for the seal) into a builder from that way's `prepare`; every seal must give the
 /// same block.
-fn time_seal(
+fn time_seals<const N: usize>(
     ctx: &BuildContext,
     best: &BuiltBlock,
     config: &BenchConfig,
-    prepare: fn(&BuildContext, &BuiltBlock) -> Result<Prepared, BenchError>,
-) -> Result<(Latency, Latency, SealSize), BenchError> {
-    let reps = config.reps;
-    let mut seal_samples = Vec::with_capacity(reps);
-    let mut execute_samples = Vec::with_capacity(reps);
-    let mut size = SealSize::default();
-    let mut sampler = Sampler::new(config.warmup, reps, config.budget);
-    while let Some(timed) = sampler.next_run() {
+    ways: [Prepare; N],
+) -> Result<[SealRuns; N], BenchError> {
+    let mut runs = ways.map(|prepare| SealRuns {
+        prepare,
+        sampler: Sampler::new(config.warmup, config.reps, config.budget),
+        seal: Vec::with_capacity(config.reps),
+        execute: Vec::with_capacity(config.reps),
+        size: SealSize::default(),
+    });
+    in_turn(&mut runs, |_, way, timed| {
         let start = Instant::now();
-        let builder = prepare(ctx, best)?;
+        let builder = (way.prepare)(ctx, best)?;
         let executed_in = start.elapsed();
         let start = Instant::now();
         let (sealed, growing) = seal_block(builder)?;
@@ -272,15 +299,12 @@ fn time_seal(
                 best.algorithm, sealed.block.hash, best.block.block.hash
             )));
         }
-        size = SealSize::of(&sealed.diff);
+        way.size = SealSize::of(&sealed.diff);
         if timed {
-            seal_samples.push(sealed_in);
-            execute_samples.push(executed_in);
+            way.seal.push(sealed_in);
+            way.execute.push(executed_in);
         }
-    }
-    Ok((
-        Latency::from_samples(seal_samples),
-        Latency::from_samples(execute_samples),
-        size,
-    ))
+        Ok(())
+    })?;
+    Ok(runs)
 }
