@@ -258,7 +258,7 @@ struct SealRuns {
     sampler: Sampler,
     /// The seals' durations.
     seal: Vec<Duration>,
-    /// The untimed-for-the-seal replays' durations.
+    /// How long each replay before the seal took (not part of the seal's time).
     execute: Vec<Duration>,
     size: SealSize,
 }
